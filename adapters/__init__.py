@@ -1,0 +1,1 @@
+"""Fine-tuning strategies (adapters.strategies) and projection heads (adapters.heads)."""

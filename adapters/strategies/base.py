@@ -1,0 +1,114 @@
+"""What a fine-tuning strategy is: it makes parts of a frozen encoder trainable and says which.
+
+The composer freezes the whole encoder first, then applies each strategy of the recipe in order;
+each one unfreezes (or adds) what it trains and returns a `StrategyReport`. The composer then checks
+that the encoder's trainable set is exactly what the reports claim, so a strategy cannot silently
+train more or less than it says.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import ClassVar
+
+from torch import nn
+
+from registry.component import ComponentConfig
+from registry.errors import UserError
+
+
+class StrategyConfig(ComponentConfig):
+    """Options every strategy has (none yet)."""
+
+
+class StrategyError(UserError):
+    """A strategy, or a composition of them, that cannot work on this encoder."""
+
+
+@dataclasses.dataclass
+class StrategyReport:
+    """What a strategy did to an encoder."""
+
+    strategy: str
+    trainable: list[str]
+    """Names of the encoder parameters it made trainable (or added)."""
+    num_trainable: int
+    trains_encoder: bool
+    lr_scale: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Learning-rate multiplier per parameter name, relative to the head's lr (1.0 when absent)."""
+
+    def summary(self) -> str:
+        if not self.trains_encoder:
+            return f"{self.strategy}: encoder frozen, trains nothing in it"
+        return f"{self.strategy}: {self.num_trainable:,} trainable encoder parameters in {len(self.trainable)} tensors"
+
+
+class Strategy:
+    """Base of strategies. Subclasses set `Config`, `description` and implement `apply`."""
+
+    Config: ClassVar[type[StrategyConfig]] = StrategyConfig
+    description: ClassVar[str] = ""
+    trains_encoder: ClassVar[bool] = True
+    """False for strategies that leave the encoder frozen (it then stays in eval mode)."""
+
+    def __init__(self, config: StrategyConfig):
+        self.cfg = config
+
+    @property
+    def name(self) -> str:
+        return getattr(self.cfg, "name", type(self).__name__)
+
+    @classmethod
+    def from_config(cls, config: StrategyConfig, **context) -> "Strategy":
+        return cls(config)
+
+    def apply(self, encoder: nn.Module) -> StrategyReport:
+        raise NotImplementedError
+
+    def check_composition(self, others: Sequence["Strategy"]) -> None:
+        """Raise StrategyError when this strategy cannot be combined with `others` (the rest of the list)."""
+
+
+def trainable_names(module: nn.Module) -> list[str]:
+    return [n for n, p in module.named_parameters() if p.requires_grad]
+
+
+def report_for(strategy: str, encoder: nn.Module, names: Sequence[str], **extra) -> StrategyReport:
+    """A report for the parameters `names` of `encoder`, counting their elements."""
+    params = dict(encoder.named_parameters())
+    names = list(names)
+    return StrategyReport(
+        strategy=strategy,
+        trainable=names,
+        num_trainable=sum(params[n].numel() for n in names),
+        trains_encoder=bool(names),
+        **extra,
+    )
+
+
+def apply_strategies(encoder: nn.Module, strategies: Sequence[Strategy]) -> StrategyReport:
+    """Freeze `encoder`, apply each strategy in order, and check the result is what they report."""
+    if not strategies:
+        raise StrategyError("no strategy given; use `head_only` to train the head alone")
+    for i, s in enumerate(strategies):
+        s.check_composition([o for j, o in enumerate(strategies) if j != i])
+    encoder.requires_grad_(False)
+    reports = [s.apply(encoder) for s in strategies]
+    claimed = sorted({n for r in reports for n in r.trainable})
+    actual = sorted(trainable_names(encoder))
+    if claimed != actual:
+        extra, missing = sorted(set(actual) - set(claimed)), sorted(set(claimed) - set(actual))
+        raise RuntimeError(
+            f"strategies {[s.name for s in strategies]} report a trainable set that differs from the encoder's: "
+            f"unreported {extra[:5]}, reported but frozen {missing[:5]}"
+        )
+    lr_scale: dict[str, float] = {}
+    for r in reports:
+        lr_scale.update(r.lr_scale)
+    return report_for(
+        "+".join(s.name for s in strategies),
+        encoder,
+        actual,
+        lr_scale=lr_scale,
+    )

@@ -1,0 +1,210 @@
+"""What every encoder is: a module returning pooled features, plus what strategies and the composer need.
+
+Strategies read `blocks()` (ordered, for last_k), `attention_modules()` (fused `qkv` and `proj` run
+as module calls, so wrapping adapters take effect) and `bias_parameters()` (BitFit). The composer
+checks `input_spec` against the data before any training step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from encoders import channels as channel_names
+from encoders.checkpoint import LoadReport, load_into, read_file
+from encoders.video_preprocess import KINETICS_MEAN, KINETICS_STD, VideoPreprocess
+from registry.component import ComponentConfig
+from registry.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+
+class InputSpecError(UserError, ValueError):
+    """Data that does not fit what the encoder was built (or pretrained) for."""
+
+
+class EncoderConfig(ComponentConfig):
+    """Options every encoder has."""
+
+    checkpoint: str | None = None
+    """Local weights file (.pth, .pt, .safetensors); None keeps the random initialization."""
+    trust_checkpoint: bool = False
+    """Allow full unpickling of a .pth/.pt file. Only for files you trust: unpickling can run code."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EEGInputSpec:
+    """What an EEG encoder takes: microvolts at `sfreq`, whole patches, at most `max_patches`."""
+
+    sfreq: float
+    patch_samples: int
+    max_patches: int
+
+    def check(self, *, sfreq: float, channels: list[str], n_samples: int, encoder: str) -> None:
+        if abs(float(sfreq) - self.sfreq) > 1e-6:
+            raise InputSpecError(
+                f"EEG data is sampled at {sfreq:g} Hz but {encoder} expects {self.sfreq:g} Hz; "
+                f"resample the data to {self.sfreq:g} Hz (e.g. mne's raw.resample({self.sfreq:g}))"
+            )
+        seconds = n_samples / self.sfreq
+        if n_samples % self.patch_samples:
+            raise InputSpecError(
+                f"EEG windows of {n_samples} samples ({seconds:g} s) are not a whole number of "
+                f"{self.patch_samples}-sample patches for {encoder}; cut windows to a multiple of "
+                f"{self.patch_samples / self.sfreq:g} s"
+            )
+        if n_samples // self.patch_samples > self.max_patches:
+            raise InputSpecError(
+                f"EEG windows of {seconds:g} s are longer than {encoder} allows "
+                f"({self.max_patches * self.patch_samples / self.sfreq:g} s at most); cut shorter windows"
+            )
+        if n_samples == 0:
+            raise InputSpecError(f"EEG windows are empty; {encoder} needs at least one patch")
+        channel_names.positions(channels)
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoInputSpec:
+    """What a video encoder takes after `preprocess`: (B, 3, frames, size, size), normalized."""
+
+    frames: int
+    size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    resize: int | None = None
+
+    def check(self, *, frame_shape: tuple[int, ...], encoder: str) -> None:
+        if len(frame_shape) != 4 or frame_shape[-1] != 3:
+            raise InputSpecError(
+                f"video samples must be uint8 frames (F, H, W, 3) in RGB, got shape {tuple(frame_shape)} for {encoder}"
+            )
+        if min(frame_shape[:3]) < 1:
+            raise InputSpecError(f"video samples of shape {tuple(frame_shape)} are empty")
+
+
+class Encoder(nn.Module):
+    """Base of all encoders. Subclasses set `modality`, `Config`, `description`, `feature_dim`."""
+
+    modality: ClassVar[str]
+    Config: ClassVar[type[EncoderConfig]] = EncoderConfig
+    description: ClassVar[str] = ""
+    feature_dim: int
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.cfg = config
+        self.load_report: LoadReport | None = None
+
+    @classmethod
+    def from_config(cls, config: EncoderConfig, **context) -> "Encoder":
+        model = cls(config)
+        if config.checkpoint:
+            model.load_report = model.load_checkpoint(config.checkpoint, trust=config.trust_checkpoint)
+            logger.info("%s: loaded %s (%s)", type(model).__name__, config.checkpoint, model.load_report)
+        return model
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def convert_state_dict(self, obj: object) -> tuple[dict[str, torch.Tensor], list[str]]:
+        """Map a file's content to this module's keys; returns (state, ignored keys).
+
+        The default takes a plain state dict or one under 'state_dict' / 'model'. Encoders with
+        official formats override this.
+        """
+        if isinstance(obj, dict):
+            for key in ("state_dict", "model"):
+                if key in obj and isinstance(obj[key], dict):
+                    obj = obj[key]
+                    break
+        if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+            raise InputSpecError(f"checkpoint for {type(self).__name__} is not a state dict of tensors")
+        return dict(obj), []
+
+    def load_checkpoint(self, path: str, *, trust: bool = False) -> LoadReport:
+        state, ignored = self.convert_state_dict(read_file(path, trust=trust))
+        report = load_into(self, state)
+        report.ignored = ignored
+        if report.missing or report.unexpected:
+            logger.warning("%s checkpoint %s: %s", type(self).__name__, path, report)
+        return report
+
+    # -- what strategies need --------------------------------------------------------------------
+    def blocks(self) -> list[nn.Module]:
+        """The transformer blocks, input to output."""
+        raise NotImplementedError(f"{type(self).__name__} must list its blocks")
+
+    def attention_modules(self) -> list[tuple[str, nn.Module]]:
+        """(name, module) of every attention with fused `qkv` and `proj` sub-modules."""
+        return [
+            (name, m)
+            for name, m in self.named_modules()
+            if isinstance(getattr(m, "qkv", None), nn.Linear) and isinstance(getattr(m, "proj", None), nn.Linear)
+        ]
+
+    def bias_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """Every bias term (names ending in 'bias' such as `proj.bias`, `q_bias`)."""
+        return [(n, p) for n, p in self.named_parameters() if n.split(".")[-1].endswith("bias")]
+
+
+class EEGEncoder(Encoder):
+    """EEG encoders: `encoder(x, channels=names)` with x (B, C, T) in microvolts."""
+
+    modality: ClassVar[str] = "eeg"
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__(config)
+        self._positions_cache: dict[tuple[str, ...], torch.Tensor] = {}
+
+    @property
+    def input_spec(self) -> EEGInputSpec:
+        raise NotImplementedError
+
+    def channel_positions(self, channels: list[str] | tuple[str, ...], device: torch.device) -> torch.Tensor:
+        """Positions (C,) of the channel names in the 10-20 list, validated once per channel set."""
+        key = tuple(channels)
+        cached = self._positions_cache.get(key)
+        if cached is None:
+            cached = torch.tensor(channel_names.positions(list(key)), dtype=torch.long)
+            self._positions_cache[key] = cached
+        return cached.to(device)
+
+    def check_input(self, x: torch.Tensor, channels: list[str] | tuple[str, ...]) -> None:
+        """Shape checks that are free (no device sync): (B, C, T), C names, whole patches."""
+        name = type(self).__name__
+        if x.ndim != 3:
+            raise InputSpecError(f"{name} takes EEG of shape (batch, channels, samples), got {tuple(x.shape)}")
+        if x.shape[1] != len(channels):
+            raise InputSpecError(f"{name}: EEG has {x.shape[1]} channels but {len(channels)} channel names were given")
+        spec = self.input_spec
+        spec.check(sfreq=spec.sfreq, channels=list(channels), n_samples=x.shape[2], encoder=name)
+
+
+class VideoEncoder(Encoder):
+    """Video encoders: `encoder(clip)` with clip (B, 3, T, H, W) normalized; `preprocess` makes it."""
+
+    modality: ClassVar[str] = "video"
+
+    @property
+    def input_spec(self) -> VideoInputSpec:
+        raise NotImplementedError
+
+    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 frames (B, T, H, W, 3) or (T, H, W, 3) to this encoder's normalized input."""
+        spec = self.input_spec
+        return VideoPreprocess(frames=spec.frames, size=spec.size, resize=spec.resize, mean=spec.mean, std=spec.std)(frames)
+
+
+__all__ = [
+    "EEGEncoder",
+    "EEGInputSpec",
+    "Encoder",
+    "EncoderConfig",
+    "InputSpecError",
+    "KINETICS_MEAN",
+    "KINETICS_STD",
+    "VideoEncoder",
+    "VideoInputSpec",
+]

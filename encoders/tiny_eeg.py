@@ -1,0 +1,72 @@
+"""`tiny_eeg`: a small EEG transformer with LaBraM's input contract, for tests and demos.
+
+Same contract as the real EEG encoders (microvolts in, /100 inside, 1-s patches at 200 Hz,
+channel-name embeddings from the 10-20 list, time embeddings, pre-norm timm blocks with fused
+qkv, mean pooling), at a size that trains on a laptop CPU in seconds.
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+from timm.layers import trunc_normal_
+from timm.models.vision_transformer import Block
+from torch import nn
+
+from encoders.base import EEGEncoder, EEGInputSpec, EncoderConfig
+from encoders.channels import N_USABLE
+
+
+class TinyEEGConfig(EncoderConfig):
+    dim: int = Field(64, gt=0)
+    depth: int = Field(2, ge=1)
+    heads: int = Field(4, ge=1)
+    mlp_ratio: float = Field(2.0, gt=0)
+    drop_path: float = Field(0.0, ge=0, lt=1)
+    sfreq: float = Field(200.0, gt=0)
+    patch_samples: int = Field(200, gt=0)
+    max_patches: int = Field(16, gt=0)
+
+
+class TinyEEGEncoder(EEGEncoder):
+    """Small EEG transformer with LaBraM's input contract (tests and demos)."""
+
+    description = "Small EEG transformer with LaBraM's input contract (tests and demos)"
+    Config = TinyEEGConfig
+
+    def __init__(self, config: TinyEEGConfig):
+        super().__init__(config)
+        if config.dim % config.heads:
+            raise ValueError(f"tiny_eeg: dim {config.dim} is not divisible by heads {config.heads}")
+        self.feature_dim = config.dim
+        self.patch_embed = nn.Linear(config.patch_samples, config.dim)
+        self.channel_embed = nn.Parameter(torch.zeros(N_USABLE, config.dim))
+        self.time_embed = nn.Parameter(torch.zeros(config.max_patches, config.dim))
+        rates = torch.linspace(0, config.drop_path, config.depth).tolist()
+        self.blocks_ = nn.ModuleList(
+            Block(config.dim, config.heads, mlp_ratio=config.mlp_ratio, qkv_bias=True, drop_path=r) for r in rates
+        )
+        self.fc_norm = nn.LayerNorm(config.dim)
+        trunc_normal_(self.channel_embed, std=0.02)
+        trunc_normal_(self.time_embed, std=0.02)
+
+    @property
+    def input_spec(self) -> EEGInputSpec:
+        c = self.cfg
+        return EEGInputSpec(sfreq=c.sfreq, patch_samples=c.patch_samples, max_patches=c.max_patches)
+
+    def blocks(self) -> list[nn.Module]:
+        return list(self.blocks_)
+
+    def forward(self, x: torch.Tensor, channels: list[str] | tuple[str, ...]) -> torch.Tensor:
+        self.check_input(x, channels)
+        b, c, t = x.shape
+        a = t // self.cfg.patch_samples
+        patches = (x / 100.0).reshape(b, c, a, self.cfg.patch_samples)  # official LaBraM unit: 0.1 mV
+        tokens = self.patch_embed(patches)  # (B, C, A, D)
+        pos = self.channel_positions(channels, x.device)
+        tokens = tokens + self.channel_embed[pos][None, :, None, :] + self.time_embed[:a][None, None, :, :]
+        tokens = tokens.reshape(b, c * a, -1)
+        for block in self.blocks_:
+            tokens = block(tokens)
+        return self.fc_norm(tokens.mean(dim=1))

@@ -1,0 +1,75 @@
+"""`tiny_video`: a small video transformer with Video Swin's input contract, for tests and demos.
+
+Takes (B, 3, T, H, W) normalized clips like the real video encoders, embeds 3-D patches with a
+Conv3d, runs pre-norm timm blocks with fused qkv and mean-pools, at a size that trains on CPU.
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+from timm.layers import trunc_normal_
+from timm.models.vision_transformer import Block
+from torch import nn
+
+from encoders.base import KINETICS_MEAN, KINETICS_STD, EncoderConfig, InputSpecError, VideoEncoder, VideoInputSpec
+
+
+class TinyVideoConfig(EncoderConfig):
+    dim: int = Field(64, gt=0)
+    depth: int = Field(2, ge=1)
+    heads: int = Field(4, ge=1)
+    mlp_ratio: float = Field(2.0, gt=0)
+    drop_path: float = Field(0.0, ge=0, lt=1)
+    patch_size: tuple[int, int, int] = (2, 8, 8)
+    frames: int = Field(8, gt=0)
+    """Frames sampled uniformly from each clip."""
+    size: int = Field(32, gt=0)
+    """Side of the square center crop."""
+    resize: int | None = Field(None, gt=0)
+    """Short side before cropping; None is size * 256 / 224."""
+
+
+class TinyVideoEncoder(VideoEncoder):
+    """Small video transformer with Video Swin's input contract (tests and demos)."""
+
+    description = "Small video transformer with Video Swin's input contract (tests and demos)"
+    Config = TinyVideoConfig
+
+    def __init__(self, config: TinyVideoConfig):
+        super().__init__(config)
+        pt, ph, pw = config.patch_size
+        if config.frames % pt or config.size % ph or config.size % pw:
+            raise ValueError(f"tiny_video: frames {config.frames} and size {config.size} must be multiples of the patch {config.patch_size}")
+        if config.dim % config.heads:
+            raise ValueError(f"tiny_video: dim {config.dim} is not divisible by heads {config.heads}")
+        self.feature_dim = config.dim
+        self.grid = (config.frames // pt, config.size // ph, config.size // pw)
+        self.patch_embed = nn.Conv3d(3, config.dim, kernel_size=config.patch_size, stride=config.patch_size)
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.grid[0] * self.grid[1] * self.grid[2], config.dim))
+        rates = torch.linspace(0, config.drop_path, config.depth).tolist()
+        self.blocks_ = nn.ModuleList(
+            Block(config.dim, config.heads, mlp_ratio=config.mlp_ratio, qkv_bias=True, drop_path=r) for r in rates
+        )
+        self.fc_norm = nn.LayerNorm(config.dim)
+        trunc_normal_(self.pos_embed, std=0.02)
+
+    @property
+    def input_spec(self) -> VideoInputSpec:
+        c = self.cfg
+        return VideoInputSpec(frames=c.frames, size=c.size, resize=c.resize, mean=KINETICS_MEAN, std=KINETICS_STD)
+
+    def blocks(self) -> list[nn.Module]:
+        return list(self.blocks_)
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        c = self.cfg
+        if clip.ndim != 5 or tuple(clip.shape[1:]) != (3, c.frames, c.size, c.size):
+            raise InputSpecError(
+                f"tiny_video takes clips (B, 3, {c.frames}, {c.size}, {c.size}), got {tuple(clip.shape)}; "
+                f"turn uint8 frames into that with encoder.preprocess(frames)"
+            )
+        tokens = self.patch_embed(clip).flatten(2).transpose(1, 2) + self.pos_embed
+        for block in self.blocks_:
+            tokens = block(tokens)
+        return self.fc_norm(tokens.mean(dim=1))

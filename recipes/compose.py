@@ -1,0 +1,48 @@
+"""Recipe -> dual-encoder CLIP model, every part asked of the registry by name.
+
+Before anything trains, each encoder's `input_spec` is checked against the data (sampling rate,
+window length, channel names, frame layout), so a mismatch is one clear error here rather than a
+shape error deep inside a model.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import BaseModel
+
+from adapters.strategies.base import apply_strategies
+from encoders.base import EEGEncoder, Encoder, InputSpecError, VideoEncoder
+from recipes.data.base import PairedData
+from recipes.model import DualEncoderCLIP, Tower
+from registry.core import Registry
+
+logger = logging.getLogger(__name__)
+
+
+def check_data(encoder: Encoder, data: PairedData, side: str) -> None:
+    name = getattr(encoder.cfg, "name", type(encoder).__name__)
+    if isinstance(encoder, EEGEncoder):
+        encoder.input_spec.check(sfreq=data.sfreq, channels=data.channels, n_samples=data.eeg.shape[-1], encoder=name)
+    elif isinstance(encoder, VideoEncoder):
+        encoder.input_spec.check(frame_shape=tuple(data.video.shape[1:]), encoder=name)
+    else:
+        raise InputSpecError(f"{side}.encoder {name!r} is neither an EEG nor a video encoder")
+
+
+def build_tower(side: BaseModel, side_name: str, data: PairedData, embed_dim: int, reg: Registry) -> Tower:
+    encoder = reg.build("encoders", side.encoder)
+    check_data(encoder, data, side_name)
+    strategies = [reg.build("strategies", s) for s in side.strategy]
+    report = apply_strategies(encoder, strategies)
+    head = reg.build("heads", side.head, in_dim=encoder.feature_dim, out_dim=embed_dim)
+    logger.info("%s: %s (%s), head %s", side_name, side.encoder.name, report.summary(), side.head.name)
+    return Tower(encoder, head, report)
+
+
+def compose(recipe: BaseModel, data: PairedData, reg: Registry) -> DualEncoderCLIP:
+    """Build the model a validated recipe describes, checked against `data`."""
+    eeg = build_tower(recipe.eeg, "eeg", data, recipe.embed_dim, reg)
+    video = build_tower(recipe.video, "video", data, recipe.embed_dim, reg)
+    loss = reg.build("losses", recipe.loss)
+    return DualEncoderCLIP(eeg, video, loss, channels=data.channels)

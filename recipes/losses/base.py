@@ -1,0 +1,35 @@
+"""What a contrastive loss component is: an nn.Module over paired, L2-normalized embeddings."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from registry.component import ComponentConfig
+
+
+class LossConfig(ComponentConfig):
+    """Options every loss has (none yet)."""
+
+
+class ContrastiveLoss(nn.Module):
+    """Base of losses: `loss(eeg, video, groups=None)` -> scalar; may own learnable parameters."""
+
+    Config: ClassVar[type[LossConfig]] = LossConfig
+    description: ClassVar[str] = ""
+
+    @classmethod
+    def from_config(cls, config: LossConfig, **context) -> "ContrastiveLoss":
+        return cls(config)
+
+    def after_optimizer_step(self) -> None:
+        """Called after every optimizer step (e.g. to clamp a temperature)."""
+
+    def log_values(self) -> dict[str, float]:
+        """Scalars worth logging with the training loss (e.g. the logit scale)."""
+        return {}
+
+    def forward(self, eeg: torch.Tensor, video: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError

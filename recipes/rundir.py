@@ -1,0 +1,120 @@
+"""The run directory (design section 5): recipe.yaml, run.json, metrics.jsonl, weights, checkpoints.
+
+Every file is written atomically (temporary file, then rename), so a crash never leaves a
+half-written file; metrics.jsonl is appended line by line and flushed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import secrets
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = ("peftzoo", "torch", "torchvision", "timm", "peft", "numpy", "pydantic", "safetensors")
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def git_state() -> dict[str, Any]:
+    """Commit and dirtiness of the source tree peftzoo runs from (None outside a git checkout)."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(dirty) if commit else None}
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+class RunDir:
+    """A new run directory under `root`, named <recipe name>-<UTC time>-<random>."""
+
+    def __init__(self, root: str | Path, recipe_name: str):
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+        self.run_id = f"{recipe_name}-{stamp}-{secrets.token_hex(3)}"
+        self.path = Path(root).expanduser().resolve() / self.run_id
+        self.path.mkdir(parents=True, exist_ok=False)
+        (self.path / "checkpoints").mkdir()
+        self.info: dict[str, Any] = {}
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def weights_path(self) -> Path:
+        return self.path / "trainable.safetensors"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / "checkpoints" / "last.pt"
+
+    def start(self, recipe_yaml: str, extra: dict[str, Any]) -> None:
+        atomic_write(self.path / "recipe.yaml", recipe_yaml)
+        self.info = {
+            "run_id": self.run_id,
+            "status": "running",
+            "start_time": now(),
+            "end_time": None,
+            "git": git_state(),
+            "versions": versions(),
+            **extra,
+        }
+        self.write_info()
+
+    def write_info(self) -> None:
+        atomic_write(self.path / "run.json", json.dumps(self.info, indent=2, default=str) + "\n")
+
+    def finish(self, status: str, **extra: Any) -> None:
+        self.info.update(status=status, end_time=now(), **extra)
+        self.write_info()
+
+    def log(self, record: dict[str, Any]) -> None:
+        with open(self.metrics_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()

@@ -1,0 +1,338 @@
+"""The recipe schema: pydantic models built at run time from what the registry holds.
+
+Every component section (data, each side's encoder/strategy/head, loss) is a discriminated union
+over the installed components of that kind, keyed by `name`; each variant is the component's own
+`Config` plus its `name`, with unknown keys forbidden. So a plugin's options are validated exactly
+like built-ins. A bare string is a name with default options.
+
+Errors come back as one message with a line per problem, located by dotted key and saying what is
+allowed:  `eeg.strategy.name: 'lora_q' is not a strategy; did you mean 'lora'? (installed: ...)`.
+
+`python -m recipes.schema` prints the JSON Schema of recipes for editors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Tag, ValidationError, create_model
+
+from recipes.errors import RecipeError
+from registry.core import Registry
+from registry.errors import did_you_mean
+
+BUNDLED_DIR = Path(__file__).parent / "bundled"
+
+WORDS = {"encoders": "encoder", "strategies": "strategy", "heads": "head", "losses": "loss", "datasets": "data set"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ComponentMarker:
+    """Annotated metadata that marks a field as a component union (for locating errors)."""
+
+    kind: str
+    modality: str | None = None
+
+    def word(self) -> str:
+        base = WORDS[self.kind]
+        return f"{'an' if self.modality == 'eeg' else 'a'} {self.modality.upper() if self.modality == 'eeg' else self.modality} {base}" if self.modality else f"a {base}"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(64, ge=2)
+    """Pairs per step; every pair's partner is the positive and the rest of the batch the negatives."""
+    lr: float = Field(1e-3, ge=0)
+    """Peak learning rate of the heads; encoder parameters get it times their strategy's lr_scale."""
+    weight_decay: float = Field(0.05, ge=0)
+    """Applied to weight matrices only: never to biases, norms, embeddings or the temperature."""
+    optimizer: str = "adamw"
+    """A timm optimizer name (adamw, lamb, sgd, ...)."""
+    warmup_fraction: float = Field(0.1, ge=0, lt=1)
+    """Linear warmup over this share of all steps, then cosine decay to min_lr, per step."""
+    warmup_steps: int | None = Field(None, ge=0)
+    """Warmup length in steps; overrides warmup_fraction."""
+    min_lr: float = Field(0.0, ge=0)
+    grad_clip_norm: float | None = Field(None, gt=0)
+    num_workers: int = Field(0, ge=0)
+    """DataLoader worker processes; 0 loads in the training process."""
+    device: str = "auto"
+    """auto (cuda if available, else cpu), cpu, cuda, cuda:N."""
+    log_every: int = Field(10, ge=1)
+    """Steps between training-loss lines in metrics.jsonl."""
+
+
+class EvalConfig(_Section):
+    every_epochs: int = Field(1, ge=1)
+    batch_size: int | None = Field(None, ge=1)
+    """Batch size for embedding the validation split; None uses train.batch_size."""
+
+
+def _bare_name(value: Any) -> Any:
+    if isinstance(value, str):
+        return {"name": value}
+    if isinstance(value, dict):
+        return value
+    raise ValueError(f"expected a name or a mapping with `name` and options, got {value!r}")
+
+
+def _as_list(value: Any) -> Any:
+    if isinstance(value, (str, dict)):
+        return [value]
+    if isinstance(value, list):
+        return value
+    raise ValueError(f"expected a strategy name, a mapping with `name`, or a list of them, got {value!r}")
+
+
+def _variant(kind: str, name: str, component: Any) -> type[BaseModel]:
+    """The component's Config plus `name: Literal[name]`, unknown keys forbidden."""
+    namespace = {
+        "__annotations__": {"name": Literal[name]},
+        "model_config": ConfigDict(extra="forbid"),
+        "__module__": __name__,
+        "__doc__": getattr(component, "description", None) or component.Config.__doc__,
+    }
+    title = f"{WORDS[kind].title().replace(' ', '')}_{name}"
+    return type(component.Config)(title, (component.Config,), namespace)
+
+
+def _union(marker: ComponentMarker, components: dict[str, Any]) -> Any:
+    if not components:
+        raise RecipeError(f"no {marker.word()[2:].strip()} is installed; reinstall peftzoo (pip install -e .)")
+    variants = tuple(Annotated[_variant(marker.kind, n, c), Tag(n)] for n, c in sorted(components.items()))
+    union = Annotated[Union[variants], Field(discriminator="name")]  # noqa: UP007 (runtime Union of a tuple)
+    return Annotated[union, BeforeValidator(_bare_name, json_schema_input_type=Union[str, union]), marker]
+
+
+def build_recipe_model(reg: Registry) -> type[BaseModel]:
+    """The Recipe model for the components installed in `reg`."""
+    encoders = reg.load_all("encoders")
+    by_modality = {m: {n: c for n, c in encoders.items() if getattr(c, "modality", None) == m} for m in ("eeg", "video")}
+    strategy = _union(ComponentMarker("strategies"), reg.load_all("strategies"))
+    head = _union(ComponentMarker("heads"), reg.load_all("heads"))
+    strategies = Annotated[list[strategy], BeforeValidator(_as_list), Field(min_length=1)]
+
+    def side(modality: str) -> type[BaseModel]:
+        return create_model(
+            f"{modality.title()}Side",
+            __config__=ConfigDict(extra="forbid"),
+            encoder=(_union(ComponentMarker("encoders", modality), by_modality[modality]), ...),
+            strategy=(strategies, "head_only"),
+            head=(head, "linear"),
+        )
+
+    return create_model(
+        "Recipe",
+        __config__=ConfigDict(extra="forbid", json_schema_extra={"$comment": "peftzoo recipe"}),
+        name=(str, Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")),
+        seed=(int, 0),
+        data=(_union(ComponentMarker("datasets"), reg.load_all("datasets")), ...),
+        eeg=(side("eeg"), ...),
+        video=(side("video"), ...),
+        embed_dim=(int, Field(256, ge=1)),
+        loss=(_union(ComponentMarker("losses"), reg.load_all("losses")), Field("clip", validate_default=True)),
+        train=(TrainConfig, Field(default_factory=TrainConfig)),
+        eval=(EvalConfig, Field(default_factory=EvalConfig)),
+    )
+
+
+@lru_cache(maxsize=4)
+def _cached_model(reg_id: int, reg: Registry) -> type[BaseModel]:
+    return build_recipe_model(reg)
+
+
+def recipe_model(reg: Registry) -> type[BaseModel]:
+    return _cached_model(id(reg), reg)
+
+
+# -- reading ---------------------------------------------------------------------------------------
+def bundled_names() -> list[str]:
+    return sorted(p.name for p in BUNDLED_DIR.glob("*.yaml"))
+
+
+def resolve(source: str | Path) -> Path:
+    """A recipe path as given, else a bundled recipe by name (with or without .yaml)."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        return path
+    name = path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml"
+    if str(source) in (path.name, name.removesuffix(".yaml")) or path.parent == Path("."):
+        bundled = BUNDLED_DIR / name
+        if bundled.is_file():
+            return bundled
+    names = bundled_names()
+    raise RecipeError(
+        f"recipe {str(source)!r} is neither a file nor a bundled recipe{did_you_mean(name, names)} "
+        f"(bundled: {', '.join(names)})"
+    )
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"recipe {str(path)!r} could not be read: {exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RecipeError(f"recipe {str(path)!r} is not valid YAML{where}: {problem}") from None
+    if raw is None:
+        raise RecipeError(f"recipe {str(path)!r} is empty; see the bundled recipes for the sections it needs")
+    if not isinstance(raw, dict):
+        raise RecipeError(f"recipe {str(path)!r} must be a mapping of sections (name, data, eeg, video, ...), not a {type(raw).__name__}")
+    return raw
+
+
+def validate(raw: dict[str, Any], reg: Registry, source: str = "recipe") -> BaseModel:
+    model = recipe_model(reg)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        lines = [format_error(err, model, raw, reg) for err in exc.errors(include_url=False)]
+        unique = list(dict.fromkeys(lines))
+        raise RecipeError(f"{source} is not a valid recipe:\n" + "\n".join(f"  {line}" for line in unique)) from None
+
+
+def dump(recipe: BaseModel) -> str:
+    """The fully resolved recipe as YAML (every default written out)."""
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)
+
+
+# -- error locations -------------------------------------------------------------------------------
+def _unwrap(tp: Any, meta: list) -> tuple[Any, list]:
+    while get_origin(tp) is Annotated:
+        args = get_args(tp)
+        tp, meta = args[0], meta + list(args[1:])
+    return tp, meta
+
+
+def _variants(tp: Any) -> dict[str, type[BaseModel]]:
+    if get_origin(tp) is not Union:
+        return {}
+    out = {}
+    for arg in get_args(tp):
+        model, _ = _unwrap(arg, [])
+        if isinstance(model, type) and issubclass(model, BaseModel) and "name" in model.model_fields:
+            (tag,) = get_args(model.model_fields["name"].annotation) or (None,)
+            out[tag] = model
+    return out
+
+
+def _locate(model: type[BaseModel], loc: tuple, raw: Any):
+    """Walk `loc` through the model's types: (dotted key parts, last model reached, last marker)."""
+    clean: list[str] = []
+    tp: Any = model
+    meta: list = []
+    marker = None
+    parent: type[BaseModel] | None = None
+    node = raw
+    for part in loc:
+        tp, meta = _unwrap(tp, meta)
+        marker = next((m for m in meta if isinstance(m, ComponentMarker)), marker)
+        variants = _variants(tp)
+        if variants:
+            if part in variants:  # the discriminator tag pydantic puts in the location
+                tp, meta = variants[part], []
+                continue
+            tp = None
+        if get_origin(tp) is list and isinstance(part, int):
+            if isinstance(node, list):
+                clean.append(str(part))
+                node = node[part] if part < len(node) else None
+            tp, meta = get_args(tp)[0], []
+            continue
+        clean.append(str(part))
+        node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(tp, type) and issubclass(tp, BaseModel) and part in tp.model_fields:
+            parent = tp
+            field = tp.model_fields[part]
+            tp, meta = field.annotation, list(field.metadata)
+            marker = next((m for m in _unwrap(tp, meta)[1] if isinstance(m, ComponentMarker)), None)
+        else:
+            parent = tp if isinstance(tp, type) and issubclass(tp, BaseModel) else parent
+            tp = None
+    return clean, parent, marker
+
+
+def _is_component(tp: Any, meta: list) -> bool:
+    tp, meta = _unwrap(tp, meta)
+    return any(isinstance(m, ComponentMarker) for m in meta)
+
+
+def _allowed(model: type[BaseModel] | None) -> list[str]:
+    return list(model.model_fields) if model is not None else []
+
+
+def _installed(reg: Registry, marker: ComponentMarker) -> list[str]:
+    components = reg.load_all(marker.kind)
+    return sorted(n for n, c in components.items() if marker.modality in (None, getattr(c, "modality", None)))
+
+
+def component_message(reg: Registry, marker: ComponentMarker, name: Any) -> str:
+    """Why `name` is not usable here: unknown (did you mean), failed to load, or the wrong modality."""
+    kind = marker.kind
+    installed = _installed(reg, marker)
+    if isinstance(name, str) and name in reg.names(kind):
+        err = reg.load_error(kind, name)
+        if err is not None:
+            return str(err)
+        other = getattr(reg.get(kind, name), "modality", None)
+        if marker.modality and other != marker.modality:
+            return f"{name!r} is a {other} {WORDS[kind]}, this side needs {marker.word()} (installed: {', '.join(sorted(installed))})"
+    listing = ", ".join(sorted(installed)) or "none"
+    return f"{name!r} is not {marker.word()}{did_you_mean(str(name), installed)} (installed: {listing})"
+
+
+def format_error(err: dict, model: type[BaseModel], raw: dict, reg: Registry) -> str:
+    clean, parent, marker = _locate(model, tuple(err["loc"]), raw)
+    key = ".".join(clean) or "(recipe)"
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "union_tag_invalid" and marker is not None:
+        return f"{key}.name: {component_message(reg, marker, ctx.get('tag'))}"
+    if kind == "union_tag_not_found" and marker is not None:
+        return f"{key}: missing `name`; {marker.word()} is given by name, e.g. {key.split('.')[-1]}: {{name: ..., ...}}"
+    if kind == "extra_forbidden":
+        allowed = _allowed(parent)
+        bad = clean[-1] if clean else "?"
+        return f"{key}: unknown key{did_you_mean(bad, allowed)} (allowed: {', '.join(allowed)})"
+    if kind == "missing":
+        if marker is not None and clean and _is_component_key(parent, clean[-1]):
+            installed = ", ".join(_installed(reg, marker)) or "none"
+            return f"{key}: required section is missing; name {marker.word()} (installed: {installed})"
+        return f"{key}: required key is missing"
+    msg = err["msg"].removeprefix("Value error, ")
+    value = err.get("input")
+    shown = "" if isinstance(value, (dict, list)) else f" (got {value!r})"
+    return f"{key}: {msg}{shown}"
+
+
+def _is_component_key(parent: type[BaseModel] | None, key: str) -> bool:
+    if parent is None or key not in parent.model_fields:
+        return False
+    field = parent.model_fields[key]
+    return _is_component(field.annotation, list(field.metadata))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the JSON Schema of recipes (for editors: yaml-language-server, VS Code, ...)."""
+    from registry import default
+
+    print(json.dumps(recipe_model(default()).model_json_schema(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""The training loop: AdamW (any timm optimizer), warmup + cosine per step, evaluation, run files.
+
+Parameter groups follow CLIP practice: no weight decay on biases, norms, embeddings or the
+temperature; encoder parameters take their strategy's lr multiplier (timm's schedulers honour
+`lr_scale` in a param group). Each epoch logs `data_wait_frac`, the share of step time spent
+waiting for the data loader.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import random
+import time
+from typing import Any
+
+import numpy as np
+import timm.optim
+import torch
+from pydantic import BaseModel
+from timm.scheduler import CosineLRScheduler
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from recipes.data.base import DataError, PairedData, PairTorchDataset
+from recipes.errors import RecipeError
+from recipes.evaluate import evaluate
+from recipes.model import DualEncoderCLIP
+from recipes.rundir import RunDir, atomic_write
+from recipes.schema import dump
+from recipes.weights import save_trainable, sha256_of
+from registry.errors import did_you_mean
+
+logger = logging.getLogger(__name__)
+
+_NO_DECAY_LEAVES = ("bias", "logit_scale", "logit_bias")
+_NO_DECAY_SUFFIXES = ("_embed", "_token", "_bias", "bias_table")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise RecipeError(f"train.device: {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RecipeError(f"train.device: {name!r} asked for, but no CUDA device is available; use auto or cpu")
+    return device
+
+
+def decays(name: str, param: torch.nn.Parameter) -> bool:
+    """Weight decay only on weight matrices: not biases, norms (1-D), embeddings, temperature."""
+    leaf = name.rsplit(".", 1)[-1]
+    return param.ndim >= 2 and leaf not in _NO_DECAY_LEAVES and not leaf.endswith(_NO_DECAY_SUFFIXES)
+
+
+def param_groups(model: DualEncoderCLIP, weight_decay: float) -> list[dict[str, Any]]:
+    """Trainable parameters grouped by (weight decay, lr multiplier)."""
+    lr_scale = {f"eeg.encoder.{n}": s for n, s in model.eeg.report.lr_scale.items()}
+    lr_scale.update({f"video.encoder.{n}": s for n, s in model.video.report.lr_scale.items()})
+    groups: dict[tuple[bool, float], dict[str, Any]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        key = (decays(name, p), lr_scale.get(name, 1.0))
+        group = groups.setdefault(
+            key, {"params": [], "names": [], "weight_decay": weight_decay if key[0] else 0.0, "lr_scale": key[1]}
+        )
+        group["params"].append(p)
+        group["names"].append(name)
+    return list(groups.values())
+
+
+def make_loaders(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, device: torch.device):
+    train_idx, val_idx = data.split("train"), data.split("val")
+    if len(train_idx) < 2:
+        raise DataError(f"the train split has {len(train_idx)} pairs; contrastive training needs at least 2")
+    batch = recipe.train.batch_size
+    if batch > len(train_idx):
+        logger.warning("train.batch_size %d exceeds the %d training pairs; using %d", batch, len(train_idx), len(train_idx))
+        batch = len(train_idx)
+    workers = recipe.train.num_workers
+    common = dict(
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+    )
+    generator = torch.Generator().manual_seed(recipe.seed)
+    train = DataLoader(
+        PairTorchDataset(data, train_idx), batch_size=batch, shuffle=True, drop_last=True,
+        generator=generator, **common,
+    )
+    val = None
+    if len(val_idx) >= 2:
+        val = DataLoader(
+            PairTorchDataset(data, val_idx), batch_size=recipe.eval.batch_size or batch, shuffle=False, **common
+        )
+    else:
+        logger.warning("the validation split has %d pairs; no evaluation will run", len(val_idx))
+    return train, val
+
+
+def make_optimizer(recipe: BaseModel, model: DualEncoderCLIP):
+    cfg = recipe.train
+    names = timm.optim.list_optimizers()
+    if cfg.optimizer.lower() not in names:
+        raise RecipeError(
+            f"train.optimizer: {cfg.optimizer!r} is not a timm optimizer{did_you_mean(cfg.optimizer, names)}"
+        )
+    groups = param_groups(model, cfg.weight_decay)
+    if not groups:
+        raise RecipeError("nothing in the model is trainable; check the strategies and heads")
+    return timm.optim.create_optimizer_v2(groups, opt=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(recipe: BaseModel, optimizer, total_steps: int) -> CosineLRScheduler:
+    cfg = recipe.train
+    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else int(round(cfg.warmup_fraction * total_steps))
+    warmup = min(warmup, max(total_steps - 1, 0))
+    return CosineLRScheduler(
+        optimizer,
+        t_initial=max(total_steps - warmup, 1),
+        lr_min=cfg.min_lr,
+        warmup_t=warmup,
+        warmup_lr_init=cfg.lr / max(warmup, 1),
+        warmup_prefix=True,
+        t_in_epochs=False,
+    )
+
+
+def _save_checkpoint(run: RunDir, model, optimizer, scheduler, epoch: int, step: int) -> None:
+    buffer = io.BytesIO()
+    torch.save(
+        {
+            "epoch": epoch,
+            "step": step,
+            "trainable": {n: p.detach().cpu() for n, p in model.trainable_parameters().items()},
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        },
+        buffer,
+    )
+    atomic_write(run.checkpoint_path, buffer.getvalue())
+
+
+def train(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, run: RunDir, device: torch.device) -> dict[str, Any]:
+    """Train `model` as `recipe` says, writing everything into `run`; returns the final metrics."""
+    cfg = recipe.train
+    train_loader, val_loader = make_loaders(recipe, model, data, device)
+    model.to(device)
+    optimizer = make_optimizer(recipe, model)
+    steps_per_epoch = len(train_loader)
+    total_steps = steps_per_epoch * cfg.epochs
+    scheduler = make_scheduler(recipe, optimizer, total_steps)
+    trainable = sum(p.numel() for p in model.trainable_parameters().values())
+    run.start(
+        dump(recipe),
+        {
+            "recipe_name": recipe.name,
+            "device": str(device),
+            "trainable_parameters": trainable,
+            "strategies": {"eeg": model.eeg.report.summary(), "video": model.video.report.summary()},
+            "splits": {k: int(len(v)) for k, v in data.splits.items()},
+        },
+    )
+    logger.info("run %s: %d epochs x %d steps, %s trainable parameters on %s", run.run_id, cfg.epochs, steps_per_epoch, f"{trainable:,}", device)
+
+    step, last_eval, best, warned_wait = 0, {}, None, False
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        wait = compute = 0.0
+        t_fetch = time.perf_counter()
+        bar = tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, dynamic_ncols=True, disable=None)
+        for batch in bar:
+            t_start = time.perf_counter()
+            wait += t_start - t_fetch
+            scheduler.step_update(num_updates=step)
+            eeg, clip, groups = model.prepare(batch, device)
+            e, v = model(eeg, clip)
+            loss = model.loss(e, v, groups)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip_norm:
+                torch.nn.utils.clip_grad_norm_(model.trainable_parameters().values(), cfg.grad_clip_norm)
+            optimizer.step()
+            model.loss.after_optimizer_step()
+            step += 1
+            if step % cfg.log_every == 0 or step == total_steps:
+                value = loss.detach().item()
+                bar.set_postfix(loss=f"{value:.4f}")
+                run.log(
+                    {"type": "train", "epoch": epoch, "step": step, "train/loss": value,
+                     "lr": optimizer.param_groups[0]["lr"], **model.loss.log_values()}
+                )
+            t_fetch = time.perf_counter()
+            compute += t_fetch - t_start
+        total = wait + compute
+        epoch_record = {"type": "epoch", "epoch": epoch, "step": step, "data_wait_frac": wait / total if total else 0.0,
+                        "samples_per_s": steps_per_epoch * train_loader.batch_size / total if total else 0.0}
+        run.log(epoch_record)
+        if epoch_record["data_wait_frac"] > 0.2 and not warned_wait:
+            warned_wait = True
+            logger.warning(
+                "epoch %d spent %.0f%% of its step time waiting for data (data_wait_frac in metrics.jsonl); "
+                "raise train.num_workers", epoch, 100 * epoch_record["data_wait_frac"]
+            )
+        if val_loader is not None and (epoch % recipe.eval.every_epochs == 0 or epoch == cfg.epochs):
+            last_eval = evaluate(model, val_loader, device)
+            run.log({"type": "eval", "epoch": epoch, "step": step, **last_eval})
+            r1 = last_eval["val/eeg_to_video/R@1"]
+            best = r1 if best is None else max(best, r1)
+            logger.info(
+                "epoch %d: val/loss %.4f, R@1 eeg->video %.3f video->eeg %.3f (chance %.3f)",
+                epoch, last_eval["val/loss"], r1, last_eval["val/video_to_eeg/R@1"], last_eval["val/chance_R@1"],
+            )
+        _save_checkpoint(run, model, optimizer, scheduler, epoch, step)
+        last_loss = loss.detach().item()
+        if not math.isfinite(last_loss):
+            raise RecipeError(f"the training loss became {last_loss} in epoch {epoch}; lower train.lr or set train.grad_clip_norm")
+
+    metadata = {
+        "recipe": dump(recipe),
+        "base_checkpoints": {
+            side: {"path": tower.encoder.cfg.checkpoint, "sha256": sha256_of(tower.encoder.cfg.checkpoint)}
+            for side, tower in (("eeg", model.eeg), ("video", model.video))
+        },
+        "strategies": {"eeg": model.eeg.report.summary(), "video": model.video.report.summary()},
+    }
+    save_trainable(model, run.weights_path, metadata)
+    run.finish("completed", final_metrics=last_eval, best_val_eeg_to_video_R1=best, steps=step)
+    return last_eval
