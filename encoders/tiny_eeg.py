@@ -8,7 +8,7 @@ qkv, mean pooling), at a size that trains on a laptop CPU in seconds.
 from __future__ import annotations
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block
 from torch import nn
@@ -27,6 +27,12 @@ class TinyEEGConfig(EncoderConfig):
     patch_samples: int = Field(200, gt=0)
     max_patches: int = Field(16, gt=0)
 
+    @model_validator(mode="after")
+    def _heads_divide_dim(self) -> "TinyEEGConfig":
+        if self.dim % self.heads:
+            raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
+        return self
+
 
 class TinyEEGEncoder(EEGEncoder):
     """Small EEG transformer with LaBraM's input contract (tests and demos)."""
@@ -36,8 +42,6 @@ class TinyEEGEncoder(EEGEncoder):
 
     def __init__(self, config: TinyEEGConfig):
         super().__init__(config)
-        if config.dim % config.heads:
-            raise ValueError(f"tiny_eeg: dim {config.dim} is not divisible by heads {config.heads}")
         self.feature_dim = config.dim
         self.patch_embed = nn.Linear(config.patch_samples, config.dim)
         self.channel_embed = nn.Parameter(torch.zeros(N_USABLE, config.dim))

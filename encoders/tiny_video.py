@@ -7,7 +7,7 @@ Conv3d, runs pre-norm timm blocks with fused qkv and mean-pools, at a size that 
 from __future__ import annotations
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block
 from torch import nn
@@ -29,6 +29,15 @@ class TinyVideoConfig(EncoderConfig):
     resize: int | None = Field(None, gt=0)
     """Short side before cropping; None is size * 256 / 224."""
 
+    @model_validator(mode="after")
+    def _fits_patches(self) -> "TinyVideoConfig":
+        pt, ph, pw = self.patch_size
+        if self.frames % pt or self.size % ph or self.size % pw:
+            raise ValueError(f"frames {self.frames} and size {self.size} must be multiples of the patch {self.patch_size}")
+        if self.dim % self.heads:
+            raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
+        return self
+
 
 class TinyVideoEncoder(VideoEncoder):
     """Small video transformer with Video Swin's input contract (tests and demos)."""
@@ -39,10 +48,6 @@ class TinyVideoEncoder(VideoEncoder):
     def __init__(self, config: TinyVideoConfig):
         super().__init__(config)
         pt, ph, pw = config.patch_size
-        if config.frames % pt or config.size % ph or config.size % pw:
-            raise ValueError(f"tiny_video: frames {config.frames} and size {config.size} must be multiples of the patch {config.patch_size}")
-        if config.dim % config.heads:
-            raise ValueError(f"tiny_video: dim {config.dim} is not divisible by heads {config.heads}")
         self.feature_dim = config.dim
         self.grid = (config.frames // pt, config.size // ph, config.size // pw)
         self.patch_embed = nn.Conv3d(3, config.dim, kernel_size=config.patch_size, stride=config.patch_size)

@@ -11,7 +11,7 @@ import logging
 
 from pydantic import BaseModel
 
-from adapters.strategies.base import apply_strategies
+from adapters.strategies.base import StrategyError, apply_strategies
 from encoders.base import EEGEncoder, Encoder, InputSpecError, VideoEncoder
 from recipes.data.base import PairedData
 from recipes.model import DualEncoderCLIP, Tower
@@ -34,7 +34,10 @@ def build_tower(side: BaseModel, side_name: str, data: PairedData, embed_dim: in
     encoder = reg.build("encoders", side.encoder)
     check_data(encoder, data, side_name)
     strategies = [reg.build("strategies", s) for s in side.strategy]
-    report = apply_strategies(encoder, strategies)
+    try:
+        report = apply_strategies(encoder, strategies)
+    except StrategyError as exc:
+        raise StrategyError(f"{side_name}.strategy: {exc}") from None
     head = reg.build("heads", side.head, in_dim=encoder.feature_dim, out_dim=embed_dim)
     logger.info("%s: %s (%s), head %s", side_name, side.encoder.name, report.summary(), side.head.name)
     return Tower(encoder, head, report)

@@ -220,14 +220,14 @@ def _unwrap(tp: Any, meta: list) -> tuple[Any, list]:
 
 
 def _variants(tp: Any) -> dict[str, type[BaseModel]]:
-    if get_origin(tp) is not Union:
-        return {}
+    """Tag -> variant model of a component union (a union of one variant is that model itself)."""
     out = {}
-    for arg in get_args(tp):
+    for arg in get_args(tp) if get_origin(tp) is Union else (tp,):
         model, _ = _unwrap(arg, [])
         if isinstance(model, type) and issubclass(model, BaseModel) and "name" in model.model_fields:
-            (tag,) = get_args(model.model_fields["name"].annotation) or (None,)
-            out[tag] = model
+            annotation = model.model_fields["name"].annotation
+            if get_origin(annotation) is Literal:
+                out[get_args(annotation)[0]] = model
     return out
 
 
@@ -243,10 +243,10 @@ def _locate(model: type[BaseModel], loc: tuple, raw: Any):
         tp, meta = _unwrap(tp, meta)
         marker = next((m for m in meta if isinstance(m, ComponentMarker)), marker)
         variants = _variants(tp)
-        if variants:
-            if part in variants:  # the discriminator tag pydantic puts in the location
-                tp, meta = variants[part], []
-                continue
+        if part in variants:  # the discriminator tag pydantic puts in the location
+            tp, meta = variants[part], []
+            continue
+        if get_origin(tp) is Union:
             tp = None
         if get_origin(tp) is list and isinstance(part, int):
             if isinstance(node, list):
@@ -264,6 +264,8 @@ def _locate(model: type[BaseModel], loc: tuple, raw: Any):
         else:
             parent = tp if isinstance(tp, type) and issubclass(tp, BaseModel) else parent
             tp = None
+    _, meta = _unwrap(tp, meta)
+    marker = next((m for m in meta if isinstance(m, ComponentMarker)), marker)
     return clean, parent, marker
 
 
@@ -315,7 +317,7 @@ def format_error(err: dict, model: type[BaseModel], raw: dict, reg: Registry) ->
         return f"{key}: required key is missing"
     msg = err["msg"].removeprefix("Value error, ")
     value = err.get("input")
-    shown = "" if isinstance(value, (dict, list)) else f" (got {value!r})"
+    shown = "" if isinstance(value, (dict, list)) or kind == "value_error" else f" (got {value!r})"
     return f"{key}: {msg}{shown}"
 
 
