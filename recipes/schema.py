@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Tag, ValidationError, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Tag, ValidationError, create_model, field_validator
 
 from recipes.errors import RecipeError
 from registry.core import Registry
@@ -70,6 +70,16 @@ class TrainConfig(_Section):
     """auto (cuda if available, else cpu), cpu, cuda, cuda:N."""
     log_every: int = Field(10, ge=1)
     """Steps between training-loss lines in metrics.jsonl."""
+
+    @field_validator("optimizer")
+    @classmethod
+    def _timm_optimizer(cls, name: str) -> str:
+        import timm.optim  # here, not at import: timm takes seconds to import
+
+        names = timm.optim.list_optimizers()
+        if name.lower() not in names:
+            raise ValueError(f"{name!r} is not a timm optimizer{did_you_mean(name.lower(), names)}")
+        return name.lower()
 
 
 class EvalConfig(_Section):

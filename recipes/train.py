@@ -31,7 +31,6 @@ from recipes.model import DualEncoderCLIP
 from recipes.rundir import RunDir, atomic_write
 from recipes.schema import dump
 from recipes.weights import save_trainable, sha256_of
-from registry.errors import did_you_mean
 
 logger = logging.getLogger(__name__)
 
@@ -112,11 +111,6 @@ def make_loaders(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, de
 
 def make_optimizer(recipe: BaseModel, model: DualEncoderCLIP):
     cfg = recipe.train
-    names = timm.optim.list_optimizers()
-    if cfg.optimizer.lower() not in names:
-        raise RecipeError(
-            f"train.optimizer: {cfg.optimizer!r} is not a timm optimizer{did_you_mean(cfg.optimizer, names)}"
-        )
     groups = param_groups(model, cfg.weight_decay)
     if not groups:
         raise RecipeError("nothing in the model is trainable; check the strategies and heads")
