@@ -10,8 +10,8 @@ import dataclasses
 
 import numpy as np
 import torch
-from torchvision.transforms.v2 import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import functional as TF  # the functional the swin3d preset uses
 
 KINETICS_MEAN = (0.485, 0.456, 0.406)
 KINETICS_STD = (0.229, 0.224, 0.225)
@@ -37,10 +37,11 @@ class VideoPreprocess:
         index = torch.from_numpy(np.linspace(0, t - 1, self.frames).round().astype(np.int64))
         video = video[:, index.to(video.device)]  # (B, T', H, W, 3)
         x = video.permute(0, 1, 4, 2, 3).reshape(b * self.frames, 3, *video.shape[2:4])
-        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
         resize = self.resize or int(round(self.size * 256 / 224))
+        # The preset's order (resize and crop on uint8, then scale to [0, 1]) gives bit-equal inputs.
         x = TF.resize(x, [resize], interpolation=InterpolationMode.BILINEAR, antialias=False)
         x = TF.center_crop(x, [self.size, self.size])
+        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
         x = TF.normalize(x, list(self.mean), list(self.std))
         x = x.reshape(b, self.frames, 3, self.size, self.size).permute(0, 2, 1, 3, 4).contiguous()
         return x[0] if single else x

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from recipes import yamlio
 from recipes.errors import RecipeError
 
 
@@ -23,7 +24,7 @@ def parse(item: str) -> tuple[list[str], Any]:
     if not key.strip() or any(not p.strip() for p in parts):
         raise RecipeError(f"override {item!r} has an empty key part; write dotted keys such as train.lr=3e-4")
     try:
-        value = yaml.safe_load(text) if text.strip() else ""
+        value = yamlio.load(text) if text.strip() else ""
     except yaml.YAMLError as exc:
         raise RecipeError(f"override {item!r}: the value is not valid YAML ({str(exc).splitlines()[0]})") from None
     return [p.strip() for p in parts], value

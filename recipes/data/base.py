@@ -97,14 +97,14 @@ def group_split(groups: np.ndarray, val_fraction: float, seed: int) -> dict[str,
 def splits_from_labels(labels: np.ndarray, groups: np.ndarray) -> dict[str, np.ndarray]:
     """Splits from per-pair labels ('train'/'val'/'test'), refusing labels that cut a group."""
     labels = np.asarray(labels).astype(str)
-    unknown = sorted(set(np.unique(labels)) - set(SPLITS))
+    unknown = sorted({str(x) for x in np.unique(labels)} - set(SPLITS))
     if unknown:
         raise DataError(f"split.npy has labels {unknown}; allowed are {list(SPLITS)}")
     for g in np.unique(groups):
-        seen = np.unique(labels[groups == g])
+        seen = [str(x) for x in np.unique(labels[groups == g])]
         if len(seen) > 1:
             raise DataError(
-                f"split.npy puts group {g} in {list(seen)}; a group (recording) must lie in one split, "
+                f"split.npy puts group {g} in {seen}; a group (recording) must lie in one split, "
                 f"or pairs of one recording leak across the split"
             )
     return {s: np.flatnonzero(labels == s) for s in SPLITS if (labels == s).any()}
@@ -124,7 +124,7 @@ class PairTorchDataset(torch.utils.data.Dataset):
         eeg = np.asarray(self.data.eeg[idx], dtype=np.float32)
         if not np.isfinite(eeg).all():
             raise DataError(f"EEG of pair {idx} holds NaN or inf values; clean or drop that window")
-        video = torch.from_numpy(np.ascontiguousarray(self.data.video[idx]))
+        video = torch.from_numpy(np.array(self.data.video[idx]))  # a copy: memmaps are read-only
         if self.video_transform is not None:
             video = self.video_transform(video)
         return {

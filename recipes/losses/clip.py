@@ -60,7 +60,8 @@ class ClipLoss(ContrastiveLoss):
             self.logit_scale.clamp_(0, math.log(self.cfg.max_logit_scale))
 
     def log_values(self) -> dict[str, float]:
-        return {"logit_scale": float(self.scale()), "log_logit_scale": float(self.logit_scale)}
+        scale = self.logit_scale.detach()
+        return {"logit_scale": float(scale.exp()), "log_logit_scale": float(scale)}
 
     def forward(self, eeg: torch.Tensor, video: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
         logits = self.scale() * eeg.float() @ video.float().t()
