@@ -1,0 +1,87 @@
+"""Composer: every part from the registry, swaps by recipe edits, frozen towers kept in eval mode."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from adapters.heads.linear import LinearHead
+from adapters.heads.mlp import MLPHead
+from recipes import schema
+from recipes.compose import compose
+from recipes.train import param_groups
+from tests.conftest import tiny_recipe
+
+
+def make(reg, **changes):
+    recipe = schema.validate(tiny_recipe(**changes), reg)
+    data = reg.build("datasets", recipe.data, seed=recipe.seed)
+    return recipe, data, compose(recipe, data, reg)
+
+
+def test_head_only_model(reg):
+    _, data, model = make(reg)
+    assert isinstance(model.eeg.head, LinearHead) and isinstance(model.video.head, LinearHead)
+    assert all(not p.requires_grad for p in model.eeg.encoder.parameters())
+    trainable = set(model.trainable_parameters())
+    assert trainable == {n for n, _ in model.named_parameters() if n.startswith(("eeg.head", "video.head"))} | {"loss.logit_scale"}
+    model.train()
+    assert model.eeg.head.training and not model.eeg.encoder.training and not model.video.encoder.training
+    batch = {
+        "eeg": torch.from_numpy(data.eeg[:4]),
+        "video": torch.from_numpy(data.video[:4]),
+        "group": torch.arange(4),
+    }
+    e, v = model(*model.prepare(batch, torch.device("cpu"))[:2])
+    assert e.shape == v.shape == (4, 32)
+    assert torch.allclose(e.norm(dim=-1), torch.ones(4), atol=1e-5)
+
+
+def test_swaps_are_recipe_edits(reg):
+    _, _, model = make(reg, **{"eeg.head": {"name": "mlp", "hidden": [48]}, "eeg.strategy": {"name": "full", "lr_scale": 0.1}, "embed_dim": 24})
+    assert isinstance(model.eeg.head, MLPHead) and model.eeg.head.net[1].out_features == 48
+    assert all(p.requires_grad for p in model.eeg.encoder.parameters())
+    assert all(not p.requires_grad for p in model.video.encoder.parameters())
+    model.train()
+    assert model.eeg.encoder.training and not model.video.encoder.training
+    assert model.eeg.report.num_trainable == sum(p.numel() for p in model.eeg.encoder.parameters())
+    scales = {g["lr_scale"] for g in param_groups(model, 0.05) if any(n.startswith("eeg.encoder") for n in g["names"])}
+    assert scales == {0.1}
+
+
+def test_encoder_overrides_change_architecture(reg):
+    _, _, model = make(reg, **{"eeg.encoder": {"name": "tiny_eeg", "dim": 48, "depth": 3, "heads": 4}})
+    assert model.eeg.encoder.feature_dim == 48 and len(model.eeg.encoder.blocks()) == 3
+    assert model.eeg.head.proj.in_features == 48
+
+
+def test_no_weight_decay_on_biases_norms_embeddings_temperature(reg):
+    _, _, model = make(reg, **{"eeg.strategy": "full"})
+    decayed = {n for g in param_groups(model, 0.05) if g["weight_decay"] > 0 for n in g["names"]}
+    assert "eeg.encoder.blocks_.0.attn.qkv.weight" in decayed and "eeg.head.proj.weight" in decayed
+    for name in ("loss.logit_scale", "eeg.encoder.channel_embed", "eeg.encoder.time_embed", "eeg.encoder.fc_norm.weight", "eeg.head.proj.bias"):
+        assert name not in decayed, name
+
+
+def test_wrong_data_for_encoder_is_refused_before_training(reg):
+    from encoders.base import InputSpecError
+
+    with pytest.raises(InputSpecError, match="250 Hz"):
+        make(reg, **{"data.sfreq": 250})
+
+
+def test_strategy_report_is_checked(reg):
+    """A strategy that trains more than it reports is caught by the composer."""
+    from adapters.strategies.base import Strategy, StrategyConfig, StrategyReport, apply_strategies
+
+    class Liar(Strategy):
+        Config = StrategyConfig
+
+        def apply(self, encoder: nn.Module) -> StrategyReport:
+            encoder.requires_grad_(True)
+            return StrategyReport(strategy="liar", trainable=[], num_trainable=0, trains_encoder=False)
+
+    encoder = reg.build("encoders", {"name": "tiny_eeg", "dim": 16, "heads": 2, "depth": 1})
+    with pytest.raises(RuntimeError, match="unreported"):
+        apply_strategies(encoder, [Liar(StrategyConfig())])
