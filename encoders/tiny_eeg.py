@@ -46,8 +46,8 @@ class TinyEEGEncoder(EEGEncoder):
         self.patch_embed = nn.Linear(config.patch_samples, config.dim)
         self.channel_embed = nn.Parameter(torch.zeros(N_USABLE, config.dim))
         self.time_embed = nn.Parameter(torch.zeros(config.max_patches, config.dim))
-        rates = torch.linspace(0, config.drop_path, config.depth).tolist()
-        self.blocks_ = nn.ModuleList(
+        rates = [config.drop_path * i / max(config.depth - 1, 1) for i in range(config.depth)]
+        self.blocks = nn.ModuleList(
             Block(config.dim, config.heads, mlp_ratio=config.mlp_ratio, qkv_bias=True, drop_path=r) for r in rates
         )
         self.fc_norm = nn.LayerNorm(config.dim)
@@ -59,8 +59,6 @@ class TinyEEGEncoder(EEGEncoder):
         c = self.cfg
         return EEGInputSpec(sfreq=c.sfreq, patch_samples=c.patch_samples, max_patches=c.max_patches)
 
-    def blocks(self) -> list[nn.Module]:
-        return list(self.blocks_)
 
     def forward(self, x: torch.Tensor, channels: list[str] | tuple[str, ...]) -> torch.Tensor:
         self.check_input(x, channels)
@@ -71,6 +69,6 @@ class TinyEEGEncoder(EEGEncoder):
         pos = self.channel_positions(channels, x.device)
         tokens = tokens + self.channel_embed[pos][None, :, None, :] + self.time_embed[:a][None, None, :, :]
         tokens = tokens.reshape(b, c * a, -1)
-        for block in self.blocks_:
+        for block in self.blocks:
             tokens = block(tokens)
         return self.fc_norm(tokens.mean(dim=1))

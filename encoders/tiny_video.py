@@ -52,8 +52,8 @@ class TinyVideoEncoder(VideoEncoder):
         self.grid = (config.frames // pt, config.size // ph, config.size // pw)
         self.patch_embed = nn.Conv3d(3, config.dim, kernel_size=config.patch_size, stride=config.patch_size)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.grid[0] * self.grid[1] * self.grid[2], config.dim))
-        rates = torch.linspace(0, config.drop_path, config.depth).tolist()
-        self.blocks_ = nn.ModuleList(
+        rates = [config.drop_path * i / max(config.depth - 1, 1) for i in range(config.depth)]
+        self.blocks = nn.ModuleList(
             Block(config.dim, config.heads, mlp_ratio=config.mlp_ratio, qkv_bias=True, drop_path=r) for r in rates
         )
         self.fc_norm = nn.LayerNorm(config.dim)
@@ -64,8 +64,6 @@ class TinyVideoEncoder(VideoEncoder):
         c = self.cfg
         return VideoInputSpec(frames=c.frames, size=c.size, resize=c.resize, mean=KINETICS_MEAN, std=KINETICS_STD)
 
-    def blocks(self) -> list[nn.Module]:
-        return list(self.blocks_)
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         c = self.cfg
@@ -75,6 +73,6 @@ class TinyVideoEncoder(VideoEncoder):
                 f"turn uint8 frames into that with encoder.preprocess(frames)"
             )
         tokens = self.patch_embed(clip).flatten(2).transpose(1, 2) + self.pos_embed
-        for block in self.blocks_:
+        for block in self.blocks:
             tokens = block(tokens)
         return self.fc_norm(tokens.mean(dim=1))

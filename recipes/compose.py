@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 
 def check_data(encoder: Encoder, data: PairedData, side: str) -> None:
-    name = getattr(encoder.cfg, "name", type(encoder).__name__)
+    name = encoder.name
     if isinstance(encoder, EEGEncoder):
         encoder.input_spec.check(sfreq=data.sfreq, channels=data.channels, n_samples=data.eeg.shape[-1], encoder=name)
     elif isinstance(encoder, VideoEncoder):

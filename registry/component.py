@@ -4,7 +4,8 @@ A component is a class (or any object) with:
 - `Config`: a pydantic model of its options (subclass `ComponentConfig` to forbid unknown keys);
 - `description`: one line shown by `list-registry`;
 - `from_config(config, **context)`: builds the part; the context is what the caller knows and the
-  recipe does not (an encoder for a strategy, input and output sizes for a head, ...).
+  recipe does not (input and output sizes for a head, the seed for a data set, ...). It always
+  holds `name`, the name the component was built by.
 The recipe schema adds the `name` field itself, so a component's `Config` never declares it.
 """
 

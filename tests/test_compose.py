@@ -52,14 +52,14 @@ def test_swaps_are_recipe_edits(reg):
 
 def test_encoder_overrides_change_architecture(reg):
     _, _, model = make(reg, **{"eeg.encoder": {"name": "tiny_eeg", "dim": 48, "depth": 3, "heads": 4}})
-    assert model.eeg.encoder.feature_dim == 48 and len(model.eeg.encoder.blocks()) == 3
+    assert model.eeg.encoder.feature_dim == 48 and len(model.eeg.encoder.blocks) == 3
     assert model.eeg.head.proj.in_features == 48
 
 
 def test_no_weight_decay_on_biases_norms_embeddings_temperature(reg):
     _, _, model = make(reg, **{"eeg.strategy": "full"})
     decayed = {n for g in param_groups(model, 0.05) if g["weight_decay"] > 0 for n in g["names"]}
-    assert "eeg.encoder.blocks_.0.attn.qkv.weight" in decayed and "eeg.head.proj.weight" in decayed
+    assert "eeg.encoder.blocks.0.attn.qkv.weight" in decayed and "eeg.head.proj.weight" in decayed
     for name in ("loss.logit_scale", "eeg.encoder.channel_embed", "eeg.encoder.time_embed", "eeg.encoder.fc_norm.weight", "eeg.head.proj.bias"):
         assert name not in decayed, name
 

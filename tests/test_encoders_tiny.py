@@ -50,7 +50,7 @@ def test_eeg_encoder_contract(eeg_encoder):
     x = torch.randn(3, 4, 400) * 20
     out = eeg_encoder(x, channels=NAMES)
     assert out.shape == (3, 16)
-    assert len(eeg_encoder.blocks()) == 2 and len(eeg_encoder.attention_modules()) == 2
+    assert len(eeg_encoder.blocks) == 2 and len(eeg_encoder.attention_modules()) == 2
     assert any(n.endswith("qkv.bias") for n, _ in eeg_encoder.bias_parameters())
     # the channel names matter: another montage gives another output
     assert not torch.allclose(out, eeg_encoder(x, channels=["Fp1", "Fp2", "Cz", "O2"]))

@@ -61,7 +61,7 @@ def test_module_level_api():
     assert "tiny_eeg" in registry.names("encoders")
     assert registry.get("heads", "linear").description
     encoder = __import__("encoders").build("tiny_eeg", depth=1, dim=16, heads=2)
-    assert encoder.feature_dim == 16 and len(encoder.blocks()) == 1
+    assert encoder.feature_dim == 16 and len(encoder.blocks) == 1
 
 
 def test_list_registry_json_check_all_ok():

@@ -52,16 +52,13 @@ class Strategy:
     trains_encoder: ClassVar[bool] = True
     """False for strategies that leave the encoder frozen (it then stays in eval mode)."""
 
-    def __init__(self, config: StrategyConfig):
+    def __init__(self, config: StrategyConfig, name: str | None = None):
         self.cfg = config
-
-    @property
-    def name(self) -> str:
-        return getattr(self.cfg, "name", type(self).__name__)
+        self.name = name or getattr(config, "name", None) or type(self).__name__
 
     @classmethod
-    def from_config(cls, config: StrategyConfig, **context) -> "Strategy":
-        return cls(config)
+    def from_config(cls, config: StrategyConfig, *, name: str | None = None, **context) -> "Strategy":
+        return cls(config, name=name)
 
     def apply(self, encoder: nn.Module) -> StrategyReport:
         raise NotImplementedError

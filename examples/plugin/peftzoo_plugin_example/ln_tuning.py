@@ -19,7 +19,7 @@ class LayerNormTuning(Strategy):
     Config = LNTuningConfig
 
     def apply(self, encoder: nn.Module) -> StrategyReport:
-        in_blocks = {id(m) for block in encoder.blocks() for m in block.modules()}
+        in_blocks = {id(m) for block in encoder.blocks for m in block.modules()}
         names = []
         for module_name, module in encoder.named_modules():
             if not isinstance(module, nn.LayerNorm) or not module.elementwise_affine:

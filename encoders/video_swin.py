@@ -1,0 +1,203 @@
+"""Video Swin Transformer on torchvision's `SwinTransformer3d`, with adapter-visible attention.
+
+The architecture, patch embedding, patch merging and block are torchvision's. Only the window
+attention is replaced: torchvision's `ShiftedWindowAttention3d` hands `self.qkv.weight` and
+`self.proj.weight` to a functional, so LoRA and every other wrapping adapter would silently do
+nothing (facts/peft.md section 0). `ModuleCallWindowAttention3d` computes the same thing with
+`self.qkv(x)` and `self.proj(x)` module calls; its state-dict keys are unchanged.
+
+Checkpoints: torchvision `swin3d_*` state dicts, official mmaction2 0.x (`backbone.norm`) and 1.x
+(`backbone.norm3`) files, and safetensors of either layout.
+"""
+
+from __future__ import annotations
+
+import re
+import torch
+import torch.nn.functional as F
+from pydantic import Field, model_validator
+from torch import nn
+from torchvision.models.swin_transformer import SwinTransformerBlock
+from torchvision.models.video.swin_transformer import (
+    ShiftedWindowAttention3d,
+    SwinTransformer3d,
+    _compute_attention_mask_3d,
+    _compute_pad_size_3d,
+    _get_window_and_shift_size,
+)
+
+from encoders.base import KINETICS_MEAN, KINETICS_STD, EncoderConfig, VideoEncoder, VideoInputSpec
+
+
+class ModuleCallWindowAttention3d(ShiftedWindowAttention3d):
+    """torchvision's shifted-window 3-D attention, with qkv and proj run as module calls.
+
+    The body is torchvision's `shifted_window_attention_3d` (0.29) with `F.linear(x, w, b)` replaced
+    by the modules; it is copied because the functional takes weights, not modules.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, h, w, c = x.shape
+        window_size, shift_size = _get_window_and_shift_size(self.shift_size.copy(), [t, h, w], self.window_size.copy())
+        relative_position_bias = self.get_relative_position_bias(window_size)
+        num_heads = self.num_heads
+
+        pad = _compute_pad_size_3d((t, h, w), tuple(window_size))
+        x = F.pad(x, (0, 0, 0, pad[2], 0, pad[1], 0, pad[0]))
+        _, tp, hp, wp, _ = x.shape
+        shifted = sum(shift_size) > 0
+        if shifted:
+            x = torch.roll(x, shifts=(-shift_size[0], -shift_size[1], -shift_size[2]), dims=(1, 2, 3))
+        nt, nh, nw = tp // window_size[0], hp // window_size[1], wp // window_size[2]
+        num_windows = nt * nh * nw
+        x = x.view(b, nt, window_size[0], nh, window_size[1], nw, window_size[2], c)
+        x = x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(b * num_windows, window_size[0] * window_size[1] * window_size[2], c)
+
+        qkv = self.qkv(x).reshape(x.size(0), x.size(1), 3, num_heads, c // num_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        attn = (q * (c // num_heads) ** -0.5).matmul(k.transpose(-2, -1)) + relative_position_bias
+        if shifted:
+            mask = _compute_attention_mask_3d(x, (tp, hp, wp), tuple(window_size), tuple(shift_size))
+            attn = attn.view(x.size(0) // num_windows, num_windows, num_heads, x.size(1), x.size(1))
+            attn = (attn + mask.unsqueeze(1).unsqueeze(0)).view(-1, num_heads, x.size(1), x.size(1))
+        attn = F.dropout(F.softmax(attn, dim=-1), p=self.attention_dropout, training=self.training)
+        x = attn.matmul(v).transpose(1, 2).reshape(x.size(0), x.size(1), c)
+        x = F.dropout(self.proj(x), p=self.dropout, training=self.training)
+
+        x = x.view(b, nt, nh, nw, window_size[0], window_size[1], window_size[2], c)
+        x = x.permute(0, 1, 4, 2, 5, 3, 6, 7).reshape(b, tp, hp, wp, c)
+        if shifted:
+            x = torch.roll(x, shifts=(shift_size[0], shift_size[1], shift_size[2]), dims=(1, 2, 3))
+        return x[:, :t, :h, :w, :].contiguous()
+
+
+def _block(*args, attn_layer=None, **kwargs) -> SwinTransformerBlock:
+    # SwinTransformer3d passes attn_layer=ShiftedWindowAttention3d explicitly; ours replaces it.
+    return SwinTransformerBlock(*args, attn_layer=ModuleCallWindowAttention3d, **kwargs)
+
+
+class VideoSwinConfig(EncoderConfig):
+    embed_dim: int = Field(96, gt=0)
+    depths: list[int] = Field(default_factory=lambda: [2, 2, 6, 2], min_length=1)
+    num_heads: list[int] = Field(default_factory=lambda: [3, 6, 12, 24], min_length=1)
+    window_size: tuple[int, int, int] = (8, 7, 7)
+    patch_size: tuple[int, int, int] = (2, 4, 4)
+    mlp_ratio: float = Field(4.0, gt=0)
+    drop_path: float = Field(0.1, ge=0, lt=1)
+    """Stochastic depth of the last block (torchvision's default); off in eval mode."""
+    dropout: float = Field(0.0, ge=0, lt=1)
+    attention_dropout: float = Field(0.0, ge=0, lt=1)
+    frames: int = Field(16, ge=1)
+    """Frames sampled uniformly from each clip (the swin3d weights were evaluated on 32)."""
+    size: int = Field(224, ge=8)
+    """Side of the square center crop."""
+    resize: int | None = Field(256, gt=0)
+    """Short side before the crop (256 for the released weights); None is size * 256 / 224."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "VideoSwinConfig":
+        if len(self.depths) != len(self.num_heads):
+            raise ValueError(f"depths {self.depths} and num_heads {self.num_heads} must have one entry per stage")
+        for i, heads in enumerate(self.num_heads):
+            if (self.embed_dim * 2**i) % heads:
+                raise ValueError(f"stage {i} width {self.embed_dim * 2**i} is not divisible by its {heads} heads")
+        return self
+
+
+class Swin3DSmallConfig(VideoSwinConfig):
+    depths: list[int] = Field(default_factory=lambda: [2, 2, 18, 2], min_length=1)
+
+
+class Swin3DBaseConfig(VideoSwinConfig):
+    embed_dim: int = Field(128, gt=0)
+    depths: list[int] = Field(default_factory=lambda: [2, 2, 18, 2], min_length=1)
+    num_heads: list[int] = Field(default_factory=lambda: [4, 8, 16, 32], min_length=1)
+
+
+_MMACTION_BLOCK = re.compile(r"^layers\.(\d+)\.blocks\.(\d+)\.(.*)$")
+_MMACTION_DOWNSAMPLE = re.compile(r"^layers\.(\d+)\.downsample\.(.*)$")
+
+
+class VideoSwin(VideoEncoder):
+    """Video Swin Transformer (torchvision), any architecture; loads mmaction2 and torchvision weights."""
+
+    description = "Video Swin Transformer on torchvision, architecture options; loads mmaction2 and torchvision weights"
+    Config = VideoSwinConfig
+
+    def __init__(self, config: VideoSwinConfig):
+        super().__init__(config)
+        model = SwinTransformer3d(
+            patch_size=list(config.patch_size),
+            embed_dim=config.embed_dim,
+            depths=list(config.depths),
+            num_heads=list(config.num_heads),
+            window_size=list(config.window_size),
+            mlp_ratio=config.mlp_ratio,
+            dropout=config.dropout,
+            attention_dropout=config.attention_dropout,
+            stochastic_depth_prob=config.drop_path,
+            block=_block,
+        )
+        # Adopt torchvision's parts directly, so state-dict keys are torchvision's (minus the head).
+        self.patch_embed, self.pos_drop, self.features, self.norm = model.patch_embed, model.pos_drop, model.features, model.norm
+        self.feature_dim = model.num_features
+
+    @property
+    def blocks(self) -> list[nn.Module]:
+        return [block for stage in self.features[0::2] for block in stage]
+
+    @property
+    def input_spec(self) -> VideoInputSpec:
+        c = self.cfg
+        return VideoInputSpec(frames=c.frames, size=c.size, resize=c.resize, mean=KINETICS_MEAN, std=KINETICS_STD)
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        x = self.features(self.pos_drop(self.patch_embed(clip)))  # (B, T', H', W', C)
+        return self.norm(x).mean(dim=(1, 2, 3))
+
+    def convert_state_dict(self, obj: object) -> tuple[dict[str, torch.Tensor], list[str]]:
+        if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+            obj = obj["state_dict"]
+        elif isinstance(obj, dict) and isinstance(obj.get("model"), dict):
+            obj = obj["model"]
+        state, ignored = {}, []
+        for key, value in dict(obj).items():
+            if not isinstance(value, torch.Tensor):
+                ignored.append(key)
+                continue
+            if key.startswith(("cls_head.", "head.")):
+                ignored.append(key)
+                continue
+            key = key.removeprefix("backbone.")
+            if m := _MMACTION_BLOCK.match(key):
+                stage, block, rest = m.groups()
+                rest = rest.replace("mlp.fc1.", "mlp.0.").replace("mlp.fc2.", "mlp.3.")
+                key = f"features.{2 * int(stage)}.{block}.{rest}"
+            elif m := _MMACTION_DOWNSAMPLE.match(key):
+                key = f"features.{2 * int(m.group(1)) + 1}.{m.group(2)}"
+            elif key.startswith("norm3."):  # mmaction2 1.x names the final norm norm3
+                key = "norm." + key[len("norm3."):]
+            state[key] = value
+        return state, ignored
+
+
+class Swin3DTiny(VideoSwin):
+    """swin3d_t: Video Swin-T (28M parameters), torchvision's preset."""
+
+    description = "Video Swin-T (torchvision swin3d_t preset, 27.9M parameters without head)"
+
+
+class Swin3DSmall(VideoSwin):
+    """swin3d_s: Video Swin-S (50M parameters), torchvision's preset."""
+
+    description = "Video Swin-S (torchvision swin3d_s preset, 49.5M parameters without head)"
+    Config = Swin3DSmallConfig
+
+
+class Swin3DBase(VideoSwin):
+    """swin3d_b: Video Swin-B (88M parameters), torchvision's preset."""
+
+    description = "Video Swin-B (torchvision swin3d_b preset, 87.6M parameters without head)"
+    Config = Swin3DBaseConfig
+
+
