@@ -155,6 +155,27 @@ class Encoder(nn.Module):
         """Every bias term (names ending in 'bias' such as `proj.bias`, `q_bias`)."""
         return [(n, p) for n, p in self.named_parameters() if n.split(".")[-1].endswith("bias")]
 
+    def final_norm(self) -> nn.Module | None:
+        """The norm after the last block (LaBraM's fc_norm, Swin's norm), trained by last_k."""
+        for attr in ("fc_norm", "norm"):
+            module = getattr(self, attr, None)
+            if isinstance(module, nn.Module) and any(True for _ in module.parameters()):
+                return module
+        return None
+
+    # Parameters before the first block (layer 0 of layer-wise lr decay); the rest outside blocks
+    # is layer L+1, as in LaBraM's official optimizer factory (which puts time_embed there too).
+    embedding_prefixes: tuple[str, ...] = ("patch_embed.", "cls_token", "pos_embed", "mask_token", "channel_embed")
+
+    def layer_ids(self) -> dict[str, int]:
+        """Layer index of every parameter for layer-wise lr decay: 0 stem, i+1 block i, L+1 the rest."""
+        in_block = {id(p): i + 1 for i, block in enumerate(self.blocks) for p in block.parameters()}
+        tail = len(self.blocks) + 1
+        return {
+            name: in_block.get(id(p), 0 if name.startswith(self.embedding_prefixes) else tail)
+            for name, p in self.named_parameters()
+        }
+
 
 class EEGEncoder(Encoder):
     """EEG encoders: `encoder(x, channels=names)` with x (B, C, T) in microvolts."""

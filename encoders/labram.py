@@ -120,6 +120,13 @@ class LaBraMAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
+    def add_qv_bias(self) -> None:
+        """Create zero q/v biases where the model has none (the released weights): output unchanged."""
+        if self.q_bias is None:
+            dim = self.proj.in_features
+            self.q_bias = nn.Parameter(torch.zeros(dim, device=self.proj.weight.device, dtype=self.proj.weight.dtype))
+            self.v_bias = nn.Parameter(torch.zeros_like(self.q_bias))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
         qkv = self.qkv(x)  # a module call, so wrapping adapters take effect

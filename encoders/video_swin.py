@@ -146,6 +146,19 @@ class VideoSwin(VideoEncoder):
     def blocks(self) -> list[nn.Module]:
         return [block for stage in self.features[0::2] for block in stage]
 
+    def layer_ids(self) -> dict[str, int]:
+        """Patch merging belongs to the stage it feeds (its first block's layer)."""
+        ids = super().layer_ids()
+        first_block, seen = {}, 0
+        for stage in range(0, len(self.features), 2):
+            first_block[stage] = seen + 1
+            seen += len(self.features[stage])
+        for name in ids:
+            parts = name.split(".")
+            if parts[0] == "features" and int(parts[1]) % 2 == 1:
+                ids[name] = first_block[int(parts[1]) + 1]
+        return ids
+
     @property
     def input_spec(self) -> VideoInputSpec:
         c = self.cfg

@@ -8,10 +8,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import save
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save
 from torch import nn
 
 from recipes.rundir import atomic_write
+from registry.errors import UserError
 
 
 @lru_cache(maxsize=16)
@@ -38,3 +41,43 @@ def save_trainable(model: nn.Module, path: Path, metadata: dict[str, Any]) -> in
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
     atomic_write(path, save(state, metadata=meta))
     return len(state)
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The metadata of a trainable-weights file, JSON values decoded."""
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
+    out: dict[str, Any] = {}
+    for key, value in meta.items():
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def load_trainable(model: nn.Module, path: str | Path) -> list[str]:
+    """Copy saved trainable weights into `model`, built with the same recipe; returns the names loaded.
+
+    The model must have been composed with the same strategies (so the adapter parameters exist and
+    are trainable); anything else is an error naming what differs, never a partial load.
+    """
+    state = load_file(str(path))
+    params = dict(model.named_parameters())
+    unknown = sorted(k for k in state if k not in params)
+    frozen = sorted(k for k in state if k in params and not params[k].requires_grad)
+    missing = sorted(n for n, p in params.items() if p.requires_grad and n not in state)
+    shapes = sorted(k for k in state if k in params and tuple(state[k].shape) != tuple(params[k].shape))
+    problems = [
+        (unknown, "saved but absent from this model"),
+        (frozen, "saved but frozen in this model"),
+        (missing, "trainable in this model but not saved"),
+        (shapes, "saved with another shape"),
+    ]
+    found = [f"{what}: {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}" for keys, what in problems if keys]
+    if found:
+        raise UserError(f"{path} does not fit this model (build it from the run's recipe.yaml): " + "; ".join(found))
+    with torch.no_grad():
+        for name, value in state.items():
+            params[name].copy_(value)
+    return sorted(state)

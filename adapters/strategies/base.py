@@ -71,6 +71,17 @@ def trainable_names(module: nn.Module) -> list[str]:
     return [n for n, p in module.named_parameters() if p.requires_grad]
 
 
+def unfreeze(encoder: nn.Module, params) -> list[str]:
+    """Make `params` (parameters of `encoder`) trainable; returns their names in the encoder."""
+    wanted = {id(p) for p in params}
+    names = []
+    for name, p in encoder.named_parameters():
+        if id(p) in wanted:
+            p.requires_grad_(True)
+            names.append(name)
+    return names
+
+
 def report_for(strategy: str, encoder: nn.Module, names: Sequence[str], **extra) -> StrategyReport:
     """A report for the parameters `names` of `encoder`, counting their elements."""
     params = dict(encoder.named_parameters())

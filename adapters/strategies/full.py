@@ -1,4 +1,4 @@
-"""`full`: every encoder parameter trains, at `lr_scale` times the head's learning rate."""
+"""`full`: every encoder parameter trains, at `lr_scale` times the head's lr, with optional layer decay."""
 
 from __future__ import annotations
 
@@ -13,18 +13,25 @@ from adapters.strategies.base import Strategy, StrategyConfig, StrategyError, St
 class FullConfig(StrategyConfig):
     lr_scale: float = Field(1.0, gt=0)
     """Encoder learning rate relative to the head's (SigLIP suggests 0.1 for pretrained towers)."""
+    layer_decay: float | None = Field(None, gt=0, le=1)
+    """Layer-wise lr decay: block i of L gets lr_scale * decay^(L + 1 - (i + 1)); LaBraM uses 0.65."""
 
 
 class Full(Strategy):
-    """Full fine-tuning: every encoder parameter trains, with an lr scale relative to the head."""
+    """Full fine-tuning: every encoder parameter trains, with an lr scale and optional layer decay."""
 
-    description = "Full fine-tuning: every encoder parameter trains, with an lr scale relative to the head"
+    description = "Full fine-tuning: every encoder parameter trains, with an lr scale and optional layer-wise decay"
     Config = FullConfig
 
     def apply(self, encoder: nn.Module) -> StrategyReport:
         encoder.requires_grad_(True)
         names = [n for n, _ in encoder.named_parameters()]
-        return report_for(self.name, encoder, names, lr_scale={n: self.cfg.lr_scale for n in names})
+        scale = {n: self.cfg.lr_scale for n in names}
+        if self.cfg.layer_decay is not None:
+            ids = encoder.layer_ids()
+            top = len(encoder.blocks) + 1
+            scale = {n: self.cfg.lr_scale * self.cfg.layer_decay ** (top - ids[n]) for n in names}
+        return report_for(self.name, encoder, names, lr_scale=scale)
 
     def check_composition(self, others: Sequence[Strategy]) -> None:
         if others:

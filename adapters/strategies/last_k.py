@@ -1,0 +1,40 @@
+"""`last_k`: the last k blocks and the final norm train; the rest of the encoder stays frozen."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from torch import nn
+
+from adapters.strategies.base import Strategy, StrategyConfig, StrategyError, StrategyReport, report_for, unfreeze
+
+
+class LastKConfig(StrategyConfig):
+    k: int = Field(1, ge=0)
+    """Blocks to train, counted from the output; 0 trains nothing (head_only)."""
+    final_norm: bool = True
+    """Also train the norm after the last block."""
+    lr_scale: float = Field(1.0, gt=0)
+
+
+class LastK(Strategy):
+    """Last k blocks and the final norm train (k=0 is head_only)."""
+
+    description = "Last k blocks and the final norm train (k=0 is head_only; LiT-style partial unlocking)"
+    Config = LastKConfig
+
+    def apply(self, encoder: nn.Module) -> StrategyReport:
+        blocks = list(encoder.blocks)
+        k = self.cfg.k
+        if k > len(blocks):
+            raise StrategyError(
+                f"last_k: k={k} but {getattr(encoder, 'name', 'the encoder')} has {len(blocks)} blocks; "
+                f"use k <= {len(blocks)}, or strategy full to train everything"
+            )
+        if k == 0:
+            return StrategyReport(strategy=self.name, trainable=[], num_trainable=0, trains_encoder=False)
+        params = [p for block in blocks[len(blocks) - k :] for p in block.parameters()]
+        norm = encoder.final_norm() if self.cfg.final_norm else None
+        if norm is not None:
+            params += list(norm.parameters())
+        names = unfreeze(encoder, params)
+        return report_for(self.name, encoder, names, lr_scale={n: self.cfg.lr_scale for n in names})

@@ -1,0 +1,58 @@
+"""Role names (q, k, v, o, mlp) to the modules of an encoder they denote."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from torch import nn
+
+from adapters.strategies.base import StrategyError
+
+
+@dataclasses.dataclass
+class LoRATargets:
+    fused: dict[str, tuple[bool, bool, bool]]
+    """Fused qkv module name -> which of q, k, v to adapt."""
+    whole: list[str]
+    """Names of nn.Linear modules adapted as a whole."""
+
+    @property
+    def splits_qkv(self) -> bool:
+        return any(mask != (True, True, True) for mask in self.fused.values())
+
+    def all_names(self) -> list[str]:
+        return [*self.fused, *self.whole]
+
+
+def resolve(encoder: nn.Module, roles: list[str], layers: list[int] | None) -> LoRATargets:
+    blocks = list(encoder.blocks)
+    if layers is None:
+        chosen = blocks
+    else:
+        bad = [i for i in layers if not -len(blocks) <= i < len(blocks)]
+        if bad:
+            raise StrategyError(f"lora: layers {bad} do not exist; the encoder has {len(blocks)} blocks (0..{len(blocks) - 1})")
+        chosen = [blocks[i] for i in sorted({i % len(blocks) for i in layers})]
+    name_of = {id(m): n for n, m in encoder.named_modules()}
+    mask = tuple(role in roles for role in ("q", "k", "v"))
+    fused: dict[str, tuple[bool, bool, bool]] = {}
+    whole: list[str] = []
+    for block in chosen:
+        attns = [m for m in block.modules() if isinstance(getattr(m, "qkv", None), nn.Linear) and isinstance(getattr(m, "proj", None), nn.Linear)]
+        if not attns:
+            raise StrategyError(f"lora: block {name_of[id(block)]} has no attention with fused qkv and proj")
+        for attn in attns:
+            if any(mask):
+                fused[name_of[id(attn.qkv)]] = mask
+            if "o" in roles:
+                whole.append(name_of[id(attn.proj)])
+        if "mlp" in roles:
+            mlp = getattr(block, "mlp", None)
+            linears = [m for m in mlp.modules() if isinstance(m, nn.Linear)] if mlp is not None else []
+            if not linears:
+                raise StrategyError(f"lora: block {name_of[id(block)]} has no `mlp` with Linear layers for the mlp role")
+            whole += [name_of[id(m)] for m in linears]
+    if mask == (True, True, True):  # the whole fused module: either backend adapts it as one Linear
+        whole = [*fused, *whole]
+        fused = {}
+    return LoRATargets(fused=fused, whole=whole)
