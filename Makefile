@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-RECIPE ?= head_only_tiny.yaml
+RECIPE ?= lora_qv.yaml
 PYTEST_ARGS ?=
 
 .PHONY: run test install clean

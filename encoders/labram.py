@@ -223,6 +223,9 @@ class LaBraM(EEGEncoder):
                     obj = obj[key]
                     break
         state, ignored = {}, []
+        if isinstance(obj, dict) and any(k.endswith("attn.q_bias") for k in obj):
+            for block in self.blocks:  # a checkpoint with q/v biases (qkv_bias fine-tunes, BitFit) gets them
+                block.attn.add_qv_bias()
         if isinstance(obj, dict) and any(k.startswith("student.") for k in obj):
             ignored += [k for k in obj if not k.startswith("student.")]
             obj = {k[len("student."):]: v for k, v in obj.items() if k.startswith("student.")}

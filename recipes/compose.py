@@ -30,9 +30,10 @@ def check_data(encoder: Encoder, data: PairedData, side: str) -> None:
         raise InputSpecError(f"{side}.encoder {name!r} is neither an EEG nor a video encoder")
 
 
-def build_tower(side: BaseModel, side_name: str, data: PairedData, embed_dim: int, reg: Registry) -> Tower:
+def build_tower(side: BaseModel, side_name: str, data: PairedData | None, embed_dim: int, reg: Registry) -> Tower:
     encoder = reg.build("encoders", side.encoder)
-    check_data(encoder, data, side_name)
+    if data is not None:
+        check_data(encoder, data, side_name)
     strategies = [reg.build("strategies", s) for s in side.strategy]
     try:
         report = apply_strategies(encoder, strategies)
@@ -43,9 +44,10 @@ def build_tower(side: BaseModel, side_name: str, data: PairedData, embed_dim: in
     return Tower(encoder, head, report)
 
 
-def compose(recipe: BaseModel, data: PairedData, reg: Registry) -> DualEncoderCLIP:
-    """Build the model a validated recipe describes, checked against `data`."""
+def compose(recipe: BaseModel, data: PairedData | None, reg: Registry) -> DualEncoderCLIP:
+    """Build the model a validated recipe describes, checked against `data` (None: no data checks,
+    for exporting; the model then has no EEG channel names)."""
     eeg = build_tower(recipe.eeg, "eeg", data, recipe.embed_dim, reg)
     video = build_tower(recipe.video, "video", data, recipe.embed_dim, reg)
     loss = reg.build("losses", recipe.loss)
-    return DualEncoderCLIP(eeg, video, loss, channels=data.channels)
+    return DualEncoderCLIP(eeg, video, loss, channels=data.channels if data is not None else [])

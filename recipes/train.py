@@ -230,6 +230,7 @@ def train(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, run: RunD
             for side, tower in (("eeg", model.eeg), ("video", model.video))
         },
         "strategies": {"eeg": model.eeg.report.summary(), "video": model.video.report.summary()},
+        "strategy_configs": {side: [s.model_dump(mode="json") for s in getattr(recipe, side).strategy] for side in ("eeg", "video")},
     }
     save_trainable(model, run.weights_path, metadata)
     run.finish("completed", final_metrics=last_eval, best_val_eeg_to_video_R1=best, steps=step)
