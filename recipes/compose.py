@@ -30,24 +30,38 @@ def check_data(encoder: Encoder, data: PairedData, side: str) -> None:
         raise InputSpecError(f"{side}.encoder {name!r} is neither an EEG nor a video encoder")
 
 
-def build_tower(side: BaseModel, side_name: str, data: PairedData | None, embed_dim: int, reg: Registry) -> Tower:
+def planned_steps(recipe: BaseModel, data: PairedData | None) -> int | None:
+    """Optimizer steps the recipe's training will take on `data` (full batches only)."""
+    if data is None:
+        return None
+    n = len(data.split("train"))
+    batch = min(recipe.train.batch_size, n) or 1
+    return (n // batch) * recipe.train.epochs
+
+
+def build_tower(
+    side: BaseModel, side_name: str, data: PairedData | None, embed_dim: int, reg: Registry, total_steps: int | None = None
+) -> Tower:
     encoder = reg.build("encoders", side.encoder)
     if data is not None:
         check_data(encoder, data, side_name)
     strategies = [reg.build("strategies", s) for s in side.strategy]
+    for strategy in strategies:
+        strategy.total_steps = total_steps
     try:
         report = apply_strategies(encoder, strategies)
     except StrategyError as exc:
         raise StrategyError(f"{side_name}.strategy: {exc}") from None
     head = reg.build("heads", side.head, in_dim=encoder.feature_dim, out_dim=embed_dim)
     logger.info("%s: %s (%s), head %s", side_name, side.encoder.name, report.summary(), side.head.name)
-    return Tower(encoder, head, report)
+    return Tower(encoder, head, report, strategies)
 
 
 def compose(recipe: BaseModel, data: PairedData | None, reg: Registry) -> DualEncoderCLIP:
     """Build the model a validated recipe describes, checked against `data` (None: no data checks,
     for exporting; the model then has no EEG channel names)."""
-    eeg = build_tower(recipe.eeg, "eeg", data, recipe.embed_dim, reg)
-    video = build_tower(recipe.video, "video", data, recipe.embed_dim, reg)
+    steps = planned_steps(recipe, data)
+    eeg = build_tower(recipe.eeg, "eeg", data, recipe.embed_dim, reg, steps)
+    video = build_tower(recipe.video, "video", data, recipe.embed_dim, reg, steps)
     loss = reg.build("losses", recipe.loss)
     return DualEncoderCLIP(eeg, video, loss, channels=data.channels if data is not None else [])

@@ -18,9 +18,10 @@ from recipes.losses.base import ContrastiveLoss
 class Tower(nn.Module):
     """One side: encoder -> head -> L2 normalization."""
 
-    def __init__(self, encoder: nn.Module, head: nn.Module, report: StrategyReport):
+    def __init__(self, encoder: nn.Module, head: nn.Module, report: StrategyReport, strategies: list | None = None):
         super().__init__()
         self.encoder, self.head, self.report = encoder, head, report
+        self.strategies = list(strategies or [])
 
     def train(self, mode: bool = True) -> "Tower":
         super().train(mode)
@@ -66,3 +67,11 @@ class DualEncoderCLIP(nn.Module):
 
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
         return {n: p for n, p in self.named_parameters() if p.requires_grad}
+
+    def strategies(self) -> list:
+        return [*self.eeg.strategies, *self.video.strategies]
+
+    def regularization(self) -> torch.Tensor | None:
+        """Sum of the strategies' loss terms (AdaLoRA's orthogonality penalty), or None."""
+        terms = [t for s in self.strategies() if (t := s.regularization()) is not None]
+        return torch.stack(terms).sum() if terms else None

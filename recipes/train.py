@@ -183,12 +183,17 @@ def train(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, run: RunD
             eeg, clip, groups = model.prepare(batch, device)
             e, v = model(eeg, clip)
             loss = model.loss(e, v, groups)
+            extra = model.regularization()
+            if extra is not None:
+                loss = loss + extra
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip_norm:
                 torch.nn.utils.clip_grad_norm_(model.trainable_parameters().values(), cfg.grad_clip_norm)
             optimizer.step()
             model.loss.after_optimizer_step()
+            for strategy in model.strategies():
+                strategy.after_optimizer_step(step)
             step += 1
             if step % cfg.log_every == 0 or step == total_steps:
                 value = loss.detach().item()

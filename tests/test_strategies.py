@@ -206,3 +206,39 @@ def test_layer_decay_scales(encoder_name):
     for name, scale in report.lr_scale.items():
         assert scale == pytest.approx(0.1 * 0.5 ** (top - ids[name]))
     assert max(report.lr_scale.values()) == pytest.approx(0.1)
+
+
+def test_ia3_closed_form_and_feedforward_rule():
+    enc = registry.build("encoders", "labram_base")
+    report = apply_strategies(enc, [registry.build("strategies", "ia3")])
+    assert report.num_trainable == 12 * (600 + 800)  # qkv output scaling + fc2 input (FFN activation) scaling
+    assert enc.blocks[0].mlp.fc2.is_feedforward and not enc.blocks[0].attn.qkv.is_feedforward
+
+
+def test_peft_tuners_refuse_a_split_qkv():
+    with pytest.raises(registry.ComponentConfigError, match="split the fused qkv"):
+        registry.build("strategies", {"name": "loha", "targets": ["q", "v"]})
+
+
+def test_adalora_penalty_and_budget_are_wired_into_training(tmp_path, capsys):
+    """A real run: the orthogonality penalty is in the loss and the rank budget ends at target_r."""
+    import yaml
+    from safetensors.torch import load_file
+
+    from recipes.run import main
+    from tests.conftest import tiny_recipe
+
+    recipe = tiny_recipe(**{"eeg.strategy": {"name": "adalora", "init_r": 4, "target_r": 2, "targets": ["q", "k", "v", "o"]}, "train.epochs": 3})
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    assert main([str(path), "--output-dir", str(tmp_path / "runs"), "--quiet"]) == 0
+    run_dir = next((tmp_path / "runs").iterdir())
+    state = load_file(str(run_dir / "trainable.safetensors"))
+    e = [v for k, v in state.items() if "lora_E" in k]
+    assert len(e) == 2  # one block: qkv and proj
+    assert int(sum((t != 0).sum() for t in e)) <= 2 * len(e)  # budget pruned from 4 to target 2 per module
+    strategy = registry.build("strategies", {"name": "adalora", "init_r": 4, "target_r": 2})
+    enc = registry.build("encoders", {"name": "tiny_eeg", "dim": 16, "heads": 2, "depth": 1})
+    apply_strategies(enc, [strategy])
+    penalty = strategy.regularization()
+    assert penalty is not None and penalty.item() > 0 and penalty.requires_grad

@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import ClassVar
 
+import torch
 from torch import nn
 
 from registry.component import ComponentConfig
@@ -55,6 +56,8 @@ class Strategy:
     def __init__(self, config: StrategyConfig, name: str | None = None):
         self.cfg = config
         self.name = name or getattr(config, "name", None) or type(self).__name__
+        self.total_steps: int | None = None
+        """Optimizer steps the training will take; set by the composer before `apply` (AdaLoRA needs it)."""
 
     @classmethod
     def from_config(cls, config: StrategyConfig, *, name: str | None = None, **context) -> "Strategy":
@@ -65,6 +68,13 @@ class Strategy:
 
     def check_composition(self, others: Sequence["Strategy"]) -> None:
         """Raise StrategyError when this strategy cannot be combined with `others` (the rest of the list)."""
+
+    def regularization(self) -> "torch.Tensor | None":
+        """A term the trainer adds to the loss each step (AdaLoRA's orthogonality penalty), or None."""
+        return None
+
+    def after_optimizer_step(self, step: int) -> None:
+        """Called after each optimizer step, before gradients are cleared (AdaLoRA's budget update)."""
 
 
 def trainable_names(module: nn.Module) -> list[str]:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from adapters.strategies.lora.config import LoRAConfig
-from adapters.strategies.lora.targets import LoRATargets
+from adapters.strategies.targets import RoleTargets
 
 
 def _set_module(root: nn.Module, name: str, module: nn.Module) -> None:
@@ -27,7 +27,7 @@ def _loralib_alpha(cfg: LoRAConfig) -> float:
     return cfg.alpha * math.sqrt(cfg.r) if cfg.use_rslora else cfg.alpha
 
 
-def inject_loralib(encoder: nn.Module, targets: LoRATargets, cfg: LoRAConfig) -> None:
+def inject_loralib(encoder: nn.Module, targets: RoleTargets, cfg: LoRAConfig) -> None:
     """Replace each target Linear by its loralib counterpart holding the same weights."""
     alpha = _loralib_alpha(cfg)
     for name, mask in [*targets.fused.items(), *((n, None) for n in targets.whole)]:
@@ -53,7 +53,7 @@ def inject_loralib(encoder: nn.Module, targets: LoRATargets, cfg: LoRAConfig) ->
         _set_module(encoder, name, new)
 
 
-def inject_peft(encoder: nn.Module, targets: LoRATargets, cfg: LoRAConfig) -> None:
+def inject_peft(encoder: nn.Module, targets: RoleTargets, cfg: LoRAConfig) -> None:
     """peft LoRA layers on whole modules, leaving every other parameter's trainability as it was."""
     import peft
 
@@ -80,12 +80,13 @@ def is_lora_parameter(name: str) -> bool:
 
 
 def merge(encoder: nn.Module) -> int:
-    """Fold every LoRA update into its base weight and put plain nn.Linear layers back; returns how many."""
-    from peft.tuners.lora import LoraLayer
+    """Fold every adapter update (LoRA of either backend, any peft tuner) into its base weight and put
+    the plain layers back; returns how many layers were merged."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
 
     merged = 0
     for name, module in list(encoder.named_modules()):
-        if isinstance(module, LoraLayer):
+        if isinstance(module, BaseTunerLayer):
             module.merge()
             _set_module(encoder, name, module.get_base_layer())
             merged += 1

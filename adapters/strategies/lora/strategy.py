@@ -9,7 +9,7 @@ from torch import nn
 from adapters.strategies.base import Strategy, StrategyError, StrategyReport, report_for
 from adapters.strategies.lora import backends
 from adapters.strategies.lora.config import LoRAConfig
-from adapters.strategies.lora.targets import resolve
+from adapters.strategies.targets import resolve
 
 
 class LoRA(Strategy):

@@ -1,4 +1,4 @@
-"""Role names (q, k, v, o, mlp) to the modules of an encoder they denote."""
+"""Role names (q, k, v, o, mlp) to the modules of an encoder they denote, for LoRA and peft tuners."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from adapters.strategies.base import StrategyError
 
 
 @dataclasses.dataclass
-class LoRATargets:
+class RoleTargets:
     fused: dict[str, tuple[bool, bool, bool]]
     """Fused qkv module name -> which of q, k, v to adapt."""
     whole: list[str]
@@ -24,14 +24,15 @@ class LoRATargets:
         return [*self.fused, *self.whole]
 
 
-def resolve(encoder: nn.Module, roles: list[str], layers: list[int] | None) -> LoRATargets:
+def resolve(encoder: nn.Module, roles: list[str], layers: list[int] | None, who: str = "lora", mlp_layers: str = "all") -> RoleTargets:
+    """Modules for `roles` in the chosen blocks; `mlp_layers="last"` takes only each MLP's output Linear."""
     blocks = list(encoder.blocks)
     if layers is None:
         chosen = blocks
     else:
         bad = [i for i in layers if not -len(blocks) <= i < len(blocks)]
         if bad:
-            raise StrategyError(f"lora: layers {bad} do not exist; the encoder has {len(blocks)} blocks (0..{len(blocks) - 1})")
+            raise StrategyError(f"{who}: layers {bad} do not exist; the encoder has {len(blocks)} blocks (0..{len(blocks) - 1})")
         chosen = [blocks[i] for i in sorted({i % len(blocks) for i in layers})]
     name_of = {id(m): n for n, m in encoder.named_modules()}
     mask = tuple(role in roles for role in ("q", "k", "v"))
@@ -40,7 +41,7 @@ def resolve(encoder: nn.Module, roles: list[str], layers: list[int] | None) -> L
     for block in chosen:
         attns = [m for m in block.modules() if isinstance(getattr(m, "qkv", None), nn.Linear) and isinstance(getattr(m, "proj", None), nn.Linear)]
         if not attns:
-            raise StrategyError(f"lora: block {name_of[id(block)]} has no attention with fused qkv and proj")
+            raise StrategyError(f"{who}: block {name_of[id(block)]} has no attention with fused qkv and proj")
         for attn in attns:
             if any(mask):
                 fused[name_of[id(attn.qkv)]] = mask
@@ -50,9 +51,9 @@ def resolve(encoder: nn.Module, roles: list[str], layers: list[int] | None) -> L
             mlp = getattr(block, "mlp", None)
             linears = [m for m in mlp.modules() if isinstance(m, nn.Linear)] if mlp is not None else []
             if not linears:
-                raise StrategyError(f"lora: block {name_of[id(block)]} has no `mlp` with Linear layers for the mlp role")
-            whole += [name_of[id(m)] for m in linears]
+                raise StrategyError(f"{who}: block {name_of[id(block)]} has no `mlp` with Linear layers for the mlp role")
+            whole += [name_of[id(m)] for m in (linears if mlp_layers == "all" else linears[-1:])]
     if mask == (True, True, True):  # the whole fused module: either backend adapts it as one Linear
         whole = [*fused, *whole]
         fused = {}
-    return LoRATargets(fused=fused, whole=whole)
+    return RoleTargets(fused=fused, whole=whole)

@@ -1,0 +1,71 @@
+"""`adalora` (Zhang et al., ICLR 2023): LoRA whose rank budget is reallocated during training, via peft.
+
+Two things peft leaves to the training loop are wired here: the budget update
+(`update_and_allocate(step)` after every optimizer step) and the orthogonality penalty, which peft
+adds only to Hugging Face outputs that carry `.loss` and so would silently skip on our encoders
+(facts/peft.md section 2); `regularization()` computes it as peft does, for the trainer to add.
+"""
+
+from __future__ import annotations
+
+import peft
+import torch
+from peft.tuners.adalora import AdaLoraModel
+from pydantic import Field
+
+from adapters.strategies.base import StrategyError
+from adapters.strategies.peft_tuner import PeftTuner, PeftTunerConfig, module_regex
+from adapters.strategies.targets import RoleTargets
+
+
+class AdaLoRAConfig(PeftTunerConfig):
+    init_r: int = Field(12, ge=1)
+    target_r: int = Field(8, ge=1)
+    alpha: float = Field(16.0, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    tinit: int = Field(0, ge=0)
+    """Steps of warm-up before ranks are pruned."""
+    tfinal: int = Field(0, ge=0)
+    """Steps at the end with the final ranks fixed."""
+    delta_t: int = Field(1, ge=1)
+    beta1: float = Field(0.85, gt=0, lt=1)
+    beta2: float = Field(0.85, gt=0, lt=1)
+    orth_reg_weight: float = Field(0.5, ge=0)
+
+
+class AdaLoRA(PeftTuner):
+    """AdaLoRA via peft: adaptive rank budget, updated each step, with its orthogonality penalty."""
+
+    description = "AdaLoRA via peft: adaptive rank budget updated each step, with its orthogonality penalty"
+    Config = AdaLoRAConfig
+    tuner_class = AdaLoraModel
+
+    def peft_config(self, targets: RoleTargets) -> peft.PeftConfig:
+        c = self.cfg
+        total = self.total_steps
+        if total is None:
+            total = c.tinit + c.tfinal + 1  # built outside training (tests, export): no schedule runs
+        if c.tinit >= total - c.tfinal:
+            raise StrategyError(
+                f"adalora: tinit {c.tinit} + tfinal {c.tfinal} leave no steps of the {total} training steps "
+                f"for rank allocation; lower them or train longer"
+            )
+        return peft.AdaLoraConfig(
+            init_r=c.init_r, target_r=c.target_r, lora_alpha=c.alpha, lora_dropout=c.dropout, tinit=c.tinit,
+            tfinal=c.tfinal, deltaT=c.delta_t, beta1=c.beta1, beta2=c.beta2, orth_reg_weight=c.orth_reg_weight,
+            total_step=total, target_modules=module_regex(targets.whole),
+        )
+
+    def regularization(self) -> torch.Tensor | None:
+        terms = []
+        for name, p in self.tuner.model.named_parameters():
+            if ("lora_A" in name or "lora_B" in name) and p.requires_grad:
+                cov = p @ p.T if "lora_A" in name else p.T @ p
+                terms.append(torch.linalg.matrix_norm(cov - torch.eye(*cov.shape, device=cov.device, dtype=cov.dtype)))
+        if not terms or self.cfg.orth_reg_weight == 0:
+            return None
+        return self.cfg.orth_reg_weight * torch.stack(terms).mean()
+
+    def after_optimizer_step(self, step: int) -> None:
+        if self.total_steps is not None:
+            self.tuner.update_and_allocate(step)

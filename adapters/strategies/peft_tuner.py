@@ -1,0 +1,77 @@
+"""Shared base of the strategies that are peft tuners (ia3, adalora, loha, lokr), with role targets.
+
+peft adapts whole modules, so on a fused qkv the roles q, k, v come together or not at all. The
+tuner is injected into the encoder in place (no PeftModel wrapper, so the encoder keeps its own
+forward and its names), and the trainability other strategies set is kept.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Literal
+
+import peft
+from pydantic import Field, field_validator
+from torch import nn
+
+from adapters.strategies.base import Strategy, StrategyConfig, StrategyError, StrategyReport, report_for
+from adapters.strategies.targets import RoleTargets, resolve
+
+Role = Literal["q", "k", "v", "o", "mlp"]
+
+
+class PeftTunerConfig(StrategyConfig):
+    targets: list[Role] = Field(default_factory=lambda: ["q", "k", "v", "o"], min_length=1)
+    """Roles to adapt: q, k, v (together: the fused qkv), o (attention output), mlp."""
+    layers: list[int] | None = None
+    """Block indices to adapt (negative from the end); None is all."""
+
+    @field_validator("targets")
+    @classmethod
+    def _whole_qkv(cls, targets: list[str]) -> list[str]:
+        qkv = {"q", "k", "v"} & set(targets)
+        if qkv and qkv != {"q", "k", "v"}:
+            raise ValueError(
+                f"targets {targets} split the fused qkv, which peft adapts as one module; "
+                f"name all of q, k, v (or use lora, whose loralib backend adapts parts)"
+            )
+        return targets
+
+
+def module_regex(names: Sequence[str]) -> str:
+    """A pattern peft full-matches against module names: exactly these names."""
+    return "|".join(re.escape(n) for n in names)
+
+
+class PeftTuner(Strategy):
+    """Base: subclasses give `peft_config(targets)`; `mlp_layers` says which MLP Linears the mlp role means."""
+
+    Config = PeftTunerConfig
+    tuner_class: type | None = None
+    mlp_layers: str = "all"
+
+    def peft_config(self, targets: RoleTargets) -> peft.PeftConfig:
+        raise NotImplementedError
+
+    def apply(self, encoder: nn.Module) -> StrategyReport:
+        targets = resolve(encoder, list(self.cfg.targets), self.cfg.layers, who=self.name, mlp_layers=self.mlp_layers)
+        before = {n: p.requires_grad for n, p in encoder.named_parameters()}
+        config = self.peft_config(targets)
+        if self.tuner_class is not None:  # keep the tuner: it runs per-step updates (AdaLoRA)
+            self.tuner = self.tuner_class(encoder, config, "default")
+        else:
+            peft.inject_adapter_in_model(config, encoder)
+        names = []
+        for name, p in encoder.named_parameters():
+            base = name.replace(".base_layer.", ".")
+            if base in before:
+                p.requires_grad_(before[base])  # the tuner froze everything else; restore
+            elif p.requires_grad:
+                names.append(name)
+        return report_for(self.name, encoder, names)
+
+    def check_composition(self, others: Sequence[Strategy]) -> None:
+        clash = [o.name for o in others if isinstance(o, PeftTuner) or type(o).__name__ == "LoRA"]
+        if clash:
+            raise StrategyError(f"{self.name} and {', '.join(clash)} would wrap the same layers; use one adapter method per side")
