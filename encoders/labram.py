@@ -119,6 +119,7 @@ class LaBraMAttention(nn.Module):
         self.attn_drop = attn_drop
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
+        self.prefix: nn.Module | None = None  # learned keys/values set by the prefix strategy
 
     def add_qv_bias(self) -> None:
         """Create zero q/v biases where the model has none (the released weights): output unchanged."""
@@ -134,6 +135,9 @@ class LaBraMAttention(nn.Module):
             qkv = qkv + torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
         q, k, v = qkv.reshape(b, n, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
         q, k = self.q_norm(q).type_as(v), self.k_norm(k).type_as(v)
+        if self.prefix is not None:
+            pk, pv = self.prefix(b)
+            k, v = torch.cat((pk.to(k.dtype), k), dim=2), torch.cat((pv.to(v.dtype), v), dim=2)
         x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
         return self.proj_drop(self.proj(x.transpose(1, 2).reshape(b, n, c)))
 
@@ -164,6 +168,8 @@ class LaBraM(EEGEncoder):
     Config = LaBraMConfig
     patch_samples = 200
     sfreq = 200.0
+    prompt_slot = 1  # prompt tokens go after CLS
+    patch_numel = 200  # samples per patch (VPT's prompt init bound)
 
     def __init__(self, config: LaBraMConfig):
         super().__init__(config)

@@ -39,6 +39,8 @@ class TinyEEGEncoder(EEGEncoder):
 
     description = "Small EEG transformer with LaBraM's input contract (tests and demos)"
     Config = TinyEEGConfig
+    prompt_slot = 0  # no CLS: prompt tokens go first
+    patch_numel = 200
 
     def __init__(self, config: TinyEEGConfig):
         super().__init__(config)

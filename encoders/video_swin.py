@@ -33,8 +33,14 @@ class ModuleCallWindowAttention3d(ShiftedWindowAttention3d):
     """torchvision's shifted-window 3-D attention, with qkv and proj run as module calls.
 
     The body is torchvision's `shifted_window_attention_3d` (0.29) with `F.linear(x, w, b)` replaced
-    by the modules; it is copied because the functional takes weights, not modules.
+    by the modules; it is copied because the functional takes weights, not modules. It also takes
+    learned prefix keys/values (`self.prefix`), shared by every window, with zero position bias
+    and no shift mask towards them.
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.prefix: nn.Module | None = None  # learned keys/values set by the prefix strategy
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, h, w, c = x.shape
@@ -55,11 +61,18 @@ class ModuleCallWindowAttention3d(ShiftedWindowAttention3d):
 
         qkv = self.qkv(x).reshape(x.size(0), x.size(1), 3, num_heads, c // num_heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
+        n, p = x.size(1), 0
+        if self.prefix is not None:
+            pk, pv = self.prefix(x.size(0))
+            p = pk.size(2)
+            k, v = torch.cat((pk.to(k.dtype), k), dim=2), torch.cat((pv.to(v.dtype), v), dim=2)
+            relative_position_bias = F.pad(relative_position_bias, (p, 0))
         attn = (q * (c // num_heads) ** -0.5).matmul(k.transpose(-2, -1)) + relative_position_bias
         if shifted:
             mask = _compute_attention_mask_3d(x, (tp, hp, wp), tuple(window_size), tuple(shift_size))
-            attn = attn.view(x.size(0) // num_windows, num_windows, num_heads, x.size(1), x.size(1))
-            attn = (attn + mask.unsqueeze(1).unsqueeze(0)).view(-1, num_heads, x.size(1), x.size(1))
+            mask = F.pad(mask, (p, 0)) if p else mask
+            attn = attn.view(x.size(0) // num_windows, num_windows, num_heads, n, n + p)
+            attn = (attn + mask.unsqueeze(1).unsqueeze(0)).view(-1, num_heads, n, n + p)
         attn = F.dropout(F.softmax(attn, dim=-1), p=self.attention_dropout, training=self.training)
         x = attn.matmul(v).transpose(1, 2).reshape(x.size(0), x.size(1), c)
         x = F.dropout(self.proj(x), p=self.dropout, training=self.training)

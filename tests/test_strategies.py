@@ -22,6 +22,8 @@ ENCODERS = {
 }
 # Options that make a strategy train something on these small encoders (defaults otherwise).
 OPTIONS = {"last_k": {"k": 1}}
+# Combinations a strategy refuses by design, with the message it must give.
+REFUSED = {("video_swin", "prompt"): "no token sequence to add prompts to"}
 
 
 def strategy_names() -> list[str]:
@@ -36,9 +38,14 @@ def example_input(name: str):
 
 
 def build(encoder: str, strategy: str, checkpoint=None):
+    """(encoder, report), or (None, None) after checking the refusal of a combination in REFUSED."""
     torch.manual_seed(0)
     enc = registry.build("encoders", {"name": encoder, "checkpoint": checkpoint and str(checkpoint), **ENCODERS[encoder]})
     strat = registry.build("strategies", {"name": strategy, **OPTIONS.get(strategy, {})})
+    if (encoder, strategy) in REFUSED:
+        with pytest.raises(StrategyError, match=REFUSED[(encoder, strategy)]):
+            apply_strategies(enc, [strat])
+        return None, None
     report = apply_strategies(enc, [strat])
     return enc.eval(), report
 
@@ -51,6 +58,8 @@ def encoder_name(request):
 @pytest.mark.parametrize("strategy", strategy_names())
 def test_trainable_set_is_reported(encoder_name, strategy):
     enc, report = build(encoder_name, strategy)
+    if enc is None:
+        return
     assert sorted(report.trainable) == sorted(trainable_names(enc))
     assert report.num_trainable == sum(p.numel() for p in enc.parameters() if p.requires_grad)
     assert report.trains_encoder == bool(report.trainable)
@@ -59,6 +68,8 @@ def test_trainable_set_is_reported(encoder_name, strategy):
 @pytest.mark.parametrize("strategy", strategy_names())
 def test_trainable_parameters_change_the_output(encoder_name, strategy):
     enc, report = build(encoder_name, strategy)
+    if enc is None:
+        return
     if not report.trains_encoder:
         assert strategy == "head_only" or OPTIONS.get(strategy, {}).get("k") == 0
         return
@@ -73,7 +84,7 @@ def test_trainable_parameters_change_the_output(encoder_name, strategy):
 @pytest.mark.parametrize("strategy", strategy_names())
 def test_one_step_changes_only_trainable_parameters(encoder_name, strategy):
     enc, report = build(encoder_name, strategy)
-    if not report.trains_encoder:
+    if enc is None or not report.trains_encoder:
         return
     # LoRA B starts at zero, so A gets no gradient on the first step; start from a trained state.
     with torch.no_grad():
@@ -99,6 +110,8 @@ def test_saved_weights_reproduce_outputs_on_a_fresh_encoder(encoder_name, strate
     checkpoint = tmp_path / "base.pth"
     torch.save(base.state_dict(), checkpoint)
     enc, report = build(encoder_name, strategy, checkpoint)
+    if enc is None:
+        return
     with torch.no_grad():
         for name in report.trainable:
             enc.get_parameter(name).add_(torch.randn_like(enc.get_parameter(name)) * 0.1)
@@ -242,3 +255,55 @@ def test_adalora_penalty_and_budget_are_wired_into_training(tmp_path, capsys):
     apply_strategies(enc, [strategy])
     penalty = strategy.regularization()
     assert penalty is not None and penalty.item() > 0 and penalty.requires_grad
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ({"name": "prefix", "length": 10}, 12 * 2 * 10 * 200),
+        ({"name": "prefix", "length": 10, "layers": [-1], "reparam_hidden": 64}, 10 * 200 + (200 * 64 + 64) + (64 * 400 + 400)),
+        ({"name": "prompt", "tokens": 50, "deep": True}, 12 * 50 * 200),
+        ({"name": "prompt", "tokens": 5}, 5 * 200),
+    ],
+)
+def test_prefix_and_prompt_counts_on_labram_base(spec, expected):
+    enc = registry.build("encoders", "labram_base")
+    report = apply_strategies(enc, [registry.build("strategies", spec)])
+    assert report.num_trainable == expected
+
+
+def test_deep_prompts_get_gradients_at_every_layer_and_leave_pooling_alone():
+    torch.manual_seed(0)
+    enc = registry.build("encoders", {"name": "labram_base", **ENCODERS["labram_base"]})
+    apply_strategies(enc, [registry.build("strategies", {"name": "prompt", "tokens": 3, "deep": True})])
+    args, kwargs = example_input("labram_base")
+    seen = []  # hooks registered after the strategy's run after them
+    enc.blocks[0].register_forward_pre_hook(lambda m, a: seen.append(("in", a[0].shape[1])))
+    enc.blocks[-1].register_forward_hook(lambda m, a, out: seen.append(("out", out.shape[1])))
+    enc(*args, **kwargs).pow(2).sum().backward()
+    assert enc.prompt.tokens.grad is not None and (enc.prompt.tokens.grad.abs().sum(dim=(1, 2)) > 0).all()
+    # CLS + 4 channels x 2 patches, plus 3 prompts inside the blocks; pooling gets the 9 tokens back
+    assert seen == [("in", 1 + 8 + 3), ("out", 1 + 8)]
+
+
+def test_prefix_on_shifted_padded_swin_windows():
+    torch.manual_seed(0)
+    enc = registry.build("encoders", {"name": "video_swin", **ENCODERS["video_swin"]}).eval()
+    clip = torch.randn(1, 3, 6, 40, 36)  # padding and shifted windows
+    base = enc(clip)
+    apply_strategies(enc, [registry.build("strategies", {"name": "prefix", "length": 3})])
+    out = enc(clip)
+    assert out.shape == base.shape and not torch.allclose(out, base)
+    out.sum().backward()
+    grads = [p.grad for n, p in enc.named_parameters() if ".prefix." in n]
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_prompt_on_tiny_eeg_and_refused_on_video():
+    enc = registry.build("encoders", {"name": "tiny_eeg", "dim": 16, "heads": 2, "depth": 2})
+    report = apply_strategies(enc, [registry.build("strategies", {"name": "prompt", "tokens": 2})])
+    assert report.num_trainable == 2 * 16
+    assert enc(torch.randn(2, 3, 200), channels=["Cz", "Pz", "Oz"]).shape == (2, 16)
+    video = registry.build("encoders", {"name": "tiny_video", "dim": 16, "heads": 2, "depth": 1})
+    with pytest.raises(StrategyError, match="use prefix, lora or bitfit"):
+        apply_strategies(video, [registry.build("strategies", "prompt")])
