@@ -8,10 +8,11 @@ shape error deep inside a model.
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 
 from pydantic import BaseModel
 
-from adapters.strategies.base import StrategyError, apply_strategies
+from adapters.strategies.base import StrategyError, apply_strategies, strategy_key
 from encoders.base import EEGEncoder, Encoder, InputSpecError, VideoEncoder
 from recipes.data.base import PairedData
 from recipes.model import DualEncoderCLIP, Tower
@@ -30,13 +31,13 @@ def check_data(encoder: Encoder, data: PairedData, side: str) -> None:
         raise InputSpecError(f"{side}.encoder {name!r} is neither an EEG nor a video encoder")
 
 
-def planned_steps(recipe: BaseModel, data: PairedData | None) -> int | None:
-    """Optimizer steps the recipe's training will take on `data` (full batches only)."""
+def planned_steps(recipe: BaseModel, data: PairedData | None, epochs: int) -> int | None:
+    """Optimizer steps `epochs` of the recipe's training take on `data` (full batches only)."""
     if data is None:
         return None
     n = len(data.split("train"))
     batch = min(recipe.train.batch_size, n) or 1
-    return (n // batch) * recipe.train.epochs
+    return (n // batch) * epochs
 
 
 def build_tower(
@@ -48,20 +49,50 @@ def build_tower(
     strategies = [reg.build("strategies", s) for s in side.strategy]
     for strategy in strategies:
         strategy.total_steps = total_steps
+    applied: dict = {}
     try:
-        report = apply_strategies(encoder, strategies)
+        report = apply_strategies(encoder, strategies, applied)
     except StrategyError as exc:
         raise StrategyError(f"{side_name}.strategy: {exc}") from None
     head = reg.build("heads", side.head, in_dim=encoder.feature_dim, out_dim=embed_dim)
     logger.info("%s: %s (%s), head %s", side_name, side.encoder.name, report.summary(), side.head.name)
-    return Tower(encoder, head, report, strategies)
+    tower = Tower(encoder, head, report, strategies)
+    tower.applied = applied
+    return tower
+
+
+def stage_plan(recipe: BaseModel) -> list:
+    """The training stages: the recipe's `train.stages`, or one stage of `train.epochs`."""
+    if recipe.train.stages:
+        return list(recipe.train.stages)
+    return [SimpleNamespace(epochs=recipe.train.epochs, lr=None, eeg=None, video=None)]
+
+
+def switch_stage(model: DualEncoderCLIP, stage, reg: Registry, total_steps: int | None) -> None:
+    """Apply the strategies a stage names for each side (on top of what earlier stages applied)."""
+    for side in ("eeg", "video"):
+        change = getattr(stage, side, None)
+        if change is None:
+            continue
+        tower = getattr(model, side)
+        strategies = [reg.build("strategies", s) for s in change.strategy]
+        for strategy in strategies:
+            strategy.total_steps = total_steps
+        try:
+            tower.report = apply_strategies(tower.encoder, strategies, tower.applied)
+        except StrategyError as exc:
+            raise StrategyError(f"train.stages: {side}.strategy: {exc}") from None
+        tower.strategies = [tower.applied[strategy_key(s)][0] for s in strategies]
+    model.ever_trainable |= set(model.trainable_parameters())
 
 
 def compose(recipe: BaseModel, data: PairedData | None, reg: Registry) -> DualEncoderCLIP:
     """Build the model a validated recipe describes, checked against `data` (None: no data checks,
     for exporting; the model then has no EEG channel names)."""
-    steps = planned_steps(recipe, data)
+    steps = planned_steps(recipe, data, stage_plan(recipe)[0].epochs)
     eeg = build_tower(recipe.eeg, "eeg", data, recipe.embed_dim, reg, steps)
     video = build_tower(recipe.video, "video", data, recipe.embed_dim, reg, steps)
     loss = reg.build("losses", recipe.loss)
-    return DualEncoderCLIP(eeg, video, loss, channels=data.channels if data is not None else [])
+    model = DualEncoderCLIP(eeg, video, loss, channels=data.channels if data is not None else [])
+    model.ever_trainable = set(model.trainable_parameters())
+    return model

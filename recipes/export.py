@@ -24,7 +24,7 @@ import registry
 from adapters.strategies.lora import merge
 from adapters.strategies.lora.export import to_peft
 from recipes import schema
-from recipes.compose import compose
+from recipes.compose import compose, stage_plan, switch_stage
 from recipes.errors import RecipeError
 from recipes.model import DualEncoderCLIP
 from recipes.rundir import atomic_write
@@ -42,6 +42,8 @@ def load_run(run_dir: Path) -> tuple[object, DualEncoderCLIP]:
     recipe = schema.validate(schema.read_yaml(run_dir / "recipe.yaml"), reg, source=str(run_dir / "recipe.yaml"))
     seed_everything(recipe.seed)
     model = compose(recipe, None, reg)
+    for stage in stage_plan(recipe):  # rebuild what every stage added
+        switch_stage(model, stage, reg, None)
     load_trainable(model, run_dir / "trainable.safetensors")
     return recipe, model.eval()
 

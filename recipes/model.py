@@ -22,6 +22,7 @@ class Tower(nn.Module):
         super().__init__()
         self.encoder, self.head, self.report = encoder, head, report
         self.strategies = list(strategies or [])
+        self.applied: dict = {}  # strategy key -> (strategy, report), across training stages
 
     def train(self, mode: bool = True) -> "Tower":
         super().train(mode)
@@ -43,6 +44,8 @@ class DualEncoderCLIP(nn.Module):
         super().__init__()
         self.eeg, self.video, self.loss = eeg, video, loss
         self.channels = tuple(channels)
+        self.ever_trainable: set[str] = set()
+        """Parameters trainable in any stage so far: what the run's weights file holds."""
 
     def encode_eeg(self, x: torch.Tensor) -> torch.Tensor:
         return self.eeg(x, channels=self.channels)

@@ -16,12 +16,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import types
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Tag, ValidationError, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Tag,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from recipes import yamlio
 from recipes.errors import RecipeError
@@ -71,6 +82,16 @@ class TrainConfig(_Section):
     """auto (cuda if available, else cpu), cpu, cuda, cuda:N."""
     log_every: int = Field(10, ge=1)
     """Steps between training-loss lines in metrics.jsonl."""
+
+    @model_validator(mode="after")
+    def _epochs_match_stages(self) -> "TrainConfig":
+        stages = getattr(self, "stages", None)
+        if stages:
+            total = sum(s.epochs for s in stages)
+            if "epochs" in self.model_fields_set and self.epochs != total:
+                raise ValueError(f"epochs is {self.epochs} but the stages add up to {total}; drop epochs or make them agree")
+            self.epochs = total
+        return self
 
     @field_validator("optimizer")
     @classmethod
@@ -142,6 +163,22 @@ def build_recipe_model(reg: Registry) -> type[BaseModel]:
             head=(head, "linear"),
         )
 
+    stage_side = create_model("StageSide", __config__=ConfigDict(extra="forbid"), strategy=(strategies, ...))
+    stage = create_model(
+        "Stage",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__="One training stage: its epochs, its lr, and the strategies of the sides that change.",
+        epochs=(int, Field(..., ge=1)),
+        lr=(float | None, Field(None, ge=0)),
+        eeg=(stage_side | None, None),
+        video=(stage_side | None, None),
+    )
+    train = create_model(
+        "Train",
+        __base__=TrainConfig,
+        stages=(list[stage] | None, Field(None, min_length=1)),
+    )
+
     return create_model(
         "Recipe",
         __config__=ConfigDict(extra="forbid", json_schema_extra={"$comment": "peftzoo recipe"}),
@@ -152,7 +189,7 @@ def build_recipe_model(reg: Registry) -> type[BaseModel]:
         video=(side("video"), ...),
         embed_dim=(int, Field(256, ge=1)),
         loss=(_union(ComponentMarker("losses"), reg.load_all("losses")), Field("clip", validate_default=True)),
-        train=(TrainConfig, Field(default_factory=TrainConfig)),
+        train=(train, Field(default_factory=train)),
         eval=(EvalConfig, Field(default_factory=EvalConfig)),
     )
 
@@ -224,10 +261,18 @@ def dump(recipe: BaseModel) -> str:
 
 # -- error locations -------------------------------------------------------------------------------
 def _unwrap(tp: Any, meta: list) -> tuple[Any, list]:
-    while get_origin(tp) is Annotated:
-        args = get_args(tp)
-        tp, meta = args[0], meta + list(args[1:])
-    return tp, meta
+    """Strip Annotated (collecting its metadata) and Optional."""
+    while True:
+        if get_origin(tp) is Annotated:
+            args = get_args(tp)
+            tp, meta = args[0], meta + list(args[1:])
+        elif get_origin(tp) in (Union, types.UnionType) and type(None) in get_args(tp):
+            rest = [a for a in get_args(tp) if a is not type(None)]
+            if len(rest) != 1:
+                return tp, meta
+            tp = rest[0]
+        else:
+            return tp, meta
 
 
 def _variants(tp: Any) -> dict[str, type[BaseModel]]:

@@ -24,6 +24,8 @@ from timm.scheduler import CosineLRScheduler
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+import registry
+from recipes.compose import stage_plan, switch_stage
 from recipes.data.base import DataError, PairedData, PairTorchDataset
 from recipes.errors import RecipeError
 from recipes.evaluate import evaluate
@@ -31,6 +33,7 @@ from recipes.model import DualEncoderCLIP
 from recipes.rundir import RunDir, atomic_write
 from recipes.schema import dump
 from recipes.weights import save_trainable, sha256_of
+from registry.core import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -109,15 +112,15 @@ def make_loaders(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, de
     return train, val
 
 
-def make_optimizer(recipe: BaseModel, model: DualEncoderCLIP):
+def make_optimizer(recipe: BaseModel, model: DualEncoderCLIP, lr: float):
     cfg = recipe.train
     groups = param_groups(model, cfg.weight_decay)
     if not groups:
         raise RecipeError("nothing in the model is trainable; check the strategies and heads")
-    return timm.optim.create_optimizer_v2(groups, opt=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return timm.optim.create_optimizer_v2(groups, opt=cfg.optimizer, lr=lr, weight_decay=cfg.weight_decay)
 
 
-def make_scheduler(recipe: BaseModel, optimizer, total_steps: int) -> CosineLRScheduler:
+def make_scheduler(recipe: BaseModel, optimizer, total_steps: int, lr: float) -> CosineLRScheduler:
     cfg = recipe.train
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else int(round(cfg.warmup_fraction * total_steps))
     warmup = min(warmup, max(total_steps - 1, 0))
@@ -126,7 +129,7 @@ def make_scheduler(recipe: BaseModel, optimizer, total_steps: int) -> CosineLRSc
         t_initial=max(total_steps - warmup, 1),
         lr_min=cfg.min_lr,
         warmup_t=warmup,
-        warmup_lr_init=cfg.lr / max(warmup, 1),
+        warmup_lr_init=lr / max(warmup, 1),
         warmup_prefix=True,
         t_in_epochs=False,
     )
@@ -148,85 +151,119 @@ def _save_checkpoint(run: RunDir, model, optimizer, scheduler, epoch: int, step:
     atomic_write(run.checkpoint_path, buffer.getvalue())
 
 
-def train(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, run: RunDir, device: torch.device) -> dict[str, Any]:
-    """Train `model` as `recipe` says, writing everything into `run`; returns the final metrics."""
+class _Progress:
+    """Counters shared by the epochs of a run."""
+
+    def __init__(self) -> None:
+        self.step, self.epoch, self.last_eval, self.best, self.warned_wait = 0, 0, {}, None, False
+
+
+def _train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, run: RunDir, device, progress: _Progress):
+    """One epoch; logs train lines and the epoch line (data_wait_frac, samples/s)."""
     cfg = recipe.train
+    model.train()
+    wait = compute = 0.0
+    loss = None
+    t_fetch = time.perf_counter()
+    bar = tqdm(loader, desc=f"epoch {progress.epoch}/{cfg.epochs}", leave=False, dynamic_ncols=True, disable=None)
+    for batch in bar:
+        t_start = time.perf_counter()
+        wait += t_start - t_fetch
+        scheduler.step_update(num_updates=progress.step - stage_start)
+        eeg, clip, groups = model.prepare(batch, device)
+        e, v = model(eeg, clip)
+        loss = model.loss(e, v, groups)
+        extra = model.regularization()
+        if extra is not None:
+            loss = loss + extra
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip_norm:
+            torch.nn.utils.clip_grad_norm_(model.trainable_parameters().values(), cfg.grad_clip_norm)
+        optimizer.step()
+        model.loss.after_optimizer_step()
+        for strategy in model.strategies():
+            strategy.after_optimizer_step(progress.step - stage_start)
+        progress.step += 1
+        if progress.step % cfg.log_every == 0:
+            value = loss.detach().item()
+            bar.set_postfix(loss=f"{value:.4f}")
+            run.log({"type": "train", "epoch": progress.epoch, "step": progress.step, "train/loss": value,
+                     "lr": optimizer.param_groups[0]["lr"], **model.loss.log_values()})
+        t_fetch = time.perf_counter()
+        compute += t_fetch - t_start
+    total = wait + compute
+    record = {"type": "epoch", "epoch": progress.epoch, "step": progress.step, "data_wait_frac": wait / total if total else 0.0,
+              "samples_per_s": len(loader) * loader.batch_size / total if total else 0.0}
+    run.log(record)
+    if record["data_wait_frac"] > 0.2 and not progress.warned_wait:
+        progress.warned_wait = True
+        logger.warning(
+            "epoch %d spent %.0f%% of its step time waiting for data (data_wait_frac in metrics.jsonl); "
+            "raise train.num_workers", progress.epoch, 100 * record["data_wait_frac"]
+        )
+    last_loss = loss.detach().item() if loss is not None else float("nan")
+    if not math.isfinite(last_loss):
+        raise RecipeError(f"the training loss became {last_loss} in epoch {progress.epoch}; lower train.lr or set train.grad_clip_norm")
+
+
+def _evaluate_epoch(recipe, model, val_loader, run: RunDir, device, progress: _Progress) -> None:
+    metrics = evaluate(model, val_loader, device)
+    run.log({"type": "eval", "epoch": progress.epoch, "step": progress.step, **metrics})
+    r1 = metrics["val/eeg_to_video/R@1"]
+    progress.last_eval, progress.best = metrics, r1 if progress.best is None else max(progress.best, r1)
+    logger.info(
+        "epoch %d: val/loss %.4f, R@1 eeg->video %.3f video->eeg %.3f (chance %.3f)",
+        progress.epoch, metrics["val/loss"], r1, metrics["val/video_to_eeg/R@1"], metrics["val/chance_R@1"],
+    )
+
+
+def train(
+    recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, run: RunDir, device: torch.device, reg: Registry | None = None
+) -> dict[str, Any]:
+    """Train `model` as `recipe` says, stage by stage, writing everything into `run`; returns the final metrics."""
+    cfg = recipe.train
+    reg = reg or registry.default()
     train_loader, val_loader = make_loaders(recipe, model, data, device)
     model.to(device)
-    optimizer = make_optimizer(recipe, model)
     steps_per_epoch = len(train_loader)
-    total_steps = steps_per_epoch * cfg.epochs
-    scheduler = make_scheduler(recipe, optimizer, total_steps)
-    trainable = sum(p.numel() for p in model.trainable_parameters().values())
     run.start(
         dump(recipe),
         {
             "recipe_name": recipe.name,
             "device": str(device),
-            "trainable_parameters": trainable,
+            "trainable_parameters": sum(p.numel() for p in model.trainable_parameters().values()),
             "strategies": {"eeg": model.eeg.report.summary(), "video": model.video.report.summary()},
             "splits": {k: int(len(v)) for k, v in data.splits.items()},
+            "stages": [],
         },
     )
-    logger.info("run %s: %d epochs x %d steps, %s trainable parameters on %s", run.run_id, cfg.epochs, steps_per_epoch, f"{trainable:,}", device)
+    logger.info("run %s: %d epochs x %d steps on %s", run.run_id, cfg.epochs, steps_per_epoch, device)
 
-    step, last_eval, best, warned_wait = 0, {}, None, False
-    for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        wait = compute = 0.0
-        t_fetch = time.perf_counter()
-        bar = tqdm(train_loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, dynamic_ncols=True, disable=None)
-        for batch in bar:
-            t_start = time.perf_counter()
-            wait += t_start - t_fetch
-            scheduler.step_update(num_updates=step)
-            eeg, clip, groups = model.prepare(batch, device)
-            e, v = model(eeg, clip)
-            loss = model.loss(e, v, groups)
-            extra = model.regularization()
-            if extra is not None:
-                loss = loss + extra
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip_norm:
-                torch.nn.utils.clip_grad_norm_(model.trainable_parameters().values(), cfg.grad_clip_norm)
-            optimizer.step()
-            model.loss.after_optimizer_step()
-            for strategy in model.strategies():
-                strategy.after_optimizer_step(step)
-            step += 1
-            if step % cfg.log_every == 0 or step == total_steps:
-                value = loss.detach().item()
-                bar.set_postfix(loss=f"{value:.4f}")
-                run.log(
-                    {"type": "train", "epoch": epoch, "step": step, "train/loss": value,
-                     "lr": optimizer.param_groups[0]["lr"], **model.loss.log_values()}
-                )
-            t_fetch = time.perf_counter()
-            compute += t_fetch - t_start
-        total = wait + compute
-        epoch_record = {"type": "epoch", "epoch": epoch, "step": step, "data_wait_frac": wait / total if total else 0.0,
-                        "samples_per_s": steps_per_epoch * train_loader.batch_size / total if total else 0.0}
-        run.log(epoch_record)
-        if epoch_record["data_wait_frac"] > 0.2 and not warned_wait:
-            warned_wait = True
-            logger.warning(
-                "epoch %d spent %.0f%% of its step time waiting for data (data_wait_frac in metrics.jsonl); "
-                "raise train.num_workers", epoch, 100 * epoch_record["data_wait_frac"]
-            )
-        if val_loader is not None and (epoch % recipe.eval.every_epochs == 0 or epoch == cfg.epochs):
-            last_eval = evaluate(model, val_loader, device)
-            run.log({"type": "eval", "epoch": epoch, "step": step, **last_eval})
-            r1 = last_eval["val/eeg_to_video/R@1"]
-            best = r1 if best is None else max(best, r1)
-            logger.info(
-                "epoch %d: val/loss %.4f, R@1 eeg->video %.3f video->eeg %.3f (chance %.3f)",
-                epoch, last_eval["val/loss"], r1, last_eval["val/video_to_eeg/R@1"], last_eval["val/chance_R@1"],
-            )
-        _save_checkpoint(run, model, optimizer, scheduler, epoch, step)
-        last_loss = loss.detach().item()
-        if not math.isfinite(last_loss):
-            raise RecipeError(f"the training loss became {last_loss} in epoch {epoch}; lower train.lr or set train.grad_clip_norm")
+    progress = _Progress()
+    for index, stage in enumerate(stage_plan(recipe)):
+        stage_steps = steps_per_epoch * stage.epochs
+        switch_stage(model, stage, reg, stage_steps)
+        lr = cfg.lr if stage.lr is None else stage.lr
+        optimizer = make_optimizer(recipe, model, lr)
+        scheduler = make_scheduler(recipe, optimizer, stage_steps, lr)
+        summary = {
+            "stage": index, "epochs": stage.epochs, "lr": lr,
+            "trainable_parameters": sum(p.numel() for p in model.trainable_parameters().values()),
+            "strategies": {"eeg": model.eeg.report.summary(), "video": model.video.report.summary()},
+        }
+        run.info["stages"].append(summary)
+        run.write_info()
+        run.log({"type": "stage", "epoch": progress.epoch, "step": progress.step, **summary})
+        logger.info("stage %d: %d epochs at lr %g, %s trainable parameters (%s; %s)", index, stage.epochs, lr,
+                    f"{summary['trainable_parameters']:,}", summary["strategies"]["eeg"], summary["strategies"]["video"])
+        stage_start = progress.step
+        for _ in range(stage.epochs):
+            progress.epoch += 1
+            _train_epoch(recipe, model, train_loader, optimizer, scheduler, stage_start, run, device, progress)
+            if val_loader is not None and (progress.epoch % recipe.eval.every_epochs == 0 or progress.epoch == cfg.epochs):
+                _evaluate_epoch(recipe, model, val_loader, run, device, progress)
+            _save_checkpoint(run, model, optimizer, scheduler, progress.epoch, progress.step)
 
     metadata = {
         "recipe": dump(recipe),
@@ -238,5 +275,5 @@ def train(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, run: RunD
         "strategy_configs": {side: [s.model_dump(mode="json") for s in getattr(recipe, side).strategy] for side in ("eeg", "video")},
     }
     save_trainable(model, run.weights_path, metadata)
-    run.finish("completed", final_metrics=last_eval, best_val_eeg_to_video_R1=best, steps=step)
-    return last_eval
+    run.finish("completed", final_metrics=progress.last_eval, best_val_eeg_to_video_R1=progress.best, steps=progress.step)
+    return progress.last_eval

@@ -35,9 +35,16 @@ def sha256_of(path: str | None) -> str | None:
     return _sha256(str(p.resolve()), st.st_mtime, st.st_size)
 
 
+def trained_names(model: nn.Module) -> set[str]:
+    """What a weights file holds: parameters trainable in any training stage (`ever_trainable`), or now."""
+    ever = getattr(model, "ever_trainable", None)
+    return set(ever) if ever else {n for n, p in model.named_parameters() if p.requires_grad}
+
+
 def save_trainable(model: nn.Module, path: Path, metadata: dict[str, Any]) -> int:
-    """Write every parameter that requires grad; returns the number of tensors written."""
-    state = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+    """Write every trained parameter; returns the number of tensors written."""
+    names = trained_names(model)
+    state = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if n in names}
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
     atomic_write(path, save(state, metadata=meta))
     return len(state)
@@ -64,9 +71,10 @@ def load_trainable(model: nn.Module, path: str | Path) -> list[str]:
     """
     state = load_file(str(path))
     params = dict(model.named_parameters())
+    trained = trained_names(model)
     unknown = sorted(k for k in state if k not in params)
-    frozen = sorted(k for k in state if k in params and not params[k].requires_grad)
-    missing = sorted(n for n, p in params.items() if p.requires_grad and n not in state)
+    frozen = sorted(k for k in state if k in params and k not in trained)
+    missing = sorted(n for n in trained if n not in state)
     shapes = sorted(k for k in state if k in params and tuple(state[k].shape) != tuple(params[k].shape))
     problems = [
         (unknown, "saved but absent from this model"),

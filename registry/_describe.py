@@ -35,8 +35,11 @@ def _first_line(text: str | None) -> str:
 
 
 @lru_cache(maxsize=None)
-def static_description(module: str, attr: str | None) -> str:
-    """The description of `module:attr` read from source, or '' when it cannot be read statically."""
+def static_description(module: str, attr: str | None, _depth: int = 0) -> str:
+    """The description of `module:attr` read from source, or '' when it cannot be read statically.
+
+    A name the module re-exports (`from pkg.impl import Name`, absolute) is followed, a few levels deep.
+    """
     path = _module_file(module)
     if path is None:
         return ""
@@ -65,4 +68,8 @@ def static_description(module: str, attr: str | None) -> str:
                     ):
                         return _first_line(item.value.value)
             return _first_line(ast.get_docstring(node))
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and _depth < 3:
+            for alias in node.names:
+                if (alias.asname or alias.name) == top_attr:
+                    return static_description(node.module, alias.name, _depth + 1)
     return ""

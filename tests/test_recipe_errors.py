@@ -10,7 +10,7 @@ from tests.conftest import run_python, tiny_recipe
 # (id, recipe text or dict, overrides, expected fragments of the message)
 CASES = [
     ("unknown_strategy", tiny_recipe(**{"eeg.strategy": "lora_q"}), [],
-     ["eeg.strategy.name: 'lora_q' is not a strategy", "installed: full, head_only"]),
+     ["eeg.strategy.name: 'lora_q' is not a strategy; did you mean 'lora'?", "installed: adalora, bitfit, full, head_only"]),
     ("misspelt_strategy", tiny_recipe(**{"video.strategy": "head_onyl"}), [],
      ["video.strategy.name: 'head_onyl' is not a strategy; did you mean 'head_only'?"]),
     ("unknown_strategy_in_list", tiny_recipe(**{"eeg.strategy": ["full", "bitfitt"]}), [],

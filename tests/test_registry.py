@@ -13,8 +13,8 @@ from registry.core import Registry
 from tests.conftest import run_python
 
 BUILTINS = {
-    "encoders": {"tiny_eeg", "tiny_video"},
-    "strategies": {"head_only", "full"},
+    "encoders": {"tiny_eeg", "tiny_video", "labram_base", "labram_large", "labram_huge", "video_swin", "swin3d_t", "swin3d_s", "swin3d_b"},
+    "strategies": {"head_only", "full", "last_k", "bitfit", "lora", "prefix", "prompt", "ia3", "adalora", "loha", "lokr"},
     "heads": {"linear", "mlp"},
     "losses": {"clip"},
     "datasets": {"synthetic", "arrays"},
@@ -42,7 +42,7 @@ def test_unknown_name_suggests_installed(reg):
     with pytest.raises(registry.UnknownComponentError) as info:
         reg.get("strategies", "head_onyl")
     assert "did you mean 'head_only'" in str(info.value)
-    assert "installed: full, head_only" in str(info.value)
+    assert "installed: adalora, bitfit, full, head_only, ia3" in str(info.value)
 
 
 def test_unknown_kind(reg):

@@ -54,7 +54,7 @@ def test_bundled_head_only_recipe_learns_the_planted_signal(tmp_path, capsys, re
     assert resolved["train"]["epochs"] == 15 and resolved["eeg"]["head"]["hidden"] == [256]  # defaults written out
     assert schema.validate(resolved, reg).model_dump() == schema.validate(resolved, reg).model_dump()
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert {r["type"] for r in lines} == {"train", "epoch", "eval"}
+    assert {r["type"] for r in lines} == {"stage", "train", "epoch", "eval"}
     assert all(0 <= r["data_wait_frac"] <= 1 for r in lines if r["type"] == "epoch")
     assert [r["epoch"] for r in lines if r["type"] == "eval"] == list(range(1, 16))
     with safe_open(str(run_dir / "trainable.safetensors"), "pt") as f:

@@ -9,6 +9,7 @@ train more or less than it says.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -105,14 +106,37 @@ def report_for(strategy: str, encoder: nn.Module, names: Sequence[str], **extra)
     )
 
 
-def apply_strategies(encoder: nn.Module, strategies: Sequence[Strategy]) -> StrategyReport:
-    """Freeze `encoder`, apply each strategy in order, and check the result is what they report."""
+def strategy_key(strategy: Strategy) -> str:
+    """Identity of a strategy for stage switches: its name and options."""
+    return json.dumps({"name": strategy.name, **strategy.cfg.model_dump(mode="json", exclude={"name"})}, sort_keys=True)
+
+
+def apply_strategies(
+    encoder: nn.Module, strategies: Sequence[Strategy], applied: dict[str, tuple[Strategy, StrategyReport]] | None = None
+) -> StrategyReport:
+    """Freeze `encoder`, apply each strategy in order, and check the result is what they report.
+
+    `applied` carries what earlier training stages applied to this encoder: a strategy listed again
+    with the same options is not applied twice, its parameters are made trainable again; adapters of
+    earlier stages that are not listed stay in the encoder, frozen. It is updated in place.
+    """
     if not strategies:
         raise StrategyError("no strategy given; use `head_only` to train the head alone")
     for i, s in enumerate(strategies):
         s.check_composition([o for j, o in enumerate(strategies) if j != i])
+    applied = {} if applied is None else applied
     encoder.requires_grad_(False)
-    reports = [s.apply(encoder) for s in strategies]
+    reports = []
+    for s in strategies:
+        key = strategy_key(s)
+        if key in applied:
+            report = applied[key][1]
+            for name in report.trainable:
+                encoder.get_parameter(name).requires_grad_(True)
+        else:
+            report = s.apply(encoder)
+            applied[key] = (s, report)
+        reports.append(report)
     claimed = sorted({n for r in reports for n in r.trainable})
     actual = sorted(trainable_names(encoder))
     if claimed != actual:

@@ -35,6 +35,7 @@ def resolve(encoder: nn.Module, roles: list[str], layers: list[int] | None, who:
             raise StrategyError(f"{who}: layers {bad} do not exist; the encoder has {len(blocks)} blocks (0..{len(blocks) - 1})")
         chosen = [blocks[i] for i in sorted({i % len(blocks) for i in layers})]
     name_of = {id(m): n for n, m in encoder.named_modules()}
+    adapted = _adapted_modules(encoder)
     mask = tuple(role in roles for role in ("q", "k", "v"))
     fused: dict[str, tuple[bool, bool, bool]] = {}
     whole: list[str] = []
@@ -53,7 +54,21 @@ def resolve(encoder: nn.Module, roles: list[str], layers: list[int] | None, who:
             if not linears:
                 raise StrategyError(f"{who}: block {name_of[id(block)]} has no `mlp` with Linear layers for the mlp role")
             whole += [name_of[id(m)] for m in (linears if mlp_layers == "all" else linears[-1:])]
+    taken = [n for n in [*fused, *whole] if id(encoder.get_submodule(n)) in adapted]
+    if taken:
+        raise StrategyError(
+            f"{who}: {taken[0]} already carries an adapter from an earlier strategy (a previous training stage?); "
+            f"list that strategy again with the same options to keep training it"
+        )
     if mask == (True, True, True):  # the whole fused module: either backend adapts it as one Linear
         whole = [*fused, *whole]
         fused = {}
     return RoleTargets(fused=fused, whole=whole)
+
+
+def _adapted_modules(encoder: nn.Module) -> set[int]:
+    """ids of the layers that already are adapter layers (loralib or any peft tuner)."""
+    import loralib
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return {id(m) for m in encoder.modules() if isinstance(m, (loralib.layers.LoRALayer, BaseTunerLayer))}
