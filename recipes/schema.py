@@ -76,6 +76,10 @@ class TrainConfig(_Section):
     """Warmup length in steps; overrides warmup_fraction."""
     min_lr: float = Field(0.0, ge=0)
     grad_clip_norm: float | None = Field(None, gt=0)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """Autocast precision: auto is bf16 on a GPU that supports it, else fp32; fp16 adds a GradScaler."""
+    max_nonfinite_steps: int = Field(10, ge=1)
+    """Consecutive steps with a NaN/inf loss or gradient (each skipped) before the run stops."""
     num_workers: int = Field(0, ge=0)
     """DataLoader worker processes; 0 loads in the training process."""
     device: str = "auto"

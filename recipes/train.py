@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import math
 import random
 import time
 from typing import Any
@@ -151,19 +150,46 @@ def _save_checkpoint(run: RunDir, model, optimizer, scheduler, epoch: int, step:
     atomic_write(run.checkpoint_path, buffer.getvalue())
 
 
+class NonFiniteError(RecipeError):
+    """Too many consecutive steps with a NaN or inf loss or gradient."""
+
+
 class _Progress:
     """Counters shared by the epochs of a run."""
 
     def __init__(self) -> None:
         self.step, self.epoch, self.last_eval, self.best, self.warned_wait = 0, 0, {}, None, False
+        self.skipped_in_a_row = self.skipped_total = 0
 
 
-def _train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, run: RunDir, device, progress: _Progress):
-    """One epoch; logs train lines and the epoch line (data_wait_frac, samples/s)."""
+def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for train.precision on `device` (None: fp32, no autocast)."""
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
+class _Precision:
+    """Autocast context and, for fp16, a GradScaler; fp32 is a no-op."""
+
+    def __init__(self, name: str, device: torch.device):
+        self.dtype = resolve_precision(name, device)
+        self.device_type = device.type
+        self.scaler = torch.amp.GradScaler(device.type) if self.dtype == torch.float16 else None
+
+    def autocast(self):
+        return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None)
+
+
+def _train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, run: RunDir, device, progress: _Progress,
+                 precision: _Precision):
+    """One epoch; logs train lines and the epoch line (data_wait_frac, samples/s, skipped steps)."""
     cfg = recipe.train
     model.train()
     wait = compute = 0.0
-    loss = None
+    skipped = 0
+    params = list(model.trainable_parameters().values())
+    max_norm = cfg.grad_clip_norm or float("inf")
     t_fetch = time.perf_counter()
     bar = tqdm(loader, desc=f"epoch {progress.epoch}/{cfg.epochs}", leave=False, dynamic_ncols=True, disable=None)
     for batch in bar:
@@ -171,21 +197,46 @@ def _train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, 
         wait += t_start - t_fetch
         scheduler.step_update(num_updates=progress.step - stage_start)
         eeg, clip, groups = model.prepare(batch, device)
-        e, v = model(eeg, clip)
-        loss = model.loss(e, v, groups)
-        extra = model.regularization()
-        if extra is not None:
-            loss = loss + extra
+        with precision.autocast():
+            e, v = model(eeg, clip)
+            loss = model.loss(e, v, groups)
+            extra = model.regularization()
+            if extra is not None:
+                loss = loss + extra
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip_norm:
-            torch.nn.utils.clip_grad_norm_(model.trainable_parameters().values(), cfg.grad_clip_norm)
-        optimizer.step()
-        model.loss.after_optimizer_step()
-        for strategy in model.strategies():
-            strategy.after_optimizer_step(progress.step - stage_start)
+        scaler = precision.scaler
+        (scaler.scale(loss) if scaler else loss).backward()
+        if scaler:
+            scaler.unscale_(optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        # One host sync per step. With fp16 the scaler skips steps with inf gradients (that is how it
+        # finds its scale), so only the loss counts there.
+        finite = bool(torch.isfinite(loss.detach() if scaler else loss.detach() + norm))
+        if finite:
+            if scaler:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            model.loss.after_optimizer_step()
+            for strategy in model.strategies():
+                strategy.after_optimizer_step(progress.step - stage_start)
+            progress.skipped_in_a_row = 0
+        else:
+            skipped += 1
+            progress.skipped_total += 1
+            progress.skipped_in_a_row += 1
+            optimizer.zero_grad(set_to_none=True)
+            if scaler:
+                scaler.update()
+            if progress.skipped_in_a_row >= cfg.max_nonfinite_steps:
+                raise NonFiniteError(
+                    f"{progress.skipped_in_a_row} steps in a row had a NaN or inf loss or gradient (epoch {progress.epoch}, "
+                    f"step {progress.step + 1}); the last good checkpoint is {run.checkpoint_path if run.checkpoint_path.exists() else 'not written yet'}; "
+                    f"lower train.lr, set train.grad_clip_norm, or check the data"
+                )
         progress.step += 1
-        if progress.step % cfg.log_every == 0:
+        if progress.step % cfg.log_every == 0 and finite:
             value = loss.detach().item()
             bar.set_postfix(loss=f"{value:.4f}")
             run.log({"type": "train", "epoch": progress.epoch, "step": progress.step, "train/loss": value,
@@ -194,7 +245,7 @@ def _train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, 
         compute += t_fetch - t_start
     total = wait + compute
     record = {"type": "epoch", "epoch": progress.epoch, "step": progress.step, "data_wait_frac": wait / total if total else 0.0,
-              "samples_per_s": len(loader) * loader.batch_size / total if total else 0.0}
+              "samples_per_s": len(loader) * loader.batch_size / total if total else 0.0, "skipped_steps": skipped}
     run.log(record)
     if record["data_wait_frac"] > 0.2 and not progress.warned_wait:
         progress.warned_wait = True
@@ -202,13 +253,13 @@ def _train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, 
             "epoch %d spent %.0f%% of its step time waiting for data (data_wait_frac in metrics.jsonl); "
             "raise train.num_workers", progress.epoch, 100 * record["data_wait_frac"]
         )
-    last_loss = loss.detach().item() if loss is not None else float("nan")
-    if not math.isfinite(last_loss):
-        raise RecipeError(f"the training loss became {last_loss} in epoch {progress.epoch}; lower train.lr or set train.grad_clip_norm")
+    if skipped:
+        logger.warning("epoch %d skipped %d steps with a NaN or inf loss or gradient", progress.epoch, skipped)
 
 
-def _evaluate_epoch(recipe, model, val_loader, run: RunDir, device, progress: _Progress) -> None:
-    metrics = evaluate(model, val_loader, device)
+def _evaluate_epoch(recipe, model, val_loader, run: RunDir, device, progress: _Progress, precision: _Precision) -> None:
+    with precision.autocast():
+        metrics = evaluate(model, val_loader, device)
     run.log({"type": "eval", "epoch": progress.epoch, "step": progress.step, **metrics})
     r1 = metrics["val/eeg_to_video/R@1"]
     progress.last_eval, progress.best = metrics, r1 if progress.best is None else max(progress.best, r1)
@@ -241,6 +292,7 @@ def train(
     logger.info("run %s: %d epochs x %d steps on %s", run.run_id, cfg.epochs, steps_per_epoch, device)
 
     progress = _Progress()
+    precision = _Precision(cfg.precision, device)
     for index, stage in enumerate(stage_plan(recipe)):
         stage_steps = steps_per_epoch * stage.epochs
         switch_stage(model, stage, reg, stage_steps)
@@ -260,9 +312,9 @@ def train(
         stage_start = progress.step
         for _ in range(stage.epochs):
             progress.epoch += 1
-            _train_epoch(recipe, model, train_loader, optimizer, scheduler, stage_start, run, device, progress)
+            _train_epoch(recipe, model, train_loader, optimizer, scheduler, stage_start, run, device, progress, precision)
             if val_loader is not None and (progress.epoch % recipe.eval.every_epochs == 0 or progress.epoch == cfg.epochs):
-                _evaluate_epoch(recipe, model, val_loader, run, device, progress)
+                _evaluate_epoch(recipe, model, val_loader, run, device, progress, precision)
             _save_checkpoint(run, model, optimizer, scheduler, progress.epoch, progress.step)
 
     metadata = {
@@ -275,5 +327,6 @@ def train(
         "strategy_configs": {side: [s.model_dump(mode="json") for s in getattr(recipe, side).strategy] for side in ("eeg", "video")},
     }
     save_trainable(model, run.weights_path, metadata)
-    run.finish("completed", final_metrics=progress.last_eval, best_val_eeg_to_video_R1=progress.best, steps=progress.step)
+    run.finish("completed", final_metrics=progress.last_eval, best_val_eeg_to_video_R1=progress.best, steps=progress.step,
+               skipped_steps=progress.skipped_total, precision=str(precision.dtype or torch.float32))
     return progress.last_eval

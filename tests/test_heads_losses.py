@@ -79,3 +79,19 @@ def test_temperature_is_clamped_and_can_be_fixed(reg):
     assert math.isclose(float(loss.scale().detach()), 100.0, rel_tol=1e-5)
     fixed = reg.build("losses", {"name": "clip", "learnable_temperature": False})
     assert not fixed.logit_scale.requires_grad
+
+
+def test_siglip_matches_a_direct_computation(reg):
+    loss = reg.build("losses", "siglip")
+    e, v = _embeddings(n=6)
+    groups = torch.tensor([0, 0, 1, 2, 3, 4])
+    total = 0.0
+    for i in range(6):
+        for j in range(6):
+            if i != j and groups[i] == groups[j]:
+                continue
+            z = 10.0 * float(e[i] @ v[j]) - 10.0
+            label = 1.0 if i == j else -1.0
+            total += -math.log(1 / (1 + math.exp(-label * z)))
+    assert math.isclose(float(loss(e, v, groups).detach()), total / 6, rel_tol=1e-5)
+    assert set(loss.log_values()) == {"logit_scale", "logit_bias"}

@@ -1,0 +1,71 @@
+"""Training loop safeguards: mixed precision on CPU, the non-finite guard, the siglip loss end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+import registry
+from recipes import schema
+from recipes.compose import compose
+from recipes.rundir import RunDir
+from recipes.run import main
+from recipes.train import NonFiniteError, train
+from tests.conftest import tiny_recipe
+
+
+def run(tmp_path, recipe, capsys):
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    code = main([str(path), "--output-dir", str(tmp_path / "runs"), "--quiet"])
+    err = capsys.readouterr().err
+    return code, err, next((tmp_path / "runs").iterdir(), None)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_runs_on_cpu(tmp_path, capsys, precision):
+    code, err, run_dir = run(tmp_path, tiny_recipe(**{"train.precision": precision}), capsys)
+    assert code == 0, err
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["precision"] == {"bf16": "torch.bfloat16", "fp16": "torch.float16"}[precision]
+    evals = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if '"eval"' in x]
+    assert all(torch.isfinite(torch.tensor(e["val/loss"])) for e in evals)
+
+
+def test_siglip_recipe_learns(tmp_path, capsys):
+    code = main(["head_only_tiny.yaml", "loss=siglip", "train.epochs=8", "--output-dir", str(tmp_path / "runs"), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    run_dir = next((tmp_path / "runs").iterdir())
+    evals = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if '"eval"' in x]
+    assert evals[-1]["val/eeg_to_video/R@1"] >= 5 * evals[-1]["val/chance_R@1"], evals[-1]
+
+
+def test_non_finite_steps_are_skipped_then_the_run_stops(tmp_path):
+    """NaN losses from epoch 2 on: those steps are skipped and counted, the run stops after
+    max_nonfinite_steps in a row, and the checkpoint of epoch 1 is kept."""
+    reg = registry.default()
+    recipe = schema.validate(tiny_recipe(**{"train.epochs": 3, "train.max_nonfinite_steps": 3}), reg)
+    data = reg.build("datasets", recipe.data, seed=0)
+    model = compose(recipe, data, reg)
+    real_forward = model.loss.forward
+    calls = {"n": 0}
+
+    def poisoned(eeg, video, groups=None):
+        calls["n"] += 1
+        out = real_forward(eeg, video, groups)
+        return out * float("nan") if calls["n"] > 3 else out  # 3 good steps = epoch 1 (120 pairs / 32)
+
+    model.loss.forward = poisoned
+    rd = RunDir(tmp_path / "runs", recipe.name)
+    before = {n: p.detach().clone() for n, p in model.trainable_parameters().items()}
+    with pytest.raises(NonFiniteError, match="3 steps in a row had a NaN or inf loss or gradient"):
+        train(recipe, model, data, rd, torch.device("cpu"))
+    saved = torch.load(rd.checkpoint_path, weights_only=True)
+    assert saved["epoch"] == 1
+    for name, value in saved["trainable"].items():
+        assert torch.equal(value, model.get_parameter(name).detach())  # skipped steps changed nothing
+        assert torch.isfinite(value).all()
+    assert any(not torch.equal(before[n], saved["trainable"][n]) for n in before)
