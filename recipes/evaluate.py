@@ -32,8 +32,7 @@ def retrieval_metrics(similarity: torch.Tensor, prefix: str) -> dict[str, float]
 def embed_split(model: DualEncoderCLIP, loader: DataLoader, device: torch.device):
     eeg, video, groups = [], [], []
     for batch in loader:
-        x, clip, g = model.prepare(batch, device)
-        e, v = model(x, clip)
+        e, v, g = model.embed_batch(batch, device)
         eeg.append(e.float())
         video.append(v.float())
         groups.append(g)

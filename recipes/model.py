@@ -30,8 +30,9 @@ class Tower(nn.Module):
             self.encoder.eval()
         return self
 
-    def features(self, *args, **kwargs) -> torch.Tensor:
-        return self.encoder(*args, **kwargs)
+    def from_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Embeddings from encoder features computed earlier (the frozen-feature cache)."""
+        return F.normalize(self.head(features), dim=-1)
 
     def forward(self, *args, **kwargs) -> torch.Tensor:
         return F.normalize(self.head(self.encoder(*args, **kwargs)), dim=-1)
@@ -46,6 +47,8 @@ class DualEncoderCLIP(nn.Module):
         self.channels = tuple(channels)
         self.ever_trainable: set[str] = set()
         """Parameters trainable in any stage so far: what the run's weights file holds."""
+        self.cached: dict[str, torch.Tensor] = {}
+        """Side -> features (N, D) of its frozen encoder for every pair, used instead of running it."""
 
     def encode_eeg(self, x: torch.Tensor) -> torch.Tensor:
         return self.eeg(x, channels=self.channels)
@@ -57,16 +60,24 @@ class DualEncoderCLIP(nn.Module):
         """Embeddings of EEG (B, C, T) microvolts and preprocessed clips (B, 3, T, H, W)."""
         return self.encode_eeg(eeg), self.encode_video(video)
 
-    def prepare(self, batch: dict[str, torch.Tensor], device: torch.device):
-        """(eeg, clip, groups) on `device` from a loader batch.
+    def embed_batch(self, batch: dict[str, torch.Tensor], device: torch.device):
+        """(eeg embeddings, video embeddings, groups) of a loader batch, on `device`.
 
-        Video travels as uint8 frames (4x less to copy than float) and is resized, cropped and
-        normalized here, batched, on the training device, not per sample in the loader.
+        A side with cached features looks them up by pair index. Otherwise video travels as uint8
+        frames (4x less to copy than float) and is resized, cropped and normalized here, batched, on
+        the training device, not per sample in the loader.
         """
-        eeg = batch["eeg"].to(device, non_blocking=True)
-        frames = batch["video"].to(device, non_blocking=True)
         groups = batch["group"].to(device, non_blocking=True)
-        return eeg, self.video.encoder.preprocess(frames), groups
+        index = batch["index"].to(device, non_blocking=True)
+        if "eeg" in self.cached:
+            e = self.eeg.from_features(self.cached["eeg"][index])
+        else:
+            e = self.encode_eeg(batch["eeg"].to(device, non_blocking=True))
+        if "video" in self.cached:
+            v = self.video.from_features(self.cached["video"][index])
+        else:
+            v = self.encode_video(self.video.encoder.preprocess(batch["video"].to(device, non_blocking=True)))
+        return e, v, groups
 
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
         return {n: p for n, p in self.named_parameters() if p.requires_grad}

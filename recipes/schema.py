@@ -80,6 +80,10 @@ class TrainConfig(_Section):
     """Autocast precision: auto is bf16 on a GPU that supports it, else fp32; fp16 adds a GradScaler."""
     max_nonfinite_steps: int = Field(10, ge=1)
     """Consecutive steps with a NaN/inf loss or gradient (each skipped) before the run stops."""
+    feature_cache: bool = True
+    """Compute a frozen encoder's features once per stage (and keep them on disk) instead of every step."""
+    cache_dir: str | None = None
+    """Where cached features are kept; None is <output dir>/.cache/features."""
     num_workers: int = Field(0, ge=0)
     """DataLoader worker processes; 0 loads in the training process."""
     device: str = "auto"

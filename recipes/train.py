@@ -13,6 +13,7 @@ import json
 import logging
 import random
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 import registry
-from recipes.compose import stage_plan, switch_stage
+from recipes import feature_cache
+from recipes.compose import planned_steps, stage_plan, switch_stage
 from recipes.data.base import DataError, PairedData, PairTorchDataset
 from recipes.errors import RecipeError
 from recipes.evaluate import evaluate
@@ -81,7 +83,9 @@ def param_groups(model: DualEncoderCLIP, weight_decay: float) -> list[dict[str, 
     return list(groups.values())
 
 
-def make_loaders(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, device: torch.device):
+def make_loaders(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, device: torch.device,
+                 generator: torch.Generator | None = None):
+    """Train and validation loaders; a side with cached features is not read from the data."""
     train_idx, val_idx = data.split("train"), data.split("val")
     if len(train_idx) < 2:
         raise DataError(f"the train split has {len(train_idx)} pairs; contrastive training needs at least 2")
@@ -96,15 +100,16 @@ def make_loaders(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, de
         persistent_workers=workers > 0,
         prefetch_factor=4 if workers > 0 else None,
     )
-    generator = torch.Generator().manual_seed(recipe.seed)
+    generator = generator or torch.Generator().manual_seed(recipe.seed)
+    load = {"load_eeg": "eeg" not in model.cached, "load_video": "video" not in model.cached}
     train = DataLoader(
-        PairTorchDataset(data, train_idx), batch_size=batch, shuffle=True, drop_last=True,
+        PairTorchDataset(data, train_idx, **load), batch_size=batch, shuffle=True, drop_last=True,
         generator=generator, **common,
     )
     val = None
     if len(val_idx) >= 2:
         val = DataLoader(
-            PairTorchDataset(data, val_idx), batch_size=recipe.eval.batch_size or batch, shuffle=False, **common
+            PairTorchDataset(data, val_idx, **load), batch_size=recipe.eval.batch_size or batch, shuffle=False, **common
         )
     else:
         logger.warning("the validation split has %d pairs; no evaluation will run", len(val_idx))
@@ -196,9 +201,8 @@ def _train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, 
         t_start = time.perf_counter()
         wait += t_start - t_fetch
         scheduler.step_update(num_updates=progress.step - stage_start)
-        eeg, clip, groups = model.prepare(batch, device)
         with precision.autocast():
-            e, v = model(eeg, clip)
+            e, v, groups = model.embed_batch(batch, device)
             loss = model.loss(e, v, groups)
             extra = model.regularization()
             if extra is not None:
@@ -275,9 +279,11 @@ def train(
     """Train `model` as `recipe` says, stage by stage, writing everything into `run`; returns the final metrics."""
     cfg = recipe.train
     reg = reg or registry.default()
-    train_loader, val_loader = make_loaders(recipe, model, data, device)
+    if len(data.split("train")) < 2:
+        raise DataError(f"the train split has {len(data.split('train'))} pairs; contrastive training needs at least 2")
     model.to(device)
-    steps_per_epoch = len(train_loader)
+    steps_per_epoch = planned_steps(recipe, data, 1)
+    cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else run.path.parent / ".cache" / "features"
     run.start(
         dump(recipe),
         {
@@ -293,9 +299,18 @@ def train(
 
     progress = _Progress()
     precision = _Precision(cfg.precision, device)
+    shuffle_generator = torch.Generator().manual_seed(recipe.seed)  # one shuffling stream across stages
     for index, stage in enumerate(stage_plan(recipe)):
         stage_steps = steps_per_epoch * stage.epochs
         switch_stage(model, stage, reg, stage_steps)
+        model.cached = {}
+        for side in ("eeg", "video") if cfg.feature_cache else ():
+            tower = getattr(model, side)
+            if not tower.report.trains_encoder:
+                model.cached[side] = feature_cache.features(
+                    side, tower, data, device, cache_dir, recipe.eval.batch_size or cfg.batch_size, cfg.num_workers, precision.dtype
+                )
+        train_loader, val_loader = make_loaders(recipe, model, data, device, shuffle_generator)
         lr = cfg.lr if stage.lr is None else stage.lr
         optimizer = make_optimizer(recipe, model, lr)
         scheduler = make_scheduler(recipe, optimizer, stage_steps, lr)
@@ -303,6 +318,7 @@ def train(
             "stage": index, "epochs": stage.epochs, "lr": lr,
             "trainable_parameters": sum(p.numel() for p in model.trainable_parameters().values()),
             "strategies": {"eeg": model.eeg.report.summary(), "video": model.video.report.summary()},
+            "cached_features": sorted(model.cached),
         }
         run.info["stages"].append(summary)
         run.write_info()

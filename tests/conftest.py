@@ -66,3 +66,10 @@ def reg():
     import registry
 
     return registry.default()
+
+
+def run_dir_in(root: Path) -> Path | None:
+    """The one run directory under an --output-dir (hidden entries such as .cache are not runs)."""
+    runs = [p for p in Path(root).iterdir() if not p.name.startswith(".")] if Path(root).is_dir() else []
+    assert len(runs) <= 1, runs
+    return runs[0] if runs else None

@@ -32,8 +32,9 @@ def test_head_only_model(reg):
         "eeg": torch.from_numpy(data.eeg[:4]),
         "video": torch.from_numpy(data.video[:4]),
         "group": torch.arange(4),
+        "index": torch.arange(4),
     }
-    e, v = model(*model.prepare(batch, torch.device("cpu"))[:2])
+    e, v, _ = model.embed_batch(batch, torch.device("cpu"))
     assert e.shape == v.shape == (4, 32)
     assert torch.allclose(e.norm(dim=-1), torch.ones(4), atol=1e-5)
 

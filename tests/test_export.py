@@ -16,7 +16,7 @@ from recipes.export import load_run
 from recipes.export import main as export_main
 from recipes.run import main as run_main
 from recipes.weights import read_metadata
-from tests.conftest import run_python, tiny_recipe
+from tests.conftest import run_dir_in, run_python, tiny_recipe
 
 LABRAM = {"name": "labram_base", "depth": 2, "embed_dim": 100, "conv_channels": 4, "num_heads": 4}
 SWIN = {"name": "video_swin", "embed_dim": 16, "depths": [1, 1], "num_heads": [2, 4], "window_size": [2, 4, 4], "frames": 4, "size": 32}
@@ -41,7 +41,7 @@ def trained_run(tmp_path_factory) -> Path:
     )
     (root / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     assert run_main([str(root / "recipe.yaml"), "--output-dir", str(root / "runs"), "--quiet"]) == 0
-    return next((root / "runs").iterdir())
+    return run_dir_in(root / "runs")
 
 
 def inputs(side):

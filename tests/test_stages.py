@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from recipes.export import load_run
 from recipes.run import main
-from tests.conftest import tiny_recipe
+from tests.conftest import run_dir_in, tiny_recipe
 
 
 def staged_recipe(**changes):
@@ -29,7 +29,7 @@ def test_stages_switch_strategies_and_keep_every_stage_weights(tmp_path, capsys)
     path = tmp_path / "staged.yaml"
     path.write_text(yaml.safe_dump(staged_recipe()))
     assert main([str(path), "--output-dir", str(tmp_path / "runs"), "--quiet"]) == 0
-    run_dir = next((tmp_path / "runs").iterdir())
+    run_dir = run_dir_in(tmp_path / "runs")
     info = json.loads((run_dir / "run.json").read_text())
     stages = info["stages"]
     assert [s["epochs"] for s in stages] == [1, 1, 1] and [s["lr"] for s in stages] == [1e-3, 5e-4, 1e-3]  # a stage without lr uses train.lr
@@ -75,4 +75,4 @@ def test_reapplying_an_adapter_with_other_options_is_refused(tmp_path, capsys):
     assert main([str(path), "--output-dir", str(tmp_path / "runs"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "already carries an adapter from an earlier strategy" in err
-    assert json.loads(next((tmp_path / "runs").iterdir()).joinpath("run.json").read_text())["status"] == "failed"
+    assert json.loads(run_dir_in(tmp_path / "runs").joinpath("run.json").read_text())["status"] == "failed"

@@ -239,13 +239,13 @@ def test_adalora_penalty_and_budget_are_wired_into_training(tmp_path, capsys):
     from safetensors.torch import load_file
 
     from recipes.run import main
-    from tests.conftest import tiny_recipe
+    from tests.conftest import run_dir_in, tiny_recipe
 
     recipe = tiny_recipe(**{"eeg.strategy": {"name": "adalora", "init_r": 4, "target_r": 2, "targets": ["q", "k", "v", "o"]}, "train.epochs": 3})
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(recipe))
     assert main([str(path), "--output-dir", str(tmp_path / "runs"), "--quiet"]) == 0
-    run_dir = next((tmp_path / "runs").iterdir())
+    run_dir = run_dir_in(tmp_path / "runs")
     state = load_file(str(run_dir / "trainable.safetensors"))
     e = [v for k, v in state.items() if "lora_E" in k]
     assert len(e) == 2  # one block: qkv and proj

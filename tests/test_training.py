@@ -14,7 +14,7 @@ from recipes.compose import compose
 from recipes.rundir import RunDir
 from recipes.run import main
 from recipes.train import NonFiniteError, train
-from tests.conftest import tiny_recipe
+from tests.conftest import run_dir_in, tiny_recipe
 
 
 def run(tmp_path, recipe, capsys):
@@ -22,7 +22,7 @@ def run(tmp_path, recipe, capsys):
     path.write_text(yaml.safe_dump(recipe))
     code = main([str(path), "--output-dir", str(tmp_path / "runs"), "--quiet"])
     err = capsys.readouterr().err
-    return code, err, next((tmp_path / "runs").iterdir(), None)
+    return code, err, run_dir_in(tmp_path / "runs")
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
@@ -38,7 +38,7 @@ def test_mixed_precision_runs_on_cpu(tmp_path, capsys, precision):
 def test_siglip_recipe_learns(tmp_path, capsys):
     code = main(["head_only_tiny.yaml", "loss=siglip", "train.epochs=8", "--output-dir", str(tmp_path / "runs"), "--quiet"])
     assert code == 0, capsys.readouterr().err
-    run_dir = next((tmp_path / "runs").iterdir())
+    run_dir = run_dir_in(tmp_path / "runs")
     evals = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if '"eval"' in x]
     assert evals[-1]["val/eeg_to_video/R@1"] >= 5 * evals[-1]["val/chance_R@1"], evals[-1]
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -83,4 +84,11 @@ def load(root: Path, val_fraction: float, seed: int) -> PairedData:
         fps=float(meta.get("fps", 0.0)),
         groups=groups,
         splits=splits,
+        fingerprint=_fingerprint(root),
     )
+
+
+def _fingerprint(root: Path) -> str:
+    """The folder's files by path, size and modification time: changes when any file is rewritten."""
+    stats = {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.iterdir()) if p.is_file()}
+    return hashlib.sha256(json.dumps({"arrays": str(root.resolve()), "files": stats}, sort_keys=True).encode()).hexdigest()

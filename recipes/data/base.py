@@ -43,6 +43,9 @@ class PairedData:
     """(N,) int64: recording or trial id of each pair."""
     splits: dict[str, np.ndarray]
     """Split name -> sorted indices of its pairs."""
+    fingerprint: str | None = None
+    """Identifies the content (a hash of what generated or stores it); None disables the on-disk
+    feature cache for this data."""
 
     def __post_init__(self) -> None:
         n = len(self.eeg)
@@ -111,25 +114,31 @@ def splits_from_labels(labels: np.ndarray, groups: np.ndarray) -> dict[str, np.n
 
 
 class PairTorchDataset(torch.utils.data.Dataset):
-    """Pairs of one split as tensors; video goes through `video_transform` here, in loader workers."""
+    """Pairs of one split as tensors; video goes through `video_transform` here, in loader workers.
 
-    def __init__(self, data: PairedData, indices: np.ndarray, video_transform: Callable | None = None):
+    A side whose features are cached is not read at all (`load_eeg` / `load_video` False).
+    """
+
+    def __init__(self, data: PairedData, indices: np.ndarray, video_transform: Callable | None = None,
+                 load_eeg: bool = True, load_video: bool = True):
         self.data, self.indices, self.video_transform = data, np.asarray(indices), video_transform
+        self.load_eeg, self.load_video = load_eeg, load_video
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         idx = int(self.indices[i])
-        eeg = np.asarray(self.data.eeg[idx], dtype=np.float32)
-        if not np.isfinite(eeg).all():
-            raise DataError(f"EEG of pair {idx} holds NaN or inf values; clean or drop that window")
-        video = torch.from_numpy(np.array(self.data.video[idx]))  # a copy: memmaps are read-only
-        if self.video_transform is not None:
-            video = self.video_transform(video)
-        return {
-            "eeg": torch.from_numpy(eeg.copy()),
-            "video": video,
+        item = {
             "group": torch.tensor(int(self.data.groups[idx]), dtype=torch.long),
             "index": torch.tensor(idx, dtype=torch.long),
         }
+        if self.load_eeg:
+            eeg = np.array(self.data.eeg[idx], dtype=np.float32)  # a copy: memmaps are read-only
+            if not np.isfinite(eeg).all():
+                raise DataError(f"EEG of pair {idx} holds NaN or inf values; clean or drop that window")
+            item["eeg"] = torch.from_numpy(eeg)
+        if self.load_video:
+            video = torch.from_numpy(np.array(self.data.video[idx]))
+            item["video"] = self.video_transform(video) if self.video_transform is not None else video
+        return item

@@ -9,6 +9,9 @@ lr 0) stays at chance.
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import numpy as np
 from pydantic import Field
 
@@ -92,6 +95,7 @@ def generate(cfg: SyntheticConfig, seed: int) -> PairedData:
         fps=cfg.fps,
         groups=groups,
         splits=group_split(groups, cfg.val_fraction, seed),
+        fingerprint=hashlib.sha256(json.dumps({"synthetic": cfg.model_dump(mode="json"), "seed": seed}, sort_keys=True).encode()).hexdigest(),
     )
 
 
