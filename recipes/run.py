@@ -1,6 +1,7 @@
 """`python -m recipes.run RECIPE [dotted.key=value ...] [--output-dir DIR]`: compose and train.
 
-RECIPE is a path or the name of a bundled recipe. A user's mistake (bad recipe, bad override,
+RECIPE is a path or the name of a bundled recipe. `--resume RUN|latest` continues an interrupted run
+exactly (SIGTERM and SIGINT write a checkpoint at the current step and exit). A user's mistake (bad recipe, bad override,
 data that does not fit the encoders) exits with status 2 and one message, no traceback, and leaves
 no run directory behind. The last line printed is `run: <path of the run directory>`.
 """
@@ -8,45 +9,91 @@ no run directory behind. The last line printed is `run: <path of the run directo
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import signal
 import sys
+from pathlib import Path
 
 import registry
 from recipes import overrides, schema
 from recipes.compose import compose
 from recipes.rundir import RunDir
-from recipes.train import resolve_device, seed_everything, train
+from recipes.errors import RecipeError
+from recipes.train import TrainingInterrupted, resolve_device, seed_everything, train
 from registry.errors import UserError
 
 logger = logging.getLogger("recipes.run")
 
 
+def _find_resume(args, parser) -> tuple[Path, Path]:
+    """(run directory, checkpoint) named by --resume: a run directory, its checkpoint file, or `latest`."""
+    if args.resume == "latest":
+        if not args.recipe:
+            parser.error("--resume latest needs the RECIPE, to know which runs to look at")
+        name = schema.validate(overrides.apply(schema.read_yaml(schema.resolve(args.recipe)), args.overrides), registry.default()).name
+        root = Path(args.output_dir).expanduser()
+        candidates = sorted(
+            (p for p in root.glob(f"{name}-*") if (p / "checkpoints" / "last.pt").is_file() and (p / "run.json").is_file()),
+            key=lambda p: p.stat().st_mtime,
+        )
+        candidates = [p for p in candidates if json.loads((p / "run.json").read_text()).get("status") != "completed"]
+        if not candidates:
+            raise RecipeError(f"no unfinished run of {name!r} with a checkpoint under {str(root)!r}; start it without --resume")
+        run_dir = candidates[-1]
+    else:
+        given = Path(args.resume).expanduser()
+        run_dir = given.parent.parent if given.is_file() else given
+    checkpoint = run_dir / "checkpoints" / "last.pt"
+    if not checkpoint.is_file() or not (run_dir / "recipe.yaml").is_file():
+        raise RecipeError(f"{str(run_dir)!r} is not a run directory with a checkpoint (checkpoints/last.pt); give the one `run:` printed")
+    if json.loads((run_dir / "run.json").read_text()).get("status") == "completed":
+        raise RecipeError(f"run {run_dir.name} has completed already; there is nothing to resume")
+    return run_dir, checkpoint
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recipes.run", description=__doc__.splitlines()[0])
-    parser.add_argument("recipe", help=f"recipe path, or a bundled recipe: {', '.join(schema.bundled_names())}")
+    parser.add_argument("recipe", nargs="?", help=f"recipe path, or a bundled recipe: {', '.join(schema.bundled_names())}")
     parser.add_argument("overrides", nargs="*", help="dotted overrides parsed as YAML, e.g. train.lr=3e-4")
     parser.add_argument("--output-dir", default="runs", help="where run directories are made (default: runs)")
+    parser.add_argument("--resume", metavar="RUN|latest", help="continue an interrupted run exactly: its directory, or latest")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     args = parser.parse_intermixed_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not args.recipe and not args.resume:
+        parser.error("give a RECIPE (or --resume RUN)")
 
     run = None
     try:
         reg = registry.default()
-        path = schema.resolve(args.recipe)
-        raw = overrides.apply(schema.read_yaml(path), args.overrides)
-        recipe = schema.validate(raw, reg, source=f"recipe {str(path)!r}")
+        resume = None
+        if args.resume:
+            run_dir, resume = _find_resume(args, parser)
+            if args.overrides and args.resume != "latest":
+                raise RecipeError("overrides cannot change a run being resumed; it continues with its own recipe.yaml")
+            recipe = schema.validate(schema.read_yaml(run_dir / "recipe.yaml"), reg, source=str(run_dir / "recipe.yaml"))
+        else:
+            path = schema.resolve(args.recipe)
+            raw = overrides.apply(schema.read_yaml(path), args.overrides)
+            recipe = schema.validate(raw, reg, source=f"recipe {str(path)!r}")
         seed_everything(recipe.seed)
         data = reg.build("datasets", recipe.data, seed=recipe.seed)
         model = compose(recipe, data, reg)
         device = resolve_device(recipe.train.device)
-        run = RunDir(args.output_dir, recipe.name)
-        train(recipe, model, data, run, device)
+        run = RunDir.open(run_dir) if resume else RunDir(args.output_dir, recipe.name)
+        train(recipe, model, data, run, device, reg, resume=resume)
     except UserError as exc:
         if run is not None and run.info:
             run.finish("failed", error=str(exc))
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as stop:
+        run.finish("interrupted", checkpoint=str(stop.checkpoint))
+        print(f"interrupted ({signal.Signals(stop.signum).name}); continue with: python -m recipes.run --resume {run.path}",
+              file=sys.stderr)
+        print(f"run: {run.path}")
+        return 128 + stop.signum
     except KeyboardInterrupt:
         if run is not None and run.info:
             run.finish("interrupted")

@@ -74,13 +74,32 @@ def versions() -> dict[str, str | None]:
 class RunDir:
     """A new run directory under `root`, named <recipe name>-<UTC time>-<random>."""
 
-    def __init__(self, root: str | Path, recipe_name: str):
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-        self.run_id = f"{recipe_name}-{stamp}-{secrets.token_hex(3)}"
-        self.path = Path(root).expanduser().resolve() / self.run_id
-        self.path.mkdir(parents=True, exist_ok=False)
-        (self.path / "checkpoints").mkdir()
+    def __init__(self, root: str | Path, recipe_name: str, existing: Path | None = None):
+        if existing is not None:
+            self.path, self.run_id = Path(existing).resolve(), Path(existing).name
+        else:
+            stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+            self.run_id = f"{recipe_name}-{stamp}-{secrets.token_hex(3)}"
+            self.path = Path(root).expanduser().resolve() / self.run_id
+            self.path.mkdir(parents=True, exist_ok=False)
+            (self.path / "checkpoints").mkdir()
         self.info: dict[str, Any] = {}
+
+    @classmethod
+    def open(cls, path: Path) -> "RunDir":
+        """An existing run directory, to resume."""
+        run = cls(path.parent, "", existing=path)
+        run.info = json.loads((run.path / "run.json").read_text())
+        return run
+
+    def resume(self, step: int) -> None:
+        """Continue this run from a checkpoint at `step`: later metrics lines (written after it) are dropped."""
+        if self.metrics_path.is_file():
+            kept = [line for line in self.metrics_path.read_text().splitlines() if json.loads(line).get("step", 0) <= step]
+            atomic_write(self.metrics_path, "".join(line + "\n" for line in kept))
+        self.info.setdefault("resumed", []).append({"time": now(), "from_step": step})
+        self.info.update(status="running", end_time=None)
+        self.write_info()
 
     @property
     def metrics_path(self) -> Path:

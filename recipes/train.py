@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import random
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -21,19 +22,20 @@ import timm.optim
 import torch
 from pydantic import BaseModel
 from timm.scheduler import CosineLRScheduler
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, DataLoader
 from tqdm.auto import tqdm
 
 import registry
 from recipes import feature_cache
 from recipes.compose import planned_steps, stage_plan, switch_stage
 from recipes.data.base import DataError, PairedData, PairTorchDataset
+from recipes.data.sampler import EpochSampler
 from recipes.errors import RecipeError
 from recipes.evaluate import evaluate
 from recipes.model import DualEncoderCLIP
 from recipes.rundir import RunDir, atomic_write
 from recipes.schema import dump
-from recipes.weights import save_trainable, sha256_of
+from recipes.weights import save_trainable, sha256_of, trained_names
 from registry.core import Registry
 
 logger = logging.getLogger(__name__)
@@ -83,8 +85,7 @@ def param_groups(model: DualEncoderCLIP, weight_decay: float) -> list[dict[str, 
     return list(groups.values())
 
 
-def make_loaders(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, device: torch.device,
-                 generator: torch.Generator | None = None):
+def make_loaders(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, device: torch.device):
     """Train and validation loaders; a side with cached features is not read from the data."""
     train_idx, val_idx = data.split("train"), data.split("val")
     if len(train_idx) < 2:
@@ -100,11 +101,12 @@ def make_loaders(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, de
         persistent_workers=workers > 0,
         prefetch_factor=4 if workers > 0 else None,
     )
-    generator = generator or torch.Generator().manual_seed(recipe.seed)
     load = {"load_eeg": "eeg" not in model.cached, "load_video": "video" not in model.cached}
+    sampler = EpochSampler(len(train_idx), recipe.seed)
+    # Own generators for the loaders' worker seeds: the global RNG (dropout) is then untouched by them.
+    common["generator"] = torch.Generator().manual_seed(recipe.seed)
     train = DataLoader(
-        PairTorchDataset(data, train_idx, **load), batch_size=batch, shuffle=True, drop_last=True,
-        generator=generator, **common,
+        PairTorchDataset(data, train_idx, **load), batch_sampler=BatchSampler(sampler, batch, drop_last=True), **common
     )
     val = None
     if len(val_idx) >= 2:
@@ -139,32 +141,63 @@ def make_scheduler(recipe: BaseModel, optimizer, total_steps: int, lr: float) ->
     )
 
 
-def _save_checkpoint(run: RunDir, model, optimizer, scheduler, epoch: int, step: int) -> None:
+class NonFiniteError(RecipeError):
+    """Too many consecutive steps with a NaN or inf loss or gradient."""
+
+
+class TrainingInterrupted(Exception):
+    """SIGTERM or SIGINT arrived; a checkpoint at the current step was written."""
+
+    def __init__(self, signum: int, checkpoint: Path):
+        self.signum, self.checkpoint = signum, checkpoint
+        super().__init__(f"{signal.Signals(signum).name}: checkpoint written to {checkpoint}")
+
+
+class _Progress:
+    """Where training is, and what a checkpoint must hold to continue exactly from there."""
+
+    def __init__(self) -> None:
+        self.step, self.epoch, self.last_eval, self.best, self.warned_wait = 0, 0, {}, None, False
+        self.skipped_in_a_row = self.skipped_total = 0
+        self.stage = 0
+        self.batch_in_epoch = 0  # batches of the current epoch already trained (mid-epoch checkpoints)
+        self.stop_signal: int | None = None
+
+    def state(self) -> dict[str, Any]:
+        keys = ("step", "epoch", "last_eval", "best", "skipped_in_a_row", "skipped_total", "stage", "batch_in_epoch")
+        return {k: getattr(self, k) for k in keys}
+
+
+def _save_checkpoint(run: RunDir, model: DualEncoderCLIP, optimizer, scheduler, precision, progress: _Progress) -> None:
+    """Everything an exact resume needs, written atomically to checkpoints/last.pt."""
     buffer = io.BytesIO()
+    params = dict(model.named_parameters())
     torch.save(
         {
-            "epoch": epoch,
-            "step": step,
-            "trainable": {n: p.detach().cpu() for n, p in model.trainable_parameters().items()},
+            "format": 1,
+            "progress": progress.state(),
+            "trained": {n: params[n].detach().cpu() for n in sorted(trained_names(model))},
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
+            "scaler": precision.scaler.state_dict() if precision.scaler else None,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                "numpy": np.random.get_state(),
+                "python": random.getstate(),
+            },
         },
         buffer,
     )
     atomic_write(run.checkpoint_path, buffer.getvalue())
 
 
-class NonFiniteError(RecipeError):
-    """Too many consecutive steps with a NaN or inf loss or gradient."""
-
-
-class _Progress:
-    """Counters shared by the epochs of a run."""
-
-    def __init__(self) -> None:
-        self.step, self.epoch, self.last_eval, self.best, self.warned_wait = 0, 0, {}, None, False
-        self.skipped_in_a_row = self.skipped_total = 0
+def _restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
@@ -188,8 +221,11 @@ class _Precision:
 
 def _train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, run: RunDir, device, progress: _Progress,
                  precision: _Precision):
-    """One epoch; logs train lines and the epoch line (data_wait_frac, samples/s, skipped steps)."""
+    """One epoch (or its rest, after a mid-epoch resume); logs train lines and the epoch line
+    (data_wait_frac, samples/s, skipped steps). A stop signal ends it after the current step with a
+    checkpoint at that step."""
     cfg = recipe.train
+    loader.batch_sampler.sampler.set_epoch(progress.epoch, start=progress.batch_in_epoch * loader.batch_sampler.batch_size)
     model.train()
     wait = compute = 0.0
     skipped = 0
@@ -245,11 +281,17 @@ def _train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, 
             bar.set_postfix(loss=f"{value:.4f}")
             run.log({"type": "train", "epoch": progress.epoch, "step": progress.step, "train/loss": value,
                      "lr": optimizer.param_groups[0]["lr"], **model.loss.log_values()})
+        progress.batch_in_epoch += 1
         t_fetch = time.perf_counter()
         compute += t_fetch - t_start
+        if progress.stop_signal is not None:
+            _save_checkpoint(run, model, optimizer, scheduler, precision, progress)
+            raise TrainingInterrupted(progress.stop_signal, run.checkpoint_path)
+    progress.batch_in_epoch = 0
     total = wait + compute
     record = {"type": "epoch", "epoch": progress.epoch, "step": progress.step, "data_wait_frac": wait / total if total else 0.0,
-              "samples_per_s": len(loader) * loader.batch_size / total if total else 0.0, "skipped_steps": skipped}
+              "samples_per_s": len(loader) * loader.batch_sampler.batch_size / total if total else 0.0, "skipped_steps": skipped}
+    loader.batch_sampler.sampler.set_epoch(progress.epoch + 1)
     run.log(record)
     if record["data_wait_frac"] > 0.2 and not progress.warned_wait:
         progress.warned_wait = True
@@ -274,9 +316,15 @@ def _evaluate_epoch(recipe, model, val_loader, run: RunDir, device, progress: _P
 
 
 def train(
-    recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, run: RunDir, device: torch.device, reg: Registry | None = None
+    recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, run: RunDir, device: torch.device,
+    reg: Registry | None = None, resume: Path | None = None,
 ) -> dict[str, Any]:
-    """Train `model` as `recipe` says, stage by stage, writing everything into `run`; returns the final metrics."""
+    """Train `model` as `recipe` says, stage by stage, writing everything into `run`; returns the final metrics.
+
+    With `resume` (a checkpoint of this run), training continues exactly where it stopped: the same
+    stage, epoch and batch, with the optimizer, scheduler, scaler and random states it had. SIGTERM
+    and SIGINT end the current step, write such a checkpoint and raise TrainingInterrupted.
+    """
     cfg = recipe.train
     reg = reg or registry.default()
     if len(data.split("train")) < 2:
@@ -284,54 +332,78 @@ def train(
     model.to(device)
     steps_per_epoch = planned_steps(recipe, data, 1)
     cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else run.path.parent / ".cache" / "features"
-    run.start(
-        dump(recipe),
-        {
-            "recipe_name": recipe.name,
-            "device": str(device),
-            "trainable_parameters": sum(p.numel() for p in model.trainable_parameters().values()),
-            "strategies": {"eeg": model.eeg.report.summary(), "video": model.video.report.summary()},
-            "splits": {k: int(len(v)) for k, v in data.splits.items()},
-            "stages": [],
-        },
-    )
+    checkpoint = torch.load(resume, map_location="cpu", weights_only=False) if resume else None  # our own file
+    if checkpoint is None:
+        run.start(
+            dump(recipe),
+            {
+                "recipe_name": recipe.name,
+                "device": str(device),
+                "trainable_parameters": sum(p.numel() for p in model.trainable_parameters().values()),
+                "strategies": {"eeg": model.eeg.report.summary(), "video": model.video.report.summary()},
+                "splits": {k: int(len(v)) for k, v in data.splits.items()},
+                "stages": [],
+            },
+        )
+    else:
+        run.resume(step=checkpoint["progress"]["step"])
     logger.info("run %s: %d epochs x %d steps on %s", run.run_id, cfg.epochs, steps_per_epoch, device)
 
     progress = _Progress()
     precision = _Precision(cfg.precision, device)
-    shuffle_generator = torch.Generator().manual_seed(recipe.seed)  # one shuffling stream across stages
-    for index, stage in enumerate(stage_plan(recipe)):
-        stage_steps = steps_per_epoch * stage.epochs
-        switch_stage(model, stage, reg, stage_steps)
-        model.cached = {}
-        for side in ("eeg", "video") if cfg.feature_cache else ():
-            tower = getattr(model, side)
-            if not tower.report.trains_encoder:
-                model.cached[side] = feature_cache.features(
-                    side, tower, data, device, cache_dir, recipe.eval.batch_size or cfg.batch_size, cfg.num_workers, precision.dtype
-                )
-        train_loader, val_loader = make_loaders(recipe, model, data, device, shuffle_generator)
-        lr = cfg.lr if stage.lr is None else stage.lr
-        optimizer = make_optimizer(recipe, model, lr)
-        scheduler = make_scheduler(recipe, optimizer, stage_steps, lr)
-        summary = {
-            "stage": index, "epochs": stage.epochs, "lr": lr,
-            "trainable_parameters": sum(p.numel() for p in model.trainable_parameters().values()),
-            "strategies": {"eeg": model.eeg.report.summary(), "video": model.video.report.summary()},
-            "cached_features": sorted(model.cached),
-        }
-        run.info["stages"].append(summary)
-        run.write_info()
-        run.log({"type": "stage", "epoch": progress.epoch, "step": progress.step, **summary})
-        logger.info("stage %d: %d epochs at lr %g, %s trainable parameters (%s; %s)", index, stage.epochs, lr,
-                    f"{summary['trainable_parameters']:,}", summary["strategies"]["eeg"], summary["strategies"]["video"])
-        stage_start = progress.step
-        for _ in range(stage.epochs):
-            progress.epoch += 1
-            _train_epoch(recipe, model, train_loader, optimizer, scheduler, stage_start, run, device, progress, precision)
-            if val_loader is not None and (progress.epoch % recipe.eval.every_epochs == 0 or progress.epoch == cfg.epochs):
-                _evaluate_epoch(recipe, model, val_loader, run, device, progress, precision)
-            _save_checkpoint(run, model, optimizer, scheduler, progress.epoch, progress.step)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def request_stop(signum, frame):
+        progress.stop_signal = signum
+
+    for sig in previous:
+        signal.signal(sig, request_stop)
+    try:
+        for index, stage in enumerate(stage_plan(recipe)):
+            stage_steps = steps_per_epoch * stage.epochs
+            switch_stage(model, stage, reg, stage_steps)
+            if checkpoint is not None and index < checkpoint["progress"]["stage"]:
+                continue  # replayed for its strategies only: it finished before the checkpoint
+            model.cached = {}
+            for side in ("eeg", "video") if cfg.feature_cache else ():
+                tower = getattr(model, side)
+                if not tower.report.trains_encoder:
+                    model.cached[side] = feature_cache.features(
+                        side, tower, data, device, cache_dir, recipe.eval.batch_size or cfg.batch_size, cfg.num_workers, precision.dtype
+                    )
+            train_loader, val_loader = make_loaders(recipe, model, data, device)
+            lr = cfg.lr if stage.lr is None else stage.lr
+            optimizer = make_optimizer(recipe, model, lr)
+            scheduler = make_scheduler(recipe, optimizer, stage_steps, lr)
+            stage_start = progress.step
+            if checkpoint is not None:
+                _load_checkpoint(checkpoint, model, optimizer, scheduler, precision, progress)
+                stage_start = progress.step - _steps_into_stage(checkpoint["progress"], recipe, steps_per_epoch)
+                checkpoint = None
+            else:
+                progress.stage = index
+                summary = {
+                    "stage": index, "epochs": stage.epochs, "lr": lr,
+                    "trainable_parameters": sum(p.numel() for p in model.trainable_parameters().values()),
+                    "strategies": {"eeg": model.eeg.report.summary(), "video": model.video.report.summary()},
+                    "cached_features": sorted(model.cached),
+                }
+                run.info["stages"].append(summary)
+                run.write_info()
+                run.log({"type": "stage", "epoch": progress.epoch, "step": progress.step, **summary})
+                logger.info("stage %d: %d epochs at lr %g, %s trainable parameters (%s; %s)", index, stage.epochs, lr,
+                            f"{summary['trainable_parameters']:,}", summary["strategies"]["eeg"], summary["strategies"]["video"])
+            first_epoch = sum(s.epochs for s in stage_plan(recipe)[:index])
+            while progress.epoch < first_epoch + stage.epochs:
+                if progress.batch_in_epoch == 0:
+                    progress.epoch += 1
+                _train_epoch(recipe, model, train_loader, optimizer, scheduler, stage_start, run, device, progress, precision)
+                if val_loader is not None and (progress.epoch % recipe.eval.every_epochs == 0 or progress.epoch == cfg.epochs):
+                    _evaluate_epoch(recipe, model, val_loader, run, device, progress, precision)
+                _save_checkpoint(run, model, optimizer, scheduler, precision, progress)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
     metadata = {
         "recipe": dump(recipe),
@@ -346,3 +418,28 @@ def train(
     run.finish("completed", final_metrics=progress.last_eval, best_val_eeg_to_video_R1=progress.best, steps=progress.step,
                skipped_steps=progress.skipped_total, precision=str(precision.dtype or torch.float32))
     return progress.last_eval
+
+
+def _steps_into_stage(state: dict[str, Any], recipe: BaseModel, steps_per_epoch: int) -> int:
+    """Optimizer steps a checkpoint's stage had taken when the checkpoint was written."""
+    first_epoch = sum(s.epochs for s in stage_plan(recipe)[: state["stage"]])
+    done_epochs = state["epoch"] - first_epoch - (1 if state["batch_in_epoch"] else 0)
+    return done_epochs * steps_per_epoch + state["batch_in_epoch"]
+
+
+def _load_checkpoint(checkpoint: dict[str, Any], model: DualEncoderCLIP, optimizer, scheduler, precision, progress: _Progress) -> None:
+    params = dict(model.named_parameters())
+    missing = sorted(set(checkpoint["trained"]) - set(params))
+    if missing:
+        raise RecipeError(f"the checkpoint holds parameters this model lacks ({missing[:3]}); resume with the run's own recipe.yaml")
+    with torch.no_grad():
+        for name, value in checkpoint["trained"].items():
+            params[name].copy_(value)
+    model.ever_trainable |= set(checkpoint["trained"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    if precision.scaler and checkpoint.get("scaler"):
+        precision.scaler.load_state_dict(checkpoint["scaler"])
+    for key, value in checkpoint["progress"].items():
+        setattr(progress, key, value)
+    _restore_rng(checkpoint["rng"])

@@ -59,3 +59,14 @@ def test_plugin_trains_in_a_recipe(plugin_site, tmp_path):
     with safe_open(str(run_dir / "trainable.safetensors"), "pt") as f:
         encoder_keys = [k for k in f.keys() if k.startswith("eeg.encoder.")]
     assert encoder_keys and all("norm" in k for k in encoder_keys)
+
+
+def test_plugin_strategy_gets_the_strategy_test_suite(plugin_site):
+    """The strategy tests are parametrized over what is installed: with the plugin, ln_tuning runs them."""
+    out = run_python(
+        "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_strategies.py", "-k", "ln_tuning",
+        env={"PYTHONPATH": str(plugin_site)},
+    )
+    assert out.returncode == 0, out.stdout[-3000:]
+    summary = out.stdout.strip().splitlines()[-1]
+    assert "8 passed" in summary, summary  # 4 contract tests x 2 encoder families
