@@ -80,6 +80,9 @@ class TrainConfig(_Section):
     """Autocast precision: auto is bf16 on a GPU that supports it, else fp32; fp16 adds a GradScaler."""
     max_nonfinite_steps: int = Field(10, ge=1)
     """Consecutive steps with a NaN/inf loss or gradient (each skipped) before the run stops."""
+    sampler: Literal["auto", "random", "group_disjoint"] = "auto"
+    """Batches of pairs from distinct groups (group_disjoint), or any (random); auto chooses
+    group_disjoint when pairs share groups and the loss does not mask same-group pairs."""
     feature_cache: bool = True
     """Compute a frozen encoder's features once per stage (and keep them on disk) instead of every step."""
     cache_dir: str | None = None

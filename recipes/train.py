@@ -22,14 +22,14 @@ import timm.optim
 import torch
 from pydantic import BaseModel
 from timm.scheduler import CosineLRScheduler
-from torch.utils.data import BatchSampler, DataLoader
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 import registry
 from recipes import feature_cache
 from recipes.compose import planned_steps, stage_plan, switch_stage
 from recipes.data.base import DataError, PairedData, PairTorchDataset
-from recipes.data.sampler import EpochSampler
+from recipes.data.sampler import GroupDisjointBatches, ShuffledBatches
 from recipes.errors import RecipeError
 from recipes.evaluate import evaluate
 from recipes.model import DualEncoderCLIP
@@ -85,6 +85,16 @@ def param_groups(model: DualEncoderCLIP, weight_decay: float) -> list[dict[str, 
     return list(groups.values())
 
 
+def use_group_disjoint(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData) -> bool:
+    """train.sampler: group_disjoint, random, or auto (group_disjoint when pairs share groups and the
+    loss does not mask same-group pairs itself)."""
+    choice = recipe.train.sampler
+    if choice != "auto":
+        return choice == "group_disjoint"
+    shares = len(np.unique(data.groups[data.split("train")])) < len(data.split("train"))
+    return shares and not getattr(model.loss, "masks_groups", False)
+
+
 def make_loaders(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, device: torch.device):
     """Train and validation loaders; a side with cached features is not read from the data."""
     train_idx, val_idx = data.split("train"), data.split("val")
@@ -102,12 +112,15 @@ def make_loaders(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, de
         prefetch_factor=4 if workers > 0 else None,
     )
     load = {"load_eeg": "eeg" not in model.cached, "load_video": "video" not in model.cached}
-    sampler = EpochSampler(len(train_idx), recipe.seed)
+    if use_group_disjoint(recipe, model, data):
+        batches = GroupDisjointBatches(data.groups[train_idx], batch, recipe.seed)
+        if len(batches) == 0:
+            raise DataError(f"no batch of {batch} pairs from {batch} different groups can be formed; lower train.batch_size")
+    else:
+        batches = ShuffledBatches(len(train_idx), batch, recipe.seed)
     # Own generators for the loaders' worker seeds: the global RNG (dropout) is then untouched by them.
     common["generator"] = torch.Generator().manual_seed(recipe.seed)
-    train = DataLoader(
-        PairTorchDataset(data, train_idx, **load), batch_sampler=BatchSampler(sampler, batch, drop_last=True), **common
-    )
+    train = DataLoader(PairTorchDataset(data, train_idx, **load), batch_sampler=batches, **common)
     val = None
     if len(val_idx) >= 2:
         val = DataLoader(
@@ -160,11 +173,12 @@ class _Progress:
         self.step, self.epoch, self.last_eval, self.best, self.warned_wait = 0, 0, {}, None, False
         self.skipped_in_a_row = self.skipped_total = 0
         self.stage = 0
+        self.stage_start = 0  # step at which the current stage began (its schedule counts from there)
         self.batch_in_epoch = 0  # batches of the current epoch already trained (mid-epoch checkpoints)
         self.stop_signal: int | None = None
 
     def state(self) -> dict[str, Any]:
-        keys = ("step", "epoch", "last_eval", "best", "skipped_in_a_row", "skipped_total", "stage", "batch_in_epoch")
+        keys = ("step", "epoch", "last_eval", "best", "skipped_in_a_row", "skipped_total", "stage", "stage_start", "batch_in_epoch")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -225,7 +239,7 @@ def _train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, 
     (data_wait_frac, samples/s, skipped steps). A stop signal ends it after the current step with a
     checkpoint at that step."""
     cfg = recipe.train
-    loader.batch_sampler.sampler.set_epoch(progress.epoch, start=progress.batch_in_epoch * loader.batch_sampler.batch_size)
+    loader.batch_sampler.set_epoch(progress.epoch, start_batch=progress.batch_in_epoch)
     model.train()
     wait = compute = 0.0
     skipped = 0
@@ -291,7 +305,7 @@ def _train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, 
     total = wait + compute
     record = {"type": "epoch", "epoch": progress.epoch, "step": progress.step, "data_wait_frac": wait / total if total else 0.0,
               "samples_per_s": len(loader) * loader.batch_sampler.batch_size / total if total else 0.0, "skipped_steps": skipped}
-    loader.batch_sampler.sampler.set_epoch(progress.epoch + 1)
+    loader.batch_sampler.set_epoch(progress.epoch + 1)
     run.log(record)
     if record["data_wait_frac"] > 0.2 and not progress.warned_wait:
         progress.warned_wait = True
@@ -375,13 +389,11 @@ def train(
             lr = cfg.lr if stage.lr is None else stage.lr
             optimizer = make_optimizer(recipe, model, lr)
             scheduler = make_scheduler(recipe, optimizer, stage_steps, lr)
-            stage_start = progress.step
             if checkpoint is not None:
                 _load_checkpoint(checkpoint, model, optimizer, scheduler, precision, progress)
-                stage_start = progress.step - _steps_into_stage(checkpoint["progress"], recipe, steps_per_epoch)
                 checkpoint = None
             else:
-                progress.stage = index
+                progress.stage, progress.stage_start = index, progress.step
                 summary = {
                     "stage": index, "epochs": stage.epochs, "lr": lr,
                     "trainable_parameters": sum(p.numel() for p in model.trainable_parameters().values()),
@@ -397,7 +409,7 @@ def train(
             while progress.epoch < first_epoch + stage.epochs:
                 if progress.batch_in_epoch == 0:
                     progress.epoch += 1
-                _train_epoch(recipe, model, train_loader, optimizer, scheduler, stage_start, run, device, progress, precision)
+                _train_epoch(recipe, model, train_loader, optimizer, scheduler, progress.stage_start, run, device, progress, precision)
                 if val_loader is not None and (progress.epoch % recipe.eval.every_epochs == 0 or progress.epoch == cfg.epochs):
                     _evaluate_epoch(recipe, model, val_loader, run, device, progress, precision)
                 _save_checkpoint(run, model, optimizer, scheduler, precision, progress)
@@ -418,13 +430,6 @@ def train(
     run.finish("completed", final_metrics=progress.last_eval, best_val_eeg_to_video_R1=progress.best, steps=progress.step,
                skipped_steps=progress.skipped_total, precision=str(precision.dtype or torch.float32))
     return progress.last_eval
-
-
-def _steps_into_stage(state: dict[str, Any], recipe: BaseModel, steps_per_epoch: int) -> int:
-    """Optimizer steps a checkpoint's stage had taken when the checkpoint was written."""
-    first_epoch = sum(s.epochs for s in stage_plan(recipe)[: state["stage"]])
-    done_epochs = state["epoch"] - first_epoch - (1 if state["batch_in_epoch"] else 0)
-    return done_epochs * steps_per_epoch + state["batch_in_epoch"]
 
 
 def _load_checkpoint(checkpoint: dict[str, Any], model: DualEncoderCLIP, optimizer, scheduler, precision, progress: _Progress) -> None:

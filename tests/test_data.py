@@ -114,3 +114,36 @@ def test_nan_eeg_is_reported_with_its_index(reg, tmp_path):
     dataset = PairTorchDataset(data, np.arange(12))
     with pytest.raises(DataError, match="EEG of pair 5 holds NaN"):
         dataset[5]
+
+
+def test_group_disjoint_batches_never_put_a_group_twice_and_resume_mid_epoch():
+    from recipes.data.sampler import GroupDisjointBatches, ShuffledBatches
+
+    groups = np.repeat(np.arange(40), 5)  # 40 recordings of 5 windows
+    sampler = GroupDisjointBatches(groups, batch_size=16, seed=3)
+    sampler.set_epoch(1)
+    batches = list(sampler)
+    assert len(batches) >= 10 and all(len(b) == 16 for b in batches)
+    assert all(len(set(groups[b])) == len(b) for b in batches)
+    assert len({i for b in batches for i in b}) == sum(len(b) for b in batches)  # no pair twice
+    sampler.set_epoch(1, start_batch=3)
+    assert list(sampler) == batches[3:]
+    sampler.set_epoch(2)
+    assert list(sampler) != batches
+    shuffled = ShuffledBatches(200, 16, seed=3)
+    shuffled.set_epoch(1)
+    full = list(shuffled)
+    shuffled.set_epoch(1, start_batch=5)
+    assert len(full) == 12 and list(shuffled) == full[5:] and len(shuffled) == 7
+
+
+def test_auto_sampler_separates_groups_when_the_loss_does_not_mask(reg, tmp_path):
+    from recipes import schema
+    from recipes.compose import compose
+    from recipes.train import use_group_disjoint
+    from tests.conftest import tiny_recipe
+
+    for mask, expected in ((True, False), (False, True)):
+        recipe = schema.validate(tiny_recipe(**{"data.group_size": 4, "loss": {"name": "clip", "mask_same_group": mask}}), reg)
+        data = reg.build("datasets", recipe.data, seed=0)
+        assert use_group_disjoint(recipe, compose(recipe, data, reg), data) is expected

@@ -51,8 +51,6 @@ class Strategy:
 
     Config: ClassVar[type[StrategyConfig]] = StrategyConfig
     description: ClassVar[str] = ""
-    trains_encoder: ClassVar[bool] = True
-    """False for strategies that leave the encoder frozen (it then stays in eval mode)."""
 
     def __init__(self, config: StrategyConfig, name: str | None = None):
         self.cfg = config

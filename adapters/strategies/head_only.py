@@ -14,7 +14,6 @@ class HeadOnly(Strategy):
 
     description = "Frozen encoder in eval mode (no dropout or drop-path noise); only the head trains"
     Config = StrategyConfig
-    trains_encoder = False
 
     def apply(self, encoder: nn.Module) -> StrategyReport:
         encoder.requires_grad_(False)

@@ -1,25 +1,77 @@
-"""A shuffling sampler that can start mid-epoch, so a resumed run sees exactly the batches it would have.
+"""Batch samplers that can start mid-epoch, so a resumed run sees exactly the batches it would have.
 
-Each epoch's order is a permutation drawn from its own generator seeded by (seed, epoch): it depends
-on nothing that happened before, and `set_epoch(epoch, start)` skips the pairs already trained on.
+Each epoch's order comes from its own generator seeded by (seed, epoch): it depends on nothing that
+happened before, and `set_epoch(epoch, start_batch)` skips the batches already trained on.
+
+- `ShuffledBatches`: a random permutation cut into full batches (drop_last).
+- `GroupDisjointBatches`: batches in which no two pairs share a group (recording), for losses that
+  do not mask same-group pairs: windows of one recording are then never each other's negatives.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch.utils.data import Sampler
 
 
-class EpochSampler(Sampler[int]):
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.epoch, self.start = n, seed, 0, 0
+class _EpochBatches(Sampler[list[int]]):
+    def __init__(self, n: int, batch_size: int, seed: int):
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.epoch, self.start_batch = 0, 0
 
-    def set_epoch(self, epoch: int, start: int = 0) -> None:
-        self.epoch, self.start = epoch, start
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+
+    def batches(self) -> list[list[int]]:
+        raise NotImplementedError
 
     def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=generator)[self.start :].tolist())
+        return iter(self.batches()[self.start_batch :])
 
     def __len__(self) -> int:
-        return self.n - self.start
+        return len(self.batches()) - self.start_batch
+
+
+class ShuffledBatches(_EpochBatches):
+    def batches(self) -> list[list[int]]:
+        order = torch.randperm(self.n, generator=self.generator()).tolist()
+        return [order[i : i + self.batch_size] for i in range(0, self.n - self.batch_size + 1, self.batch_size)]
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size - self.start_batch
+
+
+class GroupDisjointBatches(_EpochBatches):
+    def __init__(self, groups: np.ndarray, batch_size: int, seed: int):
+        super().__init__(len(groups), batch_size, seed)
+        self.groups = np.asarray(groups)
+        self._cache: tuple[int, list[list[int]]] | None = None
+
+    def batches(self) -> list[list[int]]:
+        if self._cache is not None and self._cache[0] == self.epoch:
+            return self._cache[1]
+        rng = np.random.default_rng(int(torch.randint(2**31, (1,), generator=self.generator())))
+        order = rng.permutation(self.n)
+        # Visit pairs in random order; each goes to the first batch being filled that lacks its group.
+        open_batches: list[tuple[list[int], set]] = []
+        full: list[list[int]] = []
+        for i in order:
+            g = self.groups[i]
+            for members, seen in open_batches:
+                if g not in seen:
+                    members.append(int(i))
+                    seen.add(g)
+                    break
+            else:
+                open_batches.append(([int(i)], {g}))
+            done = [b for b in open_batches if len(b[0]) == self.batch_size]
+            for b in done:
+                open_batches.remove(b)
+                full.append(b[0])
+        batches = [full[j] for j in rng.permutation(len(full))]  # incomplete batches dropped (drop_last)
+        self._cache = (self.epoch, batches)
+        return batches

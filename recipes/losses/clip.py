@@ -55,6 +55,11 @@ class ClipLoss(ContrastiveLoss):
     def scale(self) -> torch.Tensor:
         return self.logit_scale.exp()
 
+    @property
+    def masks_groups(self) -> bool:
+        """Whether same-group pairs are kept out of the negatives here (else the sampler separates them)."""
+        return self.cfg.mask_same_group
+
     def after_optimizer_step(self) -> None:
         with torch.no_grad():
             self.logit_scale.clamp_(0, math.log(self.cfg.max_logit_scale))

@@ -38,6 +38,11 @@ class SigLipLoss(ContrastiveLoss):
         self.logit_scale = nn.Parameter(torch.tensor(math.log(config.init_logit_scale)), requires_grad=config.learnable)
         self.logit_bias = nn.Parameter(torch.tensor(float(config.init_logit_bias)), requires_grad=config.learnable)
 
+    @property
+    def masks_groups(self) -> bool:
+        """Whether same-group pairs are kept out of the negatives here (else the sampler separates them)."""
+        return self.cfg.mask_same_group
+
     def after_optimizer_step(self) -> None:
         with torch.no_grad():
             self.logit_scale.clamp_(0, math.log(self.cfg.max_logit_scale))
