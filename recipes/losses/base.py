@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from typing import ClassVar
 
 import torch
@@ -33,3 +35,17 @@ class ContrastiveLoss(nn.Module):
 
     def forward(self, eeg: torch.Tensor, video: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
+
+
+class LearnedScaleLoss(ContrastiveLoss):
+    """Losses with a learnable `logit_scale` (the log of the logit multiplier), clamped after every
+    optimizer step at `cfg.max_logit_scale`, and optional masking of same-group pairs."""
+
+    @property
+    def masks_groups(self) -> bool:
+        """Whether same-group pairs are kept out of the negatives here (else the sampler separates them)."""
+        return self.cfg.mask_same_group
+
+    def after_optimizer_step(self) -> None:
+        with torch.no_grad():
+            self.logit_scale.clamp_(0, math.log(self.cfg.max_logit_scale))

@@ -15,7 +15,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from recipes.losses.base import ContrastiveLoss, LossConfig
+from recipes.losses.base import LearnedScaleLoss, LossConfig
 
 
 class ClipLossConfig(LossConfig):
@@ -40,7 +40,7 @@ def smoothed_nll(logits: torch.Tensor, valid: torch.Tensor, smoothing: float) ->
     return -((1 - smoothing) * diag + smoothing * uniform).mean()
 
 
-class ClipLoss(ContrastiveLoss):
+class ClipLoss(LearnedScaleLoss):
     """Symmetric InfoNCE (CLIP) with learnable, clamped temperature and same-group masking."""
 
     description = "Symmetric InfoNCE (CLIP) with learnable, clamped temperature and same-group masking"
@@ -54,15 +54,6 @@ class ClipLoss(ContrastiveLoss):
 
     def scale(self) -> torch.Tensor:
         return self.logit_scale.exp()
-
-    @property
-    def masks_groups(self) -> bool:
-        """Whether same-group pairs are kept out of the negatives here (else the sampler separates them)."""
-        return self.cfg.mask_same_group
-
-    def after_optimizer_step(self) -> None:
-        with torch.no_grad():
-            self.logit_scale.clamp_(0, math.log(self.cfg.max_logit_scale))
 
     def log_values(self) -> dict[str, float]:
         scale = self.logit_scale.detach()

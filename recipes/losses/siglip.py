@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from recipes.losses.base import ContrastiveLoss, LossConfig
+from recipes.losses.base import LearnedScaleLoss, LossConfig
 
 
 class SigLipConfig(LossConfig):
@@ -26,7 +26,7 @@ class SigLipConfig(LossConfig):
     mask_same_group: bool = True
 
 
-class SigLipLoss(ContrastiveLoss):
+class SigLipLoss(LearnedScaleLoss):
     """SigLIP sigmoid loss with learnable temperature and bias; better than softmax at small batch sizes."""
 
     description = "SigLIP sigmoid loss with learnable temperature and bias; better than softmax at small batch sizes"
@@ -37,15 +37,6 @@ class SigLipLoss(ContrastiveLoss):
         self.cfg = config
         self.logit_scale = nn.Parameter(torch.tensor(math.log(config.init_logit_scale)), requires_grad=config.learnable)
         self.logit_bias = nn.Parameter(torch.tensor(float(config.init_logit_bias)), requires_grad=config.learnable)
-
-    @property
-    def masks_groups(self) -> bool:
-        """Whether same-group pairs are kept out of the negatives here (else the sampler separates them)."""
-        return self.cfg.mask_same_group
-
-    def after_optimizer_step(self) -> None:
-        with torch.no_grad():
-            self.logit_scale.clamp_(0, math.log(self.cfg.max_logit_scale))
 
     def log_values(self) -> dict[str, float]:
         return {"logit_scale": float(self.logit_scale.detach().exp()), "logit_bias": float(self.logit_bias.detach())}
