@@ -37,7 +37,7 @@ def planned_steps(recipe: BaseModel, data: PairedData | None, epochs: int) -> in
         return None
     n = len(data.split("train"))
     batch = min(recipe.train.batch_size, n) or 1
-    return (n // batch) * epochs
+    return (n // batch) // recipe.train.accum_freq * epochs
 
 
 def build_tower(

@@ -63,7 +63,9 @@ class _Section(BaseModel):
 class TrainConfig(_Section):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(64, ge=2)
-    """Pairs per step; every pair's partner is the positive and the rest of the batch the negatives."""
+    """Pairs per (micro-)batch; every pair's partner is the positive and the rest of the batch the negatives."""
+    accum_freq: int = Field(1, ge=1)
+    """Micro-batches per optimizer step; all accum_freq x batch_size pairs are each other's negatives."""
     lr: float = Field(1e-3, ge=0)
     """Peak learning rate of the heads; encoder parameters get it times their strategy's lr_scale."""
     weight_decay: float = Field(0.05, ge=0)

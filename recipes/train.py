@@ -9,6 +9,7 @@ waiting for the data loader.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 import random
@@ -233,6 +234,48 @@ class _Precision:
         return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None)
 
 
+def accumulated_backward(model: DualEncoderCLIP, micro_batches: list, device: torch.device, precision: "_Precision") -> torch.Tensor:
+    """Backpropagate the loss of all micro-batches together, one micro-batch at a time; returns the loss.
+
+    open_clip's accum-freq: a first pass without gradients embeds every micro-batch; then each is
+    embedded again with gradients, put in its place among the others, and the loss over all k*m pairs
+    is backpropagated through it alone. Every pair sees all k*m negatives, and the accumulated
+    gradient equals that of one batch of k*m pairs, at the cost of a second forward pass.
+    """
+    scaler = precision.scaler
+
+    def backward(loss: torch.Tensor) -> None:
+        (scaler.scale(loss) if scaler else loss).backward()
+
+    if len(micro_batches) == 1:
+        with precision.autocast():
+            e, v, groups = model.embed_batch(micro_batches[0], device)
+            loss = model.loss(e, v, groups)
+            extra = model.regularization()
+            loss = loss + extra if extra is not None else loss
+        backward(loss)
+        return loss
+    with torch.no_grad(), precision.autocast():
+        cached = [model.embed_batch(b, device) for b in micro_batches]
+    groups = torch.cat([c[2] for c in cached])
+    for j, batch in enumerate(micro_batches):
+        with precision.autocast():
+            e_j, v_j, _ = model.embed_batch(batch, device)
+            e = torch.cat([e_j if i == j else c[0] for i, c in enumerate(cached)])
+            v = torch.cat([v_j if i == j else c[1] for i, c in enumerate(cached)])
+            loss = model.loss(e, v, groups)
+            if j == len(micro_batches) - 1:
+                extra = model.regularization()
+                loss = loss + extra if extra is not None else loss
+        backward(loss)
+    # The loss's own parameters (temperature, bias) were in every pass's graph: k gradients of the
+    # same full-batch loss. Averaging them gives the whole batch's gradient (open_clip sums them).
+    for p in model.loss.parameters():
+        if p.grad is not None:
+            p.grad.div_(len(micro_batches))
+    return loss
+
+
 def _train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, run: RunDir, device, progress: _Progress,
                  precision: _Precision):
     """One epoch (or its rest, after a mid-epoch resume); logs train lines and the epoch line
@@ -247,19 +290,17 @@ def _train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, 
     max_norm = cfg.grad_clip_norm or float("inf")
     t_fetch = time.perf_counter()
     bar = tqdm(loader, desc=f"epoch {progress.epoch}/{cfg.epochs}", leave=False, dynamic_ncols=True, disable=None)
-    for batch in bar:
+    micro_batches = iter(bar)
+    while True:
+        chunk = list(itertools.islice(micro_batches, cfg.accum_freq))
+        if len(chunk) < cfg.accum_freq:  # a partial accumulation at the epoch's end is dropped, as drop_last
+            break
         t_start = time.perf_counter()
         wait += t_start - t_fetch
         scheduler.step_update(num_updates=progress.step - stage_start)
-        with precision.autocast():
-            e, v, groups = model.embed_batch(batch, device)
-            loss = model.loss(e, v, groups)
-            extra = model.regularization()
-            if extra is not None:
-                loss = loss + extra
         optimizer.zero_grad(set_to_none=True)
         scaler = precision.scaler
-        (scaler.scale(loss) if scaler else loss).backward()
+        loss = accumulated_backward(model, chunk, device, precision)
         if scaler:
             scaler.unscale_(optimizer)
         norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
@@ -295,7 +336,7 @@ def _train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, 
             bar.set_postfix(loss=f"{value:.4f}")
             run.log({"type": "train", "epoch": progress.epoch, "step": progress.step, "train/loss": value,
                      "lr": optimizer.param_groups[0]["lr"], **model.loss.log_values()})
-        progress.batch_in_epoch += 1
+        progress.batch_in_epoch += len(chunk)
         t_fetch = time.perf_counter()
         compute += t_fetch - t_start
         if progress.stop_signal is not None:

@@ -69,3 +69,32 @@ def test_non_finite_steps_are_skipped_then_the_run_stops(tmp_path):
         assert torch.equal(value, model.get_parameter(name).detach())  # skipped steps changed nothing
         assert torch.isfinite(value).all()
     assert any(not torch.equal(before[n], saved["trained"][n]) for n in before)
+
+
+def test_accumulation_gives_the_gradient_of_the_whole_batch():
+    """accum_freq: 2 micro-batches of 16 give the gradient of one batch of 32 (all 32 pairs as negatives)."""
+    from recipes.train import _Precision, accumulated_backward
+
+    reg = registry.default()
+    recipe = schema.validate(tiny_recipe(**{"eeg.strategy": "full", "video.strategy": "bitfit"}), reg)
+    data = reg.build("datasets", recipe.data, seed=0)
+    torch.manual_seed(0)
+    model = compose(recipe, data, reg).train()
+    idx = torch.arange(32)
+    whole = {"eeg": torch.from_numpy(data.eeg[:32]), "video": torch.from_numpy(data.video[:32]), "group": idx, "index": idx}
+    halves = [{k: v[:16] for k, v in whole.items()}, {k: v[16:] for k, v in whole.items()}]
+    cpu, fp32 = torch.device("cpu"), _Precision("fp32", torch.device("cpu"))
+    full_loss = accumulated_backward(model, [whole], cpu, fp32)
+    expected = {n: p.grad.clone() for n, p in model.trainable_parameters().items()}
+    model.zero_grad(set_to_none=True)
+    accum_loss = accumulated_backward(model, halves, cpu, fp32)
+    assert torch.allclose(accum_loss, full_loss, atol=1e-6)
+    for name, p in model.trainable_parameters().items():
+        assert torch.allclose(p.grad, expected[name], atol=1e-6, rtol=1e-4), name
+
+
+def test_accumulating_run_counts_optimizer_steps(tmp_path, capsys):
+    code, err, run_dir = run(tmp_path, tiny_recipe(**{"train.batch_size": 16, "train.accum_freq": 2, "train.log_every": 1}), capsys)
+    assert code == 0, err
+    steps = [json.loads(x)["step"] for x in (run_dir / "metrics.jsonl").read_text().splitlines() if '"train"' in x]
+    assert steps == list(range(1, 7))  # 120 training pairs: 7 micro-batches of 16, 3 steps of 2, per epoch
