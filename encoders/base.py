@@ -7,6 +7,7 @@ checks `input_spec` against the data before any training step.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import logging
 from typing import ClassVar
@@ -86,7 +87,7 @@ class VideoInputSpec:
             raise InputSpecError(f"video samples of shape {tuple(frame_shape)} are empty")
 
 
-class Encoder(nn.Module):
+class Encoder(nn.Module, metaclass=abc.ABCMeta):
     """Base of all encoders. Subclasses set `modality`, `Config`, `description`, `feature_dim`."""
 
     modality: ClassVar[str]
@@ -187,8 +188,9 @@ class EEGEncoder(Encoder):
         self._positions_cache: dict[tuple[str, ...], torch.Tensor] = {}
 
     @property
+    @abc.abstractmethod
     def input_spec(self) -> EEGInputSpec:
-        raise NotImplementedError
+        """What the encoder takes: sampling rate, patch length, longest window."""
 
     def channel_positions(self, channels: list[str] | tuple[str, ...], device: torch.device) -> torch.Tensor:
         """Positions (C,) of the channel names in the 10-20 list, validated once per channel set."""
@@ -216,8 +218,9 @@ class VideoEncoder(Encoder):
     modality: ClassVar[str] = "video"
 
     @property
+    @abc.abstractmethod
     def input_spec(self) -> VideoInputSpec:
-        raise NotImplementedError
+        """What `preprocess` produces: frames, crop size, mean and std."""
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 frames (B, T, H, W, 3) or (T, H, W, 3) to this encoder's normalized input."""

@@ -8,6 +8,7 @@ train more or less than it says.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import json
 from collections.abc import Sequence
@@ -46,7 +47,7 @@ class StrategyReport:
         return f"{self.strategy}: {self.num_trainable:,} trainable encoder parameters in {len(self.trainable)} tensors"
 
 
-class Strategy:
+class Strategy(abc.ABC):
     """Base of strategies. Subclasses set `Config`, `description` and implement `apply`."""
 
     Config: ClassVar[type[StrategyConfig]] = StrategyConfig
@@ -62,8 +63,9 @@ class Strategy:
     def from_config(cls, config: StrategyConfig, *, name: str | None = None, **context) -> "Strategy":
         return cls(config, name=name)
 
+    @abc.abstractmethod
     def apply(self, encoder: nn.Module) -> StrategyReport:
-        raise NotImplementedError
+        """Make part of the (frozen) encoder trainable, or add trainable parts; report exactly which."""
 
     def check_composition(self, others: Sequence["Strategy"]) -> None:
         """Raise StrategyError when this strategy cannot be combined with `others` (the rest of the list)."""

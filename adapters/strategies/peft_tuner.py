@@ -7,6 +7,7 @@ forward and its names), and the trainability other strategies set is kept.
 
 from __future__ import annotations
 
+import abc
 import re
 from collections.abc import Sequence
 from typing import Literal
@@ -51,8 +52,9 @@ class PeftTuner(Strategy):
     tuner_class: type | None = None
     mlp_layers: str = "all"
 
+    @abc.abstractmethod
     def peft_config(self, targets: RoleTargets) -> peft.PeftConfig:
-        raise NotImplementedError
+        """The peft config of this method for the resolved target modules."""
 
     def apply(self, encoder: nn.Module) -> StrategyReport:
         targets = resolve(encoder, list(self.cfg.targets), self.cfg.layers, who=self.name, mlp_layers=self.mlp_layers)

@@ -7,6 +7,7 @@ never on both sides of the train/val line.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from collections.abc import Callable
 from typing import ClassVar
@@ -65,15 +66,16 @@ class PairedData:
         return self.splits.get(name, np.zeros(0, dtype=np.int64))
 
 
-class PairedDataset:
+class PairedDataset(abc.ABC):
     """Base of dataset components: `from_config(config, seed=...)` -> PairedData."""
 
     Config: ClassVar[type[DatasetConfig]] = DatasetConfig
     description: ClassVar[str] = ""
 
     @classmethod
+    @abc.abstractmethod
     def from_config(cls, config: DatasetConfig, *, seed: int = 0, **context) -> PairedData:
-        raise NotImplementedError
+        """The paired arrays, their metadata, groups and splits."""
 
 
 def group_split(groups: np.ndarray, val_fraction: float, seed: int) -> dict[str, np.ndarray]:

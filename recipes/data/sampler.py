@@ -10,12 +10,13 @@ happened before, and `set_epoch(epoch, start_batch)` skips the batches already t
 
 from __future__ import annotations
 
+import abc
 import numpy as np
 import torch
 from torch.utils.data import Sampler
 
 
-class _EpochBatches(Sampler[list[int]]):
+class _EpochBatches(Sampler[list[int]], abc.ABC):
     def __init__(self, n: int, batch_size: int, seed: int):
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.epoch, self.start_batch = 0, 0
@@ -26,8 +27,9 @@ class _EpochBatches(Sampler[list[int]]):
     def generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
 
+    @abc.abstractmethod
     def batches(self) -> list[list[int]]:
-        raise NotImplementedError
+        """This epoch's batches, in order."""
 
     def __iter__(self):
         return iter(self.batches()[self.start_batch :])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import math
 
 from typing import ClassVar
@@ -16,7 +17,7 @@ class LossConfig(ComponentConfig):
     """Options every loss has (none yet)."""
 
 
-class ContrastiveLoss(nn.Module):
+class ContrastiveLoss(nn.Module, metaclass=abc.ABCMeta):
     """Base of losses: `loss(eeg, video, groups=None)` -> scalar; may own learnable parameters."""
 
     Config: ClassVar[type[LossConfig]] = LossConfig
@@ -33,8 +34,9 @@ class ContrastiveLoss(nn.Module):
         """Scalars worth logging with the training loss (e.g. the logit scale)."""
         return {}
 
+    @abc.abstractmethod
     def forward(self, eeg: torch.Tensor, video: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
-        raise NotImplementedError
+        """Scalar loss of paired, L2-normalized embeddings; `groups` marks pairs of one recording."""
 
 
 class LearnedScaleLoss(ContrastiveLoss):
