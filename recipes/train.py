@@ -414,7 +414,8 @@ def train(
     for sig in previous:
         signal.signal(sig, request_stop)
     try:
-        for index, stage in enumerate(stage_plan(recipe)):
+        plan = stage_plan(recipe)
+        for index, stage in enumerate(plan):
             stage_steps = steps_per_epoch * stage.epochs
             switch_stage(model, stage, reg, stage_steps)
             if checkpoint is not None and index < checkpoint["progress"]["stage"]:
@@ -446,7 +447,7 @@ def train(
                 run.log({"type": "stage", "epoch": progress.epoch, "step": progress.step, **summary})
                 logger.info("stage %d: %d epochs at lr %g, %s trainable parameters (%s; %s)", index, stage.epochs, lr,
                             f"{summary['trainable_parameters']:,}", summary["strategies"]["eeg"], summary["strategies"]["video"])
-            first_epoch = sum(s.epochs for s in stage_plan(recipe)[:index])
+            first_epoch = sum(s.epochs for s in plan[:index])
             while progress.epoch < first_epoch + stage.epochs:
                 if progress.batch_in_epoch == 0:
                     progress.epoch += 1

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import peft
-from pydantic import Field
 
-from adapters.strategies.peft_tuner import PeftTuner, PeftTunerConfig, module_regex
+from adapters.strategies.peft_tuner import LycorisConfig, PeftTuner
 from adapters.strategies.targets import RoleTargets
 
 
-class LoHaConfig(PeftTunerConfig):
-    r: int = Field(8, ge=1)
-    alpha: float = Field(8.0, gt=0)
-    rank_dropout: float = Field(0.0, ge=0, lt=1)
-    module_dropout: float = Field(0.0, ge=0, lt=1)
+class LoHaConfig(LycorisConfig):
+    pass
 
 
 class LoHa(PeftTuner):
@@ -23,6 +19,4 @@ class LoHa(PeftTuner):
     Config = LoHaConfig
 
     def peft_config(self, targets: RoleTargets) -> peft.PeftConfig:
-        c = self.cfg
-        return peft.LoHaConfig(r=c.r, alpha=c.alpha, rank_dropout=c.rank_dropout, module_dropout=c.module_dropout,
-                               target_modules=module_regex(targets.whole))
+        return peft.LoHaConfig(**self.cfg.lycoris_options(targets))

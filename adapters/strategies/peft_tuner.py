@@ -40,6 +40,20 @@ class PeftTunerConfig(StrategyConfig):
         return targets
 
 
+class LycorisConfig(PeftTunerConfig):
+    """Options LoHa and LoKr share (peft's LyCORIS tuners)."""
+
+    r: int = Field(8, ge=1)
+    alpha: float = Field(8.0, gt=0)
+    rank_dropout: float = Field(0.0, ge=0, lt=1)
+    module_dropout: float = Field(0.0, ge=0, lt=1)
+
+    def lycoris_options(self, targets: RoleTargets) -> dict:
+        """The shared keyword arguments of peft's LoHaConfig and LoKrConfig."""
+        return dict(r=self.r, alpha=self.alpha, rank_dropout=self.rank_dropout, module_dropout=self.module_dropout,
+                    target_modules=module_regex(targets.whole))
+
+
 def module_regex(names: Sequence[str]) -> str:
     """A pattern peft full-matches against module names: exactly these names."""
     return "|".join(re.escape(n) for n in names)
