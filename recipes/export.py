@@ -18,6 +18,7 @@ import json
 import sys
 from pathlib import Path
 
+import torch
 from safetensors.torch import save
 
 import registry
@@ -79,7 +80,11 @@ def export_merged(recipe, model: DualEncoderCLIP, out: Path) -> None:
         atomic_write(path, save({k: v.contiguous() for k, v in encoder.state_dict().items()}))
         raw[side]["encoder"]["checkpoint"] = str(path.resolve())
         raw[side]["strategy"] = ["head_only"]
-    heads = {k: v.contiguous() for k, v in model.state_dict().items() if k.startswith(("eeg.head.", "video.head.", "loss."))}
+    # Tensors only: a loss's extra state (protonce's prototypes) is training state, not needed for inference.
+    heads = {
+        k: v.contiguous() for k, v in model.state_dict().items()
+        if k.startswith(("eeg.head.", "video.head.", "loss.")) and isinstance(v, torch.Tensor)
+    }
     atomic_write(out / "heads.safetensors", save(heads))
     atomic_write(out / "recipe.yaml", schema.dump(schema.validate(raw, registry.default())))
 

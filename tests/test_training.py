@@ -53,9 +53,9 @@ def test_non_finite_steps_are_skipped_then_the_run_stops(tmp_path):
     real_forward = model.loss.forward
     calls = {"n": 0}
 
-    def poisoned(eeg, video, groups=None):
+    def poisoned(eeg, video, groups=None, index=None):
         calls["n"] += 1
-        out = real_forward(eeg, video, groups)
+        out = real_forward(eeg, video, groups, index)
         return out * float("nan") if calls["n"] > 3 else out  # 3 good steps = epoch 1 (120 pairs / 32)
 
     model.loss.forward = poisoned

@@ -59,7 +59,9 @@ class ClipLoss(LearnedScaleLoss):
         scale = self.logit_scale.detach()
         return {"logit_scale": float(scale.exp()), "log_logit_scale": float(scale)}
 
-    def forward(self, eeg: torch.Tensor, video: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, eeg: torch.Tensor, video: torch.Tensor, groups: torch.Tensor | None = None, index: torch.Tensor | None = None
+    ) -> torch.Tensor:
         logits = self.scale() * eeg.float() @ video.float().t()
         n = logits.shape[0]
         eye = torch.eye(n, dtype=torch.bool, device=logits.device)

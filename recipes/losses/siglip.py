@@ -41,7 +41,9 @@ class SigLipLoss(LearnedScaleLoss):
     def log_values(self) -> dict[str, float]:
         return {"logit_scale": float(self.logit_scale.detach().exp()), "logit_bias": float(self.logit_bias.detach())}
 
-    def forward(self, eeg: torch.Tensor, video: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, eeg: torch.Tensor, video: torch.Tensor, groups: torch.Tensor | None = None, index: torch.Tensor | None = None
+    ) -> torch.Tensor:
         logits = self.logit_scale.exp() * eeg.float() @ video.float().t() + self.logit_bias
         n = logits.shape[0]
         eye = torch.eye(n, dtype=torch.bool, device=logits.device)
