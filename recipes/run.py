@@ -4,6 +4,9 @@ RECIPE is a path or the name of a bundled recipe. `--resume RUN|latest` continue
 exactly (SIGTERM and SIGINT write a checkpoint at the current step and exit). A user's mistake (bad recipe, bad override,
 data that does not fit the encoders) exits with status 2 and one message, no traceback, and leaves
 no run directory behind. The last line printed is `run: <path of the run directory>`.
+
+`torchrun --nproc_per_node=N -m recipes.run RECIPE ...` trains data-parallel over N processes
+(recipes.distributed); the main process writes the one run directory and logs.
 """
 
 from __future__ import annotations
@@ -11,12 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 
 import registry
-from recipes import overrides, schema
+from recipes import distributed, overrides, schema
 from recipes.compose import compose
 from recipes.rundir import RunDir
 from recipes.errors import RecipeError
@@ -60,11 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", metavar="RUN|latest", help="continue an interrupted run exactly: its directory, or latest")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     args = parser.parse_intermixed_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not args.recipe and not args.resume:
         parser.error("give a RECIPE (or --resume RUN)")
 
     run = None
+    world = distributed.World()
+    quiet = args.quiet or os.environ.get("RANK", "0") != "0"  # under torchrun, only the main process logs progress
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         reg = registry.default()
         resume = None
@@ -81,18 +87,27 @@ def main(argv: list[str] | None = None) -> int:
         data = reg.build("datasets", recipe.data, seed=recipe.seed)
         model = compose(recipe, data, reg)
         device = resolve_device(recipe.train.device)
-        run = RunDir.open(run_dir) if resume else RunDir(args.output_dir, recipe.name)
+        world = distributed.init_from_environment(device.type)
+        device = distributed.device_for(device, world)
+        if resume:
+            run = RunDir.open(run_dir, writes=world.is_main)
+        elif world.is_main:
+            run = RunDir(args.output_dir, recipe.name)
+            distributed.broadcast_object(str(run.path))
+        else:
+            run = RunDir.follower(Path(distributed.broadcast_object(None)))
         train(recipe, model, data, run, device, reg, resume=resume)
     except UserError as exc:
         if run is not None and run.info:
             run.finish("failed", error=str(exc))
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{_rank_prefix(world)}error: {exc}", file=sys.stderr)
         return 2
     except TrainingInterrupted as stop:
         run.finish("interrupted", checkpoint=str(stop.checkpoint))
-        print(f"interrupted ({signal.Signals(stop.signum).name}); continue with: python -m recipes.run --resume {run.path}",
-              file=sys.stderr)
-        print(f"run: {run.path}")
+        if world.is_main:
+            print(f"interrupted ({signal.Signals(stop.signum).name}); continue with: python -m recipes.run --resume {run.path}",
+                  file=sys.stderr)
+            print(f"run: {run.path}")
         return 128 + stop.signum
     except KeyboardInterrupt:
         if run is not None and run.info:
@@ -103,8 +118,15 @@ def main(argv: list[str] | None = None) -> int:
         if run is not None and run.info:
             run.finish("failed", error=f"{type(exc).__name__}: {exc}")
         raise
-    print(f"run: {run.path}")
+    finally:
+        distributed.shutdown()
+    if world.is_main:
+        print(f"run: {run.path}")
     return 0
+
+
+def _rank_prefix(world: distributed.World) -> str:
+    return f"[rank {world.rank}] " if world.distributed else ""
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """The run directory (design section 5): recipe.yaml, run.json, metrics.jsonl, weights, checkpoints.
 
 Every file is written atomically (temporary file, then rename), so a crash never leaves a
-half-written file; metrics.jsonl is appended line by line and flushed.
+half-written file; metrics.jsonl is appended line by line and flushed. Under torchrun only the main
+process writes: the others hold a `RunDir.follower` of the same directory that keeps its state in
+memory and writes nothing.
 """
 
 from __future__ import annotations
@@ -74,7 +76,9 @@ def versions() -> dict[str, str | None]:
 class RunDir:
     """A new run directory under `root`, named <recipe name>-<UTC time>-<random>."""
 
-    def __init__(self, root: str | Path, recipe_name: str, existing: Path | None = None):
+    def __init__(self, root: str | Path, recipe_name: str, existing: Path | None = None, writes: bool = True):
+        self.writes = writes
+        """False in the processes of a distributed run other than the main one."""
         if existing is not None:
             self.path, self.run_id = Path(existing).resolve(), Path(existing).name
         else:
@@ -86,15 +90,20 @@ class RunDir:
         self.info: dict[str, Any] = {}
 
     @classmethod
-    def open(cls, path: Path) -> "RunDir":
+    def open(cls, path: Path, writes: bool = True) -> "RunDir":
         """An existing run directory, to resume."""
-        run = cls(path.parent, "", existing=path)
+        run = cls(path.parent, "", existing=path, writes=writes)
         run.info = json.loads((run.path / "run.json").read_text())
         return run
 
+    @classmethod
+    def follower(cls, path: Path) -> "RunDir":
+        """The run directory the main process made, seen from another process: it writes nothing."""
+        return cls(path.parent, "", existing=path, writes=False)
+
     def resume(self, step: int) -> None:
         """Continue this run from a checkpoint at `step`: later metrics lines (written after it) are dropped."""
-        if self.metrics_path.is_file():
+        if self.writes and self.metrics_path.is_file():
             kept = [line for line in self.metrics_path.read_text().splitlines() if json.loads(line).get("step", 0) <= step]
             atomic_write(self.metrics_path, "".join(line + "\n" for line in kept))
         self.info.setdefault("resumed", []).append({"time": now(), "from_step": step})
@@ -114,7 +123,8 @@ class RunDir:
         return self.path / "checkpoints" / "last.pt"
 
     def start(self, recipe_yaml: str, extra: dict[str, Any]) -> None:
-        atomic_write(self.path / "recipe.yaml", recipe_yaml)
+        if self.writes:
+            atomic_write(self.path / "recipe.yaml", recipe_yaml)
         self.info = {
             "run_id": self.run_id,
             "status": "running",
@@ -127,13 +137,16 @@ class RunDir:
         self.write_info()
 
     def write_info(self) -> None:
-        atomic_write(self.path / "run.json", json.dumps(self.info, indent=2, default=str) + "\n")
+        if self.writes:
+            atomic_write(self.path / "run.json", json.dumps(self.info, indent=2, default=str) + "\n")
 
     def finish(self, status: str, **extra: Any) -> None:
         self.info.update(status=status, end_time=now(), **extra)
         self.write_info()
 
     def log(self, record: dict[str, Any]) -> None:
+        if not self.writes:
+            return
         with open(self.metrics_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
             f.flush()

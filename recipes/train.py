@@ -8,6 +8,7 @@ waiting for the data loader.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import json
@@ -27,12 +28,13 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 import registry
-from recipes import feature_cache
+from recipes import distributed, feature_cache
 from recipes.compose import planned_steps, stage_plan, switch_stage
 from recipes.data.base import DataError, PairedData, PairTorchDataset
 from recipes.data.sampler import GroupDisjointBatches, ShuffledBatches
 from recipes.errors import RecipeError
-from recipes.evaluate import evaluate
+from recipes.distributed import BatchEmbedder, gather, gather_with_grad
+from recipes.evaluate import embed_split, evaluate
 from recipes.model import DualEncoderCLIP
 from recipes.rundir import RunDir, atomic_write
 from recipes.schema import dump
@@ -97,14 +99,21 @@ def use_group_disjoint(recipe: BaseModel, model: DualEncoderCLIP, data: PairedDa
 
 
 def make_loaders(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, device: torch.device):
-    """Train and validation loaders; a side with cached features is not read from the data."""
+    """Train and validation loaders, and for losses that look at every training pair each epoch
+    (protonce) a loader over the train split in order; a side with cached features is not read.
+
+    Under torchrun the train loader of each process yields its slice of every global batch.
+    """
+    world = distributed.current()
     train_idx, val_idx = data.split("train"), data.split("val")
-    if len(train_idx) < 2:
-        raise DataError(f"the train split has {len(train_idx)} pairs; contrastive training needs at least 2")
+    if len(train_idx) < 2 * world.size:
+        raise DataError(f"the train split has {len(train_idx)} pairs; contrastive training needs at least 2 per process")
     batch = recipe.train.batch_size
+    distributed.check_batch_size(batch, world)
     if batch > len(train_idx):
-        logger.warning("train.batch_size %d exceeds the %d training pairs; using %d", batch, len(train_idx), len(train_idx))
-        batch = len(train_idx)
+        fitted = len(train_idx) - len(train_idx) % world.size
+        logger.warning("train.batch_size %d exceeds the %d training pairs; using %d", batch, len(train_idx), fitted)
+        batch = fitted
     workers = recipe.train.num_workers
     common = dict(
         num_workers=workers,
@@ -119,6 +128,7 @@ def make_loaders(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, de
             raise DataError(f"no batch of {batch} pairs from {batch} different groups can be formed; lower train.batch_size")
     else:
         batches = ShuffledBatches(len(train_idx), batch, recipe.seed)
+    batches.shard(world.rank, world.size)
     # Own generators for the loaders' worker seeds: the global RNG (dropout) is then untouched by them.
     common["generator"] = torch.Generator().manual_seed(recipe.seed)
     train = DataLoader(PairTorchDataset(data, train_idx, **load), batch_sampler=batches, **common)
@@ -129,7 +139,11 @@ def make_loaders(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, de
         )
     else:
         logger.warning("the validation split has %d pairs; no evaluation will run", len(val_idx))
-    return train, val
+    in_order = None
+    if model.loss.wants_epoch_embeddings:
+        in_order = DataLoader(PairTorchDataset(data, train_idx, **load), batch_size=recipe.eval.batch_size or batch,
+                              shuffle=False, **common)
+    return train, val, in_order
 
 
 def make_optimizer(recipe: BaseModel, model: DualEncoderCLIP, lr: float):
@@ -183,31 +197,47 @@ class _Progress:
         return {k: getattr(self, k) for k in keys}
 
 
+def _rng_state() -> dict[str, Any]:
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+
+
 def _save_checkpoint(run: RunDir, model: DualEncoderCLIP, optimizer, scheduler, precision, progress: _Progress) -> None:
-    """Everything an exact resume needs, written atomically to checkpoints/last.pt."""
+    """Everything an exact resume needs, written atomically to checkpoints/last.pt.
+
+    Called on every process (each one's random state is gathered); only the main process writes.
+    """
+    rng = distributed.gather_objects(_rng_state())
+    if not run.writes:
+        return
     buffer = io.BytesIO()
     params = dict(model.named_parameters())
     torch.save(
         {
-            "format": 1,
+            "format": 2,
             "progress": progress.state(),
             "trained": {n: params[n].detach().cpu() for n in sorted(trained_names(model))},
+            "loss": {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in model.loss.state_dict().items()},
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "scaler": precision.scaler.state_dict() if precision.scaler else None,
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "numpy": np.random.get_state(),
-                "python": random.getstate(),
-            },
+            "rng": rng,
         },
         buffer,
     )
     atomic_write(run.checkpoint_path, buffer.getvalue())
 
 
-def _restore_rng(state: dict[str, Any]) -> None:
+def _restore_rng(states: list[dict[str, Any]]) -> None:
+    """This process's random state from a checkpoint's per-process states (same number of processes)."""
+    world = distributed.current()
+    if len(states) != world.size:
+        raise RecipeError(f"the checkpoint was written by {len(states)} processes; resume it with as many (got {world.size})")
+    state = states[world.rank]
     torch.set_rng_state(state["torch"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -234,40 +264,53 @@ class _Precision:
         return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None)
 
 
-def accumulated_backward(model: DualEncoderCLIP, micro_batches: list, device: torch.device, precision: "_Precision") -> torch.Tensor:
+def _global(e: torch.Tensor, v: torch.Tensor, groups: torch.Tensor, index: torch.Tensor):
+    """A batch's embeddings, groups and pair indices over all processes (itself for one process)."""
+    return gather_with_grad(e), gather_with_grad(v), gather(groups), gather(index)
+
+
+def accumulated_backward(model: DualEncoderCLIP, micro_batches: list, device: torch.device, precision: "_Precision",
+                         embed: BatchEmbedder | None = None) -> torch.Tensor:
     """Backpropagate the loss of all micro-batches together, one micro-batch at a time; returns the loss.
 
     open_clip's accum-freq: a first pass without gradients embeds every micro-batch; then each is
     embedded again with gradients, put in its place among the others, and the loss over all k*m pairs
     is backpropagated through it alone. Every pair sees all k*m negatives, and the accumulated
     gradient equals that of one batch of k*m pairs, at the cost of a second forward pass.
+    Under torchrun every micro-batch is gathered from all processes first (see recipes.distributed).
     """
     scaler = precision.scaler
+    embed = embed or BatchEmbedder(model, device)
 
     def backward(loss: torch.Tensor) -> None:
         (scaler.scale(loss) if scaler else loss).backward()
 
+    def full_loss(e, v, groups, index, last: bool) -> torch.Tensor:
+        loss = model.loss(e, v, groups, index=index)
+        extra = model.regularization() if last else None
+        return loss + extra if extra is not None else loss
+
     if len(micro_batches) == 1:
+        batch = micro_batches[0]
         with precision.autocast():
-            e, v, groups = model.embed_batch(micro_batches[0], device)
-            loss = model.loss(e, v, groups)
-            extra = model.regularization()
-            loss = loss + extra if extra is not None else loss
+            e, v, groups = embed(batch, device)
+            loss = full_loss(*_global(e, v, groups, batch["index"].to(device)), last=True)
         backward(loss)
         return loss
     with torch.no_grad(), precision.autocast():
-        cached = [model.embed_batch(b, device) for b in micro_batches]
+        cached = [_global(*model.embed_batch(b, device), b["index"].to(device)) for b in micro_batches]
     groups = torch.cat([c[2] for c in cached])
+    index = torch.cat([c[3] for c in cached])
     for j, batch in enumerate(micro_batches):
-        with precision.autocast():
-            e_j, v_j, _ = model.embed_batch(batch, device)
-            e = torch.cat([e_j if i == j else c[0] for i, c in enumerate(cached)])
-            v = torch.cat([v_j if i == j else c[1] for i, c in enumerate(cached)])
-            loss = model.loss(e, v, groups)
-            if j == len(micro_batches) - 1:
-                extra = model.regularization()
-                loss = loss + extra if extra is not None else loss
-        backward(loss)
+        last = j == len(micro_batches) - 1
+        with contextlib.nullcontext() if last else embed.no_sync():  # one gradient all-reduce per step
+            with precision.autocast():
+                e_j, v_j, _ = embed(batch, device)
+                e_j, v_j = gather_with_grad(e_j), gather_with_grad(v_j)
+                e = torch.cat([e_j if i == j else c[0] for i, c in enumerate(cached)])
+                v = torch.cat([v_j if i == j else c[1] for i, c in enumerate(cached)])
+                loss = full_loss(e, v, groups, index, last)
+            backward(loss)
     # The loss's own parameters (temperature, bias) were in every pass's graph: k gradients of the
     # same full-batch loss. Averaging them gives the whole batch's gradient (open_clip sums them).
     for p in model.loss.parameters():
@@ -277,7 +320,7 @@ def accumulated_backward(model: DualEncoderCLIP, micro_batches: list, device: to
 
 
 def _train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, run: RunDir, device, progress: _Progress,
-                 precision: _Precision):
+                 precision: _Precision, embed: BatchEmbedder):
     """One epoch (or its rest, after a mid-epoch resume); logs train lines and the epoch line
     (data_wait_frac, samples/s, skipped steps). A stop signal ends it after the current step with a
     checkpoint at that step."""
@@ -289,7 +332,8 @@ def _train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, 
     params = list(model.trainable_parameters().values())
     max_norm = cfg.grad_clip_norm or float("inf")
     t_fetch = time.perf_counter()
-    bar = tqdm(loader, desc=f"epoch {progress.epoch}/{cfg.epochs}", leave=False, dynamic_ncols=True, disable=None)
+    bar = tqdm(loader, desc=f"epoch {progress.epoch}/{cfg.epochs}", leave=False, dynamic_ncols=True,
+               disable=None if run.writes else True)
     micro_batches = iter(bar)
     while True:
         chunk = list(itertools.islice(micro_batches, cfg.accum_freq))
@@ -300,7 +344,7 @@ def _train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, 
         scheduler.step_update(num_updates=progress.step - stage_start)
         optimizer.zero_grad(set_to_none=True)
         scaler = precision.scaler
-        loss = accumulated_backward(model, chunk, device, precision)
+        loss = accumulated_backward(model, chunk, device, precision, embed)
         if scaler:
             scaler.unscale_(optimizer)
         norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
@@ -339,16 +383,18 @@ def _train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, 
         progress.batch_in_epoch += len(chunk)
         t_fetch = time.perf_counter()
         compute += t_fetch - t_start
-        if progress.stop_signal is not None:
+        # Under torchrun a signal may reach one process only: all stop after the same step.
+        stop = distributed.max_over_processes(progress.stop_signal or 0, device)
+        if stop:
             _save_checkpoint(run, model, optimizer, scheduler, precision, progress)
-            raise TrainingInterrupted(progress.stop_signal, run.checkpoint_path)
+            raise TrainingInterrupted(stop, run.checkpoint_path)
     progress.batch_in_epoch = 0
     total = wait + compute
     record = {"type": "epoch", "epoch": progress.epoch, "step": progress.step, "data_wait_frac": wait / total if total else 0.0,
               "samples_per_s": len(loader) * loader.batch_sampler.batch_size / total if total else 0.0, "skipped_steps": skipped}
     loader.batch_sampler.set_epoch(progress.epoch + 1)
     run.log(record)
-    if record["data_wait_frac"] > 0.2 and not progress.warned_wait:
+    if record["data_wait_frac"] > 0.2 and not progress.warned_wait and run.writes:
         progress.warned_wait = True
         logger.warning(
             "epoch %d spent %.0f%% of its step time waiting for data (data_wait_frac in metrics.jsonl); "
@@ -356,6 +402,19 @@ def _train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, 
         )
     if skipped:
         logger.warning("epoch %d skipped %d steps with a NaN or inf loss or gradient", progress.epoch, skipped)
+
+
+def _start_loss_epoch(model: DualEncoderCLIP, loader: DataLoader, train_idx: np.ndarray, device, epoch: int,
+                      precision: _Precision) -> None:
+    """Give a loss that works on the whole training set (protonce's k-means) its embeddings for this epoch."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), precision.autocast():
+            eeg, video, _ = embed_split(model, loader, device)
+    finally:
+        model.train(was_training)
+    model.loss.start_epoch(epoch, eeg.float(), video.float(), torch.as_tensor(train_idx, dtype=torch.long, device=device))
 
 
 def _evaluate_epoch(recipe, model, val_loader, run: RunDir, device, progress: _Progress, precision: _Precision) -> None:
@@ -394,6 +453,7 @@ def train(
             {
                 "recipe_name": recipe.name,
                 "device": str(device),
+                "processes": distributed.current().size,
                 "trainable_parameters": sum(p.numel() for p in model.trainable_parameters().values()),
                 "strategies": {"eeg": model.eeg.report.summary(), "video": model.video.report.summary()},
                 "splits": {k: int(len(v)) for k, v in data.splits.items()},
@@ -427,7 +487,7 @@ def train(
                     model.cached[side] = feature_cache.features(
                         side, tower, data, device, cache_dir, recipe.eval.batch_size or cfg.batch_size, cfg.num_workers, precision.dtype
                     )
-            train_loader, val_loader = make_loaders(recipe, model, data, device)
+            train_loader, val_loader, in_order_loader = make_loaders(recipe, model, data, device)
             lr = cfg.lr if stage.lr is None else stage.lr
             optimizer = make_optimizer(recipe, model, lr)
             scheduler = make_scheduler(recipe, optimizer, stage_steps, lr)
@@ -447,11 +507,15 @@ def train(
                 run.log({"type": "stage", "epoch": progress.epoch, "step": progress.step, **summary})
                 logger.info("stage %d: %d epochs at lr %g, %s trainable parameters (%s; %s)", index, stage.epochs, lr,
                             f"{summary['trainable_parameters']:,}", summary["strategies"]["eeg"], summary["strategies"]["video"])
+            embed = BatchEmbedder(model, device)
             first_epoch = sum(s.epochs for s in plan[:index])
             while progress.epoch < first_epoch + stage.epochs:
                 if progress.batch_in_epoch == 0:
                     progress.epoch += 1
-                _train_epoch(recipe, model, train_loader, optimizer, scheduler, progress.stage_start, run, device, progress, precision)
+                    if in_order_loader is not None:
+                        _start_loss_epoch(model, in_order_loader, data.split("train"), device, progress.epoch, precision)
+                _train_epoch(recipe, model, train_loader, optimizer, scheduler, progress.stage_start, run, device, progress,
+                             precision, embed)
                 if val_loader is not None and (progress.epoch % recipe.eval.every_epochs == 0 or progress.epoch == cfg.epochs):
                     _evaluate_epoch(recipe, model, val_loader, run, device, progress, precision)
                 _save_checkpoint(run, model, optimizer, scheduler, precision, progress)
@@ -468,7 +532,8 @@ def train(
         "strategies": {"eeg": model.eeg.report.summary(), "video": model.video.report.summary()},
         "strategy_configs": {side: [s.model_dump(mode="json") for s in getattr(recipe, side).strategy] for side in ("eeg", "video")},
     }
-    save_trainable(model, run.weights_path, metadata)
+    if run.writes:
+        save_trainable(model, run.weights_path, metadata)
     run.finish("completed", final_metrics=progress.last_eval, best_val_eeg_to_video_R1=progress.best, steps=progress.step,
                skipped_steps=progress.skipped_total, precision=str(precision.dtype or torch.float32))
     return progress.last_eval
@@ -483,6 +548,7 @@ def _load_checkpoint(checkpoint: dict[str, Any], model: DualEncoderCLIP, optimiz
         for name, value in checkpoint["trained"].items():
             params[name].copy_(value)
     model.ever_trainable |= set(checkpoint["trained"])
+    model.loss.load_state_dict(checkpoint["loss"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     scheduler.load_state_dict(checkpoint["scheduler"])
     if precision.scaler and checkpoint.get("scaler"):

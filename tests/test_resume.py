@@ -10,7 +10,10 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+import pytest
+
 from recipes.losses.clip import ClipLoss
+from recipes.losses.protonce import ProtoNCELoss
 from recipes.run import main
 from tests.conftest import run_dir_in, run_python, tiny_recipe
 
@@ -24,13 +27,16 @@ def lines(run_dir, kind):
     return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if json.loads(x)["type"] == kind]
 
 
-def test_sigterm_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, capsys, monkeypatch):
+# protonce: its prototypes of epoch 2 (after a 1-epoch warm-up) must survive the interruption too.
+@pytest.mark.parametrize("loss", [ClipLoss, ProtoNCELoss])
+def test_sigterm_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, capsys, monkeypatch, loss):
     path = tmp_path / "r.yaml"
-    path.write_text(yaml.safe_dump(RECIPE))
+    recipe = dict(RECIPE, loss={"name": "protonce", "num_clusters": [4, 6], "warmup_epochs": 1} if loss is ProtoNCELoss else "clip")
+    path.write_text(yaml.safe_dump(recipe))
     assert main([str(path), "--output-dir", str(tmp_path / "a"), "--quiet"]) == 0
     straight = run_dir_in(tmp_path / "a")
 
-    real_forward = ClipLoss.forward
+    real_forward = loss.forward
     calls = {"n": 0}
 
     def forward_then_sigterm(self, *args, **kwargs):
@@ -41,14 +47,14 @@ def test_sigterm_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, ca
                 os.kill(os.getpid(), signal.SIGTERM)
         return out
 
-    monkeypatch.setattr(ClipLoss, "forward", forward_then_sigterm)
+    monkeypatch.setattr(loss, "forward", forward_then_sigterm)
     assert main([str(path), "--output-dir", str(tmp_path / "b"), "--quiet"]) == 128 + signal.SIGTERM
     stopped = run_dir_in(tmp_path / "b")
     info = json.loads((stopped / "run.json").read_text())
     assert info["status"] == "interrupted"
     saved = torch.load(stopped / "checkpoints" / "last.pt", weights_only=False)
     assert saved["progress"]["step"] == 5 and saved["progress"]["epoch"] == 2 and saved["progress"]["batch_in_epoch"] == 2
-    monkeypatch.setattr(ClipLoss, "forward", real_forward)
+    monkeypatch.setattr(loss, "forward", real_forward)
     capsys.readouterr()
 
     assert main(["--resume", str(stopped), "--quiet"]) == 0

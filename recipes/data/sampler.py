@@ -6,6 +6,9 @@ happened before, and `set_epoch(epoch, start_batch)` skips the batches already t
 - `ShuffledBatches`: a random permutation cut into full batches (drop_last).
 - `GroupDisjointBatches`: batches in which no two pairs share a group (recording), for losses that
   do not mask same-group pairs: windows of one recording are then never each other's negatives.
+
+Under torchrun every process builds the same global batches and `shard(rank, size)` makes it yield
+only its contiguous slice of each, so the slices gathered in rank order are the global batch.
 """
 
 from __future__ import annotations
@@ -20,6 +23,13 @@ class _EpochBatches(Sampler[list[int]], abc.ABC):
     def __init__(self, n: int, batch_size: int, seed: int):
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.epoch, self.start_batch = 0, 0
+        self.rank, self.world_size = 0, 1
+
+    def shard(self, rank: int, world_size: int) -> None:
+        """Yield only slice `rank` of `world_size` equal slices of every batch (batch_size must divide)."""
+        if self.batch_size % world_size:
+            raise ValueError(f"batch size {self.batch_size} does not split into {world_size} equal slices")
+        self.rank, self.world_size = rank, world_size
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         self.epoch, self.start_batch = epoch, start_batch
@@ -32,7 +42,9 @@ class _EpochBatches(Sampler[list[int]], abc.ABC):
         """This epoch's batches, in order."""
 
     def __iter__(self):
-        return iter(self.batches()[self.start_batch :])
+        per_process = self.batch_size // self.world_size
+        lo = self.rank * per_process
+        return (batch[lo : lo + per_process] for batch in self.batches()[self.start_batch :])
 
     def __len__(self) -> int:
         return len(self.batches()) - self.start_batch

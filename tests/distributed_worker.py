@@ -1,0 +1,32 @@
+"""One process of the 2-process gloo test (tests/test_distributed.py): its slice of a global batch.
+
+Run as `python -m tests.distributed_worker OUT_DIR ACCUM_FREQ` with torchrun's environment
+(RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT); writes the loss and gradients it ends with.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from recipes import distributed
+from tests.distributed_case import global_batches, model_and_data, slice_of
+from recipes.train import _Precision, accumulated_backward
+
+
+def main(out_dir: str, accum_freq: int) -> None:
+    world = distributed.init_from_environment("cpu")
+    model, data = model_and_data()
+    device = torch.device("cpu")
+    micro = [slice_of(b, world.rank, world.size) for b in global_batches(data, accum_freq)]
+    embed = distributed.BatchEmbedder(model, device)
+    loss = accumulated_backward(model, micro, device, _Precision("fp32", device), embed)
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    torch.save({"loss": loss.detach(), "grads": grads}, Path(out_dir) / f"rank{world.rank}.pt")
+    distributed.shutdown()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]))

@@ -1,0 +1,81 @@
+"""Data-parallel training: 2 gloo processes on CPU give the single-process loss and update."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from recipes.train import _Precision, accumulated_backward
+from tests.conftest import ROOT, run_dir_in, run_python, tiny_recipe
+from tests.distributed_case import global_batches, model_and_data
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_two_workers(out_dir, accum_freq: int) -> list[dict]:
+    port = free_port()
+    procs = []
+    for rank in range(2):
+        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
+        procs.append(subprocess.Popen([sys.executable, "-m", "tests.distributed_worker", str(out_dir), str(accum_freq)],
+                                      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [p.communicate(timeout=240)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    return [torch.load(out_dir / f"rank{r}.pt") for r in range(2)]
+
+
+@pytest.mark.parametrize("accum_freq", [1, 2])
+def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path, accum_freq):
+    results = run_two_workers(tmp_path, accum_freq)
+
+    model, data = model_and_data()
+    device = torch.device("cpu")
+    loss = accumulated_backward(model, global_batches(data, accum_freq), device, _Precision("fp32", device))
+    grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+
+    assert any(n.startswith("eeg.encoder.") for n in grads) and any(n.startswith("video.encoder.") for n in grads)
+    for r in results:
+        torch.testing.assert_close(r["loss"], loss.detach(), rtol=1e-5, atol=1e-6)
+        assert r["grads"].keys() == grads.keys()
+        for name, g in grads.items():
+            torch.testing.assert_close(r["grads"][name], g, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_torchrun_trains_like_one_process(tmp_path):
+    """`torchrun --nproc_per_node=2 -m recipes.run` writes one run directory and ends where one process ends."""
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe(**{"eeg.strategy": "full", "train.epochs": 2, "train.batch_size": 16})))
+    single = run_python("-m", "recipes.run", str(recipe), "--output-dir", str(tmp_path / "one"), "-q")
+    assert single.returncode == 0, single.stderr
+    two = run_python("-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
+                     "-m", "recipes.run", str(recipe), "--output-dir", str(tmp_path / "two"), "-q",
+                     env={"OMP_NUM_THREADS": "1"}, timeout=300)
+    assert two.returncode == 0, two.stdout + two.stderr
+    assert two.stdout.count("run: ") == 1
+
+    def finals(root):
+        run = run_dir_in(root)
+        info = json.loads((run / "run.json").read_text())
+        evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        return info, [e for e in evals if e["type"] == "eval"]
+
+    info_one, evals_one = finals(tmp_path / "one")
+    info_two, evals_two = finals(tmp_path / "two")
+    assert (info_one["processes"], info_two["processes"]) == (1, 2)
+    assert info_two["status"] == "completed" and info_two["steps"] == info_one["steps"]
+    assert len(evals_two) == len(evals_one) == 2
+    for a, b in zip(evals_one, evals_two):
+        assert a["val/loss"] == pytest.approx(b["val/loss"], rel=1e-4)
+        assert a["val/eeg_to_video/R@1"] == pytest.approx(b["val/eeg_to_video/R@1"], abs=1.0 / a["val/n"] + 1e-9)
