@@ -44,6 +44,8 @@ def build_tower(
     side: BaseModel, side_name: str, data: PairedData | None, embed_dim: int, reg: Registry, total_steps: int | None = None
 ) -> Tower:
     encoder = reg.build("encoders", side.encoder)
+    # What the encoder had before any strategy: the rest of its trainable parameters are adapters'.
+    encoder.pretrained_parameter_names = frozenset(n for n, _ in encoder.named_parameters())
     if data is not None:
         check_data(encoder, data, side_name)
     strategies = [reg.build("strategies", s) for s in side.strategy]

@@ -60,6 +60,18 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class LrScales(_Section):
+    """Learning-rate multipliers by parameter role, applied on top of train.lr and a strategy's own lr_scale."""
+
+    head: float = Field(1.0, ge=0)
+    adapter: float = Field(1.0, ge=0)
+    """Parameters a strategy adds to an encoder: LoRA matrices, prefixes, prompts, IA3 vectors."""
+    encoder: float = Field(1.0, ge=0)
+    """Pretrained encoder weights a strategy unfreezes (full, last_k, bitfit); SigLIP fine-tunes these at 0.1."""
+    loss: float = Field(1.0, ge=0)
+    """The loss's own parameters (temperature, bias)."""
+
+
 class TrainConfig(_Section):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(64, ge=2)
@@ -68,6 +80,8 @@ class TrainConfig(_Section):
     """Micro-batches per optimizer step; all accum_freq x batch_size pairs are each other's negatives."""
     lr: float = Field(1e-3, ge=0)
     """Peak learning rate of the heads; encoder parameters get it times their strategy's lr_scale."""
+    lr_scales: LrScales = LrScales()
+    """Multipliers of lr for heads, adapters, unfrozen pretrained encoder weights and the loss."""
     weight_decay: float = Field(0.05, ge=0)
     """Applied to weight matrices only: never to biases, norms, embeddings or the temperature."""
     optimizer: str = "adamw"

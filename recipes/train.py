@@ -71,17 +71,34 @@ def decays(name: str, param: torch.nn.Parameter) -> bool:
     return param.ndim >= 2 and leaf not in _NO_DECAY_LEAVES and not leaf.endswith(_NO_DECAY_SUFFIXES)
 
 
-def param_groups(model: DualEncoderCLIP, weight_decay: float) -> list[dict[str, Any]]:
-    """Trainable parameters grouped by (weight decay, lr multiplier)."""
+def role(model: DualEncoderCLIP, name: str) -> str:
+    """head, adapter (added by a strategy), encoder (a pretrained weight) or loss, for train.lr_scales."""
+    if name.startswith("loss."):
+        return "loss"
+    side, part, rest = name.split(".", 2)
+    if part == "head":
+        return "head"
+    pretrained = getattr(getattr(model, side).encoder, "pretrained_parameter_names", None)
+    if pretrained is None:
+        return "encoder"
+    # peft wraps a targeted layer and moves its weight under base_layer; the weight is still pretrained.
+    return "encoder" if rest.replace(".base_layer.", ".") in pretrained else "adapter"
+
+
+def param_groups(model: DualEncoderCLIP, weight_decay: float, lr_scales: BaseModel | None = None) -> list[dict[str, Any]]:
+    """Trainable parameters grouped by (weight decay, role, lr multiplier); the multiplier is the
+    role's train.lr_scales entry times the strategy's own (layer decay, full's lr_scale)."""
     lr_scale = {f"eeg.encoder.{n}": s for n, s in model.eeg.report.lr_scale.items()}
     lr_scale.update({f"video.encoder.{n}": s for n, s in model.video.report.lr_scale.items()})
-    groups: dict[tuple[bool, float], dict[str, Any]] = {}
+    groups: dict[tuple[bool, str, float], dict[str, Any]] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        key = (decays(name, p), lr_scale.get(name, 1.0))
+        kind = role(model, name)
+        scale = lr_scale.get(name, 1.0) * (getattr(lr_scales, kind) if lr_scales is not None else 1.0)
+        key = (decays(name, p), kind, scale)
         group = groups.setdefault(
-            key, {"params": [], "names": [], "weight_decay": weight_decay if key[0] else 0.0, "lr_scale": key[1]}
+            key, {"params": [], "names": [], "role": kind, "weight_decay": weight_decay if key[0] else 0.0, "lr_scale": scale}
         )
         group["params"].append(p)
         group["names"].append(name)
@@ -148,7 +165,7 @@ def make_loaders(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, de
 
 def make_optimizer(recipe: BaseModel, model: DualEncoderCLIP, lr: float):
     cfg = recipe.train
-    groups = param_groups(model, cfg.weight_decay)
+    groups = param_groups(model, cfg.weight_decay, cfg.lr_scales)
     if not groups:
         raise RecipeError("nothing in the model is trainable; check the strategies and heads")
     return timm.optim.create_optimizer_v2(groups, opt=cfg.optimizer, lr=lr, weight_decay=cfg.weight_decay)

@@ -86,3 +86,30 @@ def test_strategy_report_is_checked(reg):
     encoder = reg.build("encoders", {"name": "tiny_eeg", "dim": 16, "heads": 2, "depth": 1})
     with pytest.raises(RuntimeError, match="unreported"):
         apply_strategies(encoder, [Liar(StrategyConfig())])
+
+
+def test_lr_scales_by_role_multiply_the_strategys_own(reg):
+    """Heads, adapters (added parameters), unfrozen pretrained weights and the loss each take their
+    train.lr_scales entry, times what the strategy asks for (full's lr_scale)."""
+    from recipes.schema import LrScales
+
+    scales = LrScales(head=2.0, adapter=3.0, encoder=0.1, loss=0.5)
+    _, _, model = make(reg, **{"eeg.strategy": {"name": "full", "lr_scale": 0.5},
+                              "video.strategy": {"name": "lora", "targets": ["q", "v"], "r": 2}})
+    by_name = {n: (g["role"], g["lr_scale"]) for g in param_groups(model, 0.05, scales) for n in g["names"]}
+    assert by_name["eeg.head.proj.weight"] == ("head", 2.0)
+    assert by_name["loss.logit_scale"] == ("loss", 0.5)
+    assert by_name["eeg.encoder.blocks.0.attn.qkv.weight"] == ("encoder", pytest.approx(0.05))
+    lora = [n for n in by_name if n.startswith("video.encoder.")]
+    assert lora and all("lora_" in n and by_name[n] == ("adapter", 3.0) for n in lora)
+
+
+def test_a_peft_wrapped_pretrained_weight_stays_an_encoder_weight(reg):
+    """peft moves a targeted layer's weight under base_layer; unfrozen, it is still pretrained."""
+    from recipes.train import role
+
+    _, _, model = make(reg, **{"eeg.strategy": [{"name": "last_k", "k": 1}, {"name": "ia3", "targets": ["mlp"]}]})
+    roles = {n: role(model, n) for n, p in model.named_parameters() if n.startswith("eeg.encoder.") and p.requires_grad}
+    wrapped = [n for n in roles if ".base_layer." in n]
+    assert wrapped and all(roles[n] == "encoder" for n in wrapped)
+    assert {roles[n] for n in roles if "ia3_" in n} == {"adapter"}

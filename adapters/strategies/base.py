@@ -106,6 +106,25 @@ def report_for(strategy: str, encoder: nn.Module, names: Sequence[str], **extra)
     )
 
 
+def _follow_peft_wrapping(encoder: nn.Module, reports: list[StrategyReport]) -> None:
+    """Rename what earlier strategies reported after a later peft tuner wrapped their layers.
+
+    peft moves a targeted layer's parameters under `base_layer` (keeping requires_grad), so e.g.
+    last_k's `blocks.11.mlp.fc2.weight` becomes `blocks.11.mlp.fc2.base_layer.weight` once ia3
+    wraps fc2. Reports are updated in place: later stages re-enable parameters by these names.
+    """
+    params = dict(encoder.named_parameters())
+
+    def current(name: str) -> str:
+        head, _, leaf = name.rpartition(".")
+        moved = f"{head}.base_layer.{leaf}"
+        return moved if name not in params and moved in params else name
+
+    for report in reports:
+        report.trainable = [current(n) for n in report.trainable]
+        report.lr_scale = {current(n): scale for n, scale in report.lr_scale.items()}
+
+
 def strategy_key(strategy: Strategy) -> str:
     """Identity of a strategy for stage switches: its name and options."""
     return json.dumps({"name": strategy.name, **strategy.cfg.model_dump(mode="json", exclude={"name"})}, sort_keys=True)
@@ -137,6 +156,7 @@ def apply_strategies(
             report = s.apply(encoder)
             applied[key] = (s, report)
         reports.append(report)
+    _follow_peft_wrapping(encoder, reports)
     claimed = sorted({n for r in reports for n in r.trainable})
     actual = sorted(trainable_names(encoder))
     if claimed != actual:
