@@ -31,7 +31,7 @@ import registry
 from recipes import distributed, feature_cache
 from recipes.compose import planned_steps, stage_plan, switch_stage
 from recipes.data.base import DataError, PairedData, PairTorchDataset
-from recipes.data.sampler import GroupDisjointBatches, ShuffledBatches
+from recipes.data.sampler import GroupDisjointBatches, InOrder, IndexBatches, ShuffledBatches
 from recipes.errors import RecipeError
 from recipes.distributed import BatchEmbedder, gather, gather_with_grad
 from recipes.evaluate import embed_split, evaluate
@@ -148,18 +148,20 @@ def make_loaders(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, de
     batches.shard(world.rank, world.size)
     # Own generators for the loaders' worker seeds: the global RNG (dropout) is then untouched by them.
     common["generator"] = torch.Generator().manual_seed(recipe.seed)
-    train = DataLoader(PairTorchDataset(data, train_idx, **load), batch_sampler=batches, **common)
+
+    def loader(indices: np.ndarray, batch_sampler):
+        if not any(load.values()):  # both sides cached: batches are indices only
+            return IndexBatches(batch_sampler, indices, data.groups)
+        return DataLoader(PairTorchDataset(data, indices, **load), batch_sampler=batch_sampler, **common)
+
+    eval_batch = recipe.eval.batch_size or batch
+    train = loader(train_idx, batches)
     val = None
     if len(val_idx) >= 2:
-        val = DataLoader(
-            PairTorchDataset(data, val_idx, **load), batch_size=recipe.eval.batch_size or batch, shuffle=False, **common
-        )
+        val = loader(val_idx, InOrder(len(val_idx), eval_batch))
     else:
         logger.warning("the validation split has %d pairs; no evaluation will run", len(val_idx))
-    in_order = None
-    if model.loss.wants_epoch_embeddings:
-        in_order = DataLoader(PairTorchDataset(data, train_idx, **load), batch_size=recipe.eval.batch_size or batch,
-                              shuffle=False, **common)
+    in_order = loader(train_idx, InOrder(len(train_idx), eval_batch)) if model.loss.wants_epoch_embeddings else None
     return train, val, in_order
 
 

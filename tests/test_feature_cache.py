@@ -75,3 +75,23 @@ def test_a_training_encoder_is_not_cached(tmp_path, capsys):
     assert main([str(path), "--output-dir", str(tmp_path / "runs"), "--quiet"]) == 0
     info = json.loads((run_dir_in(tmp_path / "runs") / "run.json").read_text())
     assert info["stages"][0]["cached_features"] == ["video"]
+
+
+def test_cached_stage_batches_are_indices_only_in_the_loaders_order(composed):
+    """With both sides cached the loader reads nothing per pair, and yields what a DataLoader would."""
+    from recipes.data.base import PairTorchDataset
+    from recipes.train import make_loaders
+
+    recipe, data, model = composed
+    model.cached = {"eeg": torch.zeros(len(data), 4), "video": torch.zeros(len(data), 4)}
+    train_loader, val_loader, _ = make_loaders(recipe, model, data, torch.device("cpu"))
+    reference = torch.utils.data.DataLoader(
+        PairTorchDataset(data, data.split("train"), load_eeg=False, load_video=False), batch_sampler=train_loader.batch_sampler
+    )
+    got, want = list(train_loader), list(reference)
+    assert len(got) == len(want) == len(data.split("train")) // recipe.train.batch_size
+    for a, b in zip(got, want):
+        assert a.keys() == b.keys() == {"index", "group"}
+        assert torch.equal(a["index"], b["index"]) and torch.equal(a["group"], b["group"])
+    val = torch.cat([b["index"] for b in val_loader])
+    assert val.tolist() == data.split("val").tolist()

@@ -89,3 +89,35 @@ class GroupDisjointBatches(_EpochBatches):
         batches = [full[j] for j in rng.permutation(len(full))]  # incomplete batches dropped (drop_last)
         self._cache = (self.epoch, batches)
         return batches
+
+
+class IndexBatches:
+    """The loader of a stage in which both sides' features are cached: each batch is only the pairs'
+    indices and groups, taken with one numpy lookup per batch. A DataLoader would call __getitem__
+    and collate per pair, which costs as much as a head's forward and backward at these sizes.
+    """
+
+    def __init__(self, batch_sampler: Sampler[list[int]], indices: np.ndarray, groups: np.ndarray):
+        self.batch_sampler = batch_sampler
+        self.indices, self.groups = np.asarray(indices), np.asarray(groups)
+
+    def __iter__(self):
+        for positions in self.batch_sampler:
+            index = self.indices[positions]
+            yield {"index": torch.from_numpy(index), "group": torch.from_numpy(self.groups[index])}
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
+
+class InOrder(Sampler[list[int]]):
+    """Consecutive batches over n items, in order (the last one may be short): evaluation batches."""
+
+    def __init__(self, n: int, batch_size: int):
+        self.n, self.batch_size = n, batch_size
+
+    def __iter__(self):
+        return (list(range(i, min(i + self.batch_size, self.n))) for i in range(0, self.n, self.batch_size))
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
