@@ -222,10 +222,16 @@ class VideoEncoder(Encoder):
     def input_spec(self) -> VideoInputSpec:
         """What `preprocess` produces: frames, crop size, mean and std."""
 
+    @property
+    def preprocessing(self) -> VideoPreprocess:
+        """The preprocessing `input_spec` defines; its uint8 part (sampling, resize, crop) can run once
+        ahead of training (recipes/video_cache.py), leaving only `normalize` per batch."""
+        spec = self.input_spec
+        return VideoPreprocess(frames=spec.frames, size=spec.size, resize=spec.resize, mean=spec.mean, std=spec.std)
+
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 frames (B, T, H, W, 3) or (T, H, W, 3) to this encoder's normalized input."""
-        spec = self.input_spec
-        return VideoPreprocess(frames=spec.frames, size=spec.size, resize=spec.resize, mean=spec.mean, std=spec.std)(frames)
+        return self.preprocessing(frames)
 
 
 __all__ = [

@@ -65,7 +65,8 @@ class DualEncoderCLIP(nn.Module):
 
         A side with cached features looks them up by pair index. Otherwise video travels as uint8
         frames (4x less to copy than float) and is resized, cropped and normalized here, batched, on
-        the training device, not per sample in the loader.
+        the training device, not per sample in the loader; frames already at the encoder's input
+        size (recipes/video_cache.py) are only normalized.
         """
         groups = batch["group"].to(device, non_blocking=True)
         index = batch["index"].to(device, non_blocking=True)
@@ -75,6 +76,9 @@ class DualEncoderCLIP(nn.Module):
             e = self.encode_eeg(batch["eeg"].to(device, non_blocking=True))
         if "video" in self.cached:
             v = self.video.from_features(self.cached["video"][index])
+        elif "video_at_input_size" in batch:
+            clips = batch["video_at_input_size"].to(device, non_blocking=True)
+            v = self.encode_video(self.video.encoder.preprocessing.normalize(clips))
         else:
             v = self.encode_video(self.video.encoder.preprocess(batch["video"].to(device, non_blocking=True)))
         return e, v, groups

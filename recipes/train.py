@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 import registry
-from recipes import distributed, feature_cache
+from recipes import distributed, feature_cache, video_cache
 from recipes.compose import planned_steps, stage_plan, switch_stage
 from recipes.data.base import DataError, PairedData, PairTorchDataset
 from recipes.data.sampler import GroupDisjointBatches, InOrder, IndexBatches, ShuffledBatches
@@ -506,7 +506,13 @@ def train(
                     model.cached[side] = feature_cache.features(
                         side, tower, data, device, cache_dir, recipe.eval.batch_size or cfg.batch_size, cfg.num_workers, precision.dtype
                     )
-            train_loader, val_loader, in_order_loader = make_loaders(recipe, model, data, device)
+            stage_data = data
+            if cfg.feature_cache and model.video.report.trains_encoder:
+                # The video encoder trains: cache its clips at input size instead (resize and crop once).
+                stage_data = video_cache.prepare(
+                    model.video.encoder, data, cache_dir, recipe.eval.batch_size or cfg.batch_size, cfg.num_workers, device
+                )
+            train_loader, val_loader, in_order_loader = make_loaders(recipe, model, stage_data, device)
             lr = cfg.lr if stage.lr is None else stage.lr
             optimizer = make_optimizer(recipe, model, lr)
             scheduler = make_scheduler(recipe, optimizer, stage_steps, lr)

@@ -47,6 +47,9 @@ class PairedData:
     fingerprint: str | None = None
     """Identifies the content (a hash of what generated or stores it); None disables the on-disk
     feature cache for this data."""
+    video_at_input_size: bool = False
+    """`video` is already sampled, resized and cropped to a video encoder's input (recipes/video_cache.py):
+    the loader yields it under the batch key of that name, and the model only normalizes it."""
 
     def __post_init__(self) -> None:
         n = len(self.eeg)
@@ -118,7 +121,9 @@ def splits_from_labels(labels: np.ndarray, groups: np.ndarray) -> dict[str, np.n
 class PairTorchDataset(torch.utils.data.Dataset):
     """Pairs of one split as tensors; video goes through `video_transform` here, in loader workers.
 
-    A side whose features are cached is not read at all (`load_eeg` / `load_video` False).
+    A side whose features are cached is not read at all (`load_eeg` / `load_video` False). Video
+    already at the encoder's input size comes under the key `video_at_input_size` instead of `video`,
+    so the model knows to only normalize it.
     """
 
     def __init__(self, data: PairedData, indices: np.ndarray, video_transform: Callable | None = None,
@@ -140,7 +145,9 @@ class PairTorchDataset(torch.utils.data.Dataset):
             if not np.isfinite(eeg).all():
                 raise DataError(f"EEG of pair {idx} holds NaN or inf values; clean or drop that window")
             item["eeg"] = torch.from_numpy(eeg)
-        if self.load_video:
+        if self.load_video and self.data.video_at_input_size:
+            item["video_at_input_size"] = torch.from_numpy(np.array(self.data.video[idx]))
+        elif self.load_video:
             video = torch.from_numpy(np.array(self.data.video[idx]))
             item["video"] = self.video_transform(video) if self.video_transform is not None else video
         return item
