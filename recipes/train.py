@@ -338,6 +338,12 @@ def accumulated_backward(model: DualEncoderCLIP, micro_batches: list, device: to
     return loss
 
 
+def _scheduled_lr(optimizer) -> float:
+    """The schedule's lr before any multiplier (the groups hold it times their lr_scale)."""
+    group = next((g for g in optimizer.param_groups if g.get("lr_scale", 1.0)), optimizer.param_groups[0])
+    return group["lr"] / group.get("lr_scale", 1.0) if group.get("lr_scale", 1.0) else group["lr"]
+
+
 def _train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, run: RunDir, device, progress: _Progress,
                  precision: _Precision, embed: BatchEmbedder):
     """One epoch (or its rest, after a mid-epoch resume); logs train lines and the epoch line
@@ -398,7 +404,7 @@ def _train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, 
             value = loss.detach().item()
             bar.set_postfix(loss=f"{value:.4f}")
             run.log({"type": "train", "epoch": progress.epoch, "step": progress.step, "train/loss": value,
-                     "lr": optimizer.param_groups[0]["lr"], **model.loss.log_values()})
+                     "lr": _scheduled_lr(optimizer), **model.loss.log_values()})
         progress.batch_in_epoch += len(chunk)
         t_fetch = time.perf_counter()
         compute += t_fetch - t_start

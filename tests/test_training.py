@@ -100,3 +100,12 @@ def test_accumulating_run_counts_optimizer_steps(tmp_path, capsys):
     assert code == 0, err
     steps = [json.loads(x)["step"] for x in (run_dir / "metrics.jsonl").read_text().splitlines() if '"train"' in x]
     assert steps == list(range(1, 7))  # 120 training pairs: 7 micro-batches of 16, 3 steps of 2, per epoch
+
+
+def test_logged_lr_is_the_schedules_whatever_the_multipliers(tmp_path, capsys):
+    recipe = tiny_recipe(**{"train.lr_scales": {"head": 0.5, "loss": 0.25}, "train.warmup_steps": 0,
+                            "train.log_every": 1, "train.epochs": 1})
+    code, err, run_dir = run(tmp_path, recipe, capsys)
+    assert code == 0, err
+    first = next(json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if '"train"' in x)
+    assert first["lr"] == pytest.approx(1e-3)
