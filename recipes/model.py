@@ -25,8 +25,13 @@ class Tower(nn.Module):
         self.applied: dict = {}  # strategy key -> (strategy, report), across training stages
 
     def train(self, mode: bool = True) -> "Tower":
-        super().train(mode)
-        if not self.report.trains_encoder:
+        if self.report.trains_encoder:
+            return super().train(mode)
+        # A frozen encoder stays in eval mode; not walking its hundreds of modules at every
+        # train/eval switch (each epoch and evaluation) keeps head-only epochs cheap.
+        self.training = mode
+        self.head.train(mode)
+        if self.encoder.training:
             self.encoder.eval()
         return self
 

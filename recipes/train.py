@@ -355,7 +355,6 @@ def _train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, 
     wait = compute = 0.0
     skipped = 0
     params = list(model.trainable_parameters().values())
-    max_norm = cfg.grad_clip_norm or float("inf")
     t_fetch = time.perf_counter()
     bar = tqdm(loader, desc=f"epoch {progress.epoch}/{cfg.epochs}", leave=False, dynamic_ncols=True,
                disable=None if run.writes else True)
@@ -372,7 +371,12 @@ def _train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, 
         loss = accumulated_backward(model, chunk, device, precision, embed)
         if scaler:
             scaler.unscale_(optimizer)
-        norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        # The norm is needed for the non-finite check; clipping with an infinite max would still
+        # rescale every gradient by 1.0, a pass over all of them that costs a fifth of a head-only step.
+        grads = [p.grad for p in params if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm(grads)
+        if cfg.grad_clip_norm:
+            torch.nn.utils.clip_grads_with_norm_(params, cfg.grad_clip_norm, norm)
         # One host sync per step. With fp16 the scaler skips steps with inf gradients (that is how it
         # finds its scale), so only the loss counts there.
         finite = bool(torch.isfinite(loss.detach() if scaler else loss.detach() + norm))
