@@ -17,7 +17,6 @@ import argparse
 import json
 import logging
 import tempfile
-import time
 from pathlib import Path
 from unittest import mock
 
@@ -25,9 +24,8 @@ import numpy as np
 import torch
 
 from recipes import schema, video_cache
-from recipes.run import main as run_main
+from run_recipe import TUAB, train_recipe  # benchmarks/ is on sys.path when this file runs as a script
 
-TUAB = ["FP1", "FP2", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2", "F7", "F8", "T3", "T4", "T5", "T6", "A1", "A2", "FZ", "CZ", "PZ", "T1", "T2"]
 FRAMES, HEIGHT, WIDTH, SECONDS, SFREQ, PAIRS_PER_RECORDING = 16, 128, 160, 4, 200, 8
 VIDEO_ENCODER = {"name": "swin3d_t", "frames": 8, "size": 32, "resize": 36}
 
@@ -47,14 +45,7 @@ def write_arrays(root: Path, pairs: int) -> None:
 
 
 def run(recipe: dict, out: Path) -> dict:
-    out.mkdir(parents=True)
-    path = out / "recipe.yaml"
-    path.write_text(json.dumps(recipe))  # JSON is YAML
-    start = time.perf_counter()
-    assert run_main([str(path), "--output-dir", str(out / "runs"), "--quiet"]) == 0
-    wall = time.perf_counter() - start
-    run_dir = next(p for p in (out / "runs").iterdir() if not p.name.startswith("."))
-    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    wall, lines, _ = train_recipe(recipe, out)
     return {
         "wall_s": wall,
         "epochs": [r for r in lines if r["type"] == "epoch"],

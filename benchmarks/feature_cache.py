@@ -11,26 +11,15 @@ the other in this process. Epoch time is each run's mean step time per epoch fro
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import tempfile
-import time
 from pathlib import Path
 
-from recipes.run import main as run_main
-
-TUAB = ["FP1", "FP2", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2", "F7", "F8", "T3", "T4", "T5", "T6", "A1", "A2", "FZ", "CZ", "PZ", "T1", "T2"]
+from run_recipe import TUAB, train_recipe  # benchmarks/ is on sys.path when this file runs as a script
 
 
 def run(recipe: dict, out: Path) -> dict:
-    out.mkdir(parents=True)
-    path = out / "recipe.yaml"
-    path.write_text(json.dumps(recipe))  # JSON is YAML
-    start = time.perf_counter()
-    assert run_main([str(path), "--output-dir", str(out / "runs"), "--quiet"]) == 0
-    wall = time.perf_counter() - start
-    run_dir = next(p for p in (out / "runs").iterdir() if not p.name.startswith("."))
-    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    wall, lines, _ = train_recipe(recipe, out)
     epochs = [r for r in lines if r["type"] == "epoch"]
     return {"wall_s": wall, "samples_per_s": sum(r["samples_per_s"] for r in epochs) / len(epochs), "epochs": len(epochs)}
 

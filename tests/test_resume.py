@@ -15,7 +15,7 @@ import pytest
 from recipes.losses.clip import ClipLoss
 from recipes.losses.protonce import ProtoNCELoss
 from recipes.run import main
-from tests.conftest import run_dir_in, run_python, tiny_recipe
+from tests.conftest import run_dir_in, tiny_recipe
 
 RECIPE = tiny_recipe(**{
     "eeg.strategy": {"name": "lora", "targets": ["q", "v"], "r": 2, "dropout": 0.2},  # dropout: the RNG must resume too
