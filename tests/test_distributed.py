@@ -23,16 +23,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_two_workers(out_dir, accum_freq: int) -> list[dict]:
+def launch_two(*args: str) -> list[tuple[int, str]]:
+    """(exit status, output) of `python -m ARGS` in 2 processes of a gloo group, as torchrun starts them."""
     port = free_port()
     procs = []
     for rank in range(2):
         env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
                "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
-        procs.append(subprocess.Popen([sys.executable, "-m", "tests.distributed_worker", str(out_dir), str(accum_freq)],
-                                      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        procs.append(subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outputs = [p.communicate(timeout=240)[0] for p in procs]
-    assert all(p.returncode == 0 for p in procs), outputs
+    return [(p.returncode, out) for p, out in zip(procs, outputs)]
+
+
+def run_two_workers(out_dir, accum_freq: int) -> list[dict]:
+    results = launch_two("tests.distributed_worker", str(out_dir), str(accum_freq))
+    assert all(code == 0 for code, _ in results), results
     return [torch.load(out_dir / f"rank{r}.pt") for r in range(2)]
 
 
@@ -79,3 +85,38 @@ def test_torchrun_trains_like_one_process(tmp_path):
     for a, b in zip(evals_one, evals_two):
         assert a["val/loss"] == pytest.approx(b["val/loss"], rel=1e-4)
         assert a["val/eeg_to_video/R@1"] == pytest.approx(b["val/eeg_to_video/R@1"], abs=1.0 / a["val/n"] + 1e-9)
+
+
+def test_sigterm_to_one_process_stops_both_and_the_resume_is_exact(tmp_path):
+    """SIGTERM reaching rank 1 alone mid-epoch: both processes stop after the same step with one
+    checkpoint (both processes' random states); resumed with 2 processes, the run ends exactly as an
+    uninterrupted 2-process run."""
+    import signal
+
+    from safetensors.torch import load_file
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe(**{
+        "eeg.strategy": {"name": "lora", "targets": ["q", "v"], "r": 2, "dropout": 0.2}, "train.epochs": 3, "train.log_every": 1,
+    })))
+
+    def run(at_step: int, *args: str) -> list[tuple[int, str]]:
+        return launch_two("tests.distributed_run_worker", str(at_step), *args)
+
+    straight = run(0, str(recipe), "--output-dir", str(tmp_path / "a"), "-q")
+    assert [code for code, _ in straight] == [0, 0], straight
+    stopped = run(5, str(recipe), "--output-dir", str(tmp_path / "b"), "-q")  # 3 steps an epoch: step 2 of epoch 2
+    assert [code for code, _ in stopped] == [128 + signal.SIGTERM] * 2, stopped
+    run_b = run_dir_in(tmp_path / "b")
+    saved = torch.load(run_b / "checkpoints" / "last.pt", weights_only=False)
+    assert saved["progress"]["step"] == 5 and len(saved["rng"]) == 2
+    resumed = run(0, "--resume", str(run_b), "-q")
+    assert [code for code, _ in resumed] == [0, 0], resumed
+
+    run_a = run_dir_in(tmp_path / "a")
+    lines = {r: [json.loads(x) for x in (r / "metrics.jsonl").read_text().splitlines()] for r in (run_a, run_b)}
+    for kind in ("eval", "train"):
+        picked = {r: [{k: v for k, v in x.items() if k != "time"} for x in lines[r] if x["type"] == kind] for r in lines}
+        assert picked[run_a] and picked[run_a] == picked[run_b], kind
+    a, b = load_file(str(run_a / "trainable.safetensors")), load_file(str(run_b / "trainable.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
