@@ -409,10 +409,10 @@ def _train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, 
             run.log({"type": "train", "epoch": progress.epoch, "step": progress.step, "train/loss": value,
                      "lr": _scheduled_lr(optimizer), **model.loss.log_values()})
         progress.batch_in_epoch += len(chunk)
-        t_fetch = time.perf_counter()
-        compute += t_fetch - t_start
         # Under torchrun a signal may reach one process only: all stop after the same step.
         stop = distributed.max_over_processes(progress.stop_signal or 0, device)
+        t_fetch = time.perf_counter()
+        compute += t_fetch - t_start
         if stop:
             _save_checkpoint(run, model, optimizer, scheduler, precision, progress)
             raise TrainingInterrupted(stop, run.checkpoint_path)
