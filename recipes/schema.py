@@ -75,7 +75,8 @@ class LrScales(_Section):
 class TrainConfig(_Section):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(64, ge=2)
-    """Pairs per (micro-)batch; every pair's partner is the positive and the rest of the batch the negatives."""
+    """Pairs per (micro-)batch; every pair's partner is the positive and the rest of the batch the negatives.
+    Under torchrun it is the global batch: each of N processes takes batch_size / N pairs of it."""
     accum_freq: int = Field(1, ge=1)
     """Micro-batches per optimizer step; all accum_freq x batch_size pairs are each other's negatives."""
     lr: float = Field(1e-3, ge=0)
