@@ -68,6 +68,23 @@ def ours(case: str, epochs: int, root: Path) -> float:
     return statistics.mean(r["samples_per_s"] for r in lines if r["type"] == "epoch")
 
 
+def hand_loop(model, recipe, epochs: int, epoch_batches, loss_of) -> float:
+    """Mean samples/s of the loop one writes by hand: per batch the loss, backward and an AdamW step."""
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=recipe.train.lr, weight_decay=0.05)
+    rates = []
+    for _ in range(epochs):
+        model.train()
+        start, seen = time.perf_counter(), 0
+        for batch in epoch_batches():
+            loss, n = loss_of(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            seen += n
+        rates.append(seen / (time.perf_counter() - start))
+    return statistics.mean(rates)
+
+
 def minimal_cached(epochs: int, root: Path) -> float:
     recipe, data, model, _ = build("head_only_cached", epochs, root / "cache")
     device = torch.device("cpu")
@@ -77,22 +94,16 @@ def minimal_cached(epochs: int, root: Path) -> float:
     }
     train_idx = torch.as_tensor(data.split("train"))
     batch = recipe.train.batch_size
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=recipe.train.lr, weight_decay=0.05)
-    rates = []
-    for _ in range(epochs):
-        model.train()
-        start, seen = time.perf_counter(), 0
+
+    def epoch_batches():
         order = train_idx[torch.randperm(len(train_idx))]
-        for i in range(0, len(order) - batch + 1, batch):
-            idx = order[i : i + batch]
-            groups = torch.from_numpy(data.groups[idx.numpy()])
-            loss = model.loss(model.eeg.from_features(feats["eeg"][idx]), model.video.from_features(feats["video"][idx]), groups)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            seen += len(idx)
-        rates.append(seen / (time.perf_counter() - start))
-    return statistics.mean(rates)
+        return (order[i : i + batch] for i in range(0, len(order) - batch + 1, batch))
+
+    def loss_of(idx):
+        groups = torch.from_numpy(data.groups[idx.numpy()])
+        return model.loss(model.eeg.from_features(feats["eeg"][idx]), model.video.from_features(feats["video"][idx]), groups), len(idx)
+
+    return hand_loop(model, recipe, epochs, epoch_batches, loss_of)
 
 
 def minimal(case: str, epochs: int, root: Path) -> float:
@@ -100,21 +111,13 @@ def minimal(case: str, epochs: int, root: Path) -> float:
         return minimal_cached(epochs, root)
     recipe, data, model, _ = build(case, epochs, root / "cache")
     loader = DataLoader(PairTorchDataset(data, data.split("train")), batch_size=recipe.train.batch_size, shuffle=True, drop_last=True)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=recipe.train.lr, weight_decay=0.05)
-    rates = []
-    for _ in range(epochs):
-        model.train()
-        start, seen = time.perf_counter(), 0
-        for batch in loader:
-            e = model.encode_eeg(batch["eeg"])
-            v = model.encode_video(model.video.encoder.preprocess(batch["video"]))
-            loss = model.loss(e, v, batch["group"])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            seen += len(e)
-        rates.append(seen / (time.perf_counter() - start))
-    return statistics.mean(rates)
+
+    def loss_of(batch):
+        e = model.encode_eeg(batch["eeg"])
+        v = model.encode_video(model.video.encoder.preprocess(batch["video"]))
+        return model.loss(e, v, batch["group"]), len(e)
+
+    return hand_loop(model, recipe, epochs, lambda: loader, loss_of)
 
 
 def main() -> None:

@@ -6,6 +6,8 @@ high), so collapsed embeddings score rank N, never a perfect R@1.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch.utils.data import DataLoader
 
@@ -28,6 +30,17 @@ def retrieval_metrics(similarity: torch.Tensor, prefix: str) -> dict[str, float]
     return out
 
 
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module):
+    """The model in eval mode (no dropout) for the block, then back in the mode it was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 @torch.no_grad()
 def embed_split(model: DualEncoderCLIP, loader: DataLoader, device: torch.device):
     eeg, video, groups = [], [], []
@@ -42,16 +55,12 @@ def embed_split(model: DualEncoderCLIP, loader: DataLoader, device: torch.device
 @torch.no_grad()
 def evaluate(model: DualEncoderCLIP, loader: DataLoader, device: torch.device, prefix: str = "val") -> dict[str, float]:
     """Loss over the whole split as one batch (independent of batch size) and retrieval metrics."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         eeg, video, groups = embed_split(model, loader, device)
         similarity = eeg @ video.t()
         metrics = {f"{prefix}/loss": float(model.loss(eeg, video, groups))}
-        metrics.update(retrieval_metrics(similarity, f"{prefix}/eeg_to_video"))
-        metrics.update(retrieval_metrics(similarity.t(), f"{prefix}/video_to_eeg"))
-        metrics[f"{prefix}/n"] = int(len(eeg))
-        metrics[f"{prefix}/chance_R@1"] = 1.0 / max(len(eeg), 1)
-    finally:
-        model.train(was_training)
+    metrics.update(retrieval_metrics(similarity, f"{prefix}/eeg_to_video"))
+    metrics.update(retrieval_metrics(similarity.t(), f"{prefix}/video_to_eeg"))
+    metrics[f"{prefix}/n"] = int(len(eeg))
+    metrics[f"{prefix}/chance_R@1"] = 1.0 / max(len(eeg), 1)
     return metrics

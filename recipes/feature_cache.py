@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from recipes.data.base import PairedData, PairTorchDataset
+from recipes.evaluate import eval_mode
 from recipes.model import Tower
 from recipes.rundir import atomic_write
 
@@ -62,10 +63,8 @@ def compute(side: str, tower: Tower, channels: list[str], data: PairedData, devi
     """Features (N, D) float32 of every pair, in index order."""
     dataset = PairTorchDataset(data, np.arange(len(data)), load_eeg=side == "eeg", load_video=side == "video")
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda")
-    was_training = tower.encoder.training
-    tower.encoder.eval()
     out = []
-    try:
+    with eval_mode(tower.encoder):
         for batch in tqdm(loader, desc=f"caching {side} features", leave=False, disable=None):
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 if side == "eeg":
@@ -74,8 +73,6 @@ def compute(side: str, tower: Tower, channels: list[str], data: PairedData, devi
                     clip = tower.encoder.preprocess(batch["video"].to(device, non_blocking=True))
                     feats = tower.encoder(clip)
             out.append(feats.float())
-    finally:
-        tower.encoder.train(was_training)
     return torch.cat(out)
 
 

@@ -33,7 +33,7 @@ from recipes.data.base import DataError, PairedData, PairTorchDataset
 from recipes.data.sampler import GroupDisjointBatches, InOrder, IndexBatches, ShuffledBatches
 from recipes.errors import RecipeError
 from recipes.distributed import BatchEmbedder, gather, gather_with_grad
-from recipes.evaluate import embed_split, evaluate
+from recipes.evaluate import embed_split, eval_mode, evaluate
 from recipes.model import DualEncoderCLIP
 from recipes.rundir import RunDir, atomic_write
 from recipes.schema import dump
@@ -435,13 +435,8 @@ def _train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, 
 def _start_loss_epoch(model: DualEncoderCLIP, loader: DataLoader, train_idx: np.ndarray, device, epoch: int,
                       precision: _Precision) -> None:
     """Give a loss that works on the whole training set (protonce's k-means) its embeddings for this epoch."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), precision.autocast():
-            eeg, video, _ = embed_split(model, loader, device)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), precision.autocast():
+        eeg, video, _ = embed_split(model, loader, device)
     model.loss.start_epoch(epoch, eeg.float(), video.float(), torch.as_tensor(train_idx, dtype=torch.long, device=device))
 
 
