@@ -110,6 +110,16 @@ class TrainConfig(_Section):
     """auto (cuda if available, else cpu), cpu, cuda, cuda:N."""
     log_every: int = Field(10, ge=1)
     """Steps between training-loss lines in metrics.jsonl."""
+    loggers: list[Literal["jsonl", "tensorboard"]] = Field(default_factory=lambda: ["jsonl"])
+    """Where metrics go: jsonl (metrics.jsonl, always kept: evaluate, compare and doctor read it) and
+    tensorboard (RUN/tensorboard/, the same names, plus the recipe's hyperparameters; extra `tensorboard`)."""
+
+    @field_validator("loggers")
+    @classmethod
+    def _loggers_available(cls, names: list[str]) -> list[str]:
+        from recipes.loggers import check_available  # the sweep engineer's logger modules
+
+        return check_available(names)
 
     @model_validator(mode="after")
     def _epochs_match_stages(self) -> "TrainConfig":
