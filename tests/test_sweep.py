@@ -177,3 +177,15 @@ def test_an_interrupted_sweep_resumes_its_trials_from_their_checkpoints(tmp_path
     assert trial["status"] == "completed" and trial["run"] == str(run)  # the same run, continued
     assert info["status"] == "completed" and info["resumed"] and info["steps"] == 6 * 6
     assert [json.loads(line)["epoch"] for line in metrics.read_text().splitlines() if '"eval"' in line] == list(range(1, 7))
+
+
+def test_parallel_workers_split_the_cores_between_their_trials():
+    """--workers K gives each trial process cores // K torch threads (OMP_NUM_THREADS, read by torch at start-up)."""
+    from recipes.sweep.local import LocalBackend
+    from recipes.sweep.trials import child_environment
+
+    backend = LocalBackend(workers=2)
+    assert backend.threads == max(1, len(os.sched_getaffinity(0)) // 2)
+    probe = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+                           env=child_environment(3), capture_output=True, text=True, timeout=120)
+    assert probe.stdout.strip() == "3", probe.stderr

@@ -83,7 +83,9 @@ def _sweep(args) -> int:
     extra_args = [] if cache_setting else [f"train.cache_dir={directory / '.cache' / 'features'}"]
     reg = registry.default()
     plans.validate(plan, reg, extra_args)
-    backend = _backend(args)  # a missing ray extra is reported before the directory is made
+    backend = _backend(args)  # a missing ray extra or a too-small cluster is reported before the directory is made
+    if hasattr(backend, "connect"):
+        backend.connect()
 
     directory.mkdir(parents=True, exist_ok=True)
     base_yaml = directory / "base.yaml"

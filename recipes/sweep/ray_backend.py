@@ -46,12 +46,11 @@ class RayBackend:
 
     def connect(self) -> None:
         ray = self.ray
-        if ray.is_initialized():
-            return
-        if os.environ.get("RAY_ADDRESS"):
-            ray.init(address="auto", log_to_driver=False)
-        else:
-            ray.init(log_to_driver=False, include_dashboard=False)
+        if not ray.is_initialized():  # a caller (a notebook, a test) may have connected already
+            if os.environ.get("RAY_ADDRESS"):
+                ray.init(address="auto", log_to_driver=False)
+            else:
+                ray.init(log_to_driver=False, include_dashboard=False)
         total = ray.cluster_resources()
         if total.get("CPU", 0) < self.cpus or total.get("GPU", 0) < self.gpus:
             raise RecipeError(f"a trial asks for {self.cpus:g} CPUs and {self.gpus:g} GPUs, but the Ray cluster has "
