@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before the trials started (validation, pre-pass): nothing to stop
+        print("interrupted; rerun the same command to continue", file=sys.stderr)
+        return 130
 
 
 def _check_arguments(args) -> None:
@@ -107,9 +110,10 @@ def _sweep(args) -> int:
         status = trial_runs.finish(record, job.trial_id, exit_code, plan.select)
         logger.info("%s: %s", job.trial_id, status)
 
-    for job in jobs:
+    def on_start(job) -> None:
         record.update(job.trial_id, status="running")
-    backend.run(jobs, on_done)
+
+    backend.run(jobs, on_start, on_done)
 
     print(summary.table(record.data))
     statuses = [t["status"] for t in record.data["trials"]]

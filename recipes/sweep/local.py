@@ -48,7 +48,7 @@ class LocalBackend:
     def describe(self) -> str:
         return f"{self.workers} local worker(s) x {self.threads} thread(s)"
 
-    def run(self, jobs: list[Job], on_done: Callable[[Job, int | None], None]) -> None:
+    def run(self, jobs: list[Job], on_start: Callable[[Job], None], on_done: Callable[[Job, int | None], None]) -> None:
         gpus = _gpu_count()
         slots: queue.Queue[int] = queue.Queue()
         for slot in range(self.workers):
@@ -61,6 +61,7 @@ class LocalBackend:
             slot = slots.get()
             try:
                 gpu = str(slot % gpus) if gpus > 1 and self.workers > 1 else None
+                on_start(job)
                 on_done(job, self._execute(job, child_environment(self.threads, gpu)))
             finally:
                 slots.put(slot)

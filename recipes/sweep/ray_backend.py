@@ -56,7 +56,7 @@ class RayBackend:
             raise RecipeError(f"a trial asks for {self.cpus:g} CPUs and {self.gpus:g} GPUs, but the Ray cluster has "
                               f"{total.get('CPU', 0):g} CPUs and {total.get('GPU', 0):g} GPUs; lower --trial-cpus / --trial-gpus")
 
-    def run(self, jobs: list[Job], on_done: Callable[[Job, int | None], None]) -> None:
+    def run(self, jobs: list[Job], on_start: Callable[[Job], None], on_done: Callable[[Job, int | None], None]) -> None:
         if not jobs:
             return
         self.connect()
@@ -69,6 +69,7 @@ class RayBackend:
             if not job.command:
                 on_done(job, 0)
                 continue
+            on_start(job)  # submitted: Ray starts it as soon as the cluster has its resources
             ref = remote.options(num_cpus=self.cpus, num_gpus=self.gpus).remote(job.command, env_changes, str(job.log_path))
             pending[ref] = job
         try:
