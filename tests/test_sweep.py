@@ -189,3 +189,21 @@ def test_parallel_workers_split_the_cores_between_their_trials():
     probe = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
                            env=child_environment(1), capture_output=True, text=True, timeout=120)
     assert probe.stdout.strip() == "1", probe.stderr
+
+
+def test_a_failing_trial_fails_alone_and_a_rerun_retries_it(tmp_path, capsys):
+    """A trial that passes the schema but fails at run time (too few training pairs) is recorded as failed
+    with its message; the other trial completes; the sweep exits 1; a rerun retries only the failed one."""
+    recipe = small_recipe(tmp_path)
+    args = [str(recipe), "data.val_fraction=[0.25,0.99]", "--output-dir", str(tmp_path / "sweeps"), "--quiet"]
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert "1 trial(s) failed (trial-001)" in captured.err
+    sweep = Path(captured.out.strip().splitlines()[-1].removeprefix("sweep: "))
+    ok, bad = json.loads((sweep / "sweep.json").read_text())["trials"]
+    assert ok["status"] == "completed"
+    assert bad["status"] == "failed" and bad["exit_code"] == 2 and "train split" in bad["error"]
+    assert main(args) == 1
+    ok_again, bad_again = json.loads((sweep / "sweep.json").read_text())["trials"]
+    assert ok_again["run"] == ok["run"] and bad_again["status"] == "failed"
+    assert len(bad_again["attempts"]) == 1 and Path(bad_again["attempts"][0]).parent == sweep / "trial-001" / ".failed"

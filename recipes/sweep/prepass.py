@@ -62,17 +62,25 @@ def fill(recipes: list[BaseModel], cache_dir: Path, reg: Registry | None = None)
             groups.setdefault(key, recipe)
     sides = 0
     for index, recipe in enumerate(groups.values(), 1):
-        seed_everything(recipe.seed)
-        data = reg.build("datasets", recipe.data, seed=recipe.seed)
-        model = compose(recipe, data, reg)
-        device = resolve_device(recipe.train.device)
-        model.to(device)
-        dtype = resolve_precision(recipe.train.precision, device)
-        frozen = [s for s in ("eeg", "video") if not getattr(model, s).report.trains_encoder]
-        logger.info("feature pre-pass %d/%d: %s", index, len(groups), ", ".join(frozen) or "nothing frozen")
-        for side in frozen:
-            feature_cache.features(side, getattr(model, side), data, device, cache_dir,
-                                   recipe.eval.batch_size or recipe.train.batch_size, recipe.train.num_workers, dtype)
-            sides += 1
-        del model, data
+        try:
+            sides += _fill_group(recipe, cache_dir, reg, index, len(groups))
+        except Exception as exc:  # noqa: BLE001 (one group's failure must not stop the sweep: its trials report it)
+            logger.warning("feature pre-pass %d/%d failed (%s: %s); its trials compute their features themselves and report "
+                           "the problem", index, len(groups), type(exc).__name__, exc)
     return {"groups": len(groups), "sides": sides}
+
+
+def _fill_group(recipe: BaseModel, cache_dir: Path, reg: Registry, index: int, total: int) -> int:
+    """Build one group's model as recipes.run does and cache its frozen sides; returns how many."""
+    seed_everything(recipe.seed)
+    data = reg.build("datasets", recipe.data, seed=recipe.seed)
+    model = compose(recipe, data, reg)
+    device = resolve_device(recipe.train.device)
+    model.to(device)
+    dtype = resolve_precision(recipe.train.precision, device)
+    frozen = [s for s in ("eeg", "video") if not getattr(model, s).report.trains_encoder]
+    logger.info("feature pre-pass %d/%d: %s", index, total, ", ".join(frozen) or "nothing frozen")
+    for side in frozen:
+        feature_cache.features(side, getattr(model, side), data, device, cache_dir,
+                               recipe.eval.batch_size or recipe.train.batch_size, recipe.train.num_workers, dtype)
+    return len(frozen)

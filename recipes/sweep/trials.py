@@ -32,11 +32,17 @@ class Job:
     resume: bool
 
 
-def runs_in(trial_dir: Path) -> list[Path]:
-    """Run directories under a trial's output directory (hidden entries such as .failed are not runs)."""
+def attempts_in(trial_dir: Path) -> list[Path]:
+    """Run directories recipes.run made under a trial's output directory, oldest first (hidden entries
+    such as .failed are not runs); one that failed before training began may lack run.json."""
     if not trial_dir.is_dir():
         return []
-    return sorted(p for p in trial_dir.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "run.json").is_file())
+    return sorted((p for p in trial_dir.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
+
+
+def runs_in(trial_dir: Path) -> list[Path]:
+    """The attempts that started training (they have run.json)."""
+    return [p for p in attempts_in(trial_dir) if (p / "run.json").is_file()]
 
 
 def _status(run_dir: Path) -> str | None:
@@ -60,7 +66,7 @@ def plan_job(record: SweepRecord, trial: dict[str, Any], base_yaml: Path, args: 
             return Job(trial["id"], [], log_path, resume=False)
         if (run_dir / "checkpoints" / "last.pt").is_file():
             return Job(trial["id"], [*python, "--resume", str(run_dir), "--quiet"], log_path, resume=True)
-    for run_dir in runs:  # attempts that never reached a checkpoint: kept aside, not resumable
+    for run_dir in attempts_in(trial_dir):  # attempts that never reached a checkpoint: kept aside, not resumable
         attic = trial_dir / ".failed"
         attic.mkdir(parents=True, exist_ok=True)
         shutil.move(str(run_dir), str(attic / run_dir.name))
