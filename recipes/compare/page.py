@@ -83,7 +83,7 @@ def _read(path: Path) -> str:
 def _sweep_section(folder: Path, index: int, sweep: Sweep) -> str:
     select = sweep.data.get("select") or {"metric": "val/eeg_to_video/R@1"}
     metric = select["metric"]
-    axes = list((sweep.data.get("space") or {}).get("axes") or {})
+    axes = [k for k, v in ((sweep.data.get("space") or {}).get("axes") or {}).items() if not isinstance(v, list) or len(v) > 1]
     # seeds are repetitions, not a setting: their spread shows in every other plot's scatter
     pngs = {f"against-{i}": plots.against_value(sweep, key, metric) for i, key in enumerate(axes) if key != "seed"}
     pngs["curves"] = plots.curves(sweep, metric)

@@ -137,17 +137,19 @@ def curves(sweep: Sweep, metric: str) -> bytes | None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     drawn = 0
+    axes = (sweep.data.get("space") or {}).get("axes") or {}
+    varying = {k for k, v in axes.items() if not isinstance(v, list) or len(v) > 1}
     for run in sweep.runs:
         xs, ys = _series(run.lines, "eval", metric, "epoch")
         if xs:
-            label = ", ".join(f"{k}={v}" for k, v in run.swept.items())
+            label = ", ".join(f"{k}={v}" for k, v in run.swept.items() if k in varying)
             ax.plot(xs, ys, marker="o", ms=2, label=label[:60])
             drawn += 1
     if not drawn:
         plt.close(fig)
         return None
     ax.set(xlabel="epoch", ylabel=metric, title=f"{metric} of every trial")
-    if drawn <= 12:
-        ax.legend(fontsize=7, loc="best")
+    if drawn <= 16:  # beside the axes, so it hides no curve
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
     return _png(fig)

@@ -57,6 +57,8 @@ def table(data: dict[str, Any]) -> str:
     """A plain-text table of configurations, best first by the selection metric."""
     rows = configurations(data)
     keys = list(dict.fromkeys(k for r in rows for k in r["config"]))
+    # an axis of one value (a fixed list, e.g. train.loggers=[[jsonl,tensorboard]]) tells rows apart in nothing
+    keys = [k for k in keys if len(rows) < 2 or len({json.dumps(r["config"].get(k), sort_keys=True) for r in rows}) > 1]
     metric = data["select"]["metric"]
     with_seeds = any(len(r["trials"]) > 1 for r in rows)
     header = ["rank", *keys, *(["seeds"] if with_seeds else []), f"best {metric}", f"final {metric}", "status"]
