@@ -57,3 +57,22 @@ def test_loggers_are_checked_when_the_recipe_is_validated(reg, monkeypatch):
     with pytest.raises(RecipeError, match=r"pip install 'peftzoo\[tensorboard\]'"):
         schema.validate(tiny_recipe(**{"train.loggers": ["jsonl", "tensorboard"]}), reg)
     assert schema.validate(tiny_recipe(), reg).train.loggers == ["jsonl"]
+
+
+def test_a_resumed_run_replaces_the_events_after_its_checkpoint(tmp_path):
+    """As metrics.jsonl drops its lines after the checkpoint's step, TensorBoard purges those events."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from recipes.loggers.tensorboard import TensorBoardLogger
+
+    first = TensorBoardLogger(tmp_path / "tb")
+    for step in range(1, 6):  # interrupted after step 5, last checkpoint at step 3
+        first.log({"type": "train", "epoch": 1, "step": step, "train/loss": 10.0 + step})
+    first.writer.close()
+    resumed = TensorBoardLogger(tmp_path / "tb", resume_step=3)
+    for step in range(4, 7):
+        resumed.log({"type": "train", "epoch": 1, "step": step, "train/loss": 20.0 + step})
+    resumed.finish({"status": "interrupted"}, {})
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("train/loss")] == [(1, 11), (2, 12), (3, 13), (4, 24), (5, 25), (6, 26)]
