@@ -127,7 +127,13 @@ def _name(base: dict[str, Any], path: Path) -> str:
 def _select(given: dict[str, str] | None, base: dict[str, Any]) -> dict[str, str]:
     """The selection metric: the command's, else the recipe's train.select, else val/eeg_to_video/R@1 (max)."""
     recipe_select = (base.get("train") or {}).get("select") if isinstance(base.get("train"), dict) else None
-    chosen = {**DEFAULT_SELECT, **(recipe_select if isinstance(recipe_select, dict) else {}), **(given or {})}
+    chosen = {"metric": DEFAULT_SELECT["metric"], "mode": None}
+    for source in (recipe_select if isinstance(recipe_select, dict) else {}), (given or {}):
+        if source.get("metric") and source.get("metric") != chosen["metric"]:
+            chosen["mode"] = None  # a new metric brings its own direction unless given
+        chosen.update({k: v for k, v in source.items() if k in ("metric", "mode") and v is not None})
+    if chosen["mode"] is None:  # as train.select: losses and ranks are better low, recalls high
+        chosen["mode"] = "min" if "loss" in str(chosen["metric"]) or str(chosen["metric"]).endswith("rank") else "max"
     if chosen["mode"] not in ("max", "min"):
         raise RecipeError(f"select mode {chosen['mode']!r}: use max or min")
     return {"metric": str(chosen["metric"]), "mode": chosen["mode"]}
