@@ -13,6 +13,7 @@ import registry
 from recipes import schema, video_cache
 from recipes.compose import compose
 from recipes.data.base import PairedData, PairTorchDataset
+from tests.cache_support import entry_files
 from tests.conftest import tiny_recipe
 
 
@@ -98,21 +99,21 @@ def test_a_failure_leaves_no_file(swin_t, tmp_path, monkeypatch):
     monkeypatch.setattr(video_cache, "clip_batches", fails_midway)
     with pytest.raises(RuntimeError, match="killed"):
         video_cache.prepare(swin_t, frames_data(), tmp_path, batch_size=2)
-    assert list(tmp_path.iterdir()) == []
+    assert entry_files(tmp_path) == []
 
 
 def test_too_little_disk_space_is_a_clear_error(swin_t, tmp_path, monkeypatch):
     monkeypatch.setattr(video_cache.shutil, "disk_usage", lambda path: type("usage", (), {"free": 1000})())
     with pytest.raises(video_cache.VideoCacheError, match="train.cache_dir"):
         video_cache.prepare(swin_t, frames_data(), tmp_path, batch_size=4)
-    assert list(tmp_path.iterdir()) == []
+    assert entry_files(tmp_path) == []
 
 
 def test_data_without_fingerprint_is_kept_in_memory(swin_t, tmp_path):
     data = frames_data(fingerprint=None)
     prepared = video_cache.prepare(swin_t, data, tmp_path, batch_size=4)
     assert not isinstance(prepared.video, np.memmap) and prepared.fingerprint is None
-    assert list(tmp_path.iterdir()) == []
+    assert entry_files(tmp_path) == []
     assert torch.equal(swin_t.preprocessing.normalize(torch.from_numpy(prepared.video)), swin_t.preprocess(torch.from_numpy(data.video)))
 
 
