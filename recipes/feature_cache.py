@@ -66,7 +66,7 @@ def key_spec(side: str, tower: Tower, data: PairedData, device: torch.device, dt
         "data": data_identity,
         "channels": list(data.channels) if side == "eeg" else None,
         "rate": data.sfreq if side == "eeg" else data.fps,
-        "code": code_identity([encoder, getattr(encoder, "preprocessing", None)], COMPUTING_CODE),
+        "code": code_identity([encoder] + ([encoder.preprocessing] if hasattr(encoder, "preprocessing") else []), COMPUTING_CODE),
         "device": device.type,
         "dtype": str(dtype),
     }
@@ -128,7 +128,7 @@ def features(side: str, tower: Tower, data: PairedData, device: torch.device, ca
     Another process computing the same entry is waited for, and its result read. An exception while
     computing (Ctrl-C, SIGTERM raised by the trainer's handler) leaves no entry and no temporary file.
     """
-    found = key_spec(side, tower, data, device, dtype, Path(cache_dir)) if cache_dir is not None else None
+    found = key_spec(side, tower, data, device, dtype, store.ensure_directory(cache_dir)) if cache_dir is not None else None
     if found is None:
         return compute(side, tower, list(data.channels), data, device, batch_size, num_workers, dtype)
     spec, data_description = found

@@ -57,7 +57,7 @@ def key_spec(preprocessing: VideoPreprocess, data: PairedData, device: torch.dev
     if cache_dir is None:
         identity, description = {"fingerprint": data.fingerprint, "shape": list(data.video.shape)}, "in memory"
     else:
-        identity, description = content.identity(data.video, data.fingerprint, Path(cache_dir))
+        identity, description = content.identity(data.video, data.fingerprint, store.ensure_directory(cache_dir))
     spec = {
         "data": identity,
         "frames": preprocessing.frames,

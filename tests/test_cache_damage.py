@@ -148,3 +148,17 @@ def test_an_interrupt_while_writing_clips_leaves_no_entry(tiny, clip_encoder, tm
     monkeypatch.setattr(video_cache, "clip_batches", real)
     video_cache.prepare(clip_encoder, data, tmp_path, batch_size=8)
     assert len(entry_files(tmp_path)) == 2
+
+
+def test_a_cache_dir_that_is_a_file_is_one_clear_user_error(tiny, clip_encoder, tmp_path):
+    from recipes.cache.store import CacheDirError
+    from registry.errors import UserError
+
+    data, model = tiny
+    (tmp_path / "file").write_text("x")
+    for directory in (tmp_path / "file", tmp_path / "file" / "below"):
+        with pytest.raises(CacheDirError, match="train.cache_dir") as error:
+            feature_cache.features("eeg", model.eeg, data, CPU, directory, batch_size=16)
+        assert isinstance(error.value, UserError) and str(directory) in str(error.value)
+        with pytest.raises(CacheDirError, match="train.cache_dir"):
+            video_cache.prepare(clip_encoder, data, directory, batch_size=16)

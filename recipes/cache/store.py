@@ -28,6 +28,7 @@ import filelock
 
 from recipes.cache.hashing import file_digest, file_stat
 from recipes.rundir import atomic_write, now
+from registry.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,30 @@ ENTRY = re.compile(r"^(?P<name>(?:eeg|video|video-clips)-[0-9a-f]{32})(?P<suffix
 """The files that belong to entries; nothing else in a cache directory is ever listed or removed."""
 
 TEMPORARY = re.compile(r"^\.(?:eeg|video|video-clips)-[0-9a-f]{32}\.(?:safetensors|npy|json)\..*\.tmp$")
+
+
+class CacheDirError(UserError, OSError):
+    """A cache directory that cannot be created or written."""
+
+
+def ensure_directory(directory: Path) -> Path:
+    """`directory`, created if needed and checked writable; CacheDirError naming the fix otherwise.
+
+    Cheap: the trainer may call it before a run starts, so a bad train.cache_dir is refused before
+    anything is created (and the caches call it before they lock or write).
+    """
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise CacheDirError(f"cache directory {str(directory)!r} is a file; point train.cache_dir at a directory") from None
+    except OSError as exc:
+        raise CacheDirError(f"cache directory {str(directory)!r} cannot be created ({exc.strerror}); point train.cache_dir at a writable place") from None
+    if not directory.is_dir():
+        raise CacheDirError(f"cache directory {str(directory)!r} is not a directory; point train.cache_dir at a directory")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise CacheDirError(f"cache directory {str(directory)!r} is not writable; point train.cache_dir at a writable place")
+    return directory
 
 
 class Damaged(Exception):
@@ -51,7 +76,7 @@ def write_json_atomic(path: Path, obj: dict) -> None:
 @contextlib.contextmanager
 def locked_path(lock: Path, what: str) -> Iterator[None]:
     """Hold an exclusive lock on `lock`; say once when another process holds it (waiting stays interruptible)."""
-    lock.parent.mkdir(parents=True, exist_ok=True)
+    ensure_directory(lock.parent)
     file_lock = filelock.FileLock(str(lock))
     try:
         file_lock.acquire(timeout=0)
@@ -101,7 +126,7 @@ class Entry:
         if not has_data and not has_manifest:
             return None
         if not has_manifest:
-            raise Damaged("it has no manifest, so its writing never completed")
+            raise Damaged("it has no manifest: its writing never completed, or an older peftzoo wrote it")
         try:
             manifest = json.loads(self.manifest_path.read_text())
         except (OSError, ValueError) as exc:
