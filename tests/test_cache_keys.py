@@ -80,10 +80,14 @@ def test_part_of_a_mapped_file_is_keyed_by_its_own_bytes(tiny, tmp_path):
     assert part["sha256"] == content.array_digest(np.array(eeg[:10]))
 
 
-def test_in_memory_data_is_keyed_by_its_generating_config(tiny, tmp_path):
+def test_in_memory_data_is_keyed_by_its_content(tiny, tmp_path):
+    """Synthetic data of one config gets one key; other bytes under the same fingerprint (an edit of the
+    generating code) get another; data without a fingerprint is not cached on disk."""
     data, _ = tiny
-    assert content.identity(data.eeg, data.fingerprint, tmp_path)[0]["fingerprint"] == data.fingerprint
-    assert content.identity(data.eeg, None, tmp_path) is None  # no identity declared: not cached on disk
+    first = content.identity(data.eeg, data.fingerprint, tmp_path)[0]
+    assert content.identity(data.eeg.copy(), data.fingerprint, tmp_path)[0] == first
+    assert content.identity(data.eeg * 2, data.fingerprint, tmp_path)[0] != first
+    assert content.identity(data.eeg, None, tmp_path) is None
 
 
 def test_a_library_version_change_invalidates(tiny, tmp_path, monkeypatch):

@@ -4,11 +4,12 @@ A data set's own fingerprint may be path + size + mtime (cheap, but a copy with 
 file rewritten in place and given back its mtime, looks unchanged). Cache keys use the content
 instead: a memory-mapped array is identified by a sha256 of its file, computed once and remembered
 in a small sidecar under the cache directory, keyed by the file's path, size, mtime, ctime, inode
-and device (ctime cannot be set back by copying tools, so a rewrite in place is noticed); an
-in-memory array by the fingerprint its data component gives (synthetic data: its generating config).
-Files are hashed in streaming chunks (recipes/cache/hashing.py).
+and device (ctime cannot be set back by copying tools, so a rewrite in place is noticed). An array
+in memory (synthetic data, recordings decoded at load time) or part of a mapped file is hashed from
+its own bytes on each call: it is in memory already, hashing runs at about 1 GB/s, and unlike a
+generating config its content also follows edits of the generating code. Files are hashed in
+streaming chunks (recipes/cache/hashing.py).
 """
-
 from __future__ import annotations
 
 import hashlib
@@ -69,8 +70,9 @@ def array_digest(array: np.ndarray) -> str:
 def identity(array: np.ndarray, fingerprint: str | None, cache_dir: Path) -> tuple[dict, str] | None:
     """(what the key holds for this array, a short description for listings); None: do not cache on disk.
 
-    A file-backed array is keyed by its file's content; part of a mapped file by its own bytes; an
-    in-memory array by the data component's fingerprint (None: the data declares no identity).
+    A file-backed array is keyed by its file's content; part of a mapped file and an in-memory array
+    by their own bytes. A data set whose component gives no fingerprint is not cached on disk (the
+    PairedData contract: None disables the on-disk cache).
     """
     shape = {"shape": list(array.shape), "dtype": str(array.dtype)}
     if fingerprint is None:
@@ -80,4 +82,4 @@ def identity(array: np.ndarray, fingerprint: str | None, cache_dir: Path) -> tup
         return {"sha256": remembered_digest(path, cache_dir), "offset": int(array.offset), **shape}, str(path.resolve())
     if isinstance(array, np.memmap):
         return {"sha256": array_digest(array), **shape}, f"part of {array.filename}"
-    return {"fingerprint": fingerprint, **shape}, f"in memory, fingerprint {fingerprint[:12]}"
+    return {"sha256": array_digest(array), **shape}, f"in memory, data fingerprint {fingerprint[:12]}"

@@ -232,8 +232,11 @@ def scan(directory: Path) -> list[Listed]:
                 manifest = json.loads(entry.manifest_path.read_text())
             if not isinstance(manifest, dict):
                 manifest = {}
-        stats = [p.stat() for p in files]
-        last_used = entry.manifest_path.stat().st_mtime if entry.manifest_path.exists() else max(s.st_mtime for s in stats)
+        try:  # another process may remove or replace files while we look
+            stats = [p.stat() for p in files]
+            last_used = entry.manifest_path.stat().st_mtime if entry.manifest_path.exists() else max(s.st_mtime for s in stats)
+        except FileNotFoundError:
+            continue
         created = min(s.st_mtime for s in stats)
         listed.append(Listed(name, sorted(files), sum(s.st_size for s in stats), status, manifest, created, last_used))
     return sorted(listed, key=lambda x: x.last_used)
