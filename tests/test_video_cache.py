@@ -76,7 +76,8 @@ def test_another_spec_or_data_gets_another_file(swin_t, tmp_path):
     video_cache.prepare(swin_t, data, tmp_path, batch_size=4)
     video_cache.prepare(encoders.build("swin3d_t", frames=8, size=64, resize=80), data, tmp_path, batch_size=4)
     video_cache.prepare(encoders.build("tiny_video", frames=4, size=32), data, tmp_path, batch_size=4)
-    video_cache.prepare(swin_t, dataclasses.replace(data, fingerprint="other-data"), tmp_path, batch_size=4)
+    video_cache.prepare(swin_t, dataclasses.replace(data, video=data.video[::-1].copy()), tmp_path, batch_size=4)  # other content
+    video_cache.prepare(swin_t, dataclasses.replace(data, fingerprint="other-name"), tmp_path, batch_size=4)  # same content: reused
     assert len(list(tmp_path.glob("video-clips-*.npy"))) == 4
 
 
