@@ -108,3 +108,15 @@ def test_an_entry_in_use_is_skipped(cache, capsys):
     captured = capsys.readouterr()
     assert f"skipped {eeg}: another process is using it" in captured.err and "removed 2 of 3 entries" in captured.out
     assert [e["entry"] for e in listing(cache, capsys)["entries"]] == [eeg]
+
+
+def test_list_verify_finds_bytes_changed_in_place(cache, capsys):
+    """Same size, other bytes: only the sha256 tells; `list` reads sizes only, `list --verify` every byte."""
+    clips = next(cache.glob("video-clips-*.npy"))
+    raw = bytearray(clips.read_bytes())
+    raw[-1] ^= 0xFF
+    clips.write_bytes(bytes(raw))
+    assert all(e["status"] == "ok" for e in listing(cache, capsys)["entries"] if e["kind"] == "video-clips")
+    assert main(["--cache-dir", str(cache), "list", "--json", "--verify"]) == 0
+    (entry,) = [e for e in json.loads(capsys.readouterr().out)["entries"] if e["kind"] == "video-clips"]
+    assert "sha256" in entry["status"]

@@ -1,7 +1,8 @@
-"""`python -m recipes.cache [--cache-dir DIR] list [--json] | clear (--all | --older-than DAYS | ENTRY...)`.
+"""`python -m recipes.cache [--cache-dir DIR] list [--json] [--verify] | clear (--all | --older-than DAYS | ENTRY...)`.
 
 Shows what the feature and clip caches hold (each entry's side, encoder, data, pairs, size, age and
-last use, and whether it is sound) and removes entries: all of them, those unused for DAYS days, or
+last use, and whether it is sound: manifest and size, and with --verify every byte against the
+sha256 written with it) and removes entries: all of them, those unused for DAYS days, or
 named ones (a unique prefix of the name is enough). Only files named as cache entries (and the
 cache's own .hashes, .locks and temporary files) are ever removed, so pointing --cache-dir at the
 wrong folder removes nothing else. An entry another process is writing is skipped. A bad directory
@@ -79,8 +80,8 @@ def describe(item: Listed) -> dict:
     }
 
 
-def list_entries(directory: Path, as_json: bool) -> None:
-    items = [describe(item) for item in scan(directory)]
+def list_entries(directory: Path, as_json: bool, verify: bool = False) -> None:
+    items = [describe(item) for item in scan(directory, verify=verify)]
     if as_json:
         print(json.dumps({"cache_dir": str(directory), "size_bytes": sum(i["size_bytes"] for i in items), "entries": items}, indent=1))
         return
@@ -162,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="entries with their side, encoder, data, size, age and status")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    listing.add_argument("--verify", action="store_true", help="also check every entry's bytes against its sha256 (reads them all)")
     clearing = commands.add_parser("clear", help="remove all entries, those unused for DAYS days, or named ones")
     clearing.add_argument("entries", nargs="*", metavar="ENTRY", help="entry names (or unique prefixes) as `list` shows them")
     group = clearing.add_mutually_exclusive_group()
@@ -176,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         directory = cache_directory(args.cache_dir)
         if args.command == "list":
-            list_entries(directory, args.json)
+            list_entries(directory, args.json, args.verify)
         else:
             clear(directory, args.entries, args.all, args.older_than)
     except UserError as exc:

@@ -212,8 +212,11 @@ class Listed:
         return (time.time() - self.last_used) / 86400
 
 
-def scan(directory: Path) -> list[Listed]:
-    """Every entry (complete or not) in `directory`, oldest use first. Reads manifests and sizes, no data."""
+def scan(directory: Path, verify: bool = False) -> list[Listed]:
+    """Every entry (complete or not) in `directory`, oldest use first.
+
+    Reads manifests and sizes only; with `verify`, also every data file's bytes against its sha256.
+    """
     groups: dict[str, list[Path]] = {}
     for path in directory.iterdir():
         match = ENTRY.match(path.name)
@@ -226,6 +229,8 @@ def scan(directory: Path) -> list[Listed]:
         manifest, status = {}, "ok"
         try:
             manifest = entry.manifest() or {}
+            if verify and file_digest(entry.data_path) != manifest.get("sha256"):
+                raise Damaged("its bytes do not match the sha256 written with it")
         except Damaged as exc:
             status = f"damaged: {exc}"
             with contextlib.suppress(OSError, ValueError):
