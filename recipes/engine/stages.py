@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from recipes import feature_cache, video_cache
 from recipes.data.base import PairedData
 from recipes.distributed import BatchEmbedder
-from recipes.engine.checkpoint import load_checkpoint, save_checkpoint
+from recipes.engine.checkpoint import restore_training_state, restore_weights, save_checkpoint
 from recipes.engine.device import Precision
 from recipes.engine.epoch import train_epoch
 from recipes.engine.evaluation import evaluate_epoch, start_loss_epoch
@@ -64,18 +64,21 @@ def run_stage(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, run: 
               checkpoint: dict[str, Any] | None) -> None:
     """Train one stage whose strategies are applied, from its start or from `checkpoint` inside it."""
     cfg = recipe.train
+    if checkpoint is not None:
+        restore_weights(checkpoint, model)
     stage_data = cache_features(recipe, model, data, device, cache_dir, precision)
     train_loader, val_loader, in_order_loader = make_loaders(recipe, model, stage_data, device)
     lr = cfg.lr if stage.lr is None else stage.lr
     optimizer = make_optimizer(recipe, model, lr)
     scheduler = make_scheduler(recipe, optimizer, stage_steps, lr)
     if checkpoint is not None:
-        load_checkpoint(checkpoint, model, optimizer, scheduler, precision, progress)
+        restore_training_state(checkpoint, model, optimizer, scheduler, precision, progress)
     else:
         progress.stage, progress.stage_start = index, progress.step
         log_stage_start(run, model, progress, index, stage, lr)
     embed = BatchEmbedder(model, device)
-    while progress.epoch < first_epoch + stage.epochs:
+    # An epoch is unfinished after a mid-epoch resume (batch_in_epoch > 0), the stage's last one included.
+    while progress.epoch < first_epoch + stage.epochs or progress.batch_in_epoch > 0:
         if progress.batch_in_epoch == 0:
             progress.epoch += 1
             if in_order_loader is not None:
