@@ -82,3 +82,40 @@ def test_two_threads_write_one_clip_entry_once(tmp_path, monkeypatch, caplog):
     assert errors == [] and len(computed) == 1 and np.array_equal(results[0], results[1])
     assert any("another process is writing" in r.getMessage() for r in caplog.records)
     assert len(entry_files(tmp_path)) == 2
+
+
+def test_waiting_for_another_writer_stops_at_once_on_a_signal(tmp_path):
+    """A run waiting on another process's entry lock is stopped within a second by a handler that raises."""
+    import signal
+
+    from recipes.cache import store
+
+    entry = store.Entry(tmp_path, f"eeg-{'a' * 32}", ".safetensors")
+    held, done = threading.Event(), threading.Event()
+
+    def other_writer():
+        with entry.locked():
+            held.set()
+            done.wait(30)
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    previous = signal.signal(signal.SIGALRM, stop)
+    try:
+        assert held.wait(30)
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        start = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            with entry.locked():
+                pytest.fail("took a lock another writer holds")
+        assert time.monotonic() - start < 1.5
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        done.set()
+        writer.join(30)
+    with entry.locked():  # the interrupted waiter left nothing held
+        pass

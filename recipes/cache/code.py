@@ -71,8 +71,11 @@ def classes_of(objects: Iterable[object]) -> set[type]:
 
 
 def _is_installed(name: str) -> bool:
+    """A module of the standard library or an installed distribution (not the project's own code)."""
     file = getattr(sys.modules.get(name), "__file__", None)
-    return file is None or any(part in ("site-packages", "dist-packages") for part in Path(file).parts)
+    if file is None or name.split(".")[0] in sys.stdlib_module_names:
+        return True
+    return any(part in ("site-packages", "dist-packages") for part in Path(file).parts)
 
 
 def imported_by(name: str) -> set[str]:
