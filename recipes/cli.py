@@ -8,6 +8,7 @@ checked without importing it. To add one, add a row to COMMANDS.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import runpy
 import sys
@@ -58,22 +59,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: peftzoo resume RUN|latest [RECIPE] [--output-dir DIR]\n\n{description}\n"
               f"(python -m recipes.run --resume RUN|latest; see peftzoo run --help)")
         return 0 if rest else 2
-    saved = sys.argv
+    target = importlib.import_module(module)
+    if callable(getattr(target, "main", None)):  # the module's own command line, as `python -m` runs it
+        try:
+            code = target.main([*first, *rest])
+        except SystemExit as exc:  # argparse's --help and usage errors
+            code = exc.code
+        return _exit_code(code)
+    saved = sys.argv  # a package run through its __main__
     sys.argv = [f"peftzoo {name}", *first, *rest]
     try:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
     except SystemExit as exc:
-        code = exc.code
-        if code is None:
-            return 0
-        if isinstance(code, int):
-            return code
-        print(code, file=sys.stderr)
-        return 1
+        return _exit_code(exc.code)
     finally:
         sys.argv = saved
     return 0
 
+
+def _exit_code(code) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
 
 if __name__ == "__main__":
     sys.exit(main())

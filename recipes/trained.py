@@ -100,7 +100,7 @@ class TrainedModel:
         self.model.eeg.encoder.check_input(torch.empty(1, x.shape[1], x.shape[2]), channels)
 
         def one(batch: np.ndarray | torch.Tensor, start: int) -> torch.Tensor:
-            t = torch.as_tensor(np.asarray(batch, dtype=np.float32) if not torch.is_tensor(batch) else batch).float()
+            t = batch.float() if torch.is_tensor(batch) else torch.from_numpy(np.array(batch, dtype=np.float32))  # a copy: memmaps are read-only
             bad = (~torch.isfinite(t)).flatten(1).any(1)
             if bad.any():
                 rows = (torch.nonzero(bad).flatten() + start).tolist()
@@ -120,7 +120,7 @@ class TrainedModel:
         encoder.input_spec.check(frame_shape=tuple(frames.shape[1:]), encoder=encoder.name)
 
         def one(batch, start: int) -> torch.Tensor:
-            t = torch.as_tensor(np.asarray(batch)) if not torch.is_tensor(batch) else batch
+            t = batch if torch.is_tensor(batch) else torch.from_numpy(np.array(batch))
             return self.model.video(encoder.preprocess(t.to(self.device)))
 
         return self._batched(frames, one, batch_size, progress, "video")
