@@ -50,23 +50,25 @@ def foldable(strategy) -> bool:
 
 
 def merged_encoder(tower) -> tuple[torch.nn.Module, list, list]:
-    """(a merged copy of the tower's encoder, strategies folded into it, strategies still needed).
-
-    A strategy is still needed when the merged encoder keeps parameters it added (prefix, prompt);
-    strategies that only chose what trains (bitfit, last_k, full) leave plain weights behind.
-    """
+    """(a merged copy of the tower's encoder, strategies folded into it, the other strategies)."""
     from adapters.strategies.lora import merge
 
     encoder = copy.deepcopy(tower.encoder)
     merge(encoder)
-    strategies = [s for s, _ in tower.applied.values()]
-    pretrained = getattr(tower.encoder, "pretrained_parameter_names", None)
-    extra = [n for n, _ in encoder.named_parameters() if pretrained is not None and n not in pretrained]
-    folded = [s for s in strategies if foldable(s)]
-    kept = [s for s in strategies if not foldable(s) and s.name != "head_only"] if extra else []
-    if extra and not kept:
-        raise UserError(f"merging left adapter weights {extra[:5]} that no strategy of this side re-creates; export with --peft or use the run")
-    return encoder.eval(), folded, kept
+    strategies = [s for s, _ in tower.applied.values() if s.name != "head_only"]
+    return encoder.eval(), [s for s in strategies if foldable(s)], [s for s in strategies if not foldable(s)]
+
+
+def loads_as_plain(config: dict, state: dict[str, torch.Tensor]) -> bool:
+    """Whether `state` is a plain checkpoint of the encoder `config` builds: every parameter it has
+    after the encoder's own checkpoint conversion (LaBraM grows the q/v biases BitFit trained), and no
+    other. Then no strategy needs re-applying: the merged weights are the whole encoder."""
+    import registry
+
+    fresh = registry.default().build("encoders", {**config, "checkpoint": None})
+    converted, _ = fresh.convert_state_dict(dict(state))
+    params = {n for n, _ in fresh.named_parameters()}
+    return params <= set(converted) and set(converted) <= set(fresh.state_dict())
 
 
 def _spec(config) -> dict:
@@ -96,23 +98,30 @@ def write_bundle(trained, out: Path, *, require_merged: bool = False, final_path
     from recipes import schema
 
     model, recipe = trained.model, trained.recipe
-    sides = {}
+    sides, states = {}, {}
     for side in SIDES:
         tower = getattr(model, side)
-        encoder, folded, kept = merged_encoder(tower)
-        if require_merged and kept:
-            raise UserError(
-                f"{side}: strategy {', '.join(s.name for s in kept)} adds weights that cannot be merged into the encoder; "
-                f"export with --bundle (self-contained, loads with recipes.load)"
-            )
+        encoder, folded, others = merged_encoder(tower)
         config = _spec(encoder.cfg)
         config["checkpoint"] = None
+        states[side] = _tensors(encoder.state_dict())
+        plain = loads_as_plain(config, states[side])
+        if not plain and not others:
+            extra = sorted(set(states[side]) - set(tower.encoder.state_dict()))
+            raise UserError(f"{side}: merging left weights ({', '.join(extra[:3]) or 'changed structure'}) that no strategy "
+                            f"of this side re-creates; export with --peft or use the run directory")
+        if require_merged and not plain:
+            raise UserError(
+                f"{side}: strategy {', '.join(s.name for s in others)} adds weights that cannot be merged into the encoder; "
+                f"export with --bundle (self-contained, loads with recipes.load)"
+            )
         sides[side] = {
             "encoder": config,
-            "strategies": [_spec(s.cfg) for s in kept],
+            "plain": plain,
+            "strategies": [] if plain else [_spec(s.cfg) for s in others],
             "merged": [s.name for s in folded],
             "head": _spec(getattr(recipe, side).head),
-            "state": (encoder, tower.head),
+            "preprocessing": _preprocessing(encoder),
         }
     info = {
         "format": FORMAT,
@@ -128,10 +137,8 @@ def write_bundle(trained, out: Path, *, require_merged: bool = False, final_path
     }
     heads = {}
     for side in SIDES:
-        encoder, head = sides[side].pop("state")
-        atomic_write(out / f"{side}_encoder.safetensors", save(_tensors(encoder.state_dict())))
-        heads.update({f"{side}.head.{k}": v for k, v in _tensors(head.state_dict()).items()})
-        sides[side]["preprocessing"] = _preprocessing(encoder)
+        atomic_write(out / f"{side}_encoder.safetensors", save(states[side]))
+        heads.update({f"{side}.head.{k}": v for k, v in _tensors(getattr(model, side).head.state_dict()).items()})
         info[side] = sides[side]
     heads.update({f"loss.{k}": v for k, v in _tensors(model.loss.state_dict()).items()})
     atomic_write(out / "heads.safetensors", save(heads))
@@ -219,13 +226,17 @@ def read_bundle(path: Path, device: torch.device):
     towers = {}
     for side in SIDES:
         spec = info[side]
-        encoder = reg.build("encoders", spec["encoder"])
+        file = path / f"{side}_encoder.safetensors"
         applied: dict = {}
-        report = report_for("bundle", encoder, [])
-        for strategy_spec in spec["strategies"]:
-            report = apply_strategies(encoder, [reg.build("strategies", strategy_spec)], applied)
-        state = _load_tensors(path / f"{side}_encoder.safetensors")
-        _load_strict(encoder, state, path / f"{side}_encoder.safetensors")
+        if spec.get("plain"):  # the merged weights are the whole encoder: load them as its checkpoint
+            encoder = reg.build("encoders", {**spec["encoder"], "checkpoint": str(file)})
+            report = report_for("merged", encoder, [])
+        else:
+            encoder = reg.build("encoders", spec["encoder"])
+            report = report_for("bundle", encoder, [])
+            for strategy_spec in spec["strategies"]:
+                report = apply_strategies(encoder, [reg.build("strategies", strategy_spec)], applied)
+        _load_strict(encoder, _load_tensors(file), file)
         encoder.requires_grad_(False)
         head = reg.build("heads", spec["head"], in_dim=encoder.feature_dim, out_dim=info["embed_dim"])
         prefix = f"{side}.head."

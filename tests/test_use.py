@@ -172,7 +172,7 @@ def test_best_weights_are_used_when_present_and_say_so(run, tmp_path, capsys):
     data = registry.build("datasets", {"name": "arrays", "path": str(run.parent.parent / "arrays")})
     loaded, last = recipes.load(copy, device="cpu"), recipes.load(copy, device="cpu", checkpoint="last")
     assert loaded.weights == "best" and last.weights == "last"
-    assert torch.allclose(loaded.embed_eeg(data.eeg[:4]), best.model.eeg(torch.from_numpy(np.asarray(data.eeg[:4])), channels=data.channels))
+    assert torch.allclose(loaded.embed_eeg(data.eeg[:4]), best.model.eeg(torch.from_numpy(np.array(data.eeg[:4])), channels=data.channels))
     assert not torch.allclose(loaded.embed_eeg(data.eeg[:4]), last.embed_eeg(data.eeg[:4]))
     assert evaluate_main([str(copy), "--no-plot", "-q"]) == 0
     assert json.loads((copy / "eval" / "test.json").read_text())["test/weights"] == "best"
