@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import peft
@@ -97,6 +98,8 @@ def fake_run(root: Path, **changes) -> Path:
     run = root / "run"
     run.mkdir()
     (run / "recipe.yaml").write_text(schema.dump(recipe))
+    data = {"channels": list(DEFAULT_CHANNELS), "sfreq": 200.0, "n_samples": 400, "frame_shape": [4, 20, 20, 3]}
+    (run / "run.json").write_text(json.dumps({"status": "completed", "data": data}))  # as the engine records it
     save_trainable(model, run / "trainable.safetensors", {})
     return run
 
@@ -131,13 +134,24 @@ def test_peft_export_loads_in_peft_with_the_runs_outputs(kind, tmp_path):
 
 
 @pytest.mark.parametrize("strategy", ["prefix", "prompt", "bitfit", {"name": "last_k", "k": 1}, "full"])
-def test_peft_export_refuses_what_peft_cannot_load(strategy, tmp_path, capsys):
-    run = fake_run(tmp_path, **{"eeg.strategy": [strategy]})
+def test_peft_export_refuses_what_peft_cannot_load(strategy):
+    from types import SimpleNamespace
+
+    from recipes.export import peft_adapters
+    from registry.errors import UserError
+
+    built = registry.build("strategies", strategy)
+    model = SimpleNamespace(eeg=SimpleNamespace(applied={"x": (built, None)}), video=SimpleNamespace(applied={}))
+    with pytest.raises(UserError, match=f"eeg: strategy {built.name} cannot be exported in peft's format.*--bundle.*--merged"):
+        peft_adapters(model)
+
+
+def test_peft_export_refusal_leaves_nothing(tmp_path, capsys):
+    run = fake_run(tmp_path, **{"eeg.strategy": [{"name": "prefix", "length": 2}]})
     assert export_main([str(run), "--peft", str(tmp_path / "peft")]) == 2
     err = capsys.readouterr().err
-    name = strategy if isinstance(strategy, str) else strategy["name"]
-    assert f"strategy {name} cannot be exported in peft's format" in err and "--bundle" in err and "Traceback" not in err
-    assert not (tmp_path / "peft").exists()
+    assert err.startswith("error: eeg: strategy prefix cannot be exported") and "Traceback" not in err
+    assert not (tmp_path / "peft").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def test_peft_export_of_qv_lora_alone(tmp_path):

@@ -264,7 +264,7 @@ def test_retrieve_returns_the_planted_partner_first(run, tmp_path, capsys):
 def test_retrieve_from_raw_arrays_agrees_with_load(run, tmp_path):
     from recipes.retrieve import main as retrieve_main
 
-    arrays = run.parent.parent / "arrays"
+    arrays = write_arrays(tmp_path / "gallery", n=12)
     eeg = np.load(arrays / "eeg.npy")[:5]
     np.save(tmp_path / "q.npy", eeg)
     assert retrieve_main([str(run), "--eeg", str(tmp_path / "q.npy"), "--gallery", str(arrays), "-k", "2",
