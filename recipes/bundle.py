@@ -209,8 +209,10 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise UserError(f"{path} is not a readable safetensors file ({exc}); export the bundle again") from None
 
 
-def read_bundle(path: Path, device: torch.device):
-    """The TrainedModel a bundle holds, without the run, its data or the base checkpoints."""
+def read_bundle(path: Path, device: torch.device, checkpoint: str | None = None):
+    """The TrainedModel a bundle holds, without the run, its data or the base checkpoints.
+
+    A bundle holds one set of weights; asking for the other (`checkpoint`) is an error."""
     import registry
     from adapters.strategies.base import apply_strategies, report_for
     from recipes.model import DualEncoderCLIP, Tower
@@ -220,6 +222,10 @@ def read_bundle(path: Path, device: torch.device):
     if info.get("format") != FORMAT or info.get("format_version") != FORMAT_VERSION:
         raise UserError(f"{path / 'bundle.json'} is not a {FORMAT} v{FORMAT_VERSION} bundle (found {info.get('format')} "
                         f"v{info.get('format_version')}); export it again with this version")
+    held = (info.get("source") or {}).get("weights")
+    if checkpoint is not None and checkpoint != held:
+        raise UserError(f"{path} is a bundle of the run's {held} weights only; export the {checkpoint} ones with "
+                        f"python -m recipes.export RUN --bundle OUT --checkpoint {checkpoint}")
     verify(path)
     reg = registry.default()
     heads = _load_tensors(path / "heads.safetensors")

@@ -44,17 +44,22 @@ def load_run(run_dir: Path, checkpoint: str | None = None):
     return recipe, model
 
 
-@contextlib.contextmanager
-def staged_output(out: Path):
-    """A temporary directory beside `out`, moved to `out` when the block succeeds, removed otherwise.
-
-    `out` is checked first: an existing file, or a non-empty directory, is an error (nothing is
-    overwritten)."""
-    out = Path(out).expanduser()
-    if out.is_file() or (out.exists() and not out.is_dir()):
+def check_output(out: Path) -> None:
+    """An export goes into a new or empty directory: an existing file, or a non-empty directory, is
+    an error (nothing is overwritten)."""
+    if out.exists() and not out.is_dir():
         raise UserError(f"{out} is an existing file; give a new directory to export into")
     if out.is_dir() and any(out.iterdir()):
         raise UserError(f"{out} exists and is not empty; remove it or give a new directory")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise UserError(f"{out.parent} is a file, not a directory; give a directory path for the export")
+
+
+@contextlib.contextmanager
+def staged_output(out: Path):
+    """A temporary directory beside `out`, moved to `out` when the block succeeds, removed otherwise."""
+    out = Path(out).expanduser()
+    check_output(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
@@ -133,9 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     from recipes.trained import load
 
     try:
-        out = args.bundle or args.peft or args.merged
-        if out.exists() and not out.is_dir():
-            raise UserError(f"{out} is an existing file; give a new directory to export into")
+        out = (args.bundle or args.peft or args.merged).expanduser()
+        check_output(out)  # before the (slow) model rebuild
         if args.run_dir.is_dir() and is_bundle(args.run_dir):
             raise UserError(f"{args.run_dir} is a bundle already; export from the run directory it came from")
         trained = load(args.run_dir, device="cpu", checkpoint=args.checkpoint)

@@ -180,9 +180,7 @@ def load(path: str | Path, device: str | torch.device = "auto", checkpoint: str 
         raise UserError(f"checkpoint {checkpoint!r} is not one of best, last")
     device = resolve_device(device)
     if is_bundle(path):
-        if checkpoint is not None:
-            logger.info("%s is a bundle: it holds one set of weights; --checkpoint is ignored", path)
-        return read_bundle(path, device)
+        return read_bundle(path, device, checkpoint)
     return _load_run(path, device, checkpoint)
 
 

@@ -191,7 +191,8 @@ def test_merged_export_loads_back_with_the_runs_outputs(trained_run, tmp_path):
     import recipes
 
     assert export_main([str(trained_run), "--merged", str(tmp_path / "m")]) == 0
-    _, model = load_run(trained_run)
+    run_model = recipes.load(trained_run, device="cpu")
+    model = run_model.model
     reg = registry.default()
     merged = schema.validate(schema.read_yaml(tmp_path / "m" / "recipe.yaml"), reg)
     assert merged.eeg.strategy[0].name == "head_only" and merged.train.stages is None
@@ -201,7 +202,7 @@ def test_merged_export_loads_back_with_the_runs_outputs(trained_run, tmp_path):
         args, kwargs = inputs(side)
         with torch.no_grad():
             assert (plain(*args, **kwargs) - getattr(model, side).encoder(*args, **kwargs)).abs().max() < 1e-5
-    loaded, run_model = recipes.load(tmp_path / "m", device="cpu"), recipes.load(trained_run, device="cpu")
+    loaded = recipes.load(tmp_path / "m", device="cpu")
     g = torch.Generator().manual_seed(0)
     eeg, frames = torch.randn(3, 19, 400, generator=g) * 20, torch.randint(0, 255, (3, 4, 36, 36, 3), dtype=torch.uint8, generator=g)
     assert (loaded.embed_eeg(eeg) - run_model.embed_eeg(eeg)).abs().max() < 1e-5

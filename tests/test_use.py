@@ -51,7 +51,7 @@ def run(tmp_path_factory) -> Path:
         "eeg.encoder": {**LABRAM, "checkpoint": str(root / "labram.pth")},
         "eeg.strategy": [{"name": "prefix", "length": 4}],
         "video.strategy": [{"name": "lora", "r": 2}],
-        "train": {"epochs": 2, "batch_size": 16, "lr": 1e-2},
+        "train": {"epochs": 1, "batch_size": 16, "lr": 1e-2},
     })
     (root / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     assert run_main([str(root / "recipe.yaml"), "--output-dir", str(root / "runs"), "--quiet"]) == 0
@@ -298,6 +298,8 @@ def test_bundle_loads_alone_with_the_runs_embeddings(run, tmp_path, capsys):
     try:
         bundle = recipes.load(tmp_path / "b", device="cpu")
         assert "bundle" in bundle.weights and bundle.channels == model.channels
+        with pytest.raises(Exception, match="last weights only"):
+            recipes.load(tmp_path / "b", checkpoint="best")
         assert (bundle.embed_eeg(x) - e).abs().max() < 1e-5 and (bundle.embed_video(frames) - v).abs().max() < 1e-5
         assert "lora" not in " ".join(n for n, _ in bundle.model.video.encoder.named_parameters())
     finally:
