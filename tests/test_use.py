@@ -38,8 +38,8 @@ def write_arrays(root: Path, n: int = 96, group_size: int = 4, channels: list[st
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
-    """A short run on arrays with a test split: LaBraM (from a base file) with prefix tuning, which
-    cannot merge, and a tiny video encoder with LoRA, which can."""
+    """A short run on arrays with a test split, keeping its best epoch: LaBraM (from a base file) with
+    prefix tuning, which cannot merge, and a tiny video encoder with LoRA, which can."""
     from recipes.run import main as run_main
 
     root = tmp_path_factory.mktemp("use")
@@ -51,7 +51,7 @@ def run(tmp_path_factory) -> Path:
         "eeg.encoder": {**LABRAM, "checkpoint": str(root / "labram.pth")},
         "eeg.strategy": [{"name": "prefix", "length": 4}],
         "video.strategy": [{"name": "lora", "r": 2}],
-        "train": {"epochs": 1, "batch_size": 16, "lr": 1e-2},
+        "train": {"epochs": 2, "batch_size": 16, "lr": 1e-2, "select": {"metric": "val/eeg_to_video/R@1"}},
     })
     (root / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     assert run_main([str(root / "recipe.yaml"), "--output-dir", str(root / "runs"), "--quiet"]) == 0
@@ -121,14 +121,18 @@ def test_planted_split_gives_expected_r1_and_group_intervals():
 
 # -- load, evaluate, embed -----------------------------------------------------------------------
 def test_load_reproduces_training_validation(run):
-    """The rebuilt model scores the run's own validation split exactly as training did at its end."""
+    """The rebuilt model (the best epoch's weights, which it takes by default) scores the run's own
+    validation split exactly as training did at that epoch."""
     from recipes.evaluate import main as evaluate_main
 
     model = recipes.load(run, device="cpu")
-    assert model.weights == "last" and model.channels and len(model.channels) == 19
+    assert model.weights == "best" and model.channels and len(model.channels) == 19
     assert evaluate_main([str(run), "--split", "val", "--no-plot", "-q"]) == 0
     ours = json.loads((run / "eval" / "val.json").read_text())
-    last = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if "val/eeg_to_video/R@1" in line][-1]
+    best = json.loads((run / "run.json").read_text())["best"]
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    last = [r for r in lines if "val/eeg_to_video/R@1" in r and r["epoch"] == best["epoch"]][-1]
+    assert ours["val/eeg_to_video/R@1"] == best["value"]
     for key in ("val/eeg_to_video/R@1", "val/video_to_eeg/R@5", "val/eeg_to_video/mean_rank", "val/n"):
         assert ours[key] == pytest.approx(last[key], abs=1e-6), key
     assert ours["val/loss"] == pytest.approx(last["val/loss"], abs=1e-4)
@@ -140,7 +144,7 @@ def test_evaluate_test_split_writes_metrics_intervals_and_figure(run, capsys):
 
     assert evaluate_main([str(run), "--resamples", "200", "-q"]) == 0
     out = capsys.readouterr().out
-    assert "test/eeg_to_video/R@1 = " in out and "95% CI" in out and "weights: last" in out
+    assert "test/eeg_to_video/R@1 = " in out and "95% CI" in out and "weights: best" in out
     report = json.loads((run / "eval" / "test.json").read_text())
     assert (run / "eval" / "test.png").stat().st_size > 10_000
     expected = {f"test/{d}/{m}" for d in ("eeg_to_video", "video_to_eeg") for m in ("R@1", "R@5", "R@10", "mean_rank", "median_rank")}
@@ -176,7 +180,9 @@ def test_best_weights_are_used_when_present_and_say_so(run, tmp_path, capsys):
     assert not torch.allclose(loaded.embed_eeg(data.eeg[:4]), last.embed_eeg(data.eeg[:4]))
     assert evaluate_main([str(copy), "--no-plot", "-q"]) == 0
     assert json.loads((copy / "eval" / "test.json").read_text())["test/weights"] == "best"
-    fails(capsys, evaluate_main, [run, "--checkpoint", "best"], "best.safetensors is missing", "train.select")
+    (copy / "best.safetensors").unlink()
+    fails(capsys, evaluate_main, [copy, "--checkpoint", "best"], "best.safetensors is missing", "train.select")
+    assert recipes.load(copy, device="cpu").weights == "last"
 
 
 def test_embed_cli_writes_pairs_with_index_and_group(run, tmp_path):
@@ -230,9 +236,11 @@ def test_truncated_weights_file_is_one_message(run, tmp_path, capsys):
 
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
-    weights = copy / "trainable.safetensors"
-    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
-    fails(capsys, evaluate_main, [copy, "--no-plot"], "trainable.safetensors", "truncated")
+    for name in ("trainable.safetensors", "best.safetensors"):
+        weights = copy / name
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    fails(capsys, evaluate_main, [copy, "--no-plot", "--checkpoint", "last"], "trainable.safetensors", "truncated")
+    fails(capsys, evaluate_main, [copy, "--no-plot"], "best.safetensors", "truncated")
     fails(capsys, export_main, [copy, "--bundle", tmp_path / "b"], "truncated")
     assert not (tmp_path / "b").exists()
 
@@ -284,7 +292,7 @@ def test_bundle_loads_alone_with_the_runs_embeddings(run, tmp_path, capsys):
     assert export_main([str(run), "--bundle", str(tmp_path / "b"), "-q"]) == 0
     info = json.loads((tmp_path / "b" / "bundle.json").read_text())
     assert [s["name"] for s in info["eeg"]["strategies"]] == ["prefix"] and info["video"]["merged"] == ["lora"]
-    assert info["video"]["strategies"] == [] and info["data"]["channels"] and info["source"]["weights"] == "last"
+    assert info["video"]["strategies"] == [] and info["data"]["channels"] and info["source"]["weights"] == "best"
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())["files"]
     assert set(manifest) == {"bundle.json", "recipe.yaml", "eeg_encoder.safetensors", "video_encoder.safetensors", "heads.safetensors"}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary directory left
@@ -298,8 +306,8 @@ def test_bundle_loads_alone_with_the_runs_embeddings(run, tmp_path, capsys):
     try:
         bundle = recipes.load(tmp_path / "b", device="cpu")
         assert "bundle" in bundle.weights and bundle.channels == model.channels
-        with pytest.raises(Exception, match="last weights only"):
-            recipes.load(tmp_path / "b", checkpoint="best")
+        with pytest.raises(Exception, match="best weights only"):
+            recipes.load(tmp_path / "b", checkpoint="last")
         assert (bundle.embed_eeg(x) - e).abs().max() < 1e-5 and (bundle.embed_video(frames) - v).abs().max() < 1e-5
         assert "lora" not in " ".join(n for n, _ in bundle.model.video.encoder.named_parameters())
     finally:
