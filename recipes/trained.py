@@ -83,12 +83,14 @@ class TrainedModel:
 
     # -- embeddings ------------------------------------------------------------------------------
     @torch.no_grad()
-    def embed_eeg(self, x, channels: list[str] | None = None, batch_size: int = 64, progress: bool | None = None) -> torch.Tensor:
-        """L2-normalized embeddings (N, D) of EEG windows (N, C, T) in microvolts (a numpy array,
-        memory-mapped or not, or a tensor; one window (C, T) gives (1, D)).
+    def embed_eeg(self, x, channels: list[str] | None = None, batch_size: int = 64, progress: bool | None = None,
+                  sfreq: float | None = None) -> torch.Tensor:
+        """L2-normalized embeddings (N, D) of EEG windows (N, C, T) in microvolts at the encoder's
+        sampling rate (a numpy array, memory-mapped or not, or a tensor; one window (C, T) gives (1, D)).
 
         `channels` name the C rows; default the training data's. Another order or a subset is
-        matched by name by the encoder; names it cannot place are an error.
+        matched by name by the encoder; names it cannot place are an error. `sfreq`, when given, is
+        checked against the encoder's rate (an error that says how to resample).
         """
         channels = list(channels) if channels is not None else self.channels
         if channels is None:
@@ -97,7 +99,10 @@ class TrainedModel:
         if x.shape[1] != len(channels):
             raise UserError(f"EEG has {x.shape[1]} channels but {len(channels)} channel names are given"
                             f"{' (the training data has these)' if channels is self.channels else ''}")
-        self.model.eeg.encoder.check_input(torch.empty(1, x.shape[1], x.shape[2]), channels)
+        encoder = self.model.eeg.encoder
+        encoder.check_input(torch.empty(1, x.shape[1], x.shape[2]), channels)
+        if sfreq is not None:
+            encoder.input_spec.check(sfreq=sfreq, channels=channels, n_samples=x.shape[2], encoder=encoder.name)
 
         def one(batch: np.ndarray | torch.Tensor, start: int) -> torch.Tensor:
             t = batch.float() if torch.is_tensor(batch) else torch.from_numpy(np.array(batch, dtype=np.float32))  # a copy: memmaps are read-only

@@ -207,6 +207,8 @@ def test_embed_eeg_matches_channels_by_name(run):
     same = model.embed_eeg(x[:, order], channels=[model.channels[i] for i in order])
     assert torch.allclose(model.embed_eeg(x), same, atol=1e-5)
     assert model.embed_eeg(x[0]).shape == (1, 32)  # one window
+    with pytest.raises(Exception, match="250 Hz.*resample"):
+        model.embed_eeg(x, sfreq=250)
 
 
 def test_commands_refuse_bad_input_with_one_message(run, tmp_path, capsys):
