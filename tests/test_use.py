@@ -314,6 +314,17 @@ def test_bundle_loads_alone_with_the_runs_embeddings(run, tmp_path, capsys):
         assert "lora" not in " ".join(n for n, _ in bundle.model.video.encoder.named_parameters())
     finally:
         hidden.rename(root)
+    from recipes.evaluate import main as evaluate_main
+
+    fails(capsys, evaluate_main, [tmp_path / "b", "--no-plot"], "is a bundle and holds no data", "--data-path")
+    arrays = run.parent.parent / "arrays"
+    assert evaluate_main([str(tmp_path / "b"), "--data-path", str(arrays), "--no-plot", "-q"]) == 0
+    assert evaluate_main([str(run), "--data-path", str(arrays), "--no-plot", "-q"]) == 0  # writes run/eval/test.json
+    from_bundle = json.loads((tmp_path / "b" / "eval" / "test.json").read_text())
+    from_run = json.loads((run / "eval" / "test.json").read_text())
+    assert from_bundle["test/eeg_to_video/R@1"] == from_run["test/eeg_to_video/R@1"]
+    assert from_bundle["test/video_to_eeg/mean_rank"] == pytest.approx(from_run["test/video_to_eeg/mean_rank"])
+    capsys.readouterr()
     fails(capsys, export_main, [run, "--bundle", tmp_path / "b"], "not empty")
     (tmp_path / "f").write_text("x")
     fails(capsys, export_main, [run, "--bundle", tmp_path / "f"], "existing file")
