@@ -58,7 +58,8 @@ def cfr(n: int, fps: float, first: float = 0.0) -> list[float]:
 
 
 def planted_raw(sfreq: float, seconds: float, events: list[tuple[float, str]], sine_uv: float = 20.0, sine_hz: float = 10.0,
-                pulse_uv: float = 200.0, pulse_at: float = 0.5, names=CHANNELS, extra_types: dict[str, str] | None = None):
+                pulse_uv: float = 200.0, pulse_at: float = 0.5, names=CHANNELS, extra_types: dict[str, str] | None = None,
+                trigger: dict[str, int] | None = None):
     """Raw with a sine on every EEG channel, except a pulse (one sample wide) at onset + pulse_at
     of each event on channel Cz, plus annotations for the events. Channel `extra_types` are added
     (e.g. {"EOG": "eog"}) carrying noise."""
@@ -66,7 +67,9 @@ def planted_raw(sfreq: float, seconds: float, events: list[tuple[float, str]], s
     n = int(round(seconds * sfreq))
     t = np.arange(n) / sfreq
     data = np.tile(sine_uv * 1e-6 * np.sin(2 * np.pi * sine_hz * t), (len(names), 1))
-    cz = list(names).index("Cz") if "Cz" in names else None
+    from encoders.channels import normalize
+
+    cz = next((i for i, name in enumerate(names) if normalize(name) == "CZ"), None)
     if cz is not None:
         data[cz] = 0.0
         for onset, _ in events:
@@ -77,10 +80,18 @@ def planted_raw(sfreq: float, seconds: float, events: list[tuple[float, str]], s
         rng = np.random.default_rng(0)
         data = np.vstack([data, rng.standard_normal((len(extra_types), n)) * 50e-6])
         types += list(extra_types.values())
+    if trigger is not None:  # a stim channel with the event's code held for 10 ms at its onset
+        stim = np.zeros(n)
+        for onset, desc in events:
+            a = int(round(onset * sfreq))
+            stim[a:a + max(1, int(sfreq // 100))] = trigger[desc]
+        data = np.vstack([data, stim])
+        types.append("stim")
+        extra_types = {**extra_types, "STI 014": "stim"}
     info = mne.create_info(list(names) + list(extra_types), sfreq, types)
     raw = mne.io.RawArray(data, info, verbose="error")
     raw.set_meas_date(datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc))
-    if events:
+    if events and trigger is None:
         raw.set_annotations(mne.Annotations([e[0] for e in events], [0.0] * len(events), [e[1] for e in events]))
     return raw
 

@@ -3,7 +3,10 @@
 LaBraM's own preprocessing (docs/facts/ingestion.md): drop non-EEG channels, band-pass 0.1-75 Hz,
 notch 50 Hz, resample to 200 Hz, microvolts out. Event times are kept in seconds from the first
 sample; trigger-channel events (sample indices) are resampled together with the data by
-`raw.resample(events=...)`, MNE's own way, so they are not jittered.
+`raw.resample(events=...)`, MNE's own way, so they are not jittered. Resampling is polyphase (an
+exact rational ratio, local support): MNE's default FFT method pads to a fast length (npad="auto"),
+which stretches time slightly; measured here, a pulse 8.5 s into a 250 Hz recording landed half a
+sample late at 200 Hz (tests/test_ingest_eeg.py checks sample-exact alignment).
 """
 
 from __future__ import annotations
@@ -143,11 +146,11 @@ def preprocess(raw, chans: Channels, spec: EEGSpec, where: str, events: np.ndarr
     done["reference"] = spec.reference or "as recorded"
     if abs(sfreq - spec.sfreq) > 1e-9:
         if events is not None and len(events):
-            raw, events = raw.resample(spec.sfreq, events=events, verbose="error")
+            raw, events = raw.resample(spec.sfreq, events=events, method="polyphase", verbose="error")
         else:
-            raw.resample(spec.sfreq, verbose="error")
+            raw.resample(spec.sfreq, method="polyphase", verbose="error")
     done["sfreq"] = spec.sfreq
-    done["resample"] = "mne.io.Raw.resample (FFT), events resampled with the data"
+    done["resample"] = "mne.io.Raw.resample(method='polyphase'), trigger events resampled with the data"
     return raw, events, done
 
 

@@ -14,6 +14,10 @@ from recipes.ingest.spec import RecordingsSpec
 # Extensions of the file that names a recording (BrainVision: the header; EEGLAB: .set).
 EEG_EXTENSIONS = (".edf", ".bdf", ".gdf", ".vhdr", ".fif", ".fif.gz", ".set", ".cnt", ".mff", ".eeg", ".cdt", ".mat", ".nxe", ".lay", ".xdf")
 BIDS_EXTENSIONS = [".edf", ".bdf", ".vhdr", ".set", ".fif"]
+# Files a glob may catch that are not recordings themselves (companions, sidecars, stimuli).
+NOT_RECORDINGS = {".vmrk", ".fdt", ".json", ".tsv", ".csv", ".txt", ".md", ".mp4", ".avi", ".mov", ".mkv", ".webm", ".png", ".jpg", ".npy", ".npz"}
+# A companion that shares its header's stem: BrainVision's binary .eeg beside its .vhdr.
+COMPANION_OF = {".eeg": ".vhdr"}
 
 
 @dataclasses.dataclass
@@ -46,8 +50,15 @@ def find(spec: RecordingsSpec, base: Path) -> list[Recording]:
         if not matches:
             raise IngestError(f"recordings.files: {pattern!r} matches no file (looked in {base}); check the pattern")
         for p in matches:
-            if p.is_file():
-                found[p] = None
+            if not p.is_file() or p.suffix.lower() in NOT_RECORDINGS:
+                continue
+            header = COMPANION_OF.get(p.suffix.lower())
+            if header and p.with_suffix(header).is_file():
+                continue
+            found[p] = None
+        if not any(p for p in matches if p in found):
+            raise IngestError(f"recordings.files: {pattern!r} matches only files that are not recordings "
+                              f"({[p.name for p in matches[:4]]}); point it at the EEG files")
     regex = re.compile(spec.entities) if spec.entities else None
     out = []
     for p in found:
