@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from encoders import channels as channel_names
 from recipes.ingest.errors import IngestError
 from recipes.ingest.spec import EEGSpec
 
@@ -63,6 +62,8 @@ class Channels:
 
 def choose_channels(raw, spec: EEGSpec, where: str) -> Channels:
     """EEG channels by type, then by name (exclude list, unknown sites), renamed and normalized."""
+    from encoders import channels as channel_names  # the encoders' own normalization (imports torch: lazily)
+
     types = dict(zip(raw.ch_names, raw.get_channel_types()))
     exclude = {channel_names.normalize(n) for n in spec.exclude}
     kept, names, dropped, unknown = [], [], {}, []

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from recipes.data.base import DataError
+from registry.errors import UserError
 
 
-class IngestError(DataError):
+class IngestError(UserError, ValueError):
     """A spec, file or recording that cannot be ingested; the message names it and the fix.
 
-    A DataError (so a UserError): CLIs print it alone and exit 2, the `recordings` dataset
-    component lets it reach `recipes.run`, which does the same.
+    A UserError: CLIs print it alone and exit 2; raised inside the `recordings` dataset component it
+    reaches `recipes.run`, which does the same. (Not a recipes.data DataError: that module imports
+    torch, which would make `python -m recipes.ingest --schema` slow.)
     """

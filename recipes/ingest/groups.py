@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from recipes.data.base import group_split
 from recipes.ingest.errors import IngestError
 from recipes.ingest.spec import GroupsSpec, SplitSpec
 
@@ -44,6 +43,8 @@ def split_labels(pairs: list[dict], groups: np.ndarray, spec: SplitSpec) -> np.n
     """(N,) strings train / val / test."""
     n = len(pairs)
     if spec.by == "fraction":
+        from recipes.data.base import group_split  # imports torch: only when needed
+
         labels = np.full(n, "train", dtype="<U5")
         if spec.test:
             first = group_split(groups, spec.test, spec.seed)
