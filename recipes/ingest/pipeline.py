@@ -145,7 +145,26 @@ def run(spec: IngestSpec, base: Path, out: Path, quiet: bool = False) -> dict:
         sources.append(("part", stored))
     if failures:
         raise IngestError("ingest stopped; nothing was written to --out:\n" + "\n".join(f"  {f}" for f in failures))
+    unchanged = _unchanged(out, spec, entries, sources)
+    if unchanged is not None:
+        shutil.rmtree(work, ignore_errors=True)
+        return unchanged
     return _assemble(spec, out, work, recordings, entries, sources, started)
+
+
+def _unchanged(out: Path, spec: IngestSpec, entries: list[dict], sources: list) -> dict | None:
+    """The previous report when every recording was reused and the spec is the same: nothing to write."""
+    if not entries or any(kind != "previous" for kind, _ in sources):
+        return None
+    try:
+        meta = json.loads((out / "meta.json").read_text())
+        report = json.loads((out / REPORT).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if meta.get("spec") != spec.model_dump(mode="json") or len(report.get("recordings", [])) != len(entries):
+        return None
+    report["recordings"] = [{**r, "reused": True} for r in report["recordings"]]
+    return report
 
 
 def _assemble(spec, out, work, recordings, entries, sources, started) -> dict:
