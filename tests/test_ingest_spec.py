@@ -67,9 +67,11 @@ def test_spec_errors_are_located_and_list_allowed_keys():
         ingest_spec.validate(base_spec(recordings={"files": "a"}, split={"by": "subject", "val": ["1"]}))
 
 
-def test_cli_schema_and_user_errors_exit_2(tmp_path, study):
-    result = run_python("-m", "recipes.ingest", "--schema")
-    assert result.returncode == 0 and "recordings" in json.loads(result.stdout)["properties"]
+def test_cli_schema_and_user_errors_exit_2(tmp_path, study, capsys):
+    from recipes.ingest.__main__ import main
+
+    assert main(["--schema"]) == 0
+    assert "recordings" in json.loads(capsys.readouterr().out)["properties"]
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**base_spec(), "recordings": {"files": str(study / "rec" / "nothing*.fif")}}))
     result = run_python("-m", "recipes.ingest", str(bad), "--out", str(tmp_path / "out"))
@@ -82,9 +84,11 @@ def test_cli_schema_and_user_errors_exit_2(tmp_path, study):
     good = tmp_path / "good.yaml"
     good.write_text(yaml.safe_dump({**base_spec(), "recordings": {"files": str(study / "rec" / "*.fif")},
                                     "video": {"clips": str(study / "stim" / "{stim}.mp4"), "frames": 2, "short_side": 16}}))
-    result = run_python("-m", "recipes.ingest", str(good), "--out", str(taken))
-    assert result.returncode == 2 and "exists and is not an ingest output" in result.stderr
+    assert main([str(good), "--out", str(taken), "--quiet"]) == 2
+    assert "exists and is not an ingest output" in capsys.readouterr().err
     assert (taken / "thesis.tex").read_text() == "precious"
+    assert main([str(good), "--out", str(tmp_path / "fine"), "--quiet"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"data: {tmp_path / 'fine'}"
 
 
 def test_rerun_reuses_finished_recordings_and_redoes_changed_ones(tmp_path, study, monkeypatch):
