@@ -39,21 +39,28 @@ def _sort_key(value: str):
     return (0, int(value), value) if value.lstrip("-").isdigit() else (1, 0, value)
 
 
-def split_labels(pairs: list[dict], groups: np.ndarray, spec: SplitSpec) -> np.ndarray:
+def split_labels(pairs: list[dict], groups: np.ndarray, spec: SplitSpec, groups_by: str = "recording") -> np.ndarray:
     """(N,) strings train / val / test."""
     n = len(pairs)
     if spec.by == "fraction":
-        from recipes.data.base import group_split  # imports torch: only when needed
+        from recipes.data.base import DataError, group_split  # imports torch: only when needed
 
         labels = np.full(n, "train", dtype="<U5")
-        if spec.test:
-            first = group_split(groups, spec.test, spec.seed)
-            labels[first["val"]] = "test"
-        if spec.val:
-            rest = np.flatnonzero(labels == "train")
-            share = spec.val / (1 - spec.test) if spec.test else spec.val
-            second = group_split(groups[rest], share, spec.seed + 1)
-            labels[rest[second["val"]]] = "val"
+        try:
+            if spec.test:
+                first = group_split(groups, spec.test, spec.seed)
+                labels[first["val"]] = "test"
+            if spec.val:
+                rest = np.flatnonzero(labels == "train")
+                share = spec.val / (1 - spec.test) if spec.test else spec.val
+                second = group_split(groups[rest], share, spec.seed + 1)
+                labels[rest[second["val"]]] = "val"
+        except DataError:
+            raise IngestError(
+                f"split: val {spec.val} / test {spec.test} leave no pair for training: there are only "
+                f"{len(np.unique(groups))} groups (groups.by: {groups_by}); group by something finer "
+                f"(groups.by: stimulus) or lower split.val / split.test"
+            ) from None
         return labels
     key = spec.by
     values = []

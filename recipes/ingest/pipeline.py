@@ -199,7 +199,7 @@ def _assemble(spec, out, work, recordings, entries, sources, started) -> dict:
     pairs = [p for e in entries for p in e["pairs"]]
     labels = grouping.group_labels(pairs, spec.groups)
     groups, group_names = grouping.group_ids(labels)
-    split = grouping.split_labels(pairs, groups, spec.split)
+    split = grouping.split_labels(pairs, groups, spec.split, spec.groups.by)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
