@@ -82,23 +82,27 @@ def _valid_hashes(hashes: dict[str, str]) -> bool:
     return all(Path(p).is_file() and sha256(Path(p)) == h for p, h in hashes.items())
 
 
-def _from_previous(out: Path, key: str) -> tuple[dict, np.ndarray, np.ndarray] | None:
-    """(entry, eeg rows, video rows) of a recording in a finished previous output, if still valid."""
-    report_path = out / REPORT
-    if not report_path.is_file():
-        return None
-    try:
-        report = json.loads(report_path.read_text())
-    except json.JSONDecodeError:
-        return None
-    for entry in report.get("recordings", []):
-        if entry.get("key") == key and _valid_hashes(entry.get("video_hashes", {})):
-            a, b = entry["rows"]
-            meta = json.loads((out / "meta.json").read_text())
-            eeg = np.load(out / "eeg.npy", mmap_mode="r")[a:b]
-            video = np.load(out / "video.npy", mmap_mode="r")[a:b]
-            return {**entry, "pairs": meta["pairs"][a:b]}, eeg, video
-    return None
+class Previous:
+    """A finished previous output in `out`, read once: its report, pairs and arrays (memory-mapped)."""
+
+    def __init__(self, out: Path):
+        self.out, self.entries, self.pairs = out, {}, []
+        try:
+            report = json.loads((out / REPORT).read_text())
+            self.pairs = json.loads((out / "meta.json").read_text())["pairs"]
+        except (OSError, json.JSONDecodeError, KeyError):
+            return
+        self.entries = {e.get("key"): e for e in report.get("recordings", [])}
+
+    def get(self, key: str) -> tuple[dict, np.ndarray, np.ndarray] | None:
+        """(entry, eeg rows, video rows) of a recording, if its key and its videos' hashes still match."""
+        entry = self.entries.get(key)
+        if entry is None or not _valid_hashes(entry.get("video_hashes", {})):
+            return None
+        a, b = entry["rows"]
+        eeg = np.load(self.out / "eeg.npy", mmap_mode="r")[a:b]
+        video = np.load(self.out / "video.npy", mmap_mode="r")[a:b]
+        return {**entry, "pairs": self.pairs[a:b]}, eeg, video
 
 
 def run(spec: IngestSpec, base: Path, out: Path, quiet: bool = False) -> dict:
@@ -115,11 +119,12 @@ def run(spec: IngestSpec, base: Path, out: Path, quiet: bool = False) -> dict:
     entries: list[dict] = []
     sources: list[tuple[str, object]] = []  # per recording: ("part", Stored) or ("previous", (eeg, video))
     failures = []
+    previous_output = Previous(out)
     bar = tqdm(recordings, desc="ingest", unit="recording", disable=quiet or None)
     for rec in bar:
         bar.set_postfix_str(rec.name[-40:])
         key = recording_key(rec, spec, base)
-        previous = _from_previous(out, key)
+        previous = previous_output.get(key)
         if previous is not None:
             entry, eeg, video = previous
             entries.append({**entry, "reused": True})

@@ -251,6 +251,8 @@ class IngestSpec(_Strict):
 
     @model_validator(mode="after")
     def _cross(self) -> "IngestSpec":
+        if self.events.source == "bids" and self.recordings.bids is None:
+            raise ValueError("events.source: bids reads each recording's events.tsv and needs recordings.bids (a BIDS root)")
         if self.video.movie is None and self.video.sync is not None:
             raise ValueError("video.sync is only for `movie`")
         if self.split.by in ("subject", "block") and self.groups.by == "recording" and self.recordings.entities is None and self.recordings.bids is None:
