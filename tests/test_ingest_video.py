@@ -84,7 +84,7 @@ def test_each_clip_decoded_once_and_drops_reported(recording, monkeypatch):
     write_video(recording / "stim" / "b.mp4", cfr(12, 10))  # 1.2 s: shorter than the 2-s window
     calls = []
     real = video_io.frames_at
-    monkeypatch.setattr(video_io, "frames_at", lambda path, times, side: calls.append(path) or real(path, times, side))
+    monkeypatch.setattr(video_io, "frames_at", lambda path, times, side, **k: calls.append(path) or real(path, times, side, **k))
     report = ingest({
         "recordings": {"files": "rec/*.fif"}, "events": {"match": r"movie/(?P<stim>\w+)"}, "window": {"seconds": 2},
         "video": {"clips": "stim/{stim}.mp4", "frames": 4, "short_side": 16}, "split": {"val": 0.0}, "preview": 1,
@@ -124,3 +124,19 @@ def test_unreadable_video_is_a_located_error(recording):
             "video": {"clips": "stim/{stim}.mp4"}, "split": {"val": 0.0},
         }, recording / "out", base=recording, quiet=True)
     assert not (recording / "out").exists()
+
+
+def test_mixed_aspect_ratios_need_video_size(recording):
+    (recording / "stim").mkdir()
+    write_video(recording / "stim" / "a.mp4", cfr(30, 10), size=(64, 48))  # 4:3
+    write_video(recording / "stim" / "b.mp4", cfr(30, 10), size=(96, 54))  # 16:9
+    write_video(recording / "stim" / "c.mp4", cfr(30, 10), size=(64, 48))
+    spec = {"recordings": {"files": "rec/*.fif"}, "events": {"match": r"movie/(?P<stim>\w+)"}, "window": {"seconds": 2},
+            "video": {"clips": "stim/{stim}.mp4", "frames": 2, "short_side": 16}, "split": {"val": 0.0}, "preview": 0}
+    with pytest.raises(IngestError, match=r"different shapes after resizing .* set video.size: \[height, width\]"):
+        ingest(spec, recording / "out", base=recording, quiet=True)
+    spec["video"] = {"clips": "stim/{stim}.mp4", "frames": 2, "size": [16, 16]}
+    ingest(spec, recording / "out", base=recording, quiet=True)
+    video = np.load(recording / "out" / "video.npy")
+    assert video.shape == (4, 2, 16, 16, 3)
+    assert [frame_index(v[0]) for v in video] == [5, 5, 5, 5]  # the frame at 0.5 s, centre-cropped

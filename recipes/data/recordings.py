@@ -21,7 +21,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from recipes.data.base import DatasetConfig, PairedData, PairedDataset
 from recipes.ingest.spec import EEGSpec, EventsSpec, GroupsSpec, RecordingsSpec, SplitSpec, VideoSpec, WindowSpec
@@ -46,6 +46,10 @@ class RecordingsConfig(DatasetConfig):
     def _one_split(self) -> "RecordingsConfig":
         if self.split is not None and "val_fraction" in self.model_fields_set:
             raise ValueError("give either val_fraction or split (split.by: fraction takes val/test shares), not both")
+        try:  # the spec's checks across sections (split ids need entities, bids events need a BIDS root)
+            ingest_spec(self, 0)
+        except ValidationError as exc:
+            raise ValueError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors(include_url=False))) from None
         return self
 
 

@@ -191,7 +191,7 @@ def build(out: Path, eeg_files: list[Path], videos: list[Path], labels: np.ndarr
             info = video_io.probe(path)
             if times[-1] >= info.end:
                 raise DataError(f"{path} ends at {info.end:.1f} s; SEED-DV blocks last {concepts * CONCEPT_S:.0f} s (the last clip needs {times[-1]:.2f} s)")
-            frames, _, _ = video_io.frames_at(path, times, config.short_side)
+            frames, _, _ = video_io.frames_at(path, times, config.short_side, progress=True)
             frames = frames.reshape(per_block, config.frames, *frames.shape[1:])
             if video_out is None:
                 video_out = np.lib.format.open_memmap(tmp / "video.npy", "w+", np.uint8, (n, *frames.shape[1:]))

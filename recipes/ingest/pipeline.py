@@ -139,7 +139,7 @@ def run(spec: IngestSpec, base: Path, out: Path, quiet: bool = False) -> dict:
                 sources.append(("part", stored))
                 continue
         try:
-            part = ingest_recording(rec, spec, base)
+            part = ingest_recording(rec, spec, base, progress=not quiet)
         except IngestError as exc:
             failures.append(str(exc))
             continue
@@ -198,7 +198,7 @@ def _assemble(spec, out, work, recordings, entries, sources, started) -> dict:
         eeg_shape = eeg.shape[1:]
     if len(shapes) > 1:
         raise IngestError(f"videos of different shapes across recordings ({dict((str(k), v) for k, v in shapes.items())}); "
-                          f"their aspect ratios must match (resize the stimuli to one)")
+                          f"set video.size: [height, width] to resize and centre-crop every video to one shape")
     n = sum(counts)
     video_shape = next(iter(shapes))
     pairs = [p for e in entries for p in e["pairs"]]

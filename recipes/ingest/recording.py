@@ -62,7 +62,7 @@ def find_events(raw, rec: Recording, spec: IngestSpec, base: Path) -> event_io.E
     return event_io.from_table(path, spec.events, where)
 
 
-def ingest_recording(rec: Recording, spec: IngestSpec, base: Path, progress=None) -> Part:
+def ingest_recording(rec: Recording, spec: IngestSpec, base: Path, progress: bool = False) -> Part:
     where = rec.name
     raw = eeg_io.read_raw(rec.path, rec.bids_path)
     report: dict = {"recording": rec.name, "entities": rec.entities}
@@ -121,16 +121,14 @@ def ingest_recording(rec: Recording, spec: IngestSpec, base: Path, progress=None
     sizes = set()
     for path, idx in by_file.items():
         times = np.concatenate([per_window[i][1] for i in idx])
-        pixels, pts, _ = video_io.frames_at(path, times, spec.video.short_side)
+        pixels, pts, _ = video_io.frames_at(path, times, spec.video.short_side, progress=progress, size=spec.video.size)
         sizes.add(pixels.shape[1:3])
         f = spec.video.frames
         for j, i in enumerate(idx):
             frames[i] = pixels[j * f:(j + 1) * f]
             shown[i] = pts[j * f:(j + 1) * f]
-        if progress is not None:
-            progress.update(0)
     if len(sizes) > 1:
-        raise IngestError(f"{where}: the videos have different shapes after resizing ({sorted(sizes)}); they must share one aspect ratio")
+        raise IngestError(f"{where}: the videos have different shapes after resizing ({sorted(sizes)}); set video.size: [height, width] to resize and centre-crop them to one shape")
     eeg = window_plan.cut(data, kept, length)
     video = np.stack(frames)
     pairs = []

@@ -182,6 +182,9 @@ class VideoSpec(_Strict):
     """Frames per window, sampled uniformly over the window's span (centres of F equal parts)."""
     short_side: int = Field(128, ge=8)
     """Frames are resized so their shorter side has this many pixels (aspect kept, even sizes)."""
+    size: tuple[int, int] | None = None
+    """[height, width]: resize to cover it, then centre-crop (for stimuli of mixed aspect ratios,
+    which `short_side` alone refuses to stack); replaces short_side."""
 
     _regex = field_validator("sync")(classmethod(lambda cls, v: _check_regex(v)))
 

@@ -83,13 +83,22 @@ def _open(av, path: Path):
     return container
 
 
-def frames_at(path: Path, times: np.ndarray, short_side: int) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
+def cover_size(width: int, height: int, size: tuple[int, int]) -> tuple[int, int]:
+    """(width, height) of the smallest aspect-kept resize that covers size = (H, W)."""
+    scale = max(size[0] / height, size[1] / width)
+    return max(size[1], int(np.ceil(width * scale))), max(size[0], int(np.ceil(height * scale)))
+
+
+def frames_at(path: Path, times: np.ndarray, short_side: int, progress: bool = False, size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
     """uint8 (len(times), H, W, 3) RGB: the frame shown at each time; plus each frame's pts (seconds).
 
     Times past the last frame's end are an IngestError (the caller checks `probe` first and drops
     such windows with a reason); times before the first frame get the first frame, as players hold it.
-    One sequential decode of the file serves all `times`, in any order.
+    One sequential decode of the file serves all `times`, in any order; `progress` shows a bar of
+    the seconds decoded (for long movies).
     """
+    from tqdm.auto import tqdm
+
     av = _av()
     times = np.asarray(times, dtype=np.float64)
     order = np.argsort(times, kind="stable")
@@ -97,19 +106,27 @@ def frames_at(path: Path, times: np.ndarray, short_side: int) -> tuple[np.ndarra
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         width, height = stream.codec_context.width, stream.codec_context.height
-        w, h = output_size(width, height, short_side)
-        out = np.zeros((len(times), h, w, 3), dtype=np.uint8)
+        w, h = output_size(width, height, short_side) if size is None else cover_size(width, height, size)
+        crop_h, crop_w = (h, w) if size is None else size
+        top, left = (h - crop_h) // 2, (w - crop_w) // 2
+        out = np.zeros((len(times), crop_h, crop_w, 3), dtype=np.uint8)
+
+        def rgb(frame) -> np.ndarray:
+            return frame.reformat(width=w, height=h, format="rgb24").to_ndarray()[top:top + crop_h, left:left + crop_w]
+
         chosen = np.full(len(times), np.nan)
         k = 0  # next target (in sorted order)
         previous = None  # (time, frame) on screen before the current one
+        horizon = float(times.max()) if len(times) else 0.0
+        bar = tqdm(total=round(horizon), desc=f"decode {path.name}", unit="s", disable=not progress or horizon < 60, leave=False)
 
         def take(frame_time: float, frame) -> None:
             nonlocal k
-            rgb = None
+            pixels = None
             while k < len(order) and (frame_time is None or times[order[k]] < frame_time):
-                if rgb is None:
-                    rgb = previous[1].reformat(width=w, height=h, format="rgb24").to_ndarray()
-                out[order[k]] = rgb
+                if pixels is None:
+                    pixels = rgb(previous[1])
+                out[order[k]] = pixels
                 chosen[order[k]] = previous[0]
                 k += 1
 
@@ -122,16 +139,20 @@ def frames_at(path: Path, times: np.ndarray, short_side: int) -> tuple[np.ndarra
                     previous = (t, frame)
                     # targets before the first frame: the first frame (players hold it)
                     while k < len(order) and times[order[k]] < t:
-                        out[order[k]] = frame.reformat(width=w, height=h, format="rgb24").to_ndarray()
+                        out[order[k]] = rgb(frame)
                         chosen[order[k]] = t
                         k += 1
                     continue
                 take(t, frame)
                 previous = (t, frame)
+                if int(t) > bar.n:
+                    bar.update(min(int(t), bar.total) - bar.n)
                 if k == len(order):
                     break
         except av.error.FFmpegError as exc:
             raise IngestError(f"{path}: decoding failed ({exc}); the file may be truncated") from None
+        finally:
+            bar.close()
         if previous is None:
             raise IngestError(f"{path}: no frame could be decoded")
         if k < len(order):
