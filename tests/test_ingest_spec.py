@@ -78,6 +78,10 @@ def test_cli_schema_and_user_errors_exit_2(tmp_path, study, capsys):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("error: recordings.files: ") and "matches no file" in result.stderr
     assert not (tmp_path / "out").exists()
+    unquoted = tmp_path / "unquoted.yaml"
+    unquoted.write_text("recordings: {files: rec/*.fif}\nvideo: {clips: stim/{stim}.mp4}\n")
+    assert main([str(unquoted), "--out", str(tmp_path / "out")]) == 2
+    assert "quote templates holding {...}" in capsys.readouterr().err and not (tmp_path / "out").exists()
     taken = tmp_path / "taken"
     taken.mkdir()
     (taken / "thesis.tex").write_text("precious")

@@ -10,7 +10,7 @@ on reuse, of every video); later runs read that folder memory-mapped, like `arra
       recordings: {files: raw/*.vhdr, entities: 'sub-(?P<subject>\\d+)'}
       events: {match: 'movie/(?P<stim>\\w+)'}
       window: {seconds: 2}
-      video: {clips: stimuli/{stim}.mp4, frames: 8, short_side: 128}
+      video: {clips: 'stimuli/{stim}.mp4', frames: 8, short_side: 128}   # quoted: {} inside {...}
       split: {by: subject, val: ['03']}
 """
 

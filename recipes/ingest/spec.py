@@ -329,7 +329,9 @@ def read(path: str | Path) -> tuple[IngestSpec, dict]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise IngestError(f"ingest spec {str(path)!r} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+        line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
+        hint = "; quote templates holding {...} inside a {...} mapping: clips: 'stimuli/{stim}.mp4'" if re.search(r"\{\w+\}", line) else ""
+        raise IngestError(f"ingest spec {str(path)!r} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}{hint}") from None
     return validate(raw, f"ingest spec {str(path)!r}"), raw
 
 
