@@ -67,6 +67,7 @@ def test_fif_units_resampling_and_alignment(stimuli, sfreq):
     eeg, meta, report = run(stimuli, planted_raw(sfreq, 11.0, EVENTS), "rec_raw.fif")
     assert meta["sfreq"] == 200.0 and eeg.shape == (3, 6, 400) and eeg.dtype == np.float32
     assert meta["preprocessing"]["file_sfreq"] == sfreq
+    assert report["recordings"][0]["amplitude_uv"] == pytest.approx(20 / np.sqrt(2), rel=0.05)  # the sine channels' std
     fp1 = meta["channels"].index("FP1")
     for pair in eeg:
         amp, freq = amplitude_and_frequency(pair[fp1], 200.0)

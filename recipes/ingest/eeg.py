@@ -158,3 +158,17 @@ def preprocess(raw, chans: Channels, spec: EEGSpec, where: str, events: np.ndarr
 def microvolts(raw) -> np.ndarray:
     """(C, T) float32 microvolts; MNE holds volts whatever the file's unit."""
     return raw.get_data(units="uV").astype(np.float32)
+
+
+# Scalp EEG after a 0.1-75 Hz band-pass has a standard deviation of roughly 5-100 uV per channel.
+PLAUSIBLE_UV = (0.5, 1000.0)
+
+
+def amplitude(data: np.ndarray, where: str) -> float:
+    """Median per-channel standard deviation in microvolts; warns when units look wrong (a file
+    that stores microvolts but declares volts reads 1e6 times too large, and the reverse)."""
+    value = float(np.median(data.std(axis=1))) if data.size else 0.0
+    if not PLAUSIBLE_UV[0] <= value <= PLAUSIBLE_UV[1]:
+        logger.warning("%s: median channel standard deviation is %.3g uV, outside the %g-%g uV of scalp EEG; "
+                       "check the file's units (eeg data are written in microvolts)", where, value, *PLAUSIBLE_UV)
+    return round(value, 3)

@@ -80,6 +80,7 @@ def ingest_recording(rec: Recording, spec: IngestSpec, base: Path, progress: boo
         )
     sfreq = float(raw.info["sfreq"])
     data = eeg_io.microvolts(raw)
+    report["amplitude_uv"] = eeg_io.amplitude(data, where)
     length = int(round(spec.window.seconds * sfreq))
     planned, drops = window_plan.plan(found.onsets, found.stims, spec.window, sfreq, data.shape[1], bad)
 
