@@ -184,3 +184,14 @@ def test_bids_dataset_with_events_tsv(tmp_path):
     assert report["split_sizes"] == {"train": 2, "val": 0, "test": 2}
     eeg = np.load(tmp_path / "out" / "eeg.npy")
     assert [int(np.argmax(p[meta["channels"].index("CZ")])) for p in eeg] == [100] * 4
+
+
+def test_recordings_with_different_channels_name_the_common_ones(tmp_path, study):
+    (tmp_path / "rec").mkdir()
+    export(planted_raw(200.0, 9.0, EVENTS), tmp_path / "rec" / "sub-01_run-1_raw.fif")
+    export(planted_raw(200.0, 9.0, EVENTS, names=["Cz", "Fz", "Oz"]), tmp_path / "rec" / "sub-02_run-1_raw.fif")
+    spec = base_spec(video={"clips": str(study / "stim" / "{stim}.mp4"), "frames": 2, "short_side": 16})
+    with pytest.raises(IngestError, match=r"different EEG channels .* set eeg.channels to the ones all share: \['CZ', 'FZ'\]"):
+        ingest(spec, tmp_path / "out", base=tmp_path, quiet=True)
+    report = ingest({**spec, "eeg": {"channels": ["Cz", "Fz"]}}, tmp_path / "out", base=tmp_path, quiet=True)
+    assert report["pairs"] == 6 and json.loads((tmp_path / "out" / "meta.json").read_text())["channels"] == ["CZ", "FZ"]
