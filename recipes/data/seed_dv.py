@@ -217,7 +217,6 @@ def build(out: Path, eeg_files: list[Path], videos: list[Path], labels: np.ndarr
         subject_of = np.repeat(np.arange(len(eeg_files)), BLOCKS * per_block)
         block_of = np.tile(np.repeat(np.arange(BLOCKS), per_block), len(eeg_files))
         concept_of = np.tile(np.repeat(labels, CLIPS, axis=1).ravel(), len(eeg_files))
-        clip_of = np.tile(np.arange(CLIPS), n // CLIPS)
         # Subjects saw the same clips: a group spans subjects, so one clip's pairs from two subjects
         # (the same video) are never each other's negatives.
         groups = block_of * concepts + concept_of if config.groups == "block_concept" else block_of
@@ -235,8 +234,10 @@ def build(out: Path, eeg_files: list[Path], videos: list[Path], labels: np.ndarr
             "clip_of_pair": "index % 5",
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        del clip_of
-        os.replace(tmp, out) if not out.exists() else shutil.rmtree(tmp)
+        if out.exists():  # another process finished the same build first: keep its copy
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
