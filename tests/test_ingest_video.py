@@ -140,3 +140,17 @@ def test_mixed_aspect_ratios_need_video_size(recording):
     video = np.load(recording / "out" / "video.npy")
     assert video.shape == (4, 2, 16, 16, 3)
     assert [frame_index(v[0]) for v in video] == [5, 5, 5, 5]  # the frame at 0.5 s, centre-cropped
+
+
+def test_windows_before_the_video_starts_are_reported_drops(recording):
+    (recording / "stim").mkdir()
+    for name in "abc":
+        write_video(recording / "stim" / f"{name}.mp4", cfr(30, 10))
+    spec = {"recordings": {"files": "rec/*.fif"}, "events": {"match": r"movie/(?P<stim>\w+)"},
+            "window": {"seconds": 1, "offset": -0.5, "count": 2, "stride": 0.5},
+            "video": {"clips": "stim/{stim}.mp4", "frames": 2, "short_side": 16}, "split": {"val": 0.0}, "preview": 0}
+    report = ingest(spec, recording / "out", base=recording, quiet=True)
+    rec = report["recordings"][0]
+    assert rec["windows_made"] == 4 and len(rec["windows_dropped"]) == 4  # the second window of each event is kept
+    assert all("before a.mp4 starts" in d["reason"] or "before b.mp4 starts" in d["reason"] or "before c.mp4 starts" in d["reason"]
+               for d in rec["windows_dropped"])

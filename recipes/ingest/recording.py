@@ -102,6 +102,9 @@ def ingest_recording(rec: Recording, spec: IngestSpec, base: Path, progress: boo
         if path not in infos:
             infos[path] = video_io.probe(path)
         times = video_io.frame_times(t0, spec.window.seconds, spec.video.frames)
+        if times[0] < 0:  # before the clip starts (negative offset) or the movie's sync point
+            drops.append({**row, "reason": f"the window needs video at {times[0]:.3f} s, before {path.name} starts (time 0)"})
+            continue
         if times[-1] >= infos[path].end:
             drops.append({**row, "reason": f"video {path.name} ends at {infos[path].end:.3f} s; the window needs frames up to {times[-1]:.3f} s"})
             continue

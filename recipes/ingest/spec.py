@@ -141,6 +141,8 @@ class WindowSpec(_Strict):
 
     seconds: float = Field(2.0, gt=0)
     offset: float = 0.0
+    """Seconds from the event's onset to the first window's start; a window whose frames would fall
+    before its video's time 0 is dropped and reported (a clip has no picture before it starts)."""
     stride: float | None = Field(None, gt=0)
     """Seconds between window starts of one event; None is `seconds` (back to back)."""
     count: int = Field(1, ge=1)
