@@ -108,6 +108,8 @@ def test_trigger_channel_events_resampled_with_the_data(stimuli):
     assert [p["stim"] for p in meta["pairs"]] == ["a", "b", "a"]
     assert [p["onset"] for p in meta["pairs"]] == [2.0, 5.0, 8.0]
     assert [int(np.argmax(p[meta["channels"].index("CZ")])) for p in eeg] == [100, 100, 100]
+    with pytest.raises(IngestError, match=r"no trigger event with a code in events.codes \[7\] \(codes found: \['3', '5'\]\)"):
+        ingest(spec(events={"source": "trigger", "codes": {7: "q"}}), stimuli / "out2", base=stimuli, quiet=True)
 
 
 def test_csv_events_offset_stride_count(stimuli):

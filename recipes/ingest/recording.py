@@ -73,6 +73,9 @@ def ingest_recording(rec: Recording, spec: IngestSpec, base: Path, progress: boo
     raw, resampled, done = eeg_io.preprocess(raw, chans, spec.eeg, where, found.samples)
     found = found.after_resample(resampled, raw.first_samp, raw.info["sfreq"])
     report.update(channels_dropped=chans.dropped, preprocessing=done, events_found=len(found.onsets))
+    if len(found.onsets) == 0 and spec.events.source == "trigger":
+        raise IngestError(f"{where}: no trigger event with a code in events.codes {sorted(spec.events.codes or {})} "
+                          f"(codes found: {found.seen or 'none'}); fix events.codes or events.stim_channel")
     if len(found.onsets) == 0:
         raise IngestError(
             f"{where}: no event matches events.match {spec.events.match!r} (source {spec.events.source}; "
