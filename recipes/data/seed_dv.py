@@ -101,16 +101,24 @@ class SeedDV(PairedDataset):
         eeg_files, videos = _layout(root, config.subjects)
         labels = _labels(root, config.concepts_per_block)
         files = {str(p): sha256(p) for p in [*eeg_files, *videos]}
-        payload = {"config": config.model_dump(mode="json", exclude={"cache_dir", "fold", "val_fraction"}), "files": files, "labels": labels.tolist()}
+        payload = {"config": config.model_dump(mode="json", exclude={"cache_dir", "fold", "val_fraction", "groups"}), "files": files, "labels": labels.tolist()}
         key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
         out = cache_root(config.cache_dir) / f"seed_dv-{key}"
         if not (out / "meta.json").is_file():
             build(out, eeg_files, videos, labels, config)
-        groups = np.load(out / "groups.npy")
         blocks = np.load(out / "blocks.npy")
+        concepts = np.load(out / "concepts.npy")
+        groups = group_ids(blocks, concepts, config.groups, config.concepts_per_block)
         data = arrays.load(out, config.val_fraction, seed)
         splits = fold_splits(blocks, config.fold)
         return dataclasses.replace(data, splits=splits, groups=groups, fingerprint=f"seed_dv-{key}")
+
+
+def group_ids(blocks: np.ndarray, concepts: np.ndarray, by: str, per_block: int) -> np.ndarray:
+    """Subjects saw the same clips, so a group spans subjects: one clip's pairs from two subjects
+    (the same video) are never each other's negatives. Computed on loading: changing `groups`
+    does not rebuild the cache."""
+    return (blocks * per_block + concepts if by == "block_concept" else blocks).astype(np.int64)
 
 
 def fold_splits(blocks: np.ndarray, fold: int) -> dict[str, np.ndarray]:
@@ -217,18 +225,15 @@ def build(out: Path, eeg_files: list[Path], videos: list[Path], labels: np.ndarr
         subject_of = np.repeat(np.arange(len(eeg_files)), BLOCKS * per_block)
         block_of = np.tile(np.repeat(np.arange(BLOCKS), per_block), len(eeg_files))
         concept_of = np.tile(np.repeat(labels, CLIPS, axis=1).ravel(), len(eeg_files))
-        # Subjects saw the same clips: a group spans subjects, so one clip's pairs from two subjects
-        # (the same video) are never each other's negatives.
-        groups = block_of * concepts + concept_of if config.groups == "block_concept" else block_of
-        np.save(tmp / "groups.npy", groups.astype(np.int64))
+        np.save(tmp / "groups.npy", group_ids(block_of, concept_of, "block_concept", concepts))
         np.save(tmp / "blocks.npy", block_of.astype(np.int64))
         np.save(tmp / "concepts.npy", concept_of.astype(np.int64))
         meta = {
             "sfreq": SFREQ, "channels": CHANNELS, "fps": config.frames / CLIP_S, "source": "SEED-DV (EEG2Video)",
-            "subjects": [p.stem for p in eeg_files], "groups": config.groups,
+            "subjects": [p.stem for p in eeg_files],
             "order": "subject, block, position (concept order of the block), clip",
             "arrays": {"blocks.npy": "block 0-6 per pair", "concepts.npy": "concept 0-39 per pair",
-                       "groups.npy": "block_concept: block*40 + concept (across subjects); block: block"},
+                       "groups.npy": "block*40 + concept (across subjects); the component's groups: block uses blocks.npy"},
             "clip": {"hint_s": HINT_S, "clip_s": CLIP_S, "concept_s": CONCEPT_S, "frames": config.frames},
             "preprocessing": {"bandpass": [0.1, 75.0], "notch": [50.0]} if config.filter else None,
             "clip_of_pair": "index % 5",
