@@ -13,7 +13,7 @@ Each block shows 40 concepts in a per-block shuffled order, each as a 3-s hint a
 Groups: `block_concept` (default) makes the clips of one concept within one block a group (across
 subjects, who saw the same clips), so they are never each other's negatives and leave-one-block-out
 never cuts a group; `block` makes the whole block a group. Split: EEG2Video's 7-fold leave-one-block-out, block `fold` for test and the
-block before it for validation. Each pair's concept id (0-39) is kept in meta.json (`concepts`).
+block before it for validation. Each pair's concept id (0-39) is kept in concepts.npy beside the arrays.
 Without All_video_label.npy the order table of EEG_VP_train_test.py (the published one) is used.
 """
 
