@@ -16,7 +16,17 @@ import torch
 from torch import nn
 
 from encoders import channels as channel_names
-from encoders.checkpoint import LoadReport, load_into, read_file
+from encoders.checkpoint import (
+    CheckpointError,
+    LoadReport,
+    fit_keys,
+    fmt_keys,
+    likely_cause,
+    load_into,
+    nonfinite_keys,
+    read_file,
+    unwrap_container,
+)
 from encoders.video_preprocess import KINETICS_MEAN, KINETICS_STD, VideoPreprocess
 from registry.component import ComponentConfig
 from registry.errors import UserError
@@ -35,6 +45,9 @@ class EncoderConfig(ComponentConfig):
     """Local weights file (.pth, .pt, .safetensors); None keeps the random initialization."""
     trust_checkpoint: bool = False
     """Allow full unpickling of a .pth/.pt file. Only for files you trust: unpickling can run code."""
+    strict: bool = True
+    """Refuse a checkpoint that leaves parameters at their initialization (beyond what the released
+    weights lack by design); false accepts a partial load and logs what stayed random."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +119,7 @@ class Encoder(nn.Module, metaclass=abc.ABCMeta):
         model = cls(config)
         model.name = name or model.name
         if config.checkpoint:
-            model.load_report = model.load_checkpoint(config.checkpoint, trust=config.trust_checkpoint)
+            model.load_report = model.load_checkpoint(config.checkpoint, trust=config.trust_checkpoint, strict=config.strict)
             logger.info("%s: loaded %s (%s)", type(model).__name__, config.checkpoint, model.load_report)
         return model
 
@@ -130,13 +143,37 @@ class Encoder(nn.Module, metaclass=abc.ABCMeta):
         """Key fragments a released checkpoint lacks by design (they keep their initialization)."""
         return ()
 
-    def load_checkpoint(self, path: str, *, trust: bool = False) -> LoadReport:
-        state, ignored = self.convert_state_dict(read_file(path, trust=trust))
-        report = load_into(self, state)
-        report.ignored = ignored
+    def load_checkpoint(self, path: str, *, trust: bool = False, strict: bool = True) -> LoadReport:
+        """Load a weights file, strictly: keys are fitted (wrapper prefixes stripped, logged), NaN/inf
+        weights are refused, and parameters left at their initialization beyond `expected_missing`
+        are an error unless `strict` is False."""
+        what = f"{self.name} checkpoint {str(path)!r}"
+        own = set(self.state_dict())
+        obj = read_file(path, trust=trust)
+        try:
+            state, ignored, stripped = fit_keys(obj, self.convert_state_dict, own)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{what}: {exc}") from None
+        if stripped:
+            logger.info("%s: stripped the wrapper prefix %r from its keys to fit the model", what, stripped)
+        bad = nonfinite_keys(state)
+        if bad:
+            raise CheckpointError(f"{what} holds NaN or inf weights in {fmt_keys(bad)} (a diverged training run?); use another checkpoint")
+        try:
+            report = load_into(self, state)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{what}: {exc}") from None
+        report.ignored, report.stripped_prefix = ignored, stripped
         surprising = [k for k in report.missing if not any(f in k for f in self.expected_missing())]
+        if surprising and strict:
+            file_keys = sorted(unwrap_container(obj)) if isinstance(unwrap_container(obj), dict) else []
+            raise CheckpointError(
+                f"{what} leaves {len(surprising)} of the model's {len(self.state_dict())} weights at their random initialization "
+                f"({fmt_keys(surprising)}); {likely_cause(report, len(own), file_keys)}. Give this encoder's own "
+                f"weights, or set `strict: false` on the encoder to accept a partial load"
+            )
         if surprising or report.unexpected:
-            logger.warning("%s checkpoint %s: %s", type(self).__name__, path, report)
+            logger.warning("%s: %s", what, report)
         return report
 
     # -- what strategies need --------------------------------------------------------------------
