@@ -44,6 +44,13 @@ class TinyVideoEncoder(VideoEncoder):
 
     description = "Small video transformer with Video Swin's input contract (tests and demos)"
     Config = TinyVideoConfig
+    prompt_slot = 0  # a plain token sequence with no CLS: VPT prompts go first, pooling drops them
+
+    @property
+    def patch_numel(self) -> int:
+        """Values per 3-D patch (VPT's prompt init bound)."""
+        pt, ph, pw = self.cfg.patch_size
+        return 3 * pt * ph * pw
 
     def __init__(self, config: TinyVideoConfig):
         super().__init__(config)

@@ -135,6 +135,7 @@ class VideoSwin(VideoEncoder):
     """Video Swin Transformer (torchvision), any architecture; loads mmaction2 and torchvision weights."""
 
     description = "Video Swin Transformer on torchvision, architecture options; loads mmaction2 and torchvision weights"
+    prompt_refusal = "Video Swin attends within shifted local windows of a token grid, so added tokens have no window to join"
     Config = VideoSwinConfig
 
     def __init__(self, config: VideoSwinConfig):
