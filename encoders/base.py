@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import logging
+import os
 from typing import ClassVar
 
 import torch
@@ -48,6 +49,34 @@ class EncoderConfig(ComponentConfig):
     strict: bool = True
     """Refuse a checkpoint that leaves parameters at their initialization (beyond what the released
     weights lack by design); false accepts a partial load and logs what stayed random."""
+
+
+def machine_memory_bytes() -> int | None:
+    """Physical memory of this machine (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_parameter_memory(n_params: int, what: str) -> None:
+    """Refuse an architecture whose float32 weights alone exceed this machine's memory, before allocating.
+
+    Architecture options are checked in the config validators with a closed-form parameter count, so a
+    typo such as `dim: 640000` is one located recipe error instead of an out-of-memory kill.
+    """
+    memory = machine_memory_bytes()
+    need = 4 * n_params
+    if memory is not None and need > memory:
+        raise ValueError(
+            f"{what} gives about {n_params:,.0f} parameters ({need / 2**30:,.1f} GiB in float32, before gradients "
+            f"and optimizer state), more than this machine's {memory / 2**30:,.1f} GiB; choose a smaller architecture"
+        )
+
+
+def transformer_parameters(dim: int, depth: int, mlp_ratio: float) -> int:
+    """Parameters of `depth` pre-norm transformer blocks of width `dim` (qkv, proj, MLP; norms and biases ignored)."""
+    return int(depth * (4 + 2 * mlp_ratio) * dim * dim)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,7 +26,8 @@ def parse(item: str) -> tuple[list[str], Any]:
     try:
         value = yamlio.load(text) if text.strip() else ""
     except yaml.YAMLError as exc:
-        raise RecipeError(f"override {item!r}: the value is not valid YAML ({str(exc).splitlines()[0]})") from None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RecipeError(f"override {item!r}: the value is not valid YAML ({problem})") from None
     return [p.strip() for p in parts], value
 
 
