@@ -110,6 +110,12 @@ class EEGInputSpec:
         channel_names.positions(channels)
 
 
+MIN_VIDEO_SIDE = 8
+"""Frames smaller than this (pixels) are refused: upscaled to a video encoder's input they hold no picture."""
+MAX_QUIET_UPSCALE = 2.0
+"""Upscaling frames by more than this is said in a warning with the factor."""
+
+
 @dataclasses.dataclass(frozen=True)
 class VideoInputSpec:
     """What a video encoder takes after `preprocess`: (B, 3, frames, size, size), normalized."""
@@ -127,6 +133,20 @@ class VideoInputSpec:
             )
         if min(frame_shape[:3]) < 1:
             raise InputSpecError(f"video samples of shape {tuple(frame_shape)} are empty")
+        frames, height, width = frame_shape[:3]
+        if min(height, width) < MIN_VIDEO_SIDE:
+            raise InputSpecError(
+                f"video frames of {height}x{width} pixels are below the {MIN_VIDEO_SIDE}-pixel floor; {encoder} would "
+                f"upscale them to {self.size}x{self.size} from almost nothing: export the video at a usable resolution"
+            )
+        target = self.resize or round(self.size * 256 / 224)
+        factor = target / min(height, width)
+        if factor > MAX_QUIET_UPSCALE:
+            logger.warning("video frames of %dx%d pixels are upscaled x%.1f (short side to %d) for %s; export larger frames if you can",
+                           height, width, factor, target, encoder)
+        if frames < self.frames:
+            logger.warning("video samples have %d frames and %s takes %d: each frame is repeated about x%.1f",
+                           frames, encoder, self.frames, self.frames / frames)
 
 
 class Encoder(nn.Module, metaclass=abc.ABCMeta):

@@ -22,6 +22,7 @@ from pathlib import Path
 import registry
 from recipes import distributed, overrides, preflight, schema
 from recipes.compose import compose
+from recipes.data.checks import check_eeg
 from recipes.rundir import RunDir
 from recipes.errors import RecipeError
 from recipes.train import TrainingInterrupted, resolve_device, seed_everything, train
@@ -148,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             recipe = schema.validate(raw, reg, source=f"recipe {str(path)!r}")
         seed_everything(recipe.seed)
         data = reg.build("datasets", recipe.data, seed=recipe.seed)
+        data = check_eeg(data, getattr(recipe.data, "drop_nonfinite", False), where=f"data ({recipe.data.name})")
         model = compose(recipe, data, reg)
         if not resume:
             preflight.check_run(recipe, data, args.output_dir, int(os.environ.get("WORLD_SIZE", "1")))
