@@ -117,3 +117,13 @@ def test_a_plugin_strategy_that_trains_nothing_is_refused_but_head_only_is_not()
         apply_strategies(_tiny_eeg(), [Idle(Strategy.Config(), name="idle")])
     report = apply_strategies(_tiny_eeg(), [registry.build("strategies", "head_only")])
     assert not report.trains_encoder
+
+
+def test_the_log_tells_adapter_parameters_from_unfrozen_encoder_weights():
+    enc = _tiny_eeg()
+    enc.pretrained_parameter_names = frozenset(n for n, _ in enc.named_parameters())  # as the composer sets it
+    report = apply_strategies(enc, [registry.build("strategies", {"name": "lora", "targets": ["q", "v"], "r": 2}),
+                                    registry.build("strategies", {"name": "last_k", "k": 1})])
+    adapters = sum(p.numel() for n, p in enc.named_parameters() if "lora_" in n)
+    assert report.num_adapter == adapters > 0
+    assert f"{adapters:,} adapter parameters + {report.num_trainable - adapters:,} unfrozen encoder parameters" in report.summary()

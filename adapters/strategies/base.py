@@ -40,11 +40,19 @@ class StrategyReport:
     trains_encoder: bool
     lr_scale: dict[str, float] = dataclasses.field(default_factory=dict)
     """Learning-rate multiplier per parameter name, relative to the head's lr (1.0 when absent)."""
+    num_adapter: int | None = None
+    """Of num_trainable, the parameters strategies added (adapters: LoRA matrices, prefixes, prompts);
+    the rest are pretrained encoder weights they unfroze. None where the encoder's own set is unknown."""
 
     def summary(self) -> str:
         if not self.trains_encoder:
             return f"{self.strategy}: encoder frozen, trains nothing in it"
-        return f"{self.strategy}: {self.num_trainable:,} trainable encoder parameters in {len(self.trainable)} tensors"
+        tensors = f"in {len(self.trainable)} tensors"
+        if self.num_adapter is None:
+            return f"{self.strategy}: {self.num_trainable:,} trainable parameters {tensors}"
+        parts = [f"{n:,} {what}" for n, what in ((self.num_adapter, "adapter parameters"),
+                 (self.num_trainable - self.num_adapter, "unfrozen encoder parameters")) if n]
+        return f"{self.strategy}: {' + '.join(parts)} trainable {tensors}"
 
 
 class Strategy(abc.ABC):
@@ -205,9 +213,9 @@ def apply_strategies(
     lr_scale: dict[str, float] = {}
     for r in reports:
         lr_scale.update(r.lr_scale)
-    return report_for(
-        "+".join(s.name for s in strategies),
-        encoder,
-        actual,
-        lr_scale=lr_scale,
-    )
+    report = report_for("+".join(s.name for s in strategies), encoder, actual, lr_scale=lr_scale)
+    pretrained = getattr(encoder, "pretrained_parameter_names", None)  # set by the composer before any strategy
+    if pretrained is not None:
+        params = dict(encoder.named_parameters())
+        report.num_adapter = sum(params[n].numel() for n in actual if n.replace(".base_layer.", ".") not in pretrained)
+    return report
