@@ -12,6 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel
 
 from recipes.data.base import DataError, PairedData
@@ -61,9 +62,35 @@ def check_splits(data: PairedData, world_size: int = 1) -> None:
     raise DataError(f"the train split has {n_train} pairs (splits: {sizes}); {fix}; at least {need}{per_process} are needed")
 
 
-def check_run(recipe: BaseModel, data: PairedData, output_dir: str | Path, world_size: int = 1) -> None:
-    """Everything about a new run that can be checked before its directory exists."""
+def check_group_batches(recipe: BaseModel, data: PairedData, masks_groups: bool, world_size: int = 1) -> None:
+    """A group-disjoint batch can be formed: the train split has at least a batch's worth of distinct groups.
+
+    Mirrors the trainer's choice (train.sampler; auto is group-disjoint when pairs share groups and
+    the loss does not mask same-group pairs) and its batch size (capped at the train split).
+    """
+    train = data.split("train")
+    groups = np.asarray(data.groups)[train]
+    distinct = len(np.unique(groups))
+    choice = recipe.train.sampler
+    disjoint = choice == "group_disjoint" or (choice == "auto" and distinct < len(train) and not masks_groups)
+    batch = recipe.train.batch_size
+    if batch > len(train):
+        batch = len(train) - len(train) % world_size
+    if disjoint and distinct < batch:
+        raise DataError(
+            f"no batch of {batch} pairs from {batch} different groups can be formed: the train split has {distinct} groups "
+            f"(recordings); lower train.batch_size to at most {distinct}, or use a loss that masks same-group pairs"
+        )
+
+
+def check_run(recipe: BaseModel, data: PairedData, output_dir: str | Path, world_size: int = 1,
+              masks_groups: bool = False) -> None:
+    """Everything about a new run that can be checked before its directory exists.
+
+    `masks_groups`: the composed loss masks same-group pairs itself (then batches may share groups).
+    """
     writable_dir(output_dir, "--output-dir")
     if recipe.train.cache_dir:
         writable_dir(recipe.train.cache_dir, "train.cache_dir")
     check_splits(data, world_size)
+    check_group_batches(recipe, data, masks_groups, world_size)

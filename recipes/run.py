@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         data = check_eeg(data, getattr(recipe.data, "drop_nonfinite", False), where=f"data ({recipe.data.name})")
         model = compose(recipe, data, reg)
         if not resume:
-            preflight.check_run(recipe, data, args.output_dir, int(os.environ.get("WORLD_SIZE", "1")))
+            preflight.check_run(recipe, data, args.output_dir, int(os.environ.get("WORLD_SIZE", "1")),
+                                masks_groups=bool(getattr(model.loss, "masks_groups", False)))
         device = resolve_device(recipe.train.device)
         world = distributed.init_from_environment(device.type)
         device = distributed.device_for(device, world)

@@ -131,13 +131,16 @@ UNTRAINABLE = [
     ("all_val", dict(n=6, split=["val"] * 6), ["the train split has 0 pairs (splits: val 6)", "every pair is held out"]),
     ("all_test", dict(n=6, split=["test"] * 6), ["the train split has 0 pairs (splits: test 6)", "label some pairs 'train'"]),
     ("one_train_pair", dict(n=6, split=["train"] + ["val"] * 5), ["the train split has 1 pairs", "put more pairs"]),
+    ("too_few_groups_for_a_batch", dict(n=12, groups=[0, 1, 2] * 4, split=["train"] * 12),
+     ["no batch of 12 pairs from 12 different groups can be formed: the train split has 3 groups", "at most 3"]),
 ]
+OVERRIDES = {"too_few_groups_for_a_batch": ["train.sampler=group_disjoint"]}
 
 
 @pytest.mark.parametrize("case_id, arrays, fragments", UNTRAINABLE, ids=[c[0] for c in UNTRAINABLE])
 def test_data_that_cannot_train_leaves_no_run_directory(tmp_path, capsys, case_id, arrays, fragments):
     recipe = _arrays_recipe(tmp_path, **arrays)
-    code, out, created = run_cli(tmp_path, capsys, [str(recipe), "--output-dir", str(tmp_path / "runs")])
+    code, out, created = run_cli(tmp_path, capsys, [str(recipe), *OVERRIDES.get(case_id, []), "--output-dir", str(tmp_path / "runs")])
     check_refused(code, out, created, fragments)
 
 
