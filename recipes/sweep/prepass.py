@@ -24,10 +24,7 @@ from recipes import feature_cache
 from recipes.compose import compose
 from registry.core import Registry
 
-try:  # the training loop is moving from recipes.train into the recipes.engine package
-    from recipes.engine import resolve_device, resolve_precision, seed_everything  # type: ignore[attr-defined]
-except ImportError:
-    from recipes.train import resolve_device, resolve_precision, seed_everything
+from recipes.engine import resolve_device, resolve_precision, seed_everything
 
 logger = logging.getLogger(__name__)
 
