@@ -120,8 +120,10 @@ class EEGNet(nn.Module):
         return EEGNetInputSpec(sfreq=self.cfg.sfreq, min_samples=32)
 
     def no_weight_decay(self) -> set[str]:
-        """Batch-norm affine parameters (timm's convention: names exempt from weight decay)."""
-        return {n for n, p in self.named_parameters() if p.ndim == 1}
+        """Names exempt from weight decay (timm's convention): the per-site spatial filters, which
+        EEGNet regularizes by a max-norm instead (a table per electrode, like an embedding), and
+        the batch-norm affine parameters."""
+        return {"spatial_weight"} | {n for n, p in self.named_parameters() if p.ndim == 1}
 
     def forward(self, x: torch.Tensor, channels: list[str] | tuple[str, ...]) -> torch.Tensor:
         if x.ndim != 3 or x.shape[1] != len(channels):

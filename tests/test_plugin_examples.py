@@ -1,0 +1,211 @@
+"""The example plugins of every kind (examples/every_kind), pip-installed as a third party would, used end to end.
+
+Where the core still special-cases its built-ins so an example cannot work, the test is written
+anyway and marked xfail(strict=True) naming the special case (issue #10); fixing the core makes it
+pass, and strict makes the then-stale mark fail so it gets removed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from tests.conftest import ROOT, run_python, tiny_recipe
+
+EXAMPLES = ROOT / "examples" / "every_kind"
+
+
+def pip_install_copy(source: Path, work: Path) -> Path:
+    """pip install a copy of `source` into work/site (entry points only, as a user's install)."""
+    copy = work / "src"
+    shutil.copytree(source, copy)
+    site = work / "site"
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(site), str(copy)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    return site
+
+
+@pytest.fixture(scope="module")
+def examples_site(tmp_path_factory) -> Path:
+    return pip_install_copy(EXAMPLES, tmp_path_factory.mktemp("examples"))
+
+
+def write_npz_folder(folder: Path) -> None:
+    """The tiny recipe's synthetic pairs, written as a user would for `npz_folder`: one .npz per pair."""
+    import registry
+
+    data = registry.build("datasets", tiny_recipe()["data"], seed=0)
+    folder.mkdir(parents=True)
+    (folder / "meta.json").write_text(json.dumps({"sfreq": data.sfreq, "channels": data.channels, "fps": data.fps}))
+    for i in range(len(data)):
+        np.savez(folder / f"{i:04d}.npz", eeg=np.asarray(data.eeg[i]), video=np.asarray(data.video[i]), group=int(data.groups[i]))
+
+
+def example_recipe(data_path: Path, **changes) -> dict:
+    return tiny_recipe(**{
+        "data": {"name": "npz_folder", "path": str(data_path), "val_fraction": 0.25},
+        "eeg.strategy": {"name": "vera", "r": 16, "targets": ["qkv", "fc1"]},
+        "eeg.head": "glu",
+        "loss": "dcl",
+        "train.epochs": 3,
+        "train.lr": 3e-3,
+        **changes,
+    })
+
+
+def test_examples_are_listed_and_pass_the_quick_check(examples_site):
+    out = run_python("-m", "registry", "--json", "--check", env={"PYTHONPATH": str(examples_site)})
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    rows = {(r["kind"], r["name"]): r for r in json.loads(out.stdout)}
+    for key in [("encoders", "eegnet"), ("strategies", "vera"), ("heads", "glu"), ("losses", "dcl"), ("datasets", "npz_folder")]:
+        assert rows[key]["distribution"] == "peftzoo_examples" and rows[key]["status"] == "ok", rows[key]
+        assert rows[key]["description"]
+
+
+# One process trains straight, then trains again and is stopped by SIGTERM at step 5 (mid-epoch 2);
+# a second, fresh process resumes it. VeRA's frozen projections are not in the weights file, so the
+# resumed process must draw the same ones.
+TRAIN_AND_STOP = textwrap.dedent("""
+    import os, signal, sys
+    from peftzoo_examples.dcl import DecoupledContrastiveLoss as Loss
+    from recipes.run import main
+    recipe, out = sys.argv[1], sys.argv[2]
+    assert main([recipe, "--output-dir", out + "/straight", "--quiet"]) == 0
+    real, calls = Loss.forward, {"n": 0}
+    def forward_then_sigterm(self, *a, **k):
+        value = real(self, *a, **k)
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] == 5:
+                os.kill(os.getpid(), signal.SIGTERM)
+        return value
+    Loss.forward = forward_then_sigterm
+    sys.exit(main([recipe, "--output-dir", out + "/stopped", "--quiet"]))
+""")
+
+
+@pytest.fixture(scope="module")
+def trained(examples_site, tmp_path_factory) -> dict:
+    work = tmp_path_factory.mktemp("e2e")
+    write_npz_folder(work / "pairs")
+    recipe = work / "examples.yaml"
+    recipe.write_text(yaml.safe_dump(example_recipe(work / "pairs")))
+    env = {"PYTHONPATH": str(examples_site)}
+    first = run_python("-c", TRAIN_AND_STOP, str(recipe), str(work), env=env)
+    straight, stopped = (next(p for p in (work / d).iterdir() if not p.name.startswith(".")) for d in ("straight", "stopped"))
+    resumed = run_python("-m", "recipes.run", "--resume", str(stopped), "--quiet", env=env)
+    return {"work": work, "env": env, "first": first, "resumed": resumed, "straight": straight, "stopped": stopped}
+
+
+def metrics(run_dir: Path, kind: str) -> list[dict]:
+    return [r for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if r["type"] == kind]
+
+
+def test_examples_train_stop_and_resume_exactly(trained):
+    first, resumed = trained["first"], trained["resumed"]
+    assert first.returncode == 143, first.stderr[-3000:]  # 128 + SIGTERM
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    straight, stopped = trained["straight"], trained["stopped"]
+    assert json.loads((stopped / "run.json").read_text())["status"] == "completed"
+    assert metrics(stopped, "eval") == metrics(straight, "eval")
+    last = metrics(straight, "eval")[-1]
+    assert last["val/eeg_to_video/R@1"] > 2 * last["val/chance_R@1"], last  # it learned, through vera + glu + dcl
+    from safetensors.torch import load_file
+
+    a, b = load_file(str(straight / "trainable.safetensors")), load_file(str(stopped / "trainable.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(k.endswith("lambda_b") for k in a)
+    assert list((trained["work"] / "pairs" / ".npz_folder_cache").iterdir())  # packed once, memory-mapped
+
+
+MERGED_EQUALS_RUN = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    import torch
+    import registry
+    from recipes import schema
+    from recipes.export import load_run, main
+    run, out = Path(sys.argv[1]), Path(sys.argv[2])
+    assert main([str(run), "--merged", str(out)]) == 0
+    _, model = load_run(run)
+    merged = schema.validate(schema.read_yaml(out / "recipe.yaml"), registry.default())
+    encoder = registry.build("encoders", merged.eeg.encoder).eval()
+    x = torch.randn(2, len(model.channels), 200) * 20
+    with torch.no_grad():
+        diff = (encoder(x, channels=model.channels) - model.eeg.encoder(x, channels=model.channels)).abs().max()
+    print(json.dumps({"max_diff": float(diff)}))
+""")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "special case: recipes/export.py export_merged merges only loralib/peft layers (adapters.strategies.lora.merge) and "
+    "finds leftovers by the substrings lora_/prefix/prompt; it never calls a strategy's merge() hook, so vera's "
+    "adaptation is dropped from the merged encoder (the checkpoint keys no longer fit and only a warning is logged)"
+))
+def test_merged_export_keeps_a_plugin_strategy(trained):
+    assert trained["resumed"].returncode == 0
+    out = run_python("-c", MERGED_EQUALS_RUN, str(trained["stopped"]), str(trained["work"] / "merged"), env=trained["env"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1])["max_diff"] < 1e-5
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "special case: recipes/compose.py check_data uses isinstance(encoder, EEGEncoder/VideoEncoder) and refuses "
+    "eegnet, which follows the encoder protocol (modality, input_spec) without subclassing the built-in bases"
+))
+def test_eegnet_trains_in_a_recipe(examples_site, tmp_path):
+    write_npz_folder(tmp_path / "pairs")
+    recipe = example_recipe(tmp_path / "pairs", **{"eeg.encoder": {"name": "eegnet", "f1": 4, "f2": 16}, "eeg.strategy": "full",
+                                                   "train.epochs": 2})
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    out = run_python("-m", "recipes.run", str(tmp_path / "r.yaml"), "--output-dir", str(tmp_path / "runs"), "--quiet",
+                     env={"PYTHONPATH": str(examples_site)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    run_dir = Path(out.stdout.strip().splitlines()[-1].removeprefix("run: "))
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
+
+
+def load_example_module(name: str):
+    """An example module imported from its file, without installing it (no entry points in this process)."""
+    spec = importlib.util.spec_from_file_location(f"_example_{name}", EXAMPLES / "peftzoo_examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "special case: recipes/engine/grouping.py decays() picks the no-decay set by name fragments "
+    "(_embed, _token, _bias, bias_table) and never asks the encoder's no_weight_decay() (timm's convention)"
+))
+def test_weight_decay_follows_the_encoders_no_weight_decay():
+    from adapters.heads.linear import LinearHead
+    from adapters.strategies.full import Full
+    from recipes.engine.grouping import param_groups
+    from recipes.model import DualEncoderCLIP, Tower
+    import registry
+
+    eegnet = load_example_module("eegnet")
+    encoder = eegnet.EEGNet.from_config(eegnet.EEGNetConfig(f1=4, f2=8))
+    report = Full(Full.Config()).apply(encoder)
+    video = registry.build("encoders", {"name": "tiny_video", "dim": 16, "depth": 1, "heads": 2, "frames": 2, "size": 16})
+    head = LinearHead(LinearHead.Config(), in_dim=8, out_dim=8)
+    from adapters.strategies.base import StrategyReport
+
+    frozen = StrategyReport("head_only", [], 0, False)
+    model = DualEncoderCLIP(Tower(encoder, head, report), Tower(video, LinearHead(LinearHead.Config(), in_dim=16, out_dim=8), frozen),
+                            registry.build("losses", "clip"), channels=["Cz"])
+    no_decay = {n for g in param_groups(model, 0.05) if g["weight_decay"] == 0 for n in g["names"]}
+    assert {f"eeg.encoder.{n}" for n in encoder.no_weight_decay()} <= no_decay
