@@ -143,9 +143,10 @@ MERGED_EQUALS_RUN = textwrap.dedent("""
     _, model = load_run(run)
     merged = schema.validate(schema.read_yaml(out / "recipe.yaml"), registry.default())
     encoder = registry.build("encoders", merged.eeg.encoder).eval()
-    x = torch.randn(2, len(model.channels), 200) * 20
+    channels = json.loads((Path(merged.data.path) / "meta.json").read_text())["channels"]
+    x = torch.randn(2, len(channels), 200) * 20
     with torch.no_grad():
-        diff = (encoder(x, channels=model.channels) - model.eeg.encoder(x, channels=model.channels)).abs().max()
+        diff = (encoder(x, channels=channels) - model.eeg.encoder(x, channels=channels)).abs().max()
     print(json.dumps({"max_diff": float(diff)}))
 """)
 
@@ -182,6 +183,7 @@ def load_example_module(name: str):
     """An example module imported from its file, without installing it (no entry points in this process)."""
     spec = importlib.util.spec_from_file_location(f"_example_{name}", EXAMPLES / "peftzoo_examples" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 

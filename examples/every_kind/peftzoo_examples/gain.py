@@ -2,7 +2,6 @@
 import torch
 from safetensors.torch import save_file
 from torch import nn
-
 from adapters.strategies.base import Strategy, StrategyConfig, report_for
 
 
