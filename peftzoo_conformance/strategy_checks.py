@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 import registry
-from adapters.strategies.base import StrategyError
+from adapters.strategies.base import Strategy, StrategyError
 from peftzoo_conformance import probes
 from peftzoo_conformance.errors import ConformanceError, require
 
@@ -75,6 +75,12 @@ def apply(name: str, encoder_spec: dict | None = None, seed: int = 0, strategy_s
         f"refused every encoder the kit tried ({'; '.join(refusals)}); set `conformance_encoders` on the "
         f"strategy class to encoder specs it accepts",
     )
+
+
+def offers(strategy: Any, hook: str) -> bool:
+    """Whether the strategy implements an optional hook itself (a default on the base class is not an offer)."""
+    own = getattr(type(strategy), hook, None)
+    return callable(own) and own is not getattr(Strategy, hook, None)
 
 
 def trainable(encoder: nn.Module) -> list[str]:
@@ -202,7 +208,7 @@ def check_merge_preserves_outputs(name: str) -> bool:
     """`merge(encoder)` folds the adapters into the base weights: same outputs within 1e-5, and the
     parameters the strategy added are gone. False when the strategy offers no merge."""
     a = apply(name)
-    if not callable(getattr(a.strategy, "merge", None)):
+    if not offers(a.strategy, "merge"):
         return False
     _perturb(a)
     call = probes.example_call(a.encoder)
@@ -223,7 +229,7 @@ def check_merge_preserves_outputs(name: str) -> bool:
 def check_export_writes_files(name: str, directory: Path) -> bool:
     """`export(encoder, directory)` writes its files and leaves the encoder as it was. False when not offered."""
     a = apply(name)
-    if not callable(getattr(a.strategy, "export", None)):
+    if not offers(a.strategy, "export"):
         return False
     _perturb(a)
     call = probes.example_call(a.encoder)
@@ -251,9 +257,9 @@ def check_wrapped_modules_declared(name: str) -> bool:
     """`wrapped_modules(encoder)` names every module `apply` replaced, so the core can detect two
     strategies adapting one layer. False when not offered (the core then compares module trees)."""
     a = apply(name)
-    declare = getattr(a.strategy, "wrapped_modules", None)
-    if not callable(declare):
+    if not offers(a.strategy, "wrapped_modules"):
         return False
+    declare = a.strategy.wrapped_modules
     declared = set(declare(a.encoder))
     undeclared = [n for n in replaced_modules(a) if n not in declared and not any(n.startswith(d + ".") for d in declared)]
     require(not undeclared, "wrapped_modules_declared", KIND, name,

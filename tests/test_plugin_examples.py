@@ -25,22 +25,33 @@ from tests.conftest import ROOT, run_python, tiny_recipe
 EXAMPLES = ROOT / "examples" / "every_kind"
 
 
-def pip_install_copy(source: Path, work: Path) -> Path:
-    """pip install a copy of `source` into work/site (entry points only, as a user's install)."""
-    copy = work / "src"
-    shutil.copytree(source, copy)
-    site = work / "site"
-    out = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(site), str(copy)],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
-    return site
+BROKEN = ROOT / "examples" / "broken_plugins"
+_SITES: dict[str, Path] = {}
+
+
+def plugin_site(tmp_path_factory) -> Path:
+    """examples/every_kind and examples/broken_plugins pip-installed (from copies, entry points only) into one
+    site directory, once per test session: a third party's install, on PYTHONPATH of the subprocesses."""
+    base = str(tmp_path_factory.getbasetemp())
+    if base not in _SITES:
+        work = tmp_path_factory.mktemp("plugins")
+        copies = []
+        for source in (EXAMPLES, BROKEN):
+            shutil.copytree(source, work / source.name)
+            copies.append(str(work / source.name))
+        site = work / "site"
+        out = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(site), *copies],
+            capture_output=True, text=True, timeout=300,
+        )
+        assert out.returncode == 0, out.stderr
+        _SITES[base] = site
+    return _SITES[base]
 
 
 @pytest.fixture(scope="module")
 def examples_site(tmp_path_factory) -> Path:
-    return pip_install_copy(EXAMPLES, tmp_path_factory.mktemp("examples"))
+    return plugin_site(tmp_path_factory)
 
 
 def write_npz_folder(folder: Path) -> None:
@@ -64,15 +75,6 @@ def example_recipe(data_path: Path, **changes) -> dict:
         "train.lr": 3e-3,
         **changes,
     })
-
-
-def test_examples_are_listed_and_pass_the_quick_check(examples_site):
-    out = run_python("-m", "registry", "--json", "--check", env={"PYTHONPATH": str(examples_site)})
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    rows = {(r["kind"], r["name"]): r for r in json.loads(out.stdout)}
-    for key in [("encoders", "eegnet"), ("strategies", "vera"), ("heads", "glu"), ("losses", "dcl"), ("datasets", "npz_folder")]:
-        assert rows[key]["distribution"] == "peftzoo_examples" and rows[key]["status"] == "ok", rows[key]
-        assert rows[key]["description"]
 
 
 # One process trains straight, then trains again and is stopped by SIGTERM at step 5 (mid-epoch 2);
@@ -211,3 +213,19 @@ def test_weight_decay_follows_the_encoders_no_weight_decay():
                             registry.build("losses", "clip"), channels=["Cz"])
     no_decay = {n for g in param_groups(model, 0.05) if g["weight_decay"] == 0 for n in g["names"]}
     assert {f"eeg.encoder.{n}" for n in encoder.no_weight_decay()} <= no_decay
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "special case: clash detection knows only loralib and peft layers (PeftTuner.check_composition compares "
+    "type(o).__name__ == 'LoRA', targets._adapted_modules looks for loralib/peft classes); it never asks a strategy's "
+    "wrapped_modules(), so lora after vera is refused as 'no attention with fused qkv and proj', not as a clash"
+))
+@pytest.mark.parametrize("lora", [{"name": "lora"}, {"name": "lora", "targets": ["q", "v"], "use_dora": True}])
+def test_adapting_one_layer_twice_is_refused_as_a_clash(lora):
+    import registry
+    from adapters.strategies.base import StrategyError, apply_strategies
+
+    vera = load_example_module("vera")
+    encoder = registry.build("encoders", {"name": "tiny_eeg", "dim": 16, "depth": 1, "heads": 2})
+    with pytest.raises(StrategyError, match=r"(?s)(vera.*lora|lora.*vera).*blocks\.0\.attn\.qkv"):
+        apply_strategies(encoder, [vera.VeRA(vera.VeRAConfig(r=4), name="vera"), registry.build("strategies", lora)])
