@@ -72,6 +72,40 @@ class LrScales(_Section):
     """The loss's own parameters (temperature, bias)."""
 
 
+# Metrics the per-epoch evaluation logs that train.select may rank epochs by (recipes.evaluate.evaluate).
+SELECTABLE_METRICS = ("val/loss", *(f"val/{d}/{m}" for d in ("eeg_to_video", "video_to_eeg")
+                                    for m in ("R@1", "R@5", "R@10", "mean_rank", "median_rank")))
+
+
+class Select(_Section):
+    """Which evaluated epoch's weights to keep as best.safetensors."""
+
+    metric: str = "val/eeg_to_video/R@1"
+    mode: Literal["max", "min"] | None = None
+    """max or min is better; None: min for val/loss and ranks, max for recalls."""
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        if metric not in SELECTABLE_METRICS:
+            raise ValueError(f"{metric!r} is not a metric the evaluation logs{did_you_mean(metric, SELECTABLE_METRICS)}; "
+                             f"use one of {', '.join(SELECTABLE_METRICS)}")
+        return metric
+
+    @model_validator(mode="after")
+    def _default_mode(self) -> "Select":
+        if self.mode is None:
+            self.mode = "min" if self.metric == "val/loss" or self.metric.endswith("_rank") else "max"
+        return self
+
+
+class EarlyStopping(_Section):
+    """Stop when train.select's metric has not improved by min_delta for patience evaluations."""
+
+    patience: int = Field(..., ge=1)
+    min_delta: float = Field(0.0, ge=0)
+
+
 class TrainConfig(_Section):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(64, ge=2)
@@ -110,6 +144,11 @@ class TrainConfig(_Section):
     """auto (cuda if available, else cpu), cpu, cuda, cuda:N."""
     log_every: int = Field(10, ge=1)
     """Steps between training-loss lines in metrics.jsonl."""
+    select: Select | None = None
+    """Keep the best evaluated epoch's weights as best.safetensors: {metric, mode}; None keeps the last only."""
+    early_stopping: EarlyStopping | None = None
+    """Stop after `patience` evaluations without an improvement of train.select's metric (default
+    val/eeg_to_video/R@1, max) by more than min_delta."""
 
     @model_validator(mode="after")
     def _epochs_match_stages(self) -> "TrainConfig":

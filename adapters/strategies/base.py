@@ -77,6 +77,15 @@ class Strategy(abc.ABC):
     def after_optimizer_step(self, step: int) -> None:
         """Called after each optimizer step, before gradients are cleared (AdaLoRA's budget update)."""
 
+    def state_dict(self) -> dict:
+        """State the strategy keeps outside the encoder's parameters (AdaLoRA's importance statistics
+        and step count), for checkpoints: tensors and plain Python values only, so that a checkpoint
+        loads with `torch.load(weights_only=True)`. Saved per side and strategy key; default none."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Take back what `state_dict()` returned, on resume (tensors arrive on the CPU); default no-op."""
+
 
 def trainable_names(module: nn.Module) -> list[str]:
     return [n for n, p in module.named_parameters() if p.requires_grad]
