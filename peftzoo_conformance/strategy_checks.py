@@ -192,7 +192,9 @@ def check_state_round_trips(name: str) -> bool:
     with torch.no_grad():
         same = torch.equal(probes.run(fresh.encoder, call), probes.run(a.encoder, call))
     require(same, "state_round_trips", KIND, name,
-            "after loading the saved weights and strategy state, a fresh encoder's outputs differ from the saved one's")
+            "after loading the saved weights (the reported parameters) and strategy state, a fresh encoder's outputs "
+            "differ from the saved one's: the state does not restore what apply() drew, or a trained parameter is "
+            "missing from the report (only reported parameters are saved)")
     return True
 
 
