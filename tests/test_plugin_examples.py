@@ -133,20 +133,26 @@ def test_examples_train_stop_and_resume_exactly(trained):
     assert list((trained["work"] / "pairs" / ".npz_folder_cache").iterdir())  # packed once, memory-mapped
 
 
-EVALUATE_AND_BUNDLE = textwrap.dedent("""
+# One process evaluates the resumed run, exports it as a bundle and merged, and compares embeddings.
+EVALUATE_AND_EXPORT = textwrap.dedent("""
     import json, sys
     import torch
     import recipes
     from recipes.evaluate import main as evaluate
     from recipes.export import main as export
-    run, out = sys.argv[1], sys.argv[2]
+    run, work = sys.argv[1], sys.argv[2]
     assert evaluate([run, "--split", "val", "--no-plot", "--resamples", "20"]) == 0
-    assert export([run, "--bundle", out]) == 0
-    trained, bundle = recipes.load(run, device="cpu"), recipes.load(out, device="cpu")
+    trained = recipes.load(run, device="cpu")
     x = torch.randn(4, len(trained.channels), 200) * 20
-    with torch.no_grad():
-        diff = (bundle.embed_eeg(x) - trained.embed_eeg(x)).abs().max()
-    print(json.dumps({"max_diff": float(diff)}))
+
+    def diff(path):
+        with torch.no_grad():
+            return float((recipes.load(path, device="cpu").embed_eeg(x) - trained.embed_eeg(x)).abs().max())
+
+    result = {"bundle_exit": export([run, "--bundle", work + "/bundle"]), "merged_exit": export([run, "--merged", work + "/merged"])}
+    result["bundle_diff"] = diff(work + "/bundle") if result["bundle_exit"] == 0 else None
+    result["merged_diff"] = diff(work + "/merged") if result["merged_exit"] == 0 else None
+    print(json.dumps(result))
 """)
 
 
@@ -154,7 +160,7 @@ EVALUATE_AND_BUNDLE = textwrap.dedent("""
 def evaluated(trained) -> dict:
     """The resumed run evaluated on its val split and exported as a bundle, in one process."""
     assert trained["resumed"].returncode == 0
-    out = run_python("-c", EVALUATE_AND_BUNDLE, str(trained["stopped"]), str(trained["work"] / "bundle"), env=trained["env"])
+    out = run_python("-c", EVALUATE_AND_EXPORT, str(trained["stopped"]), str(trained["work"]), env=trained["env"])
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -173,23 +179,7 @@ def test_examples_evaluate_to_their_training_metrics(trained, evaluated):
     "projections and embeds differently from the run (max diff ~1e-3 measured)"
 ))
 def test_bundle_of_a_plugin_strategy_embeds_as_the_run(evaluated):
-    assert evaluated["max_diff"] < 1e-5
-
-
-MERGED_EQUALS_RUN = textwrap.dedent("""
-    import json, sys
-    import torch
-    import recipes
-    from recipes.export import main
-    run, out = sys.argv[1], sys.argv[2]
-    code = main([run, "--merged", out])
-    assert code == 0, f"export --merged exited {code}"
-    trained, merged = recipes.load(run, device="cpu"), recipes.load(out, device="cpu")
-    x = torch.randn(4, len(trained.channels), 200) * 20
-    with torch.no_grad():
-        diff = (merged.embed_eeg(x) - trained.embed_eeg(x)).abs().max()
-    print(json.dumps({"max_diff": float(diff)}))
-""")
+    assert evaluated["bundle_exit"] == 0 and evaluated["bundle_diff"] < 1e-5
 
 
 @pytest.mark.xfail(strict=True, reason=(
@@ -197,11 +187,9 @@ MERGED_EQUALS_RUN = textwrap.dedent("""
     "adapters.strategies.lora.merge; a strategy's own merge() hook is never called, so export --merged "
     "cannot fold vera (which offers merge())"
 ))
-def test_merged_export_keeps_a_plugin_strategy(trained):
-    assert trained["resumed"].returncode == 0
-    out = run_python("-c", MERGED_EQUALS_RUN, str(trained["stopped"]), str(trained["work"] / "merged"), env=trained["env"])
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert json.loads(out.stdout.strip().splitlines()[-1])["max_diff"] < 1e-5
+def test_merged_export_keeps_a_plugin_strategy(evaluated):
+    assert evaluated["merged_exit"] == 0, "export --merged refused the run"
+    assert evaluated["merged_diff"] < 1e-5
 
 
 @pytest.mark.xfail(strict=True, reason=(
