@@ -1,7 +1,9 @@
 """`list-registry` (also `python -m registry`): what is installed, from metadata alone.
 
---check imports each component and reports `ok` or `error: <Type>: <message>` per row; it exits 1
-when any row is in error, so scripts and CI can rely on it.
+--check imports each component, runs the quick, import-level part of the conformance kit on it
+(peftzoo_conformance/quick.py: Config is pydantic and refuses unknown keys, a description, what its
+kind needs on the class) and reports `ok` or `error: <Type>: <message>` per row; it exits 1 when any
+row is in error, so scripts and CI can rely on it. The full kit: `python -m peftzoo_conformance`.
 """
 
 from __future__ import annotations
@@ -16,11 +18,22 @@ from registry.errors import UserError
 from registry.kinds import KINDS
 
 
+def _check(reg: Registry, entry) -> str:
+    """The row's status under --check: the registry's load check, then the kit's quick checks."""
+    status = reg.check(entry)
+    if status != "ok":
+        return status
+    from peftzoo_conformance.quick import quick_problems  # imports registry and pydantic only
+
+    problems = quick_problems(entry.kind, entry.name, reg.get(entry.kind, entry.name))
+    return f"error: ConformanceError: {'; '.join(problems)}" if problems else "ok"
+
+
 def _rows(reg: Registry, kind: str | None, check: bool) -> list[dict]:
     rows = []
     for entry in reg.entries(kind):
         if check:
-            status = reg.check(entry)
+            status = _check(reg, entry)
         elif entry.duplicate_of:
             status = f"error: DuplicateComponentError: also registered by {', '.join(entry.duplicate_of)}"
         else:
@@ -76,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--kind", choices=KINDS, help="only this kind")
     parser.add_argument("--json", action="store_true", help="print a JSON list of objects")
-    parser.add_argument("--check", action="store_true", help="import each component and report its status")
+    parser.add_argument("--check", action="store_true",
+                        help="import each component, run the conformance kit's quick checks on it, report its status")
     args = parser.parse_args(argv)
 
     reg = Registry()

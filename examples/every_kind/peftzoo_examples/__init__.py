@@ -1,0 +1,1 @@
+"""Example peftzoo plugins, one of every kind, registered through entry points only (see pyproject.toml)."""

@@ -1,0 +1,75 @@
+"""Loss checks: finite on normalized pairs, symmetric where it claims to be, gradient on both sides.
+
+A loss claims symmetry with the class attribute `symmetric = True` (swapping the EEG and video
+embeddings gives the same loss). Built-ins that predate the attribute: SYMMETRIC_BUILTINS.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+import registry
+from peftzoo_conformance import probes
+from peftzoo_conformance.errors import require
+
+KIND = "losses"
+SYMMETRIC_BUILTINS = {"clip", "siglip"}
+
+
+def build(name: str):
+    component = registry.get(KIND, name)
+    component.Config.model_validate({})
+    torch.manual_seed(0)
+    return registry.build(KIND, {"name": name, **probes.small_options(KIND, name, component)})
+
+
+def pairs(n: int = 8, dim: int = 16, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    eeg = F.normalize(torch.randn(n, dim, generator=g), dim=-1)
+    video = F.normalize(eeg + 0.5 * torch.randn(n, dim, generator=g), dim=-1)
+    return eeg, video, torch.arange(n) // 2, torch.arange(n)
+
+
+def evaluate(loss, eeg, video, groups, index):
+    if getattr(loss, "wants_epoch_embeddings", False):
+        loss.start_epoch(1, eeg.detach(), video.detach(), index)
+    return loss(eeg, video, groups=groups, index=index)
+
+
+def check_finite_scalar(name: str) -> None:
+    loss = build(name)
+    value = evaluate(loss, *pairs())
+    require(isinstance(value, torch.Tensor) and value.ndim == 0, "loss_finite_scalar", KIND, name,
+            f"must return a scalar tensor, got {type(value).__name__} {getattr(value, 'shape', '')}")
+    require(bool(torch.isfinite(value.detach())), "loss_finite_scalar", KIND, name, f"gave {float(value.detach())} on normalized pairs")
+    value_eval = loss(*pairs()[:2])  # evaluation calls it without groups and index
+    require(bool(torch.isfinite(value_eval)), "loss_finite_scalar", KIND, name, "not finite when called without groups and index")
+
+
+def claims_symmetry(name: str, loss) -> bool:
+    claim = getattr(loss, "symmetric", None)
+    return bool(claim) if claim is not None else name in SYMMETRIC_BUILTINS
+
+
+def check_symmetric(name: str) -> bool:
+    loss = build(name)
+    if not claims_symmetry(name, loss):
+        return False
+    eeg, video, groups, index = pairs()
+    with torch.no_grad():
+        forward, swapped = loss(eeg, video, groups=groups), loss(video, eeg, groups=groups)
+    require(torch.allclose(forward, swapped, atol=1e-6, rtol=1e-6), "loss_symmetric", KIND, name,
+            f"claims symmetry but loss(eeg, video) = {float(forward):.6g} and loss(video, eeg) = {float(swapped):.6g}")
+    return True
+
+
+def check_gradient_reaches_both_sides(name: str) -> None:
+    loss = build(name)
+    eeg, video, groups, index = pairs()
+    eeg.requires_grad_(True)
+    video.requires_grad_(True)
+    evaluate(loss, eeg, video, groups, index).backward()
+    for side, t in (("eeg", eeg), ("video", video)):
+        require(t.grad is not None and bool(torch.isfinite(t.grad).all()) and float(t.grad.abs().sum()) > 0,
+                "loss_gradient_reaches_both_sides", KIND, name, f"no finite, non-zero gradient reaches the {side} embeddings")

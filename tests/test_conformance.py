@@ -1,0 +1,123 @@
+"""The conformance kit (peftzoo_conformance): passes on every built-in and example component, and fails
+each planted broken plugin (examples/broken_plugins) with a message naming the broken check.
+
+The kit runs as a plugin author would run it: `python -m peftzoo_conformance` in a fresh interpreter
+with the plugin distribution pip-installed (from a copy, entry points only) on the path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.conftest import run_python
+from tests.test_plugin_examples import plugin_site
+
+# (kit test, component, check named in the failure): exactly these fail, nothing else.
+PLANTED = [
+    ("test_strategy_report_matches_trainable", "broken_unreported", "report_matches_trainable"),
+    ("test_strategy_step_changes_only_reported", "broken_unreported", "step_changes_only_reported"),
+    ("test_strategy_state_round_trips", "broken_unreported", "state_round_trips"),  # its trained bias is not saved
+    ("test_strategy_step_changes_output", "broken_never_called", "step_changes_output"),
+    ("test_strategy_state_round_trips", "broken_forgetful_state", "state_round_trips"),
+    ("test_strategy_merge_preserves_outputs", "broken_merge", "merge_preserves_outputs"),
+    ("test_quick_contract", "strategies-broken_open_config", "config_refuses_unknown_keys"),
+]
+EXAMPLE_COMPONENTS = [("encoders", "eegnet"), ("strategies", "vera"), ("strategies", "gain"), ("heads", "glu"),
+                      ("losses", "dcl"), ("datasets", "npz_folder")]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """examples/every_kind and examples/broken_plugins, pip-installed together."""
+    return plugin_site(tmp_path_factory)
+
+
+def outcomes(stdout: str) -> dict[str, str]:
+    """'test_x[param]' -> PASSED / FAILED / SKIPPED from pytest -v output."""
+    found = re.findall(r"test_conformance\.py::(\S+) (PASSED|FAILED|SKIPPED|ERROR)", stdout)
+    return dict(found)
+
+
+def test_kit_passes_on_builtins_and_examples_and_fails_each_planted_flaw_by_name(site):
+    """One run of the kit over everything installed: built-ins, the examples and the broken plugins."""
+    out = run_python("-m", "peftzoo_conformance", "-v", env={"PYTHONPATH": str(site)}, timeout=900)
+    assert out.returncode == 1, out.stdout[-4000:]
+    results = outcomes(out.stdout)
+    failed = {t for t, r in results.items() if r in ("FAILED", "ERROR")}
+    assert failed == {f"{test}[{name}]" for test, name, _ in PLANTED}, sorted(failed)
+    for _, name, check in PLANTED:
+        assert f"[{check}] strategies {name.split('-')[-1]!r}" in out.stdout, check
+    # the examples ran every check that applies to them (vera's hooks included), and so did built-ins of every kind
+    for test in ("test_strategy_state_round_trips[vera]", "test_strategy_merge_preserves_outputs[vera]",
+                 "test_strategy_export_writes_files[vera]", "test_strategy_wrapped_modules_declared[vera]",
+                 "test_strategy_step_changes_output[vera]", "test_strategy_merge_preserves_outputs[gain]",
+                 "test_strategy_state_round_trips[gain]", "test_encoder_forward_gives_pooled_features[eegnet]",
+                 "test_encoder_no_weight_decay_names[eegnet]", "test_head_maps_dimensions_and_trains[glu]",
+                 "test_loss_symmetric[dcl]", "test_loss_gradient_reaches_both_sides[dcl]", "test_dataset_arrays[npz_folder]",
+                 "test_strategy_step_changes_output[lora]", "test_encoder_forward_gives_pooled_features[video_swin]",
+                 "test_loss_symmetric[clip]", "test_dataset_arrays[arrays]", "test_head_maps_dimensions_and_trains[mlp]",
+                 *(f"test_quick_contract[{kind}-{name}]" for kind, name in EXAMPLE_COMPONENTS)):
+        assert results.get(test) == "PASSED", (test, results.get(test))
+
+
+def test_kit_selects_one_distributions_components(monkeypatch):
+    """--peftzoo-distribution (or the environment variable) keeps the components one distribution registers."""
+    import registry
+    from peftzoo_conformance import selection
+
+    for kind in registry.KINDS:
+        builtins = sorted({e.name for e in registry.entries(kind) if e.distribution == "peftzoo"})
+        assert builtins and selection.components(kind, "peftzoo") == builtins
+        assert selection.components(kind, "Not.Installed-plugin") == []
+    monkeypatch.setenv(selection.ENV, "no-such-distribution")
+    assert selection.components("strategies") == []
+    assert selection.normalize("My.Plugin-x") == selection.normalize("my_plugin_x")
+
+
+def test_list_registry_check_runs_the_quick_part_of_the_kit(site):
+    out = run_python("-m", "registry", "--json", "--check", env={"PYTHONPATH": str(site)})
+    assert out.returncode == 1
+    rows = {(r["kind"], r["name"]): r for r in json.loads(out.stdout)}
+    status = rows[("strategies", "broken_open_config")]["status"]
+    assert status.startswith("error: ConformanceError: [config_refuses_unknown_keys]") and "extra='forbid'" in status
+    for key in EXAMPLE_COMPONENTS:
+        assert rows[key]["distribution"] == "peftzoo_examples" and rows[key]["status"] == "ok" and rows[key]["description"], rows[key]
+    # flaws that need a build and a training step are the full kit's, not the quick check's
+    assert rows[("strategies", "broken_merge")]["status"] == rows[("strategies", "lora")]["status"] == "ok"
+    assert [k for k, r in rows.items() if r["status"] != "ok"] == [("strategies", "broken_open_config")]
+
+
+def test_quick_checks_in_process():
+    """The quick checks on classes made here: each problem named, a conforming class passes."""
+    from pydantic import ConfigDict
+
+    from peftzoo_conformance.quick import quick_problems
+    from registry.component import ComponentConfig
+
+    class Good:
+        description = "a head"
+        Config = ComponentConfig
+
+        @classmethod
+        def from_config(cls, config, **context):
+            return cls()
+
+    class Open(ComponentConfig):
+        model_config = ConfigDict(extra="ignore")
+
+    class Bad:
+        Config = Open
+        modality = "audio"
+
+        @classmethod
+        def from_config(cls, config, **context):
+            return cls()
+
+    assert quick_problems("heads", "good", Good) == []
+    problems = " ".join(quick_problems("encoders", "bad", Bad))
+    for check in ("config_refuses_unknown_keys", "config_has_description", "kind_attributes"):
+        assert f"[{check}] encoders 'bad'" in problems
+    assert "'audio'" in problems

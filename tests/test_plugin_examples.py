@@ -1,0 +1,255 @@
+"""The example plugins of every kind (examples/every_kind), pip-installed as a third party would, used end to end.
+
+Where the core still special-cases its built-ins so an example cannot work, the test is written
+anyway and marked xfail(strict=True) naming the special case (issue #10); fixing the core makes it
+pass, and strict makes the then-stale mark fail so it gets removed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from tests.conftest import ROOT, run_python, tiny_recipe
+
+EXAMPLES = ROOT / "examples" / "every_kind"
+
+
+BROKEN = ROOT / "examples" / "broken_plugins"
+_SITES: dict[str, Path] = {}
+
+
+def plugin_site(tmp_path_factory) -> Path:
+    """examples/every_kind and examples/broken_plugins pip-installed (from copies, entry points only) into one
+    site directory, once per test session: a third party's install, on PYTHONPATH of the subprocesses."""
+    base = str(tmp_path_factory.getbasetemp())
+    if base not in _SITES:
+        work = tmp_path_factory.mktemp("plugins")
+        copies = []
+        for source in (EXAMPLES, BROKEN):
+            shutil.copytree(source, work / source.name)
+            copies.append(str(work / source.name))
+        site = work / "site"
+        out = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(site), *copies],
+            capture_output=True, text=True, timeout=300,
+        )
+        assert out.returncode == 0, out.stderr
+        _SITES[base] = site
+    return _SITES[base]
+
+
+@pytest.fixture(scope="module")
+def examples_site(tmp_path_factory) -> Path:
+    return plugin_site(tmp_path_factory)
+
+
+def write_npz_folder(folder: Path) -> None:
+    """The tiny recipe's synthetic pairs, written as a user would for `npz_folder`: one .npz per pair."""
+    import registry
+
+    data = registry.build("datasets", tiny_recipe()["data"], seed=0)
+    folder.mkdir(parents=True)
+    (folder / "meta.json").write_text(json.dumps({"sfreq": data.sfreq, "channels": data.channels, "fps": data.fps}))
+    for i in range(len(data)):
+        np.savez(folder / f"{i:04d}.npz", eeg=np.asarray(data.eeg[i]), video=np.asarray(data.video[i]), group=int(data.groups[i]))
+
+
+def example_recipe(data_path: Path, **changes) -> dict:
+    return tiny_recipe(**{
+        "data": {"name": "npz_folder", "path": str(data_path), "val_fraction": 0.25},
+        "eeg.strategy": {"name": "vera", "r": 16, "targets": ["qkv", "fc1"]},
+        "eeg.head": "glu",
+        "loss": "dcl",
+        "train.epochs": 3,
+        "train.lr": 3e-3,
+        **changes,
+    })
+
+
+# One process trains straight, then trains again and is stopped by SIGTERM at step 5 (mid-epoch 2);
+# a second, fresh process resumes it. VeRA's frozen projections are not in the weights file, so the
+# resumed process must draw the same ones.
+TRAIN_AND_STOP = textwrap.dedent("""
+    import os, signal, sys
+    from peftzoo_examples.dcl import DecoupledContrastiveLoss as Loss
+    from recipes.run import main
+    recipe, out = sys.argv[1], sys.argv[2]
+    assert main([recipe, "--output-dir", out + "/straight", "--quiet"]) == 0
+    real, calls = Loss.forward, {"n": 0}
+    def forward_then_sigterm(self, *a, **k):
+        value = real(self, *a, **k)
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] == 5:
+                os.kill(os.getpid(), signal.SIGTERM)
+        return value
+    Loss.forward = forward_then_sigterm
+    sys.exit(main([recipe, "--output-dir", out + "/stopped", "--quiet"]))
+""")
+
+
+@pytest.fixture(scope="module")
+def trained(examples_site, tmp_path_factory) -> dict:
+    work = tmp_path_factory.mktemp("e2e")
+    write_npz_folder(work / "pairs")
+    recipe = work / "examples.yaml"
+    recipe.write_text(yaml.safe_dump(example_recipe(work / "pairs")))
+    env = {"PYTHONPATH": str(examples_site)}
+    first = run_python("-c", TRAIN_AND_STOP, str(recipe), str(work), env=env)
+    straight, stopped = (next(p for p in (work / d).iterdir() if not p.name.startswith(".")) for d in ("straight", "stopped"))
+    resumed = run_python("-m", "recipes.run", "--resume", str(stopped), "--quiet", env=env)
+    return {"work": work, "env": env, "first": first, "resumed": resumed, "straight": straight, "stopped": stopped}
+
+
+def metrics(run_dir: Path, kind: str) -> list[dict]:
+    return [r for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if r["type"] == kind]
+
+
+def test_examples_train_stop_and_resume_exactly(trained):
+    first, resumed = trained["first"], trained["resumed"]
+    assert first.returncode == 143, first.stderr[-3000:]  # 128 + SIGTERM
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    straight, stopped = trained["straight"], trained["stopped"]
+    assert json.loads((stopped / "run.json").read_text())["status"] == "completed"
+    assert metrics(stopped, "eval") == metrics(straight, "eval")
+    last = metrics(straight, "eval")[-1]
+    assert last["val/eeg_to_video/R@1"] > 2 * last["val/chance_R@1"], last  # it learned, through vera + glu + dcl
+    from safetensors.torch import load_file
+
+    a, b = load_file(str(straight / "trainable.safetensors")), load_file(str(stopped / "trainable.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(k.endswith("lambda_b") for k in a)
+    assert list((trained["work"] / "pairs" / ".npz_folder_cache").iterdir())  # packed once, memory-mapped
+
+
+# One process evaluates the resumed run, exports it as a bundle and merged, and compares embeddings.
+EVALUATE_AND_EXPORT = textwrap.dedent("""
+    import json, sys
+    import torch
+    import recipes
+    from recipes.evaluate import main as evaluate
+    from recipes.export import main as export
+    run, work = sys.argv[1], sys.argv[2]
+    assert evaluate([run, "--split", "val", "--no-plot", "--resamples", "20"]) == 0
+    trained = recipes.load(run, device="cpu")
+    x = torch.randn(4, len(trained.channels), 200) * 20
+
+    def diff(path):
+        with torch.no_grad():
+            return float((recipes.load(path, device="cpu").embed_eeg(x) - trained.embed_eeg(x)).abs().max())
+
+    result = {"bundle_exit": export([run, "--bundle", work + "/bundle"]), "merged_exit": export([run, "--merged", work + "/merged"])}
+    result["bundle_diff"] = diff(work + "/bundle") if result["bundle_exit"] == 0 else None
+    result["merged_diff"] = diff(work + "/merged") if result["merged_exit"] == 0 else None
+    print(json.dumps(result))
+""")
+
+
+@pytest.fixture(scope="module")
+def evaluated(trained) -> dict:
+    """The resumed run evaluated on its val split and exported as a bundle, in one process."""
+    assert trained["resumed"].returncode == 0
+    out = run_python("-c", EVALUATE_AND_EXPORT, str(trained["stopped"]), str(trained["work"]), env=trained["env"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_examples_evaluate_to_their_training_metrics(trained, evaluated):
+    run = trained["stopped"]
+    evaluated_val = json.loads((run / "eval" / "val.json").read_text())
+    last = metrics(run, "eval")[-1]
+    for key in ("val/eeg_to_video/R@1", "val/video_to_eeg/R@1"):
+        assert evaluated_val[key] == pytest.approx(last[key], abs=1e-6), key
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "special case: recipes/bundle.py stores each non-mergeable strategy's Config only, never its state_dict(); "
+    "vera (seed: null) keeps its projection seed in its state, so the bundle re-applies it with other frozen "
+    "projections and embeds differently from the run (max diff ~1e-3 measured)"
+))
+def test_bundle_of_a_plugin_strategy_embeds_as_the_run(evaluated):
+    assert evaluated["bundle_exit"] == 0 and evaluated["bundle_diff"] < 1e-5
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "special case: recipes/bundle.py foldable() accepts only LoRA and PeftTuner and merged_encoder() calls "
+    "adapters.strategies.lora.merge; a strategy's own merge() hook is never called, so export --merged "
+    "cannot fold vera (which offers merge())"
+))
+def test_merged_export_keeps_a_plugin_strategy(evaluated):
+    assert evaluated["merged_exit"] == 0, "export --merged refused the run"
+    assert evaluated["merged_diff"] < 1e-5
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "special case: recipes/compose.py check_data uses isinstance(encoder, EEGEncoder/VideoEncoder) and refuses "
+    "eegnet, which follows the encoder protocol (modality, input_spec) without subclassing the built-in bases"
+))
+def test_eegnet_trains_in_a_recipe(examples_site, tmp_path):
+    write_npz_folder(tmp_path / "pairs")
+    recipe = example_recipe(tmp_path / "pairs", **{"eeg.encoder": {"name": "eegnet", "f1": 4, "f2": 16}, "eeg.strategy": "full",
+                                                   "train.epochs": 2})
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    out = run_python("-m", "recipes.run", str(tmp_path / "r.yaml"), "--output-dir", str(tmp_path / "runs"), "--quiet",
+                     env={"PYTHONPATH": str(examples_site)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    run_dir = Path(out.stdout.strip().splitlines()[-1].removeprefix("run: "))
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
+
+
+def load_example_module(name: str):
+    """An example module imported from its file, without installing it (no entry points in this process)."""
+    spec = importlib.util.spec_from_file_location(f"_example_{name}", EXAMPLES / "peftzoo_examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_weight_decay_follows_the_encoders_no_weight_decay():
+    from adapters.heads.linear import LinearHead
+    from adapters.strategies.full import Full
+    from recipes.engine.grouping import param_groups
+    from recipes.model import DualEncoderCLIP, Tower
+    import registry
+
+    eegnet = load_example_module("eegnet")
+    encoder = eegnet.EEGNet.from_config(eegnet.EEGNetConfig(f1=4, f2=8))
+    report = Full(Full.Config()).apply(encoder)
+    video = registry.build("encoders", {"name": "tiny_video", "dim": 16, "depth": 1, "heads": 2, "frames": 2, "size": 16})
+    head = LinearHead(LinearHead.Config(), in_dim=8, out_dim=8)
+    from adapters.strategies.base import StrategyReport
+
+    frozen = StrategyReport("head_only", [], 0, False)
+    model = DualEncoderCLIP(Tower(encoder, head, report), Tower(video, LinearHead(LinearHead.Config(), in_dim=16, out_dim=8), frozen),
+                            registry.build("losses", "clip"), channels=["Cz"])
+    no_decay = {n for g in param_groups(model, 0.05) if g["weight_decay"] == 0 for n in g["names"]}
+    assert {f"eeg.encoder.{n}" for n in encoder.no_weight_decay()} <= no_decay
+    assert "eeg.encoder.spatial_weight" in no_decay  # 2-D: the name rules alone would decay it
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "special case: clash detection knows only loralib and peft layers (PeftTuner.check_composition compares "
+    "type(o).__name__ == 'LoRA', targets._adapted_modules looks for loralib/peft classes); it never asks a strategy's "
+    "wrapped_modules(), so lora after vera is refused as 'no attention with fused qkv and proj', not as a clash"
+))
+@pytest.mark.parametrize("lora", [{"name": "lora"}, {"name": "lora", "targets": ["q", "v"], "use_dora": True}])
+def test_adapting_one_layer_twice_is_refused_as_a_clash(lora):
+    import registry
+    from adapters.strategies.base import StrategyError, apply_strategies
+
+    vera = load_example_module("vera")
+    encoder = registry.build("encoders", {"name": "tiny_eeg", "dim": 16, "depth": 1, "heads": 2})
+    with pytest.raises(StrategyError, match=r"(?s)(vera.*lora|lora.*vera).*blocks\.0\.attn\.qkv"):
+        apply_strategies(encoder, [vera.VeRA(vera.VeRAConfig(r=4), name="vera"), registry.build("strategies", lora)])
