@@ -1,0 +1,89 @@
+"""diagnose(RUN): every check over one run, findings ranked, symptoms tied to their causes."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from recipes.doctor import adapter_checks, data_checks, embedding_checks, loss_checks, stability, temperature, throughput
+from recipes.doctor.findings import Finding, rank
+from recipes.doctor.run_reader import RunRecord, read_run
+
+logger = logging.getLogger(__name__)
+
+METRIC_CHECKS = (
+    loss_checks.check_flat_loss,
+    loss_checks.check_divergence,
+    loss_checks.check_overfitting,
+    stability.check_nonfinite,
+    temperature.check_temperature,
+    throughput.check_data_bound,
+)
+
+# A flat loss is what these causes look like from the loss curve: said once, as the cause.
+EXPLAINS_FLAT_LOSS = ("eeg_units", "nonnegative_embeddings", "embedding_collapse", "temperature_collapsed")
+
+
+@dataclasses.dataclass
+class Report:
+    run: RunRecord
+    findings: list[Finding]
+    notes: list[str]
+
+
+def metric_findings(run: RunRecord) -> list[Finding]:
+    return [f for check in METRIC_CHECKS for f in check(run)]
+
+
+def model_findings(run: RunRecord, sample: int = 256, device: str = "cpu") -> tuple[list[Finding], list[str]]:
+    """Findings that need the data and the rebuilt model; notes say what could not be checked."""
+    from recipes.doctor.model_probe import embed, rebuild, sample_indices
+
+    probe, why = rebuild(run, device)
+    if probe is None:
+        return [], [why]
+    data = probe.data
+    out: list[Finding] = []
+    train_idx = data.split("train")
+    out += data_checks.check_eeg_units(data.eeg[train_idx] if len(train_idx) else data.eeg)
+    out += data_checks.check_group_masking(data.groups, train_idx, run.recipe)
+    out += adapter_checks.check_frozen(probe.initial, probe.saved, run.total_steps(), run.recipe)
+    notes = []
+    val_idx = data.split("val")
+    if len(val_idx) >= 4:
+        chosen = val_idx[sample_indices(len(val_idx), sample)]
+        eeg, video = embed(probe, chosen)
+        where = f" ({len(chosen)} validation pairs)"
+        out += embedding_checks.check_embeddings("eeg", eeg, probe.model.eeg.head, where)
+        out += embedding_checks.check_embeddings("video", video, probe.model.video.head, where)
+    else:
+        notes.append(f"the validation split has {len(val_idx)} pairs: embedding checks skipped")
+    if len(data) >= 2 * data_checks.MIN_ADJACENT + 1:
+        starts = sample_indices(len(data) - 1, max(sample // 2, data_checks.MIN_ADJACENT))
+        pairs = np.stack([starts, starts + 1], axis=1).reshape(-1)
+        eeg, video = embed(probe, pairs)
+        out += data_checks.check_adjacent({"eeg": eeg, "video": video}, data.groups[pairs], run.recipe)
+    return out, notes
+
+
+def tie_symptoms(findings: list[Finding]) -> list[Finding]:
+    causes = [f.code for f in findings if f.code in EXPLAINS_FLAT_LOSS and f.severity != "info"]
+    if not causes:
+        return findings
+    why = f"explained by {', '.join(dict.fromkeys(causes))}; fix that first"
+    return [f.demoted(why) if f.code == "flat_loss" and f.severity != "info" else f for f in findings]
+
+
+def diagnose(path: str | Path, model: bool = True, sample: int = 256, device: str = "cpu") -> Report:
+    """All findings for the run at `path`, most severe first (NotARunError if it is not a run)."""
+    run = read_run(path)
+    findings = metric_findings(run)
+    notes = list(run.notes)
+    if model:
+        more, why = model_findings(run, sample, device)
+        findings += more
+        notes += why
+    return Report(run, rank(tie_symptoms(findings)), notes)
