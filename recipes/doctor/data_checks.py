@@ -112,7 +112,7 @@ def check_adjacent(side_embeddings: dict[str, torch.Tensor], groups: np.ndarray,
     alike = {side: r for side, r in results.items() if r[1] >= MIN_ADJACENT and r[0] > ALIKE_SHARE}
     if not alike:
         return []
-    shown = "; ".join(f"{side}: {fmt(100 * share, 2)}% of {count}" for side, (share, count) in alike.items())
+    shown = "; ".join(f"{side}: {100 * share:.0f}% of {count}" for side, (share, count) in alike.items())
     unique = len(np.unique(groups)) == len(groups)
     state = "every pair is its own group (no groups.npy)" if unique else "their group ids differ"
     mask = (recipe.get("loss") or {}).get("mask_same_group", True)

@@ -70,11 +70,22 @@ def model_findings(run: RunRecord, sample: int = 256, device: str = "cpu") -> tu
 
 
 def tie_symptoms(findings: list[Finding]) -> list[Finding]:
-    causes = [f.code for f in findings if f.code in EXPLAINS_FLAT_LOSS and f.severity != "info"]
-    if not causes:
-        return findings
-    why = f"explained by {', '.join(dict.fromkeys(causes))}; fix that first"
-    return [f.demoted(why) if f.code == "flat_loss" and f.severity != "info" else f for f in findings]
+    """Demote symptoms to info where a finding of their cause is present: flat_loss under any of
+    EXPLAINS_FLAT_LOSS, and collapsed EEG embeddings under eeg_units (EEG in volts is ~1e-5 in
+    every channel: the encoder sees a constant)."""
+    codes = {f.code for f in findings if f.severity != "info"}
+    out = []
+    for f in findings:
+        if f.severity == "info":
+            out.append(f)
+            continue
+        causes = []
+        if f.code == "flat_loss":
+            causes = [c for c in EXPLAINS_FLAT_LOSS if c in codes]
+        elif f.code == "embedding_collapse" and f.evidence.startswith("eeg ") and "eeg_units" in codes:
+            causes = ["eeg_units"]
+        out.append(f.demoted(f"explained by {', '.join(causes)}; fix that first") if causes else f)
+    return out
 
 
 def diagnose(path: str | Path, model: bool = True, sample: int = 256, device: str = "cpu") -> Report:

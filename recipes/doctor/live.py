@@ -70,8 +70,8 @@ class LiveDoctor:
             findings += loss_checks.check_divergence(self.record)
             findings += temperature.check_temperature(self.record)
             findings += loss_checks.check_overfitting(self.record)
-        if line.get("type") == "eval" and step >= self.record.total_steps() // 2:
-            # Early in training a loss near ln(B) is where every run starts: only judged from halfway.
+        if line.get("type") == "eval" and step >= 0.8 * self.record.total_steps():
+            # Early in training a loss near ln(B) is where every run starts: judged in the last fifth only.
             findings += loss_checks.check_flat_loss(self.record)
         return self._report([f for f in findings if f.severity != "info"], step)
 
