@@ -14,7 +14,7 @@ millisecond, so any per-step cost of the trainer (data loading, scheduler, gradi
 non-finite checks, logging) shows.
 
 Both loops call the model's loss the same way (with the pairs' groups, which it masks). Ours is
-`recipes.train.train`. Both measure samples/s over their training epochs only (evaluation
+`recipes.engine.train`. Both measure samples/s over their training epochs only (evaluation
 and feature caching excluded), alternating R rounds in one process so machine noise hits both alike.
 """
 
@@ -36,7 +36,7 @@ from recipes import feature_cache, overrides, schema
 from recipes.compose import compose
 from recipes.data.base import PairTorchDataset
 from recipes.rundir import RunDir
-from recipes.train import seed_everything, train
+from recipes.engine import seed_everything, train
 
 
 CASES = {

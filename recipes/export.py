@@ -29,7 +29,7 @@ from recipes.compose import compose, stage_plan, switch_stage
 from recipes.errors import RecipeError
 from recipes.model import DualEncoderCLIP
 from recipes.rundir import atomic_write
-from recipes.train import seed_everything
+from recipes.engine import seed_everything
 from recipes.weights import load_trainable
 from registry.errors import UserError
 

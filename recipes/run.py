@@ -24,7 +24,7 @@ from recipes import distributed, overrides, schema
 from recipes.compose import compose
 from recipes.rundir import RunDir
 from recipes.errors import RecipeError
-from recipes.train import TrainingInterrupted, resolve_device, seed_everything, train
+from recipes.engine import TrainingInterrupted, resolve_device, seed_everything, train
 from registry.errors import UserError
 
 logger = logging.getLogger("recipes.run")

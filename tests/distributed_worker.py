@@ -13,7 +13,7 @@ import torch
 
 from recipes import distributed
 from tests.distributed_case import global_batches, model_and_data, slice_of
-from recipes.train import _Precision, accumulated_backward
+from recipes.engine import Precision, accumulated_backward
 
 
 def main(out_dir: str, accum_freq: int) -> None:
@@ -22,7 +22,7 @@ def main(out_dir: str, accum_freq: int) -> None:
     device = torch.device("cpu")
     micro = [slice_of(b, world.rank, world.size) for b in global_batches(data, accum_freq)]
     embed = distributed.BatchEmbedder(model, device)
-    loss = accumulated_backward(model, micro, device, _Precision("fp32", device), embed)
+    loss = accumulated_backward(model, micro, device, Precision("fp32", device), embed)
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     torch.save({"loss": loss.detach(), "grads": grads}, Path(out_dir) / f"rank{world.rank}.pt")
     distributed.shutdown()

@@ -140,7 +140,7 @@ def test_group_disjoint_batches_never_put_a_group_twice_and_resume_mid_epoch():
 def test_auto_sampler_separates_groups_when_the_loss_does_not_mask(reg, tmp_path):
     from recipes import schema
     from recipes.compose import compose
-    from recipes.train import use_group_disjoint
+    from recipes.engine import use_group_disjoint
     from tests.conftest import tiny_recipe
 
     for mask, expected in ((True, False), (False, True)):

@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from recipes.train import _Precision, accumulated_backward
+from recipes.engine import Precision, accumulated_backward
 from tests.conftest import ROOT, run_dir_in, run_python, tiny_recipe
 from tests.distributed_case import global_batches, model_and_data
 
@@ -48,7 +48,7 @@ def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path, acc
 
     model, data = model_and_data()
     device = torch.device("cpu")
-    loss = accumulated_backward(model, global_batches(data, accum_freq), device, _Precision("fp32", device))
+    loss = accumulated_backward(model, global_batches(data, accum_freq), device, Precision("fp32", device))
     grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
 
     assert any(n.startswith("eeg.encoder.") for n in grads) and any(n.startswith("video.encoder.") for n in grads)

@@ -80,7 +80,7 @@ def test_a_training_encoder_is_not_cached(tmp_path, capsys):
 def test_cached_stage_batches_are_indices_only_in_the_loaders_order(composed):
     """With both sides cached the loader reads nothing per pair, and yields what a DataLoader would."""
     from recipes.data.base import PairTorchDataset
-    from recipes.train import make_loaders
+    from recipes.engine import make_loaders
 
     recipe, data, model = composed
     model.cached = {"eeg": torch.zeros(len(data), 4), "video": torch.zeros(len(data), 4)}

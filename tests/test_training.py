@@ -13,7 +13,7 @@ from recipes import schema
 from recipes.compose import compose
 from recipes.rundir import RunDir
 from recipes.run import main
-from recipes.train import NonFiniteError, train
+from recipes.engine import NonFiniteError, train
 from tests.conftest import run_dir_in, tiny_recipe
 
 
@@ -75,7 +75,7 @@ def test_non_finite_steps_are_skipped_then_the_run_stops(tmp_path):
 
 def test_accumulation_gives_the_gradient_of_the_whole_batch():
     """accum_freq: 2 micro-batches of 16 give the gradient of one batch of 32 (all 32 pairs as negatives)."""
-    from recipes.train import _Precision, accumulated_backward
+    from recipes.engine import Precision, accumulated_backward
 
     reg = registry.default()
     recipe = schema.validate(tiny_recipe(**{"eeg.strategy": "full", "video.strategy": "bitfit"}), reg)
@@ -85,7 +85,7 @@ def test_accumulation_gives_the_gradient_of_the_whole_batch():
     idx = torch.arange(32)
     whole = {"eeg": torch.from_numpy(data.eeg[:32]), "video": torch.from_numpy(data.video[:32]), "group": idx, "index": idx}
     halves = [{k: v[:16] for k, v in whole.items()}, {k: v[16:] for k, v in whole.items()}]
-    cpu, fp32 = torch.device("cpu"), _Precision("fp32", torch.device("cpu"))
+    cpu, fp32 = torch.device("cpu"), Precision("fp32", torch.device("cpu"))
     full_loss = accumulated_backward(model, [whole], cpu, fp32)
     expected = {n: p.grad.clone() for n, p in model.trainable_parameters().items()}
     model.zero_grad(set_to_none=True)

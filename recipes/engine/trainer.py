@@ -1,0 +1,89 @@
+"""`train()`: a run from its start (or a checkpoint) through its stages to the final weights file."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel
+
+import registry
+from recipes import distributed
+from recipes.compose import planned_steps, stage_plan, switch_stage
+from recipes.data.base import DataError, PairedData
+from recipes.engine.checkpoint import read_checkpoint
+from recipes.engine.device import Precision
+from recipes.engine.metadata import weights_metadata
+from recipes.engine.progress import Progress
+from recipes.engine.signals import stop_requests
+from recipes.engine.stages import run_stage
+from recipes.model import DualEncoderCLIP
+from recipes.rundir import RunDir
+from recipes.schema import dump
+from recipes.weights import save_trainable
+from registry.core import Registry
+
+logger = logging.getLogger(__name__)
+
+
+def train(
+    recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, run: RunDir, device: torch.device,
+    reg: Registry | None = None, resume: Path | None = None,
+) -> dict[str, Any]:
+    """Train `model` as `recipe` says, stage by stage, writing everything into `run`; returns the final metrics.
+
+    With `resume` (a checkpoint of this run), training continues exactly where it stopped: the same
+    stage, epoch and batch, with the optimizer, scheduler, scaler and random states it had. SIGTERM
+    and SIGINT end the current step, write such a checkpoint and raise TrainingInterrupted.
+    """
+    cfg = recipe.train
+    reg = reg or registry.default()
+    if len(data.split("train")) < 2:
+        raise DataError(f"the train split has {len(data.split('train'))} pairs; contrastive training needs at least 2")
+    model.to(device)
+    steps_per_epoch = planned_steps(recipe, data, 1)
+    cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else run.path.parent / ".cache" / "features"
+    checkpoint = read_checkpoint(resume) if resume else None
+    if checkpoint is None:
+        _start_run(recipe, model, data, run, device)
+    else:
+        run.resume(step=checkpoint["progress"]["step"])
+    logger.info("run %s: %d epochs x %d steps on %s", run.run_id, cfg.epochs, steps_per_epoch, device)
+
+    progress = Progress()
+    precision = Precision(cfg.precision, device)
+    with stop_requests(progress):
+        plan = stage_plan(recipe)
+        for index, stage in enumerate(plan):
+            stage_steps = steps_per_epoch * stage.epochs
+            switch_stage(model, stage, reg, stage_steps)
+            if checkpoint is not None and index < checkpoint["progress"]["stage"]:
+                continue  # replayed for its strategies only: it finished before the checkpoint
+            first_epoch = sum(s.epochs for s in plan[:index])
+            run_stage(recipe, model, data, run, device, progress, precision, index, stage, first_epoch, stage_steps,
+                      cache_dir, checkpoint)
+            checkpoint = None
+
+    if run.writes:
+        save_trainable(model, run.weights_path, weights_metadata(recipe, model))
+    run.finish("completed", final_metrics=progress.last_eval, best_val_eeg_to_video_R1=progress.best, steps=progress.step,
+               skipped_steps=progress.skipped_total, precision=str(precision.dtype or torch.float32))
+    return progress.last_eval
+
+
+def _start_run(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, run: RunDir, device: torch.device) -> None:
+    """recipe.yaml and the first run.json of a new run."""
+    run.start(
+        dump(recipe),
+        {
+            "recipe_name": recipe.name,
+            "device": str(device),
+            "processes": distributed.current().size,
+            "trainable_parameters": sum(p.numel() for p in model.trainable_parameters().values()),
+            "strategies": {"eeg": model.eeg.report.summary(), "video": model.video.report.summary()},
+            "splits": {k: int(len(v)) for k, v in data.splits.items()},
+            "stages": [],
+        },
+    )
