@@ -110,6 +110,11 @@ CASES = {
 }
 
 
+# Codes the live checks can see during training (the others need the data or the finished weights).
+LIVE_SEES = {"nonnegative_embeddings", "frozen_adapter", "temperature_at_clamp", "temperature_collapsed",
+             "embedding_collapse", "data_bound", "nonfinite_steps", "flat_loss"}
+
+
 def train(recipe: dict, out: Path) -> Path:
     path = out / "recipe.yaml"
     out.mkdir(parents=True, exist_ok=True)
@@ -146,10 +151,16 @@ def loud(report) -> set[str]:
 
 @pytest.mark.parametrize("code", list(CASES))
 def test_doctor_names_the_planted_fault(planted, code):
-    report = diagnose(planted(code))
+    run = planted(code)
+    report = diagnose(run)
     assert loud(report) == {code}, [f.to_json() for f in report.findings]
     for f in report.findings:
         assert f.evidence and f.fix
+    # The live checks ran inside training: each code they could see is a diagnosis line, no other.
+    live = {d["code"] for d in report.run.of_type("diagnosis") if d["severity"] != "info"}
+    assert live <= {code}, live
+    if code in LIVE_SEES:
+        assert live == {code}
 
 
 def test_healthy_bundled_recipe_gets_no_warning(tmp_path):

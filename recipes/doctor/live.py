@@ -2,11 +2,13 @@
 
 The loop owns one `LiveDoctor` and calls it at four places (nothing else; every method is cheap):
 
-    doctor = LiveDoctor(recipe_dict, total_steps)      # recipe_dict: yaml.safe_load(dump(recipe))
+    doctor = LiveDoctor.for_recipe(recipe, total_steps, splits)   # main process only
     doctor.start(model)                                # before the first step: fingerprints of encoder tensors
-    for line in doctor.after_step(step, finite): run.log(line)     # each step: a Python bool, no tensor work
-    for line in doctor.observe(record): run.log(line)  # each metrics line the loop writes (train/epoch/eval)
-    for line in doctor.after_eval(epoch, step, model=model, eeg=eeg, video=video): run.log(line)
+    doctor.emit(run, doctor.after_step(step, finite))  # each step: a Python bool, no tensor work
+    doctor.log(run, record)                            # instead of run.log(record) for train/epoch/eval lines
+    doctor.emit(run, doctor.after_eval(epoch, step, model=model, loader=val_loader, device=device))
+
+recipes/engine (trainer.py, epoch.py, evaluation.py) makes exactly these calls.
 
 Each method returns `diagnosis` lines for metrics.jsonl (`{"type": "diagnosis", "epoch", "step",
 "code", "severity", "evidence", "fix"}`) and logs a warning the first time a code appears; a code is
@@ -42,6 +44,21 @@ class LiveDoctor:
         self._fingerprints: dict[str, tuple[float, float]] = {}
         self._epoch = 0
 
+    @classmethod
+    def for_recipe(cls, recipe, total_steps: int, splits: dict[str, int] | None = None) -> "LiveDoctor":
+        """From a validated recipe (pydantic), as the trainer holds it."""
+        return cls(recipe.model_dump(mode="json"), total_steps, splits)
+
+    def emit(self, run, lines: list[dict[str, Any]]) -> None:
+        """Write diagnosis lines to a RunDir's metrics.jsonl."""
+        for line in lines:
+            run.log(line)
+
+    def log(self, run, record: dict[str, Any]) -> None:
+        """run.log(record), then the checks that record may trigger, their diagnosis lines logged after it."""
+        run.log(record)
+        self.emit(run, self.observe(record))
+
     # -- the four calls ----------------------------------------------------------------------------
     def start(self, model: torch.nn.Module) -> None:
         """Remember each trainable encoder tensor's (sum, sum of squares) to tell later whether it moved."""
@@ -76,9 +93,13 @@ class LiveDoctor:
         return self._report([f for f in findings if f.severity != "info"], step)
 
     def after_eval(self, epoch: int, step: int, model: torch.nn.Module | None = None,
-                   eeg: torch.Tensor | None = None, video: torch.Tensor | None = None) -> list[dict[str, Any]]:
-        """At each evaluation: embedding checks on the validation embeddings; whether encoder tensors moved."""
+                   eeg: torch.Tensor | None = None, video: torch.Tensor | None = None,
+                   loader=None, device: torch.device | str = "cpu") -> list[dict[str, Any]]:
+        """At each evaluation: embedding checks on validation embeddings (given, or of the first batch of
+        `loader`: one batch more per evaluation); whether the encoder tensors moved since start()."""
         findings: list[Finding] = []
+        if eeg is None and video is None and loader is not None and model is not None:
+            eeg, video = _first_batch_embeddings(model, loader, device)
         for side, z in (("eeg", eeg), ("video", video)):
             if z is not None:
                 head = getattr(getattr(model, side, None), "head", None) if model is not None else None
@@ -105,6 +126,18 @@ class LiveDoctor:
             logger.warning("doctor: %s (%s): %s; fix: %s", f.code, f.severity, f.evidence, f.fix)
             lines.append({"type": "diagnosis", "epoch": self._epoch, "step": step, **f.to_json(), **extra})
         return lines
+
+
+@torch.no_grad()
+def _first_batch_embeddings(model, loader, device) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    from recipes.evaluate import eval_mode
+
+    batch = next(iter(loader), None)
+    if batch is None:
+        return None, None
+    with eval_mode(model):
+        eeg, video, _ = model.embed_batch(batch, torch.device(device))
+    return eeg, video
 
 
 @torch.no_grad()

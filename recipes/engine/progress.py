@@ -17,6 +17,7 @@ class Progress:
         self.stage_start = 0  # step at which the current stage began (its schedule counts from there)
         self.batch_in_epoch = 0  # batches of the current epoch already trained (mid-epoch checkpoints)
         self.stop_signal: int | None = None
+        self.doctor = None  # recipes.doctor.live.LiveDoctor on the writing process; not saved
 
     def state(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.SAVED}
