@@ -39,7 +39,7 @@ def eeg_std_uv(eeg: np.ndarray, k: int = 256) -> float:
     return float(np.median(std)) if std.size else float("nan")
 
 
-def check_eeg_units(eeg: np.ndarray, where: str = "the training data") -> list[Finding]:
+def check_eeg_units(eeg: np.ndarray, where: str = "the data") -> list[Finding]:
     level = eeg_std_uv(eeg)
     if not math.isfinite(level) or UV_LOW <= level <= UV_HIGH:
         return []

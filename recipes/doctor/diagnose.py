@@ -48,7 +48,7 @@ def model_findings(run: RunRecord, sample: int = 256, device: str = "cpu") -> tu
     data = probe.data
     out: list[Finding] = []
     train_idx = data.split("train")
-    out += data_checks.check_eeg_units(data.eeg[train_idx] if len(train_idx) else data.eeg)
+    out += data_checks.check_eeg_units(data.eeg)
     out += data_checks.check_group_masking(data.groups, train_idx, run.recipe)
     out += adapter_checks.check_frozen(probe.initial, probe.saved, run.total_steps(), run.recipe)
     notes = []

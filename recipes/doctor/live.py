@@ -3,7 +3,7 @@
 The loop owns one `LiveDoctor` and calls it at four places (nothing else; every method is cheap):
 
     doctor = LiveDoctor.for_recipe(recipe, total_steps, splits)   # main process only
-    doctor.start(model)                                # before the first step: fingerprints of encoder tensors
+    doctor.emit(run, doctor.start(model, eeg=data.eeg))  # before the first step: EEG units, encoder fingerprints
     doctor.emit(run, doctor.after_step(step, finite))  # each step: a Python bool, no tensor work
     doctor.log(run, record)                            # instead of run.log(record) for train/epoch/eval lines
     doctor.emit(run, doctor.after_eval(epoch, step, model=model, loader=val_loader, device=device))
@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from recipes.doctor import embedding_checks, loss_checks, stability, temperature, throughput
+from recipes.doctor import data_checks, embedding_checks, loss_checks, stability, temperature, throughput
 from recipes.doctor.findings import Finding
 from recipes.doctor.run_reader import RunRecord
 
@@ -60,10 +60,12 @@ class LiveDoctor:
         self.emit(run, self.observe(record))
 
     # -- the four calls ----------------------------------------------------------------------------
-    def start(self, model: torch.nn.Module) -> None:
-        """Remember each trainable encoder tensor's (sum, sum of squares) to tell later whether it moved."""
+    def start(self, model: torch.nn.Module, eeg=None) -> list[dict[str, Any]]:
+        """Before the first step: remember each trainable encoder tensor's (sum, sum of squares) to tell
+        later whether it moved, and check the EEG's units on up to 256 windows of `eeg` (N, C, T)."""
         self._fingerprints = {n: _fingerprint(p) for n, p in model.named_parameters()
                               if p.requires_grad and ".encoder." in f".{n}"}
+        return self._report(data_checks.check_eeg_units(eeg), 0) if eeg is not None else []
 
     def after_step(self, step: int, finite: bool) -> list[dict[str, Any]]:
         """Per step: only notes the first non-finite one (step counted from 1)."""
@@ -90,6 +92,11 @@ class LiveDoctor:
         if line.get("type") == "eval" and step >= 0.8 * self.record.total_steps():
             # Early in training a loss near ln(B) is where every run starts: judged in the last fifth only.
             findings += loss_checks.check_flat_loss(self.record)
+        from recipes.doctor.diagnose import EXPLAINS_FLAT_LOSS
+
+        causes = [c for c in EXPLAINS_FLAT_LOSS if c in self.reported]
+        if causes:  # a flat loss is what those look like from the curve: not a second alarm
+            findings = [f for f in findings if f.code != "flat_loss"]
         return self._report([f for f in findings if f.severity != "info"], step)
 
     def after_eval(self, epoch: int, step: int, model: torch.nn.Module | None = None,
@@ -98,12 +105,19 @@ class LiveDoctor:
         """At each evaluation: embedding checks on validation embeddings (given, or of the first batch of
         `loader`: one batch more per evaluation); whether the encoder tensors moved since start()."""
         findings: list[Finding] = []
+        if step < 0.5 * self.record.total_steps():
+            # A fresh head on similar encoder features starts near-collapsed and spreads out as it
+            # trains (seen at epoch 1 of tiny runs): judged in the second half of training only.
+            eeg = video = loader = None
         if eeg is None and video is None and loader is not None and model is not None:
             eeg, video = _first_batch_embeddings(model, loader, device)
         for side, z in (("eeg", eeg), ("video", video)):
             if z is not None:
                 head = getattr(getattr(model, side, None), "head", None) if model is not None else None
-                findings += embedding_checks.check_embeddings(side, z.detach().float().cpu(), head, f" (validation, epoch {epoch})")
+                found = embedding_checks.check_embeddings(side, z.detach().float().cpu(), head, f" (validation, epoch {epoch})")
+                if side == "eeg" and "eeg_units" in self.reported:  # EEG in volts is a constant to the encoder
+                    found = [f for f in found if f.code != "embedding_collapse"]
+                findings += found
         if model is not None and self._fingerprints and step > 0:
             params = dict(model.named_parameters())
             still = [n for n, fp in self._fingerprints.items() if n in params and _fingerprint(params[n]) == fp]

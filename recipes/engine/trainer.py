@@ -58,7 +58,7 @@ def train(
     if run.writes:
         progress.doctor = LiveDoctor.for_recipe(recipe, planned_steps(recipe, data, cfg.epochs) or 0,
                                                 {k: int(len(v)) for k, v in data.splits.items()})
-        progress.doctor.start(model)
+        progress.doctor.emit(run, progress.doctor.start(model, eeg=data.eeg))
     with stop_requests(progress):
         plan = stage_plan(recipe)
         for index, stage in enumerate(plan):
