@@ -93,8 +93,28 @@ def diagnose(path: str | Path, model: bool = True, sample: int = 256, device: st
     run = read_run(path)
     findings = metric_findings(run)
     notes = list(run.notes)
+    checked_model = False
     if model:
         more, why = model_findings(run, sample, device)
         findings += more
         notes += why
+        checked_model = not why or not any("model checks skipped" in w for w in why)
+    if not checked_model:
+        findings += seen_live(run, {f.code for f in findings})
     return Report(run, rank(tie_symptoms(findings)), notes)
+
+
+# What only the rebuilt model or the data shows; without them, what the live checks saw is reported.
+MODEL_CODES = ("eeg_units", "nonnegative_embeddings", "frozen_adapter", "embedding_collapse", "same_group_negatives")
+
+
+def seen_live(run: RunRecord, have: set[str]) -> list[Finding]:
+    """Findings of MODEL_CODES from the run's own `diagnosis` lines (recipes.doctor.live)."""
+    out, seen = [], set(have)
+    for line in run.of_type("diagnosis"):
+        code = line.get("code")
+        if code in MODEL_CODES and code not in seen and line.get("severity") in ("info", "warning", "error"):
+            seen.add(code)
+            out.append(Finding(code, line["severity"], f"{line.get('evidence', '')} (seen live at step {line.get('step')})",
+                               str(line.get("fix", ""))))
+    return out
