@@ -265,3 +265,11 @@ def test_overfitting_needs_a_significant_fall_while_training_loss_falls():
     assert check_overfitting(_record(losses, peak, select={"metric": "val/eeg_to_video/R@1", "mode": "max"}))[0].severity == "info"
     wobble = [(1, 0.2), (2, 0.4), (3, 0.5), (4, 0.49), (5, 0.48), (6, 0.5), (7, 0.47), (8, 0.48)]
     assert check_overfitting(_record(losses, wobble)) == []
+
+
+def test_without_the_model_the_runs_live_findings_stand_in(planted, capsys):
+    run = planted("frozen_adapter")
+    assert doctor_main([str(run), "--json", "--no-model"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["code"] for r in rows] == ["frozen_adapter"] and "seen live at step" in rows[0]["evidence"]
+    assert rows[0]["fix"].startswith("train.lr_scales.adapter: 1.0")
