@@ -273,3 +273,14 @@ def test_without_the_model_the_runs_live_findings_stand_in(planted, capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["code"] for r in rows] == ["frozen_adapter"] and "seen live at step" in rows[0]["evidence"]
     assert rows[0]["fix"].startswith("train.lr_scales.adapter: 1.0")
+
+
+def test_frozen_adapter_is_an_error_only_when_a_whole_side_never_moved():
+    from recipes.doctor.adapter_checks import check_frozen
+
+    init = {"eeg.encoder.a.lora_A": torch.ones(2, 2), "eeg.encoder.a.lora_B": torch.zeros(2, 2)}
+    moved = {k: v + 1 for k, v in init.items()}
+    assert check_frozen(init, moved, 10, {}) == []
+    assert check_frozen(init, {**moved, "eeg.encoder.a.lora_B": torch.zeros(2, 2)}, 10, {})[0].severity == "info"
+    found = check_frozen(init, dict(init), 10, {"train": {"lr_scales": {"adapter": 0}}})
+    assert found[0].severity == "error" and "all zero" in found[0].evidence and found[0].fix.startswith("train.lr_scales.adapter")

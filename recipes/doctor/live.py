@@ -121,7 +121,9 @@ class LiveDoctor:
         if model is not None and self._fingerprints and step > 0:
             params = dict(model.named_parameters())
             still = [n for n, fp in self._fingerprints.items() if n in params and _fingerprint(params[n]) == fp]
-            if still:
+            sides = {n.split(".", 1)[0] for n in self._fingerprints}
+            whole = [side for side in sides if all(n in still for n in self._fingerprints if n.startswith(f"{side}."))]
+            if whole:  # only a side none of whose tensors moved (see adapter_checks)
                 scales = (self.record.recipe.get("train") or {}).get("lr_scales") or {}
                 fix = ("train.lr_scales.adapter: 1.0 (it is 0)" if scales.get("adapter") == 0 else
                        "check that the adapter is called (an encoder calling F.linear bypasses LoRA) and its lr is above 0")
