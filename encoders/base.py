@@ -10,13 +10,24 @@ from __future__ import annotations
 import abc
 import dataclasses
 import logging
+import os
 from typing import ClassVar
 
 import torch
 from torch import nn
 
 from encoders import channels as channel_names
-from encoders.checkpoint import LoadReport, load_into, read_file
+from encoders.checkpoint import (
+    CheckpointError,
+    LoadReport,
+    fit_keys,
+    fmt_keys,
+    likely_cause,
+    load_into,
+    nonfinite_keys,
+    read_file,
+    unwrap_container,
+)
 from encoders.video_preprocess import KINETICS_MEAN, KINETICS_STD, VideoPreprocess
 from registry.component import ComponentConfig
 from registry.errors import UserError
@@ -35,6 +46,37 @@ class EncoderConfig(ComponentConfig):
     """Local weights file (.pth, .pt, .safetensors); None keeps the random initialization."""
     trust_checkpoint: bool = False
     """Allow full unpickling of a .pth/.pt file. Only for files you trust: unpickling can run code."""
+    strict: bool = True
+    """Refuse a checkpoint that leaves parameters at their initialization (beyond what the released
+    weights lack by design); false accepts a partial load and logs what stayed random."""
+
+
+def machine_memory_bytes() -> int | None:
+    """Physical memory of this machine (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_parameter_memory(n_params: int, what: str) -> None:
+    """Refuse an architecture whose float32 weights alone exceed this machine's memory, before allocating.
+
+    Architecture options are checked in the config validators with a closed-form parameter count, so a
+    typo such as `dim: 640000` is one located recipe error instead of an out-of-memory kill.
+    """
+    memory = machine_memory_bytes()
+    need = 4 * n_params
+    if memory is not None and need > memory:
+        raise ValueError(
+            f"{what} gives about {n_params:,.0f} parameters ({need / 2**30:,.1f} GiB in float32, before gradients "
+            f"and optimizer state), more than this machine's {memory / 2**30:,.1f} GiB; choose a smaller architecture"
+        )
+
+
+def transformer_parameters(dim: int, depth: int, mlp_ratio: float) -> int:
+    """Parameters of `depth` pre-norm transformer blocks of width `dim` (qkv, proj, MLP; norms and biases ignored)."""
+    return int(depth * (4 + 2 * mlp_ratio) * dim * dim)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +110,12 @@ class EEGInputSpec:
         channel_names.positions(channels)
 
 
+MIN_VIDEO_SIDE = 8
+"""Frames smaller than this (pixels) are refused: upscaled to a video encoder's input they hold no picture."""
+MAX_QUIET_UPSCALE = 2.0
+"""Upscaling frames by more than this is said in a warning with the factor."""
+
+
 @dataclasses.dataclass(frozen=True)
 class VideoInputSpec:
     """What a video encoder takes after `preprocess`: (B, 3, frames, size, size), normalized."""
@@ -85,6 +133,20 @@ class VideoInputSpec:
             )
         if min(frame_shape[:3]) < 1:
             raise InputSpecError(f"video samples of shape {tuple(frame_shape)} are empty")
+        frames, height, width = frame_shape[:3]
+        if min(height, width) < MIN_VIDEO_SIDE:
+            raise InputSpecError(
+                f"video frames of {height}x{width} pixels are below the {MIN_VIDEO_SIDE}-pixel floor; {encoder} would "
+                f"upscale them to {self.size}x{self.size} from almost nothing: export the video at a usable resolution"
+            )
+        target = self.resize or round(self.size * 256 / 224)
+        factor = target / min(height, width)
+        if factor > MAX_QUIET_UPSCALE:
+            logger.warning("video frames of %dx%d pixels are upscaled x%.1f (short side to %d) for %s; export larger frames if you can",
+                           height, width, factor, target, encoder)
+        if frames < self.frames:
+            logger.warning("video samples have %d frames and %s takes %d: each frame is repeated about x%.1f",
+                           frames, encoder, self.frames, self.frames / frames)
 
 
 class Encoder(nn.Module, metaclass=abc.ABCMeta):
@@ -106,7 +168,7 @@ class Encoder(nn.Module, metaclass=abc.ABCMeta):
         model = cls(config)
         model.name = name or model.name
         if config.checkpoint:
-            model.load_report = model.load_checkpoint(config.checkpoint, trust=config.trust_checkpoint)
+            model.load_report = model.load_checkpoint(config.checkpoint, trust=config.trust_checkpoint, strict=config.strict)
             logger.info("%s: loaded %s (%s)", type(model).__name__, config.checkpoint, model.load_report)
         return model
 
@@ -130,13 +192,37 @@ class Encoder(nn.Module, metaclass=abc.ABCMeta):
         """Key fragments a released checkpoint lacks by design (they keep their initialization)."""
         return ()
 
-    def load_checkpoint(self, path: str, *, trust: bool = False) -> LoadReport:
-        state, ignored = self.convert_state_dict(read_file(path, trust=trust))
-        report = load_into(self, state)
-        report.ignored = ignored
+    def load_checkpoint(self, path: str, *, trust: bool = False, strict: bool = True) -> LoadReport:
+        """Load a weights file, strictly: keys are fitted (wrapper prefixes stripped, logged), NaN/inf
+        weights are refused, and parameters left at their initialization beyond `expected_missing`
+        are an error unless `strict` is False."""
+        what = f"{self.name} checkpoint {str(path)!r}"
+        own = set(self.state_dict())
+        obj = read_file(path, trust=trust)
+        try:
+            state, ignored, stripped = fit_keys(obj, self.convert_state_dict, own)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{what}: {exc}") from None
+        if stripped:
+            logger.info("%s: stripped the wrapper prefix %r from its keys to fit the model", what, stripped)
+        bad = nonfinite_keys(state)
+        if bad:
+            raise CheckpointError(f"{what} holds NaN or inf weights in {fmt_keys(bad)} (a diverged training run?); use another checkpoint")
+        try:
+            report = load_into(self, state)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{what}: {exc}") from None
+        report.ignored, report.stripped_prefix = ignored, stripped
         surprising = [k for k in report.missing if not any(f in k for f in self.expected_missing())]
+        if surprising and strict:
+            file_keys = sorted(unwrap_container(obj)) if isinstance(unwrap_container(obj), dict) else []
+            raise CheckpointError(
+                f"{what} leaves {len(surprising)} of the model's {len(self.state_dict())} weights at their random initialization "
+                f"({fmt_keys(surprising)}); {likely_cause(report, len(own), file_keys)}. Give this encoder's own "
+                f"weights, or set `strict: false` on the encoder to accept a partial load"
+            )
         if surprising or report.unexpected:
-            logger.warning("%s checkpoint %s: %s", type(self).__name__, path, report)
+            logger.warning("%s: %s", what, report)
         return report
 
     # -- what strategies need --------------------------------------------------------------------

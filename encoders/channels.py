@@ -2,7 +2,8 @@
 
 LaBraM learned one spatial embedding per name of `utils.standard_1020` in the official code. Its
 first 128 names fit the 129-row `pos_embed` (row 0 is CLS); the 8 bipolar names after them crash the
-official code with an IndexError, so they are refused here with a clear message instead.
+official code with an IndexError. Every bipolar name (those 8 and the 8 within the 128) is refused
+here with a clear message, as is one site given twice (T7 and its old name T3).
 """
 
 from __future__ import annotations
@@ -54,6 +55,14 @@ def normalize(name: str) -> str:
 def position(name: str) -> int:
     """Index of `name` in STANDARD_1020 (0..127), after normalization and T3/T7-style aliases."""
     key = normalize(name)
+    if "-" in key:
+        # LaBraM's list holds 16 bipolar names; the last 8 have no row in its position table (the
+        # official code crashes on them) and the first 8 are montage-specific: a derivation is a
+        # difference of two sites, which a per-site spatial embedding cannot place. Refuse all.
+        raise ChannelError(
+            f"EEG channel {name!r} is a bipolar derivation ({key}), a difference of two sites that a per-site "
+            f"position cannot place; give referential channels (one site each) such as '{key.split('-')[0]}' instead"
+        )
     idx = _INDEX.get(key)
     if idx is None and key in ALIASES:
         idx = _INDEX.get(ALIASES[key])
@@ -61,12 +70,6 @@ def position(name: str) -> int:
         raise ChannelError(
             f"unknown EEG channel {name!r} (normalized {key!r}){did_you_mean(key, (n.upper() for n in USABLE))}; "
             f"channels must be 10-20/10-10 names such as 'Fp1', 'Cz', 'EEG T3-REF' (LaBraM's list of {N_USABLE})"
-        )
-    if idx >= N_USABLE:
-        raise ChannelError(
-            f"EEG channel {name!r} is a bipolar derivation that LaBraM has no position for "
-            f"(the official code crashes on it); give referential channels such as "
-            f"'{STANDARD_1020[idx].split('-')[0]}' instead"
         )
     return idx
 
@@ -76,9 +79,20 @@ def positions(names: Sequence[str]) -> list[int]:
     if len(names) == 0:
         raise ChannelError("no EEG channel names given; pass one name per row of the EEG array")
     out = [position(n) for n in names]
-    seen: dict[int, str] = {}
-    for n, p in zip(names, out):
-        if p in seen:
-            raise ChannelError(f"EEG channels {seen[p]!r} and {n!r} are the same site ({STANDARD_1020[p]}); keep one")
-        seen[p] = n
+    seen: dict[str, str] = {}
+    for n in names:
+        site = _site(n)
+        if site in seen:
+            same = f"the same site ({site}" + (", under its old and new 10-20 names)" if normalize(seen[site]) != normalize(n) else ")")
+            raise ChannelError(f"EEG channels {seen[site]!r} and {n!r} are {same}; keep one")
+        seen[site] = n
     return out
+
+
+_NEW_NAME = {"T3": "T7", "T4": "T8", "T5": "P7", "T6": "P8"}
+
+
+def _site(name: str) -> str:
+    """The electrode site a name denotes, old 10-20 names (T3, T4, T5, T6) mapped to the 10-10 ones."""
+    key = normalize(name)
+    return _NEW_NAME.get(key, key)

@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 from timm.layers import DropPath, Mlp, trunc_normal_
 from torch import nn
 
-from encoders.base import EEGEncoder, EEGInputSpec, EncoderConfig
+from encoders.base import EEGEncoder, EEGInputSpec, EncoderConfig, check_parameter_memory, transformer_parameters
 from encoders.channels import N_USABLE
 
 # Keys of the released labram-base.pth that a feature encoder does not use.
@@ -56,6 +56,8 @@ class LaBraMConfig(EncoderConfig):
                 f"embed_dim {self.embed_dim} must equal 25 x conv_channels ({25 * self.conv_channels}): "
                 f"the temporal convolutions turn 200 samples into 25 steps of conv_channels features"
             )
+        check_parameter_memory(transformer_parameters(self.embed_dim, self.depth, self.mlp_ratio),
+                               f"embed_dim {self.embed_dim}, depth {self.depth}")
         return self
 
 

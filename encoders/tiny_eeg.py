@@ -13,7 +13,7 @@ from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block
 from torch import nn
 
-from encoders.base import EEGEncoder, EEGInputSpec, EncoderConfig
+from encoders.base import EEGEncoder, EEGInputSpec, EncoderConfig, check_parameter_memory, transformer_parameters
 from encoders.channels import N_USABLE
 
 
@@ -31,6 +31,7 @@ class TinyEEGConfig(EncoderConfig):
     def _heads_divide_dim(self) -> "TinyEEGConfig":
         if self.dim % self.heads:
             raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
+        check_parameter_memory(transformer_parameters(self.dim, self.depth, self.mlp_ratio), f"dim {self.dim}, depth {self.depth}")
         return self
 
 

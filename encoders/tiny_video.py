@@ -12,7 +12,16 @@ from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block
 from torch import nn
 
-from encoders.base import KINETICS_MEAN, KINETICS_STD, EncoderConfig, InputSpecError, VideoEncoder, VideoInputSpec
+from encoders.base import (
+    KINETICS_MEAN,
+    KINETICS_STD,
+    EncoderConfig,
+    InputSpecError,
+    VideoEncoder,
+    VideoInputSpec,
+    check_parameter_memory,
+    transformer_parameters,
+)
 
 
 class TinyVideoConfig(EncoderConfig):
@@ -32,10 +41,17 @@ class TinyVideoConfig(EncoderConfig):
     @model_validator(mode="after")
     def _fits_patches(self) -> "TinyVideoConfig":
         pt, ph, pw = self.patch_size
+        if min(self.patch_size) < 1:
+            raise ValueError(f"patch_size {list(self.patch_size)} must be positive in every dimension")
         if self.frames % pt or self.size % ph or self.size % pw:
             raise ValueError(f"frames {self.frames} and size {self.size} must be multiples of the patch {self.patch_size}")
         if self.dim % self.heads:
             raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
+        tokens = (self.frames // pt) * (self.size // ph) * (self.size // pw)
+        check_parameter_memory(
+            transformer_parameters(self.dim, self.depth, self.mlp_ratio) + (tokens + 3 * pt * ph * pw) * self.dim,
+            f"dim {self.dim}, depth {self.depth}, {tokens} patches",
+        )
         return self
 
 
@@ -44,6 +60,13 @@ class TinyVideoEncoder(VideoEncoder):
 
     description = "Small video transformer with Video Swin's input contract (tests and demos)"
     Config = TinyVideoConfig
+    prompt_slot = 0  # a plain token sequence with no CLS: VPT prompts go first, pooling drops them
+
+    @property
+    def patch_numel(self) -> int:
+        """Values per 3-D patch (VPT's prompt init bound)."""
+        pt, ph, pw = self.cfg.patch_size
+        return 3 * pt * ph * pw
 
     def __init__(self, config: TinyVideoConfig):
         super().__init__(config)

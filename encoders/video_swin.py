@@ -26,7 +26,15 @@ from torchvision.models.video.swin_transformer import (
     _get_window_and_shift_size,
 )
 
-from encoders.base import KINETICS_MEAN, KINETICS_STD, EncoderConfig, VideoEncoder, VideoInputSpec
+from encoders.base import (
+    KINETICS_MEAN,
+    KINETICS_STD,
+    EncoderConfig,
+    VideoEncoder,
+    VideoInputSpec,
+    check_parameter_memory,
+    transformer_parameters,
+)
 
 
 class ModuleCallWindowAttention3d(ShiftedWindowAttention3d):
@@ -109,11 +117,22 @@ class VideoSwinConfig(EncoderConfig):
 
     @model_validator(mode="after")
     def _consistent(self) -> "VideoSwinConfig":
+        # torchvision divides by these without checking (ZeroDivisionError deep inside the model)
+        for option in ("window_size", "patch_size", "num_heads"):
+            values = list(getattr(self, option))
+            if min(values) < 1:
+                raise ValueError(f"{option} {values} must be positive in every entry")
+        if min(self.depths) < 1:
+            raise ValueError(f"depths {self.depths}: every stage needs at least one block")
         if len(self.depths) != len(self.num_heads):
             raise ValueError(f"depths {self.depths} and num_heads {self.num_heads} must have one entry per stage")
         for i, heads in enumerate(self.num_heads):
             if (self.embed_dim * 2**i) % heads:
                 raise ValueError(f"stage {i} width {self.embed_dim * 2**i} is not divisible by its {heads} heads")
+        if self.frames < self.patch_size[0] or self.size < max(self.patch_size[1:]):
+            raise ValueError(f"frames {self.frames} and size {self.size} are smaller than one patch {list(self.patch_size)}")
+        n = sum(transformer_parameters(self.embed_dim * 2**i, d, self.mlp_ratio) for i, d in enumerate(self.depths))
+        check_parameter_memory(n, f"embed_dim {self.embed_dim}, depths {self.depths}")
         return self
 
 
@@ -135,6 +154,7 @@ class VideoSwin(VideoEncoder):
     """Video Swin Transformer (torchvision), any architecture; loads mmaction2 and torchvision weights."""
 
     description = "Video Swin Transformer on torchvision, architecture options; loads mmaction2 and torchvision weights"
+    prompt_refusal = "Video Swin attends within shifted local windows of a token grid, so added tokens have no window to join"
     Config = VideoSwinConfig
 
     def __init__(self, config: VideoSwinConfig):

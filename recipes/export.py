@@ -1,109 +1,154 @@
-"""`python -m recipes.export RUN_DIR (--peft OUT | --merged OUT)`: a trained run for other tools.
+"""`python -m recipes.export RUN (--bundle OUT | --peft OUT | --merged OUT) [--checkpoint best|last]`.
 
---peft OUT     each side's LoRA in Hugging Face PEFT's format, OUT/<side>/adapter_config.json and
-               adapter_model.safetensors, which `peft.PeftModel.from_pretrained(encoder, OUT/<side>)`
-               loads onto the base encoder (built as the recipe builds it) with the same outputs.
---merged OUT   LoRA folded into the base weights: OUT/<side>_encoder.safetensors, plain encoder state
-               dicts that the encoder loads as its `checkpoint`; OUT/heads.safetensors (heads and
-               temperature); OUT/recipe.yaml, the run's recipe pointing at the merged encoders.
+--bundle OUT   self-contained model (recipes/bundle.py): encoders with adapters merged where they can
+               be, the other adapter weights, heads, temperature, preprocessing, channel names, the
+               resolved recipe, versions, a sha256 manifest. `recipes.load(OUT)` gives the run's
+               embeddings without the run or the base checkpoint files. Any strategy.
+--peft OUT     each adapted side in Hugging Face PEFT's format, OUT/<side>/adapter_config.json and
+               adapter_model.safetensors: `peft.PeftModel.from_pretrained(encoder, OUT/<side>)` on the
+               plain base encoder (built as the recipe builds it) gives the run's encoder outputs.
+               lora, adalora, ia3, loha, lokr; strategies peft cannot load back (prefix, prompt,
+               bitfit, last_k, full) are refused: use --bundle or --merged.
+--merged OUT   every adapter folded into the base weights: the bundle layout with nothing to re-apply,
+               plus OUT/recipe.yaml, the run's recipe on the merged encoders (head_only, no stages)
+               to train on from. Loads with `recipes.load(OUT)`. Refused for prefix and prompt.
 
-The model is rebuilt from RUN_DIR/recipe.yaml with the run's seed (so randomly initialized parts
-come out the same) and its trainable weights are loaded from RUN_DIR/trainable.safetensors.
+The run is rebuilt from RUN/recipe.yaml with its seed and its best weights (best.safetensors) when
+it kept them, else the last (trainable.safetensors). OUT must not exist (or be an empty directory):
+everything is written to a temporary directory beside it and moved into place when complete, so an
+error leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
+import logging
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
-import torch
-from safetensors.torch import save
-
-import registry
-from adapters.strategies.lora import merge
-from adapters.strategies.lora.export import to_peft
-from recipes import schema
-from recipes.compose import compose, stage_plan, switch_stage
-from recipes.errors import RecipeError
-from recipes.model import DualEncoderCLIP
-from recipes.rundir import atomic_write
-from recipes.engine import seed_everything
-from recipes.weights import load_trainable
 from registry.errors import UserError
 
+logger = logging.getLogger(__name__)
 
-def load_run(run_dir: Path) -> tuple[object, DualEncoderCLIP]:
-    """The run's validated recipe and its model with the trained weights loaded."""
-    for name in ("recipe.yaml", "trainable.safetensors"):
-        if not (run_dir / name).is_file():
-            raise RecipeError(f"{run_dir / name} is missing; give a finished run directory (python -m recipes.run prints it)")
-    reg = registry.default()
-    recipe = schema.validate(schema.read_yaml(run_dir / "recipe.yaml"), reg, source=str(run_dir / "recipe.yaml"))
-    seed_everything(recipe.seed)
-    model = compose(recipe, None, reg)
-    for stage in stage_plan(recipe):  # rebuild what every stage added
-        switch_stage(model, stage, reg, None)
-    load_trainable(model, run_dir / "trainable.safetensors")
-    return recipe, model.eval()
+PEFT_LOADABLE = ("lora", "adalora", "ia3", "loha", "lokr")
 
 
-def export_peft(model: DualEncoderCLIP, out: Path) -> list[str]:
-    written = []
+def load_run(run_dir: Path, checkpoint: str | None = None):
+    """The run's validated recipe and its model with the trained weights loaded (best when kept)."""
+    from recipes.trained import rebuild_run
+
+    recipe, model, _, _ = rebuild_run(Path(run_dir), checkpoint)
+    return recipe, model
+
+
+def check_output(out: Path) -> None:
+    """An export goes into a new or empty directory: an existing file, or a non-empty directory, is
+    an error (nothing is overwritten)."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} is an existing file; give a new directory to export into")
+    if out.is_dir() and any(out.iterdir()):
+        raise UserError(f"{out} exists and is not empty; remove it or give a new directory")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise UserError(f"{out.parent} is a file, not a directory; give a directory path for the export")
+
+
+@contextlib.contextmanager
+def staged_output(out: Path):
+    """A temporary directory beside `out`, moved to `out` when the block succeeds, removed otherwise."""
+    out = Path(out).expanduser()
+    check_output(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        if out.is_dir():
+            out.rmdir()
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def peft_adapters(model) -> dict[str, tuple]:
+    """Side -> (peft config, adapter state) for every side that has an adapter peft can load back;
+    an error naming the strategy for a side that trained something peft cannot carry."""
+    from adapters.strategies.lora import LoRA
+    from adapters.strategies.lora.export import to_peft
+    from adapters.strategies.peft_export import tuner_to_peft
+    from adapters.strategies.peft_tuner import PeftTuner
+
+    out = {}
     for side in ("eeg", "video"):
-        encoder = getattr(model, side).encoder
-        try:
-            config, state = to_peft(encoder)
-        except ValueError:
-            continue  # this side has no LoRA
-        target = out / side
-        target.mkdir(parents=True, exist_ok=True)
-        atomic_write(target / "adapter_model.safetensors", save(state))
-        atomic_write(target / "adapter_config.json", json.dumps(config.to_dict(), indent=2, default=list) + "\n")
-        written.append(side)
-    if not written:
-        raise RecipeError("this run has no LoRA strategy on either side; --peft exports LoRA adapters only")
-    return written
+        tower = getattr(model, side)
+        strategies = [s for s, _ in tower.applied.values() if s.name != "head_only"]
+        refused = [s.name for s in strategies if not isinstance(s, (LoRA, PeftTuner))]
+        if refused:
+            raise UserError(
+                f"{side}: strategy {', '.join(refused)} cannot be exported in peft's format (peft cannot load it back onto "
+                f"the plain encoder; --peft takes {', '.join(PEFT_LOADABLE)}); use --bundle (any strategy, loads with "
+                f"recipes.load) or --merged (adapters folded into the encoder weights)"
+            )
+        if any(isinstance(s, LoRA) for s in strategies):
+            out[side] = to_peft(tower.encoder)
+        elif strategies:
+            out[side] = tuner_to_peft(tower.encoder)
+    if not out:
+        raise UserError("this run trained no adapter on either side (head_only); there is nothing to export with --peft; use --bundle")
+    return out
 
 
-def export_merged(recipe, model: DualEncoderCLIP, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    raw = recipe.model_dump(mode="json")
-    for side in ("eeg", "video"):
-        encoder = getattr(model, side).encoder
-        merge(encoder)
-        leftover = [n for n, _ in encoder.named_parameters() if "lora_" in n or "prefix" in n or "prompt" in n]
-        if leftover:
-            raise RecipeError(f"{side}: {leftover[0]} cannot be merged into the base weights; export with --peft or use the run as is")
-        path = out / f"{side}_encoder.safetensors"
-        atomic_write(path, save({k: v.contiguous() for k, v in encoder.state_dict().items()}))
-        raw[side]["encoder"]["checkpoint"] = str(path.resolve())
-        raw[side]["strategy"] = ["head_only"]
-    # Tensors only: a loss's extra state (protonce's prototypes) is training state, not needed for inference.
-    heads = {
-        k: v.contiguous() for k, v in model.state_dict().items()
-        if k.startswith(("eeg.head.", "video.head.", "loss.")) and isinstance(v, torch.Tensor)
-    }
-    atomic_write(out / "heads.safetensors", save(heads))
-    atomic_write(out / "recipe.yaml", schema.dump(schema.validate(raw, registry.default())))
+def export_peft(model, out: Path) -> list[str]:
+    """Write OUT/<side>/ for each adapted side; returns the sides written."""
+    from safetensors.torch import save
+
+    from recipes.rundir import atomic_write
+
+    adapters = peft_adapters(model)
+    with staged_output(out) as tmp:
+        for side, (config, state) in adapters.items():
+            (tmp / side).mkdir()
+            atomic_write(tmp / side / "adapter_model.safetensors", save(state))
+            config.save_pretrained(str(tmp / side))
+    return list(adapters)
+
+
+def export_bundle(trained, out: Path, merged: bool = False) -> dict:
+    from recipes.bundle import write_bundle
+
+    out = Path(out).expanduser()
+    with staged_output(out) as tmp:
+        return write_bundle(trained, tmp, require_merged=merged, final_path=out)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recipes.export", description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("run_dir", type=Path, help="a finished run directory (the one `run:` printed)")
     group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--peft", type=Path, metavar="OUT", help="write LoRA adapters in Hugging Face PEFT format")
-    group.add_argument("--merged", type=Path, metavar="OUT", help="write encoders with LoRA merged into their weights")
+    group.add_argument("--bundle", type=Path, metavar="OUT", help="write a self-contained model that recipes.load reads")
+    group.add_argument("--peft", type=Path, metavar="OUT", help="write adapters in Hugging Face PEFT format")
+    group.add_argument("--merged", type=Path, metavar="OUT", help="write encoders with every adapter merged into their weights")
+    parser.add_argument("--checkpoint", choices=("best", "last"), help="weights to export (default: best when the run kept them)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from recipes.bundle import is_bundle
+    from recipes.trained import load
+
     try:
-        recipe, model = load_run(args.run_dir)
+        out = (args.bundle or args.peft or args.merged).expanduser()
+        check_output(out)  # before the (slow) model rebuild
+        if args.run_dir.is_dir() and is_bundle(args.run_dir):
+            raise UserError(f"{args.run_dir} is a bundle already; export from the run directory it came from")
+        trained = load(args.run_dir, device="cpu", checkpoint=args.checkpoint)
         if args.peft:
-            sides = export_peft(model, args.peft)
-            print(f"peft adapters ({', '.join(sides)}): {args.peft}")
+            sides = export_peft(trained.model, args.peft)
+            print(f"peft adapters ({', '.join(sides)}; {trained.weights} weights): {args.peft}")
         else:
-            export_merged(recipe, model, args.merged)
-            print(f"merged: {args.merged}")
+            export_bundle(trained, out, merged=bool(args.merged))
+            print(f"{'merged' if args.merged else 'bundle'} ({trained.weights} weights): {out}")
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -5,7 +5,11 @@ inputs are not augmented, its features are the same every epoch: computing them 
 grad, on the training device) turns each epoch into head-only compute (SigLiT and LiT precompute
 frozen towers the same way). The key covers everything the features depend on: the side, the
 encoder's architecture and preprocessing options, a hash of its current weights (checkpoint and any
-frozen adapters of earlier stages), the data's fingerprint and channels, and the autocast dtype.
+frozen adapters of earlier stages), the content of the side's data array (recipes/cache/content.py:
+a file's sha256, remembered beside the cache; synthetic data's generating config) and its channels
+and rate, the code and library versions that compute them (recipes/cache/code.py), the device type
+and the autocast dtype. Entries are written atomically with a manifest last and checked when read
+(size, sha256, shape): a damaged one is named in a warning and recomputed (recipes/cache/store.py).
 """
 
 from __future__ import annotations
@@ -17,16 +21,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save
+from safetensors import SafetensorError
+from safetensors.torch import load, save
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from recipes.cache import content, store
+from recipes.cache.code import code_identity
 from recipes.data.base import PairedData, PairTorchDataset
 from recipes.evaluate import eval_mode
 from recipes.model import Tower
-from recipes.rundir import atomic_write
 
 logger = logging.getLogger(__name__)
+
+COMPUTING_CODE = ("recipes.feature_cache", "recipes.data.base")
+"""This module's compute loop and the loader that feeds it: their code is part of every key."""
 
 
 def weights_digest(module: torch.nn.Module) -> str:
@@ -39,28 +48,39 @@ def weights_digest(module: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def cache_key(side: str, tower: Tower, data: PairedData, dtype: torch.dtype | None) -> str | None:
-    if data.fingerprint is None:
+def key_spec(side: str, tower: Tower, data: PairedData, device: torch.device, dtype: torch.dtype | None,
+             cache_dir: Path) -> tuple[dict, str] | None:
+    """(everything the features depend on, a description of the data); None: the data cannot be keyed."""
+    array = data.eeg if side == "eeg" else data.video
+    found = content.identity(array, data.fingerprint, cache_dir)
+    if found is None:
         return None
+    data_identity, data_description = found
     encoder = tower.encoder
     spec = {
         "side": side,
         "encoder": getattr(encoder, "name", type(encoder).__name__),
         "config": encoder.cfg.model_dump(mode="json", exclude={"checkpoint", "trust_checkpoint"}),
-        "input_spec": repr(encoder.input_spec),
+        "input_spec": repr(getattr(encoder, "input_spec", None)),
         "weights": weights_digest(encoder),
-        "data": data.fingerprint,
+        "data": data_identity,
         "channels": list(data.channels) if side == "eeg" else None,
-        "n": len(data),
+        "rate": data.sfreq if side == "eeg" else data.fps,
+        "code": code_identity([encoder] + ([encoder.preprocessing] if hasattr(encoder, "preprocessing") else []), COMPUTING_CODE),
+        "device": device.type,
         "dtype": str(dtype),
     }
+    return spec, data_description
+
+
+def cache_key(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
 @torch.no_grad()
 def compute(side: str, tower: Tower, channels: list[str], data: PairedData, device: torch.device, batch_size: int,
             num_workers: int, dtype: torch.dtype | None) -> torch.Tensor:
-    """Features (N, D) float32 of every pair, in index order."""
+    """Features (N, D) float32 of every pair, in index order (held in memory until complete)."""
     dataset = PairTorchDataset(data, np.arange(len(data)), load_eeg=side == "eeg", load_video=side == "video")
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda")
     out = []
@@ -76,16 +96,64 @@ def compute(side: str, tower: Tower, channels: list[str], data: PairedData, devi
     return torch.cat(out)
 
 
+def read(entry: store.Entry, shape: tuple[int, int | None]) -> torch.Tensor | None:
+    """The entry's features, checked against its manifest and the shape its key implies; None if absent.
+
+    Raises store.Damaged naming what is wrong (size, checksum, format, shape or dtype).
+    """
+    manifest = entry.manifest()
+    if manifest is None:
+        return None
+    raw = entry.data_path.read_bytes()
+    if hashlib.sha256(raw).hexdigest() != manifest.get("sha256"):
+        raise store.Damaged("its bytes do not match the sha256 written with it")
+    try:
+        tensors = load(raw)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise store.Damaged(f"it is not a readable safetensors file ({exc})") from None
+    feats = tensors.get("features")
+    if feats is None:
+        raise store.Damaged("it holds no 'features' tensor")
+    n, dim = shape
+    if feats.dtype != torch.float32 or feats.ndim != 2 or feats.shape[0] != n or (dim is not None and feats.shape[1] != dim):
+        want = f"({n}, {dim if dim is not None else 'D'}) float32"
+        raise store.Damaged(f"it holds {tuple(feats.shape)} {feats.dtype} features where this key implies {want}")
+    return feats
+
+
 def features(side: str, tower: Tower, data: PairedData, device: torch.device, cache_dir: Path | None, batch_size: int,
              num_workers: int = 0, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """The side's cached features on `device`: read from `cache_dir` when there, else computed (and written)."""
-    key = cache_key(side, tower, data, dtype) if cache_dir is not None else None
-    path = cache_dir / f"{side}-{key}.safetensors" if key else None
-    if path is not None and path.is_file():
-        logger.info("%s features: loaded from %s", side, path)
-        return load_file(str(path))["features"].to(device)
-    feats = compute(side, tower, list(data.channels), data, device, batch_size, num_workers, dtype)
-    if path is not None:
-        atomic_write(path, save({"features": feats.cpu().contiguous()}))
-        logger.info("%s features: computed for %d pairs, cached at %s", side, len(feats), path)
+    """The side's cached features on `device`: read from `cache_dir` when there and sound, else computed (and written).
+
+    Another process computing the same entry is waited for, and its result read. An exception while
+    computing (Ctrl-C, SIGTERM raised by the trainer's handler) leaves no entry and no temporary file.
+    """
+    found = key_spec(side, tower, data, device, dtype, store.ensure_directory(cache_dir)) if cache_dir is not None else None
+    if found is None:
+        return compute(side, tower, list(data.channels), data, device, batch_size, num_workers, dtype)
+    spec, data_description = found
+    entry = store.Entry(Path(cache_dir), f"{side}-{cache_key(spec)}", ".safetensors")
+    shape = (len(data), getattr(tower.encoder, "feature_dim", None))
+    with entry.locked():
+        try:
+            feats = read(entry, shape)
+        except store.Damaged as exc:
+            entry.discard(str(exc))
+            feats = None
+        if feats is not None:
+            entry.touch()
+            logger.info("%s features: loaded from %s", side, entry.data_path)
+            return feats.to(device)
+        feats = compute(side, tower, list(data.channels), data, device, batch_size, num_workers, dtype)
+        raw = save({"features": feats.cpu().contiguous()})
+        entry.publish_bytes(raw, {
+            "kind": "features",
+            "sha256": hashlib.sha256(raw).hexdigest(),
+            "shape": list(feats.shape),
+            "dtype": "float32",
+            "describe": {"side": side, "encoder": spec["encoder"], "data": data_description, "pairs": len(data),
+                         "device": device.type, "dtype": str(dtype)},
+            "spec": spec,
+        })
+        logger.info("%s features: computed for %d pairs, cached at %s", side, len(feats), entry.data_path)
     return feats

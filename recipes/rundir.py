@@ -1,5 +1,8 @@
 """The run directory (design section 5): recipe.yaml, run.json, metrics.jsonl, weights, checkpoints.
 
+Every metrics line also goes to the sinks the recipe's `train.loggers` names (recipes.loggers:
+TensorBoard under RUN/tensorboard/), so the training loop logs through `RunDir.log` alone.
+
 Every file is written atomically (temporary file, then rename), so a crash never leaves a
 half-written file; metrics.jsonl is appended line by line and flushed. Under torchrun only the main
 process writes: the others hold a `RunDir.follower` of the same directory that keeps its state in
@@ -18,6 +21,8 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 PACKAGES = ("peftzoo", "torch", "torchvision", "timm", "peft", "numpy", "pydantic", "safetensors")
 
@@ -88,6 +93,9 @@ class RunDir:
             self.path.mkdir(parents=True, exist_ok=False)
             (self.path / "checkpoints").mkdir()
         self.info: dict[str, Any] = {}
+        self.loggers: list = []
+        """Sinks beside metrics.jsonl from the recipe's train.loggers (recipes.loggers), main process only."""
+        self._recipe: dict[str, Any] = {}
 
     @classmethod
     def open(cls, path: Path, writes: bool = True) -> "RunDir":
@@ -109,6 +117,8 @@ class RunDir:
         self.info.setdefault("resumed", []).append({"time": now(), "from_step": step})
         self.info.update(status="running", end_time=None)
         self.write_info()
+        recipe_path = self.path / "recipe.yaml"
+        self._open_loggers(recipe_path.read_text() if recipe_path.is_file() else "", resume_step=step)
 
     @property
     def metrics_path(self) -> Path:
@@ -135,6 +145,14 @@ class RunDir:
             **extra,
         }
         self.write_info()
+        self._open_loggers(recipe_yaml)
+
+    def _open_loggers(self, recipe_yaml: str, resume_step: int | None = None) -> None:
+        from recipes import loggers
+
+        self._recipe = yaml.safe_load(recipe_yaml) or {} if recipe_yaml else {}
+        names = (self._recipe.get("train") or {}).get("loggers") or ["jsonl"]
+        self.loggers = loggers.make(names, self.path, resume_step) if self.writes else []
 
     def write_info(self) -> None:
         if self.writes:
@@ -143,6 +161,9 @@ class RunDir:
     def finish(self, status: str, **extra: Any) -> None:
         self.info.update(status=status, end_time=now(), **extra)
         self.write_info()
+        for sink in self.loggers:
+            sink.finish(self.info, self._recipe)
+        self.loggers = []
 
     def log(self, record: dict[str, Any]) -> None:
         if not self.writes:
@@ -150,3 +171,5 @@ class RunDir:
         with open(self.metrics_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
             f.flush()
+        for sink in self.loggers:
+            sink.log(record)

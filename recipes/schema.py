@@ -29,6 +29,7 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    ValidationInfo,
     create_model,
     field_validator,
     model_validator,
@@ -56,8 +57,63 @@ class ComponentMarker:
         return f"{'an' if self.modality == 'eeg' else 'a'} {self.modality.upper() if self.modality == 'eeg' else self.modality} {base}" if self.modality else f"a {base}"
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+SEED_MAX = 2**32 - 1  # numpy's seed range
+EMBED_DIM_MAX = 65_536
+
+
+def _numbers_in(annotation: Any) -> bool:
+    """The annotation is a number type (int or float, possibly optional or in a list/tuple), not bool."""
+    annotation, _ = _unwrap(annotation, [])
+    if annotation in (int, float):
+        return True
+    if get_origin(annotation) in (Union, types.UnionType):
+        return any(_numbers_in(a) for a in get_args(annotation) if a is not type(None))
+    if get_origin(annotation) in (list, tuple):
+        return any(_numbers_in(a) for a in get_args(annotation) if a is not Ellipsis)
+    return False
+
+
+def _has_bool(value: Any) -> bool:
+    return isinstance(value, bool) or (isinstance(value, (list, tuple)) and any(isinstance(v, bool) for v in value))
+
+
+class StrictNumbers(BaseModel):
+    """Base of every recipe model: numbers are finite, and true/false is not a number.
+
+    pydantic's lax mode reads `epochs: true` as 1 and accepts `.inf`/`.nan` within `ge`/`gt` bounds;
+    its strict mode would also refuse YAML lists for tuples, so only these two rules are tightened.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, protected_namespaces=())
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        return _refuse_bool(cls, value, info)
+
+
+def _refuse_bool(cls: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
+    field = cls.model_fields.get(info.field_name) if info.field_name else None
+    if field is not None and _has_bool(value) and _numbers_in(field.annotation):
+        raise ValueError(f"expected a number, got {value!r} (true/false is not a number)")
+    return value
+
+
+class _Section(StrictNumbers):
+    pass
+
+
+SCHEMA_DESCRIPTION = (
+    "A peftzoo recipe (python -m recipes.run RECIPE). This schema is generated from the installed "
+    "components by `python -m recipes.schema`: regenerate it after installing or removing a plugin, "
+    "whose components and options it lists. recipes.run also checks what a schema cannot "
+    "(finite numbers, architecture consistency, the data against the encoders)."
+)
+
+
+class _RecipeBase(StrictNumbers):
+    __doc__ = SCHEMA_DESCRIPTION
+    model_config = ConfigDict(json_schema_extra={"$comment": "peftzoo recipe"})
 
 
 class LrScales(_Section):
@@ -70,6 +126,40 @@ class LrScales(_Section):
     """Pretrained encoder weights a strategy unfreezes (full, last_k, bitfit); SigLIP fine-tunes these at 0.1."""
     loss: float = Field(1.0, ge=0)
     """The loss's own parameters (temperature, bias)."""
+
+
+# Metrics the per-epoch evaluation logs that train.select may rank epochs by (recipes.evaluate.evaluate).
+SELECTABLE_METRICS = ("val/loss", *(f"val/{d}/{m}" for d in ("eeg_to_video", "video_to_eeg")
+                                    for m in ("R@1", "R@5", "R@10", "mean_rank", "median_rank")))
+
+
+class Select(_Section):
+    """Which evaluated epoch's weights to keep as best.safetensors."""
+
+    metric: str = "val/eeg_to_video/R@1"
+    mode: Literal["max", "min"] | None = None
+    """max or min is better; None: min for val/loss and ranks, max for recalls."""
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        if metric not in SELECTABLE_METRICS:
+            raise ValueError(f"{metric!r} is not a metric the evaluation logs{did_you_mean(metric, SELECTABLE_METRICS)}; "
+                             f"use one of {', '.join(SELECTABLE_METRICS)}")
+        return metric
+
+    @model_validator(mode="after")
+    def _default_mode(self) -> "Select":
+        if self.mode is None:
+            self.mode = "min" if self.metric == "val/loss" or self.metric.endswith("_rank") else "max"
+        return self
+
+
+class EarlyStopping(_Section):
+    """Stop when train.select's metric has not improved by min_delta for patience evaluations."""
+
+    patience: int = Field(..., ge=1)
+    min_delta: float = Field(0.0, ge=0)
 
 
 class TrainConfig(_Section):
@@ -110,6 +200,21 @@ class TrainConfig(_Section):
     """auto (cuda if available, else cpu), cpu, cuda, cuda:N."""
     log_every: int = Field(10, ge=1)
     """Steps between training-loss lines in metrics.jsonl."""
+    select: Select | None = None
+    """Keep the best evaluated epoch's weights as best.safetensors: {metric, mode}; None keeps the last only."""
+    early_stopping: EarlyStopping | None = None
+    """Stop after `patience` evaluations without an improvement of train.select's metric (default
+    val/eeg_to_video/R@1, max) by more than min_delta."""
+    loggers: list[Literal["jsonl", "tensorboard"]] = Field(default_factory=lambda: ["jsonl"])
+    """Where metrics go: jsonl (metrics.jsonl, always kept: evaluate, compare and doctor read it) and
+    tensorboard (RUN/tensorboard/, the same names, plus the recipe's hyperparameters; extra `tensorboard`)."""
+
+    @field_validator("loggers")
+    @classmethod
+    def _loggers_available(cls, names: list[str]) -> list[str]:
+        from recipes.loggers import check_available  # the sweep engineer's logger modules
+
+        return check_available(names)
 
     @model_validator(mode="after")
     def _epochs_match_stages(self) -> "TrainConfig":
@@ -158,11 +263,15 @@ def _variant(kind: str, name: str, component: Any) -> type[BaseModel]:
     """The component's Config plus `name: Literal[name]`, unknown keys forbidden."""
     namespace = {
         "__annotations__": {"name": Literal[name]},
-        "model_config": ConfigDict(extra="forbid"),
+        "model_config": ConfigDict(extra="forbid", allow_inf_nan=False),
         "__module__": __name__,
         "__doc__": getattr(component, "description", None) or component.Config.__doc__,
     }
     title = f"{WORDS[kind].title().replace(' ', '')}_{name}"
+    # Explicit fields, not "*": pydantic allows no before-validator on the discriminator `name`.
+    numeric = [f for f, info in component.Config.model_fields.items() if _numbers_in(info.annotation)]
+    if numeric:
+        namespace["_no_bool_for_numbers"] = field_validator(*numeric, mode="before")(classmethod(_refuse_bool))
     return type(component.Config)(title, (component.Config,), namespace)
 
 
@@ -171,7 +280,8 @@ def _union(marker: ComponentMarker, components: dict[str, Any]) -> Any:
         raise RecipeError(f"no {marker.word()[2:].strip()} is installed; reinstall peftzoo (pip install -e .)")
     variants = tuple(Annotated[_variant(marker.kind, n, c), Tag(n)] for n, c in sorted(components.items()))
     union = Annotated[Union[variants], Field(discriminator="name")]  # noqa: UP007 (runtime Union of a tuple)
-    return Annotated[union, BeforeValidator(_bare_name, json_schema_input_type=Union[str, union]), marker]
+    bare = Literal[tuple(sorted(components))]  # a bare name: one of the installed ones (an enum in the JSON Schema)
+    return Annotated[union, BeforeValidator(_bare_name, json_schema_input_type=Union[bare, union]), marker]
 
 
 def build_recipe_model(reg: Registry) -> type[BaseModel]:
@@ -180,21 +290,25 @@ def build_recipe_model(reg: Registry) -> type[BaseModel]:
     by_modality = {m: {n: c for n, c in encoders.items() if getattr(c, "modality", None) == m} for m in ("eeg", "video")}
     strategy = _union(ComponentMarker("strategies"), reg.load_all("strategies"))
     head = _union(ComponentMarker("heads"), reg.load_all("heads"))
-    strategies = Annotated[list[strategy], BeforeValidator(_as_list), Field(min_length=1)]
+    strategies = Annotated[
+        list[strategy],
+        BeforeValidator(_as_list, json_schema_input_type=Union[strategy, Annotated[list[strategy], Field(min_length=1)]]),
+        Field(min_length=1),
+    ]
 
     def side(modality: str) -> type[BaseModel]:
         return create_model(
             f"{modality.title()}Side",
-            __config__=ConfigDict(extra="forbid"),
+            __base__=StrictNumbers,
             encoder=(_union(ComponentMarker("encoders", modality), by_modality[modality]), ...),
             strategy=(strategies, "head_only"),
             head=(head, "linear"),
         )
 
-    stage_side = create_model("StageSide", __config__=ConfigDict(extra="forbid"), strategy=(strategies, ...))
+    stage_side = create_model("StageSide", __base__=StrictNumbers, strategy=(strategies, ...))
     stage = create_model(
         "Stage",
-        __config__=ConfigDict(extra="forbid"),
+        __base__=StrictNumbers,
         __doc__="One training stage: its epochs, its lr, and the strategies of the sides that change.",
         epochs=(int, Field(..., ge=1)),
         lr=(float | None, Field(None, ge=0)),
@@ -207,19 +321,20 @@ def build_recipe_model(reg: Registry) -> type[BaseModel]:
         stages=(list[stage] | None, Field(None, min_length=1)),
     )
 
-    return create_model(
+    recipe = create_model(
         "Recipe",
-        __config__=ConfigDict(extra="forbid", json_schema_extra={"$comment": "peftzoo recipe"}),
+        __base__=_RecipeBase,
         name=(str, Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")),
-        seed=(int, 0),
+        seed=(int, Field(0, ge=0, le=SEED_MAX)),
         data=(_union(ComponentMarker("datasets"), reg.load_all("datasets")), ...),
         eeg=(side("eeg"), ...),
         video=(side("video"), ...),
-        embed_dim=(int, Field(256, ge=1)),
+        embed_dim=(int, Field(256, ge=1, le=EMBED_DIM_MAX)),
         loss=(_union(ComponentMarker("losses"), reg.load_all("losses")), Field("clip", validate_default=True)),
         train=(train, Field(default_factory=train)),
         eval=(EvalConfig, Field(default_factory=EvalConfig)),
     )
+    return recipe
 
 
 @lru_cache(maxsize=4)
@@ -412,11 +527,26 @@ def _is_component_key(parent: type[BaseModel] | None, key: str) -> bool:
     return _is_component(field.annotation, list(field.metadata))
 
 
+def json_schema(reg: Registry) -> dict[str, Any]:
+    """The JSON Schema of recipes for the components installed in `reg` (validation side: what a recipe file may hold)."""
+    schema = recipe_model(reg).model_json_schema(mode="validation")
+    schema["description"] = SCHEMA_DESCRIPTION
+    return schema
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the JSON Schema of recipes (for editors: yaml-language-server, VS Code, ...)."""
+    import argparse
+
     from registry import default
 
-    print(json.dumps(recipe_model(default()).model_json_schema(), indent=2))
+    parser = argparse.ArgumentParser(
+        prog="python -m recipes.schema",
+        description="Print the JSON Schema of peftzoo recipes for the installed components "
+        "(regenerate it after installing a plugin): python -m recipes.schema > recipe.schema.json",
+    )
+    parser.parse_args(argv)
+    print(json.dumps(json_schema(default()), indent=2))
     return 0
 
 

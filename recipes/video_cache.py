@@ -6,20 +6,21 @@ geometric part of the preprocessing (uniform frame sampling, short-side resize, 
 uint8) is therefore done once per data set, batched, and stored as a memory-mappable .npy of
 (N, frames, size, size, 3) uint8; the loader then reads these small clips and the model only
 normalizes them (bit-equal to preprocessing the full frames on the same device). The file is keyed
-by the data's fingerprint and the geometric spec (frames, size, resize) and the device type that
-computed it, and written through a temporary file renamed into place, so a crash never leaves a
-half-written file under the final name.
+by the content of the video array (recipes/cache/content.py), the geometric spec (frames, size,
+resize), the code and library versions that compute it and the device type, written through a
+temporary file renamed into place with a manifest written last, checked when read, and recomputed
+with a warning when damaged (recipes/cache/store.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import logging
 import os
 import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -29,29 +30,46 @@ from tqdm.auto import tqdm
 
 from encoders.base import VideoEncoder
 from encoders.video_preprocess import VideoPreprocess
+from recipes.cache import content, store
+from recipes.cache.code import code_identity
 from recipes.data.base import PairedData, PairTorchDataset
 from registry.errors import UserError
 
 logger = logging.getLogger(__name__)
+
+COMPUTING_CODE = ("recipes.video_cache", "recipes.data.base")
+"""This module's loop and the loader that feeds it: their code is part of every key."""
 
 
 class VideoCacheError(UserError, OSError):
     """The cache directory cannot hold the clips."""
 
 
-def cache_key(preprocessing: VideoPreprocess, data: PairedData, device: torch.device) -> str | None:
-    """What the clips depend on; None when the data has no fingerprint (kept in memory, not on disk)."""
+def key_spec(preprocessing: VideoPreprocess, data: PairedData, device: torch.device,
+             cache_dir: Path | None) -> tuple[dict, str] | None:
+    """(what the clips depend on, a description of the data); None when the data has no fingerprint.
+
+    With a cache directory the video array is keyed by its content (recipes/cache/content.py);
+    without one only the data's own fingerprint is at hand (the clips stay in memory then).
+    """
     if data.fingerprint is None:
         return None
+    if cache_dir is None:
+        identity, description = {"fingerprint": data.fingerprint, "shape": list(data.video.shape)}, "in memory"
+    else:
+        identity, description = content.identity(data.video, data.fingerprint, store.ensure_directory(cache_dir))
     spec = {
-        "data": data.fingerprint,
-        "n": len(data),
-        "source_frames": list(data.video.shape[1:]),
+        "data": identity,
         "frames": preprocessing.frames,
         "size": preprocessing.size,
         "resize": preprocessing.resize_to,
+        "code": code_identity([preprocessing], COMPUTING_CODE),
         "device": device.type,  # float resizing may round differently on another device type
     }
+    return spec, description
+
+
+def cache_key(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -65,8 +83,12 @@ def clip_batches(preprocessing: VideoPreprocess, data: PairedData, device: torch
         yield clips.cpu().numpy()
 
 
-def write_npy(path: Path, shape: tuple[int, ...], batches) -> None:
-    """Stream uint8 batches into `path` as one .npy: a temporary file, fsynced, then renamed into place."""
+def write_npy(path: Path, shape: tuple[int, ...], batches) -> str:
+    """Stream uint8 batches into `path` (a temporary file) as one .npy, fsynced; its sha256.
+
+    The file is removed when anything (an error, Ctrl-C, SIGTERM raised by the trainer) stops the
+    loop, so no partial file stays behind.
+    """
     nbytes = int(np.prod(shape))
     path.parent.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(path.parent).free
@@ -75,39 +97,91 @@ def write_npy(path: Path, shape: tuple[int, ...], batches) -> None:
             f"the video clips need {nbytes / 2**30:.1f} GiB but {path.parent} has {free / 2**30:.1f} GiB free; "
             f"free space there or point train.cache_dir at a larger disk"
         )
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    digest = hashlib.sha256()
     try:
-        with open(tmp, "wb") as f:
-            np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": shape})
+        with open(path, "wb") as f:
+            header = io.BytesIO()
+            np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": shape})
+            f.write(header.getvalue())
+            digest.update(header.getvalue())
+            written = 0
             for clips in batches:
-                f.write(np.ascontiguousarray(clips).tobytes())
+                chunk = np.ascontiguousarray(clips, dtype=np.uint8)
+                if chunk.shape[1:] != shape[1:]:
+                    raise ValueError(f"clips of shape {chunk.shape[1:]} where {shape[1:]} were expected")
+                f.write(chunk.data)
+                digest.update(chunk.data)
+                written += len(chunk)
+            if written != shape[0]:
+                raise ValueError(f"{written} clips were made for {shape[0]} pairs")
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
         raise
+    return digest.hexdigest()
+
+
+def read(entry: store.Entry, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The entry's clips as a read-only memory map, checked against its manifest and `shape`; None if absent.
+
+    The header, shape, dtype and size are checked on every read; the sha256 only when the file was
+    touched since it was written (store.Entry.verify). Raises store.Damaged naming what is wrong.
+    """
+    manifest = entry.manifest()
+    if manifest is None:
+        return None
+    try:
+        clips = np.load(entry.data_path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise store.Damaged(f"it is not a readable .npy file ({exc})") from None
+    if not isinstance(clips, np.memmap) or clips.dtype != np.uint8 or clips.shape != shape or not clips.flags.c_contiguous:
+        raise store.Damaged(f"it holds {getattr(clips, 'shape', '?')} {getattr(clips, 'dtype', '?')} where this key implies {shape} uint8")
+    if int(clips.offset) + clips.nbytes != entry.data_path.stat().st_size:
+        raise store.Damaged(f"its size does not match its {shape} header")
+    entry.verify(manifest)
+    return clips
 
 
 def prepare(encoder: VideoEncoder, data: PairedData, cache_dir: Path | None, batch_size: int, num_workers: int = 0,
             device: torch.device = torch.device("cpu")) -> PairedData:
     """`data` with its video replaced by clips at `encoder`'s input size (`video_at_input_size`).
 
-    The clips are read from `cache_dir` when there, else computed on `device` and written there; a
-    read-only memory map either way. Data without a fingerprint (or no `cache_dir`) gets them in memory.
+    The clips are read from `cache_dir` when there and sound, else computed on `device` and written
+    there (another process computing the same entry is waited for); a read-only memory map either
+    way. Data without a fingerprint (or no `cache_dir`) gets them in memory.
     """
     preprocessing = encoder.preprocessing
     shape = (len(data), preprocessing.frames, preprocessing.size, preprocessing.size, 3)
-    key = cache_key(preprocessing, data, device)
+    found = key_spec(preprocessing, data, device, cache_dir)
+    key = cache_key(found[0]) if found is not None else None
     fingerprint = f"{data.fingerprint}:video-clips-{key}" if key else None
     if key is None or cache_dir is None:
         clips = np.concatenate(list(clip_batches(preprocessing, data, device, batch_size, num_workers)))
         return dataclasses.replace(data, video=clips, video_at_input_size=True, fingerprint=fingerprint)
-    path = Path(cache_dir) / f"video-clips-{key}.npy"
-    if path.is_file():
-        logger.info("video clips at input size %s: loaded from %s", shape[1:], path)
-    else:
-        write_npy(path, shape, clip_batches(preprocessing, data, device, batch_size, num_workers))
-        logger.info("video clips at input size %s: computed for %d pairs, cached at %s", shape[1:], len(data), path)
-    clips = np.load(path, mmap_mode="r")
+    entry = store.Entry(Path(cache_dir), f"video-clips-{key}", ".npy")
+    with entry.locked():
+        try:
+            clips = read(entry, shape)
+        except store.Damaged as exc:
+            entry.discard(str(exc))
+            clips = None
+        if clips is not None:
+            entry.touch()
+            logger.info("video clips at input size %s: loaded from %s", shape[1:], entry.data_path)
+        else:
+            temporary = entry.temporary()
+            sha256 = write_npy(temporary, shape, clip_batches(preprocessing, data, device, batch_size, num_workers))
+            entry.publish(temporary, {
+                "kind": "video-clips",
+                "sha256": sha256,
+                "shape": list(shape),
+                "dtype": "uint8",
+                "describe": {"side": "video", "encoder": getattr(encoder, "name", type(encoder).__name__),
+                             "data": found[1], "pairs": len(data), "device": device.type,
+                             "clips": f"{preprocessing.frames}x{preprocessing.size}x{preprocessing.size}"},
+                "spec": found[0],
+            })
+            logger.info("video clips at input size %s: computed for %d pairs, cached at %s", shape[1:], len(data), entry.data_path)
+            clips = np.load(entry.data_path, mmap_mode="r", allow_pickle=False)
     return dataclasses.replace(data, video=clips, video_at_input_size=True, fingerprint=fingerprint)

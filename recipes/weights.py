@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 from torch import nn
 
@@ -50,10 +50,30 @@ def save_trainable(model: nn.Module, path: Path, metadata: dict[str, Any]) -> in
     return len(state)
 
 
+def _unreadable(path: str | Path, exc: Exception) -> UserError:
+    return UserError(
+        f"{path} is not a readable safetensors file ({type(exc).__name__}: {exc}); it is truncated or damaged "
+        f"(a copy cut short?): copy it again, or use the run's other weights (--checkpoint best|last)"
+    )
+
+
+def read_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file; a missing, truncated or non-safetensors file is one UserError."""
+    if not Path(path).is_file():
+        raise UserError(f"{path} is missing; give a finished run directory (python -m recipes.run prints it)")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise _unreadable(path, exc) from None
+
+
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """The metadata of a trainable-weights file, JSON values decoded."""
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata() or {}
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise _unreadable(path, exc) from None
     out: dict[str, Any] = {}
     for key, value in meta.items():
         try:
@@ -69,7 +89,7 @@ def load_trainable(model: nn.Module, path: str | Path) -> list[str]:
     The model must have been composed with the same strategies (so the adapter parameters exist and
     are trainable); anything else is an error naming what differs, never a partial load.
     """
-    state = load_file(str(path))
+    state = read_state(path)
     params = dict(model.named_parameters())
     trained = trained_names(model)
     unknown = sorted(k for k in state if k not in params)

@@ -87,7 +87,7 @@ def test_arrays_split_file(reg, tmp_path):
         ({"groups": [0] * 6 + [1] * 6, "split": ["train"] * 7 + ["val"] * 5}, "puts group 1 in \\['train', 'val'\\]"),
         ({"groups": [0] * 5}, "groups.npy must be integers of shape \\(12,\\)"),
         ({"meta": {"channels": ["Fp1"]}}, "lacks \\['sfreq'\\]"),
-        ({"meta": {"sfreq": 200, "channels": ["Fp1"]}}, "EEG has 3 channels but 1 channel names"),
+        ({"meta": {"sfreq": 200, "channels": ["Fp1"]}}, "channels names 1 channels but eeg.npy has 3 rows per pair"),
     ],
 )
 def test_arrays_errors(reg, tmp_path, kwargs, message):

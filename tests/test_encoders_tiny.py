@@ -26,7 +26,9 @@ def test_channel_normalization(name, expected):
 
 def test_channel_list_matches_labram():
     assert len(channels.STANDARD_1020) == 136 and channels.N_USABLE == 128
-    assert channels.position("T7") == 37 and channels.position("T3") == 88 and channels.position("P8-O2") == 127
+    assert channels.position("T7") == 37 and channels.position("T3") == 88 and channels.STANDARD_1020[127] == "P8-O2"
+    with pytest.raises(channels.ChannelError, match="bipolar derivation"):  # within LaBraM's 128, still refused
+        channels.position("P8-O2")
 
 
 @pytest.mark.parametrize("bad, message", [("XYZ", "unknown EEG channel"), ("C4-P4", "bipolar"), ("Fpz1", "did you mean")])

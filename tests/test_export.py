@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import peft
@@ -61,23 +62,96 @@ def test_run_weights_reload_exactly(trained_run):
     assert len(meta["base_checkpoints"]["eeg"]["sha256"]) == 64
 
 
-def test_peft_export_loads_in_peft_with_equal_outputs(trained_run, tmp_path):
-    assert export_main([str(trained_run), "--peft", str(tmp_path / "peft")]) == 0
-    recipe, model = load_run(trained_run)
-    for side in ("eeg", "video"):
-        assert (tmp_path / "peft" / side / "adapter_config.json").is_file()
-        base = registry.build("encoders", getattr(recipe, side).encoder).eval()
-        loaded = peft.PeftModel.from_pretrained(base, tmp_path / "peft" / side).eval()
-        args, kwargs = inputs(side)
-        with torch.no_grad():
-            ours = getattr(model, side).encoder(*args, **kwargs)
-            theirs = loaded(*args, **kwargs)
-        if side == "eeg":
-            # The EEG side also trained BitFit biases, which are not LoRA: the adapter carries the LoRA
-            # part alone, so outputs differ by exactly the bias update (q/v-only LoRA alone is tested below).
-            assert any(n.endswith("attn.q_bias") for n, _ in model.eeg.encoder.named_parameters())
-            continue
-        assert (ours - theirs).abs().max() < 1e-5
+def test_peft_export_refuses_a_side_that_peft_cannot_carry(trained_run, tmp_path, capsys):
+    """The EEG side also trained BitFit biases, which peft cannot load back: refused, not exported
+    without them (its outputs would differ from the run's)."""
+    assert export_main([str(trained_run), "--peft", str(tmp_path / "peft")]) == 2
+    err = capsys.readouterr().err
+    assert "eeg: strategy bitfit" in err and "--bundle" in err and "--merged" in err
+    assert not (tmp_path / "peft").exists() and not list(tmp_path.iterdir())
+
+
+def fake_run(root: Path, **changes) -> Path:
+    """A run directory as training leaves it (recipe.yaml, trainable.safetensors), with every trained
+    tensor set to random values instead of trained ones: LaBraM from a base file on the EEG side."""
+    from adapters.strategies.base import Strategy  # noqa: F401  (registry components)
+    from recipes.compose import compose, stage_plan, switch_stage
+    from recipes.trained import seed_everything
+    from recipes.weights import save_trainable
+
+    root.mkdir(parents=True, exist_ok=True)
+    if not (root / "labram.pth").is_file():
+        torch.manual_seed(0)
+        torch.save(registry.build("encoders", LABRAM).state_dict(), root / "labram.pth")
+    raw = tiny_recipe(**{"data.seconds": 2, "eeg.encoder": {**LABRAM, "checkpoint": str(root / "labram.pth")}, **changes})
+    reg = registry.default()
+    recipe = schema.validate(raw, reg)
+    seed_everything(recipe.seed)
+    model = compose(recipe, None, reg)
+    for stage in stage_plan(recipe):
+        switch_stage(model, stage, reg, None)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name in model.ever_trainable:
+                p.add_(torch.randn_like(p) * 0.1)
+    run = root / "run"
+    run.mkdir()
+    (run / "recipe.yaml").write_text(schema.dump(recipe))
+    data = {"channels": list(DEFAULT_CHANNELS), "sfreq": 200.0, "n_samples": 400, "frame_shape": [4, 20, 20, 3]}
+    (run / "run.json").write_text(json.dumps({"status": "completed", "data": data}))  # as the engine records it
+    save_trainable(model, run / "trainable.safetensors", {})
+    return run
+
+
+PEFT_STRATEGIES = {
+    "lora": {"name": "lora", "targets": ["q", "v"], "r": 4},
+    "dora": {"name": "lora", "targets": ["q", "k", "v", "o"], "r": 2, "use_dora": True},
+    "adalora": {"name": "adalora", "init_r": 4, "target_r": 2},
+    "ia3": {"name": "ia3"},
+    "loha": {"name": "loha", "r": 2},
+    "lokr": {"name": "lokr", "r": 2},
+}
+
+
+@pytest.mark.parametrize("kind", list(PEFT_STRATEGIES))
+def test_peft_export_loads_in_peft_with_the_runs_outputs(kind, tmp_path):
+    """#9.6: AdaLoRA crashed, IA3/LoHa/LoKr were refused. PeftModel.from_pretrained on the plain base
+    encoder gives the run's encoder outputs for each."""
+    run = fake_run(tmp_path, **{"eeg.strategy": [PEFT_STRATEGIES[kind]]})
+    assert export_main([str(run), "--peft", str(tmp_path / "peft")]) == 0
+    assert (tmp_path / "peft" / "eeg" / "adapter_model.safetensors").is_file()
+    assert not (tmp_path / "peft" / "video").exists()  # head_only: nothing to export there
+    recipe, model = load_run(run)
+    base = registry.build("encoders", recipe.eeg.encoder).eval()
+    args, kwargs = inputs("eeg")
+    with torch.no_grad():
+        plain = base(*args, **kwargs)
+        loaded = peft.PeftModel.from_pretrained(base, tmp_path / "peft" / "eeg").eval()
+        ours, theirs = model.eeg.encoder(*args, **kwargs), loaded(*args, **kwargs)
+    assert (ours - plain).abs().max() > 1e-3  # the adapter matters
+    assert (ours - theirs).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("strategy", ["prefix", "prompt", "bitfit", {"name": "last_k", "k": 1}, "full"])
+def test_peft_export_refuses_what_peft_cannot_load(strategy):
+    from types import SimpleNamespace
+
+    from recipes.export import peft_adapters
+    from registry.errors import UserError
+
+    built = registry.build("strategies", strategy)
+    model = SimpleNamespace(eeg=SimpleNamespace(applied={"x": (built, None)}), video=SimpleNamespace(applied={}))
+    with pytest.raises(UserError, match=f"eeg: strategy {built.name} cannot be exported in peft's format.*--bundle.*--merged"):
+        peft_adapters(model)
+
+
+def test_peft_export_refusal_leaves_nothing(tmp_path, capsys):
+    run = fake_run(tmp_path, **{"eeg.strategy": [{"name": "prefix", "length": 2}]})
+    assert export_main([str(run), "--peft", str(tmp_path / "peft")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: eeg: strategy prefix cannot be exported") and "Traceback" not in err
+    assert not (tmp_path / "peft").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def test_peft_export_of_qv_lora_alone(tmp_path):
@@ -111,20 +185,55 @@ def test_peft_export_of_qv_lora_alone(tmp_path):
         assert lora_b[100:200].abs().sum() == 0  # k rows untouched
 
 
-def test_merged_export(trained_run, tmp_path):
+def test_merged_export_loads_back_with_the_runs_outputs(trained_run, tmp_path):
+    """#9.12: the merged directory loads (recipes.load) into a model with the run's embeddings, and its
+    recipe trains on from the merged encoders."""
+    import recipes
+
     assert export_main([str(trained_run), "--merged", str(tmp_path / "m")]) == 0
-    _, model = load_run(trained_run)
+    run_model = recipes.load(trained_run, device="cpu")
+    model = run_model.model
     reg = registry.default()
     merged = schema.validate(schema.read_yaml(tmp_path / "m" / "recipe.yaml"), reg)
-    assert merged.eeg.strategy[0].name == "head_only"
+    assert merged.eeg.strategy[0].name == "head_only" and merged.train.stages is None
     for side in ("eeg", "video"):
         plain = reg.build("encoders", getattr(merged, side).encoder).eval()
         assert not [n for n, _ in plain.named_parameters() if "lora" in n]
         args, kwargs = inputs(side)
         with torch.no_grad():
             assert (plain(*args, **kwargs) - getattr(model, side).encoder(*args, **kwargs)).abs().max() < 1e-5
+    loaded = recipes.load(tmp_path / "m", device="cpu")
+    g = torch.Generator().manual_seed(0)
+    eeg, frames = torch.randn(3, 19, 400, generator=g) * 20, torch.randint(0, 255, (3, 4, 36, 36, 3), dtype=torch.uint8, generator=g)
+    assert (loaded.embed_eeg(eeg) - run_model.embed_eeg(eeg)).abs().max() < 1e-5
+    assert (loaded.embed_video(frames) - run_model.embed_video(frames)).abs().max() < 1e-5
+
+
+def test_merged_export_drops_stages_and_refuses_what_cannot_merge(tmp_path, capsys):
+    import recipes
+
+    run = fake_run(tmp_path / "staged", **{
+        "eeg.strategy": [{"name": "lora", "r": 2}],
+        "train": {"batch_size": 32, "lr": 1e-3, "stages": [{"epochs": 1}, {"epochs": 1, "eeg": {"strategy": ["bitfit"]}}]},
+    })
+    assert export_main([str(run), "--merged", str(tmp_path / "m")]) == 0
+    merged = schema.read_yaml(tmp_path / "m" / "recipe.yaml")
+    assert merged["train"].get("stages") is None and merged["train"]["epochs"] == 2 and merged["eeg"]["strategy"] == [{"name": "head_only"}]
+    g = torch.Generator().manual_seed(0)
+    eeg = torch.randn(2, 19, 400, generator=g) * 20
+    assert (recipes.load(tmp_path / "m").embed_eeg(eeg) - recipes.load(run).embed_eeg(eeg)).abs().max() < 1e-5
+    prefix = fake_run(tmp_path / "prefix", **{"eeg.strategy": [{"name": "prefix", "length": 2}]})
+    assert export_main([str(prefix), "--merged", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert "prefix" in err and "--bundle" in err
+    assert not (tmp_path / "p").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    (tmp_path / "file").write_text("x")
+    for flag in ("--merged", "--peft", "--bundle"):
+        assert export_main([str(run), flag, str(tmp_path / "file")]) == 2
+        assert "existing file" in capsys.readouterr().err
+    assert (tmp_path / "file").read_text() == "x"
 
 
 def test_export_cli_errors(tmp_path):
     out = run_python("-m", "recipes.export", str(tmp_path / "nope"), "--peft", str(tmp_path / "o"))
-    assert out.returncode == 2 and "Traceback" not in out.stderr and "recipe.yaml is missing" in out.stderr
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "does not exist" in out.stderr

@@ -51,3 +51,46 @@ def test_replace_whole_component():
 def test_bad_overrides(item, message):
     with pytest.raises(RecipeError, match=message):
         overrides.apply({"train": {"lr": 1.0}, "eeg": {"strategy": ["full"]}}, [item])
+
+
+# -- an override that changes a component's name starts it from its defaults (Hydra config-group style)
+LORA_QV_COMMAND = [  # the command in lora_qv.yaml's own comment
+    "eeg.encoder.checkpoint=ckpts/labram-base.pth",
+    "video.encoder.checkpoint=ckpts/swin_tiny_patch244_window877_kinetics400_1k.pth",
+    "video.encoder.frames=32", "video.encoder.size=224", "video.encoder.resize=256", "data.name=arrays", "data.path=/data/pairs",
+]
+
+
+def test_the_command_in_lora_qv_yaml_comment_validates(reg):
+    from recipes import schema
+
+    raw = overrides.apply(schema.read_yaml(schema.resolve("lora_qv.yaml")), LORA_QV_COMMAND)
+    assert raw["data"] == {"name": "arrays", "path": "/data/pairs"}
+    recipe = schema.validate(raw, reg)
+    assert recipe.data.name == "arrays" and recipe.data.val_fraction == 0.2  # the arrays defaults
+    assert recipe.video.encoder.frames == 32 and recipe.eeg.encoder.checkpoint == "ckpts/labram-base.pth"
+
+
+def test_name_change_keeps_only_command_line_options_in_either_order():
+    raw = {"name": "r", "data": {"name": "synthetic", "n": 320, "seconds": 4, "val_fraction": 0.3}}
+    assert overrides.apply(raw, ["data.val_fraction=0.1", "data.name=arrays", "data.path=/d"])["data"] == {
+        "name": "arrays", "val_fraction": 0.1, "path": "/d"}
+    assert overrides.apply(raw, ["data.name=synthetic"])["data"] == raw["data"]  # the same name keeps everything
+    strategies = {"name": "r", "eeg": {"strategy": [{"name": "lora", "r": 4, "targets": ["q"]}, "bitfit"]}}
+    assert overrides.apply(strategies, ["eeg.strategy.0.name=ia3"])["eeg"]["strategy"] == [{"name": "ia3"}, "bitfit"]
+    assert overrides.apply(raw, ["name=other"])["data"] == raw["data"]  # the recipe's own name is no component
+
+
+def test_name_change_runs_on_an_arrays_directory(tmp_path, capsys):
+    import yaml
+
+    from recipes.run import main
+    from tests.arrays_factory import write_arrays
+    from tests.conftest import run_dir_in, tiny_recipe
+
+    root = write_arrays(tmp_path / "pairs", n=24, channels=["FP1", "FP2", "C3", "C4"])
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(tiny_recipe(**{"train.epochs": 1})))  # data: synthetic with options
+    code = main([str(tmp_path / "r.yaml"), "data.name=arrays", f"data.path={root}", "--output-dir", str(tmp_path / "runs"), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    written = yaml.safe_load((run_dir_in(tmp_path / "runs") / "recipe.yaml").read_text())
+    assert written["data"] == {"name": "arrays", "path": str(root), "val_fraction": 0.2, "drop_nonfinite": False}

@@ -23,7 +23,7 @@ ENCODERS = {
 # Options that make a strategy train something on these small encoders (defaults otherwise).
 OPTIONS = {"last_k": {"k": 1}}
 # Combinations a strategy refuses by design, with the message it must give.
-REFUSED = {("video_swin", "prompt"): "no token sequence to add prompts to"}
+REFUSED = {("video_swin", "prompt"): "takes no prompt tokens \\(Video Swin attends within shifted local windows"}
 
 
 def strategy_names() -> list[str]:
@@ -207,8 +207,8 @@ def test_last_k_bounds():
     enc = registry.build("encoders", {"name": "labram_base", **ENCODERS["labram_base"]})
     with pytest.raises(StrategyError, match="k=3 but labram_base has 2 blocks"):
         apply_strategies(enc, [registry.build("strategies", {"name": "last_k", "k": 3})])
-    report = apply_strategies(enc, [registry.build("strategies", {"name": "last_k", "k": 0})])
-    assert not report.trains_encoder and not trainable_names(enc)
+    with pytest.raises(StrategyError, match="last_k trains nothing in this encoder with these options .*use head_only"):
+        apply_strategies(enc, [registry.build("strategies", {"name": "last_k", "k": 0})])
 
 
 def test_layer_decay_scales(encoder_name):
@@ -299,11 +299,24 @@ def test_prefix_on_shifted_padded_swin_windows():
     assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
 
 
-def test_prompt_on_tiny_eeg_and_refused_on_video():
+def test_prompt_on_tiny_eeg_and_tiny_video_and_refused_with_the_encoders_reason():
     enc = registry.build("encoders", {"name": "tiny_eeg", "dim": 16, "heads": 2, "depth": 2})
     report = apply_strategies(enc, [registry.build("strategies", {"name": "prompt", "tokens": 2})])
     assert report.num_trainable == 2 * 16
     assert enc(torch.randn(2, 3, 200), channels=["Cz", "Pz", "Oz"]).shape == (2, 16)
-    video = registry.build("encoders", {"name": "tiny_video", "dim": 16, "heads": 2, "depth": 1})
-    with pytest.raises(StrategyError, match="use prefix, lora or bitfit"):
-        apply_strategies(video, [registry.build("strategies", "prompt")])
+    # tiny_video is a plain token sequence: prompts go in front and pooling drops them again
+    video = registry.build("encoders", {"name": "tiny_video", "dim": 16, "heads": 2, "depth": 2, "frames": 4, "size": 16})
+    clip = torch.randn(2, 3, 4, 16, 16)
+    before = video.eval()(clip)
+    report = apply_strategies(video, [registry.build("strategies", {"name": "prompt", "tokens": 3, "deep": True})])
+    assert report.num_trainable == 2 * 3 * 16
+    out = video(clip)
+    assert out.shape == before.shape and not torch.allclose(out, before)
+    out.sum().backward()
+    assert video.prompt.tokens.grad.abs().sum(dim=(1, 2)).gt(0).all()
+
+    class NoSlot(torch.nn.Module):
+        name, blocks = "plugin_encoder", torch.nn.ModuleList([torch.nn.Identity()])
+
+    with pytest.raises(StrategyError, match=r"plugin_encoder takes no prompt tokens \(it does not declare where .*use prefix, lora"):
+        apply_strategies(NoSlot(), [registry.build("strategies", "prompt")])

@@ -13,6 +13,7 @@ import registry
 from recipes import schema, video_cache
 from recipes.compose import compose
 from recipes.data.base import PairedData, PairTorchDataset
+from tests.cache_support import entry_files
 from tests.conftest import tiny_recipe
 
 
@@ -75,7 +76,8 @@ def test_another_spec_or_data_gets_another_file(swin_t, tmp_path):
     video_cache.prepare(swin_t, data, tmp_path, batch_size=4)
     video_cache.prepare(encoders.build("swin3d_t", frames=8, size=64, resize=80), data, tmp_path, batch_size=4)
     video_cache.prepare(encoders.build("tiny_video", frames=4, size=32), data, tmp_path, batch_size=4)
-    video_cache.prepare(swin_t, dataclasses.replace(data, fingerprint="other-data"), tmp_path, batch_size=4)
+    video_cache.prepare(swin_t, dataclasses.replace(data, video=data.video[::-1].copy()), tmp_path, batch_size=4)  # other content
+    video_cache.prepare(swin_t, dataclasses.replace(data, fingerprint="other-name"), tmp_path, batch_size=4)  # same content: reused
     assert len(list(tmp_path.glob("video-clips-*.npy"))) == 4
 
 
@@ -98,21 +100,21 @@ def test_a_failure_leaves_no_file(swin_t, tmp_path, monkeypatch):
     monkeypatch.setattr(video_cache, "clip_batches", fails_midway)
     with pytest.raises(RuntimeError, match="killed"):
         video_cache.prepare(swin_t, frames_data(), tmp_path, batch_size=2)
-    assert list(tmp_path.iterdir()) == []
+    assert entry_files(tmp_path) == []
 
 
 def test_too_little_disk_space_is_a_clear_error(swin_t, tmp_path, monkeypatch):
     monkeypatch.setattr(video_cache.shutil, "disk_usage", lambda path: type("usage", (), {"free": 1000})())
     with pytest.raises(video_cache.VideoCacheError, match="train.cache_dir"):
         video_cache.prepare(swin_t, frames_data(), tmp_path, batch_size=4)
-    assert list(tmp_path.iterdir()) == []
+    assert entry_files(tmp_path) == []
 
 
 def test_data_without_fingerprint_is_kept_in_memory(swin_t, tmp_path):
     data = frames_data(fingerprint=None)
     prepared = video_cache.prepare(swin_t, data, tmp_path, batch_size=4)
     assert not isinstance(prepared.video, np.memmap) and prepared.fingerprint is None
-    assert list(tmp_path.iterdir()) == []
+    assert entry_files(tmp_path) == []
     assert torch.equal(swin_t.preprocessing.normalize(torch.from_numpy(prepared.video)), swin_t.preprocess(torch.from_numpy(data.video)))
 
 

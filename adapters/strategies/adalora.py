@@ -66,6 +66,30 @@ class AdaLoRA(PeftTuner):
             return None
         return self.cfg.orth_reg_weight * torch.stack(terms).mean()
 
+    def __init__(self, config: AdaLoRAConfig, name: str | None = None):
+        super().__init__(config, name=name)
+        self.steps = 0
+        """Budget updates done: the schedule's step. It continues, not restarts, when a later training
+        stage lists adalora again (its ranks then stay at the final allocation once the schedule ends)."""
+
     def after_optimizer_step(self, step: int) -> None:
         if self.total_steps is not None:
-            self.tuner.update_and_allocate(step)
+            self.tuner.update_and_allocate(self.steps)
+            self.steps += 1
+
+    def state_dict(self) -> dict:
+        """The schedule's step, the rank allocator's running importance statistics and the rank pattern."""
+        allocator = self.tuner.rankallocator
+        stats = {k: {n: t.detach().cpu() for n, t in getattr(allocator, k).items()} for k in _ALLOCATOR_STATS}
+        return {"steps": self.steps, **stats, "rank_pattern": self.tuner.peft_config["default"].rank_pattern}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps = state["steps"]
+        allocator = self.tuner.rankallocator
+        device = {n: p.device for n, p in self.tuner.model.named_parameters()}
+        for key in _ALLOCATOR_STATS:
+            setattr(allocator, key, {n: t.to(device[n]) for n, t in state[key].items()})
+        self.tuner.peft_config["default"].rank_pattern = state["rank_pattern"]
+
+
+_ALLOCATOR_STATS = ("ipt", "exp_avg_ipt", "exp_avg_unc")

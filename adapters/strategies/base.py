@@ -40,11 +40,19 @@ class StrategyReport:
     trains_encoder: bool
     lr_scale: dict[str, float] = dataclasses.field(default_factory=dict)
     """Learning-rate multiplier per parameter name, relative to the head's lr (1.0 when absent)."""
+    num_adapter: int | None = None
+    """Of num_trainable, the parameters strategies added (adapters: LoRA matrices, prefixes, prompts);
+    the rest are pretrained encoder weights they unfroze. None where the encoder's own set is unknown."""
 
     def summary(self) -> str:
         if not self.trains_encoder:
             return f"{self.strategy}: encoder frozen, trains nothing in it"
-        return f"{self.strategy}: {self.num_trainable:,} trainable encoder parameters in {len(self.trainable)} tensors"
+        tensors = f"in {len(self.trainable)} tensors"
+        if self.num_adapter is None:
+            return f"{self.strategy}: {self.num_trainable:,} trainable parameters {tensors}"
+        parts = [f"{n:,} {what}" for n, what in ((self.num_adapter, "adapter parameters"),
+                 (self.num_trainable - self.num_adapter, "unfrozen encoder parameters")) if n]
+        return f"{self.strategy}: {' + '.join(parts)} trainable {tensors}"
 
 
 class Strategy(abc.ABC):
@@ -76,6 +84,15 @@ class Strategy(abc.ABC):
 
     def after_optimizer_step(self, step: int) -> None:
         """Called after each optimizer step, before gradients are cleared (AdaLoRA's budget update)."""
+
+    def state_dict(self) -> dict:
+        """State the strategy keeps outside the encoder's parameters (AdaLoRA's importance statistics
+        and step count), for checkpoints: tensors and plain Python values only, so that a checkpoint
+        loads with `torch.load(weights_only=True)`. Saved per side and strategy key; default none."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Take back what `state_dict()` returned, on resume (tensors arrive on the CPU); default no-op."""
 
 
 def trainable_names(module: nn.Module) -> list[str]:
@@ -125,6 +142,37 @@ def _follow_peft_wrapping(encoder: nn.Module, reports: list[StrategyReport]) -> 
         report.lr_scale = {current(n): scale for n, scale in report.lr_scale.items()}
 
 
+def _refuse_idle(strategy: Strategy, report: StrategyReport) -> None:
+    """A strategy other than head_only that trains nothing is a mistake in its options (layers: [], k: 0)."""
+    if report.trainable or getattr(strategy, "trains_nothing_by_design", False):
+        return
+    raise StrategyError(
+        f"{strategy.name} trains nothing in this encoder with these options "
+        f"({strategy.cfg.model_dump(mode='json', exclude={'name'})}); change its options, or use head_only to train the head alone"
+    )
+
+
+def _check_earlier_intact(encoder: nn.Module, strategy: Strategy, earlier: list[tuple[Strategy, StrategyReport]]) -> None:
+    """`strategy` (just applied) left what earlier strategies train in place and trainable.
+
+    A strategy that wraps or replaces a layer an earlier one adapted renames or drops that one's
+    parameters; the same pair in the other order is refused by the later strategy's own checks
+    (the layer is no longer a plain Linear). Either order is then one StrategyError, never a
+    training run that silently loses an adapter.
+    """
+    params = dict(encoder.named_parameters())
+    for other, report in earlier:
+        gone = [n for n in report.trainable if n not in params]
+        frozen = [n for n in report.trainable if n in params and not params[n].requires_grad]
+        if gone or frozen:
+            what = f"replaced layers that {other.name} adapted ({gone[0]} no longer exists)" if gone else \
+                f"froze parameters that {other.name} trains ({frozen[0]})"
+            raise StrategyError(
+                f"{strategy.name} {what}; one layer carries one adapter: give {other.name} and {strategy.name} "
+                f"different targets or layers, or use one of them"
+            )
+
+
 def strategy_key(strategy: Strategy) -> str:
     """Identity of a strategy for stage switches: its name and options."""
     return json.dumps({"name": strategy.name, **strategy.cfg.model_dump(mode="json", exclude={"name"})}, sort_keys=True)
@@ -145,7 +193,8 @@ def apply_strategies(
         s.check_composition([o for j, o in enumerate(strategies) if j != i])
     applied = {} if applied is None else applied
     encoder.requires_grad_(False)
-    reports = []
+    reports: list[StrategyReport] = []
+    fresh: list[tuple[Strategy, StrategyReport]] = []
     for s in strategies:
         key = strategy_key(s)
         if key in applied:
@@ -154,6 +203,9 @@ def apply_strategies(
                 encoder.get_parameter(name).requires_grad_(True)
         else:
             report = s.apply(encoder)
+            fresh.append((s, report))
+            _follow_peft_wrapping(encoder, [*reports, report])
+            _check_earlier_intact(encoder, s, list(zip(strategies, reports)))
             applied[key] = (s, report)
         reports.append(report)
     _follow_peft_wrapping(encoder, reports)
@@ -165,12 +217,14 @@ def apply_strategies(
             f"strategies {[s.name for s in strategies]} report a trainable set that differs from the encoder's: "
             f"unreported {extra[:5]}, reported but frozen {missing[:5]}"
         )
+    for s, report in fresh:  # after the check above: a strategy that trains unreported parameters is a bug, said first
+        _refuse_idle(s, report)
     lr_scale: dict[str, float] = {}
     for r in reports:
         lr_scale.update(r.lr_scale)
-    return report_for(
-        "+".join(s.name for s in strategies),
-        encoder,
-        actual,
-        lr_scale=lr_scale,
-    )
+    report = report_for("+".join(s.name for s in strategies), encoder, actual, lr_scale=lr_scale)
+    pretrained = getattr(encoder, "pretrained_parameter_names", None)  # set by the composer before any strategy
+    if pretrained is not None:
+        params = dict(encoder.named_parameters())
+        report.num_adapter = sum(params[n].numel() for n in actual if n.replace(".base_layer.", ".") not in pretrained)
+    return report

@@ -14,6 +14,8 @@ class HeadOnly(Strategy):
 
     description = "Frozen encoder in eval mode (no dropout or drop-path noise); only the head trains"
     Config = StrategyConfig
+    trains_nothing_by_design = True
+    """The composer refuses every other strategy whose report trains nothing (apply_strategies)."""
 
     def apply(self, encoder: nn.Module) -> StrategyReport:
         encoder.requires_grad_(False)

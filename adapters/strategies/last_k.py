@@ -10,16 +10,16 @@ from adapters.strategies.base import Strategy, StrategyConfig, StrategyError, St
 
 class LastKConfig(StrategyConfig):
     k: int = Field(1, ge=0)
-    """Blocks to train, counted from the output; 0 trains nothing (head_only)."""
+    """Blocks to train, counted from the output; 0 would train nothing and is refused (use head_only)."""
     final_norm: bool = True
     """Also train the norm after the last block."""
     lr_scale: float = Field(1.0, gt=0)
 
 
 class LastK(Strategy):
-    """Last k blocks and the final norm train (k=0 is head_only)."""
+    """Last k blocks and the final norm train (k >= 1; head_only trains none)."""
 
-    description = "Last k blocks and the final norm train (k=0 is head_only; LiT-style partial unlocking)"
+    description = "Last k blocks and the final norm train (LiT-style partial unlocking; k=0 is refused: use head_only)"
     Config = LastKConfig
 
     def apply(self, encoder: nn.Module) -> StrategyReport:

@@ -7,18 +7,24 @@ Hugging Face model, so this is our own, small module (adapters/prefix.py).
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import nn
 
 from adapters.prefix import PrefixKV
 from adapters.strategies.base import Strategy, StrategyConfig, StrategyError, StrategyReport, report_for
+from adapters.strategies.targets import check_layers_option, choose_blocks
 
 
 class PrefixConfig(StrategyConfig):
     length: int = Field(10, ge=1)
     """Prefix tokens per attention layer."""
     layers: list[int] | None = None
-    """Block indices to give prefixes (negative from the end); None is all."""
+    """Block indices to give prefixes (negative from the end; each must exist); None is all."""
+
+    @field_validator("layers")
+    @classmethod
+    def _layers_adapt_something(cls, layers: list[int] | None) -> list[int] | None:
+        return check_layers_option(layers)
     reparam_hidden: int | None = Field(None, ge=1)
     """Produce the prefixes with an MLP of this width (the paper's reparameterization); None learns them directly."""
     lr_scale: float = Field(1.0, gt=0)
@@ -32,7 +38,7 @@ class Prefix(Strategy):
 
     def apply(self, encoder: nn.Module) -> StrategyReport:
         blocks = list(encoder.blocks)
-        chosen = range(len(blocks)) if self.cfg.layers is None else sorted({i % len(blocks) for i in self.cfg.layers})
+        chosen = choose_blocks(encoder, self.cfg.layers, self.name)
         before = {n for n, _ in encoder.named_parameters()}
         for i in chosen:
             attns = [m for m in blocks[i].modules() if hasattr(m, "prefix") and hasattr(m, "qkv")]

@@ -4,7 +4,7 @@ Shallow: p learned tokens are inserted once, after the encoder's leading special
 CLS), before the first block. Deep: a fresh set replaces them before every block. They are removed
 after the last block, so pooling sees the encoder's own tokens only. Implemented with forward
 hooks on the blocks (enough for plain transformer blocks, facts/peft.md section 5); encoders state
-where prompts go with `prompt_slot` (Swin's windowed grids have no place for them: refused).
+where prompts go with `prompt_slot`, or why they take none with `prompt_refusal` (Swin's windowed grids).
 """
 
 from __future__ import annotations
@@ -64,9 +64,10 @@ class Prompt(Strategy):
     def apply(self, encoder: nn.Module) -> StrategyReport:
         slot = getattr(encoder, "prompt_slot", None)
         if slot is None:
+            reason = getattr(encoder, "prompt_refusal", "it does not declare where prompt tokens go (`prompt_slot`)")
             raise StrategyError(
-                f"prompt: {getattr(encoder, 'name', 'this encoder')} has no token sequence to add prompts to "
-                f"(Video Swin attends within local windows); use prefix, lora or bitfit for it"
+                f"prompt: {getattr(encoder, 'name', 'this encoder')} takes no prompt tokens ({reason}); "
+                f"use prefix, lora or bitfit for it"
             )
         if getattr(encoder, "prompt", None) is not None:
             raise StrategyError("prompt: this encoder has prompts already")

@@ -24,16 +24,34 @@ class RoleTargets:
         return [*self.fused, *self.whole]
 
 
+def check_layers_option(layers: list[int] | None) -> list[int] | None:
+    """Validator of a `layers` option: None (all blocks) or a non-empty list (an empty one adapts nothing)."""
+    if layers is not None and not layers:
+        raise ValueError("layers is empty, so nothing would be adapted; name blocks (e.g. [-2, -1]) or drop layers for all")
+    return layers
+
+
+def choose_blocks(encoder: nn.Module, layers: list[int] | None, who: str) -> list[int]:
+    """Indices of the blocks `layers` names (negative from the end; None is all), each once, in order.
+
+    An empty list or an index beyond the encoder's depth is an error, never a silent wrap-around.
+    """
+    n = len(list(encoder.blocks))
+    if layers is None:
+        return list(range(n))
+    name = getattr(encoder, "name", "the encoder")
+    if not layers:
+        raise StrategyError(f"{who}: layers is empty, so it would adapt nothing; name blocks (0..{n - 1}, or -1 for the last) or drop layers for all")
+    bad = [i for i in layers if not -n <= i < n]
+    if bad:
+        raise StrategyError(f"{who}: layers {bad} do not exist; {name} has {n} blocks (0..{n - 1}, or -{n}..-1 from the end)")
+    return sorted({i % n for i in layers})
+
+
 def resolve(encoder: nn.Module, roles: list[str], layers: list[int] | None, who: str = "lora", mlp_layers: str = "all") -> RoleTargets:
     """Modules for `roles` in the chosen blocks; `mlp_layers="last"` takes only each MLP's output Linear."""
     blocks = list(encoder.blocks)
-    if layers is None:
-        chosen = blocks
-    else:
-        bad = [i for i in layers if not -len(blocks) <= i < len(blocks)]
-        if bad:
-            raise StrategyError(f"{who}: layers {bad} do not exist; the encoder has {len(blocks)} blocks (0..{len(blocks) - 1})")
-        chosen = [blocks[i] for i in sorted({i % len(blocks) for i in layers})]
+    chosen = [blocks[i] for i in choose_blocks(encoder, layers, who)]
     name_of = {id(m): n for n, m in encoder.named_modules()}
     adapted = _adapted_modules(encoder)
     mask = tuple(role in roles for role in ("q", "k", "v"))
@@ -42,7 +60,10 @@ def resolve(encoder: nn.Module, roles: list[str], layers: list[int] | None, who:
     for block in chosen:
         attns = [m for m in block.modules() if isinstance(getattr(m, "qkv", None), nn.Linear) and isinstance(getattr(m, "proj", None), nn.Linear)]
         if not attns:
-            raise StrategyError(f"{who}: block {name_of[id(block)]} has no attention with fused qkv and proj")
+            raise StrategyError(
+                f"{who}: block {name_of[id(block)]} has no attention with fused qkv and proj Linear layers "
+                f"(an earlier strategy may have replaced them with its own layers: one layer carries one adapter)"
+            )
         for attn in attns:
             if any(mask):
                 fused[name_of[id(attn.qkv)]] = mask

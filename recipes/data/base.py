@@ -29,6 +29,34 @@ class DataError(UserError, ValueError):
 class DatasetConfig(ComponentConfig):
     val_fraction: float = Field(0.2, ge=0, lt=1)
     """Share of pairs (whole groups) held out for validation when the data has no split of its own."""
+    drop_nonfinite: bool = False
+    """Leave out pairs whose EEG holds NaN, inf or values beyond 1 V (a warning says how many); by
+    default they are an error that names them (recipes/data/checks.py)."""
+
+
+class RowSubset:
+    """Rows `rows` of an array, read on access: a memory-mapped file stays on disk (no copy).
+
+    What `drop_nonfinite` keeps of eeg.npy/video.npy; it has what the pipeline reads of an array:
+    len, shape, ndim, dtype and indexing by position.
+    """
+
+    def __init__(self, base, rows: np.ndarray):
+        self.base, self.rows = base, np.asarray(rows, dtype=np.int64)
+        self.shape = (len(self.rows), *base.shape[1:])
+        self.ndim, self.dtype = len(self.shape), base.dtype
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index):
+        if isinstance(index, tuple):
+            return self.base[(self.rows[index[0]], *index[1:])]
+        return self.base[self.rows[index]]
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.asarray(self.base[self.rows])
+        return out.astype(dtype) if dtype is not None else out
 
 
 @dataclasses.dataclass

@@ -26,7 +26,7 @@ DEFAULT_CHANNELS = [
 class SyntheticConfig(DatasetConfig):
     n: int = Field(600, ge=4)
     """Number of pairs."""
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)
     """Seed of the data; None uses the recipe's seed."""
     channels: list[str] = Field(default_factory=lambda: list(DEFAULT_CHANNELS), min_length=1)
     sfreq: float = Field(200.0, gt=0)

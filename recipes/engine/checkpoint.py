@@ -1,9 +1,15 @@
-"""checkpoints/last.pt: everything an exact resume needs (trained weights, loss, optimizer,
-scheduler, scaler, progress and every process's random state), written atomically."""
+"""checkpoints/last.pt: everything an exact resume needs (trained weights, strategies' and loss's
+state, optimizer, scheduler, scaler, progress and every process's random state), written atomically.
+
+It holds tensors and plain Python values only and is read with `torch.load(weights_only=True)`:
+a resume path comes from the user, and unpickling arbitrary objects from it would run code.
+"""
 
 from __future__ import annotations
 
 import io
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +23,12 @@ from recipes.model import DualEncoderCLIP
 from recipes.rundir import RunDir, atomic_write
 from recipes.weights import trained_names
 
+FORMAT = 3  # 3: strategies' state; RNG states as tensors (loadable with weights_only=True)
+
+
+class CheckpointError(RecipeError):
+    """A checkpoint given to --resume that cannot be read or does not belong to this run."""
+
 
 def save_checkpoint(run: RunDir, model: DualEncoderCLIP, optimizer, scheduler, precision, progress: Progress) -> None:
     """Called on every process (each one's random state is gathered); only the main process writes."""
@@ -27,9 +39,10 @@ def save_checkpoint(run: RunDir, model: DualEncoderCLIP, optimizer, scheduler, p
     params = dict(model.named_parameters())
     torch.save(
         {
-            "format": 2,
+            "format": FORMAT,
             "progress": progress.state(),
             "trained": {n: params[n].detach().cpu() for n in sorted(trained_names(model))},
+            "strategies": strategy_states(model),
             "loss": {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in model.loss.state_dict().items()},
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
@@ -41,19 +54,52 @@ def save_checkpoint(run: RunDir, model: DualEncoderCLIP, optimizer, scheduler, p
     atomic_write(run.checkpoint_path, buffer.getvalue())
 
 
+def strategy_states(model: DualEncoderCLIP) -> dict[str, dict[str, dict]]:
+    """Side -> strategy key -> `Strategy.state_dict()`, for every strategy applied so far (frozen ones too)."""
+    return {side: {key: strategy.state_dict() for key, (strategy, _) in getattr(model, side).applied.items()}
+            for side in ("eeg", "video")}
+
+
 def read_checkpoint(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=False)  # our own file
+    """The checkpoint at `path`, or CheckpointError naming what is wrong (truncated, not ours, old format)."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"{str(path)!r} holds objects other than tensors and plain values, so it is not a checkpoint "
+                              f"peftzoo wrote ({str(exc).splitlines()[0]}); it is not loaded") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise CheckpointError(f"{str(path)!r} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'empty'}); "
+                              f"it is truncated or damaged, so this run cannot resume from it") from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
+        found = checkpoint.get("format") if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise CheckpointError(f"{str(path)!r} is not a peftzoo checkpoint of format {FORMAT} (found {found!r}); "
+                              f"it was written by another version or program and cannot be resumed")
+    return checkpoint
 
 
-def load_checkpoint(checkpoint: dict[str, Any], model: DualEncoderCLIP, optimizer, scheduler, precision, progress: Progress) -> None:
+def restore_weights(checkpoint: dict[str, Any], model: DualEncoderCLIP) -> None:
+    """The trained parameters and the strategies' state; before anything is computed from the model
+    (a frozen side's feature cache depends on adapters trained in earlier stages)."""
     params = dict(model.named_parameters())
     missing = sorted(set(checkpoint["trained"]) - set(params))
     if missing:
-        raise RecipeError(f"the checkpoint holds parameters this model lacks ({missing[:3]}); resume with the run's own recipe.yaml")
+        raise CheckpointError(f"the checkpoint holds parameters this model lacks ({missing[:3]}); resume with the run's own recipe.yaml")
     with torch.no_grad():
         for name, value in checkpoint["trained"].items():
             params[name].copy_(value)
     model.ever_trainable |= set(checkpoint["trained"])
+    for side, states in checkpoint["strategies"].items():
+        applied = getattr(model, side).applied
+        for key, state in states.items():
+            if key not in applied:
+                raise CheckpointError(f"the checkpoint holds state of {side} strategy {key} that this run never applied; "
+                                      f"resume with the run's own recipe.yaml")
+            applied[key][0].load_state_dict(state)
+
+
+def restore_training_state(checkpoint: dict[str, Any], model: DualEncoderCLIP, optimizer, scheduler, precision,
+                           progress: Progress) -> None:
+    """Loss, optimizer, scheduler, scaler, progress and random state; after the stage's optimizer exists."""
     model.loss.load_state_dict(checkpoint["loss"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     scheduler.load_state_dict(checkpoint["scheduler"])

@@ -8,7 +8,8 @@ from typing import Any
 class Progress:
     """Counters of the run; `state()` is saved in checkpoints and set back on resume."""
 
-    SAVED = ("step", "epoch", "last_eval", "best", "skipped_in_a_row", "skipped_total", "stage", "stage_start", "batch_in_epoch")
+    SAVED = ("step", "epoch", "last_eval", "best", "skipped_in_a_row", "skipped_total", "stage", "stage_start", "batch_in_epoch",
+             "selection", "stopped_early")
 
     def __init__(self) -> None:
         self.step, self.epoch, self.last_eval, self.best, self.warned_wait = 0, 0, {}, None, False
@@ -17,6 +18,8 @@ class Progress:
         self.stage_start = 0  # step at which the current stage began (its schedule counts from there)
         self.batch_in_epoch = 0  # batches of the current epoch already trained (mid-epoch checkpoints)
         self.stop_signal: int | None = None
+        self.selection: dict = {}  # train.select's best and early stopping's count (recipes/engine/selection.py)
+        self.stopped_early = False
         self.doctor = None  # recipes.doctor.live.LiveDoctor on the writing process; not saved
 
     def state(self) -> dict[str, Any]:

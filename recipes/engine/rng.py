@@ -1,4 +1,8 @@
-"""Seeding, and the random states of a process that a checkpoint holds for an exact resume."""
+"""Seeding, and the random states of a process that a checkpoint holds for an exact resume.
+
+The states are stored as tensors and plain Python values only, so a checkpoint loads with
+`torch.load(weights_only=True)` (numpy's MT19937 key array becomes an int64 tensor).
+"""
 
 from __future__ import annotations
 
@@ -18,11 +22,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def seed_this_process(seed: int) -> None:
+    """Seed the global RNGs with `seed + rank` (open_clip's practice), after the model is built with
+    the shared seed: each process of a torchrun job then draws its own dropout and drop-path masks.
+    The loaders and samplers have their own generators, seeded alike on every process."""
+    seed_everything(seed + distributed.current().rank)
+
+
 def rng_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        "numpy": np.random.get_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached_gaussian)],
         "python": random.getstate(),
     }
 
@@ -36,5 +48,6 @@ def restore_rng(states: list[dict[str, Any]]) -> None:
     torch.set_rng_state(state["torch"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-    np.random.set_state(state["numpy"])
+    kind, keys, pos, has_gauss, cached_gaussian = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached_gaussian))
     random.setstate(state["python"])

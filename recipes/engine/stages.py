@@ -12,13 +12,15 @@ from pydantic import BaseModel
 from recipes import feature_cache, video_cache
 from recipes.data.base import PairedData
 from recipes.distributed import BatchEmbedder
-from recipes.engine.checkpoint import load_checkpoint, save_checkpoint
+from recipes.engine.checkpoint import restore_training_state, restore_weights, save_checkpoint
 from recipes.engine.device import Precision
 from recipes.engine.epoch import train_epoch
 from recipes.engine.evaluation import evaluate_epoch, start_loss_epoch
 from recipes.engine.loaders import make_loaders
 from recipes.engine.optim import make_optimizer, make_scheduler
 from recipes.engine.progress import Progress
+from recipes.engine.selection import after_evaluation
+from recipes.engine.summary import strategies_summary
 from recipes.model import DualEncoderCLIP
 from recipes.rundir import RunDir
 
@@ -49,7 +51,7 @@ def log_stage_start(run: RunDir, model: DualEncoderCLIP, progress: Progress, ind
     summary: dict[str, Any] = {
         "stage": index, "epochs": stage.epochs, "lr": lr,
         "trainable_parameters": sum(p.numel() for p in model.trainable_parameters().values()),
-        "strategies": {"eeg": model.eeg.report.summary(), "video": model.video.report.summary()},
+        "strategies": strategies_summary(model),
         "cached_features": sorted(model.cached),
     }
     run.info["stages"].append(summary)
@@ -64,18 +66,21 @@ def run_stage(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, run: 
               checkpoint: dict[str, Any] | None) -> None:
     """Train one stage whose strategies are applied, from its start or from `checkpoint` inside it."""
     cfg = recipe.train
+    if checkpoint is not None:
+        restore_weights(checkpoint, model)
     stage_data = cache_features(recipe, model, data, device, cache_dir, precision)
     train_loader, val_loader, in_order_loader = make_loaders(recipe, model, stage_data, device)
     lr = cfg.lr if stage.lr is None else stage.lr
     optimizer = make_optimizer(recipe, model, lr)
     scheduler = make_scheduler(recipe, optimizer, stage_steps, lr)
     if checkpoint is not None:
-        load_checkpoint(checkpoint, model, optimizer, scheduler, precision, progress)
+        restore_training_state(checkpoint, model, optimizer, scheduler, precision, progress)
     else:
         progress.stage, progress.stage_start = index, progress.step
         log_stage_start(run, model, progress, index, stage, lr)
     embed = BatchEmbedder(model, device)
-    while progress.epoch < first_epoch + stage.epochs:
+    # An epoch is unfinished after a mid-epoch resume (batch_in_epoch > 0), the stage's last one included.
+    while not progress.stopped_early and (progress.epoch < first_epoch + stage.epochs or progress.batch_in_epoch > 0):
         if progress.batch_in_epoch == 0:
             progress.epoch += 1
             if in_order_loader is not None:
@@ -83,5 +88,8 @@ def run_stage(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, run: 
         train_epoch(recipe, model, train_loader, optimizer, scheduler, progress.stage_start, run, device, progress,
                     precision, embed)
         if val_loader is not None and (progress.epoch % recipe.eval.every_epochs == 0 or progress.epoch == cfg.epochs):
-            evaluate_epoch(model, val_loader, run, device, progress, precision)
+            metrics = evaluate_epoch(model, val_loader, run, device, progress, precision)
+            progress.stopped_early = after_evaluation(recipe, model, run, progress, metrics)
         save_checkpoint(run, model, optimizer, scheduler, precision, progress)
+        if progress.stopped_early:
+            return

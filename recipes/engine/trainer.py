@@ -17,9 +17,11 @@ from recipes.doctor.live import LiveDoctor
 from recipes.engine.checkpoint import read_checkpoint
 from recipes.engine.device import Precision
 from recipes.engine.metadata import weights_metadata
+from recipes.engine.plan import check as check_plan
 from recipes.engine.progress import Progress
 from recipes.engine.signals import stop_requests
 from recipes.engine.stages import run_stage
+from recipes.engine.summary import strategies_summary
 from recipes.model import DualEncoderCLIP
 from recipes.rundir import RunDir
 from recipes.schema import dump
@@ -43,6 +45,7 @@ def train(
     reg = reg or registry.default()
     if len(data.split("train")) < 2:
         raise DataError(f"the train split has {len(data.split('train'))} pairs; contrastive training needs at least 2")
+    check_plan(recipe, data)
     model.to(device)
     steps_per_epoch = planned_steps(recipe, data, 1)
     cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else run.path.parent / ".cache" / "features"
@@ -51,6 +54,7 @@ def train(
         _start_run(recipe, model, data, run, device)
     else:
         run.resume(step=checkpoint["progress"]["step"])
+        _log_resume(run, checkpoint["progress"], stage_plan(recipe))
     logger.info("run %s: %d epochs x %d steps on %s", run.run_id, cfg.epochs, steps_per_epoch, device)
 
     progress = Progress()
@@ -70,6 +74,8 @@ def train(
             run_stage(recipe, model, data, run, device, progress, precision, index, stage, first_epoch, stage_steps,
                       cache_dir, checkpoint)
             checkpoint = None
+            if progress.stopped_early:
+                break
 
     if run.writes:
         save_trainable(model, run.weights_path, weights_metadata(recipe, model))
@@ -87,8 +93,23 @@ def _start_run(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, run:
             "device": str(device),
             "processes": distributed.current().size,
             "trainable_parameters": sum(p.numel() for p in model.trainable_parameters().values()),
-            "strategies": {"eeg": model.eeg.report.summary(), "video": model.video.report.summary()},
+            "strategies": strategies_summary(model),
             "splits": {k: int(len(v)) for k, v in data.splits.items()},
+            "data": data_shape(data),
             "stages": [],
         },
     )
+
+
+def _log_resume(run: RunDir, progress: dict[str, Any], plan: list) -> None:
+    """Where a resumed run continues: stage, epoch and step (and the batch, mid-epoch)."""
+    epoch, batch = progress["epoch"], progress["batch_in_epoch"]
+    at = f"epoch {epoch} after its batch {batch}" if batch else f"the start of epoch {epoch + 1}"
+    logger.info("resuming run %s from step %d: stage %d of %d, %s", run.run_id, progress["step"], progress["stage"] + 1,
+                len(plan), at)
+
+
+def data_shape(data: PairedData) -> dict[str, Any]:
+    """What loaders of the run need to know of its training data (run.json["data"])."""
+    return {"channels": list(data.channels), "sfreq": float(data.sfreq), "n_samples": int(data.eeg.shape[2]),
+            "frame_shape": [int(x) for x in data.video.shape[1:]]}

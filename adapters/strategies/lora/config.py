@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from adapters.strategies.base import StrategyConfig
+from adapters.strategies.targets import check_layers_option
 
 Role = Literal["q", "k", "v", "o", "mlp"]
 
@@ -23,7 +24,12 @@ class LoRAConfig(StrategyConfig):
     use_rslora: bool = False
     """Rank-stabilized scaling alpha / sqrt(r)."""
     layers: list[int] | None = None
-    """Block indices to adapt (negative counts from the end: [-2, -1] is the last two); None is all."""
+    """Block indices to adapt (negative counts from the end: [-2, -1] is the last two; each must exist); None is all."""
+
+    @field_validator("layers")
+    @classmethod
+    def _layers_adapt_something(cls, layers: list[int] | None) -> list[int] | None:
+        return check_layers_option(layers)
     backend: Literal["auto", "peft", "loralib"] = "auto"
     """peft adapts whole modules (and offers DoRA); loralib's MergedLinear adapts parts of a fused qkv.
     auto takes loralib when the targets split a fused qkv (q and v without k), else peft."""

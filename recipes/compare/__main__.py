@@ -1,0 +1,5 @@
+import sys
+
+from recipes.compare.cli import main
+
+sys.exit(main())

@@ -1,0 +1,115 @@
+"""Find and read the runs to compare: run directories, sweep directories, or folders holding them."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from recipes.errors import RecipeError
+
+
+@dataclass
+class Run:
+    path: Path
+    info: dict[str, Any]
+    recipe: dict[str, Any]
+    lines: list[dict[str, Any]]
+    sweep: Path | None = None
+    """The sweep directory the run is a trial of, if any."""
+    swept: dict[str, Any] = field(default_factory=dict)
+    """Its trial's swept values (sweep.json overrides)."""
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def evals(self) -> list[dict[str, Any]]:
+        return [line for line in self.lines if line.get("type") == "eval"]
+
+    def final(self) -> dict[str, Any]:
+        return self.info.get("final_metrics") or (self.evals()[-1] if self.evals() else {})
+
+
+@dataclass
+class Sweep:
+    path: Path
+    data: dict[str, Any]
+    runs: list[Run]
+
+
+def is_run(path: Path) -> bool:
+    return (path / "run.json").is_file() and (path / "recipe.yaml").is_file()
+
+
+def is_sweep(path: Path) -> bool:
+    return (path / "sweep.json").is_file()
+
+
+def read_run(path: Path) -> Run:
+    try:
+        info = json.loads((path / "run.json").read_text())
+        recipe = yaml.safe_load((path / "recipe.yaml").read_text()) or {}
+        metrics = path / "metrics.jsonl"
+        lines = [json.loads(t) for t in metrics.read_text().splitlines() if t.strip()] if metrics.is_file() else []
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise RecipeError(f"run directory {str(path)!r} could not be read ({exc}); is it a run directory that `run:` printed?") from None
+    return Run(path.resolve(), info, recipe, lines)
+
+
+def read_sweep(path: Path) -> Sweep:
+    try:
+        data = json.loads((path / "sweep.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise RecipeError(f"sweep directory {str(path)!r}: sweep.json could not be read ({exc})") from None
+    runs = []
+    for trial in data.get("trials", []):
+        if trial.get("run") and is_run(Path(trial["run"])):
+            run = read_run(Path(trial["run"]))
+            run.sweep, run.swept = path.resolve(), dict(trial.get("overrides") or {})
+            runs.append(run)
+    return Sweep(path.resolve(), data, runs)
+
+
+def collect(paths: list[str]) -> tuple[list[Run], list[Sweep]]:
+    """Every run under `paths` (each once) and the sweeps among them, in the order given."""
+    runs: dict[Path, Run] = {}
+    sweeps: dict[Path, Sweep] = {}
+    for given in paths:
+        path = Path(given).expanduser()
+        if not path.exists():
+            raise RecipeError(f"{given!r} does not exist; give run directories, sweep directories, or folders of them")
+        found = 0
+        for root in _walk(path):
+            if is_sweep(root) and root.resolve() not in sweeps:
+                sweep = read_sweep(root)
+                sweeps[sweep.path] = sweep
+                for run in sweep.runs:
+                    runs.setdefault(run.path, run)
+                found += len(sweep.runs)
+            elif is_run(root):
+                runs.setdefault(root.resolve(), read_run(root))
+                found += 1
+        if not found:
+            raise RecipeError(f"{given!r} holds no run directory (run.json + recipe.yaml) or sweep (sweep.json)")
+    return list(runs.values()), list(sweeps.values())
+
+
+def _walk(path: Path):
+    """Run and sweep directories at or below `path`; a sweep's trials come through its sweep.json."""
+    if is_sweep(path) or is_run(path):
+        yield path
+        return
+    if not path.is_dir():
+        return
+    for root, dirs, _ in os.walk(path):
+        here = Path(root)
+        if is_sweep(here) or is_run(here):
+            dirs[:] = []
+            yield here
+        else:
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))

@@ -1,0 +1,174 @@
+"""EEG recordings through MNE: read any format, keep EEG channels by type and name, LaBraM's filters.
+
+LaBraM's own preprocessing (docs/facts/ingestion.md): drop non-EEG channels, band-pass 0.1-75 Hz,
+notch 50 Hz, resample to 200 Hz, microvolts out. Event times are kept in seconds from the first
+sample; trigger-channel events (sample indices) are resampled together with the data by
+`raw.resample(events=...)`, MNE's own way, so they are not jittered. Resampling is polyphase (an
+exact rational ratio, local support): MNE's default FFT method pads to a fast length (npad="auto"),
+which stretches time slightly; measured here, a pulse 8.5 s into a 250 Hz recording landed half a
+sample late at 200 Hz (tests/test_ingest_eeg.py checks sample-exact alignment).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from recipes.ingest.errors import IngestError
+from recipes.ingest.spec import EEGSpec
+
+logger = logging.getLogger("recipes.ingest")
+
+# Types MNE gives non-EEG channels; these are dropped before any name is looked at.
+_NON_EEG_TYPES = {"eog", "ecg", "emg", "stim", "misc", "resp", "bio", "syst", "gsr", "temperature", "chpi", "exci", "ias", "dbs"}
+# A BAD annotation, also after BrainVision's `Comment/` prefix (docs/facts/ingestion.md).
+BAD = re.compile(r"(^|/)\s*bad", re.IGNORECASE)
+
+
+def read_raw(path: Path, bids_path=None):
+    """The recording as an MNE Raw (data loaded), or an IngestError naming the file."""
+    import mne
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if bids_path is not None:
+                import mne_bids
+
+                raw = mne_bids.read_raw_bids(bids_path, verbose="error")
+            else:
+                raw = mne.io.read_raw(path, preload=False, verbose="error")
+            raw.load_data(verbose="error")
+    except (ValueError, OSError, RuntimeError, KeyError, IndexError, NotImplementedError, UnicodeDecodeError, EOFError) as exc:
+        raise IngestError(f"{path}: could not be read as an EEG recording ({type(exc).__name__}: {exc}); "
+                          f"check the file is complete and in a format MNE reads (EDF, BDF, BrainVision .vhdr, FIF, EEGLAB .set, CNT)") from None
+    return raw
+
+
+@dataclasses.dataclass
+class Channels:
+    kept: list[str]
+    """Names in the file, in output order."""
+    names: list[str]
+    """Their normalized 10-20 names (encoders.channels.normalize)."""
+    dropped: dict[str, str]
+    """File name -> why it was dropped."""
+
+
+def choose_channels(raw, spec: EEGSpec, where: str) -> Channels:
+    """EEG channels by type, then by name (exclude list, unknown sites), renamed and normalized."""
+    from encoders import channels as channel_names  # the encoders' own normalization (imports torch: lazily)
+
+    types = dict(zip(raw.ch_names, raw.get_channel_types()))
+    exclude = {channel_names.normalize(n) for n in spec.exclude}
+    kept, names, dropped, unknown = [], [], {}, []
+    for name in raw.ch_names:
+        if types[name] in _NON_EEG_TYPES or types[name] not in ("eeg", "seeg", "ecog"):
+            dropped[name] = f"channel type {types[name]}"
+            continue
+        normal = channel_names.normalize(spec.rename.get(name, name))
+        if normal in exclude:
+            dropped[name] = "in eeg.exclude"
+            continue
+        try:
+            channel_names.position(normal)
+        except channel_names.ChannelError:
+            unknown.append(name)
+            continue
+        kept.append(name)
+        names.append(normal)
+    if unknown and spec.unknown_channels == "error":
+        raise IngestError(
+            f"{where}: channels {unknown} have no 10-20/10-10 name LaBraM knows; map them with "
+            f"eeg.rename ({{{unknown[0]!r}: Fz, ...}}), drop them with eeg.exclude, or set eeg.unknown_channels: drop"
+        )
+    for name in unknown:
+        dropped[name] = "no 10-20 name"
+    seen: dict[str, str] = {}
+    for file_name, normal in zip(kept, names):
+        if normal in seen:
+            raise IngestError(f"{where}: channels {seen[normal]!r} and {file_name!r} both are {normal}; rename or exclude one (eeg.rename / eeg.exclude)")
+        seen[normal] = file_name
+    if spec.channels is not None:
+        wanted = [channel_names.normalize(c) for c in spec.channels]
+        missing = [c for c in wanted if c not in seen]
+        if missing:
+            raise IngestError(f"{where}: eeg.channels asks for {missing}, which the file lacks (it has {names}); "
+                              f"map file names with eeg.rename or remove them from eeg.channels")
+        for file_name, normal in zip(kept, names):
+            if normal not in wanted:
+                dropped[file_name] = "not in eeg.channels"
+        kept = [seen[c] for c in wanted]
+        names = wanted
+    if not kept:
+        raise IngestError(f"{where}: no EEG channel is left (dropped: {dropped}); map channel names with eeg.rename")
+    return Channels(kept, names, dropped)
+
+
+def bad_intervals(raw) -> list[tuple[float, float, str]]:
+    """(start, stop, description) in seconds from the first sample of every BAD_* annotation."""
+    out = []
+    for ann in raw.annotations:
+        if BAD.search(ann["description"]):
+            start = float(ann["onset"]) - raw.first_time
+            out.append((start, start + float(ann["duration"]), str(ann["description"])))
+    return out
+
+
+def preprocess(raw, chans: Channels, spec: EEGSpec, where: str, events: np.ndarray | None = None):
+    """Pick, filter, notch, reference, resample (with `events`, sample indices at the file's rate).
+
+    Returns (raw at spec.sfreq, events at spec.sfreq or None, record of what was done)."""
+    sfreq = float(raw.info["sfreq"])
+    if spec.h_freq is not None and spec.h_freq >= sfreq / 2:
+        raise IngestError(
+            f"{where}: sampled at {sfreq:g} Hz, too low for the low-pass eeg.h_freq {spec.h_freq:g} Hz "
+            f"(it must be below {sfreq / 2:g} Hz, half the sampling rate); lower eeg.h_freq"
+        )
+    if sfreq < spec.sfreq:
+        logger.warning("%s: sampled at %g Hz, below the target %g Hz; it is upsampled", where, sfreq, spec.sfreq)
+    raw = raw.pick(chans.kept)
+    raw.rename_channels(dict(zip(chans.kept, chans.names)))
+    done: dict = {"file_sfreq": sfreq}
+    if spec.l_freq is not None or spec.h_freq is not None:
+        raw.filter(spec.l_freq, spec.h_freq, picks="all", verbose="error")
+        done["bandpass"] = [spec.l_freq, spec.h_freq]
+    notches = [f for f in spec.notch if f < sfreq / 2]
+    if notches:
+        raw.notch_filter(notches, picks="all", verbose="error")
+    done["notch"] = notches
+    if spec.reference == "average":
+        raw.set_eeg_reference("average", projection=False, verbose="error")
+    done["reference"] = spec.reference or "as recorded"
+    if abs(sfreq - spec.sfreq) > 1e-9:
+        if events is not None and len(events):
+            raw, events = raw.resample(spec.sfreq, events=events, method="polyphase", verbose="error")
+        else:
+            raw.resample(spec.sfreq, method="polyphase", verbose="error")
+    done["sfreq"] = spec.sfreq
+    done["resample"] = "mne.io.Raw.resample(method='polyphase'), trigger events resampled with the data"
+    return raw, events, done
+
+
+def microvolts(raw) -> np.ndarray:
+    """(C, T) float32 microvolts; MNE holds volts whatever the file's unit."""
+    return raw.get_data(units="uV").astype(np.float32)
+
+
+# Scalp EEG after a 0.1-75 Hz band-pass has a standard deviation of roughly 5-100 uV per channel.
+PLAUSIBLE_UV = (0.5, 1000.0)
+
+
+def amplitude(data: np.ndarray, where: str) -> float:
+    """Median per-channel standard deviation in microvolts; warns when units look wrong (a file
+    that stores microvolts but declares volts reads 1e6 times too large, and the reverse)."""
+    value = float(np.median(data.std(axis=1))) if data.size else 0.0
+    if not PLAUSIBLE_UV[0] <= value <= PLAUSIBLE_UV[1]:
+        logger.warning("%s: median channel standard deviation is %.3g uV, outside the %g-%g uV of scalp EEG; "
+                       "check the file's units (eeg data are written in microvolts)", where, value, *PLAUSIBLE_UV)
+    return round(value, 3)
