@@ -24,7 +24,7 @@ METRIC_CHECKS = (
 )
 
 # A flat loss is what these causes look like from the loss curve: said once, as the cause.
-EXPLAINS_FLAT_LOSS = ("eeg_units", "nonnegative_embeddings", "embedding_collapse", "temperature_collapsed")
+EXPLAINS_FLAT_LOSS = ("eeg_units", "nonnegative_embeddings", "embedding_collapse", "temperature_collapsed", "nonfinite_steps")
 
 
 @dataclasses.dataclass
