@@ -47,6 +47,8 @@ def train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, r
         wait += t_start - t_fetch
         scheduler.step_update(num_updates=progress.step - stage_start)
         loss, finite = _optimizer_step(model, chunk, optimizer, params, cfg, device, precision, embed)
+        if progress.doctor is not None:
+            progress.doctor.emit(run, progress.doctor.after_step(progress.step + 1, finite))
         if finite:
             for strategy in model.strategies():
                 strategy.after_optimizer_step(progress.step - stage_start)
@@ -58,8 +60,8 @@ def train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, r
         if progress.step % cfg.log_every == 0 and finite:
             value = loss.detach().item()
             bar.set_postfix(loss=f"{value:.4f}")
-            run.log({"type": "train", "epoch": progress.epoch, "step": progress.step, "train/loss": value,
-                     "lr": scheduled_lr(optimizer), **model.loss.log_values()})
+            _log(run, progress, {"type": "train", "epoch": progress.epoch, "step": progress.step, "train/loss": value,
+                                 "lr": scheduled_lr(optimizer), **model.loss.log_values()})
         progress.batch_in_epoch += len(chunk)
         # Under torchrun a signal may reach one process only: all stop after the same step.
         stop = distributed.max_over_processes(progress.stop_signal or 0, device)
@@ -116,11 +118,19 @@ def _count_nonfinite(progress: Progress, cfg, run: RunDir) -> None:
         )
 
 
+def _log(run: RunDir, progress: Progress, record: dict) -> None:
+    """A metrics line, passed through the live doctor (recipes.doctor.live) when there is one."""
+    if progress.doctor is not None:
+        progress.doctor.log(run, record)
+    else:
+        run.log(record)
+
+
 def _log_epoch(run: RunDir, progress: Progress, loader, wait: float, compute: float, skipped: int) -> None:
     total = wait + compute
     record = {"type": "epoch", "epoch": progress.epoch, "step": progress.step, "data_wait_frac": wait / total if total else 0.0,
               "samples_per_s": len(loader) * loader.batch_sampler.batch_size / total if total else 0.0, "skipped_steps": skipped}
-    run.log(record)
+    _log(run, progress, record)
     if record["data_wait_frac"] > 0.2 and not progress.warned_wait and run.writes:
         progress.warned_wait = True
         logger.warning(

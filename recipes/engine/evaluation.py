@@ -29,7 +29,14 @@ def evaluate_epoch(model: DualEncoderCLIP, val_loader, run: RunDir, device, prog
     """Validation metrics of this epoch, logged as an eval line; returns them."""
     with precision.autocast():
         metrics = evaluate(model, val_loader, device)
-    run.log({"type": "eval", "epoch": progress.epoch, "step": progress.step, **metrics})
+    record = {"type": "eval", "epoch": progress.epoch, "step": progress.step, **metrics}
+    if progress.doctor is not None:  # recipes.doctor.live: curve checks, then one validation batch's embeddings
+        progress.doctor.log(run, record)
+        with precision.autocast():
+            progress.doctor.emit(run, progress.doctor.after_eval(progress.epoch, progress.step, model=model,
+                                                                 loader=val_loader, device=device))
+    else:
+        run.log(record)
     r1 = metrics["val/eeg_to_video/R@1"]
     progress.last_eval, progress.best = metrics, r1 if progress.best is None else max(progress.best, r1)
     logger.info(

@@ -20,6 +20,7 @@ class Progress:
         self.stop_signal: int | None = None
         self.selection: dict = {}  # train.select's best and early stopping's count (recipes/engine/selection.py)
         self.stopped_early = False
+        self.doctor = None  # recipes.doctor.live.LiveDoctor on the writing process; not saved
 
     def state(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.SAVED}

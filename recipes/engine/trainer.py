@@ -13,6 +13,7 @@ import registry
 from recipes import distributed
 from recipes.compose import planned_steps, stage_plan, switch_stage
 from recipes.data.base import DataError, PairedData
+from recipes.doctor.live import LiveDoctor
 from recipes.engine.checkpoint import read_checkpoint
 from recipes.engine.device import Precision
 from recipes.engine.metadata import weights_metadata
@@ -58,6 +59,10 @@ def train(
 
     progress = Progress()
     precision = Precision(cfg.precision, device)
+    if run.writes:
+        progress.doctor = LiveDoctor.for_recipe(recipe, planned_steps(recipe, data, cfg.epochs) or 0,
+                                                {k: int(len(v)) for k, v in data.splits.items()})
+        progress.doctor.emit(run, progress.doctor.start(model, eeg=data.eeg))
     with stop_requests(progress):
         plan = stage_plan(recipe)
         for index, stage in enumerate(plan):

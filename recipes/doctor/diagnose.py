@@ -1,0 +1,120 @@
+"""diagnose(RUN): every check over one run, findings ranked, symptoms tied to their causes."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from recipes.doctor import adapter_checks, data_checks, embedding_checks, loss_checks, stability, temperature, throughput
+from recipes.doctor.findings import Finding, rank
+from recipes.doctor.run_reader import RunRecord, read_run
+
+logger = logging.getLogger(__name__)
+
+METRIC_CHECKS = (
+    loss_checks.check_flat_loss,
+    loss_checks.check_divergence,
+    loss_checks.check_overfitting,
+    stability.check_nonfinite,
+    temperature.check_temperature,
+    throughput.check_data_bound,
+)
+
+# A flat loss is what these causes look like from the loss curve: said once, as the cause.
+EXPLAINS_FLAT_LOSS = ("eeg_units", "nonnegative_embeddings", "embedding_collapse", "temperature_collapsed", "nonfinite_steps")
+
+
+@dataclasses.dataclass
+class Report:
+    run: RunRecord
+    findings: list[Finding]
+    notes: list[str]
+
+
+def metric_findings(run: RunRecord) -> list[Finding]:
+    return [f for check in METRIC_CHECKS for f in check(run)]
+
+
+def model_findings(run: RunRecord, sample: int = 256, device: str = "cpu") -> tuple[list[Finding], list[str]]:
+    """Findings that need the data and the rebuilt model; notes say what could not be checked."""
+    from recipes.doctor.model_probe import embed, rebuild, sample_indices
+
+    probe, why = rebuild(run, device)
+    if probe is None:
+        return [], [why]
+    data = probe.data
+    out: list[Finding] = []
+    train_idx = data.split("train")
+    out += data_checks.check_eeg_units(data.eeg)
+    out += data_checks.check_group_masking(data.groups, train_idx, run.recipe)
+    out += adapter_checks.check_frozen(probe.initial, probe.saved, run.total_steps(), run.recipe)
+    notes = []
+    val_idx = data.split("val")
+    if len(val_idx) >= 4:
+        chosen = val_idx[sample_indices(len(val_idx), sample)]
+        eeg, video = embed(probe, chosen)
+        where = f" ({len(chosen)} validation pairs)"
+        out += embedding_checks.check_embeddings("eeg", eeg, probe.model.eeg.head, where)
+        out += embedding_checks.check_embeddings("video", video, probe.model.video.head, where)
+    else:
+        notes.append(f"the validation split has {len(val_idx)} pairs: embedding checks skipped")
+    if len(data) >= 2 * data_checks.MIN_ADJACENT + 1:
+        starts = sample_indices(len(data) - 1, max(sample // 2, data_checks.MIN_ADJACENT))
+        pairs = np.stack([starts, starts + 1], axis=1).reshape(-1)
+        eeg, video = embed(probe, pairs)
+        out += data_checks.check_adjacent({"eeg": eeg, "video": video}, data.groups[pairs], run.recipe)
+    return out, notes
+
+
+def tie_symptoms(findings: list[Finding]) -> list[Finding]:
+    """Demote symptoms to info where a finding of their cause is present: flat_loss under any of
+    EXPLAINS_FLAT_LOSS, and collapsed EEG embeddings under eeg_units (EEG in volts is ~1e-5 in
+    every channel: the encoder sees a constant)."""
+    codes = {f.code for f in findings if f.severity != "info"}
+    out = []
+    for f in findings:
+        if f.severity == "info":
+            out.append(f)
+            continue
+        causes = []
+        if f.code == "flat_loss":
+            causes = [c for c in EXPLAINS_FLAT_LOSS if c in codes]
+        elif f.code == "embedding_collapse" and f.evidence.startswith("eeg ") and "eeg_units" in codes:
+            causes = ["eeg_units"]
+        out.append(f.demoted(f"explained by {', '.join(causes)}; fix that first") if causes else f)
+    return out
+
+
+def diagnose(path: str | Path, model: bool = True, sample: int = 256, device: str = "cpu") -> Report:
+    """All findings for the run at `path`, most severe first (NotARunError if it is not a run)."""
+    run = read_run(path)
+    findings = metric_findings(run)
+    notes = list(run.notes)
+    checked_model = False
+    if model:
+        more, why = model_findings(run, sample, device)
+        findings += more
+        notes += why
+        checked_model = not why or not any("model checks skipped" in w for w in why)
+    if not checked_model:
+        findings += seen_live(run, {f.code for f in findings})
+    return Report(run, rank(tie_symptoms(findings)), notes)
+
+
+# What only the rebuilt model or the data shows; without them, what the live checks saw is reported.
+MODEL_CODES = ("eeg_units", "nonnegative_embeddings", "frozen_adapter", "embedding_collapse", "same_group_negatives")
+
+
+def seen_live(run: RunRecord, have: set[str]) -> list[Finding]:
+    """Findings of MODEL_CODES from the run's own `diagnosis` lines (recipes.doctor.live)."""
+    out, seen = [], set(have)
+    for line in run.of_type("diagnosis"):
+        code = line.get("code")
+        if code in MODEL_CODES and code not in seen and line.get("severity") in ("info", "warning", "error"):
+            seen.add(code)
+            out.append(Finding(code, line["severity"], f"{line.get('evidence', '')} (seen live at step {line.get('step')})",
+                               str(line.get("fix", ""))))
+    return out

@@ -1,0 +1,64 @@
+"""Test-only peftzoo components that plant known faults (installed for the doctor's tests only).
+
+Registered through entry points like any plugin: tests/test_doctor.py writes a dist-info with
+entry_points.txt beside this module in a temporary site directory and puts it on the path.
+"""
+
+from __future__ import annotations
+
+import time
+
+from pydantic import Field
+from torch import nn
+
+from adapters.heads.base import Head, HeadConfig
+from recipes.data.base import PairedDataset
+from recipes.data.synthetic import SyntheticConfig, generate
+
+
+class ReluLinearHead(Head):
+    """Linear then ReLU: the original project's head bug (non-negative embeddings)."""
+
+    description = "test only: Linear then ReLU (non-negative embeddings)"
+    Config = HeadConfig
+
+    def __init__(self, config: HeadConfig, *, in_dim: int, out_dim: int):
+        super().__init__()
+        self.proj = nn.Linear(in_dim, out_dim)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.proj(x))
+
+
+class SlowArray:
+    """An array whose reads take `delay` seconds each, like a slow network disk."""
+
+    def __init__(self, array, delay: float):
+        self.array, self.delay = array, delay
+        self.shape, self.ndim, self.dtype = array.shape, array.ndim, array.dtype
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def __getitem__(self, index):
+        time.sleep(self.delay)
+        return self.array[index]
+
+
+class SlowConfig(SyntheticConfig):
+    delay_s: float = Field(0.003, ge=0)
+
+
+class SlowSynthetic(PairedDataset):
+    """Synthetic pairs whose EEG is read slowly (no fingerprint, so nothing is cached)."""
+
+    description = "test only: synthetic pairs read slowly"
+    Config = SlowConfig
+
+    @classmethod
+    def from_config(cls, config: SlowConfig, *, seed: int = 0, **context):
+        data = generate(config, seed if config.seed is None else config.seed)
+        data.eeg = SlowArray(data.eeg, config.delay_s)
+        data.fingerprint = None
+        return data

@@ -1,0 +1,288 @@
+"""The doctor names every planted fault and stays quiet on healthy runs (issue #14).
+
+Each planted run is a few seconds of tiny encoders on small data, trained in this process by the
+real `recipes.run` entry point and shared by the tests through a module-scoped cache; faults that
+need a component (a head ending in ReLU, a slow data set) come from a test plugin registered by
+entry points (tests/doctor_faults/).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import registry
+from recipes.doctor import diagnose
+from recipes.doctor.__main__ import main as doctor_main
+from recipes.doctor.live import LiveDoctor
+from recipes.run import main as run_main
+from tests.conftest import ROOT, run_dir_in, run_python, tiny_recipe
+
+# Small but learning: 192 training pairs, 6 steps an epoch, a train line every step.
+BASE = {"train.log_every": 1, "train.epochs": 6, "train.lr": 5e-3, "data.n": 256}
+
+ENTRY_POINTS = """[peftzoo.heads]
+relu_linear = doctor_faults:ReluLinearHead
+
+[peftzoo.datasets]
+slow_synthetic = doctor_faults:SlowSynthetic
+"""
+
+
+@pytest.fixture(scope="module")
+def fault_plugin(tmp_path_factory):
+    """tests/doctor_faults as an installed distribution (dist-info with entry points) on sys.path."""
+    site = tmp_path_factory.mktemp("fault_site")
+    shutil.copy(ROOT / "tests" / "doctor_faults" / "doctor_faults.py", site)
+    info = site / "doctor_faults-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: doctor-faults\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(ENTRY_POINTS)
+    sys.path.insert(0, str(site))
+    registry.refresh()
+    yield site
+    sys.path.remove(str(site))
+    registry.refresh()
+
+
+def _synthetic(n: int, seed: int = 0):
+    from recipes.data.synthetic import SyntheticConfig, generate
+
+    return generate(SyntheticConfig(n=n, seconds=1, frames=4, height=20, width=20), seed)
+
+
+def _arrays(root: Path, eeg: np.ndarray, video: np.ndarray, channels: list[str]) -> Path:
+    root.mkdir(parents=True)
+    np.save(root / "eeg.npy", eeg.astype(np.float32))
+    np.save(root / "video.npy", video.astype(np.uint8))
+    (root / "meta.json").write_text(json.dumps({"sfreq": 200, "channels": channels, "fps": 8}))
+    return root
+
+
+def shuffled_pairs(root: Path) -> Path:
+    """Every EEG window paired with another window's clip: nothing links the two sides."""
+    data = _synthetic(256)
+    perm = np.random.default_rng(1).permutation(256)
+    return _arrays(root, np.asarray(data.eeg), np.asarray(data.video)[perm], data.channels)
+
+
+def eeg_in_millivolts(root: Path) -> Path:
+    """EEG given in millivolts (volts are refused before training by recipes.data.checks; millivolts
+    only warned about there, so such runs exist)."""
+    data = _synthetic(256)
+    return _arrays(root, np.asarray(data.eeg) * 1e-3, np.asarray(data.video), data.channels)
+
+
+def repeated_stimuli_without_groups(root: Path) -> Path:
+    """4 consecutive windows of one stimulus (as SEED-DV's 5 clips of a concept), and no groups.npy."""
+    data = _synthetic(64)
+    rng = np.random.default_rng(2)
+    eeg = np.repeat(np.asarray(data.eeg), 4, axis=0)
+    eeg = eeg + rng.standard_normal(eeg.shape).astype(np.float32) * 5
+    video = np.repeat(np.asarray(data.video), 4, axis=0).astype(np.int16)
+    video = np.clip(video + rng.integers(-6, 7, video.shape), 0, 255)
+    return _arrays(root, eeg, video, data.channels)
+
+
+def arrays_data(root: Path) -> dict:
+    return {"name": "arrays", "path": str(root), "val_fraction": 0.25}
+
+
+CASES = {
+    "flat_loss": lambda tmp: {"data": arrays_data(shuffled_pairs(tmp / "shuffled"))},
+    "nonnegative_embeddings": lambda tmp: {"eeg.head": "relu_linear"},
+    "frozen_adapter": lambda tmp: {"eeg.strategy": "lora", "train.lr_scales.adapter": 0},
+    "temperature_at_clamp": lambda tmp: {"loss": {"name": "clip", "temperature": 0.01, "learnable_temperature": False}},
+    "temperature_collapsed": lambda tmp: {"loss": {"name": "clip", "temperature": 1.0, "learnable_temperature": False}},
+    "embedding_collapse": lambda tmp: {"data.video_signal": 0, "data.video_noise": 0},
+    "data_bound": lambda tmp: {"data.name": "slow_synthetic", "data.delay_s": 0.004, "train.feature_cache": False, "train.epochs": 3},
+    "same_group_negatives": lambda tmp: {"data": arrays_data(repeated_stimuli_without_groups(tmp / "repeated"))},
+    # lr 1e30 on the heads (not the temperature): the first update throws the embeddings to inf.
+    "nonfinite_steps": lambda tmp: {"train.lr": 1e30, "train.lr_scales.loss": 0},
+    "eeg_units": lambda tmp: {"data": arrays_data(eeg_in_millivolts(tmp / "millivolts"))},
+}
+
+
+# Codes the live checks can see during training (the others need the data or the finished weights).
+LIVE_SEES = {"eeg_units", "nonnegative_embeddings", "frozen_adapter", "temperature_at_clamp", "temperature_collapsed",
+             "embedding_collapse", "data_bound", "nonfinite_steps", "flat_loss"}
+
+
+def train(recipe: dict, out: Path) -> Path:
+    path = out / "recipe.yaml"
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(recipe))
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        run_main([str(path), "--output-dir", str(out / "runs"), "-q"])
+    run = run_dir_in(out / "runs")
+    assert run is not None, "no run directory was made"
+    return run
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory, fault_plugin):
+    """code -> run directory with that fault planted, trained on first use."""
+    made: dict[str, Path] = {}
+
+    def get(code: str) -> Path:
+        if code not in made:
+            tmp = tmp_path_factory.mktemp(code)
+            changes = {**BASE, **CASES[code](tmp)}
+            recipe = tiny_recipe(**{k: v for k, v in changes.items() if v is not None})
+            if changes.get("train.epochs", 1) is None:
+                recipe["train"].pop("epochs")
+            recipe["name"] = code
+            made[code] = train(recipe, tmp)
+        return made[code]
+
+    return get
+
+
+def loud(report) -> set[str]:
+    return {f.code for f in report.findings if f.severity != "info"}
+
+
+@pytest.mark.parametrize("code", list(CASES))
+def test_doctor_names_the_planted_fault(planted, code):
+    run = planted(code)
+    report = diagnose(run)
+    assert loud(report) == {code}, [f.to_json() for f in report.findings]
+    for f in report.findings:
+        assert f.evidence and f.fix
+    # The live checks ran inside training: each code they could see is a diagnosis line, no other.
+    live = {d["code"] for d in report.run.of_type("diagnosis") if d["severity"] != "info"}
+    assert live <= {code}, live
+    if code in LIVE_SEES:
+        assert live == {code}
+
+
+def test_healthy_bundled_recipe_gets_no_warning(tmp_path):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert run_main(["head_only_tiny", "--output-dir", str(tmp_path), "-q"]) == 0
+    report = diagnose(run_dir_in(tmp_path))
+    assert report.run.evals and not loud(report), [f.to_json() for f in report.findings]
+
+
+def test_healthy_small_run_gets_no_warning(planted, tmp_path):
+    recipe = tiny_recipe(**BASE)
+    report = diagnose(train(recipe, tmp_path))
+    assert not loud(report), [f.to_json() for f in report.findings]
+
+
+def test_cli_json_and_exit_codes(planted, tmp_path, capsys):
+    run = planted("temperature_at_clamp")
+    out = run_python("-m", "recipes.doctor", str(run), "--json", "--no-model")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert [r["code"] for r in rows if r["severity"] != "info"] == ["temperature_at_clamp"]
+    assert all(set(r) == {"code", "severity", "evidence", "fix"} for r in rows)
+    assert doctor_main([str(run), "--no-model"]) == 0
+    text = capsys.readouterr().out
+    assert "WARNING temperature_at_clamp" in text and "loss.temperature" in text
+    for bad in (tmp_path / "missing", tmp_path, run / "run.json"):
+        assert doctor_main([str(bad)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and "run directory" in err[0], err
+
+
+def test_live_doctor_reports_each_code_once_as_diagnosis_lines(planted, caplog):
+    run = planted("temperature_at_clamp")
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    recipe = yaml.safe_load((run / "recipe.yaml").read_text())
+    live = LiveDoctor(recipe, total_steps=lines[-1]["step"], splits={"train": 192})
+    out = [d for line in lines for d in live.observe(line)]
+    assert [d["code"] for d in out] == ["temperature_at_clamp"]
+    assert out[0]["type"] == "diagnosis" and out[0]["severity"] == "warning" and "step" in out[0]
+    assert "temperature_at_clamp" in caplog.text
+    # Per step only the first non-finite step is reported, with its step.
+    assert live.after_step(5, True) == []
+    first = live.after_step(7, False)
+    assert first[0]["code"] == "nonfinite_steps" and first[0]["first_step"] == 7
+    assert live.after_step(8, False) == []
+
+
+def test_live_doctor_embedding_and_frozen_checks():
+    from recipes.doctor.embedding_checks import check_embeddings
+
+    torch.manual_seed(0)
+    model = torch.nn.ModuleDict({"eeg": torch.nn.ModuleDict({"encoder": torch.nn.Linear(4, 4), "head": torch.nn.Sequential(
+        torch.nn.Linear(4, 8), torch.nn.ReLU())})})
+    live = LiveDoctor(tiny_recipe(), total_steps=10)
+    live.start(model)
+    healthy = torch.nn.functional.normalize(torch.randn(64, 16), dim=1)
+    assert check_embeddings("eeg", healthy) == []
+    relu = torch.nn.functional.normalize(torch.relu(torch.randn(64, 16)), dim=1)
+    found = live.after_eval(1, 10, model=model, eeg=relu, video=healthy)
+    assert {d["code"] for d in found} == {"nonnegative_embeddings", "frozen_adapter"}
+    assert "ReLU" in next(d for d in found if d["code"] == "nonnegative_embeddings")["evidence"]
+    assert live.after_eval(2, 20, model=model, eeg=relu) == []  # each code once
+
+
+def _record(losses, evals, **recipe_train):
+    """A run read from metrics lines written here: the curve shapes divergence and overfitting look at.
+
+    (Planting them in a few-second tiny run did not work: huge learning rates collapse the tiny
+    heads' embeddings, which embedding_collapse reports, before any loss spike shows.)"""
+    from recipes.doctor.run_reader import RunRecord
+
+    lines = [{"type": "train", "epoch": 1 + i // 10, "step": i + 1, "train/loss": v, "logit_scale": 14.0} for i, v in enumerate(losses)]
+    for epoch, r1 in evals:
+        lines.append({"type": "eval", "epoch": epoch, "step": epoch * 10, "val/eeg_to_video/R@1": r1,
+                      "val/video_to_eeg/R@1": r1, "val/chance_R@1": 0.01, "val/n": 100})
+    recipe = {"train": {"batch_size": 32, "lr": 1e-3, "warmup_fraction": 0.1, **recipe_train}, "loss": {"name": "clip", "max_logit_scale": 100}}
+    return RunRecord(path=Path("."), info={"steps": len(losses), "splits": {"train": 320}}, recipe=recipe, lines=lines)
+
+
+def test_divergence_on_spiking_and_rising_curves():
+    from recipes.doctor.loss_checks import check_divergence
+
+    falling = list(np.linspace(3.4, 1.0, 60))
+    assert check_divergence(_record(falling, [])) == []
+    spiking = falling[:40] + [4.5] + falling[41:]
+    found = check_divergence(_record(spiking, []))
+    assert [f.code for f in found] == ["divergence"] and "step 41" in found[0].evidence and "train.lr" in found[0].fix
+    rising = list(np.linspace(3.4, 1.0, 20)) + list(np.linspace(1.0, 3.0, 40))
+    assert "rose after warm-up" in check_divergence(_record(rising, []))[0].evidence
+    noisy = [v + 0.3 * (-1) ** i for i, v in enumerate(falling)]
+    assert check_divergence(_record(noisy, [])) == []
+
+
+def test_overfitting_needs_a_significant_fall_while_training_loss_falls():
+    from recipes.doctor.loss_checks import check_overfitting
+
+    losses = list(np.linspace(3.0, 0.2, 80))
+    peak = [(1, 0.2), (2, 0.4), (3, 0.5), (4, 0.42), (5, 0.36), (6, 0.3), (7, 0.25), (8, 0.22)]
+    found = check_overfitting(_record(losses, peak))
+    assert [f.code for f in found] == ["overfitting"] and found[0].severity == "warning"
+    assert "epoch 3" in found[0].evidence and "train.select" in found[0].fix
+    assert check_overfitting(_record(losses, peak, select={"metric": "val/eeg_to_video/R@1", "mode": "max"}))[0].severity == "info"
+    wobble = [(1, 0.2), (2, 0.4), (3, 0.5), (4, 0.49), (5, 0.48), (6, 0.5), (7, 0.47), (8, 0.48)]
+    assert check_overfitting(_record(losses, wobble)) == []
+
+
+def test_without_the_model_the_runs_live_findings_stand_in(planted, capsys):
+    run = planted("frozen_adapter")
+    assert doctor_main([str(run), "--json", "--no-model"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["code"] for r in rows] == ["frozen_adapter"] and "seen live at step" in rows[0]["evidence"]
+    assert rows[0]["fix"].startswith("train.lr_scales.adapter: 1.0")
+
+
+def test_frozen_adapter_is_an_error_only_when_a_whole_side_never_moved():
+    from recipes.doctor.adapter_checks import check_frozen
+
+    init = {"eeg.encoder.a.lora_A": torch.ones(2, 2), "eeg.encoder.a.lora_B": torch.zeros(2, 2)}
+    moved = {k: v + 1 for k, v in init.items()}
+    assert check_frozen(init, moved, 10, {}) == []
+    assert check_frozen(init, {**moved, "eeg.encoder.a.lora_B": torch.zeros(2, 2)}, 10, {})[0].severity == "info"
+    found = check_frozen(init, dict(init), 10, {"train": {"lr_scales": {"adapter": 0}}})
+    assert found[0].severity == "error" and "all zero" in found[0].evidence and found[0].fix.startswith("train.lr_scales.adapter")
