@@ -18,6 +18,7 @@ from recipes.engine.device import Precision
 from recipes.engine.metadata import weights_metadata
 from recipes.engine.plan import check as check_plan
 from recipes.engine.progress import Progress
+from recipes.engine.rng import seed_this_process
 from recipes.engine.signals import stop_requests
 from recipes.engine.stages import run_stage
 from recipes.engine.summary import strategies_summary
@@ -50,6 +51,7 @@ def train(
     cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else run.path.parent / ".cache" / "features"
     checkpoint = read_checkpoint(resume) if resume else None
     if checkpoint is None:
+        seed_this_process(recipe.seed)  # the model is built alike everywhere; dropout masks differ per process
         _start_run(recipe, model, data, run, device)
     else:
         run.resume(step=checkpoint["progress"]["step"])
