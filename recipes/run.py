@@ -25,6 +25,7 @@ from recipes.compose import compose
 from recipes.rundir import RunDir
 from recipes.errors import RecipeError
 from recipes.engine import TrainingInterrupted, resolve_device, seed_everything, train
+from recipes.engine.checkpoint import read_checkpoint
 from registry.errors import UserError
 
 logger = logging.getLogger("recipes.run")
@@ -75,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         reg = registry.default()
         resume = None
         if args.resume:
-            run_dir, resume = _find_resume(args, parser)
+            run_dir, checkpoint_path = _find_resume(args, parser)
+            resume = read_checkpoint(checkpoint_path)  # a damaged checkpoint is refused before the run is touched
             if args.overrides and args.resume != "latest":
                 raise RecipeError("overrides cannot change a run being resumed; it continues with its own recipe.yaml")
             recipe = schema.validate(schema.read_yaml(run_dir / "recipe.yaml"), reg, source=str(run_dir / "recipe.yaml"))

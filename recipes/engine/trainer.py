@@ -33,11 +33,11 @@ logger = logging.getLogger(__name__)
 
 def train(
     recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, run: RunDir, device: torch.device,
-    reg: Registry | None = None, resume: Path | None = None,
+    reg: Registry | None = None, resume: Path | dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train `model` as `recipe` says, stage by stage, writing everything into `run`; returns the final metrics.
 
-    With `resume` (a checkpoint of this run), training continues exactly where it stopped: the same
+    With `resume` (a checkpoint of this run: its path, or its contents from `read_checkpoint`), training continues exactly where it stopped: the same
     stage, epoch and batch, with the optimizer, scheduler, scaler and random states it had. SIGTERM
     and SIGINT end the current step, write such a checkpoint and raise TrainingInterrupted.
     """
@@ -49,7 +49,7 @@ def train(
     model.to(device)
     steps_per_epoch = planned_steps(recipe, data, 1)
     cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else run.path.parent / ".cache" / "features"
-    checkpoint = read_checkpoint(resume) if resume else None
+    checkpoint = read_checkpoint(resume) if isinstance(resume, (str, Path)) else resume
     if checkpoint is None:
         seed_this_process(recipe.seed)  # the model is built alike everywhere; dropout masks differ per process
         _start_run(recipe, model, data, run, device)
