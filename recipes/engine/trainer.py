@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,13 @@ from recipes import distributed
 from recipes.compose import planned_steps, stage_plan, switch_stage
 from recipes.data.base import DataError, PairedData
 from recipes.engine.checkpoint import read_checkpoint
+from recipes.engine.errors import TrainingInterrupted
 from recipes.engine.device import Precision
 from recipes.engine.metadata import weights_metadata
 from recipes.engine.plan import check as check_plan
 from recipes.engine.progress import Progress
 from recipes.engine.rng import seed_this_process
-from recipes.engine.signals import stop_requests
+from recipes.engine.signals import StopRequested, stop_requests
 from recipes.engine.stages import run_stage
 from recipes.engine.summary import strategies_summary
 from recipes.model import DualEncoderCLIP
@@ -60,7 +62,7 @@ def train(
 
     progress = Progress()
     precision = Precision(cfg.precision, device)
-    with stop_requests(progress):
+    with stop_requests(progress), _interrupted_as(run):
         plan = stage_plan(recipe)
         for index, stage in enumerate(plan):
             stage_steps = steps_per_epoch * stage.epochs
@@ -110,3 +112,12 @@ def data_shape(data: PairedData) -> dict[str, Any]:
     """What loaders of the run need to know of its training data (run.json["data"])."""
     return {"channels": list(data.channels), "sfreq": float(data.sfreq), "n_samples": int(data.eeg.shape[2]),
             "frame_shape": [int(x) for x in data.video.shape[1:]]}
+
+
+@contextlib.contextmanager
+def _interrupted_as(run: RunDir):
+    """A stop outside the step loop ends the run as interrupted, resumable from its last checkpoint."""
+    try:
+        yield
+    except StopRequested as stop:
+        raise TrainingInterrupted(stop.signum, run.checkpoint_path if run.checkpoint_path.exists() else None) from None
