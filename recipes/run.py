@@ -26,6 +26,7 @@ from recipes.rundir import RunDir
 from recipes.errors import RecipeError
 from recipes.engine import TrainingInterrupted, resolve_device, seed_everything, train
 from recipes.engine.checkpoint import read_checkpoint
+from recipes.engine.plan import check as check_plan
 from registry.errors import UserError
 
 logger = logging.getLogger("recipes.run")
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         seed_everything(recipe.seed)
         data = reg.build("datasets", recipe.data, seed=recipe.seed)
         model = compose(recipe, data, reg)
+        check_plan(recipe, data)  # before the run directory exists
         device = resolve_device(recipe.train.device)
         world = distributed.init_from_environment(device.type)
         device = distributed.device_for(device, world)

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 
-import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
