@@ -85,6 +85,7 @@ def switch_stage(model: DualEncoderCLIP, stage, reg: Registry, total_steps: int 
         except StrategyError as exc:
             raise StrategyError(f"train.stages: {side}.strategy: {exc}") from None
         tower.strategies = [tower.applied[strategy_key(s)][0] for s in strategies]
+    model.follow_renames()
     model.ever_trainable |= set(model.trainable_parameters())
 
 

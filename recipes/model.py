@@ -88,6 +88,18 @@ class DualEncoderCLIP(nn.Module):
             v = self.encode_video(self.video.encoder.preprocess(batch["video"].to(device, non_blocking=True)))
         return e, v, groups
 
+    def follow_renames(self) -> None:
+        """Keep `ever_trainable` naming live parameters after a strategy wrapped layers trained earlier:
+        peft moves a wrapped layer's weight and bias under `base_layer` (fc2.bias -> fc2.base_layer.bias)."""
+        params = dict(self.named_parameters())
+
+        def current(name: str) -> str:
+            head, _, leaf = name.rpartition(".")
+            moved = f"{head}.base_layer.{leaf}"
+            return moved if name not in params and moved in params else name
+
+        self.ever_trainable = {current(n) for n in self.ever_trainable}
+
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
         return {n: p for n, p in self.named_parameters() if p.requires_grad}
 

@@ -26,6 +26,8 @@ from recipes.data.checks import check_eeg
 from recipes.rundir import RunDir
 from recipes.errors import RecipeError
 from recipes.engine import TrainingInterrupted, resolve_device, seed_everything, train
+from recipes.engine.checkpoint import read_checkpoint
+from recipes.engine.plan import check as check_plan
 from registry.errors import UserError
 
 logger = logging.getLogger("recipes.run")
@@ -141,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         resume = None
         if args.resume:
             _check_resume_arguments(args)
-            run_dir, resume = _find_resume(args, parser)
+            run_dir, checkpoint_path = _find_resume(args, parser)
+            resume = read_checkpoint(checkpoint_path)  # a damaged checkpoint is refused before the run is touched
             recipe = schema.validate(schema.read_yaml(run_dir / "recipe.yaml"), reg, source=str(run_dir / "recipe.yaml"))
         else:
             path = schema.resolve(args.recipe)
@@ -151,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         data = reg.build("datasets", recipe.data, seed=recipe.seed)
         data = check_eeg(data, getattr(recipe.data, "drop_nonfinite", False), where=f"data ({recipe.data.name})")
         model = compose(recipe, data, reg)
+        check_plan(recipe, data)  # before the run directory exists
         if not resume:
             preflight.check_run(recipe, data, args.output_dir, int(os.environ.get("WORLD_SIZE", "1")),
                                 masks_groups=bool(getattr(model.loss, "masks_groups", False)))

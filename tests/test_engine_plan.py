@@ -32,6 +32,7 @@ def run(tmp_path, capsys, recipe, *args):
 def test_a_plan_that_trains_nothing_is_refused(tmp_path, capsys, changes, message):
     code, out, run_dir = run(tmp_path, capsys, tiny_recipe(**changes))
     assert code == 2 and message in out.err and "Traceback" not in out.err
+    assert run_dir is None  # refused before a run directory was made
 
 
 def test_select_names_a_metric_the_evaluation_logs(tmp_path, capsys):

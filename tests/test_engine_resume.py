@@ -8,7 +8,6 @@ import json
 import os
 import signal
 
-import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
@@ -104,3 +103,45 @@ def test_adalora_listed_again_continues_its_schedule_and_resumes_exactly(tmp_pat
     states = torch.load(straight / "checkpoints" / "last.pt", weights_only=True)["strategies"]["eeg"]
     (adalora,) = [state for key, state in states.items() if '"adalora"' in key]
     assert adalora["steps"] == 6  # 3 budget updates in stage 1, 3 more in stage 3
+
+
+def test_a_damaged_checkpoint_is_refused_and_the_run_is_left_as_it_was(tmp_path, monkeypatch, capsys):
+    """#9.13/#15: --resume reads checkpoints with weights_only=True; a truncated one, or one holding
+    arbitrary objects, gives one message (exit 2) and run.json keeps its status."""
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(tiny_recipe(**{"train.epochs": 2})))
+    real_forward = ClipLoss.forward
+
+    def forward_then_sigterm(self, *args, **kwargs):
+        out = real_forward(self, *args, **kwargs)
+        if self.training:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return out
+
+    monkeypatch.setattr(ClipLoss, "forward", forward_then_sigterm)
+    assert main([str(path), "--output-dir", str(tmp_path / "runs"), "--quiet"]) == 128 + signal.SIGTERM
+    monkeypatch.setattr(ClipLoss, "forward", real_forward)
+    run_dir = run_dir_in(tmp_path / "runs")
+    last = run_dir / "checkpoints" / "last.pt"
+    good, info = last.read_bytes(), (run_dir / "run.json").read_text()
+    capsys.readouterr()
+
+    last.write_bytes(good[: len(good) // 2])
+    assert main(["--resume", str(run_dir), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be read" in err and "truncated or damaged" in err and "Traceback" not in err
+    assert (run_dir / "run.json").read_text() == info  # still "interrupted", not "failed"
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("unpickled!",))
+
+    torch.save({"format": 3, "x": Payload()}, last)
+    assert main(["--resume", str(run_dir), "--quiet"]) == 2
+    out = capsys.readouterr()
+    assert "holds objects other than tensors and plain values" in out.err and "unpickled!" not in out.out
+    assert (run_dir / "run.json").read_text() == info
+
+    last.write_bytes(good)
+    assert main(["--resume", str(run_dir), "--quiet"]) == 0
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"

@@ -24,8 +24,13 @@ class Full(Strategy):
     Config = FullConfig
 
     def apply(self, encoder: nn.Module) -> StrategyReport:
-        encoder.requires_grad_(True)
-        names = [n for n, _ in encoder.named_parameters()]
+        # Pretrained weights only: adapters an earlier training stage added stay frozen (README, Stages).
+        # peft keeps a wrapped layer's pretrained weight under base_layer.
+        pretrained = getattr(encoder, "pretrained_parameter_names", None)
+        names = [n for n, _ in encoder.named_parameters()
+                 if pretrained is None or n.replace(".base_layer.", ".") in pretrained]
+        for name in names:
+            encoder.get_parameter(name).requires_grad_(True)
         scale = {n: self.cfg.lr_scale for n in names}
         if self.cfg.layer_decay is not None:
             ids = encoder.layer_ids()

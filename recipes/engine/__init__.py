@@ -1,6 +1,9 @@
 """The training engine: `train()` and the pieces it orchestrates, one job per module.
 
 - `trainer`: `train()`, the run from start (or checkpoint) to the final weights file.
+- `plan`: the plan's arithmetic checked before anything is written.
+- `selection`: train.select's best weights and train.early_stopping.
+- `summary`, `metadata`: what a side trains, in words; the weights file's metadata.
 - `stages`: one training stage: its strategies, feature caches, loaders, optimizer and epochs.
 - `epoch`: one epoch of optimizer steps (logging, non-finite steps, stop requests).
 - `accumulation`: the loss of a batch, accumulated over micro-batches (open_clip's accum-freq).

@@ -13,8 +13,9 @@ class NonFiniteError(RecipeError):
 
 
 class TrainingInterrupted(Exception):
-    """SIGTERM or SIGINT arrived; a checkpoint at the current step was written."""
+    """SIGTERM or SIGINT arrived; `checkpoint` is the one to resume from (written at the current step
+    when the signal came during the optimizer steps; None when none was written yet)."""
 
-    def __init__(self, signum: int, checkpoint: Path):
+    def __init__(self, signum: int, checkpoint: Path | None):
         self.signum, self.checkpoint = signum, checkpoint
-        super().__init__(f"{signal.Signals(signum).name}: checkpoint written to {checkpoint}")
+        super().__init__(f"{signal.Signals(signum).name}: resume from {checkpoint or 'nothing (no checkpoint yet)'}")

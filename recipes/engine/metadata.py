@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from recipes.engine.summary import strategies_summary
 from recipes.model import DualEncoderCLIP
 from recipes.schema import dump
 from recipes.weights import sha256_of
@@ -16,7 +17,7 @@ def weights_metadata(recipe: BaseModel, model: DualEncoderCLIP) -> dict[str, Any
     return {
         "recipe": dump(recipe),
         "base_checkpoints": {side: base_checkpoint(tower.encoder) for side, tower in (("eeg", model.eeg), ("video", model.video))},
-        "strategies": {"eeg": model.eeg.report.summary(), "video": model.video.report.summary()},
+        "strategies": strategies_summary(model),
         "strategy_configs": {side: [s.model_dump(mode="json") for s in getattr(recipe, side).strategy] for side in ("eeg", "video")},
     }
 

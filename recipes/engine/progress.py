@@ -18,6 +18,7 @@ class Progress:
         self.stage_start = 0  # step at which the current stage began (its schedule counts from there)
         self.batch_in_epoch = 0  # batches of the current epoch already trained (mid-epoch checkpoints)
         self.stop_signal: int | None = None
+        self.phase = "setup"  # what training is doing, for signals (recipes/engine/signals.py)
         self.selection: dict = {}  # train.select's best and early stopping's count (recipes/engine/selection.py)
         self.stopped_early = False
         self.doctor = None  # recipes.doctor.live.LiveDoctor on the writing process; not saved

@@ -20,6 +20,7 @@ from recipes.engine.loaders import make_loaders
 from recipes.engine.optim import make_optimizer, make_scheduler
 from recipes.engine.progress import Progress
 from recipes.engine.selection import after_evaluation
+from recipes.engine.signals import phase
 from recipes.engine.summary import strategies_summary
 from recipes.model import DualEncoderCLIP
 from recipes.rundir import RunDir
@@ -68,7 +69,8 @@ def run_stage(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, run: 
     cfg = recipe.train
     if checkpoint is not None:
         restore_weights(checkpoint, model)
-    stage_data = cache_features(recipe, model, data, device, cache_dir, precision)
+    with phase(progress, "feature caching"):
+        stage_data = cache_features(recipe, model, data, device, cache_dir, precision)
     train_loader, val_loader, in_order_loader = make_loaders(recipe, model, stage_data, device)
     lr = cfg.lr if stage.lr is None else stage.lr
     optimizer = make_optimizer(recipe, model, lr)
@@ -84,11 +86,14 @@ def run_stage(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, run: 
         if progress.batch_in_epoch == 0:
             progress.epoch += 1
             if in_order_loader is not None:
-                start_loss_epoch(model, in_order_loader, data.split("train"), device, progress.epoch, precision)
-        train_epoch(recipe, model, train_loader, optimizer, scheduler, progress.stage_start, run, device, progress,
-                    precision, embed)
+                with phase(progress, "the loss's whole-train-set clustering"):
+                    start_loss_epoch(model, in_order_loader, data.split("train"), device, progress.epoch, precision)
+        with phase(progress, "training steps"):
+            train_epoch(recipe, model, train_loader, optimizer, scheduler, progress.stage_start, run, device, progress,
+                        precision, embed)
         if val_loader is not None and (progress.epoch % recipe.eval.every_epochs == 0 or progress.epoch == cfg.epochs):
-            metrics = evaluate_epoch(model, val_loader, run, device, progress, precision)
+            with phase(progress, "evaluation"):
+                metrics = evaluate_epoch(model, val_loader, run, device, progress, precision)
             progress.stopped_early = after_evaluation(recipe, model, run, progress, metrics)
         save_checkpoint(run, model, optimizer, scheduler, precision, progress)
         if progress.stopped_early:

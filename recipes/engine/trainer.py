@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,13 @@ from recipes.compose import planned_steps, stage_plan, switch_stage
 from recipes.data.base import DataError, PairedData
 from recipes.doctor.live import LiveDoctor
 from recipes.engine.checkpoint import read_checkpoint
+from recipes.engine.errors import TrainingInterrupted
 from recipes.engine.device import Precision
 from recipes.engine.metadata import weights_metadata
 from recipes.engine.plan import check as check_plan
 from recipes.engine.progress import Progress
-from recipes.engine.signals import stop_requests
+from recipes.engine.rng import seed_this_process
+from recipes.engine.signals import StopRequested, stop_requests
 from recipes.engine.stages import run_stage
 from recipes.engine.summary import strategies_summary
 from recipes.model import DualEncoderCLIP
@@ -33,11 +36,11 @@ logger = logging.getLogger(__name__)
 
 def train(
     recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, run: RunDir, device: torch.device,
-    reg: Registry | None = None, resume: Path | None = None,
+    reg: Registry | None = None, resume: Path | dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train `model` as `recipe` says, stage by stage, writing everything into `run`; returns the final metrics.
 
-    With `resume` (a checkpoint of this run), training continues exactly where it stopped: the same
+    With `resume` (a checkpoint of this run: its path, or its contents from `read_checkpoint`), training continues exactly where it stopped: the same
     stage, epoch and batch, with the optimizer, scheduler, scaler and random states it had. SIGTERM
     and SIGINT end the current step, write such a checkpoint and raise TrainingInterrupted.
     """
@@ -49,8 +52,9 @@ def train(
     model.to(device)
     steps_per_epoch = planned_steps(recipe, data, 1)
     cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else run.path.parent / ".cache" / "features"
-    checkpoint = read_checkpoint(resume) if resume else None
+    checkpoint = read_checkpoint(resume) if isinstance(resume, (str, Path)) else resume
     if checkpoint is None:
+        seed_this_process(recipe.seed)  # the model is built alike everywhere; dropout masks differ per process
         _start_run(recipe, model, data, run, device)
     else:
         run.resume(step=checkpoint["progress"]["step"])
@@ -63,7 +67,7 @@ def train(
         progress.doctor = LiveDoctor.for_recipe(recipe, planned_steps(recipe, data, cfg.epochs) or 0,
                                                 {k: int(len(v)) for k, v in data.splits.items()})
         progress.doctor.emit(run, progress.doctor.start(model, eeg=data.eeg))
-    with stop_requests(progress):
+    with stop_requests(progress), _interrupted_as(run):
         plan = stage_plan(recipe)
         for index, stage in enumerate(plan):
             stage_steps = steps_per_epoch * stage.epochs
@@ -113,3 +117,12 @@ def data_shape(data: PairedData) -> dict[str, Any]:
     """What loaders of the run need to know of its training data (run.json["data"])."""
     return {"channels": list(data.channels), "sfreq": float(data.sfreq), "n_samples": int(data.eeg.shape[2]),
             "frame_shape": [int(x) for x in data.video.shape[1:]]}
+
+
+@contextlib.contextmanager
+def _interrupted_as(run: RunDir):
+    """A stop outside the step loop ends the run as interrupted, resumable from its last checkpoint."""
+    try:
+        yield
+    except StopRequested as stop:
+        raise TrainingInterrupted(stop.signum, run.checkpoint_path if run.checkpoint_path.exists() else None) from None
