@@ -41,17 +41,26 @@ class StackedAdamW:
         steps = self.steps.clamp(min=1)
         correction1 = (1 - self.beta1.double() ** steps).to(self.eps.dtype)
         correction2_sqrt = (1 - self.beta2.double() ** steps).sqrt().to(self.eps.dtype)
+        everyone = bool(active.all())  # the common case updates in place, without masking
         for name, p in self.params.items():
             if p.grad is None:
                 continue
-            on = _per_trial(active, p)
             g = p.grad
             b1, b2 = _per_trial(self.beta1, p), _per_trial(self.beta2, p)
+            step_lr = _per_trial(lr[name], p)
+            step_size = step_lr / _per_trial(correction1, p)
+            if everyone:
+                m, v = self.exp_avg[name], self.exp_avg_sq[name]
+                m.lerp_(g, 1 - b1)
+                v.mul_(b2).add_((1 - b2) * g * g)
+                p.mul_(1 - step_lr * _per_trial(weight_decay[name], p))
+                denom = (v.sqrt() / _per_trial(correction2_sqrt, p)).add_(_per_trial(self.eps, p))
+                p.sub_(step_size * m / denom)
+                continue
+            on = _per_trial(active, p)
             m = torch.where(on, self.exp_avg[name].lerp(g, 1 - b1), self.exp_avg[name])
             v = torch.where(on, self.exp_avg_sq[name] * b2 + (1 - b2) * g * g, self.exp_avg_sq[name])
             self.exp_avg[name], self.exp_avg_sq[name] = m, v
-            step_lr = _per_trial(lr[name], p)
             decayed = p * (1 - step_lr * _per_trial(weight_decay[name], p))
             denom = v.sqrt() / _per_trial(correction2_sqrt, p) + _per_trial(self.eps, p)
-            updated = decayed - (step_lr / _per_trial(correction1, p)) * m / denom
-            p.copy_(torch.where(on, updated, p))
+            p.copy_(torch.where(on, decayed - step_size * m / denom, p))
