@@ -4,6 +4,7 @@ trial ends in a complete run directory."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -98,3 +99,26 @@ def test_a_mixed_group_is_refused_before_anything_is_made(reg, tmp_path):
     with pytest.raises(RecipeError, match="cannot train batched: eeg.strategy"):
         train_batched([_recipe(reg, tmp_path, **{"eeg.strategy": "full"})], [tmp_path / "c"], reg)
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+
+
+def test_sweep_trains_eligible_trials_batched(tmp_path):
+    import yaml
+
+    from tests.conftest import run_python
+
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe(**{"train.epochs": 2})))
+    result = run_python("-m", "recipes.sweep", str(recipe), "train.lr=[1e-3,3e-3]", "train.weight_decay=[0.0,0.1]",
+                        "--output-dir", str(tmp_path / "sweeps"))
+    assert result.returncode == 0, result.stderr
+    assert "training 4 trials as one batched model" in result.stderr
+    directory = tmp_path / "sweeps" / result.stdout.strip().splitlines()[-1].split("sweep: ", 1)[1].split("/")[-1]
+    record = json.loads((directory / "sweep.json").read_text())
+    assert [t["status"] for t in record["trials"]] == ["completed"] * 4
+    lrs = set()
+    for trial in record["trials"]:
+        run_dir = Path(trial["run"])
+        assert RUN_FILES <= {p.name for p in run_dir.iterdir()} and trial["final_metrics"]["val/n"] > 0
+        assert json.loads((run_dir / "run.json").read_text())["batched_heads"] == {"trials": 4}
+        lrs.add(yaml.safe_load((run_dir / "recipe.yaml").read_text())["train"]["lr"])
+    assert lrs == {1e-3, 3e-3}
