@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -49,22 +50,39 @@ def run_groups(groups: list[list[Job]], recipes: dict[str, BaseModel], directory
                on_start: Callable[[Job], None], on_done: Callable[[Job, int | None], None]) -> list[Job]:
     """Train each group batched; returns the jobs of groups that failed, to run as ordinary trials
     (their batched attempts are set aside by the next plan_job as failed attempts are)."""
+    fallback = []
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM ends the group as Ctrl-C does: runs marked interrupted
+    try:
+        for jobs in groups:
+            fallback += _run_group(jobs, recipes, directory, reg, on_start, on_done)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return fallback
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _run_group(jobs: list[Job], recipes, directory, reg, on_start, on_done) -> list[Job]:
     from recipes.sweep.batched.trainer import train_batched
 
-    fallback = []
-    for jobs in groups:
-        logger.info("training %d trials as one batched model: %s", len(jobs), ", ".join(j.trial_id for j in jobs))
+    ids = ", ".join(j.trial_id for j in jobs)
+    logger.info("training %d trials as one batched model: %s", len(jobs), ids)
+    for job in jobs:
+        on_start(job)
+        job.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(job.log_path, "a", encoding="utf-8") as log:
+            log.write(f"trained in the sweep process as one batched model with {ids} (recipes.sweep.batched)\n")
+    try:
+        runs = train_batched([recipes[j.trial_id] for j in jobs], [directory / j.trial_id for j in jobs], reg)
+    except KeyboardInterrupt:
         for job in jobs:
-            on_start(job)
-        try:
-            runs = train_batched([recipes[j.trial_id] for j in jobs], [directory / j.trial_id for j in jobs], reg)
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # noqa: BLE001 (any failure of the batched path falls back to ordinary runs)
-            logger.warning("batched training of %s failed (%s: %s); running them as ordinary trials",
-                           ", ".join(j.trial_id for j in jobs), type(exc).__name__, exc)
-            fallback.extend(jobs)
-            continue
-        for job, run in zip(jobs, runs):  # a trial may fail alone (non-finite steps): its run.json says so
-            on_done(job, 0 if json.loads((run / "run.json").read_text()).get("status") == "completed" else 1)
-    return fallback
+            on_done(job, None)
+        raise
+    except Exception as exc:  # noqa: BLE001 (any failure of the batched path falls back to ordinary runs)
+        logger.warning("batched training of %s failed (%s: %s); running them as ordinary trials", ids, type(exc).__name__, exc)
+        return jobs
+    for job, run in zip(jobs, runs):  # a trial may fail alone (non-finite steps): its run.json says so
+        on_done(job, 0 if json.loads((run / "run.json").read_text()).get("status") == "completed" else 1)
+    return []
