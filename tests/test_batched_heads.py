@@ -23,7 +23,7 @@ RUN_FILES = {"recipe.yaml", "run.json", "metrics.jsonl", "trainable.safetensors"
 
 
 def _recipe(reg, cache, **changes):
-    return schema.validate(tiny_recipe(**{"train.epochs": 3, "train.log_every": 2, "train.cache_dir": str(cache), **changes}), reg)
+    return schema.validate(tiny_recipe(**{"train.epochs": 2, "train.log_every": 2, "train.cache_dir": str(cache), **changes}), reg)
 
 
 def _ordinary(recipe, reg, out):

@@ -26,10 +26,24 @@ class HeadsAndLoss(nn.Module):
         super().__init__()
         self.eeg_head, self.video_head, self.loss = model.eeg.head, model.video.head, model.loss
 
-    def forward(self, eeg_features: torch.Tensor, video_features: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-        e = F.normalize(self.eeg_head(eeg_features), dim=-1)
-        v = F.normalize(self.video_head(video_features), dim=-1)
+    for_evaluation = False
+    """forward returns evaluation()'s (embeddings, loss) instead of the training loss."""
+
+    def forward(self, eeg_features: torch.Tensor, video_features: torch.Tensor, groups: torch.Tensor):
+        if self.for_evaluation:
+            return self.evaluation(eeg_features, video_features, groups)
+        e, v = self.embed(eeg_features, video_features)
         return self.loss(e, v, groups)
+
+    def embed(self, eeg_features: torch.Tensor, video_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """As Tower.from_features on both sides."""
+        return F.normalize(self.eeg_head(eeg_features), dim=-1), F.normalize(self.video_head(video_features), dim=-1)
+
+    def evaluation(self, eeg_features: torch.Tensor, video_features: torch.Tensor, groups: torch.Tensor):
+        """(embeddings as float32, loss) as recipes.evaluate.evaluate computes them."""
+        e, v = self.embed(eeg_features, video_features)
+        e, v = e.float(), v.float()
+        return e, v, self.loss(e, v, groups)
 
 
 def model_name(stacked_name: str) -> str:
@@ -56,6 +70,14 @@ class StackedHeads:
         def one(params, buffers, e, v, g):
             return functional_call(self.template, (params, buffers), (e, v, g))
 
+        self.evaluator = copy.deepcopy(self.template)
+        self.evaluator.for_evaluation = True
+        self.evaluator.eval()
+
+        def evaluation(params, buffers, e, v, g):
+            return functional_call(self.evaluator, (params, buffers), (e, v, g))
+
+        self._evaluation = vmap(evaluation, in_dims=(0, 0, None, None, None))
         # Each trial draws its own dropout masks (randomness="different").
         self._losses = vmap(one, in_dims=(0, 0, None, None, None), randomness="different")
 
@@ -66,3 +88,8 @@ class StackedHeads:
 
     def losses(self, eeg_features: torch.Tensor, video_features: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
         return self._losses(self.params, self.buffers, eeg_features, video_features, groups)
+
+    @torch.no_grad()
+    def evaluation(self, eeg_features: torch.Tensor, video_features: torch.Tensor, groups: torch.Tensor):
+        """(T, N, D) float32 embeddings of both sides and the (T,) losses, in eval mode (no dropout)."""
+        return self._evaluation(self.params, self.buffers, eeg_features, video_features, groups)

@@ -25,7 +25,6 @@ from recipes.compose import compose, planned_steps, stage_plan, switch_stage
 from recipes.data.checks import check_eeg
 from recipes.engine.device import Precision, resolve_device
 from recipes.engine.epoch import _log_epoch
-from recipes.engine.evaluation import evaluate_epoch
 from recipes.engine.loaders import make_loaders
 from recipes.engine.metadata import weights_metadata
 from recipes.engine.optim import make_optimizer, make_scheduler, scheduled_lr
@@ -36,6 +35,7 @@ from recipes.engine.selection import after_evaluation
 from recipes.engine.stages import cache_features, log_stage_start
 from recipes.engine.trainer import _start_run
 from recipes.errors import RecipeError
+from recipes.evaluate import nonfinite, retrieval_metrics
 from recipes.rundir import RunDir
 from recipes.sweep.batched.adamw import StackedAdamW
 from recipes.sweep.batched.eligibility import batch_key, unsupported_reason
@@ -199,13 +199,17 @@ def _train(trials: list[_Trial], data, device, precision: Precision, stage, stag
             t_fetch = time.perf_counter()
             compute += t_fetch - t_start
         train_loader.batch_sampler.set_epoch(epoch + 1)
-        for i, t in enumerate(live):
+        due = [t for t in live if t.running and val_loader is not None
+               and (epoch % t.recipe.eval.every_epochs == 0 or epoch == t.recipe.train.epochs)]
+        evaluations = _evaluate_all(heads, trials, val_loader, features, device, precision) if due else {}
+        for t in live:
             if not t.running:
                 continue
             t.progress.batch_in_epoch = 0
             _log_epoch(t.run, t.progress, train_loader, wait, compute, skipped[trials.index(t)])
-            if val_loader is not None and (epoch % t.recipe.eval.every_epochs == 0 or epoch == t.recipe.train.epochs):
-                metrics = evaluate_epoch(t.model, val_loader, t.run, device, t.progress, precision)
+            if t in due:
+                metrics = evaluations[trials.index(t)]
+                _log_evaluation(t, metrics)
                 if after_evaluation(t.recipe, t.model, t.run, t.progress, metrics):
                     t.progress.stopped_early = True
                     _finish(t, precision, len(trials))
@@ -213,6 +217,38 @@ def _train(trials: list[_Trial], data, device, precision: Precision, stage, stag
     for t in trials:
         if t.running:
             _finish(t, precision, len(trials))
+
+
+def _evaluate_all(heads: StackedHeads, trials: list[_Trial], val_loader, features, device, precision) -> dict[int, dict]:
+    """Every trial's validation metrics from one vmapped pass, as recipes.evaluate.evaluate computes
+    them for one model (the split in the loader's order, the loss over it as one batch)."""
+    batches = list(val_loader)
+    index = torch.cat([b["index"] for b in batches]).to(device)
+    groups = torch.cat([b["group"] for b in batches]).to(device)
+    with precision.autocast():
+        eeg, video, losses = heads.evaluation(features["eeg"][index], features["video"][index], groups)
+    losses = losses.tolist()
+    out = {}
+    for i, t in enumerate(trials):
+        if not t.running:
+            continue
+        similarity = eeg[i] @ video[i].t()
+        metrics = {"val/loss": float(losses[i])}
+        metrics.update(retrieval_metrics(similarity, "val/eeg_to_video"))
+        metrics.update(retrieval_metrics(similarity.t(), "val/video_to_eeg"))
+        metrics["val/n"] = int(len(eeg[i]))
+        metrics["val/chance_R@1"] = 1.0 / max(len(eeg[i]), 1)
+        metrics["val/nonfinite"] = nonfinite(eeg[i]) + nonfinite(video[i])
+        out[i] = metrics
+    return out
+
+
+def _log_evaluation(trial: _Trial, metrics: dict) -> None:
+    """As recipes.engine.evaluation.evaluate_epoch: the eval line and the progress counters."""
+    progress = trial.progress
+    trial.run.log({"type": "eval", "epoch": progress.epoch, "step": progress.step, **metrics})
+    r1 = metrics["val/eeg_to_video/R@1"]
+    progress.last_eval, progress.best = metrics, r1 if progress.best is None else max(progress.best, r1)
 
 
 def _count_nonfinite(trial: _Trial) -> None:
