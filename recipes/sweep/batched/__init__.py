@@ -5,6 +5,7 @@ encoders frozen and cached, trained in one process as one batched model (issue 1
 - stacked.py: the trials' heads and losses stacked over a leading trial dimension (torch.func)
 - adamw.py: AdamW over stacked parameters with one lr / weight decay per trial
 - trainer.py: the lockstep training loop writing each trial's ordinary run directory
+- sweep_groups.py: the sweep command's grouping of fresh trials (--batched-heads auto)
 """
 
 from recipes.sweep.batched.eligibility import batch_key, unsupported_reason
