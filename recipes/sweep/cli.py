@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--metric", help="selection metric of the summary (default: the recipe's train.select, else val/eeg_to_video/R@1)")
     parser.add_argument("--mode", choices=("max", "min"), help="whether the selection metric is better high or low")
     parser.add_argument("--no-prepass", action="store_true", help="let each trial compute its frozen features itself")
+    parser.add_argument("--batched-heads", choices=("auto", "off"), default="auto",
+                        help="train trials that differ only in head, loss or optimizer numbers (frozen, cached encoders) "
+                             "in one process as one batched model (default auto; local backend)")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     return parser
 
@@ -113,6 +116,15 @@ def _sweep(args) -> int:
     def on_start(job) -> None:
         record.update(job.trial_id, status="running")
 
+    if args.batched_heads == "auto" and args.backend == "local" and jobs:
+        from recipes.sweep.batched import sweep_groups
+
+        recipes_by_id = {t.id: t.recipe for t in plan.trials}
+        groups, ordinary = sweep_groups.split_jobs(jobs, recipes_by_id)
+        failed = sweep_groups.run_groups(groups, recipes_by_id, directory, reg, on_start, on_done)
+        retried = [trial_runs.plan_job(record, record.trial(j.trial_id), base_yaml, by_id[j.trial_id].args, extra_args)
+                   for j in failed]
+        jobs = ordinary + [j for j in retried if j is not None]
     backend.run(jobs, on_start, on_done)
 
     print(summary.table(record.data))

@@ -1,0 +1,14 @@
+"""Many heads at once: sweep trials that differ only in head, loss or optimizer settings, with both
+encoders frozen and cached, trained in one process as one batched model (issue 13, item 3).
+
+- eligibility.py: which trials qualify, and which of them can share one batched model
+- stacked.py: the trials' heads and losses stacked over a leading trial dimension (torch.func)
+- adamw.py: AdamW over stacked parameters with one lr / weight decay per trial
+- trainer.py: the lockstep training loop writing each trial's ordinary run directory
+- sweep_groups.py: the sweep command's grouping of fresh trials (--batched-heads auto)
+"""
+
+from recipes.sweep.batched.eligibility import batch_key, unsupported_reason
+from recipes.sweep.batched.trainer import train_batched
+
+__all__ = ["batch_key", "unsupported_reason", "train_batched"]

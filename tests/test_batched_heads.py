@@ -1,0 +1,124 @@
+"""Many heads at once (recipes/sweep/batched): a batched trial equals its ordinary run, and every
+trial ends in a complete run directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import recipes
+from recipes import schema
+from recipes.engine import seed_everything, train
+from recipes.compose import compose
+from recipes.errors import RecipeError
+from recipes.rundir import RunDir
+from recipes.sweep.batched import batch_key, train_batched, unsupported_reason
+from recipes.weights import read_state
+from tests.conftest import tiny_recipe
+
+RUN_FILES = {"recipe.yaml", "run.json", "metrics.jsonl", "trainable.safetensors"}
+
+
+def _recipe(reg, cache, **changes):
+    return schema.validate(tiny_recipe(**{"train.epochs": 2, "train.log_every": 2, "train.cache_dir": str(cache), **changes}), reg)
+
+
+def _ordinary(recipe, reg, out):
+    """The trial run alone, as recipes.run does it."""
+    seed_everything(recipe.seed)
+    data = reg.build("datasets", recipe.data, seed=recipe.seed)
+    model = compose(recipe, data, reg)
+    run = RunDir(out, recipe.name)
+    train(recipe, model, data, run, torch.device("cpu"), reg)
+    return run.path
+
+
+def _lines(run_dir, kind):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+            if json.loads(line)["type"] == kind]
+
+
+@pytest.mark.parametrize("head", ["linear", {"name": "mlp", "hidden": [24]}])
+def test_batched_trials_equal_their_ordinary_runs(tmp_path, reg, head):
+    configs = [
+        {"train.lr": 1e-3},
+        {"train.lr": 3e-3, "train.weight_decay": 0.2, "train.warmup_steps": 2},
+        {"train.lr": 2e-3, "loss": {"name": "clip", "temperature": 0.1, "max_logit_scale": 12.0}, "train.grad_clip_norm": 0.3,
+         "train.min_lr": 1e-4},
+    ]
+    trial_recipes = [_recipe(reg, tmp_path / "cache", **{"eeg.head": head, "video.head": head, **c}) for c in configs]
+    runs = train_batched(trial_recipes, [tmp_path / f"trial-{i}" for i in range(len(configs))], reg)
+    assert len(runs) == 3 and len({r.parent for r in runs}) == 3
+    for recipe, batched in zip(trial_recipes, runs):
+        assert RUN_FILES <= {p.name for p in batched.iterdir()}
+        info = json.loads((batched / "run.json").read_text())
+        assert info["status"] == "completed" and info["batched_heads"] == {"trials": 3}
+        ordinary = _ordinary(recipe, reg, tmp_path / "alone")
+        alone = json.loads((ordinary / "run.json").read_text())
+        assert info["steps"] == alone["steps"] > 0
+        for key, value in alone["final_metrics"].items():
+            assert info["final_metrics"][key] == pytest.approx(value, abs=1e-4), key
+        # every evaluation and every logged training step, not only the last
+        for kind in ("eval", "train"):
+            got, want = _lines(batched, kind), _lines(ordinary, kind)
+            assert len(got) == len(want) > 0
+            for g, w in zip(got, want):
+                for key in ("step", "val/loss", "val/eeg_to_video/R@1", "train/loss", "lr", "logit_scale"):
+                    if key in w:
+                        assert g[key] == pytest.approx(w[key], rel=1e-4, abs=1e-5), (kind, key, w["step"])
+        got_w, want_w = read_state(batched / "trainable.safetensors"), read_state(ordinary / "trainable.safetensors")
+        assert sorted(got_w) == sorted(want_w)
+        for name in want_w:
+            torch.testing.assert_close(got_w[name], want_w[name], atol=1e-4, rtol=1e-4)
+        # the temperature clamp is per trial (trial 2 caps the logit scale at 12)
+        assert max(line["logit_scale"] for line in _lines(batched, "train")) <= recipe.loss.max_logit_scale + 1e-4
+        loaded = recipes.load(batched, device="cpu")  # loadable like any run
+        assert loaded is not None
+
+
+def test_eligibility_and_grouping(reg, tmp_path):
+    base = _recipe(reg, tmp_path)
+    assert unsupported_reason(base) is None
+    assert "head_only" in unsupported_reason(_recipe(reg, tmp_path, **{"eeg.strategy": "full"}))
+    assert "clip" in unsupported_reason(_recipe(reg, tmp_path, loss="siglip"))
+    assert "adamw" in unsupported_reason(_recipe(reg, tmp_path, **{"train.optimizer": "sgd"}))
+    assert "feature_cache" in unsupported_reason(_recipe(reg, tmp_path, **{"train.feature_cache": False}))
+    # optimizer and temperature numbers share a batched model; architecture, dropout, seed and data do not
+    assert batch_key(base) == batch_key(_recipe(reg, tmp_path, **{"train.lr": 5e-3, "train.weight_decay": 0.0}))
+    for change in ({"eeg.head": {"name": "linear", "dropout": 0.1}}, {"seed": 1}, {"train.batch_size": 16}, {"video.head": "mlp"}):
+        assert batch_key(base) != batch_key(_recipe(reg, tmp_path, **change)), change
+
+
+def test_a_mixed_group_is_refused_before_anything_is_made(reg, tmp_path):
+    mixed = [_recipe(reg, tmp_path), _recipe(reg, tmp_path, seed=3)]
+    with pytest.raises(RecipeError, match="differ in more than"):
+        train_batched(mixed, [tmp_path / "a", tmp_path / "b"], reg)
+    with pytest.raises(RecipeError, match="cannot train batched: eeg.strategy"):
+        train_batched([_recipe(reg, tmp_path, **{"eeg.strategy": "full"})], [tmp_path / "c"], reg)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+
+
+def test_sweep_trains_eligible_trials_batched(tmp_path):
+    import yaml
+
+    from tests.conftest import run_python
+
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe(**{"train.epochs": 2})))
+    result = run_python("-m", "recipes.sweep", str(recipe), "train.lr=[1e-3,3e-3]", "train.weight_decay=[0.0,0.1]",
+                        "--output-dir", str(tmp_path / "sweeps"))
+    assert result.returncode == 0, result.stderr
+    assert "training 4 trials as one batched model" in result.stderr
+    directory = tmp_path / "sweeps" / result.stdout.strip().splitlines()[-1].split("sweep: ", 1)[1].split("/")[-1]
+    record = json.loads((directory / "sweep.json").read_text())
+    assert [t["status"] for t in record["trials"]] == ["completed"] * 4
+    lrs = set()
+    for trial in record["trials"]:
+        run_dir = Path(trial["run"])
+        assert RUN_FILES <= {p.name for p in run_dir.iterdir()} and trial["final_metrics"]["val/n"] > 0
+        assert json.loads((run_dir / "run.json").read_text())["batched_heads"] == {"trials": 4}
+        lrs.add(yaml.safe_load((run_dir / "recipe.yaml").read_text())["train"]["lr"])
+    assert lrs == {1e-3, 3e-3}
