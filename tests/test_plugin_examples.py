@@ -192,10 +192,6 @@ def test_merged_export_keeps_a_plugin_strategy(evaluated):
     assert evaluated["merged_diff"] < 1e-5
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "special case: recipes/compose.py check_data uses isinstance(encoder, EEGEncoder/VideoEncoder) and refuses "
-    "eegnet, which follows the encoder protocol (modality, input_spec) without subclassing the built-in bases"
-))
 def test_eegnet_trains_in_a_recipe(examples_site, tmp_path):
     write_npz_folder(tmp_path / "pairs")
     recipe = example_recipe(tmp_path / "pairs", **{"eeg.encoder": {"name": "eegnet", "f1": 4, "f2": 16}, "eeg.strategy": "full",
