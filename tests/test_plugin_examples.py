@@ -235,12 +235,7 @@ def test_weight_decay_follows_the_encoders_no_weight_decay():
     assert "eeg.encoder.spatial_weight" in no_decay  # 2-D: the name rules alone would decay it
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "special case: clash detection knows only loralib and peft layers (PeftTuner.check_composition compares "
-    "type(o).__name__ == 'LoRA', targets._adapted_modules looks for loralib/peft classes); it never asks a strategy's "
-    "wrapped_modules(), so lora after vera is refused as 'no attention with fused qkv and proj', not as a clash"
-))
-@pytest.mark.parametrize("lora", [{"name": "lora"}, {"name": "lora", "targets": ["q", "v"], "use_dora": True}])
+@pytest.mark.parametrize("lora", [{"name": "lora"}, {"name": "lora", "targets": ["q", "k", "v"], "use_dora": True}])
 def test_adapting_one_layer_twice_is_refused_as_a_clash(lora):
     import registry
     from adapters.strategies.base import StrategyError, apply_strategies

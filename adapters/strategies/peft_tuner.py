@@ -88,6 +88,8 @@ class PeftTuner(Strategy):
         return report_for(self.name, encoder, names)
 
     def check_composition(self, others: Sequence[Strategy]) -> None:
-        clash = [o.name for o in others if isinstance(o, PeftTuner) or type(o).__name__ == "LoRA"]
+        """Two peft tuners share peft's one "default" adapter slot; which layers any two strategies
+        wrap (a clash) is checked from their `wrapped_modules()` as they are applied."""
+        clash = [o.name for o in others if isinstance(o, PeftTuner)]
         if clash:
-            raise StrategyError(f"{self.name} and {', '.join(clash)} would wrap the same layers; use one adapter method per side")
+            raise StrategyError(f"{self.name} and {', '.join(clash)} are both peft tuners, which share peft's one adapter slot; use one of them per side")
