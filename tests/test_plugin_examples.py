@@ -173,20 +173,10 @@ def test_examples_evaluate_to_their_training_metrics(trained, evaluated):
         assert evaluated_val[key] == pytest.approx(last[key], abs=1e-6), key
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "special case: recipes/bundle.py stores each non-mergeable strategy's Config only, never its state_dict(); "
-    "vera (seed: null) keeps its projection seed in its state, so the bundle re-applies it with other frozen "
-    "projections and embeds differently from the run (max diff ~1e-3 measured)"
-))
 def test_bundle_of_a_plugin_strategy_embeds_as_the_run(evaluated):
     assert evaluated["bundle_exit"] == 0 and evaluated["bundle_diff"] < 1e-5
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "special case: recipes/bundle.py foldable() accepts only LoRA and PeftTuner and merged_encoder() calls "
-    "adapters.strategies.lora.merge; a strategy's own merge() hook is never called, so export --merged "
-    "cannot fold vera (which offers merge())"
-))
 def test_merged_export_keeps_a_plugin_strategy(evaluated):
     assert evaluated["merged_exit"] == 0, "export --merged refused the run"
     assert evaluated["merged_diff"] < 1e-5

@@ -87,6 +87,12 @@ class PeftTuner(Strategy):
                 names.append(name)
         return report_for(self.name, encoder, names)
 
+    def merge(self, encoder: nn.Module) -> int:
+        """Fold this tuner's layers into their base weights (peft's own merge) and put the plain layers back."""
+        from adapters.strategies.lora.backends import merge
+
+        return merge(encoder, only=set(self.wrapped_modules(encoder)))
+
     def check_composition(self, others: Sequence[Strategy]) -> None:
         """Two peft tuners share peft's one "default" adapter slot; which layers any two strategies
         wrap (a clash) is checked from their `wrapped_modules()` as they are applied."""

@@ -39,6 +39,10 @@ class LoRA(Strategy):
             encoder.get_parameter(name).requires_grad_(True)
         return report_for(self.name, encoder, names)
 
+    def merge(self, encoder: nn.Module) -> int:
+        """Fold this strategy's LoRA layers (either backend) into their base weights; plain layers back."""
+        return backends.merge(encoder, only=set(self.wrapped_modules(encoder)))
+
     def check_composition(self, others: Sequence[Strategy]) -> None:
         if any(isinstance(o, LoRA) for o in others):
             raise StrategyError("lora is listed twice; give one lora entry with all its targets")
