@@ -81,12 +81,12 @@ def peft_adapters(model) -> dict[str, tuple]:
     from adapters.strategies.lora.export import to_peft
     from adapters.strategies.peft_export import tuner_to_peft
     from adapters.strategies.peft_tuner import PeftTuner
-    from recipes.bundle import adapting
 
     out = {}
     for side in ("eeg", "video"):
         tower = getattr(model, side)
-        strategies = adapting(tower)
+        # what trains nothing by design (head_only) has nothing to carry
+        strategies = [s for s, _ in tower.applied.values() if not getattr(s, "trains_nothing_by_design", False)]
         refused = [s.name for s in strategies if not isinstance(s, (LoRA, PeftTuner))]
         if refused:
             raise UserError(
