@@ -9,7 +9,8 @@
                              hook); adapter weights that cannot merge (prefix, prompt, ...) stay, and
                              their strategies are re-applied
     strategies.pt            each re-applied strategy's `state_dict()` (a seed, a step count), loaded
-                             back after re-applying it (torch.load weights_only)
+                             back after re-applying it (torch.load weights_only); only where one
+                             of them keeps state
     heads.safetensors        both heads and the loss's tensors (temperature)
     recipe.yaml              the run's resolved recipe (for the record; not read by the loader)
     manifest.json            sha256 and size of every other file, checked on load
@@ -152,7 +153,8 @@ def write_bundle(trained, out: Path, *, require_merged: bool = False, final_path
         info[side] = sides[side]
     heads.update({f"loss.{k}": v for k, v in _tensors(model.loss.state_dict()).items()})
     atomic_write(out / "heads.safetensors", save(heads))
-    atomic_write(out / "strategies.pt", _torch_bytes(strategy_states))
+    if any(state for states_of_side in strategy_states.values() for state in states_of_side):
+        atomic_write(out / "strategies.pt", _torch_bytes(strategy_states))
     if require_merged:
         atomic_write(out / "recipe.yaml", _merged_recipe(recipe, final_path or out))
     else:
@@ -178,7 +180,7 @@ def _torch_bytes(value) -> bytes:
 
 
 def _read_strategy_states(path: Path) -> dict:
-    """Side -> list of re-applied strategies' states; {} for a bundle written before strategies.pt."""
+    """Side -> list of re-applied strategies' states; {} where no strategy keeps state (no file)."""
     file = path / "strategies.pt"
     if not file.is_file():
         return {}
