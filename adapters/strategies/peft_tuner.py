@@ -72,6 +72,7 @@ class PeftTuner(Strategy):
 
     def apply(self, encoder: nn.Module) -> StrategyReport:
         targets = resolve(encoder, list(self.cfg.targets), self.cfg.layers, who=self.name, mlp_layers=self.mlp_layers)
+        self.targeted = targets.all_names()  # the layers its merge() folds
         before = {n: p.requires_grad for n, p in encoder.named_parameters()}
         config = self.peft_config(targets)
         if self.tuner_class is not None:  # keep the tuner: it runs per-step updates (AdaLoRA)
@@ -91,7 +92,7 @@ class PeftTuner(Strategy):
         """Fold this tuner's layers into their base weights (peft's own merge) and put the plain layers back."""
         from adapters.strategies.lora.backends import merge
 
-        return merge(encoder, only=set(self.wrapped_modules(encoder)))
+        return merge(encoder, only=set(getattr(self, "targeted", [])))
 
     def check_composition(self, others: Sequence[Strategy]) -> None:
         """Two peft tuners share peft's one "default" adapter slot; which layers any two strategies
