@@ -5,8 +5,12 @@
                              names / rate / window / frame shape, video preprocessing, source run
                              and weights (best or last), library versions
     eeg_encoder.safetensors  the encoder's full state, adapters merged into the base weights where
-    video_encoder.safetensors    they can be (LoRA and peft tuners); adapter weights that cannot merge
-                             (prefix, prompt, plugin strategies) stay, and their strategies are re-applied
+    video_encoder.safetensors    their strategy offers `merge()` (LoRA, peft tuners, plugins with the
+                             hook); adapter weights that cannot merge (prefix, prompt, ...) stay, and
+                             their strategies are re-applied
+    strategies.pt            each re-applied strategy's `state_dict()` (a seed, a step count), loaded
+                             back after re-applying it (torch.load weights_only); only where one
+                             of them keeps state
     heads.safetensors        both heads and the loss's tensors (temperature)
     recipe.yaml              the run's resolved recipe (for the record; not read by the loader)
     manifest.json            sha256 and size of every other file, checked on load
@@ -42,21 +46,27 @@ def is_bundle(path: Path) -> bool:
 
 
 def foldable(strategy) -> bool:
-    """Strategies whose effect `adapters.strategies.lora.merge` folds into the base weights."""
-    from adapters.strategies.lora import LoRA
-    from adapters.strategies.peft_tuner import PeftTuner
+    """Whether the strategy offers the `merge(encoder)` hook (folds its adapters into the base weights)."""
+    return callable(getattr(strategy, "merge", None))
 
-    return isinstance(strategy, (LoRA, PeftTuner))
+
+def adapting(tower) -> list:
+    """The strategies applied to the tower's encoder that change it: they train or wrap something
+    (a strategy that does neither, such as head_only, needs no merging nor re-applying)."""
+    return [s for s, report in tower.applied.values() if report.trainable or s.wrapped_modules(tower.encoder)]
 
 
 def merged_encoder(tower) -> tuple[torch.nn.Module, list, list]:
-    """(a merged copy of the tower's encoder, strategies folded into it, the other strategies)."""
-    from adapters.strategies.lora import merge
+    """(a merged copy of the tower's encoder, strategies folded into it, the other strategies).
 
-    encoder = copy.deepcopy(tower.encoder)
-    merge(encoder)
-    strategies = [s for s, _ in tower.applied.values() if s.name != "head_only"]
-    return encoder.eval(), [s for s in strategies if foldable(s)], [s for s in strategies if not foldable(s)]
+    The encoder and its strategies are copied together, so a strategy's references to the layers it
+    wrapped point into the copy, and each foldable strategy's own `merge()` folds it there; the
+    trained model is left as it was."""
+    encoder, strategies = copy.deepcopy((tower.encoder, adapting(tower)))
+    folded = [s for s in strategies if foldable(s)]
+    for strategy in folded:
+        strategy.merge(encoder)
+    return encoder.eval(), folded, [s for s in strategies if not foldable(s)]
 
 
 def loads_as_plain(config: dict, state: dict[str, torch.Tensor]) -> bool:
@@ -98,7 +108,7 @@ def write_bundle(trained, out: Path, *, require_merged: bool = False, final_path
     from recipes import schema
 
     model, recipe = trained.model, trained.recipe
-    sides, states = {}, {}
+    sides, states, strategy_states = {}, {}, {}
     for side in SIDES:
         tower = getattr(model, side)
         encoder, folded, others = merged_encoder(tower)
@@ -115,6 +125,7 @@ def write_bundle(trained, out: Path, *, require_merged: bool = False, final_path
                 f"{side}: strategy {', '.join(s.name for s in others)} adds weights that cannot be merged into the encoder; "
                 f"export with --bundle (self-contained, loads with recipes.load)"
             )
+        strategy_states[side] = [] if plain else [_strategy_state(s) for s in others]
         sides[side] = {
             "encoder": config,
             "plain": plain,
@@ -142,6 +153,8 @@ def write_bundle(trained, out: Path, *, require_merged: bool = False, final_path
         info[side] = sides[side]
     heads.update({f"loss.{k}": v for k, v in _tensors(model.loss.state_dict()).items()})
     atomic_write(out / "heads.safetensors", save(heads))
+    if any(state for states_of_side in strategy_states.values() for state in states_of_side):
+        atomic_write(out / "strategies.pt", _torch_bytes(strategy_states))
     if require_merged:
         atomic_write(out / "recipe.yaml", _merged_recipe(recipe, final_path or out))
     else:
@@ -151,6 +164,33 @@ def write_bundle(trained, out: Path, *, require_merged: bool = False, final_path
     manifest = {"files": {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size} for p in files}}
     atomic_write(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return info
+
+
+def _strategy_state(strategy) -> dict:
+    """The strategy's `state_dict()`, tensors moved to the CPU (loaded back with weights_only)."""
+    return {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in strategy.state_dict().items()}
+
+
+def _torch_bytes(value) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return buffer.getvalue()
+
+
+def _read_strategy_states(path: Path) -> dict:
+    """Side -> list of re-applied strategies' states; {} where no strategy keeps state (no file)."""
+    file = path / "strategies.pt"
+    if not file.is_file():
+        return {}
+    try:
+        states = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged or foreign file
+        raise UserError(f"{file} cannot be read ({type(exc).__name__}: {exc}); the bundle is damaged: export it again") from None
+    if not isinstance(states, dict):
+        raise UserError(f"{file} does not hold strategy states per side; the bundle is damaged: export it again")
+    return states
 
 
 def _preprocessing(encoder) -> dict:
@@ -229,6 +269,7 @@ def read_bundle(path: Path, device: torch.device, checkpoint: str | None = None)
     verify(path)
     reg = registry.default()
     heads = _load_tensors(path / "heads.safetensors")
+    strategy_states = _read_strategy_states(path)
     towers = {}
     for side in SIDES:
         spec = info[side]
@@ -240,8 +281,15 @@ def read_bundle(path: Path, device: torch.device, checkpoint: str | None = None)
         else:
             encoder = reg.build("encoders", spec["encoder"])
             report = report_for("bundle", encoder, [])
-            for strategy_spec in spec["strategies"]:
-                report = apply_strategies(encoder, [reg.build("strategies", strategy_spec)], applied)
+            states = strategy_states.get(side) or [{}] * len(spec["strategies"])
+            if len(states) != len(spec["strategies"]):
+                raise UserError(f"{path / 'strategies.pt'} holds {len(states)} {side} strategy states for "
+                                f"{len(spec['strategies'])} strategies in bundle.json; the bundle is damaged: export it again")
+            for strategy_spec, state in zip(spec["strategies"], states):
+                strategy = reg.build("strategies", strategy_spec)
+                report = apply_strategies(encoder, [strategy], applied)
+                if state:
+                    strategy.load_state_dict(state)
         _load_strict(encoder, _load_tensors(file), file)
         encoder.requires_grad_(False)
         head = reg.build("heads", spec["head"], in_dim=encoder.feature_dim, out_dim=info["embed_dim"])

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from pydantic import BaseModel
 
 from adapters.strategies.base import StrategyError, apply_strategies, strategy_key
-from encoders.base import EEGEncoder, Encoder, InputSpecError, VideoEncoder
+from encoders.base import Encoder, InputSpecError
 from recipes.data.base import PairedData
 from recipes.model import DualEncoderCLIP, Tower
 from registry.core import Registry
@@ -22,13 +22,19 @@ logger = logging.getLogger(__name__)
 
 
 def check_data(encoder: Encoder, data: PairedData, side: str) -> None:
+    """Check the data against the encoder's declared `modality` and `input_spec` (the encoder
+    contract, docs/plugins.md): a plugin encoder need not subclass the built-in bases."""
     name = encoder.name
-    if isinstance(encoder, EEGEncoder):
+    modality = getattr(encoder, "modality", None)
+    if modality != side:
+        raise InputSpecError(
+            f"{side}.encoder {name!r} declares modality {modality!r}; the {side} side takes an encoder with "
+            f"modality = {side!r} (set the class attribute, or pick a {side} encoder)"
+        )
+    if modality == "eeg":
         encoder.input_spec.check(sfreq=data.sfreq, channels=data.channels, n_samples=data.eeg.shape[-1], encoder=name)
-    elif isinstance(encoder, VideoEncoder):
-        encoder.input_spec.check(frame_shape=tuple(data.video.shape[1:]), encoder=name)
     else:
-        raise InputSpecError(f"{side}.encoder {name!r} is neither an EEG nor a video encoder")
+        encoder.input_spec.check(frame_shape=tuple(data.video.shape[1:]), encoder=name)
 
 
 def planned_steps(recipe: BaseModel, data: PairedData | None, epochs: int) -> int | None:

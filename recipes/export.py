@@ -11,7 +11,9 @@
                bitfit, last_k, full) are refused: use --bundle or --merged.
 --merged OUT   every adapter folded into the base weights: the bundle layout with nothing to re-apply,
                plus OUT/recipe.yaml, the run's recipe on the merged encoders (head_only, no stages)
-               to train on from. Loads with `recipes.load(OUT)`. Refused for prefix and prompt.
+               to train on from. Loads with `recipes.load(OUT)`. Each strategy is folded by its own
+               `merge()` hook; refused where one without it leaves weights beyond the plain encoder's
+               (prefix, prompt).
 
 The run is rebuilt from RUN/recipe.yaml with its seed and its best weights (best.safetensors) when
 it kept them, else the last (trainable.safetensors). OUT must not exist (or be an empty directory):
@@ -83,7 +85,8 @@ def peft_adapters(model) -> dict[str, tuple]:
     out = {}
     for side in ("eeg", "video"):
         tower = getattr(model, side)
-        strategies = [s for s, _ in tower.applied.values() if s.name != "head_only"]
+        # what trains nothing by design (head_only) has nothing to carry
+        strategies = [s for s, _ in tower.applied.values() if not getattr(s, "trains_nothing_by_design", False)]
         refused = [s.name for s in strategies if not isinstance(s, (LoRA, PeftTuner))]
         if refused:
             raise UserError(

@@ -83,6 +83,7 @@ class DualEncoderCLIP(nn.Module):
             v = self.video.from_features(self.cached["video"][index])
         elif "video_at_input_size" in batch:
             clips = batch["video_at_input_size"].to(device, non_blocking=True)
+            # only data whose encoder declared the split has clips at input size (video_cache.split_preprocessing)
             v = self.encode_video(self.video.encoder.preprocessing.normalize(clips))
         else:
             v = self.encode_video(self.video.encoder.preprocess(batch["video"].to(device, non_blocking=True)))

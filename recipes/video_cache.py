@@ -143,15 +143,34 @@ def read(entry: store.Entry, shape: tuple[int, ...]) -> np.ndarray | None:
     return clips
 
 
+def split_preprocessing(encoder) -> VideoPreprocess | None:
+    """The encoder's preprocessing as a uint8 part (`sample_resize_crop`) and a `normalize` part, where
+    it declares that its `preprocess` is exactly that pair (docs/plugins.md): `preprocess_split = True`,
+    or the `VideoEncoder` base's own `preprocess` (= its `preprocessing`) not overridden. Else None:
+    a plugin's own `preprocess` is then the only way its frames are prepared, so no clip cache."""
+    preprocessing = getattr(encoder, "preprocessing", None)
+    if not (callable(getattr(preprocessing, "sample_resize_crop", None)) and callable(getattr(preprocessing, "normalize", None))):
+        return None
+    declared = getattr(encoder, "preprocess_split", None)
+    if declared is None:
+        declared = getattr(type(encoder), "preprocess", None) is VideoEncoder.preprocess
+    return preprocessing if declared else None
+
+
 def prepare(encoder: VideoEncoder, data: PairedData, cache_dir: Path | None, batch_size: int, num_workers: int = 0,
             device: torch.device = torch.device("cpu")) -> PairedData:
     """`data` with its video replaced by clips at `encoder`'s input size (`video_at_input_size`).
 
     The clips are read from `cache_dir` when there and sound, else computed on `device` and written
     there (another process computing the same entry is waited for); a read-only memory map either
-    way. Data without a fingerprint (or no `cache_dir`) gets them in memory.
+    way. Data without a fingerprint (or no `cache_dir`) gets them in memory. An encoder that does
+    not declare its preprocessing split (`split_preprocessing`) gets `data` unchanged: its own
+    `preprocess` runs on the frames of each batch.
     """
-    preprocessing = encoder.preprocessing
+    preprocessing = split_preprocessing(encoder)
+    if preprocessing is None:
+        logger.info("video clips: %s has its own preprocess; frames are preprocessed per batch", getattr(encoder, "name", type(encoder).__name__))
+        return data
     shape = (len(data), preprocessing.frames, preprocessing.size, preprocessing.size, 3)
     found = key_spec(preprocessing, data, device, cache_dir)
     key = cache_key(found[0]) if found is not None else None

@@ -173,29 +173,15 @@ def test_examples_evaluate_to_their_training_metrics(trained, evaluated):
         assert evaluated_val[key] == pytest.approx(last[key], abs=1e-6), key
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "special case: recipes/bundle.py stores each non-mergeable strategy's Config only, never its state_dict(); "
-    "vera (seed: null) keeps its projection seed in its state, so the bundle re-applies it with other frozen "
-    "projections and embeds differently from the run (max diff ~1e-3 measured)"
-))
 def test_bundle_of_a_plugin_strategy_embeds_as_the_run(evaluated):
     assert evaluated["bundle_exit"] == 0 and evaluated["bundle_diff"] < 1e-5
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "special case: recipes/bundle.py foldable() accepts only LoRA and PeftTuner and merged_encoder() calls "
-    "adapters.strategies.lora.merge; a strategy's own merge() hook is never called, so export --merged "
-    "cannot fold vera (which offers merge())"
-))
 def test_merged_export_keeps_a_plugin_strategy(evaluated):
     assert evaluated["merged_exit"] == 0, "export --merged refused the run"
     assert evaluated["merged_diff"] < 1e-5
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "special case: recipes/compose.py check_data uses isinstance(encoder, EEGEncoder/VideoEncoder) and refuses "
-    "eegnet, which follows the encoder protocol (modality, input_spec) without subclassing the built-in bases"
-))
 def test_eegnet_trains_in_a_recipe(examples_site, tmp_path):
     write_npz_folder(tmp_path / "pairs")
     recipe = example_recipe(tmp_path / "pairs", **{"eeg.encoder": {"name": "eegnet", "f1": 4, "f2": 16}, "eeg.strategy": "full",
@@ -239,12 +225,7 @@ def test_weight_decay_follows_the_encoders_no_weight_decay():
     assert "eeg.encoder.spatial_weight" in no_decay  # 2-D: the name rules alone would decay it
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "special case: clash detection knows only loralib and peft layers (PeftTuner.check_composition compares "
-    "type(o).__name__ == 'LoRA', targets._adapted_modules looks for loralib/peft classes); it never asks a strategy's "
-    "wrapped_modules(), so lora after vera is refused as 'no attention with fused qkv and proj', not as a clash"
-))
-@pytest.mark.parametrize("lora", [{"name": "lora"}, {"name": "lora", "targets": ["q", "v"], "use_dora": True}])
+@pytest.mark.parametrize("lora", [{"name": "lora"}, {"name": "lora", "targets": ["q", "k", "v"], "use_dora": True}])
 def test_adapting_one_layer_twice_is_refused_as_a_clash(lora):
     import registry
     from adapters.strategies.base import StrategyError, apply_strategies
@@ -253,3 +234,44 @@ def test_adapting_one_layer_twice_is_refused_as_a_clash(lora):
     encoder = registry.build("encoders", {"name": "tiny_eeg", "dim": 16, "depth": 1, "heads": 2})
     with pytest.raises(StrategyError, match=r"(?s)(vera.*lora|lora.*vera).*blocks\.0\.attn\.qkv"):
         apply_strategies(encoder, [vera.VeRA(vera.VeRAConfig(r=4), name="vera"), registry.build("strategies", lora)])
+
+
+def test_a_plugin_video_encoders_own_preprocess_is_used_when_it_trains():
+    """A video encoder with its own `preprocess` (no declared uint8/normalize split) trains on frames
+    its preprocess made: the clip cache leaves the data alone and the model calls that preprocess;
+    the built-in tiny_video (split declared) still gets clips at input size, normalized only."""
+    import registry
+    from adapters.heads.linear import LinearHead
+    from adapters.strategies.base import apply_strategies
+    from recipes import video_cache
+    from recipes.data.base import PairTorchDataset
+    from recipes.model import DualEncoderCLIP, Tower
+
+    spec = tiny_recipe()["video"]["encoder"]
+    builtin = registry.build("encoders", spec)
+    calls = []
+
+    class InvertingVideo(type(builtin)):  # a plugin's own preprocess: inverted colours, then the usual steps
+        def preprocess(self, frames):
+            calls.append(tuple(frames.shape))
+            return super().preprocess(255 - frames)
+
+    data = registry.build("datasets", tiny_recipe()["data"], seed=0)
+    plugin = InvertingVideo.from_config(builtin.cfg)
+    plugin.load_state_dict(builtin.state_dict())
+    assert video_cache.prepare(builtin, data, None, batch_size=8).video_at_input_size
+    assert video_cache.prepare(plugin, data, None, batch_size=8) is data  # no clips bypassing its preprocess
+
+    eeg = registry.build("encoders", {"name": "tiny_eeg", "dim": 16, "depth": 1, "heads": 2})
+    towers = []
+    for encoder, dim in ((eeg, eeg.feature_dim), (plugin, plugin.feature_dim)):
+        report = apply_strategies(encoder, [registry.build("strategies", "full")])
+        towers.append(Tower(encoder, LinearHead(LinearHead.Config(), in_dim=dim, out_dim=8), report))
+    model = DualEncoderCLIP(*towers, registry.build("losses", "clip"), channels=list(data.channels))
+    model.cached = {}
+    batch = torch.utils.data.default_collate([PairTorchDataset(data, np.arange(4))[i] for i in range(4)])
+    _, v, _ = model.embed_batch(batch, torch.device("cpu"))
+    assert calls and calls[-1][0] == 4  # its preprocess ran on the batch's frames
+    with torch.no_grad():
+        expected = model.video.head(plugin(builtin.preprocess(255 - batch["video"])))
+    assert torch.allclose(v, torch.nn.functional.normalize(expected, dim=-1), atol=1e-5)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import json
+import weakref
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -94,6 +95,13 @@ class Strategy(abc.ABC):
     def load_state_dict(self, state: dict) -> None:
         """Take back what `state_dict()` returned, on resume (tensors arrive on the CPU); default no-op."""
 
+    def wrapped_modules(self, encoder: nn.Module) -> list[str]:
+        """Names of the encoder's modules this strategy wrapped or replaced, for clash detection.
+
+        Default: the modules `apply` replaced, as `apply_strategies` saw by comparing the module
+        tree before and after it (a strategy that wraps layers lazily, later, overrides this)."""
+        return list(getattr(self, "replaced_modules", []))
+
 
 def trainable_names(module: nn.Module) -> list[str]:
     return [n for n, p in module.named_parameters() if p.requires_grad]
@@ -173,6 +181,52 @@ def _check_earlier_intact(encoder: nn.Module, strategy: Strategy, earlier: list[
             )
 
 
+_WRAPPED: "weakref.WeakKeyDictionary[nn.Module, dict[str, str]]" = weakref.WeakKeyDictionary()
+
+
+def wrapped_by(encoder: nn.Module) -> dict[str, str]:
+    """Module name -> name of the strategy that wrapped it, over every strategy applied to `encoder`
+    so far (earlier training stages included), as each one's `wrapped_modules()` declared."""
+    return dict(_WRAPPED.get(encoder, {}))
+
+
+def wrapper_of(name: str, wrapped: dict[str, str]) -> str | None:
+    """The strategy that wrapped module `name` or a module it lies inside (an adapter's own base layer)."""
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        owner = wrapped.get(".".join(parts[:i]))
+        if owner is not None:
+            return owner
+    return None
+
+
+def clash_message(who: str, module: str, other: str) -> str:
+    return (
+        f"{who}: {module} already carries an adapter from an earlier strategy ({other} wraps {module}); "
+        f"one layer carries one adapter: give {other} and {who} different targets or layers, or use one of them "
+        f"(in a later training stage, list {other} again with the same options to keep training it)"
+    )
+
+
+def _replaced_modules(before: dict[str, int], encoder: nn.Module) -> list[str]:
+    """Modules present in `before` (name -> id) that are now another object or gone, outermost only."""
+    now = {n: id(m) for n, m in encoder.named_modules()}
+    changed = sorted(n for n, i in before.items() if n and now.get(n) != i)
+    return [n for n in changed if not any(n.startswith(c + ".") for c in changed if c != n)]
+
+
+def _record_wrapped(encoder: nn.Module, strategy: Strategy) -> None:
+    """Add what `strategy` (just applied) wrapped to the encoder's record, refusing a layer wrapped twice."""
+    wrapped = _WRAPPED.setdefault(encoder, {})
+    mine = list(strategy.wrapped_modules(encoder))
+    for module in mine:
+        other = wrapper_of(module, wrapped)
+        if other is not None and other != strategy.name:
+            raise StrategyError(clash_message(strategy.name, module, other))
+    for module in mine:
+        wrapped[module] = strategy.name
+
+
 def strategy_key(strategy: Strategy) -> str:
     """Identity of a strategy for stage switches: its name and options."""
     return json.dumps({"name": strategy.name, **strategy.cfg.model_dump(mode="json", exclude={"name"})}, sort_keys=True)
@@ -202,10 +256,13 @@ def apply_strategies(
             for name in report.trainable:
                 encoder.get_parameter(name).requires_grad_(True)
         else:
+            modules_before = {n: id(m) for n, m in encoder.named_modules()}
             report = s.apply(encoder)
+            s.replaced_modules = _replaced_modules(modules_before, encoder)
             fresh.append((s, report))
             _follow_peft_wrapping(encoder, [*reports, report])
             _check_earlier_intact(encoder, s, list(zip(strategies, reports)))
+            _record_wrapped(encoder, s)
             applied[key] = (s, report)
         reports.append(report)
     _follow_peft_wrapping(encoder, reports)

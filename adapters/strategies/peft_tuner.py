@@ -72,6 +72,7 @@ class PeftTuner(Strategy):
 
     def apply(self, encoder: nn.Module) -> StrategyReport:
         targets = resolve(encoder, list(self.cfg.targets), self.cfg.layers, who=self.name, mlp_layers=self.mlp_layers)
+        self.targeted = targets.all_names()  # the layers its merge() folds
         before = {n: p.requires_grad for n, p in encoder.named_parameters()}
         config = self.peft_config(targets)
         if self.tuner_class is not None:  # keep the tuner: it runs per-step updates (AdaLoRA)
@@ -87,7 +88,15 @@ class PeftTuner(Strategy):
                 names.append(name)
         return report_for(self.name, encoder, names)
 
+    def merge(self, encoder: nn.Module) -> int:
+        """Fold this tuner's layers into their base weights (peft's own merge) and put the plain layers back."""
+        from adapters.strategies.lora.backends import merge
+
+        return merge(encoder, only=set(getattr(self, "targeted", [])))
+
     def check_composition(self, others: Sequence[Strategy]) -> None:
-        clash = [o.name for o in others if isinstance(o, PeftTuner) or type(o).__name__ == "LoRA"]
+        """Two peft tuners share peft's one "default" adapter slot; which layers any two strategies
+        wrap (a clash) is checked from their `wrapped_modules()` as they are applied."""
+        clash = [o.name for o in others if isinstance(o, PeftTuner)]
         if clash:
-            raise StrategyError(f"{self.name} and {', '.join(clash)} would wrap the same layers; use one adapter method per side")
+            raise StrategyError(f"{self.name} and {', '.join(clash)} are both peft tuners, which share peft's one adapter slot; use one of them per side")

@@ -6,7 +6,7 @@ import dataclasses
 
 from torch import nn
 
-from adapters.strategies.base import StrategyError
+from adapters.strategies.base import StrategyError, clash_message, wrapped_by, wrapper_of
 
 
 @dataclasses.dataclass
@@ -53,12 +53,17 @@ def resolve(encoder: nn.Module, roles: list[str], layers: list[int] | None, who:
     blocks = list(encoder.blocks)
     chosen = [blocks[i] for i in choose_blocks(encoder, layers, who)]
     name_of = {id(m): n for n, m in encoder.named_modules()}
-    adapted = _adapted_modules(encoder)
+    wrapped = wrapped_by(encoder)  # what earlier strategies (and stages) declared they wrapped
+
+    def linear(module: nn.Module | None) -> bool:
+        """A plain Linear, or one an earlier strategy wrapped (then a clash, said below)."""
+        return isinstance(module, nn.Linear) or (module is not None and wrapper_of(name_of.get(id(module), ""), wrapped) is not None)
+
     mask = tuple(role in roles for role in ("q", "k", "v"))
     fused: dict[str, tuple[bool, bool, bool]] = {}
     whole: list[str] = []
     for block in chosen:
-        attns = [m for m in block.modules() if isinstance(getattr(m, "qkv", None), nn.Linear) and isinstance(getattr(m, "proj", None), nn.Linear)]
+        attns = [m for m in block.modules() if linear(getattr(m, "qkv", None)) and linear(getattr(m, "proj", None))]
         if not attns:
             raise StrategyError(
                 f"{who}: block {name_of[id(block)]} has no attention with fused qkv and proj Linear layers "
@@ -75,21 +80,12 @@ def resolve(encoder: nn.Module, roles: list[str], layers: list[int] | None, who:
             if not linears:
                 raise StrategyError(f"{who}: block {name_of[id(block)]} has no `mlp` with Linear layers for the mlp role")
             whole += [name_of[id(m)] for m in (linears if mlp_layers == "all" else linears[-1:])]
-    taken = [n for n in [*fused, *whole] if id(encoder.get_submodule(n)) in adapted]
-    if taken:
-        raise StrategyError(
-            f"{who}: {taken[0]} already carries an adapter from an earlier strategy (a previous training stage?); "
-            f"list that strategy again with the same options to keep training it"
-        )
+    for module in [*fused, *whole]:
+        other = wrapper_of(module, wrapped)
+        if other is not None:
+            raise StrategyError(clash_message(who, module, other))
     if mask == (True, True, True):  # the whole fused module: either backend adapts it as one Linear
         whole = [*fused, *whole]
         fused = {}
     return RoleTargets(fused=fused, whole=whole)
 
-
-def _adapted_modules(encoder: nn.Module) -> set[int]:
-    """ids of the layers that already are adapter layers (loralib or any peft tuner)."""
-    import loralib
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    return {id(m) for m in encoder.modules() if isinstance(m, (loralib.layers.LoRALayer, BaseTunerLayer))}

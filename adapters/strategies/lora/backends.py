@@ -79,13 +79,15 @@ def is_lora_parameter(name: str) -> bool:
     return ".lora_" in name or name.startswith("lora_")
 
 
-def merge(encoder: nn.Module) -> int:
+def merge(encoder: nn.Module, only: "set[str] | None" = None) -> int:
     """Fold every adapter update (LoRA of either backend, any peft tuner) into its base weight and put
-    the plain layers back; returns how many layers were merged."""
+    the plain layers back; `only`: just the layers of these names (one strategy's). Returns how many."""
     from peft.tuners.tuners_utils import BaseTunerLayer
 
     merged = 0
     for name, module in list(encoder.named_modules()):
+        if only is not None and name not in only:
+            continue
         if isinstance(module, BaseTunerLayer):
             module.merge()
             _set_module(encoder, name, module.get_base_layer())

@@ -25,6 +25,7 @@ class LoRA(Strategy):
 
     def apply(self, encoder: nn.Module) -> StrategyReport:
         targets = resolve(encoder, list(self.cfg.targets), self.cfg.layers)
+        self.targeted = targets.all_names()  # the layers its merge() folds
         before = {n for n, _ in encoder.named_parameters()}
         self.backend = self.backend_for(targets.splits_qkv)
         if self.backend == "loralib":
@@ -38,6 +39,10 @@ class LoRA(Strategy):
         for name in names:
             encoder.get_parameter(name).requires_grad_(True)
         return report_for(self.name, encoder, names)
+
+    def merge(self, encoder: nn.Module) -> int:
+        """Fold this strategy's LoRA layers (either backend) into their base weights; plain layers back."""
+        return backends.merge(encoder, only=set(getattr(self, "targeted", [])))
 
     def check_composition(self, others: Sequence[Strategy]) -> None:
         if any(isinstance(o, LoRA) for o in others):
