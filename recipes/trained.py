@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
+from recipes.engine.device import resolve_device
+from recipes.engine.rng import seed_everything
 from registry.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -35,27 +36,6 @@ class Retrieved(NamedTuple):
     """(Q, k) similarities, best first."""
     indices: torch.Tensor
     """(Q, k) gallery rows, best first."""
-
-
-def resolve_device(name: str | torch.device) -> torch.device:
-    if isinstance(name, torch.device):
-        return name
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"device {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} asked for, but no CUDA device is available; use auto or cpu")
-    return device
-
-
-def seed_everything(seed: int) -> None:
-    """The seeding `python -m recipes.run` does before composing (randomly initialized parts match)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 class TrainedModel:
@@ -183,7 +163,7 @@ def load(path: str | Path, device: str | torch.device = "auto", checkpoint: str 
         raise UserError(f"{path} {what}; give a run directory (the one `run:` printed) or a bundle directory")
     if checkpoint not in (None, "best", "last"):
         raise UserError(f"checkpoint {checkpoint!r} is not one of best, last")
-    device = resolve_device(device)
+    device = resolve_device(device, key="device")
     if is_bundle(path):
         return read_bundle(path, device, checkpoint)
     return _load_run(path, device, checkpoint)

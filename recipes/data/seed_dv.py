@@ -222,7 +222,6 @@ def build(out: Path, eeg_files: list[Path], videos: list[Path], labels: np.ndarr
         eeg_out.flush()
         video_out.flush()
         del eeg_out, video_out
-        subject_of = np.repeat(np.arange(len(eeg_files)), BLOCKS * per_block)
         block_of = np.tile(np.repeat(np.arange(BLOCKS), per_block), len(eeg_files))
         concept_of = np.tile(np.repeat(labels, CLIPS, axis=1).ravel(), len(eeg_files))
         np.save(tmp / "groups.npy", group_ids(block_of, concept_of, "block_concept", concepts))

@@ -7,16 +7,18 @@ import torch
 from recipes.errors import RecipeError
 
 
-def resolve_device(name: str) -> torch.device:
-    """train.device: auto (CUDA when available), cpu, cuda or cuda:N."""
+def resolve_device(name: str | torch.device, key: str = "train.device") -> torch.device:
+    """auto (CUDA when available), cpu, cuda or cuda:N; `key` names the option in messages."""
+    if isinstance(name, torch.device):
+        return name
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise RecipeError(f"train.device: {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+        raise RecipeError(f"{key}: {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RecipeError(f"train.device: {name!r} asked for, but no CUDA device is available; use auto or cpu")
+        raise RecipeError(f"{key}: {name!r} asked for, but no CUDA device is available; use auto or cpu")
     return device
 
 
