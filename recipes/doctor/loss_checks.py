@@ -137,7 +137,7 @@ def check_overfitting(run: RunRecord) -> list[Finding]:
                 f"{len(after)} evaluations after it to {fmt(last)} at epoch {last_epoch}{loss_part}")
     if selected:
         return [Finding("overfitting", "info", evidence + "; train.select kept the best epoch's weights (best.safetensors)",
-                        "stop earlier: train.early_stopping: {{patience: 3, min_delta: 0.0}}, or regularize (eeg.head.dropout: 0.5)")]
+                        "stop earlier: train.early_stopping: {patience: 3, min_delta: 0.0}, or regularize (eeg.head.dropout: 0.5)")]
     return [Finding(
         "overfitting", "warning", evidence,
         "keep the best epoch and stop when validation stops improving: train.select: {metric: val/eeg_to_video/R@1, mode: max} "
