@@ -154,10 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         data = reg.build("datasets", recipe.data, seed=recipe.seed)
         data = check_eeg(data, getattr(recipe.data, "drop_nonfinite", False), where=f"data ({recipe.data.name})")
         model = compose(recipe, data, reg)
-        check_plan(recipe, data)  # before the run directory exists
-        if not resume:
+        if not resume:  # the splits and output places first: a plan over 0 training pairs is not the news
             preflight.check_run(recipe, data, args.output_dir, int(os.environ.get("WORLD_SIZE", "1")),
                                 masks_groups=bool(getattr(model.loss, "masks_groups", False)))
+        check_plan(recipe, data)  # before the run directory exists
         device = resolve_device(recipe.train.device)
         world = distributed.init_from_environment(device.type)
         device = distributed.device_for(device, world)

@@ -26,7 +26,7 @@ CASES = [
     ("component_option_range", tiny_recipe(**{"loss": {"name": "clip", "temperature": 0}}), [],
      ["loss.temperature: Input should be greater than 0"]),
     ("missing_section", {k: v for k, v in tiny_recipe().items() if k != "data"}, [],
-     ["data: required section is missing; name a data set (installed: arrays, synthetic"]),
+     ["data: required section is missing; name a data set (installed: arrays, "]),
     ("missing_component_name", tiny_recipe(**{"eeg.head": {"hidden": [8]}}), [], ["eeg.head: missing `name`"]),
     ("missing_option", tiny_recipe(data={"name": "arrays"}), [], ["data.path: required key is missing"]),
     ("extra_key_top", {**tiny_recipe(), "epochs": 3}, [], ["epochs: unknown key", "allowed: name, seed, data"]),
