@@ -148,7 +148,9 @@ def test_sweep_runs_trials_shares_features_and_a_rerun_skips_finished_ones(tmp_p
 
 def test_an_interrupted_sweep_resumes_its_trials_from_their_checkpoints(tmp_path):
     """SIGTERM to the sweep stops its running trial at a checkpoint; the same command resumes it."""
-    recipe = small_recipe(tmp_path, **{"train.epochs": 6, "train.batch_size": 8})
+    # Enough epochs that the trial is still training when the signal arrives, on an idle machine too.
+    epochs = 60
+    recipe = small_recipe(tmp_path, **{"train.epochs": epochs, "train.batch_size": 8})
     command = [sys.executable, "-m", "recipes.sweep", str(recipe), "seed=[0]", "--output-dir", str(tmp_path / "sweeps"), "--quiet"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     sweep_proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -175,8 +177,8 @@ def test_an_interrupted_sweep_resumes_its_trials_from_their_checkpoints(tmp_path
     trial = json.loads((sweep / "sweep.json").read_text())["trials"][0]
     info = json.loads((run / "run.json").read_text())
     assert trial["status"] == "completed" and trial["run"] == str(run)  # the same run, continued
-    assert info["status"] == "completed" and info["resumed"] and info["steps"] == 6 * 6
-    assert [json.loads(line)["epoch"] for line in metrics.read_text().splitlines() if '"eval"' in line] == list(range(1, 7))
+    assert info["status"] == "completed" and info["resumed"] and info["steps"] == epochs * 6
+    assert [json.loads(line)["epoch"] for line in metrics.read_text().splitlines() if '"eval"' in line] == list(range(1, epochs + 1))
 
 
 def test_parallel_workers_split_the_cores_between_their_trials():
