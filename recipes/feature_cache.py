@@ -82,7 +82,10 @@ def compute(side: str, tower: Tower, channels: list[str], data: PairedData, devi
             num_workers: int, dtype: torch.dtype | None) -> torch.Tensor:
     """Features (N, D) float32 of every pair, in index order (held in memory until complete)."""
     dataset = PairTorchDataset(data, np.arange(len(data)), load_eeg=side == "eeg", load_video=side == "video")
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda")
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda",
+                        # Its own generator: iterating a loader draws a seed from the global RNG otherwise, and
+                        # only the process that computes an entry (the others read it) would draw it.
+                        generator=torch.Generator())
     out = []
     with eval_mode(tower.encoder):
         for batch in tqdm(loader, desc=f"caching {side} features", leave=False, disable=None):

@@ -77,7 +77,10 @@ def cache_key(spec: dict) -> str:
 def clip_batches(preprocessing: VideoPreprocess, data: PairedData, device: torch.device, batch_size: int, num_workers: int):
     """uint8 clips (B, frames, size, size, 3) as numpy arrays, every pair in index order."""
     dataset = PairTorchDataset(data, np.arange(len(data)), load_eeg=False)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda")
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda",
+                        # Its own generator: iterating a loader draws a seed from the global RNG otherwise, and
+                        # only the process that computes an entry (the others read it) would draw it.
+                        generator=torch.Generator())
     for batch in tqdm(loader, desc="resizing video clips", leave=False, disable=None):
         clips = preprocessing.sample_resize_crop(batch["video"].to(device, non_blocking=True))
         yield clips.cpu().numpy()
