@@ -352,3 +352,44 @@ def test_peftzoo_subcommands_wrap_the_modules(run, capsys, tmp_path):
     assert main(["evaluat"]) == 2 and "not a peftzoo subcommand" in capsys.readouterr().err
     assert main(["list", "--kind", "heads"]) == 0 and "linear" in capsys.readouterr().out
     assert set(COMMANDS) >= {"ingest", "sweep", "compare", "doctor", "cache"}
+
+
+# -- re-checks: the median's interval, repeated stimuli, one validation group, a moved bundle -----
+def test_median_rank_interval_is_the_group_bootstrap_of_the_median():
+    """The vectorized interval equals a plain loop over the same group draws (lower median, as torch)."""
+    from recipes.evaluate import bootstrap_median_ci, group_draws
+
+    rng = np.random.default_rng(1)
+    r = rng.integers(1, 30, 57).astype(float)
+    groups = rng.integers(0, 9, 57)
+    inverse, counts = group_draws(groups, 300, seed=4)
+    loop = []
+    for row in counts:
+        pooled = np.sort(np.concatenate([np.repeat(r[inverse == g], c) for g, c in enumerate(row)]))
+        loop.append(pooled[(len(pooled) - 1) // 2])
+    assert bootstrap_median_ci(r, groups, 300, seed=4, chunk=7) == pytest.approx(np.percentile(loop, [2.5, 97.5]).tolist())
+    assert bootstrap_median_ci(r, np.zeros(57), 300) is None  # one group: no interval
+    report = split_report(torch.eye(12), torch.eye(12), np.arange(12) // 3, "test", resamples=100)
+    assert report["test/ci95"]["test/eeg_to_video/median_rank"] == [1.0, 1.0]
+
+
+def test_repeated_stimuli_are_not_counted_against_each_other():
+    """A stimulus shown twice gives two pairs with identical videos (identical embeddings): without
+    labels each ties with the other's partner and a perfect model scores R@1 = 0 on them."""
+    from recipes.evaluate import same_video_labels
+
+    video = np.zeros((6, 2, 4, 4, 3), np.uint8)
+    for i, stim in enumerate([0, 1, 0, 2, 1, 3]):
+        video[i] += stim
+    same = same_video_labels(video, np.arange(6))
+    assert same.tolist() == [0, 1, 0, 2, 1, 3]
+    v = torch.nn.functional.one_hot(torch.as_tensor(same), 4).float()
+    pessimistic = split_report(v, v, np.arange(6), "test")
+    assert pessimistic["test/eeg_to_video/R@1"] == pytest.approx(2 / 6)  # only the unrepeated stimuli
+    report = split_report(v, v, np.arange(6), "test", same=same)
+    assert report["test/eeg_to_video/R@1"] == 1.0 and report["test/video_to_eeg/R@1"] == 1.0
+    assert report["test/distinct_videos"] == 4 and report["test/chance_R@1"] == 0.25
+    # a wrong stimulus still ranks: EEG 0 pointing at stimulus 1 ranks behind both copies of it
+    e = v.clone()
+    e[0] = 0.9 * v[1] + 0.1 * v[0]
+    assert ranks(e @ v.t(), same)[0] == 3
