@@ -393,3 +393,47 @@ def test_repeated_stimuli_are_not_counted_against_each_other():
     e = v.clone()
     e[0] = 0.9 * v[1] + 0.1 * v[0]
     assert ranks(e @ v.t(), same)[0] == 3
+
+
+def test_one_group_with_repeated_videos_and_a_moved_bundle(run, tmp_path, capsys):
+    """An arrays directory whose test split is one group and shows each video twice, evaluated,
+    embedded and searched through a bundle that was moved to another folder after export."""
+    from recipes.embed import main as embed_main
+    from recipes.evaluate import main as evaluate_main
+    from recipes.export import main as export_main
+    from recipes.retrieve import main as retrieve_main
+
+    source = run.parent.parent / "arrays"
+    arrays = tmp_path / "arrays"
+    arrays.mkdir()
+    eeg, video = np.load(source / "eeg.npy")[:8], np.load(source / "video.npy")[:8]
+    video[4:] = video[:4]  # pairs 4-7 show the videos of pairs 0-3 again
+    np.save(arrays / "eeg.npy", eeg)
+    np.save(arrays / "video.npy", video)
+    np.save(arrays / "groups.npy", np.full(8, 5, dtype=np.int64))
+    np.save(arrays / "split.npy", np.array(["test"] * 8))
+    shutil.copy(source / "meta.json", arrays / "meta.json")
+    assert export_main([str(run), "--bundle", str(tmp_path / "b"), "-q"]) == 0
+    moved = tmp_path / "elsewhere" / "bundle copy"
+    moved.parent.mkdir()
+    (tmp_path / "b").rename(moved)
+    assert evaluate_main([str(moved), "--data-path", str(arrays), "--no-plot", "-q"]) == 0
+    out = capsys.readouterr().out
+    report = json.loads((moved / "eval" / "test.json").read_text())
+    assert report["test/n"] == 8 and report["test/distinct_videos"] == 4 and report["test/chance_R@1"] == 0.25
+    assert report["test/per_group"] == {"5": report["test/eeg_to_video/R@1"]}
+    assert report["test/bootstrap"]["groups"] == 1 and all(ci is None for ci in report["test/ci95"].values())
+    assert "95% CI" not in out and "test/eeg_to_video/median_rank = " in out
+    model = recipes.load(moved, device="cpu")
+    e, v = model.embed_eeg(eeg), model.embed_video(video)
+    assert (v[4:] - v[:4]).abs().max() < 1e-6  # identical videos embed identically: they would tie
+    same = np.array([0, 1, 2, 3, 0, 1, 2, 3])
+    assert report["test/eeg_to_video/R@1"] == pytest.approx(float((ranks(e @ v.t(), same) == 1).float().mean()))
+    assert embed_main([str(moved), "--data-path", str(arrays), "--split", "test", "--out", str(tmp_path / "e.npz"), "-q"]) == 0
+    with np.load(tmp_path / "e.npz") as f:
+        assert np.allclose(f["eeg"], e.numpy(), atol=1e-5) and f["group"].tolist() == [5] * 8
+    np.save(tmp_path / "q.npy", eeg[:2])
+    assert retrieve_main([str(moved), "--eeg", str(tmp_path / "q.npy"), "--gallery", str(arrays), "-k", "8",
+                          "--json", str(tmp_path / "r.json"), "-q"]) == 0
+    found = json.loads((tmp_path / "r.json").read_text())["queries"]
+    assert [len(q["results"]) for q in found] == [8, 8]
