@@ -60,16 +60,27 @@ class Channels:
     """File name -> why it was dropped."""
 
 
-def choose_channels(raw, spec: EEGSpec, where: str) -> Channels:
-    """EEG channels by type, then by name (exclude list, unknown sites), renamed and normalized."""
+def choose_channels(raw, spec: EEGSpec, where: str, triggers: set[str] = frozenset()) -> Channels:
+    """EEG channels by type, then by name (exclude list, unknown sites), renamed and normalized.
+
+    `triggers`: channels read as the trigger (a BDF or BrainVision file may type them EEG).
+    Channels the file marks bad are dropped here under `eeg.bads: drop`; otherwise they stay and
+    `preprocess` interpolates (or keeps) them."""
     from encoders import channels as channel_names  # the encoders' own normalization (imports torch: lazily)
 
     types = dict(zip(raw.ch_names, raw.get_channel_types()))
     exclude = {channel_names.normalize(n) for n in spec.exclude}
+    bads = set(raw.info["bads"])
     kept, names, dropped, unknown = [], [], {}, []
     for name in raw.ch_names:
+        if name in triggers:
+            dropped[name] = "trigger channel (events.stim_channel)"
+            continue
         if types[name] in _NON_EEG_TYPES or types[name] not in ("eeg", "seeg", "ecog"):
             dropped[name] = f"channel type {types[name]}"
+            continue
+        if name in bads and spec.bads == "drop":
+            dropped[name] = "marked bad in the file (eeg.bads: drop)"
             continue
         normal = channel_names.normalize(spec.rename.get(name, name))
         if normal in exclude:
@@ -98,6 +109,10 @@ def choose_channels(raw, spec: EEGSpec, where: str) -> Channels:
         wanted = [channel_names.normalize(c) for c in spec.channels]
         missing = [c for c in wanted if c not in seen]
         if missing:
+            bad = [c for c in missing if any(channel_names.normalize(spec.rename.get(n, n)) == c for n in bads)]
+            if bad:
+                raise IngestError(f"{where}: eeg.channels asks for {bad}, which the file marks bad and eeg.bads: drop removed; "
+                                  f"set eeg.bads: interpolate or remove them from eeg.channels")
             raise IngestError(f"{where}: eeg.channels asks for {missing}, which the file lacks (it has {names}); "
                               f"map file names with eeg.rename or remove them from eeg.channels")
         for file_name, normal in zip(kept, names):
@@ -132,9 +147,23 @@ def preprocess(raw, chans: Channels, spec: EEGSpec, where: str, events: np.ndarr
         )
     if sfreq < spec.sfreq:
         logger.warning("%s: sampled at %g Hz, below the target %g Hz; it is upsampled", where, sfreq, spec.sfreq)
+    done: dict = {"file_sfreq": sfreq}
+    if raw.info["projs"]:
+        done["projectors"] = {"action": spec.projectors, "names": [p["desc"] for p in raw.info["projs"]],
+                              "already_applied_in_file": [p["desc"] for p in raw.info["projs"] if p["active"]]}
+        if spec.projectors == "apply":  # before picking: a projector spans the channels it was made on
+            raw.apply_proj(verbose="error")
+        else:  # ones the file has already applied to its data cannot be taken back
+            raw.del_proj([i for i, p in enumerate(raw.info["projs"]) if not p["active"]])
     raw = raw.pick(chans.kept)
     raw.rename_channels(dict(zip(chans.kept, chans.names)))
-    done: dict = {"file_sfreq": sfreq}
+    bads = list(raw.info["bads"])
+    if bads:
+        done["bad_channels"] = {"names": bads, "action": spec.bads}
+        if spec.bads == "interpolate":
+            _interpolate(raw, bads, where)
+        else:  # keep: the recorded signal goes through as it is
+            raw.info["bads"] = []
     if spec.l_freq is not None or spec.h_freq is not None:
         raw.filter(spec.l_freq, spec.h_freq, picks="all", verbose="error")
         done["bandpass"] = [spec.l_freq, spec.h_freq]
@@ -153,6 +182,27 @@ def preprocess(raw, chans: Channels, spec: EEGSpec, where: str, events: np.ndarr
     done["sfreq"] = spec.sfreq
     done["resample"] = "mne.io.Raw.resample(method='polyphase'), trigger events resampled with the data"
     return raw, events, done
+
+
+def _interpolate(raw, bads: list[str], where: str) -> None:
+    """MNE's spherical-spline interpolation of `bads`, with standard 10-05 positions when the file
+    carries no electrode positions (the channels have 10-20 names by now)."""
+    import mne
+
+    if len(bads) == len(raw.ch_names):
+        raise IngestError(f"{where}: every kept channel is marked bad ({bads}); nothing to interpolate from; set eeg.bads: keep or drop")
+    locs = np.array([ch["loc"][:3] for ch in raw.info["chs"]])
+    if raw.get_montage() is None or not np.isfinite(locs).all() or not np.abs(locs).sum(axis=1).all():
+        builtin = mne.channels.get_builtin_montages()
+        name = "colin27_1005" if "colin27_1005" in builtin else "standard_1005"  # renamed in MNE 1.13
+        montage = mne.channels.make_standard_montage(name)
+        known = {n.upper() for n in montage.ch_names}
+        missing = [c for c in raw.ch_names if c.upper() not in known]
+        if missing:
+            raise IngestError(f"{where}: bad channels {bads} cannot be interpolated: {missing} have no standard 10-05 "
+                              f"position and the file has none; set eeg.bads: drop (and eeg.channels) or keep")
+        raw.set_montage(montage, match_case=False, on_missing="ignore", verbose="error")
+    raw.interpolate_bads(reset_bads=True, verbose="error")
 
 
 def microvolts(raw) -> np.ndarray:

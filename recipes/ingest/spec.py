@@ -89,6 +89,14 @@ class EEGSpec(_Strict):
     """`average` re-references to the common average; None keeps the file's reference."""
     unknown_channels: Literal["error", "drop"] = "error"
     """A channel with no 10-20 name: stop with a message (default), or drop it and report it."""
+    bads: Literal["interpolate", "drop", "keep"] = "interpolate"
+    """Channels the file marks bad (FIF `info["bads"]`, BIDS channels.tsv): `interpolate` them from
+    their neighbours by spherical splines (MNE's interpolate_bads; standard 10-05 positions when
+    the file has none), so every recording keeps the same channels; `drop` them (recordings then
+    differ, so list eeg.channels); or `keep` the recorded signal."""
+    projectors: Literal["apply", "ignore"] = "apply"
+    """SSP projectors stored in the file (FIF: an average reference, EOG/ECG projections): apply
+    them as MNE's Epochs do by default, or ignore them."""
 
     @field_validator("notch", mode="before")
     @classmethod
@@ -120,6 +128,10 @@ class EventsSpec(_Strict):
     """trigger: the trigger channel (None: MNE's default STI 014 / first stim channel)."""
     codes: dict[int, str] | None = None
     """trigger: code -> stimulus id; codes not listed are ignored. None: the code itself is the id."""
+    mask: int | Literal["auto"] | None = "auto"
+    """trigger: bits of the trigger value that carry the code (MNE's find_events mask, `and`).
+    `auto`: 65535 for BDF files, whose BioSemi Status channel holds the code in its 16 low bits and
+    system flags (CMS in range, battery) above them (MNE's read_raw_bdf notes); none otherwise."""
     file: str | None = None
     """csv: template of the event file per recording, `{dir}/{stem}_events.csv` (`dir`, `stem`, `name`)."""
     onset_column: str = "onset"
