@@ -253,8 +253,9 @@ class SplitSpec(_Strict):
         return self
 
 
-class IngestSpec(_Strict):
-    """One ingest: recordings + events + windows + video -> an arrays directory."""
+class IngestSections(_Strict):
+    """The sections an ingest spec and a recipe's `recordings` data block share, defined once here
+    (recipes/data/recordings.py derives its Config from this class), with the checks across them."""
 
     recordings: RecordingsSpec
     events: EventsSpec = Field(default_factory=EventsSpec)
@@ -262,21 +263,30 @@ class IngestSpec(_Strict):
     eeg: EEGSpec = Field(default_factory=EEGSpec)
     video: VideoSpec
     groups: GroupsSpec = Field(default_factory=GroupsSpec)
-    split: SplitSpec = Field(default_factory=SplitSpec)
     preview: int = Field(4, ge=0)
     """Windows drawn in preview.png (EEG traces, window edges, chosen frames); 0 for none."""
 
-    @model_validator(mode="after")
-    def _cross(self) -> "IngestSpec":
+    def check_across(self, split: SplitSpec) -> None:
+        """ValueError when sections disagree (with `split`, which the data block may leave out)."""
         if self.events.source == "bids" and self.recordings.bids is None:
             raise ValueError("events.source: bids reads each recording's events.tsv and needs recordings.bids (a BIDS root)")
         if self.video.movie is None and self.video.sync is not None:
             raise ValueError("video.sync is only for `movie`")
-        if self.split.by in ("subject", "block") and self.groups.by == "recording" and self.recordings.entities is None and self.recordings.bids is None:
+        if split.by in ("subject", "block") and self.groups.by == "recording" and self.recordings.entities is None and self.recordings.bids is None:
             raise ValueError(
-                f"split by {self.split.by} needs {self.split.by} ids: give recordings.entities (a file-name regex "
-                f"with (?P<{self.split.by}>...)) or read a BIDS dataset"
+                f"split by {split.by} needs {split.by} ids: give recordings.entities (a file-name regex "
+                f"with (?P<{split.by}>...)) or read a BIDS dataset"
             )
+
+
+class IngestSpec(IngestSections):
+    """One ingest: recordings + events + windows + video -> an arrays directory."""
+
+    split: SplitSpec = Field(default_factory=SplitSpec)
+
+    @model_validator(mode="after")
+    def _cross(self) -> "IngestSpec":
+        self.check_across(self.split)
         return self
 
 
