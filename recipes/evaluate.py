@@ -83,27 +83,56 @@ def eval_mode(model: torch.nn.Module):
 
 
 @torch.no_grad()
-def embed_split(model, loader: DataLoader, device: torch.device):
-    eeg, video, groups = [], [], []
+def embed_split(model, loader: DataLoader, device: torch.device, with_index: bool = False):
+    """(eeg, video, groups) embeddings of every batch, in loader order; plus the pairs' indices in
+    the data when `with_index` (None when batches do not carry them)."""
+    eeg, video, groups, index = [], [], [], []
     for batch in loader:
         e, v, g = model.embed_batch(batch, device)
         eeg.append(e.float())
         video.append(v.float())
         groups.append(g)
-    return torch.cat(eeg), torch.cat(video), torch.cat(groups)
+        if with_index and isinstance(batch, dict) and "index" in batch:
+            index.append(torch.as_tensor(batch["index"]).cpu())
+    out = torch.cat(eeg), torch.cat(video), torch.cat(groups)
+    if with_index:
+        return (*out, torch.cat(index).numpy() if len(index) == len(eeg) else None)
+    return out
+
+
+def loader_same_video(loader, index: np.ndarray | None) -> np.ndarray | None:
+    """Same-video labels (`same_video_labels`) of the pairs `index` of a loader over recipes.data's
+    PairTorchDataset (or of IndexBatches, when features are cached), hashed once per dataset; None
+    when the data are not at hand."""
+    dataset = getattr(loader, "dataset", loader)
+    video = getattr(getattr(dataset, "data", None), "video", None)
+    if index is None or video is None or not hasattr(dataset, "indices"):
+        return None
+    labels = getattr(dataset, "_same_video", None)
+    if labels is None:
+        labels = dict(zip(np.asarray(dataset.indices).tolist(), same_video_labels(video, dataset.indices).tolist()))
+        dataset._same_video = labels
+    try:
+        return np.array([labels[int(i)] for i in index], dtype=np.int64)
+    except KeyError:  # batches from outside the dataset's own indices
+        return None
 
 
 @torch.no_grad()
 def evaluate(model, loader: DataLoader, device: torch.device, prefix: str = "val") -> dict[str, float]:
-    """Loss over the whole split as one batch (independent of batch size) and retrieval metrics."""
+    """Loss over the whole split as one batch (independent of batch size) and retrieval metrics.
+
+    Pairs with identical videos are not counted against each other (as `split_report`), so the
+    validation metrics of training and of `python -m recipes.evaluate` agree."""
     with eval_mode(model):
-        eeg, video, groups = embed_split(model, loader, device)
+        eeg, video, groups, index = embed_split(model, loader, device, with_index=True)
         similarity = eeg @ video.t()
         metrics = {f"{prefix}/loss": float(model.loss(eeg, video, groups))}
-    metrics.update(retrieval_metrics(similarity, f"{prefix}/eeg_to_video"))
-    metrics.update(retrieval_metrics(similarity.t(), f"{prefix}/video_to_eeg"))
+    same = loader_same_video(loader, index)
+    metrics.update(retrieval_metrics(similarity, f"{prefix}/eeg_to_video", same))
+    metrics.update(retrieval_metrics(similarity.t(), f"{prefix}/video_to_eeg", same))
     metrics[f"{prefix}/n"] = int(len(eeg))
-    metrics[f"{prefix}/chance_R@1"] = 1.0 / max(len(eeg), 1)
+    metrics[f"{prefix}/chance_R@1"] = 1.0 / max(len(eeg) if same is None else len(np.unique(same)), 1)
     metrics[f"{prefix}/nonfinite"] = nonfinite(eeg) + nonfinite(video)
     if metrics[f"{prefix}/nonfinite"]:
         logger.warning("%s: %d embeddings hold NaN or inf; their pairs rank last", prefix, metrics[f"{prefix}/nonfinite"])

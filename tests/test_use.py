@@ -437,3 +437,32 @@ def test_one_group_with_repeated_videos_and_a_moved_bundle(run, tmp_path, capsys
                           "--json", str(tmp_path / "r.json"), "-q"]) == 0
     found = json.loads((tmp_path / "r.json").read_text())["queries"]
     assert [len(q["results"]) for q in found] == [8, 8]
+
+
+def test_a_run_whose_validation_is_one_group_with_repeated_videos(tmp_path, capsys):
+    """Training's validation metrics and `recipes.evaluate --split val` agree on a validation split
+    of one group whose pairs repeat two videos (features cached: evaluation reads the data's
+    videos to see which pairs share one); the intervals are absent (one group), not made up."""
+    from recipes.evaluate import main as evaluate_main
+    from recipes.run import main as run_main
+
+    arrays = write_arrays(tmp_path / "arrays", n=48, group_size=4)
+    groups = np.load(arrays / "groups.npy")
+    np.save(arrays / "split.npy", np.where(groups == 0, "val", np.where(groups == 1, "test", "train")))
+    video = np.load(arrays / "video.npy")
+    video[2:4] = video[0:2]  # the validation group shows 2 videos twice
+    np.save(arrays / "video.npy", video)
+    recipe = tiny_recipe(**{"data": {"name": "arrays", "path": str(arrays)},
+                            "train": {"epochs": 2, "batch_size": 8, "lr": 1e-2, "select": {"metric": "val/eeg_to_video/R@1"}}})
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    assert run_main([str(tmp_path / "r.yaml"), "--output-dir", str(tmp_path / "runs"), "--quiet"]) == 0
+    run = run_dir_in(tmp_path / "runs")
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    trained = [r for r in lines if "val/eeg_to_video/R@1" in r][-1]
+    assert trained["val/chance_R@1"] == 0.5 and trained["val/n"] == 4
+    assert evaluate_main([str(run), "--split", "val", "--checkpoint", "last", "--no-plot", "-q"]) == 0
+    report = json.loads((run / "eval" / "val.json").read_text())
+    for key in ("val/eeg_to_video/R@1", "val/video_to_eeg/R@1", "val/eeg_to_video/median_rank", "val/video_to_eeg/mean_rank"):
+        assert report[key] == pytest.approx(trained[key], abs=1e-6), key
+    assert report["val/distinct_videos"] == 2 and list(report["val/per_group"]) == ["0"]
+    assert all(ci is None for ci in report["val/ci95"].values())

@@ -17,6 +17,7 @@ import math
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from pydantic import BaseModel
 
@@ -35,7 +36,7 @@ from recipes.engine.selection import after_evaluation
 from recipes.engine.stages import cache_features, log_stage_start
 from recipes.engine.trainer import _start_run
 from recipes.errors import RecipeError
-from recipes.evaluate import nonfinite, retrieval_metrics
+from recipes.evaluate import loader_same_video, nonfinite, retrieval_metrics
 from recipes.rundir import RunDir
 from recipes.sweep.batched.adamw import StackedAdamW
 from recipes.sweep.batched.eligibility import batch_key, unsupported_reason
@@ -228,16 +229,17 @@ def _evaluate_all(heads: StackedHeads, trials: list[_Trial], val_loader, feature
     with precision.autocast():
         eeg, video, losses = heads.evaluation(features["eeg"][index], features["video"][index], groups)
     losses = losses.tolist()
+    same = loader_same_video(val_loader, index.cpu().numpy())  # pairs sharing a video, as evaluate() does
     out = {}
     for i, t in enumerate(trials):
         if not t.running:
             continue
         similarity = eeg[i] @ video[i].t()
         metrics = {"val/loss": float(losses[i])}
-        metrics.update(retrieval_metrics(similarity, "val/eeg_to_video"))
-        metrics.update(retrieval_metrics(similarity.t(), "val/video_to_eeg"))
+        metrics.update(retrieval_metrics(similarity, "val/eeg_to_video", same))
+        metrics.update(retrieval_metrics(similarity.t(), "val/video_to_eeg", same))
         metrics["val/n"] = int(len(eeg[i]))
-        metrics["val/chance_R@1"] = 1.0 / max(len(eeg[i]), 1)
+        metrics["val/chance_R@1"] = 1.0 / max(len(eeg[i]) if same is None else len(np.unique(same)), 1)
         metrics["val/nonfinite"] = nonfinite(eeg[i]) + nonfinite(video[i])
         out[i] = metrics
     return out
