@@ -206,3 +206,19 @@ def test_a_recording_shorter_than_a_window_is_reported_beside_good_ones(root):
     by_name = {r["recording"]: r for r in report["recordings"]}
     assert report["pairs"] == 3 and by_name["rec/s02_raw.fif"]["pairs"] == 0
     assert "outside the recording (0.100-2.100 s; it lasts 0.500 s)" in by_name["rec/s02_raw.fif"]["windows_dropped"][0]["reason"]
+
+
+def test_nan_gaps_drop_their_windows_and_flat_channels_are_reported(root):
+    """A float file with a hole (NaN for 0.2 s inside the second window) and a flat channel: the
+    filters run on the pieces around the hole (MNE's skip_by_annotation), the hole's window is a
+    reported drop, the others come out finite and intact, and the flat channel is named."""
+    raw = planted_raw(250.0, 11.0, EVENTS)
+    raw._data[1, int(5.5 * 250):int(5.7 * 250)] = np.nan
+    raw._data[4] = 0.0  # O1 disconnected
+    export(raw, root / "rec" / "s01_raw.fif")
+    ingest(spec(), root / "out", base=root, quiet=True)
+    eeg, meta, rec = read(root)
+    assert [p["onset"] for p in meta["pairs"]] == [2.0, 8.0] and np.isfinite(eeg).all()
+    assert rec["windows_dropped"][0]["onset"] == 5.0 and "BAD_nonfinite" in rec["windows_dropped"][0]["reason"]
+    assert sine_amplitude(eeg[1, 1]) == pytest.approx(20.0, rel=0.03) and pulse_positions(eeg, meta) == [100, 100]
+    assert rec["flat_channels"] == ["O1"] and rec["preprocessing"]["nonfinite_samples_zeroed"] > 0

@@ -135,6 +135,34 @@ def bad_intervals(raw) -> list[tuple[float, float, str]]:
     return out
 
 
+NONFINITE = "BAD_nonfinite"
+# Seconds added on each side of a span of NaN/inf samples: the polyphase resampler's filter reaches
+# about 12 input samples either way (scipy's resample_poly, 10 zero crossings), 0.05 s at 250 Hz.
+NONFINITE_MARGIN_S = 0.1
+
+
+def nonfinite_spans(raw, picks: list[str]) -> list[tuple[float, float, str]]:
+    """(start, stop, BAD_nonfinite) in seconds from the first sample, around every run of samples
+    where a kept channel is NaN or inf (a gap a reader filled with NaN, a float file with holes);
+    also annotated on `raw`, so MNE's filters treat the spans as edges (skip_by_annotation)."""
+    data = raw.get_data(picks=picks)
+    bad = ~np.isfinite(data).all(axis=0)
+    if not bad.any():
+        return []
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], bad.astype(np.int8), [0]])))
+    sfreq = float(raw.info["sfreq"])
+    spans = []
+    for a, b in zip(edges[::2], edges[1::2]):
+        start, stop = max(0.0, a / sfreq - NONFINITE_MARGIN_S), min(raw.times[-1] + 1 / sfreq, b / sfreq + NONFINITE_MARGIN_S)
+        spans.append((start, stop, NONFINITE))
+    import mne
+
+    raw.set_annotations(raw.annotations + mne.Annotations(
+        [a / sfreq + raw.first_time for a in edges[::2]], [(b - a) / sfreq for a, b in zip(edges[::2], edges[1::2])],
+        [NONFINITE] * (len(edges) // 2), orig_time=raw.annotations.orig_time))
+    return spans
+
+
 def preprocess(raw, chans: Channels, spec: EEGSpec, where: str, events: np.ndarray | None = None):
     """Pick, filter, notch, reference, resample (with `events`, sample indices at the file's rate).
 
@@ -164,13 +192,18 @@ def preprocess(raw, chans: Channels, spec: EEGSpec, where: str, events: np.ndarr
             _interpolate(raw, bads, where)
         else:  # keep: the recorded signal goes through as it is
             raw.info["bads"] = []
+    skip = ("edge", "bad_acq_skip", NONFINITE.lower())  # filter the pieces between gaps separately
     if spec.l_freq is not None or spec.h_freq is not None:
-        raw.filter(spec.l_freq, spec.h_freq, picks="all", verbose="error")
+        raw.filter(spec.l_freq, spec.h_freq, picks="all", skip_by_annotation=skip, verbose="error")
         done["bandpass"] = [spec.l_freq, spec.h_freq]
     notches = [f for f in spec.notch if f < sfreq / 2]
     if notches:
-        raw.notch_filter(notches, picks="all", verbose="error")
+        raw.notch_filter(notches, picks="all", skip_by_annotation=skip, verbose="error")
     done["notch"] = notches
+    holes = ~np.isfinite(raw._data)  # the gaps themselves, left unfiltered: zeros, so the resampler
+    if holes.any():                  # does not spread them (their windows are dropped as BAD_nonfinite)
+        raw._data[holes] = 0.0
+        done["nonfinite_samples_zeroed"] = int(holes.any(axis=0).sum())
     if spec.reference == "average":
         raw.set_eeg_reference("average", projection=False, verbose="error")
     done["reference"] = spec.reference or "as recorded"
@@ -212,6 +245,19 @@ def microvolts(raw) -> np.ndarray:
 
 # Scalp EEG after a 0.1-75 Hz band-pass has a standard deviation of roughly 5-100 uV per channel.
 PLAUSIBLE_UV = (0.5, 1000.0)
+
+
+FLAT_UV = 0.01  # a channel whose standard deviation is below this is flat (disconnected, or a copy of the reference)
+
+
+def flat_channels(data: np.ndarray, names: list[str], where: str) -> list[str]:
+    """Channels whose signal is flat after preprocessing; warned about and listed in the report
+    (they carry no EEG: mark them bad in the file, or list eeg.exclude, to interpolate or drop them)."""
+    flat = [name for name, sd in zip(names, data.std(axis=1)) if not sd >= FLAT_UV]
+    if flat:
+        logger.warning("%s: channels %s are flat (standard deviation below %g uV); exclude them (eeg.exclude) "
+                       "or mark them bad in the file to interpolate them", where, flat, FLAT_UV)
+    return flat
 
 
 def amplitude(data: np.ndarray, where: str) -> float:

@@ -71,7 +71,7 @@ def ingest_recording(rec: Recording, spec: IngestSpec, base: Path, progress: boo
     trigger = {spec.events.stim_channel} if spec.events.source == "trigger" and spec.events.stim_channel else set()
     chans = eeg_io.choose_channels(raw, spec.eeg, where, triggers=trigger)
     sync = event_io.sync_time(raw, spec.video.sync, where) if spec.video.movie is not None else 0.0
-    bad = eeg_io.bad_intervals(raw)
+    bad = eeg_io.bad_intervals(raw) + eeg_io.nonfinite_spans(raw, chans.kept)
     raw, resampled, done = eeg_io.preprocess(raw, chans, spec.eeg, where, found.samples)
     found = found.after_resample(resampled, raw.first_samp, raw.info["sfreq"])
     report.update(channels_dropped=chans.dropped, preprocessing=done, events_found=len(found.onsets))
@@ -86,6 +86,7 @@ def ingest_recording(rec: Recording, spec: IngestSpec, base: Path, progress: boo
     sfreq = float(raw.info["sfreq"])
     data = eeg_io.microvolts(raw)
     report["amplitude_uv"] = eeg_io.amplitude(data, where)
+    report["flat_channels"] = eeg_io.flat_channels(data, chans.names, where)
     length = int(round(spec.window.seconds * sfreq))
     planned, drops = window_plan.plan(found.onsets, found.stims, spec.window, sfreq, data.shape[1], bad)
 
