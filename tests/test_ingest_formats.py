@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest_helpers import cfr, export, need, planted_raw, write_video
+from ingest_helpers import CHANNELS, cfr, export, need, planted_raw, write_video
 
 mne = need("mne")
 need("av")
@@ -222,3 +222,30 @@ def test_nan_gaps_drop_their_windows_and_flat_channels_are_reported(root):
     assert rec["windows_dropped"][0]["onset"] == 5.0 and "BAD_nonfinite" in rec["windows_dropped"][0]["reason"]
     assert sine_amplitude(eeg[1, 1]) == pytest.approx(20.0, rel=0.03) and pulse_positions(eeg, meta) == [100, 100]
     assert rec["flat_channels"] == ["O1"] and rec["preprocessing"]["nonfinite_samples_zeroed"] > 0
+
+
+def test_recordings_with_the_same_channels_in_another_order(root):
+    """A second cap's files list the same sites in another order: rows are put in the first
+    recording's order (O2, planted at 40 uV, stays O2), also when a rerun ingests the first again
+    and reuses the reordered one from the previous output, whose rows are already reordered."""
+    def recording(names, sfreq, o2_uv=40.0):
+        raw = planted_raw(sfreq, 11.0, EVENTS, names=names)
+        t = np.arange(raw.n_times) / sfreq
+        raw._data[names.index("O2")] = o2_uv * 1e-6 * np.sin(2 * np.pi * 10 * t)
+        return raw
+
+    export(recording(CHANNELS, 250.0), root / "rec" / "s01_raw.fif")
+    export(recording(["O2", "Cz", "Fp1", "Pz", "Fz", "O1"], 500.0), root / "rec" / "s02_raw.fif")
+    for rerun in (False, True):
+        if rerun:  # s01 changes: it is ingested again, s02 comes from the previous output
+            export(recording(CHANNELS, 250.0, o2_uv=30.0), root / "rec" / "s01_raw.fif")
+        report = ingest(spec(), root / "out", base=root, quiet=True)
+        eeg, meta, _ = read(root)
+        assert meta["channels"] == ["FP1", "FZ", "CZ", "PZ", "O1", "O2"] and pulse_positions(eeg, meta) == [100] * 6
+        o2 = [round(sine_amplitude(pair[5])) for pair in eeg]
+        assert o2 == ([30] * 3 if rerun else [40] * 3) + [40] * 3
+        assert [round(sine_amplitude(pair[0])) for pair in eeg] == [20] * 6
+    assert [r["reused"] for r in report["recordings"]] == [False, True]
+    export(planted_raw(250.0, 11.0, EVENTS, names=["Fp1", "Fz", "Cz", "Pz", "O1", "T7"]), root / "rec" / "s03_raw.fif")
+    with pytest.raises(IngestError, match=r"\['O2', 'T7'\] are not in both\); set eeg.channels to the ones all share"):
+        ingest(spec(), root / "out", base=root, quiet=True)
