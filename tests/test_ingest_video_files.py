@@ -145,3 +145,15 @@ def test_an_audio_only_file_is_named(recording):
     with pytest.raises(IngestError, match=r"a.mkv: has no video stream \(it holds audio\)"):
         ingest(SPEC, recording / "out", base=recording, quiet=True)
     assert not (recording / "out").exists()
+
+
+def test_a_damaged_video_stops_the_ingest_with_one_message(recording):
+    for name in "ab":
+        write(recording / "stim" / f"{name}.mkv", cfr(30, 10), codec="mjpeg", pix_fmt="yuvj420p")
+    data = bytearray((recording / "stim" / "b.mkv").read_bytes())
+    middle = len(data) // 3
+    data[middle:middle + 3000] = bytes((x * 7 + 13) % 256 for x in data[middle:middle + 3000])  # scrambled bytes
+    (recording / "stim" / "b.mkv").write_bytes(bytes(data))
+    with pytest.raises(IngestError, match=r"b.mkv: (reading the video|decoding) failed .*damaged") as err:
+        ingest(SPEC, recording / "out", base=recording, quiet=True)
+    assert "Traceback" not in str(err.value) and not (recording / "out").exists()
