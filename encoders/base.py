@@ -176,14 +176,10 @@ class Encoder(nn.Module, metaclass=abc.ABCMeta):
     def convert_state_dict(self, obj: object) -> tuple[dict[str, torch.Tensor], list[str]]:
         """Map a file's content to this module's keys; returns (state, ignored keys).
 
-        The default takes a plain state dict or one under 'state_dict' / 'model'. Encoders with
-        official formats override this.
+        The default takes a plain state dict or one under 'state_dict', 'model' or 'module'. Encoders
+        with official formats override this.
         """
-        if isinstance(obj, dict):
-            for key in ("state_dict", "model"):
-                if key in obj and isinstance(obj[key], dict):
-                    obj = obj[key]
-                    break
+        obj = unwrap_container(obj)
         if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
             raise InputSpecError(f"checkpoint for {type(self).__name__} is not a state dict of tensors")
         return dict(obj), []

@@ -22,6 +22,7 @@ from torch import nn
 
 from encoders.base import EEGEncoder, EEGInputSpec, EncoderConfig, check_parameter_memory, transformer_parameters
 from encoders.channels import N_USABLE
+from encoders.checkpoint import unwrap_container
 
 # Keys of the released labram-base.pth that a feature encoder does not use.
 _PRETRAIN_ONLY = ("mask_token", "lm_head.", "norm.", "head.", "logit_scale", "projection_head.")
@@ -225,11 +226,7 @@ class LaBraM(EEGEncoder):
 
     def convert_state_dict(self, obj: object) -> tuple[dict[str, torch.Tensor], list[str]]:
         """Official files: weights under 'model' (or 'module'), backbone under 'student.' when pretrained."""
-        if isinstance(obj, dict):
-            for key in ("model", "module", "state_dict"):
-                if isinstance(obj.get(key), dict):
-                    obj = obj[key]
-                    break
+        obj = unwrap_container(obj, ("model", "module", "state_dict"))
         state, ignored = {}, []
         if isinstance(obj, dict) and any(k.endswith("attn.q_bias") for k in obj):
             for block in self.blocks:  # a checkpoint with q/v biases (qkv_bias fine-tunes, BitFit) gets them
