@@ -12,7 +12,7 @@ from typing import Any
 
 import registry
 from encoders import base
-from encoders.base import *  # noqa: F403  the encoder contract, re-exported as base.__all__ names it
+from encoders.base import *  # noqa: F401,F403  the encoder contract, re-exported as base.__all__ names it
 from encoders.base import Encoder
 
 

@@ -79,6 +79,12 @@ def transformer_parameters(dim: int, depth: int, mlp_ratio: float) -> int:
     return int(depth * (4 + 2 * mlp_ratio) * dim * dim)
 
 
+def drop_path_rates(last: float, depth: int) -> list[float]:
+    """Stochastic depth per block, rising linearly from 0 at the first block to `last` at the last
+    (the rule of LaBraM, timm and torchvision's Swin)."""
+    return [last * i / max(depth - 1, 1) for i in range(depth)]
+
+
 @dataclasses.dataclass(frozen=True)
 class EEGInputSpec:
     """What an EEG encoder takes: microvolts at `sfreq`, whole patches, at most `max_patches`."""

@@ -20,7 +20,14 @@ from pydantic import Field, model_validator
 from timm.layers import DropPath, Mlp, trunc_normal_
 from torch import nn
 
-from encoders.base import EEGEncoder, EEGInputSpec, EncoderConfig, check_parameter_memory, transformer_parameters
+from encoders.base import (
+    EEGEncoder,
+    EEGInputSpec,
+    EncoderConfig,
+    check_parameter_memory,
+    drop_path_rates,
+    transformer_parameters,
+)
 from encoders.channels import N_USABLE
 from encoders.checkpoint import unwrap_container
 
@@ -183,8 +190,7 @@ class LaBraM(EEGEncoder):
         self.pos_embed = nn.Parameter(torch.zeros(1, N_USABLE + 1, d))
         self.time_embed = nn.Parameter(torch.zeros(1, 16, d))
         self.pos_drop = nn.Dropout(config.drop)
-        rates = [config.drop_path * i / max(config.depth - 1, 1) for i in range(config.depth)]
-        self.blocks = nn.ModuleList(LaBraMBlock(config, r) for r in rates)
+        self.blocks = nn.ModuleList(LaBraMBlock(config, r) for r in drop_path_rates(config.drop_path, config.depth))
         self.fc_norm = nn.LayerNorm(d, eps=1e-6)
         self._init_weights()
 
