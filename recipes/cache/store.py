@@ -7,7 +7,8 @@ data file without its manifest was never completed, so an interrupted or killed 
 entry that looks valid. Readers check an entry against its manifest and what its key implies, and a
 damaged one is named in a warning, removed and recomputed, instead of failing every later run.
 Writers hold the entry's lock (`.locks/NAME.lock`, an advisory file lock through `filelock`), so two
-processes computing the same entry do not both write it: the second waits and then reads it.
+processes computing the same entry do not both write it: the second waits and then reads it
+(`read_or_compute`, the one such step the feature and clip caches share).
 The manifest's mtime is touched on every use, so `clear --older-than` goes by last use.
 """
 
