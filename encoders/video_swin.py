@@ -35,6 +35,7 @@ from encoders.base import (
     check_parameter_memory,
     transformer_parameters,
 )
+from encoders.checkpoint import unwrap_container
 
 
 class ModuleCallWindowAttention3d(ShiftedWindowAttention3d):
@@ -202,10 +203,7 @@ class VideoSwin(VideoEncoder):
         return self.norm(x).mean(dim=(1, 2, 3))
 
     def convert_state_dict(self, obj: object) -> tuple[dict[str, torch.Tensor], list[str]]:
-        if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-            obj = obj["state_dict"]
-        elif isinstance(obj, dict) and isinstance(obj.get("model"), dict):
-            obj = obj["model"]
+        obj = unwrap_container(obj)
         state, ignored = {}, []
         for key, value in dict(obj).items():
             if not isinstance(value, torch.Tensor):

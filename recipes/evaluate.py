@@ -247,23 +247,19 @@ def split_report(eeg: torch.Tensor, video: torch.Tensor, groups: np.ndarray, spl
 
 def main(argv: list[str] | None = None) -> int:
     from recipes.embed import embed_pairs, resolve_data, split_indices
-    from recipes.trained import load
     from recipes.rundir import atomic_write
+    from recipes.trained_cli import add_model_arguments, load_model, parse_model_arguments
     from registry.errors import UserError
 
     parser = argparse.ArgumentParser(prog="python -m recipes.evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path, help="a run directory (the one `run:` printed) or an exported bundle")
+    add_model_arguments(parser)
     parser.add_argument("--split", default="test", help="train, val, test, or all (default: test)")
-    parser.add_argument("--checkpoint", choices=("best", "last"), help="weights to use (default: best when the run kept them)")
     parser.add_argument("--data-path", type=Path, metavar="DIR", help="evaluate on another arrays directory (same channels)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
-    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_model_arguments(parser, argv)
     try:
         if args.batch_size < 1 or args.resamples < 1:
             raise UserError("--batch-size and --resamples must be at least 1")
@@ -271,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             from recipes.eval_figure import require_matplotlib
 
             require_matplotlib()
-        trained = load(args.run, device=args.device, checkpoint=args.checkpoint)
+        trained = load_model(args)
         data, where = resolve_data(trained, args.data_path)
         indices = split_indices(data, args.split, where)
         if args.data_path is None and args.split in ("train", "val"):

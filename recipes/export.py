@@ -127,25 +127,23 @@ def export_bundle(trained, out: Path, merged: bool = False) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from recipes.trained_cli import add_model_arguments, load_model, parse_model_arguments
+
     parser = argparse.ArgumentParser(prog="python -m recipes.export", description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", type=Path, help="a finished run directory (the one `run:` printed)")
+    add_model_arguments(parser, run_help="a finished run directory (the one `run:` printed)", checkpoint_help="weights to export", device=False)
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--bundle", type=Path, metavar="OUT", help="write a self-contained model that recipes.load reads")
     group.add_argument("--peft", type=Path, metavar="OUT", help="write adapters in Hugging Face PEFT format")
     group.add_argument("--merged", type=Path, metavar="OUT", help="write encoders with every adapter merged into their weights")
-    parser.add_argument("--checkpoint", choices=("best", "last"), help="weights to export (default: best when the run kept them)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_model_arguments(parser, argv)
     from recipes.bundle import is_bundle
-    from recipes.trained import load
 
     try:
         out = (args.bundle or args.peft or args.merged).expanduser()
         check_output(out)  # before the (slow) model rebuild
-        if args.run_dir.is_dir() and is_bundle(args.run_dir):
-            raise UserError(f"{args.run_dir} is a bundle already; export from the run directory it came from")
-        trained = load(args.run_dir, device="cpu", checkpoint=args.checkpoint)
+        if args.run.is_dir() and is_bundle(args.run):
+            raise UserError(f"{args.run} is a bundle already; export from the run directory it came from")
+        trained = load_model(args, device="cpu")
         if args.peft:
             sides = export_peft(trained.model, args.peft)
             print(f"peft adapters ({', '.join(sides)}; {trained.weights} weights): {args.peft}")

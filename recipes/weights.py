@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -13,17 +12,14 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 from torch import nn
 
+from recipes.cache.hashing import file_digest
 from recipes.rundir import atomic_write
 from registry.errors import UserError
 
 
 @lru_cache(maxsize=16)
 def _sha256(path: str, mtime: float, size: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(Path(path))  # mtime and size key the cache: a rewritten file is hashed again
 
 
 def sha256_of(path: str | None) -> str | None:
