@@ -47,7 +47,9 @@ def is_bundle(path: Path) -> bool:
 
 def foldable(strategy) -> bool:
     """Whether the strategy offers the `merge(encoder)` hook (folds its adapters into the base weights)."""
-    return callable(getattr(strategy, "merge", None))
+    from adapters.strategies.base import offers
+
+    return offers(strategy, "merge")
 
 
 def adapting(tower) -> list:

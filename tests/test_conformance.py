@@ -63,6 +63,70 @@ def test_kit_passes_on_builtins_and_examples_and_fails_each_planted_flaw_by_name
         assert results.get(test) == "PASSED", (test, results.get(test))
 
 
+# Built-in names that are ordinary words in the kit's prose ("a video clip", "full parameter names").
+ENGLISH_NAMES = {"arrays", "clip", "full", "linear", "prefix", "prompt", "recordings", "synthetic"}
+
+
+def _docstrings(tree) -> set[int]:
+    import ast
+
+    return {id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and node.body
+            and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+
+
+def test_the_kit_names_no_builtin_component():
+    """The kit keeps no table of built-ins (#10): built-ins steer it through the hooks plugins use
+    (conformance_options, conformance_example, conformance_reference, symmetric). No string in its code
+    is or quotes a built-in's name, it imports no built-in's module, and no built-in name that is not an
+    ordinary word appears anywhere in it, comments included. That it still passes over every built-in is
+    test_kit_passes_on_builtins_and_examples_and_fails_each_planted_flaw_by_name."""
+    import ast
+
+    import registry
+    from tests.conftest import ROOT
+
+    entries = [e for kind in registry.KINDS for e in registry.entries(kind) if e.distribution == "peftzoo"]
+    names = {e.name for e in entries}
+    modules = {e.target.split(":")[0] for e in entries}
+    files = sorted((ROOT / "peftzoo_conformance").glob("*.py"))
+    assert len(files) >= 10 and len(names) >= 25
+    for file in files:
+        text = file.read_text()
+        tree = ast.parse(text)
+        docstrings = _docstrings(tree)
+        strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings]
+        for name in names:
+            quoted = re.compile(rf"(^|['\"`]){re.escape(name)}($|['\"`])")
+            assert not [s for s in strings if quoted.search(s)], (file.name, name)
+            if name not in ENGLISH_NAMES:
+                assert not re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text, re.IGNORECASE), (file.name, name)
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | \
+            {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert not imported & modules, (file.name, imported & modules)
+
+
+def test_builtins_declare_the_hooks_the_kit_reads():
+    """What the kit's removed tables held now lives on the components, through the documented hooks."""
+    import tempfile
+    from pathlib import Path
+
+    import registry
+    from peftzoo_conformance import probes
+
+    assert [s["name"] for s in probes.reference_encoders()][:2] == ["tiny_eeg", "video_swin"]
+    for kind, name in (("encoders", "labram_huge"), ("encoders", "swin3d_b"), ("datasets", "synthetic")):
+        options = probes.small_options(kind, name, registry.get(kind, name))
+        assert options, (kind, name)
+    assert probes.small_options("encoders", "labram_huge", registry.get("encoders", "labram_huge"))["depth"] == 1
+    assert {n for n in registry.names("losses") if getattr(registry.get("losses", n), "symmetric", False)} >= {"clip", "siglip"}
+    assert registry.get("losses", "protonce").symmetric is False
+    with tempfile.TemporaryDirectory() as tmp:
+        options = probes.dataset_options("arrays", registry.get("datasets", "arrays"), Path(tmp))
+        data = registry.build("datasets", {"name": "arrays", **options}, seed=0)
+        assert data.eeg.shape == (12, 4, 200) and len(set(data.groups.tolist())) == 6
+
+
 def test_kit_selects_one_distributions_components(monkeypatch):
     """--peftzoo-distribution (or the environment variable) keeps the components one distribution registers."""
     import registry

@@ -152,6 +152,33 @@ EVALUATE_AND_EXPORT = textwrap.dedent("""
     result = {"bundle_exit": export([run, "--bundle", work + "/bundle"]), "merged_exit": export([run, "--merged", work + "/merged"])}
     result["bundle_diff"] = diff(work + "/bundle") if result["bundle_exit"] == 0 else None
     result["merged_diff"] = diff(work + "/merged") if result["merged_exit"] == 0 else None
+
+    # --native: vera's own export() hook; read back by the format's documented formula onto the plain
+    # base encoder (the run's frozen Linears without the VeRA wrappers), independently of the plugin
+    result["native_exit"] = export([run, "--native", work + "/native"])
+    if result["native_exit"] == 0:
+        import copy
+        from safetensors.torch import load_file
+        manifest = json.load(open(work + "/native/manifest.json"))
+        result["native_sides"] = manifest["sides"]
+        config = json.load(open(work + "/native/eeg/vera/vera_config.json"))
+        tensors = load_file(work + "/native/eeg/vera/vera_adapter.safetensors")
+        run_encoder = trained.model.eeg.encoder
+        plain = copy.deepcopy(run_encoder)
+        for name in config["modules"]:
+            plain.set_submodule(name, plain.get_submodule(name).base)
+
+        def vera_hook(name):
+            t = {k: tensors[f"{name}.{k}"] for k in ("lambda_d", "lambda_b", "vera_A", "vera_B")}
+            return lambda module, args, out: out + t["lambda_b"] * ((args[0] @ t["vera_A"].T * t["lambda_d"]) @ t["vera_B"].T)
+
+        with torch.no_grad():
+            base_out = plain(x, channels=list(trained.channels))
+            for name in config["modules"]:
+                plain.get_submodule(name).register_forward_hook(vera_hook(name))
+            run_out = run_encoder(x, channels=list(trained.channels))
+            result["native_adapter_effect"] = float((run_out - base_out).abs().max())
+            result["native_diff"] = float((plain(x, channels=list(trained.channels)) - run_out).abs().max())
     print(json.dumps(result))
 """)
 
@@ -180,6 +207,18 @@ def test_bundle_of_a_plugin_strategy_embeds_as_the_run(evaluated):
 def test_merged_export_keeps_a_plugin_strategy(evaluated):
     assert evaluated["merged_exit"] == 0, "export --merged refused the run"
     assert evaluated["merged_diff"] < 1e-5
+
+
+def test_native_export_of_a_plugin_strategy_reads_back_as_the_run(evaluated):
+    """export --native calls vera's own export() hook (no built-in special case): its files, in the manifest,
+    read back onto the plain base encoder give the run's encoder outputs."""
+    assert evaluated["native_exit"] == 0, "export --native refused the run"
+    assert list(evaluated["native_sides"]) == ["eeg"]  # the video side is head_only: nothing to write
+    (adapter,) = evaluated["native_sides"]["eeg"]["adapters"]
+    assert adapter["strategy"] == "vera" and adapter["format"] == "vera" and adapter["directory"] == "eeg/vera"
+    assert set(adapter["files"]) == {"eeg/vera/vera_adapter.safetensors", "eeg/vera/vera_config.json"}
+    assert evaluated["native_adapter_effect"] > 1e-4  # the adapter matters
+    assert evaluated["native_diff"] < 1e-5
 
 
 def test_eegnet_trains_in_a_recipe(examples_site, tmp_path):
