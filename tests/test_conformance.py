@@ -25,7 +25,7 @@ PLANTED = [
     ("test_strategy_merge_preserves_outputs", "broken_merge", "merge_preserves_outputs"),
     ("test_quick_contract", "strategies-broken_open_config", "config_refuses_unknown_keys"),
 ]
-EXAMPLE_COMPONENTS = [("encoders", "eegnet"), ("strategies", "vera"), ("strategies", "gain"), ("heads", "glu"),
+EXAMPLE_COMPONENTS = [("encoders", "eegnet"), ("encoders", "r2plus1d"), ("strategies", "vera"), ("strategies", "gain"), ("heads", "glu"),
                       ("losses", "dcl"), ("datasets", "npz_folder")]
 
 
@@ -55,7 +55,8 @@ def test_kit_passes_on_builtins_and_examples_and_fails_each_planted_flaw_by_name
                  "test_strategy_export_writes_files[vera]", "test_strategy_wrapped_modules_declared[vera]",
                  "test_strategy_step_changes_output[vera]", "test_strategy_merge_preserves_outputs[gain]",
                  "test_strategy_state_round_trips[gain]", "test_encoder_forward_gives_pooled_features[eegnet]",
-                 "test_encoder_no_weight_decay_names[eegnet]", "test_head_maps_dimensions_and_trains[glu]",
+                 "test_encoder_no_weight_decay_names[eegnet]", "test_encoder_forward_gives_pooled_features[r2plus1d]",
+                 "test_encoder_all_parameters_train[r2plus1d]", "test_encoder_builds_with_defaults[r2plus1d]", "test_head_maps_dimensions_and_trains[glu]",
                  "test_loss_symmetric[dcl]", "test_loss_gradient_reaches_both_sides[dcl]", "test_dataset_arrays[npz_folder]",
                  "test_strategy_step_changes_output[lora]", "test_encoder_forward_gives_pooled_features[video_swin]",
                  "test_loss_symmetric[clip]", "test_dataset_arrays[arrays]", "test_head_maps_dimensions_and_trains[mlp]",

@@ -231,6 +231,11 @@ def test_eegnet_trains_in_a_recipe(examples_site, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     run_dir = Path(out.stdout.strip().splitlines()[-1].removeprefix("run: "))
     assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
+    # the trained run embeds through the encoder contract's input check (recipes.load), not a base-class method
+    embed = run_python("-c", "import sys, torch, recipes; m = recipes.load(sys.argv[1]); "
+                             "print(tuple(m.embed_eeg(torch.randn(3, len(m.channels), 200) * 20).shape))", str(run_dir),
+                       env={"PYTHONPATH": str(examples_site)})
+    assert embed.returncode == 0 and embed.stdout.strip().splitlines()[-1] == "(3, 32)", embed.stderr[-3000:]
 
 
 def load_example_module(name: str):
@@ -314,3 +319,133 @@ def test_a_plugin_video_encoders_own_preprocess_is_used_when_it_trains():
     with torch.no_grad():
         expected = model.video.head(plugin(builtin.preprocess(255 - batch["video"])))
     assert torch.allclose(v, torch.nn.functional.normalize(expected, dim=-1), atol=1e-5)
+
+
+# -- the video encoder plugin (r2plus1d) end to end ----------------------------------------------------
+R2PLUS1D_SMALL = {"name": "r2plus1d", "widths": [4, 8, 8, 16], "layers": [1, 1, 1, 1], "stem_width": 4, "frames": 4, "size": 16}
+
+# One process trains straight, then again, stopped by SIGTERM at the encoder's 7th training call
+# (mid-epoch 2); a fresh process resumes it, another evaluates and exports it.
+VIDEO_TRAIN_AND_STOP = textwrap.dedent("""
+    import os, signal, sys
+    from peftzoo_examples.r2plus1d import R2Plus1D
+    from recipes.run import main
+    recipe, out = sys.argv[1], sys.argv[2]
+    assert main([recipe, "--output-dir", out + "/straight", "--quiet"]) == 0
+    real, calls = R2Plus1D.forward, {"n": 0}
+    def forward_then_sigterm(self, clip):
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] == 7:
+                os.kill(os.getpid(), signal.SIGTERM)
+        return real(self, clip)
+    R2Plus1D.forward = forward_then_sigterm
+    sys.exit(main([recipe, "--output-dir", out + "/stopped", "--quiet"]))
+""")
+
+VIDEO_EVALUATE_AND_EXPORT = textwrap.dedent("""
+    import json, sys
+    import torch
+    import recipes
+    from recipes.evaluate import main as evaluate
+    from recipes.export import main as export
+    run, work = sys.argv[1], sys.argv[2]
+    assert evaluate([run, "--split", "val", "--no-plot", "--resamples", "20"]) == 0
+    trained = recipes.load(run, device="cpu")
+    frames = torch.randint(0, 256, (3, 6, 24, 30, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    result = {}
+    for how in ("bundle", "merged", "native"):
+        result[how + "_exit"] = export([run, "--" + how, work + "/" + how])
+        if result[how + "_exit"] == 0:
+            with torch.no_grad():
+                result[how + "_diff"] = float((recipes.load(work + "/" + how).embed_video(frames) - trained.embed_video(frames)).abs().max())
+    print(json.dumps(result))
+""")
+
+
+@pytest.fixture(scope="module")
+def video_trained(examples_site, tmp_path_factory) -> dict:
+    work = tmp_path_factory.mktemp("video")
+    recipe = tiny_recipe(**{"video.encoder": R2PLUS1D_SMALL, "video.strategy": {"name": "last_k", "k": 2},
+                            "train.epochs": 3, "train.lr": 3e-3})
+    (work / "r.yaml").write_text(yaml.safe_dump(recipe))
+    env = {"PYTHONPATH": str(examples_site)}
+    first = run_python("-c", VIDEO_TRAIN_AND_STOP, str(work / "r.yaml"), str(work), env=env)
+    assert first.returncode == 143, first.stderr[-3000:]  # 128 + SIGTERM
+    straight, stopped = (next(p for p in (work / d).iterdir() if not p.name.startswith(".")) for d in ("straight", "stopped"))
+    resumed = run_python("-m", "recipes.run", "--resume", str(stopped), "--quiet", env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    out = run_python("-c", VIDEO_EVALUATE_AND_EXPORT, str(stopped), str(work), env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return {"straight": straight, "stopped": stopped, "exports": json.loads(out.stdout.strip().splitlines()[-1]), "stderr": out.stderr}
+
+
+def test_video_encoder_plugin_trains_stops_and_resumes_exactly(video_trained):
+    """r2plus1d (not subclassing the built-in bases, its own preprocess run per batch) trains with last_k;
+    a run stopped mid-epoch and resumed in a fresh process ends where the uninterrupted one does."""
+    from safetensors.torch import load_file
+
+    straight, stopped = video_trained["straight"], video_trained["stopped"]
+    assert json.loads((stopped / "run.json").read_text())["status"] == "completed"
+    assert len(metrics(straight, "eval")) == 3 and metrics(stopped, "eval") == metrics(straight, "eval")
+    a, b = load_file(str(straight / "trainable.safetensors")), load_file(str(stopped / "trainable.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(k.startswith("video.encoder.layer4.0.conv2") for k in a)  # last_k's blocks of the plugin encoder
+
+
+def test_video_encoder_plugin_evaluates_and_exports_as_the_run(video_trained):
+    run = video_trained["stopped"]
+    evaluated_val = json.loads((run / "eval" / "val.json").read_text())
+    last = metrics(run, "eval")[-1]
+    for key in ("val/eeg_to_video/R@1", "val/video_to_eeg/R@1"):
+        assert evaluated_val[key] == pytest.approx(last[key], abs=1e-6), key
+    exports = video_trained["exports"]
+    assert exports["bundle_exit"] == 0 and exports["bundle_diff"] < 1e-5
+    assert exports["merged_exit"] == 0 and exports["merged_diff"] < 1e-5  # last_k leaves plain weights: loaded as its checkpoint
+    assert exports["native_exit"] == 2  # last_k has no export() hook: named, nothing written
+    assert "video: strategy last_k offers no export() hook" in video_trained["stderr"]
+    assert not (run.parent.parent / "native").exists()
+
+
+def test_video_encoder_plugin_loads_torchvisions_r2plus1d_weights(tmp_path):
+    """The default architecture takes torchvision's r2plus1d_18 state dict (its key layout), giving
+    torchvision's features; a file of another architecture is one error naming the mismatch."""
+    import torchvision
+
+    from registry.errors import UserError
+
+    r2plus1d = load_example_module("r2plus1d")
+    torch.manual_seed(0)
+    reference = torchvision.models.video.r2plus1d_18().eval()  # random weights: nothing is downloaded
+    torch.save(reference.state_dict(), tmp_path / "r2plus1d_18.pth")
+    reference.fc = torch.nn.Identity()
+    encoder = r2plus1d.R2Plus1D.from_config(r2plus1d.R2Plus1DConfig(checkpoint=str(tmp_path / "r2plus1d_18.pth"), frames=4)).eval()
+    clip = encoder.preprocess(torch.randint(0, 256, (2, 7, 60, 80, 3), dtype=torch.uint8))
+    assert clip.shape == (2, 3, 4, 112, 112) and clip.dtype == torch.float32
+    with torch.no_grad():
+        assert torch.allclose(encoder(clip), reference(clip), atol=1e-5)
+    with pytest.raises(UserError, match=r"does not fit this architecture \(widths \[8, 8, 8, 8\].*other shapes \['layer1"):
+        r2plus1d.R2Plus1D.from_config(r2plus1d.R2Plus1DConfig(checkpoint=str(tmp_path / "r2plus1d_18.pth"), widths=[8, 8, 8, 8]))
+
+
+@pytest.mark.parametrize("strategy", ["bitfit", {"name": "last_k", "k": 2}, {"name": "full", "layer_decay": 0.8}])
+def test_strategies_read_a_plugin_encoder_through_the_contracts_defaults(strategy):
+    """bitfit, last_k and full's layer decay used the built-in base's methods (bias_parameters, final_norm,
+    layer_ids); on an encoder without them they now take the documented defaults
+    (adapters/strategies/encoder_parts.py)."""
+    import registry
+    from adapters.strategies.base import apply_strategies
+
+    r2plus1d = load_example_module("r2plus1d")
+    options = {k: v for k, v in R2PLUS1D_SMALL.items() if k != "name"}
+    encoder = r2plus1d.R2Plus1D.from_config(r2plus1d.R2Plus1DConfig(**options))
+    assert not hasattr(encoder, "final_norm") and not hasattr(encoder, "layer_ids")
+    built = registry.build("strategies", strategy)
+    report = apply_strategies(encoder, [built])
+    if built.name == "bitfit":  # the BatchNorm biases (the convolutions have none)
+        assert report.trainable and all(n.endswith(".bias") for n in report.trainable)
+    elif built.name == "last_k":  # the last two residual blocks, no final norm
+        assert {n.split(".")[0] + "." + n.split(".")[1] for n in report.trainable} == {"layer3.0", "layer4.0"}
+    else:  # stem at layer 0 (lr x 0.8^5), layer4 (block 4 of 4 after the stem) at 0.8^1
+        assert report.lr_scale["stem.0.weight"] == pytest.approx(0.8 ** 5)
+        assert report.lr_scale["layer4.0.conv2.0.0.weight"] == pytest.approx(0.8)
