@@ -231,11 +231,6 @@ def test_eegnet_trains_in_a_recipe(examples_site, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     run_dir = Path(out.stdout.strip().splitlines()[-1].removeprefix("run: "))
     assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
-    # the trained run embeds through the encoder contract's input check (recipes.load), not a base-class method
-    embed = run_python("-c", "import sys, torch, recipes; m = recipes.load(sys.argv[1]); "
-                             "print(tuple(m.embed_eeg(torch.randn(3, len(m.channels), 200) * 20).shape))", str(run_dir),
-                       env={"PYTHONPATH": str(examples_site)})
-    assert embed.returncode == 0 and embed.stdout.strip().splitlines()[-1] == "(3, 32)", embed.stderr[-3000:]
 
 
 def load_example_module(name: str):
@@ -321,10 +316,30 @@ def test_a_plugin_video_encoders_own_preprocess_is_used_when_it_trains():
     assert torch.allclose(v, torch.nn.functional.normalize(expected, dim=-1), atol=1e-5)
 
 
-# -- the video encoder plugin (r2plus1d) end to end ----------------------------------------------------
+# -- the video encoder plugin (r2plus1d) end to end, with an EEG encoder that has no `checkpoint` option ---------
 R2PLUS1D_SMALL = {"name": "r2plus1d", "widths": [4, 8, 8, 16], "layers": [1, 1, 1, 1], "stem_width": 4, "frames": 4, "size": 16}
 
-# One process trains straight, then again, stopped by SIGTERM at the encoder's 7th training call
+# `checkpoint` is optional in the encoder contract: this plugin (registered in a dist-info of its own) has none.
+PLAIN_ENCODER = '''
+    from pydantic import create_model
+
+    from peftzoo_examples.eegnet import EEGNet, EEGNetConfig
+    from registry.component import ComponentConfig
+
+    PlainConfig = create_model("PlainConfig", __base__=ComponentConfig,
+                               **{n: (f.annotation, f) for n, f in EEGNetConfig.model_fields.items() if n != "checkpoint"})
+
+    class PlainEEGNet(EEGNet):
+        """EEGNet with no `checkpoint` option: always randomly initialized."""
+        description = "EEGNet without a checkpoint option"
+        Config = PlainConfig
+
+        @classmethod
+        def from_config(cls, config, *, name=None, **context):
+            return cls(config)
+'''
+
+# One process trains straight, then again, stopped by SIGTERM at the video encoder's 6th training call
 # (mid-epoch 2); a fresh process resumes it, another evaluates and exports it.
 VIDEO_TRAIN_AND_STOP = textwrap.dedent("""
     import os, signal, sys
@@ -336,7 +351,7 @@ VIDEO_TRAIN_AND_STOP = textwrap.dedent("""
     def forward_then_sigterm(self, clip):
         if self.training:
             calls["n"] += 1
-            if calls["n"] == 7:
+            if calls["n"] == 6:
                 os.kill(os.getpid(), signal.SIGTERM)
         return real(self, clip)
     R2Plus1D.forward = forward_then_sigterm
@@ -349,27 +364,34 @@ VIDEO_EVALUATE_AND_EXPORT = textwrap.dedent("""
     import recipes
     from recipes.evaluate import main as evaluate
     from recipes.export import main as export
+    from recipes.weights import read_metadata
     run, work = sys.argv[1], sys.argv[2]
     assert evaluate([run, "--split", "val", "--no-plot", "--resamples", "20"]) == 0
     trained = recipes.load(run, device="cpu")
-    frames = torch.randint(0, 256, (3, 6, 24, 30, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    result = {}
+    g = torch.Generator().manual_seed(0)
+    frames, eeg = torch.randint(0, 256, (3, 6, 24, 30, 3), dtype=torch.uint8, generator=g), torch.randn(3, len(trained.channels), 200) * 20
+    result = {"base": read_metadata(run + "/trainable.safetensors")["base_checkpoints"]}
     for how in ("bundle", "merged", "native"):
         result[how + "_exit"] = export([run, "--" + how, work + "/" + how])
-        if result[how + "_exit"] == 0:
-            with torch.no_grad():
-                result[how + "_diff"] = float((recipes.load(work + "/" + how).embed_video(frames) - trained.embed_video(frames)).abs().max())
+    with torch.no_grad():
+        bundle = recipes.load(work + "/bundle")
+        result["bundle_diff"] = max(float((bundle.embed_video(frames) - trained.embed_video(frames)).abs().max()),
+                                    float((bundle.embed_eeg(eeg) - trained.embed_eeg(eeg)).abs().max()))
     print(json.dumps(result))
 """)
 
 
 @pytest.fixture(scope="module")
 def video_trained(examples_site, tmp_path_factory) -> dict:
+    from tests.test_registry import make_distribution
+
     work = tmp_path_factory.mktemp("video")
-    recipe = tiny_recipe(**{"video.encoder": R2PLUS1D_SMALL, "video.strategy": {"name": "last_k", "k": 2},
-                            "train.epochs": 3, "train.lr": 3e-3})
+    make_distribution(work / "site", "zoo_plain_encoder", {"peftzoo.encoders": {"plain_eegnet": "zoo_plain_encoder:PlainEEGNet"}},
+                      {"zoo_plain_encoder": PLAIN_ENCODER})
+    recipe = tiny_recipe(**{"eeg.encoder": {"name": "plain_eegnet", "f1": 4, "f2": 16},
+                            "video.encoder": R2PLUS1D_SMALL, "video.strategy": {"name": "last_k", "k": 2}, "train.lr": 3e-3})
     (work / "r.yaml").write_text(yaml.safe_dump(recipe))
-    env = {"PYTHONPATH": str(examples_site)}
+    env = {"PYTHONPATH": f"{work / 'site'}:{examples_site}"}
     first = run_python("-c", VIDEO_TRAIN_AND_STOP, str(work / "r.yaml"), str(work), env=env)
     assert first.returncode == 143, first.stderr[-3000:]  # 128 + SIGTERM
     straight, stopped = (next(p for p in (work / d).iterdir() if not p.name.startswith(".")) for d in ("straight", "stopped"))
@@ -377,7 +399,8 @@ def video_trained(examples_site, tmp_path_factory) -> dict:
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     out = run_python("-c", VIDEO_EVALUATE_AND_EXPORT, str(stopped), str(work), env=env)
     assert out.returncode == 0, out.stderr[-3000:]
-    return {"straight": straight, "stopped": stopped, "exports": json.loads(out.stdout.strip().splitlines()[-1]), "stderr": out.stderr}
+    return {"work": work, "straight": straight, "stopped": stopped, "exports": json.loads(out.stdout.strip().splitlines()[-1]),
+            "stderr": out.stderr}
 
 
 def test_video_encoder_plugin_trains_stops_and_resumes_exactly(video_trained):
@@ -387,7 +410,7 @@ def test_video_encoder_plugin_trains_stops_and_resumes_exactly(video_trained):
 
     straight, stopped = video_trained["straight"], video_trained["stopped"]
     assert json.loads((stopped / "run.json").read_text())["status"] == "completed"
-    assert len(metrics(straight, "eval")) == 3 and metrics(stopped, "eval") == metrics(straight, "eval")
+    assert len(metrics(straight, "eval")) == 2 and metrics(stopped, "eval") == metrics(straight, "eval")
     a, b = load_file(str(straight / "trainable.safetensors")), load_file(str(stopped / "trainable.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert any(k.startswith("video.encoder.layer4.0.conv2") for k in a)  # last_k's blocks of the plugin encoder
@@ -397,14 +420,43 @@ def test_video_encoder_plugin_evaluates_and_exports_as_the_run(video_trained):
     run = video_trained["stopped"]
     evaluated_val = json.loads((run / "eval" / "val.json").read_text())
     last = metrics(run, "eval")[-1]
-    for key in ("val/eeg_to_video/R@1", "val/video_to_eeg/R@1"):
-        assert evaluated_val[key] == pytest.approx(last[key], abs=1e-6), key
+    for key in ("val/eeg_to_video/R@1", "val/video_to_eeg/R@1", "val/loss"):
+        assert evaluated_val[key] == pytest.approx(last[key], abs=1e-5), key
     exports = video_trained["exports"]
     assert exports["bundle_exit"] == 0 and exports["bundle_diff"] < 1e-5
-    assert exports["merged_exit"] == 0 and exports["merged_diff"] < 1e-5  # last_k leaves plain weights: loaded as its checkpoint
     assert exports["native_exit"] == 2  # last_k has no export() hook: named, nothing written
     assert "video: strategy last_k offers no export() hook" in video_trained["stderr"]
-    assert not (run.parent.parent / "native").exists()
+    assert not (video_trained["work"] / "native").exists()
+
+
+def test_an_encoder_without_a_checkpoint_option_trains_and_exports(video_trained):
+    """#10: the trainer read `encoder.cfg.checkpoint` for the weights' metadata; bundles built and loaded
+    encoders with `checkpoint: None` and called the built-in base's `convert_state_dict`; embed_eeg called
+    the base's `check_input`. The EEG side here is a plugin encoder without the option (nor those methods):
+    its run, its bundle's embeddings (compared above) and the merged export's refusal."""
+    exports = video_trained["exports"]
+    assert exports["base"]["eeg"] == {"path": None, "sha256": None}  # weights written, no base file recorded
+    assert exports["merged_exit"] == 2  # its merged recipe could not point at the merged weights: said, nothing written
+    assert "eeg: encoder plain_eegnet has no `checkpoint` option" in video_trained["stderr"]
+    assert not (video_trained["work"] / "merged").exists()
+
+
+@pytest.mark.xfail(strict=True, reason="core special case left (#10): only parameters are saved with a run (recipes/weights.py), "
+                   "so an encoder's buffers that change in training (BatchNorm running statistics: EEGNet) are lost, and "
+                   "recipes.load and evaluation of the run see the initial statistics (r2plus1d freezes them: norm_eval)")
+def test_an_encoders_trained_buffers_are_saved_with_its_weights(tmp_path):
+    from adapters.strategies.full import Full
+    from recipes.weights import read_state, save_trainable
+
+    eegnet = load_example_module("eegnet")
+    encoder = eegnet.EEGNet.from_config(eegnet.EEGNetConfig(f1=4, f2=8))
+    Full(Full.Config()).apply(encoder)
+    before = encoder.temporal[1].running_mean.clone()
+    encoder.train()(torch.randn(8, 4, 200) * 20, channels=["Fp1", "Fp2", "Cz", "Oz"])  # a training forward
+    assert not torch.equal(before, encoder.temporal[1].running_mean)  # the statistics moved
+    save_trainable(encoder, tmp_path / "w.safetensors", {})
+    saved = read_state(tmp_path / "w.safetensors")
+    assert torch.equal(saved["temporal.1.running_mean"], encoder.temporal[1].running_mean)
 
 
 def test_video_encoder_plugin_loads_torchvisions_r2plus1d_weights(tmp_path):
@@ -416,16 +468,19 @@ def test_video_encoder_plugin_loads_torchvisions_r2plus1d_weights(tmp_path):
 
     r2plus1d = load_example_module("r2plus1d")
     torch.manual_seed(0)
-    reference = torchvision.models.video.r2plus1d_18().eval()  # random weights: nothing is downloaded
+    # torchvision's r2plus1d_18 builder with one block per stage (half the size; the layout is the same), random weights
+    video = torchvision.models.video.resnet
+    reference = video.VideoResNet(video.BasicBlock, [video.Conv2Plus1D] * 4, [1, 1, 1, 1], video.R2Plus1dStem).eval()
     torch.save(reference.state_dict(), tmp_path / "r2plus1d_18.pth")
     reference.fc = torch.nn.Identity()
-    encoder = r2plus1d.R2Plus1D.from_config(r2plus1d.R2Plus1DConfig(checkpoint=str(tmp_path / "r2plus1d_18.pth"), frames=4)).eval()
+    options = r2plus1d.R2Plus1DConfig(checkpoint=str(tmp_path / "r2plus1d_18.pth"), frames=4, layers=[1, 1, 1, 1])
+    encoder = r2plus1d.R2Plus1D.from_config(options).eval()
     clip = encoder.preprocess(torch.randint(0, 256, (2, 7, 60, 80, 3), dtype=torch.uint8))
     assert clip.shape == (2, 3, 4, 112, 112) and clip.dtype == torch.float32
-    with torch.no_grad():
-        assert torch.allclose(encoder(clip), reference(clip), atol=1e-5)
+    with torch.no_grad():  # a small clip: the parity is in the weights, not the input size
+        assert torch.allclose(encoder(clip[:1, :, :2, :32, :32]), reference(clip[:1, :, :2, :32, :32]), atol=1e-5)
     with pytest.raises(UserError, match=r"does not fit this architecture \(widths \[8, 8, 8, 8\].*other shapes \['layer1"):
-        r2plus1d.R2Plus1D.from_config(r2plus1d.R2Plus1DConfig(checkpoint=str(tmp_path / "r2plus1d_18.pth"), widths=[8, 8, 8, 8]))
+        r2plus1d.R2Plus1D.from_config(options.model_copy(update={"widths": [8, 8, 8, 8]}))
 
 
 @pytest.mark.parametrize("strategy", ["bitfit", {"name": "last_k", "k": 2}, {"name": "full", "layer_decay": 0.8}])
