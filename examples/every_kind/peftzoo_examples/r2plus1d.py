@@ -66,7 +66,7 @@ class R2Plus1D(nn.Module):
     description = "R(2+1)D-18 video CNN (Tran 2018) on torchvision's blocks; loads torchvision's Kinetics weights file"
     Config = R2Plus1DConfig
     modality = "video"
-    conformance_options = {"widths": [4, 8, 8, 16], "layers": [1, 1, 1, 1], "stem_width": 4, "frames": 4, "size": 32}
+    conformance_options = {"widths": [4, 8, 8, 16], "layers": [1, 1, 1, 1], "stem_width": 4, "frames": 4, "size": 16}
 
     def __init__(self, config: R2Plus1DConfig):
         super().__init__()
