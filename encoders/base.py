@@ -162,6 +162,12 @@ class Encoder(nn.Module, metaclass=abc.ABCMeta):
     Config: ClassVar[type[EncoderConfig]] = EncoderConfig
     description: ClassVar[str] = ""
     feature_dim: int
+    # Conformance kit hooks (docs/plugins.md), the same a plugin encoder declares:
+    conformance_options: ClassVar[dict | None] = None
+    """Architecture overrides for a small, fast build in the kit; None: the defaults."""
+    conformance_reference: ClassVar[bool] = False
+    """Whether the kit checks strategies on a small build of this encoder: it has every structure
+    strategies target (blocks, attention with fused qkv and proj, biases, a final norm)."""
 
     def __init__(self, config: EncoderConfig):
         super().__init__()

@@ -176,6 +176,7 @@ class LaBraM(EEGEncoder):
 
     description = "LaBraM EEG transformer (ICLR 2024), architecture of the official code; loads labram-base.pth"
     Config = LaBraMConfig
+    conformance_options = {"depth": 1, "embed_dim": 100, "num_heads": 2, "conv_channels": 4, "drop_path": 0.0}
     patch_samples = 200
     sfreq = 200.0
     prompt_slot = 1  # prompt tokens go after CLS

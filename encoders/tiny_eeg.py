@@ -33,6 +33,8 @@ class TinyEEGEncoder(EEGEncoder):
 
     description = "Small EEG transformer with LaBraM's input contract (tests and demos)"
     Config = TinyEEGConfig
+    conformance_options = {"dim": 16, "depth": 1, "heads": 2, "max_patches": 4}
+    conformance_reference = True
     prompt_slot = 0  # no CLS: prompt tokens go first
     patch_numel = 200
 

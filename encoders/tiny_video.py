@@ -52,6 +52,7 @@ class TinyVideoEncoder(VideoEncoder):
 
     description = "Small video transformer with Video Swin's input contract (tests and demos)"
     Config = TinyVideoConfig
+    conformance_options = {"dim": 16, "depth": 1, "heads": 2, "frames": 4, "size": 16}
     prompt_slot = 0  # a plain token sequence with no CLS: VPT prompts go first, pooling drops them
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 import peft
@@ -63,6 +64,7 @@ class PeftTuner(Strategy):
     """Base: subclasses give `peft_config(targets)`; `mlp_layers` says which MLP Linears the mlp role means."""
 
     Config = PeftTunerConfig
+    export_format = "peft"
     tuner_class: type | None = None
     mlp_layers: str = "all"
 
@@ -93,6 +95,14 @@ class PeftTuner(Strategy):
         from adapters.strategies.lora.backends import merge
 
         return merge(encoder, only=set(getattr(self, "targeted", [])))
+
+    def export(self, encoder: nn.Module, directory: Path) -> list[Path]:
+        """The tuner in Hugging Face PEFT's adapter format, as `save_pretrained` writes it: on the plain
+        base encoder, `peft.PeftModel.from_pretrained(encoder, directory)` gives this encoder's outputs."""
+        from adapters.strategies.lora.export import write_peft_adapter
+        from adapters.strategies.peft_export import tuner_to_peft
+
+        return write_peft_adapter(directory, *tuner_to_peft(encoder))
 
     def check_composition(self, others: Sequence[Strategy]) -> None:
         """Two peft tuners share peft's one "default" adapter slot; which layers any two strategies
