@@ -1,8 +1,7 @@
 """The example plugins of every kind (examples/every_kind), pip-installed as a third party would, used end to end.
 
-Where the core still special-cases its built-ins so an example cannot work, the test is written
-anyway and marked xfail(strict=True) naming the special case (issue #10); fixing the core makes it
-pass, and strict makes the then-stale mark fail so it gets removed.
+Each test here once met a place where the core special-cased its built-ins (issue #10); docs/plugins.md
+lists which test shows which special case gone.
 """
 
 from __future__ import annotations
@@ -231,6 +230,12 @@ def test_eegnet_trains_in_a_recipe(examples_site, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     run_dir = Path(out.stdout.strip().splitlines()[-1].removeprefix("run: "))
     assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
+    # EEGNet's BatchNorm statistics trained with it: evaluating the saved run gives training's numbers
+    out = run_python("-m", "recipes.evaluate", str(run_dir), "--split", "val", "--no-plot", "-q", env={"PYTHONPATH": str(examples_site)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    evaluated, last = json.loads((run_dir / "eval" / "val.json").read_text()), metrics(run_dir, "eval")[-1]
+    for key in ("val/loss", "val/eeg_to_video/R@1"):
+        assert evaluated[key] == pytest.approx(last[key], abs=1e-5), key
 
 
 def load_example_module(name: str):
@@ -441,22 +446,33 @@ def test_an_encoder_without_a_checkpoint_option_trains_and_exports(video_trained
     assert not (video_trained["work"] / "merged").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="core special case left (#10): only parameters are saved with a run (recipes/weights.py), "
-                   "so an encoder's buffers that change in training (BatchNorm running statistics: EEGNet) are lost, and "
-                   "recipes.load and evaluation of the run see the initial statistics (r2plus1d freezes them: norm_eval)")
 def test_an_encoders_trained_buffers_are_saved_with_its_weights(tmp_path):
+    """BatchNorm statistics move in training without a gradient: the weights file keeps them and
+    load_trainable puts them back, so the loaded encoder gives the trained one's outputs."""
     from adapters.strategies.full import Full
-    from recipes.weights import read_state, save_trainable
+    from recipes.weights import load_trainable, read_state, save_trainable
 
     eegnet = load_example_module("eegnet")
-    encoder = eegnet.EEGNet.from_config(eegnet.EEGNetConfig(f1=4, f2=8))
-    Full(Full.Config()).apply(encoder)
+    channels = ["Fp1", "Fp2", "Cz", "Oz"]
+
+    def build():
+        torch.manual_seed(0)
+        encoder = eegnet.EEGNet.from_config(eegnet.EEGNetConfig(f1=4, f2=8))
+        Full(Full.Config()).apply(encoder)
+        return encoder
+
+    encoder = build()
     before = encoder.temporal[1].running_mean.clone()
-    encoder.train()(torch.randn(8, 4, 200) * 20, channels=["Fp1", "Fp2", "Cz", "Oz"])  # a training forward
+    encoder.train()(torch.randn(8, 4, 200) * 20, channels=channels)  # a training forward
     assert not torch.equal(before, encoder.temporal[1].running_mean)  # the statistics moved
     save_trainable(encoder, tmp_path / "w.safetensors", {})
     saved = read_state(tmp_path / "w.safetensors")
     assert torch.equal(saved["temporal.1.running_mean"], encoder.temporal[1].running_mean)
+    loaded = build()
+    assert "temporal.1.running_var" in load_trainable(loaded, tmp_path / "w.safetensors")
+    x = torch.randn(3, 4, 200) * 20
+    with torch.no_grad():
+        assert torch.equal(loaded.eval()(x, channels=channels), encoder.eval()(x, channels=channels))
 
 
 def test_video_encoder_plugin_loads_torchvisions_r2plus1d_weights(tmp_path):
@@ -504,3 +520,38 @@ def test_strategies_read_a_plugin_encoder_through_the_contracts_defaults(strateg
     else:  # stem at layer 0 (lr x 0.8^5), layer4 (block 4 of 4 after the stem) at 0.8^1
         assert report.lr_scale["stem.0.weight"] == pytest.approx(0.8 ** 5)
         assert report.lr_scale["layer4.0.conv2.0.0.weight"] == pytest.approx(0.8)
+
+
+def test_a_checkpoint_restores_running_statistics():
+    """A resume gets the BatchNorm statistics the interrupted run had reached, not the initial ones."""
+    from adapters.heads.linear import LinearHead
+    from adapters.strategies.base import StrategyReport
+    from adapters.strategies.full import Full
+    from recipes.engine.checkpoint import CheckpointError, restore_weights
+    from recipes.model import DualEncoderCLIP, Tower
+    from recipes.weights import statistics_buffers
+    import registry
+
+    eegnet = load_example_module("eegnet")
+
+    def model():
+        torch.manual_seed(0)
+        encoder = eegnet.EEGNet.from_config(eegnet.EEGNetConfig(f1=4, f2=8))
+        report = Full(Full.Config()).apply(encoder)
+        video = registry.build("encoders", {"name": "tiny_video", "dim": 16, "depth": 1, "heads": 2, "frames": 2, "size": 16})
+        frozen = StrategyReport("head_only", [], 0, False)
+        return DualEncoderCLIP(Tower(encoder, LinearHead(LinearHead.Config(), in_dim=8, out_dim=8), report),
+                               Tower(video, LinearHead(LinearHead.Config(), in_dim=16, out_dim=8), frozen),
+                               registry.build("losses", "clip"), channels=["Cz"])
+
+    trained = model()
+    trained.eeg.encoder.train()(torch.randn(8, 4, 200) * 20, channels=["Fp1", "Fp2", "Cz", "Oz"])
+    statistics = {n: b.clone() for n, b in statistics_buffers(trained).items()}
+    assert "eeg.encoder.temporal.1.running_mean" in statistics
+    checkpoint = {"trained": {}, "statistics": statistics, "strategies": {}}
+    resumed = model()
+    restore_weights(checkpoint, resumed)
+    for name, value in statistics_buffers(resumed).items():
+        assert torch.equal(value, statistics[name]), name
+    with pytest.raises(CheckpointError, match="statistics this model lacks"):
+        restore_weights({**checkpoint, "statistics": {"eeg.encoder.nowhere.running_mean": torch.zeros(1)}}, resumed)
