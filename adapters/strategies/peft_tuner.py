@@ -11,11 +11,13 @@ import abc
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import peft
 from pydantic import Field, field_validator
 from torch import nn
+
+if TYPE_CHECKING:  # peft pulls in transformers (seconds per process): imported where a tuner is built
+    import peft
 
 from adapters.strategies.base import Strategy, StrategyConfig, StrategyError, StrategyReport, report_for
 from adapters.strategies.targets import RoleTargets, resolve
@@ -73,6 +75,7 @@ class PeftTuner(Strategy):
         """The peft config of this method for the resolved target modules."""
 
     def apply(self, encoder: nn.Module) -> StrategyReport:
+        import peft
         targets = resolve(encoder, list(self.cfg.targets), self.cfg.layers, who=self.name, mlp_layers=self.mlp_layers)
         self.targeted = targets.all_names()  # the layers its merge() folds
         before = {n: p.requires_grad for n, p in encoder.named_parameters()}
