@@ -35,6 +35,9 @@ relu_linear = doctor_faults:ReluLinearHead
 
 [peftzoo.datasets]
 slow_synthetic = doctor_faults:SlowSynthetic
+
+[peftzoo.strategies]
+train_mode_only = doctor_faults:TrainModeOnlyAdapter
 """
 
 
@@ -109,12 +112,17 @@ CASES = {
     # lr 1e30 on the heads (not the temperature): the first update throws the embeddings to inf.
     "nonfinite_steps": lambda tmp: {"train.lr": 1e30, "train.lr_scales.loss": 0},
     "eeg_units": lambda tmp: {"data": arrays_data(eeg_in_millivolts(tmp / "millivolts"))},
+    # Heads trained 4 epochs at a sound lr, then a second stage at 6x that lr: the loss spikes from 3.1
+    # to 5.2 and the heads collapse (a fixed temperature, as ImageBind, so only the heads diverge).
+    "divergence": lambda tmp: {"loss": {"name": "clip", "temperature": 0.07, "learnable_temperature": False},
+                               "train.lr": 0.05, "train.epochs": None,
+                               "train.stages": [{"epochs": 4}, {"epochs": 4, "lr": 0.3}]},
 }
 
 
 # Codes the live checks can see during training (the others need the data or the finished weights).
 LIVE_SEES = {"eeg_units", "nonnegative_embeddings", "frozen_adapter", "temperature_at_clamp", "temperature_collapsed",
-             "embedding_collapse", "data_bound", "nonfinite_steps", "flat_loss"}
+             "embedding_collapse", "data_bound", "nonfinite_steps", "flat_loss", "divergence"}
 
 
 def train(recipe: dict, out: Path) -> Path:
@@ -286,3 +294,31 @@ def test_frozen_adapter_is_an_error_only_when_a_whole_side_never_moved():
     assert check_frozen(init, {**moved, "eeg.encoder.a.lora_B": torch.zeros(2, 2)}, 10, {})[0].severity == "info"
     found = check_frozen(init, dict(init), 10, {"train": {"lr_scales": {"adapter": 0}}})
     assert found[0].severity == "error" and "all zero" in found[0].evidence and found[0].fix.startswith("train.lr_scales.adapter")
+
+
+def test_frozen_adapter_seen_in_the_features_when_the_weights_moved(planted, tmp_path):
+    """An adapter that trains (its tensors move) but acts in training mode only: the weight check is
+    silent, the features equal the base encoder's, and the doctor names frozen_adapter from them.
+    A LoRA trained the same way moves the features far beyond the tolerance."""
+    from recipes.doctor import model_probe
+    from recipes.doctor.adapter_checks import FEATURE_RTOL
+    from recipes.doctor.run_reader import read_run
+
+    changes = {**BASE, "train.epochs": 4, "eeg.strategy": "train_mode_only"}
+    run = train(tiny_recipe(**changes), tmp_path / "train_mode_only")
+    report = diagnose(run)
+    assert loud(report) == {"frozen_adapter"}, [f.to_json() for f in report.findings]
+    finding = next(f for f in report.findings if f.code == "frozen_adapter")
+    assert "features equal the base encoder's" in finding.evidence and "eval mode" in finding.fix
+    # The weights did move: the feature comparison, not the weight check, found it.
+    probe, why = model_probe.rebuild(report.run)
+    assert why is None and set(probe.base) == {"eeg"}
+    names = [n for n in probe.initial if n.startswith("eeg.")]
+    assert names and all(not torch.equal(probe.saved[n], probe.initial[n]) for n in names if n.endswith("1.weight"))
+    assert {f.code for f in diagnose(run, model=False).findings} <= {"flat_loss"}  # nothing the curves or live checks see
+
+    healthy = train(tiny_recipe(**{**changes, "eeg.strategy": "lora"}), tmp_path / "lora")
+    probe, _ = model_probe.rebuild(read_run(healthy))
+    gap = model_probe.base_feature_gap(probe, "eeg", probe.data.split("val")[:32])
+    print(f"trained LoRA vs base encoder: relative feature distance {gap:.3g} (tolerance {FEATURE_RTOL:g})")
+    assert gap > 100 * FEATURE_RTOL  # so the feature check stays quiet on it

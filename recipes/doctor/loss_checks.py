@@ -10,10 +10,16 @@ docs/facts/diagnostics.md, "fact N"):
   deviations of chance: a run that learns leaves the 10% band within its first epochs (the bundled
   head_only_tiny is 20% below ln 64 after 7 of 105 steps), and the R@1 condition keeps a run that
   retrieves well but has a soft temperature (a flat loss for another reason) out.
-- divergence (fact 2/3, open_clip #815): a logged loss above twice its running median (previous 20
-  lines) *and* more than 1 nat above it is a spike; the median of the last third of the post-warm-up
-  curve more than max(0.5 nat, 25%) above the first third's is a rise. Noise in a healthy curve is a
-  few tenths of a nat; a doubling is not noise.
+- divergence (fact 2/3, open_clip #815): a logged loss more than max(1 nat, 6 robust SDs) above the
+  median of the previous 20 lines is a spike (robust SD: 1.4826 x the window's median absolute
+  deviation, so a noisy small-batch curve needs a larger jump); the median of the last third of the
+  post-warm-up curve more than max(0.5 nat, 25%) above the lowest level the curve reached (the least
+  median over windows of a sixth of the curve) is a rise. Noise in a healthy curve is a few tenths of
+  a nat. No ratio to the median: a run that learned little sits near ln(B) ~ 3.5, where a 2x jump
+  would need a loss of 7, yet the planted lr jump (tests/test_doctor.py, `divergence`) spikes from
+  3.1 to 5.2 and then collapses the embeddings back to ln(B). Compared with the lowest level, not
+  with the first third: a loss that fell for a while and then climbed back (the usual shape of an lr
+  too high after warm-up) has a first third as high as its last.
 - overfitting (clip_anchors 4: LiT, NICE): validation R@1 (mean of both directions) at least three
   evaluations past its best and below the best by more than max(2 binomial SDs, 0.02), while the
   training loss kept falling. Small validation sets wobble by a binomial SD; two SDs and three
@@ -29,7 +35,7 @@ from recipes.doctor.findings import Finding, fmt
 from recipes.doctor.run_reader import RunRecord
 
 FLAT_BAND = 0.1
-SPIKE_RATIO, SPIKE_NATS, SPIKE_WINDOW = 2.0, 1.0, 20
+SPIKE_NATS, SPIKE_SIGMAS, SPIKE_WINDOW = 1.0, 6.0, 20
 RISE_NATS, RISE_SHARE = 0.5, 0.25
 OVERFIT_EVALS, OVERFIT_MIN_DROP = 3, 0.02
 
@@ -90,21 +96,26 @@ def check_divergence(run: RunRecord) -> list[Finding]:
     values = [v for _, v in points]
     spikes = []
     for i in range(5, len(values)):
-        ref = median(values[max(0, i - SPIKE_WINDOW):i])
-        if values[i] > SPIKE_RATIO * ref and values[i] - ref > SPIKE_NATS:
+        window = values[max(0, i - SPIKE_WINDOW):i]
+        ref = median(window)
+        sigma = 1.4826 * median([abs(v - ref) for v in window])
+        if values[i] - ref > max(SPIKE_NATS, SPIKE_SIGMAS * sigma):
             spikes.append((points[i][0], values[i], ref))
     third = max(2, len(values) // 3)
-    first, last = median(values[:third]), median(values[-third:])
-    rising = last - first > max(RISE_NATS, RISE_SHARE * first)
+    width = max(2, len(values) // 6)
+    lowest = min(median(values[i:i + width]) for i in range(len(values) - width + 1))
+    last = median(values[-third:])
+    rising = last - lowest > max(RISE_NATS, RISE_SHARE * lowest)
     if not spikes and not rising:
         return []
     parts = []
     if spikes:
         step, value, ref = max(spikes, key=lambda s: s[1] - s[2])
-        parts.append(f"{len(spikes)} loss spike(s) above {SPIKE_RATIO:g}x the running median, the largest {fmt(value)} "
-                     f"at step {step} (median before it {fmt(ref)}; first at step {spikes[0][0]})")
+        parts.append(f"{len(spikes)} loss spike(s) more than {SPIKE_NATS:g} nat above the running median, the largest "
+                     f"{fmt(value)} at step {step} (median of the {SPIKE_WINDOW} lines before it {fmt(ref)}; first at step {spikes[0][0]})")
     if rising:
-        parts.append(f"the loss rose after warm-up: median {fmt(first)} over the first third of steps, {fmt(last)} over the last")
+        parts.append(f"the loss rose after warm-up: it reached {fmt(lowest)} (median of {width} lines) and is {fmt(last)} "
+                     "over the last third of steps")
     return [Finding("divergence", "warning", "; ".join(parts), fix)]
 
 
