@@ -96,6 +96,22 @@ def repeated_stimuli_without_groups(root: Path) -> Path:
     return _arrays(root, eeg, video, data.channels)
 
 
+def half_mispaired(root: Path) -> Path:
+    """192 training pairs, half of them given another training pair's clip (as a misaligned trigger
+    would), and 128 correctly paired validation pairs (split.npy). The clean half teaches the shared
+    signal first; memorizing the mispaired half later pulls the heads away from it. (Clean tiny
+    splits of the synthetic data do not overfit: its signal is shared by every pair.)"""
+    from recipes.data.synthetic import SyntheticConfig, generate
+
+    data = generate(SyntheticConfig(n=320, seconds=1, frames=4, height=20, width=20, eeg_noise_uv=3, video_noise=3), 0)
+    video = np.asarray(data.video).copy()
+    wrong = np.random.default_rng(1).choice(192, 96, replace=False)
+    video[wrong] = video[np.roll(wrong, 1)]
+    root = _arrays(root, np.asarray(data.eeg), video, data.channels)
+    np.save(root / "split.npy", np.array(["train"] * 192 + ["val"] * 128))
+    return root
+
+
 def arrays_data(root: Path) -> dict:
     return {"name": "arrays", "path": str(root), "val_fraction": 0.25}
 
@@ -117,12 +133,17 @@ CASES = {
     "divergence": lambda tmp: {"loss": {"name": "clip", "temperature": 0.07, "learnable_temperature": False},
                                "train.lr": 0.05, "train.epochs": None,
                                "train.stages": [{"epochs": 4}, {"epochs": 4, "lr": 0.3}]},
+    # Large heads without weight decay, 40 epochs on half-mispaired training pairs: validation R@1
+    # peaks (0.195 at epoch 16) and falls (0.121 at epoch 40) while the training loss keeps falling.
+    "overfitting": lambda tmp: {"data": {"name": "arrays", "path": str(half_mispaired(tmp / "mispaired"))},
+                                "train.epochs": 40, "eval.every_epochs": 2, "train.log_every": 3, "train.weight_decay": 0.0,
+                                "eeg.head": {"name": "mlp", "hidden": [512]}, "video.head": {"name": "mlp", "hidden": [512]}},
 }
 
 
 # Codes the live checks can see during training (the others need the data or the finished weights).
 LIVE_SEES = {"eeg_units", "nonnegative_embeddings", "frozen_adapter", "temperature_at_clamp", "temperature_collapsed",
-             "embedding_collapse", "data_bound", "nonfinite_steps", "flat_loss", "divergence"}
+             "embedding_collapse", "data_bound", "nonfinite_steps", "flat_loss", "divergence", "overfitting"}
 
 
 def train(recipe: dict, out: Path) -> Path:
@@ -236,10 +257,8 @@ def test_live_doctor_embedding_and_frozen_checks():
 
 
 def _record(losses, evals, **recipe_train):
-    """A run read from metrics lines written here: the curve shapes divergence and overfitting look at.
-
-    (Planting them in a few-second tiny run did not work: huge learning rates collapse the tiny
-    heads' embeddings, which embedding_collapse reports, before any loss spike shows.)"""
+    """A run read from metrics lines written here: the edges of the curve checks (noise that must
+    stay quiet, train.select turning overfitting into info) beside the planted runs above."""
     from recipes.doctor.run_reader import RunRecord
 
     lines = [{"type": "train", "epoch": 1 + i // 10, "step": i + 1, "train/loss": v, "logit_scale": 14.0} for i, v in enumerate(losses)]
@@ -262,6 +281,12 @@ def test_divergence_on_spiking_and_rising_curves():
     assert "rose after warm-up" in check_divergence(_record(rising, []))[0].evidence
     noisy = [v + 0.3 * (-1) ** i for i, v in enumerate(falling)]
     assert check_divergence(_record(noisy, [])) == []
+    # A small batch's curve swings by +-0.7 nat: a value 2 nat above its median is within 6 robust SDs.
+    swinging = [3.0 + 0.7 * (-1) ** i for i in range(60)]
+    assert check_divergence(_record(swinging[:40] + [5.0] + swinging[41:], [])) == []
+    # Near ln(B) a jump of 2 nat is a spike although it is less than twice the median.
+    plateau = [3.1 + 0.05 * (-1) ** i for i in range(60)]
+    assert "spike" in check_divergence(_record(plateau[:40] + [5.1] + plateau[41:], []))[0].evidence
 
 
 def test_overfitting_needs_a_significant_fall_while_training_loss_falls():

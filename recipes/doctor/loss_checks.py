@@ -13,8 +13,8 @@ docs/facts/diagnostics.md, "fact N"):
 - divergence (fact 2/3, open_clip #815): a logged loss more than max(1 nat, 6 robust SDs) above the
   median of the previous 20 lines is a spike (robust SD: 1.4826 x the window's median absolute
   deviation, so a noisy small-batch curve needs a larger jump); the median of the last third of the
-  post-warm-up curve more than max(0.5 nat, 25%) above the lowest level the curve reached (the least
-  median over windows of a sixth of the curve) is a rise. Noise in a healthy curve is a few tenths of
+  post-warm-up curve more than max(0.5 nat, 25%, 3 robust SDs of the step-to-step noise) above the
+  lowest level the curve reached (the least median over windows of a sixth of the curve) is a rise. Noise in a healthy curve is a few tenths of
   a nat. No ratio to the median: a run that learned little sits near ln(B) ~ 3.5, where a 2x jump
   would need a loss of 7, yet the planted lr jump (tests/test_doctor.py, `divergence`) spikes from
   3.1 to 5.2 and then collapses the embeddings back to ln(B). Compared with the lowest level, not
@@ -36,7 +36,7 @@ from recipes.doctor.run_reader import RunRecord
 
 FLAT_BAND = 0.1
 SPIKE_NATS, SPIKE_SIGMAS, SPIKE_WINDOW = 1.0, 6.0, 20
-RISE_NATS, RISE_SHARE = 0.5, 0.25
+RISE_NATS, RISE_SHARE, RISE_SIGMAS = 0.5, 0.25, 3.0
 OVERFIT_EVALS, OVERFIT_MIN_DROP = 3, 0.02
 
 
@@ -105,7 +105,10 @@ def check_divergence(run: RunRecord) -> list[Finding]:
     width = max(2, len(values) // 6)
     lowest = min(median(values[i:i + width]) for i in range(len(values) - width + 1))
     last = median(values[-third:])
-    rising = last - lowest > max(RISE_NATS, RISE_SHARE * lowest)
+    # The least of many window medians sits below the curve by its noise: the margin grows with it
+    # (robust SD of step-to-step changes, which a trend hardly moves).
+    noise = 1.4826 * median([abs(b - a) for a, b in zip(values, values[1:])]) / 2**0.5
+    rising = last - lowest > max(RISE_NATS, RISE_SHARE * lowest, RISE_SIGMAS * noise)
     if not spikes and not rising:
         return []
     parts = []
