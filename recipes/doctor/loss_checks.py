@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from recipes.doctor.curves import after_warmup, chance_band, median, r_at_1, tail
 from recipes.doctor.findings import Finding, fmt
 from recipes.doctor.run_reader import RunRecord
@@ -94,20 +96,30 @@ def check_divergence(run: RunRecord) -> list[Finding]:
     fix = (f"lower train.lr (now {lr}; try train.lr: {_tenth(lr)}), set train.grad_clip_norm: 1.0, "
            "or lengthen the warm-up (train.warmup_fraction: 0.2)")
     values = [v for _, v in points]
+    # Vectorized (numpy windows): the live doctor runs this at every epoch line over the whole history.
+    x = np.asarray(values, dtype=np.float64)
     spikes = []
-    for i in range(5, len(values)):
-        window = values[max(0, i - SPIKE_WINDOW):i]
-        ref = median(window)
-        sigma = 1.4826 * median([abs(v - ref) for v in window])
-        if values[i] - ref > max(SPIKE_NATS, SPIKE_SIGMAS * sigma):
+    for i in range(5, min(len(x), SPIKE_WINDOW)):  # the first lines: the window is all before them
+        window = x[:i]
+        ref = float(np.median(window))
+        if x[i] - ref > max(SPIKE_NATS, SPIKE_SIGMAS * 1.4826 * float(np.median(np.abs(window - ref)))):
             spikes.append((points[i][0], values[i], ref))
-    third = max(2, len(values) // 3)
-    width = max(2, len(values) // 6)
-    lowest = min(median(values[i:i + width]) for i in range(len(values) - width + 1))
-    last = median(values[-third:])
+    if len(x) > SPIKE_WINDOW:
+        windows = np.lib.stride_tricks.sliding_window_view(x[:-1], SPIKE_WINDOW)  # window j precedes x[j + SPIKE_WINDOW]
+        refs = np.median(windows, axis=1)
+        sigmas = 1.4826 * np.median(np.abs(windows - refs[:, None]), axis=1)
+        later = x[SPIKE_WINDOW:]
+        for j in np.flatnonzero(later - refs > np.maximum(SPIKE_NATS, SPIKE_SIGMAS * sigmas)):
+            i = int(j) + SPIKE_WINDOW
+            spikes.append((points[i][0], values[i], float(refs[j])))
+    third = max(2, len(x) // 3)
+    width = max(2, len(x) // 6)
+    stride = max(1, width // 4)
+    lowest = float(np.median(np.lib.stride_tricks.sliding_window_view(x, width)[::stride], axis=1).min())
+    last = float(np.median(x[-third:]))
     # The least of many window medians sits below the curve by its noise: the margin grows with it
     # (robust SD of step-to-step changes, which a trend hardly moves).
-    noise = 1.4826 * median([abs(b - a) for a, b in zip(values, values[1:])]) / 2**0.5
+    noise = 1.4826 * float(np.median(np.abs(np.diff(x)))) / 2**0.5
     rising = last - lowest > max(RISE_NATS, RISE_SHARE * lowest, RISE_SIGMAS * noise)
     if not spikes and not rising:
         return []
