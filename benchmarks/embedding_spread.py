@@ -18,6 +18,26 @@ Runs: `healthy` (as bundled), `untrained` (the healthy run's model before its fi
 their initialization), `constant_video` (every clip the same: video_signal 0, video_noise 0) and
 `lr_too_high` (train.lr 0.3: the heads diverge onto one direction). All frozen-encoder runs share
 one feature cache, so each encoder embeds the data once.
+
+Output of one run (2 CPU cores shared with three other jobs; 28 min for head_only_labram_swin,
+5 min for head_only_tiny), quoted in recipes/doctor/embedding_checks.py and the README:
+
+    head_only_tiny         healthy         eeg    d= 128 spread=0.974 mean_cos=0.010 erank= 28.22 R@1=0.758
+    head_only_tiny         healthy         video  d= 128 spread=0.957 mean_cos=0.026 erank= 25.81 R@1=0.758
+    head_only_tiny         untrained       eeg    d= 128 spread=0.450 mean_cos=0.782 erank= 38.99 R@1=nan
+    head_only_tiny         untrained       video  d= 128 spread=0.438 mean_cos=0.790 erank= 21.26 R@1=nan
+    head_only_tiny         constant_video  eeg    d= 128 spread=0.059 mean_cos=0.996 erank= 36.51 R@1=0.000
+    head_only_tiny         constant_video  video  d= 128 spread=0.000 mean_cos=1.000 erank=  1.00 R@1=0.000
+    head_only_tiny         lr_too_high     eeg    d= 128 spread=0.167 mean_cos=0.962 erank=  4.24 R@1=0.042
+    head_only_tiny         lr_too_high     video  d= 128 spread=0.190 mean_cos=0.954 erank=  6.36 R@1=0.042
+    head_only_labram_swin  healthy         eeg    d= 256 spread=0.958 mean_cos=0.035 erank= 38.26 R@1=0.469
+    head_only_labram_swin  healthy         video  d= 256 spread=0.921 mean_cos=0.086 erank= 31.89 R@1=0.469
+    head_only_labram_swin  untrained       eeg    d= 256 spread=0.287 mean_cos=0.914 erank= 45.64 R@1=nan
+    head_only_labram_swin  untrained       video  d= 256 spread=0.417 mean_cos=0.802 erank= 30.12 R@1=nan
+    head_only_labram_swin  constant_video  eeg    d= 256 spread=0.032 mean_cos=0.999 erank= 45.79 R@1=0.000
+    head_only_labram_swin  constant_video  video  d= 256 spread=0.000 mean_cos=1.000 erank=  1.00 R@1=0.000
+    head_only_labram_swin  lr_too_high     eeg    d= 256 spread=0.005 mean_cos=1.000 erank=  4.71 R@1=0.016
+    head_only_labram_swin  lr_too_high     video  d= 256 spread=0.320 mean_cos=0.887 erank=  5.23 R@1=0.016
 """
 
 from __future__ import annotations
@@ -33,7 +53,7 @@ import yaml
 
 from run_recipe import train_recipe  # benchmarks/ is on sys.path when this file runs as a script
 from recipes import schema
-from recipes.doctor.embedding_checks import spread
+from recipes.doctor.embedding_checks import effective_rank, spread
 from recipes.doctor.run_reader import read_run
 
 VARIANTS = {
@@ -41,13 +61,6 @@ VARIANTS = {
     "constant_video": {"data.video_signal": 0.0, "data.video_noise": 0.0},
     "lr_too_high": {"train.lr": 0.3},
 }
-
-
-def effective_rank(z: torch.Tensor) -> float:
-    s = torch.linalg.svdvals(z.float() - z.float().mean(dim=0))
-    p = s / s.sum()
-    p = p[p > 0]
-    return float(torch.exp(-(p * p.log()).sum()))
 
 
 def stats(z: torch.Tensor) -> dict[str, float]:

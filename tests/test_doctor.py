@@ -347,3 +347,23 @@ def test_frozen_adapter_seen_in_the_features_when_the_weights_moved(planted, tmp
     gap = model_probe.base_feature_gap(probe, "eeg", probe.data.split("val")[:32])
     print(f"trained LoRA vs base encoder: relative feature distance {gap:.3g} (tolerance {FEATURE_RTOL:g})")
     assert gap > 100 * FEATURE_RTOL  # so the feature check stays quiet on it
+
+
+@pytest.mark.parametrize("d", [32, 256, 1024])
+def test_embedding_collapse_rule_does_not_depend_on_the_dimension(d):
+    """Measured statistics (benchmarks/embedding_spread.py) do not scale with d; the rule must not
+    either: isotropic and sparse (10 active coordinates) embeddings are healthy at every d, inputs on
+    one direction or one line are collapsed at every d."""
+    from recipes.doctor.embedding_checks import check_embeddings
+
+    torch.manual_seed(0)
+    unit = torch.nn.functional.normalize
+    iso = unit(torch.randn(64, d), dim=1)
+    sparse = torch.zeros(64, d)
+    sparse[:, :10] = torch.randn(64, 10)
+    shared = unit(torch.randn(d), dim=0) + 0.01 * torch.randn(64, d) / d**0.5
+    line = torch.zeros(64, d)
+    line[:, 0], line[:, 1] = torch.randn(64).sign(), 0.05 * torch.randn(64)
+    assert check_embeddings("eeg", iso) == [] and check_embeddings("eeg", unit(sparse, dim=1)) == []
+    for collapsed in (shared, line):
+        assert [f.code for f in check_embeddings("eeg", unit(collapsed, dim=1))] == ["embedding_collapse"]
