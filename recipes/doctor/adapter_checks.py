@@ -29,6 +29,14 @@ from recipes.doctor.findings import Finding, fmt
 FEATURE_RTOL = 1e-5
 
 
+def unchanged_sides(initial: dict[str, torch.Tensor], saved: dict[str, torch.Tensor]) -> set[str]:
+    """Sides (eeg, video) none of whose saved encoder tensors differ from their initial values."""
+    compared = [n for n in saved if n in initial and tuple(saved[n].shape) == tuple(initial[n].shape)]
+    still = {n for n in compared if torch.equal(saved[n].float(), initial[n].float())}
+    sides = {n.split(".", 1)[0] for n in compared}
+    return {side for side in sides if all(n in still for n in compared if n.startswith(f"{side}."))}
+
+
 def check_frozen(initial: dict[str, torch.Tensor], saved: dict[str, torch.Tensor], steps: int, recipe: dict) -> list[Finding]:
     compared = [n for n in saved if n in initial and tuple(saved[n].shape) == tuple(initial[n].shape)]
     if not compared or steps <= 0:
@@ -40,7 +48,7 @@ def check_frozen(initial: dict[str, torch.Tensor], saved: dict[str, torch.Tensor
     sides = sorted({n.split(".", 1)[0] for n in still})
     # Error when every encoder tensor of a side is unchanged: that side's adaptation did nothing.
     # Some unchanged among moving ones can be by design (AdaLoRA prunes ranks to zero), so: info.
-    whole = [side for side in sides if all(n in still for n in compared if n.startswith(f"{side}."))]
+    whole = unchanged_sides(initial, saved) & set(sides)
     scales = (recipe.get("train") or {}).get("lr_scales") or {}
     zero_scale = [k for k in ("adapter", "encoder") if scales.get(k) == 0]
     if zero_scale:

@@ -57,11 +57,10 @@ def model_findings(run: RunRecord, sample: int = 256, device: str = "cpu") -> tu
     train_idx = data.split("train")
     out += data_checks.check_eeg_units(data.eeg)
     out += data_checks.check_group_masking(data.groups, train_idx, run.recipe)
-    frozen = adapter_checks.check_frozen(probe.initial, probe.saved, run.total_steps(), run.recipe)
-    out += frozen
+    out += adapter_checks.check_frozen(probe.initial, probe.saved, run.total_steps(), run.recipe)
     notes = [f"{side}: base encoder features not compared ({why})" for side, why in probe.base_missing.items()]
     val_idx = data.split("val")
-    out += feature_findings(probe, val_idx if len(val_idx) else train_idx, frozen, run.total_steps())
+    out += feature_findings(probe, val_idx if len(val_idx) else train_idx, run.total_steps())
     if len(val_idx) >= 4:
         chosen = val_idx[sample_indices(len(val_idx), sample)]
         eeg, video = embed(probe, chosen)
@@ -78,12 +77,12 @@ def model_findings(run: RunRecord, sample: int = 256, device: str = "cpu") -> tu
     return out, notes
 
 
-def feature_findings(probe, indices: np.ndarray, frozen: list[Finding], steps: int) -> list[Finding]:
+def feature_findings(probe, indices: np.ndarray, steps: int) -> list[Finding]:
     """frozen_adapter from features: each side that trains encoder tensors, compared with its base
     encoder on FEATURE_SAMPLE pairs; not for a side whose tensors all stayed put (already an error)."""
     from recipes.doctor.model_probe import base_feature_gap, sample_indices
 
-    whole = {side for f in frozen if f.severity == "error" for side in f.evidence.split(" encoder tensors")[0].split()[-1].split("/")}
+    whole = adapter_checks.unchanged_sides(probe.initial, probe.saved)
     out = []
     chosen = indices[sample_indices(len(indices), FEATURE_SAMPLE)] if len(indices) else indices
     for side in sorted(probe.base):
