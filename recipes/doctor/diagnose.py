@@ -101,19 +101,20 @@ def tie_symptoms(findings: list[Finding]) -> list[Finding]:
     channel: the encoder sees a constant); collapsed embeddings of either side under divergence (an lr
     far too high throws a head's outputs onto one direction: the planted lr jump in tests/test_doctor.py
     spikes the loss, then both sides collapse and the loss sits at ln(B); lowering the lr fixes both)."""
-    codes = {f.code for f in findings if f.severity != "info"}
-    out = []
-    for f in findings:
-        if f.severity == "info":
-            out.append(f)
-            continue
-        causes = []
-        if f.code == "flat_loss":
-            causes = [c for c in EXPLAINS_FLAT_LOSS if c in codes]
-        elif f.code == "embedding_collapse":
-            causes = [c for c in EXPLAINS_COLLAPSE if c in codes and (c != "eeg_units" or f.evidence.startswith("eeg "))]
-        out.append(f.demoted(f"explained by {', '.join(causes)}; fix that first") if causes else f)
-    return out
+    # Collapse first, so that a flat loss names the root cause, not a collapse explained itself.
+    for symptom in ("embedding_collapse", "flat_loss"):
+        codes = {f.code for f in findings if f.severity != "info"}
+        out = []
+        for f in findings:
+            causes = []
+            if f.code == symptom and f.severity != "info":
+                if symptom == "flat_loss":
+                    causes = [c for c in EXPLAINS_FLAT_LOSS if c in codes]
+                else:
+                    causes = [c for c in EXPLAINS_COLLAPSE if c in codes and (c != "eeg_units" or f.evidence.startswith("eeg "))]
+            out.append(f.demoted(f"explained by {', '.join(causes)}; fix that first") if causes else f)
+        findings = out
+    return findings
 
 
 def diagnose(path: str | Path, model: bool = True, sample: int = 256, device: str = "cpu") -> Report:
