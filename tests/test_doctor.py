@@ -367,3 +367,30 @@ def test_embedding_collapse_rule_does_not_depend_on_the_dimension(d):
     assert check_embeddings("eeg", iso) == [] and check_embeddings("eeg", unit(sparse, dim=1)) == []
     for collapsed in (shared, line):
         assert [f.code for f in check_embeddings("eeg", unit(collapsed, dim=1))] == ["embedding_collapse"]
+
+
+@pytest.mark.parametrize("strategy", ["lora", "ia3", "loha", "lokr", "adalora", "bitfit", "full", "last_k", "prompt",
+                                      ["lora", "bitfit"]])
+def test_base_encoder_is_rebuilt_under_every_strategy(reg, strategy):
+    """frozen_adapter's base encoder: the encoder without strategies, holding the run's starting
+    weights, found under every built-in strategy's renames (peft's base_layer). Strategies that are
+    the identity at the start give exactly the base features then; prompts change them from step 0."""
+    from recipes import schema
+    from recipes.doctor import model_probe
+
+    recipe = schema.validate(tiny_recipe(**{"eeg.strategy": strategy, "video.strategy": strategy}), reg)
+    model_probe._seed(0)
+    data = reg.build("datasets", recipe.data, seed=0)
+    started = model_probe._build(recipe, data, reg).eval()
+    frames = torch.from_numpy(np.array(data.video[:4]))
+    eeg = torch.from_numpy(np.array(data.eeg[:4], dtype=np.float32))
+    for side in ("eeg", "video"):
+        base, why = model_probe.base_encoder(getattr(recipe, side).encoder, getattr(started, side).encoder, reg)
+        assert base is not None, why
+        encoder = getattr(started, side).encoder
+        with torch.no_grad():
+            if side == "eeg":
+                a, b = encoder(eeg, channels=data.channels), base.eval()(eeg, channels=data.channels)
+            else:
+                a, b = encoder(encoder.preprocess(frames)), base.eval()(base.preprocess(frames))
+        assert torch.equal(a, b) != (strategy == "prompt"), side
