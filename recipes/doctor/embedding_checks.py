@@ -29,9 +29,10 @@ computed anyway).
   dims, on synthetic data.) Trained heads score >= 0.92 / <= 0.09 at both sizes. Heads at their
   initialization on real-size random encoders reach a mean cosine of 0.914 while the run is still
   learning, so the issue's 0.9 (and nearly fact 4's 0.95) would flag a model that has not started;
-  every collapse of a whole side measured 0.996 or more. 0.98 and 0.1 separate them with margin on
-  both sides. The tiny run at lr 0.3 (0.95-0.96, spread 0.17-0.19, still 5x chance R@1) is a partial
-  collapse left to `divergence`. The spread itself depends on d where the variation is
+  every side that collapsed onto one point measured 0.996 or more, so 0.98 separates them with
+  margin on both sides. The tiny run at lr 0.3 (0.95-0.96, spread 0.17-0.19, still 5x chance R@1)
+  and the video side of the real-size one (0.887) are partial collapses that are not reported.
+  The spread itself depends on d where the variation is
   axis-aligned: an output that varies in only k of d coordinates scores about sqrt(k/d), so a
   healthy 10-coordinate embedding would read as collapsed at d = 1024, and inputs split between two
   opposite vectors (collapse to 2 classes, EEG_Image_decode #25) score 1/sqrt(d), 0.18 at d = 32.
