@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.run_recipe import train_recipe
+from run_recipe import train_recipe  # benchmarks/ is on sys.path when this file runs as a script
 from recipes import schema
 from recipes.doctor.live import LiveDoctor
 import recipes.engine.trainer as trainer

@@ -35,6 +35,9 @@ relu_linear = doctor_faults:ReluLinearHead
 
 [peftzoo.datasets]
 slow_synthetic = doctor_faults:SlowSynthetic
+
+[peftzoo.strategies]
+train_mode_only = doctor_faults:TrainModeOnlyAdapter
 """
 
 
@@ -93,6 +96,22 @@ def repeated_stimuli_without_groups(root: Path) -> Path:
     return _arrays(root, eeg, video, data.channels)
 
 
+def half_mispaired(root: Path) -> Path:
+    """192 training pairs, half of them given another training pair's clip (as a misaligned trigger
+    would), and 128 correctly paired validation pairs (split.npy). The clean half teaches the shared
+    signal first; memorizing the mispaired half later pulls the heads away from it. (Clean tiny
+    splits of the synthetic data do not overfit: its signal is shared by every pair.)"""
+    from recipes.data.synthetic import SyntheticConfig, generate
+
+    data = generate(SyntheticConfig(n=320, seconds=1, frames=4, height=20, width=20, eeg_noise_uv=3, video_noise=3), 0)
+    video = np.asarray(data.video).copy()
+    wrong = np.random.default_rng(1).choice(192, 96, replace=False)
+    video[wrong] = video[np.roll(wrong, 1)]
+    root = _arrays(root, np.asarray(data.eeg), video, data.channels)
+    np.save(root / "split.npy", np.array(["train"] * 192 + ["val"] * 128))
+    return root
+
+
 def arrays_data(root: Path) -> dict:
     return {"name": "arrays", "path": str(root), "val_fraction": 0.25}
 
@@ -109,12 +128,22 @@ CASES = {
     # lr 1e30 on the heads (not the temperature): the first update throws the embeddings to inf.
     "nonfinite_steps": lambda tmp: {"train.lr": 1e30, "train.lr_scales.loss": 0},
     "eeg_units": lambda tmp: {"data": arrays_data(eeg_in_millivolts(tmp / "millivolts"))},
+    # Heads trained 4 epochs at a sound lr, then a second stage at 6x that lr: the loss spikes from 3.1
+    # to 5.2 and the heads collapse (a fixed temperature, as ImageBind, so only the heads diverge).
+    "divergence": lambda tmp: {"loss": {"name": "clip", "temperature": 0.07, "learnable_temperature": False},
+                               "train.lr": 0.05, "train.epochs": None,
+                               "train.stages": [{"epochs": 4}, {"epochs": 4, "lr": 0.3}]},
+    # Large heads without weight decay, 40 epochs on half-mispaired training pairs: validation R@1
+    # peaks (0.195 at epoch 16) and falls (0.121 at epoch 40) while the training loss keeps falling.
+    "overfitting": lambda tmp: {"data": {"name": "arrays", "path": str(half_mispaired(tmp / "mispaired"))},
+                                "train.epochs": 40, "eval.every_epochs": 2, "train.log_every": 3, "train.weight_decay": 0.0,
+                                "eeg.head": {"name": "mlp", "hidden": [512]}, "video.head": {"name": "mlp", "hidden": [512]}},
 }
 
 
 # Codes the live checks can see during training (the others need the data or the finished weights).
 LIVE_SEES = {"eeg_units", "nonnegative_embeddings", "frozen_adapter", "temperature_at_clamp", "temperature_collapsed",
-             "embedding_collapse", "data_bound", "nonfinite_steps", "flat_loss"}
+             "embedding_collapse", "data_bound", "nonfinite_steps", "flat_loss", "divergence", "overfitting"}
 
 
 def train(recipe: dict, out: Path) -> Path:
@@ -228,10 +257,8 @@ def test_live_doctor_embedding_and_frozen_checks():
 
 
 def _record(losses, evals, **recipe_train):
-    """A run read from metrics lines written here: the curve shapes divergence and overfitting look at.
-
-    (Planting them in a few-second tiny run did not work: huge learning rates collapse the tiny
-    heads' embeddings, which embedding_collapse reports, before any loss spike shows.)"""
+    """A run read from metrics lines written here: the edges of the curve checks (noise that must
+    stay quiet, train.select turning overfitting into info) beside the planted runs above."""
     from recipes.doctor.run_reader import RunRecord
 
     lines = [{"type": "train", "epoch": 1 + i // 10, "step": i + 1, "train/loss": v, "logit_scale": 14.0} for i, v in enumerate(losses)]
@@ -254,6 +281,12 @@ def test_divergence_on_spiking_and_rising_curves():
     assert "rose after warm-up" in check_divergence(_record(rising, []))[0].evidence
     noisy = [v + 0.3 * (-1) ** i for i, v in enumerate(falling)]
     assert check_divergence(_record(noisy, [])) == []
+    # A small batch's curve swings by +-0.7 nat: a value 2 nat above its median is within 6 robust SDs.
+    swinging = [3.0 + 0.7 * (-1) ** i for i in range(60)]
+    assert check_divergence(_record(swinging[:40] + [5.0] + swinging[41:], [])) == []
+    # Near ln(B) a jump of 2 nat is a spike although it is less than twice the median.
+    plateau = [3.1 + 0.05 * (-1) ** i for i in range(60)]
+    assert "spike" in check_divergence(_record(plateau[:40] + [5.1] + plateau[41:], []))[0].evidence
 
 
 def test_overfitting_needs_a_significant_fall_while_training_loss_falls():
@@ -286,3 +319,78 @@ def test_frozen_adapter_is_an_error_only_when_a_whole_side_never_moved():
     assert check_frozen(init, {**moved, "eeg.encoder.a.lora_B": torch.zeros(2, 2)}, 10, {})[0].severity == "info"
     found = check_frozen(init, dict(init), 10, {"train": {"lr_scales": {"adapter": 0}}})
     assert found[0].severity == "error" and "all zero" in found[0].evidence and found[0].fix.startswith("train.lr_scales.adapter")
+
+
+def test_frozen_adapter_seen_in_the_features_when_the_weights_moved(planted, tmp_path):
+    """An adapter that trains (its tensors move) but acts in training mode only: the weight check is
+    silent, the features equal the base encoder's, and the doctor names frozen_adapter from them.
+    A LoRA trained the same way moves the features far beyond the tolerance."""
+    from recipes.doctor import model_probe
+    from recipes.doctor.adapter_checks import FEATURE_RTOL
+    from recipes.doctor.run_reader import read_run
+
+    changes = {**BASE, "train.epochs": 4, "eeg.strategy": "train_mode_only"}
+    run = train(tiny_recipe(**changes), tmp_path / "train_mode_only")
+    report = diagnose(run)
+    assert loud(report) == {"frozen_adapter"}, [f.to_json() for f in report.findings]
+    finding = next(f for f in report.findings if f.code == "frozen_adapter")
+    assert "features equal the base encoder's" in finding.evidence and "eval mode" in finding.fix
+    # The weights did move: the feature comparison, not the weight check, found it.
+    probe, why = model_probe.rebuild(report.run)
+    assert why is None and set(probe.base) == {"eeg"}
+    names = [n for n in probe.initial if n.startswith("eeg.")]
+    assert names and all(not torch.equal(probe.saved[n], probe.initial[n]) for n in names if n.endswith("1.weight"))
+    assert {f.code for f in diagnose(run, model=False).findings} <= {"flat_loss"}  # nothing the curves or live checks see
+
+    healthy = train(tiny_recipe(**{**changes, "eeg.strategy": "lora"}), tmp_path / "lora")
+    probe, _ = model_probe.rebuild(read_run(healthy))
+    gap = model_probe.base_feature_gap(probe, "eeg", probe.data.split("val")[:32])
+    print(f"trained LoRA vs base encoder: relative feature distance {gap:.3g} (tolerance {FEATURE_RTOL:g})")
+    assert gap > 100 * FEATURE_RTOL  # so the feature check stays quiet on it
+
+
+@pytest.mark.parametrize("d", [32, 256, 1024])
+def test_embedding_collapse_rule_does_not_depend_on_the_dimension(d):
+    """Measured statistics (benchmarks/embedding_spread.py) do not scale with d; the rule must not
+    either: isotropic and sparse (10 active coordinates) embeddings are healthy at every d, inputs on
+    one direction or one line are collapsed at every d."""
+    from recipes.doctor.embedding_checks import check_embeddings
+
+    torch.manual_seed(0)
+    unit = torch.nn.functional.normalize
+    iso = unit(torch.randn(64, d), dim=1)
+    sparse = torch.zeros(64, d)
+    sparse[:, :10] = torch.randn(64, 10)
+    shared = unit(torch.randn(d), dim=0) + 0.01 * torch.randn(64, d) / d**0.5
+    line = torch.zeros(64, d)
+    line[:, 0], line[:, 1] = torch.randn(64).sign(), 0.05 * torch.randn(64)
+    assert check_embeddings("eeg", iso) == [] and check_embeddings("eeg", unit(sparse, dim=1)) == []
+    for collapsed in (shared, line):
+        assert [f.code for f in check_embeddings("eeg", unit(collapsed, dim=1))] == ["embedding_collapse"]
+
+
+@pytest.mark.parametrize("strategy", ["lora", "ia3", "loha", "lokr", "adalora", "bitfit", "full", "last_k", "prompt",
+                                      ["lora", "bitfit"]])
+def test_base_encoder_is_rebuilt_under_every_strategy(reg, strategy):
+    """frozen_adapter's base encoder: the encoder without strategies, holding the run's starting
+    weights, found under every built-in strategy's renames (peft's base_layer). Strategies that are
+    the identity at the start give exactly the base features then; prompts change them from step 0."""
+    from recipes import schema
+    from recipes.doctor import model_probe
+
+    recipe = schema.validate(tiny_recipe(**{"eeg.strategy": strategy, "video.strategy": strategy}), reg)
+    model_probe._seed(0)
+    data = reg.build("datasets", recipe.data, seed=0)
+    started = model_probe._build(recipe, data, reg).eval()
+    frames = torch.from_numpy(np.array(data.video[:4]))
+    eeg = torch.from_numpy(np.array(data.eeg[:4], dtype=np.float32))
+    for side in ("eeg", "video"):
+        base, why = model_probe.base_encoder(getattr(recipe, side).encoder, getattr(started, side).encoder, reg)
+        assert base is not None, why
+        encoder = getattr(started, side).encoder
+        with torch.no_grad():
+            if side == "eeg":
+                a, b = encoder(eeg, channels=data.channels), base.eval()(eeg, channels=data.channels)
+            else:
+                a, b = encoder(encoder.preprocess(frames)), base.eval()(base.preprocess(frames))
+        assert torch.equal(a, b) != (strategy == "prompt"), side

@@ -7,12 +7,16 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from recipes.doctor import adapter_checks, data_checks, embedding_checks, loss_checks, stability, temperature, throughput
 from recipes.doctor.findings import Finding, rank
 from recipes.doctor.run_reader import RunRecord, read_run
 
 logger = logging.getLogger(__name__)
+
+# Validation pairs embedded by the trained and the base encoder for frozen_adapter (a few dozen: cheap, no grad).
+FEATURE_SAMPLE = 32
 
 METRIC_CHECKS = (
     loss_checks.check_flat_loss,
@@ -24,7 +28,10 @@ METRIC_CHECKS = (
 )
 
 # A flat loss is what these causes look like from the loss curve: said once, as the cause.
-EXPLAINS_FLAT_LOSS = ("eeg_units", "nonnegative_embeddings", "embedding_collapse", "temperature_collapsed", "nonfinite_steps")
+EXPLAINS_FLAT_LOSS = ("eeg_units", "nonnegative_embeddings", "embedding_collapse", "temperature_collapsed", "nonfinite_steps",
+                      "divergence")
+# Collapsed embeddings are what these look like from the model (eeg_units: on the EEG side only).
+EXPLAINS_COLLAPSE = ("eeg_units", "divergence")
 
 
 @dataclasses.dataclass
@@ -51,8 +58,9 @@ def model_findings(run: RunRecord, sample: int = 256, device: str = "cpu") -> tu
     out += data_checks.check_eeg_units(data.eeg)
     out += data_checks.check_group_masking(data.groups, train_idx, run.recipe)
     out += adapter_checks.check_frozen(probe.initial, probe.saved, run.total_steps(), run.recipe)
-    notes = []
+    notes = [f"{side}: base encoder features not compared ({why})" for side, why in probe.base_missing.items()]
     val_idx = data.split("val")
+    out += feature_findings(probe, val_idx if len(val_idx) else train_idx, run.total_steps())
     if len(val_idx) >= 4:
         chosen = val_idx[sample_indices(len(val_idx), sample)]
         eeg, video = embed(probe, chosen)
@@ -69,23 +77,44 @@ def model_findings(run: RunRecord, sample: int = 256, device: str = "cpu") -> tu
     return out, notes
 
 
+def feature_findings(probe, indices: np.ndarray, steps: int) -> list[Finding]:
+    """frozen_adapter from features: each side that trains encoder tensors, compared with its base
+    encoder on FEATURE_SAMPLE pairs; not for a side whose tensors all stayed put (already an error)."""
+    from recipes.doctor.model_probe import base_feature_gap, sample_indices
+
+    whole = adapter_checks.unchanged_sides(probe.initial, probe.saved)
+    out = []
+    chosen = indices[sample_indices(len(indices), FEATURE_SAMPLE)] if len(indices) else indices
+    for side in sorted(probe.base):
+        if side in whole or not len(chosen):
+            continue
+        names = [n for n in probe.initial if n.startswith(f"{side}.")]
+        moved = sum(1 for n in names if n in probe.saved and not torch.equal(probe.saved[n].float(), probe.initial[n].float()))
+        gap = base_feature_gap(probe, side, chosen)
+        out += adapter_checks.check_features(side, gap, len(chosen), moved, steps)
+    return out
+
+
 def tie_symptoms(findings: list[Finding]) -> list[Finding]:
     """Demote symptoms to info where a finding of their cause is present: flat_loss under any of
-    EXPLAINS_FLAT_LOSS, and collapsed EEG embeddings under eeg_units (EEG in volts is ~1e-5 in
-    every channel: the encoder sees a constant)."""
-    codes = {f.code for f in findings if f.severity != "info"}
-    out = []
-    for f in findings:
-        if f.severity == "info":
-            out.append(f)
-            continue
-        causes = []
-        if f.code == "flat_loss":
-            causes = [c for c in EXPLAINS_FLAT_LOSS if c in codes]
-        elif f.code == "embedding_collapse" and f.evidence.startswith("eeg ") and "eeg_units" in codes:
-            causes = ["eeg_units"]
-        out.append(f.demoted(f"explained by {', '.join(causes)}; fix that first") if causes else f)
-    return out
+    EXPLAINS_FLAT_LOSS; collapsed EEG embeddings under eeg_units (EEG in volts is ~1e-5 in every
+    channel: the encoder sees a constant); collapsed embeddings of either side under divergence (an lr
+    far too high throws a head's outputs onto one direction: the planted lr jump in tests/test_doctor.py
+    spikes the loss, then both sides collapse and the loss sits at ln(B); lowering the lr fixes both)."""
+    # Collapse first, so that a flat loss names the root cause, not a collapse explained itself.
+    for symptom in ("embedding_collapse", "flat_loss"):
+        codes = {f.code for f in findings if f.severity != "info"}
+        out = []
+        for f in findings:
+            causes = []
+            if f.code == symptom and f.severity != "info":
+                if symptom == "flat_loss":
+                    causes = [c for c in EXPLAINS_FLAT_LOSS if c in codes]
+                else:
+                    causes = [c for c in EXPLAINS_COLLAPSE if c in codes and (c != "eeg_units" or f.evidence.startswith("eeg "))]
+            out.append(f.demoted(f"explained by {', '.join(causes)}; fix that first") if causes else f)
+        findings = out
+    return findings
 
 
 def diagnose(path: str | Path, model: bool = True, sample: int = 256, device: str = "cpu") -> Report:

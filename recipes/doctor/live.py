@@ -115,7 +115,9 @@ class LiveDoctor:
             if z is not None:
                 head = getattr(getattr(model, side, None), "head", None) if model is not None else None
                 found = embedding_checks.check_embeddings(side, z.detach().float().cpu(), head, f" (validation, epoch {epoch})")
-                if side == "eeg" and "eeg_units" in self.reported:  # EEG in volts is a constant to the encoder
+                # EEG in volts is a constant to the encoder; an lr far too high throws the heads onto one
+                # direction: the collapse is their symptom (diagnose.EXPLAINS_COLLAPSE), not a second alarm.
+                if "divergence" in self.reported or (side == "eeg" and "eeg_units" in self.reported):
                     found = [f for f in found if f.code != "embedding_collapse"]
                 findings += found
         if model is not None and self._fingerprints and step > 0:

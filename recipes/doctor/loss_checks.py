@@ -10,10 +10,16 @@ docs/facts/diagnostics.md, "fact N"):
   deviations of chance: a run that learns leaves the 10% band within its first epochs (the bundled
   head_only_tiny is 20% below ln 64 after 7 of 105 steps), and the R@1 condition keeps a run that
   retrieves well but has a soft temperature (a flat loss for another reason) out.
-- divergence (fact 2/3, open_clip #815): a logged loss above twice its running median (previous 20
-  lines) *and* more than 1 nat above it is a spike; the median of the last third of the post-warm-up
-  curve more than max(0.5 nat, 25%) above the first third's is a rise. Noise in a healthy curve is a
-  few tenths of a nat; a doubling is not noise.
+- divergence (fact 2/3, open_clip #815): a logged loss more than max(1 nat, 6 robust SDs) above the
+  median of the previous 20 lines is a spike (robust SD: 1.4826 x the window's median absolute
+  deviation, so a noisy small-batch curve needs a larger jump); the median of the last third of the
+  post-warm-up curve more than max(0.5 nat, 25%, 3 robust SDs of the step-to-step noise) above the
+  lowest level the curve reached (the least median over windows of a sixth of the curve) is a rise. Noise in a healthy curve is a few tenths of
+  a nat. No ratio to the median: a run that learned little sits near ln(B) ~ 3.5, where a 2x jump
+  would need a loss of 7, yet the planted lr jump (tests/test_doctor.py, `divergence`) spikes from
+  3.1 to 5.2 and then collapses the embeddings back to ln(B). Compared with the lowest level, not
+  with the first third: a loss that fell for a while and then climbed back (the usual shape of an lr
+  too high after warm-up) has a first third as high as its last.
 - overfitting (clip_anchors 4: LiT, NICE): validation R@1 (mean of both directions) at least three
   evaluations past its best and below the best by more than max(2 binomial SDs, 0.02), while the
   training loss kept falling. Small validation sets wobble by a binomial SD; two SDs and three
@@ -24,13 +30,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from recipes.doctor.curves import after_warmup, chance_band, median, r_at_1, tail
 from recipes.doctor.findings import Finding, fmt
 from recipes.doctor.run_reader import RunRecord
 
 FLAT_BAND = 0.1
-SPIKE_RATIO, SPIKE_NATS, SPIKE_WINDOW = 2.0, 1.0, 20
-RISE_NATS, RISE_SHARE = 0.5, 0.25
+SPIKE_NATS, SPIKE_SIGMAS, SPIKE_WINDOW = 1.0, 6.0, 20
+RISE_NATS, RISE_SHARE, RISE_SIGMAS = 0.5, 0.25, 3.0
 OVERFIT_EVALS, OVERFIT_MIN_DROP = 3, 0.02
 
 
@@ -88,23 +96,41 @@ def check_divergence(run: RunRecord) -> list[Finding]:
     fix = (f"lower train.lr (now {lr}; try train.lr: {_tenth(lr)}), set train.grad_clip_norm: 1.0, "
            "or lengthen the warm-up (train.warmup_fraction: 0.2)")
     values = [v for _, v in points]
+    # Vectorized (numpy windows): the live doctor runs this at every epoch line over the whole history.
+    x = np.asarray(values, dtype=np.float64)
     spikes = []
-    for i in range(5, len(values)):
-        ref = median(values[max(0, i - SPIKE_WINDOW):i])
-        if values[i] > SPIKE_RATIO * ref and values[i] - ref > SPIKE_NATS:
+    for i in range(5, min(len(x), SPIKE_WINDOW)):  # the first lines: the window is all before them
+        window = x[:i]
+        ref = float(np.median(window))
+        if x[i] - ref > max(SPIKE_NATS, SPIKE_SIGMAS * 1.4826 * float(np.median(np.abs(window - ref)))):
             spikes.append((points[i][0], values[i], ref))
-    third = max(2, len(values) // 3)
-    first, last = median(values[:third]), median(values[-third:])
-    rising = last - first > max(RISE_NATS, RISE_SHARE * first)
+    if len(x) > SPIKE_WINDOW:
+        windows = np.lib.stride_tricks.sliding_window_view(x[:-1], SPIKE_WINDOW)  # window j precedes x[j + SPIKE_WINDOW]
+        refs = np.median(windows, axis=1)
+        sigmas = 1.4826 * np.median(np.abs(windows - refs[:, None]), axis=1)
+        later = x[SPIKE_WINDOW:]
+        for j in np.flatnonzero(later - refs > np.maximum(SPIKE_NATS, SPIKE_SIGMAS * sigmas)):
+            i = int(j) + SPIKE_WINDOW
+            spikes.append((points[i][0], values[i], float(refs[j])))
+    third = max(2, len(x) // 3)
+    width = max(2, len(x) // 6)
+    stride = max(1, width // 4)
+    lowest = float(np.median(np.lib.stride_tricks.sliding_window_view(x, width)[::stride], axis=1).min())
+    last = float(np.median(x[-third:]))
+    # The least of many window medians sits below the curve by its noise: the margin grows with it
+    # (robust SD of step-to-step changes, which a trend hardly moves).
+    noise = 1.4826 * float(np.median(np.abs(np.diff(x)))) / 2**0.5
+    rising = last - lowest > max(RISE_NATS, RISE_SHARE * lowest, RISE_SIGMAS * noise)
     if not spikes and not rising:
         return []
     parts = []
     if spikes:
         step, value, ref = max(spikes, key=lambda s: s[1] - s[2])
-        parts.append(f"{len(spikes)} loss spike(s) above {SPIKE_RATIO:g}x the running median, the largest {fmt(value)} "
-                     f"at step {step} (median before it {fmt(ref)}; first at step {spikes[0][0]})")
+        parts.append(f"{len(spikes)} loss spike(s) more than {SPIKE_NATS:g} nat above the running median, the largest "
+                     f"{fmt(value)} at step {step} (median of the {SPIKE_WINDOW} lines before it {fmt(ref)}; first at step {spikes[0][0]})")
     if rising:
-        parts.append(f"the loss rose after warm-up: median {fmt(first)} over the first third of steps, {fmt(last)} over the last")
+        parts.append(f"the loss rose after warm-up: it reached {fmt(lowest)} (median of {width} lines) and is {fmt(last)} "
+                     "over the last third of steps")
     return [Finding("divergence", "warning", "; ".join(parts), fix)]
 
 

@@ -2,7 +2,9 @@
 
 The doctor rebuilds twice from the same recipe: once as the run started (same seed, so the same
 initial weights: what `frozen_adapter` compares the saved tensors with) and once with the saved
-weights loaded (what the embedding checks look at). A run whose components are not installed here,
+weights loaded (what the embedding checks look at). For each side that trains encoder tensors it
+also keeps the base encoder (no strategy applied, the pretrained or seeded weights of the run's
+start), whose features `frozen_adapter` compares with the trained encoder's. A run whose components are not installed here,
 or whose weights do not fit, is not an error of the doctor: the model checks are skipped and the
 reason is reported as a note.
 """
@@ -36,6 +38,10 @@ class Probe:
     saved: dict[str, torch.Tensor]
     """Every tensor of the weights file, by parameter name."""
     device: torch.device
+    base: dict[str, torch.nn.Module] = dataclasses.field(default_factory=dict)
+    """Side -> its encoder without strategies, as the run started (sides that train encoder tensors only)."""
+    base_missing: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Side -> why its base encoder could not be rebuilt."""
 
 
 def _seed(seed: int) -> None:
@@ -74,6 +80,12 @@ def rebuild(run: RunRecord, device: str | torch.device = "cpu") -> tuple[Probe |
         init_model = _build(recipe, data, reg)
         initial = {n: p.detach().clone() for n, p in init_model.named_parameters()
                    if p.requires_grad and ".encoder." in f".{n}"}
+        base, base_missing = {}, {}
+        for side in sorted({n.split(".", 1)[0] for n in initial}):
+            base[side], why = base_encoder(getattr(recipe, side).encoder, getattr(init_model, side).encoder, reg)
+            if base[side] is None:
+                del base[side]
+                base_missing[side] = why
         del init_model
         _seed(recipe.seed)
         model = _build(recipe, data, reg)
@@ -87,7 +99,48 @@ def rebuild(run: RunRecord, device: str | torch.device = "cpu") -> tuple[Probe |
         return None, f"the model could not be rebuilt ({type(exc).__name__}: {exc}): model checks skipped"
     device = torch.device(device)
     model.to(device).eval()
-    return Probe(recipe, data, model, initial, saved, device), None
+    for encoder in base.values():
+        encoder.to(device).eval()
+    return Probe(recipe, data, model, initial, saved, device, base, base_missing), None
+
+
+def base_encoder(spec, started: torch.nn.Module, reg) -> tuple[torch.nn.Module | None, str]:
+    """(the encoder `spec` builds, with no strategy, holding the values `started` (the run's encoder
+    with its strategies, as the run started) has for the encoder's own tensors; why not, or None).
+
+    The state is copied rather than rebuilt with the same seed: a strategy may draw random numbers
+    between the two encoders' builds, and unfrozen weights (full, bitfit) must be their start values.
+    peft tuners move a wrapped layer's tensors under `base_layer`; those are followed."""
+    encoder = reg.build("encoders", spec)
+    have = started.state_dict()
+    state = {}
+    for key in encoder.state_dict():
+        head, _, leaf = key.rpartition(".")
+        found = next((k for k in (key, f"{head}.base_layer.{leaf}") if k in have), None)
+        if found is None:
+            return None, f"the strategies renamed {key} beyond recognition"
+        state[key] = have[found]
+    encoder.load_state_dict(state)
+    return encoder, ""
+
+@torch.no_grad()
+def base_feature_gap(probe: Probe, side: str, indices: np.ndarray, batch_size: int = 16) -> float:
+    """Relative distance ||F_trained - F_base|| / ||F_base|| (Frobenius, over the sample) between the
+    trained and the base `side` encoder's features of the dataset pairs `indices`, both in eval mode."""
+    trained, base = getattr(probe.model, side).encoder, probe.base[side]
+    trained.eval()
+    diff = norm = 0.0
+    for start in range(0, len(indices), batch_size):
+        idx = np.asarray(indices[start:start + batch_size])
+        if side == "eeg":
+            x = torch.from_numpy(np.array(probe.data.eeg[idx], dtype=np.float32)).to(probe.device)
+            a, b = trained(x, channels=probe.model.channels), base(x, channels=probe.model.channels)
+        else:
+            frames = torch.from_numpy(np.array(probe.data.video[idx])).to(probe.device)
+            a, b = trained(trained.preprocess(frames)), base(base.preprocess(frames))
+        diff += float((a.float() - b.float()).pow(2).sum())
+        norm += float(b.float().pow(2).sum())
+    return (diff / norm) ** 0.5 if norm > 0 else float("inf")
 
 
 def sample_indices(n: int, k: int) -> np.ndarray:

@@ -12,6 +12,7 @@ from pydantic import Field
 from torch import nn
 
 from adapters.heads.base import Head, HeadConfig
+from adapters.strategies.base import Strategy, StrategyReport, report_for
 from recipes.data.base import PairedDataset
 from recipes.data.synthetic import SyntheticConfig, generate
 
@@ -62,3 +63,38 @@ class SlowSynthetic(PairedDataset):
         data.eeg = SlowArray(data.eeg, config.delay_s)
         data.fingerprint = None
         return data
+
+
+class TrainModeOnlyAdapter(Strategy):
+    """A low-rank residual on each attention qkv that is added in training mode only (the bug of an
+    adapter forgotten on the inference path). It trains and its weights move, so the weight check
+    sees nothing wrong; in eval mode (evaluation, embedding, export) the encoder computes exactly the
+    base encoder's features: only comparing features with the base encoder's shows it."""
+
+    description = "test only: an adapter that changes the output in training mode only"
+
+    def apply(self, encoder: nn.Module) -> StrategyReport:
+        names = []
+        for path, module in list(encoder.named_modules()):
+            qkv = getattr(module, "qkv", None)
+            if not isinstance(qkv, nn.Linear):
+                continue
+            adapter = nn.Sequential(nn.Linear(qkv.in_features, 4, bias=False), nn.Linear(4, qkv.out_features, bias=False))
+            nn.init.zeros_(adapter[1].weight)  # the identity at the start, as LoRA
+            module.qkv_train_only = adapter
+            qkv.register_forward_hook(_add_in_training(adapter))
+            prefix = f"{path}." if path else ""
+            names += [f"{prefix}qkv_train_only.0.weight", f"{prefix}qkv_train_only.1.weight"]
+        for p in encoder.parameters():
+            p.requires_grad_(False)
+        params = dict(encoder.named_parameters())
+        for n in names:
+            params[n].requires_grad_(True)
+        return report_for(self.name, encoder, names)
+
+
+def _add_in_training(adapter: nn.Module):
+    def hook(module, inputs, output):
+        return output + adapter(inputs[0]) if adapter.training else output  # the planted flaw: eval skips it
+
+    return hook
