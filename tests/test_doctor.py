@@ -194,6 +194,17 @@ def test_doctor_names_the_planted_fault(planted, code):
         assert live == {code}
 
 
+def test_an_lr_too_high_from_the_start_is_divergence(tmp_path):
+    """lr 0.3 from the first step: the loss jumps during warm-up (3.7 to 5.8 at step 2) and the heads
+    collapse; the doctor names the spike, and the collapse it causes only as explained by it."""
+    recipe = tiny_recipe(**{**BASE, "loss": {"name": "clip", "temperature": 0.07, "learnable_temperature": False}, "train.lr": 0.3})
+    recipe["name"] = "lr_from_start"
+    report = diagnose(train(recipe, tmp_path))
+    assert loud(report) == {"divergence"}, [f.to_json() for f in report.findings]
+    found = next(f for f in report.findings if f.code == "divergence")
+    assert "spike" in found.evidence and "train.lr" in found.fix
+
+
 def test_healthy_bundled_recipe_gets_no_warning(tmp_path):
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         assert run_main(["head_only_tiny", "--output-dir", str(tmp_path), "-q"]) == 0

@@ -11,7 +11,7 @@ docs/facts/diagnostics.md, "fact N"):
   head_only_tiny is 20% below ln 64 after 7 of 105 steps), and the R@1 condition keeps a run that
   retrieves well but has a soft temperature (a flat loss for another reason) out.
 - divergence (fact 2/3, open_clip #815): a logged loss more than max(1 nat, 6 robust SDs) above the
-  median of the previous 20 lines is a spike (robust SD: 1.4826 x the window's median absolute
+  median of the previous 20 lines (warm-up included; the first lines: all lines before them) is a spike (robust SD: 1.4826 x the window's median absolute
   deviation, so a noisy small-batch curve needs a larger jump); the median of the last third of the
   post-warm-up curve more than max(0.5 nat, 25%, 3 robust SDs of the step-to-step noise) above the
   lowest level the curve reached (the least median over windows of a sixth of the curve) is a rise. Noise in a healthy curve is a few tenths of
@@ -92,26 +92,16 @@ def check_divergence(run: RunRecord) -> list[Finding]:
     points = after_warmup(run, "train/loss")
     if len(points) < 6:
         return []
+    # Spikes are judged from the second line on, warm-up included: an lr too high from the start
+    # throws the loss up while warm-up ramps it (lr 0.3 on the tiny heads: 3.75, then 5.81). The rise
+    # is judged after warm-up only, where the loss is meant to have stopped falling fast.
+    every = [(int(line["step"]), float(line["train/loss"])) for line in run.train]  # lines with a finite loss
     lr = run.get("train.lr")
     fix = (f"lower train.lr (now {lr}; try train.lr: {_tenth(lr)}), set train.grad_clip_norm: 1.0, "
            "or lengthen the warm-up (train.warmup_fraction: 0.2)")
-    values = [v for _, v in points]
     # Vectorized (numpy windows): the live doctor runs this at every epoch line over the whole history.
-    x = np.asarray(values, dtype=np.float64)
-    spikes = []
-    for i in range(5, min(len(x), SPIKE_WINDOW)):  # the first lines: the window is all before them
-        window = x[:i]
-        ref = float(np.median(window))
-        if x[i] - ref > max(SPIKE_NATS, SPIKE_SIGMAS * 1.4826 * float(np.median(np.abs(window - ref)))):
-            spikes.append((points[i][0], values[i], ref))
-    if len(x) > SPIKE_WINDOW:
-        windows = np.lib.stride_tricks.sliding_window_view(x[:-1], SPIKE_WINDOW)  # window j precedes x[j + SPIKE_WINDOW]
-        refs = np.median(windows, axis=1)
-        sigmas = 1.4826 * np.median(np.abs(windows - refs[:, None]), axis=1)
-        later = x[SPIKE_WINDOW:]
-        for j in np.flatnonzero(later - refs > np.maximum(SPIKE_NATS, SPIKE_SIGMAS * sigmas)):
-            i = int(j) + SPIKE_WINDOW
-            spikes.append((points[i][0], values[i], float(refs[j])))
+    spikes = _spikes(every)
+    x = np.asarray([v for _, v in points], dtype=np.float64)
     third = max(2, len(x) // 3)
     width = max(2, len(x) // 6)
     stride = max(1, width // 4)
@@ -125,13 +115,35 @@ def check_divergence(run: RunRecord) -> list[Finding]:
         return []
     parts = []
     if spikes:
-        step, value, ref = max(spikes, key=lambda s: s[1] - s[2])
+        step, value, ref, width_before = max(spikes, key=lambda s: s[1] - s[2])
         parts.append(f"{len(spikes)} loss spike(s) more than {SPIKE_NATS:g} nat above the running median, the largest "
-                     f"{fmt(value)} at step {step} (median of the {SPIKE_WINDOW} lines before it {fmt(ref)}; first at step {spikes[0][0]})")
+                     f"{fmt(value)} at step {step} (median of the {width_before} line(s) before it {fmt(ref)}; first at step {spikes[0][0]})")
     if rising:
         parts.append(f"the loss rose after warm-up: it reached {fmt(lowest)} (median of {width} lines) and is {fmt(last)} "
                      "over the last third of steps")
     return [Finding("divergence", "warning", "; ".join(parts), fix)]
+
+
+def _spikes(points: list[tuple[int, float]]) -> list[tuple[int, float, float, int]]:
+    """(step, loss, median before it, lines in that median) of each logged loss more than max(1 nat, 6 robust SDs) above
+    the median of the up to SPIKE_WINDOW lines before it (the first lines: all lines before them, so
+    the 1-nat floor rules where the window is too short to measure the noise)."""
+    values = [v for _, v in points]
+    x = np.asarray(values, dtype=np.float64)
+    spikes = []
+    for i in range(1, min(len(x), SPIKE_WINDOW)):
+        window = x[:i]
+        ref = float(np.median(window))
+        if x[i] - ref > max(SPIKE_NATS, SPIKE_SIGMAS * 1.4826 * float(np.median(np.abs(window - ref)))):
+            spikes.append((points[i][0], values[i], ref, i))
+    if len(x) > SPIKE_WINDOW:
+        windows = np.lib.stride_tricks.sliding_window_view(x[:-1], SPIKE_WINDOW)  # window j precedes x[j + SPIKE_WINDOW]
+        refs = np.median(windows, axis=1)
+        sigmas = 1.4826 * np.median(np.abs(windows - refs[:, None]), axis=1)
+        for j in np.flatnonzero(x[SPIKE_WINDOW:] - refs > np.maximum(SPIKE_NATS, SPIKE_SIGMAS * sigmas)):
+            i = int(j) + SPIKE_WINDOW
+            spikes.append((points[i][0], values[i], float(refs[j]), SPIKE_WINDOW))
+    return spikes
 
 
 def check_overfitting(run: RunRecord) -> list[Finding]:
