@@ -122,3 +122,69 @@ def test_sweep_trains_eligible_trials_batched(tmp_path):
         assert json.loads((run_dir / "run.json").read_text())["batched_heads"] == {"trials": 4}
         lrs.add(yaml.safe_load((run_dir / "recipe.yaml").read_text())["train"]["lr"])
     assert lrs == {1e-3, 3e-3}
+
+
+def test_an_interrupted_batched_group_resumes_from_its_checkpoint(tmp_path):
+    """SIGTERM to a sweep training a batched group stops it after a step with one group checkpoint;
+    the same command resumes the group from there (not from epoch 0) and every trial ends as the
+    uninterrupted group ends: the same metrics and weights (dropout included: the random state is
+    in the checkpoint)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    from recipes.sweep.cli import main
+    from tests.conftest import ROOT
+
+    epochs = 40  # still training when the signal comes, 50 ms after its first evaluation, on an idle machine too
+    head = {"name": "mlp", "hidden": [16], "dropout": 0.1}
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe(**{"data.n": 64, "train.epochs": epochs, "train.batch_size": 8,
+                                                    "eeg.head": head, "video.head": head})))
+    space = [str(recipe), "train.lr=[1e-3,3e-3]", "train.weight_decay=[0.0,0.1]"]
+
+    command = [sys.executable, "-m", "recipes.sweep", *space, "--output-dir", str(tmp_path / "stopped")]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # the group is training: its trials have evaluated an epoch
+        lines = [p.read_text() for p in (tmp_path / "stopped").glob("*/trial-*/*/metrics.jsonl")]
+        if len(lines) == 4 and all('"eval"' in text for text in lines):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    sweep = Path(out.strip().splitlines()[-1].removeprefix("sweep: "))
+    trials = json.loads((sweep / "sweep.json").read_text())["trials"]
+    assert [t["status"] for t in trials] == ["interrupted"] * 4, err
+    checkpoints = list((sweep / ".batched").glob("group-*.pt"))
+    assert len(checkpoints) == 1  # one checkpoint for the whole group
+    stopped_at = torch.load(checkpoints[0], weights_only=True)["position"]["step"]
+    assert 0 < stopped_at < epochs * 6
+    runs = [Path(t["run"]) for t in trials]
+
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "resuming from" in done.stderr and "training 4 trials" not in done.stderr
+    resumed = json.loads((sweep / "sweep.json").read_text())["trials"]
+    assert [t["status"] for t in resumed] == ["completed"] * 4 and [Path(t["run"]) for t in resumed] == runs
+    assert not (sweep / ".batched").exists()  # removed once every trial finished
+
+    assert main([*space, "--output-dir", str(tmp_path / "whole"), "--quiet"]) == 0
+    whole = next((tmp_path / "whole").iterdir())
+    for trial, run in zip(json.loads((whole / "sweep.json").read_text())["trials"], runs):
+        info, want = json.loads((run / "run.json").read_text()), json.loads((Path(trial["run"]) / "run.json").read_text())
+        assert info["resumed"][0]["from_step"] == stopped_at and info["steps"] == want["steps"] == epochs * 6
+        for key, value in want["final_metrics"].items():
+            assert info["final_metrics"][key] == pytest.approx(value, abs=1e-6), key
+        got, expected = _lines(run, "eval"), _lines(Path(trial["run"]), "eval")
+        assert [line["epoch"] for line in got] == list(range(1, epochs + 1))
+        assert [line["val/loss"] for line in got] == pytest.approx([line["val/loss"] for line in expected], abs=1e-6)
+        got_w, want_w = read_state(run / "trainable.safetensors"), read_state(Path(trial["run"]) / "trainable.safetensors")
+        for name in want_w:
+            torch.testing.assert_close(got_w[name], want_w[name], atol=1e-6, rtol=1e-6)

@@ -4,7 +4,8 @@ It holds what an exact resume of every trial needs, in one file written atomical
 recipes/engine/checkpoint.py writes a run's): the stacked weights and AdamW moments (T, ...), each trial's AdamW step
 count and scheduler, each trial's progress and whether it still trains, the group's
 position (step, epoch, batch in the epoch) and the process's random state. The trials' run
-directories are recorded relative to the checkpoint, so a sweep directory that moved still resumes.
+directories are recorded relative to the checkpoint, so a sweep directory that moved still resumes, and
+the trials' recipes are kept in it (a finished or failed trial's run may be set aside by then).
 Tensors and plain values only, read with `torch.load(weights_only=True)`.
 """
 
@@ -51,6 +52,7 @@ def save(path: Path, heads, optimizer, trials, group: Progress) -> None:
     state = {
         "format": FORMAT,
         "runs": [os.path.relpath(t.run.path.resolve(), root) for t in trials],
+        "recipes": [(t.run.path / "recipe.yaml").read_text() for t in trials],
         "position": {"step": group.step, "epoch": group.epoch, "batch_in_epoch": group.batch_in_epoch},
         "stacks": {name: p.detach().cpu().clone() for name, p in heads.params.items()},
         "adamw": optimizer.state_dict(),
@@ -81,8 +83,9 @@ def read(path: Path) -> dict[str, Any]:
 
 
 def run_dirs(path: Path, state: dict[str, Any]) -> list[Path]:
+    """The trials' run directories; those of trials still training must be there."""
     dirs = [_root(path) / rel for rel in state["runs"]]
-    missing = [str(d) for d in dirs if not (d / "recipe.yaml").is_file()]
+    missing = [str(d) for d, t in zip(dirs, state["trials"]) if t["running"] and not (d / "run.json").is_file()]
     if missing:
         raise CheckpointError(f"the group checkpoint {str(path)!r} belongs to run directories that are gone ({missing[:2]})")
     return dirs

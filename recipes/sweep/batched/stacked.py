@@ -189,7 +189,7 @@ class StackedHeads:
             e, v = self.embed(eeg_features, video_features)
         finally:
             self.training = was
-        e, v = e.float(), v.float()
+        e, v = e.float().contiguous(), v.float().contiguous()  # sample-major, as the metrics read them
         return e, v, stacked_clip_loss(self.params["loss.logit_scale"].exp(), e, v, groups, self.loss_config)
 
     @torch.no_grad()

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 from pydantic import BaseModel
 
 import registry
@@ -118,19 +119,24 @@ def train_batched(recipes: list[BaseModel], output_dirs: list[str | Path], reg: 
     if len(output_dirs) != len(recipes):
         raise RecipeError(f"{len(recipes)} recipes but {len(output_dirs)} output directories")
     group = Progress()
+    runs: list[RunDir] = []
     with stop_requests(group):
-        data, models = _build(recipes, reg)
-        device = resolve_device(recipes[0].train.device)
-        ckpt_path = checkpoints.path_for(output_dirs)
-        trials = []
-        for recipe, model, out in zip(recipes, models, output_dirs):
-            model.to(device)
-            run = RunDir(out, recipe.name)
-            _start_run(recipe, model, data, run, device)
-            run.info["batched_heads"] = {"trials": len(recipes), "checkpoint": checkpoints.relative(ckpt_path, run.path)}
-            run.write_info()
-            trials.append(run)
-        return _guarded(recipes, models, trials, data, device, reg, group, ckpt_path, None, checkpoint_every_s)
+        try:
+            data, models = _build(recipes, reg)
+            device = resolve_device(recipes[0].train.device)
+            ckpt_path = checkpoints.path_for(output_dirs)
+            for recipe, model, out in zip(recipes, models, output_dirs):
+                model.to(device)
+                run = RunDir(out, recipe.name)
+                runs.append(run)
+                _start_run(recipe, model, data, run, device)
+                run.info["batched_heads"] = {"trials": len(recipes), "checkpoint": checkpoints.relative(ckpt_path, run.path)}
+                run.write_info()
+        except (StopRequested, KeyboardInterrupt) as exc:  # stopped while setting up: nothing to resume yet
+            for run in runs:
+                run.finish("interrupted", error=f"{type(exc).__name__} before training began")
+            raise TrainingInterrupted(getattr(exc, "signum", None) or group.stop_signal or 2, None) from None
+        return _guarded(recipes, models, runs, data, device, reg, group, ckpt_path, None, checkpoint_every_s)
 
 
 def resume_batched(checkpoint_path: str | Path, reg: Registry | None = None,
@@ -141,19 +147,27 @@ def resume_batched(checkpoint_path: str | Path, reg: Registry | None = None,
     reg = reg or registry.default()
     state = checkpoints.read(Path(checkpoint_path))
     run_dirs = checkpoints.run_dirs(Path(checkpoint_path), state)
-    recipes = [schema.validate(schema.read_yaml(d / "recipe.yaml"), reg) for d in run_dirs]
+    recipes = [schema.validate(yaml.safe_load(text), reg) for text in state["recipes"]]
     check_group(recipes)
     group = Progress()
+    runs: list[RunDir] = []
     with stop_requests(group):
-        data, models = _build(recipes, reg)
-        device = resolve_device(recipes[0].train.device)
-        runs = []
-        for model, run_dir, saved in zip(models, run_dirs, state["trials"]):
-            model.to(device)
-            run = RunDir.open(run_dir)
-            if saved["running"]:
-                run.resume(state["position"]["step"])
-            runs.append(run)
+        try:
+            data, models = _build(recipes, reg)
+            device = resolve_device(recipes[0].train.device)
+            for model, run_dir, saved in zip(models, run_dirs, state["trials"]):
+                model.to(device)
+                if saved["running"]:
+                    run = RunDir.open(run_dir)
+                    run.resume(state["position"]["step"])
+                else:  # finished (or failed) before the interruption: its run directory is left as it is
+                    run = RunDir(run_dir.parent, "", existing=run_dir, writes=False)
+                runs.append(run)
+        except (StopRequested, KeyboardInterrupt) as exc:  # stopped while setting up: the checkpoint still holds
+            for run in runs:
+                if run.writes:
+                    run.finish("interrupted", error=f"{type(exc).__name__} before training resumed")
+            raise TrainingInterrupted(getattr(exc, "signum", None) or group.stop_signal or 2, Path(checkpoint_path)) from None
         return _guarded(recipes, models, runs, data, device, reg, group, Path(checkpoint_path), state, checkpoint_every_s)
 
 
