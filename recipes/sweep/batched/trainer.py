@@ -279,18 +279,10 @@ def _train(trials: list[_Trial], data, device, precision: Precision, stage, grou
 
 
 def _stacked_optimizer(heads: StackedHeads, trials: list[_Trial]) -> StackedAdamW:
-    """One AdamW over the stacks, with the (shared) betas and eps of the trials' own AdamW; each
-    stacked parameter's lr and weight decay come from its group in each trial's optimizer."""
-    settings = {(tuple(g["betas"]), g["eps"]) for t in trials for g in t.optimizer.param_groups}
-    if len(settings) != 1:
-        raise RecipeError(f"the trials' AdamW betas and eps differ ({sorted(settings)}); they cannot share a batched model")
-    (betas, eps), = settings
-    optimizer = StackedAdamW(heads.params, betas, eps)
-    optimizer.groups = [[t.group_of[model_name(n)] for t in trials] for n in heads.params]  # names x trials
-    optimizer.weight_decay = torch.tensor(
-        [[t.optimizer.param_groups[g]["weight_decay"] for t, g in zip(trials, row)] for row in optimizer.groups],
-        device=next(iter(heads.params.values())).device)
-    return optimizer
+    """One AdamW over the stacks; each trial's slice steps with the lr (as its scheduler sets it),
+    weight decay, betas and eps of its own optimizer's group for that parameter."""
+    return StackedAdamW(heads.params, [t.optimizer.param_groups for t in trials],
+                        [{n: t.group_of[model_name(n)] for n in heads.params} for t in trials])
 
 
 def _step(trials: list[_Trial], heads: StackedHeads, optimizer: StackedAdamW, batch, features, device, precision: Precision,
@@ -313,12 +305,9 @@ def _step(trials: list[_Trial], heads: StackedHeads, optimizer: StackedAdamW, ba
             g.mul_(clip.reshape(-1, *([1] * (g.ndim - 1))).to(g.dtype))
     finite = torch.isfinite(losses.detach() + norms)
     finite_list = finite.tolist()  # the step's one host sync
-    running = [t.running for t in trials]
-    active = finite & torch.tensor(running, device=device)
-    lr = torch.tensor([[t.optimizer.param_groups[g]["lr"] for t, g in zip(trials, row)] for row in optimizer.groups],
-                      device=device)
-    optimizer.step(lr, optimizer.weight_decay, active, everyone=all(running) and all(finite_list))
-    heads.clamp_logit_scale(max_log_scale, active)
+    active = [t.running and ok for t, ok in zip(trials, finite_list)]
+    optimizer.step(active)
+    heads.clamp_logit_scale(max_log_scale, torch.tensor(active, device=device))
     group.step += 1
     group.batch_in_epoch += 1
     values = None
