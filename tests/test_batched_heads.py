@@ -191,3 +191,33 @@ def test_an_interrupted_batched_group_resumes_from_its_checkpoint(tmp_path):
         assert sorted(got_w) == sorted(want_w)
         for name in want_w:
             torch.testing.assert_close(got_w[name], want_w[name], atol=1e-6, rtol=1e-6)
+
+
+def test_a_rerun_plans_an_interrupted_group_as_one_resume(tmp_path, reg):
+    """plan_job finds the group checkpoint an interrupted batched run names in its run.json, and
+    split_jobs makes its trials one resumed group, also where fresh trials are not batched (--batched-heads
+    off); without the checkpoint file the attempt is set aside and the trial starts again."""
+    from recipes.sweep import trials as trial_runs
+    from recipes.sweep.batched.sweep_groups import split_jobs
+    from recipes.sweep.record import SweepRecord
+
+    record = SweepRecord.load_or_create(tmp_path, {"name": "s"}, [("trial-000", {}), ("trial-001", {}), ("trial-002", {})])
+    checkpoint = tmp_path / ".batched" / "group-abc.pt"
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"x")
+    for trial_id in ("trial-000", "trial-001"):
+        run = tmp_path / trial_id / "tiny-run"
+        run.mkdir(parents=True)
+        (run / "run.json").write_text(json.dumps({"status": "interrupted",
+                                                  "batched_heads": {"trials": 2, "checkpoint": "../../.batched/group-abc.pt"}}))
+    jobs = [trial_runs.plan_job(record, t, tmp_path / "base.yaml", [], []) for t in record.data["trials"]]
+    assert [j.batched_checkpoint for j in jobs] == [checkpoint.resolve(), checkpoint.resolve(), None]
+    assert all(j.resume and not j.command for j in jobs[:2]) and jobs[2].command
+    recipes_by_id = {t: _recipe(reg, tmp_path) for t in ("trial-000", "trial-001", "trial-002")}
+    groups, ordinary = split_jobs(jobs, recipes_by_id, fresh=False)
+    assert [(g.checkpoint, [j.trial_id for j in g.jobs]) for g in groups] == [(checkpoint.resolve(), ["trial-000", "trial-001"])]
+    assert [j.trial_id for j in ordinary] == ["trial-002"]
+
+    checkpoint.unlink()  # stopped before its first checkpoint: nothing to resume
+    job = trial_runs.plan_job(record, record.data["trials"][0], tmp_path / "base.yaml", [], [])
+    assert job.batched_checkpoint is None and job.command and (tmp_path / "trial-000" / ".failed" / "tiny-run").is_dir()

@@ -117,11 +117,12 @@ def _sweep(args) -> int:
         record.update(job.trial_id, status="running")
 
     stopped = False
-    if args.batched_heads == "auto" and args.backend == "local" and jobs:
+    batched = args.batched_heads == "auto" and args.backend == "local"
+    if batched or any(j.batched_checkpoint for j in jobs):  # an interrupted batched group resumes as one, in this process
         from recipes.sweep.batched import sweep_groups
 
         recipes_by_id = {t.id: t.recipe for t in plan.trials}
-        groups, ordinary = sweep_groups.split_jobs(jobs, recipes_by_id)
+        groups, ordinary = sweep_groups.split_jobs(jobs, recipes_by_id, fresh=batched)
         outcome = sweep_groups.run_groups(groups, recipes_by_id, directory, reg, on_start, on_done)
         retried = [trial_runs.plan_job(record, record.trial(j.trial_id), base_yaml, by_id[j.trial_id].args, extra_args)
                    for j in outcome.fallback]

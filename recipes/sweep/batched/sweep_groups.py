@@ -43,8 +43,9 @@ class Outcome:
     """A stop signal ended a group: no further trial may start."""
 
 
-def split_jobs(jobs: list[Job], recipes: dict[str, BaseModel]) -> tuple[list[Group], list[Job]]:
-    """(groups to train batched, jobs to run as ordinary trials)."""
+def split_jobs(jobs: list[Job], recipes: dict[str, BaseModel], fresh: bool = True) -> tuple[list[Group], list[Job]]:
+    """(groups to train batched, jobs to run as ordinary trials). Interrupted groups always resume as
+    groups (their state is one group checkpoint); fresh trials are grouped only with `fresh`."""
     by_key: dict[str, list[Job]] = defaultdict(list)
     resumed: dict[Path, list[Job]] = defaultdict(list)
     ordinary = []
@@ -52,7 +53,7 @@ def split_jobs(jobs: list[Job], recipes: dict[str, BaseModel]) -> tuple[list[Gro
         if job.batched_checkpoint is not None:
             resumed[job.batched_checkpoint].append(job)
             continue
-        if job.resume or not job.command:
+        if job.resume or not job.command or not fresh:
             ordinary.append(job)
             continue
         reason = unsupported_reason(recipes[job.trial_id])

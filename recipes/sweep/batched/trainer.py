@@ -136,6 +136,7 @@ def train_batched(recipes: list[BaseModel], output_dirs: list[str | Path], reg: 
             for run in runs:
                 run.finish("interrupted", error=f"{type(exc).__name__} before training began")
             raise TrainingInterrupted(getattr(exc, "signum", None) or group.stop_signal or 2, None) from None
+        seed_everything(recipes[0].seed)  # as the engine's seed_this_process (one process) before training
         return _guarded(recipes, models, runs, data, device, reg, group, ckpt_path, None, checkpoint_every_s)
 
 
