@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
+import os
 import statistics
 import tempfile
 import time
@@ -75,7 +76,8 @@ def main() -> None:
             batches.append(_batched(trials, reg, root / f"batched-{r}"))
     one, batched = statistics.median(ones), statistics.median(batches)
     print(f"recipe {args.recipe}, {args.epochs} epochs, cached features, {torch.get_num_threads()} threads, "
-          f"{args.rounds} round(s), median wall time:")
+          f"{args.rounds} round(s), median wall time (1-min load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores at the end):")
     print(f"  one configuration (recipes.engine.train):        {one:8.1f} s")
     print(f"  {len(trials)} configurations batched (train_batched):    {batched:8.1f} s   = {batched / one:.2f} x one")
     print(f"  {len(trials)} ordinary runs in a row (24 x one, estimate): {len(trials) * one:8.1f} s")

@@ -41,7 +41,8 @@ def _lines(run_dir, kind):
             if json.loads(line)["type"] == kind]
 
 
-@pytest.mark.parametrize("head", ["linear", {"name": "mlp", "hidden": [24]}])
+@pytest.mark.parametrize("head", ["linear", {"name": "mlp", "hidden": [24]},
+                                  {"name": "mlp", "hidden": [24, 16], "activation": "relu", "layer_norm": True}])
 def test_batched_trials_equal_their_ordinary_runs(tmp_path, reg, head):
     configs = [
         {"train.lr": 1e-3},

@@ -50,12 +50,12 @@ def head_program(head: nn.Module, prefix: str) -> list[tuple[str, object]]:
     if isinstance(head, LinearHead):
         modules = [("dropout", head.dropout), ("proj", head.proj)]
     elif isinstance(head, MLPHead):
-        modules = [(str(i), m) for i, m in enumerate(head.net)]
+        modules = [(f"net.{i}", m) for i, m in enumerate(head.net)]
     else:
         raise ValueError(f"{type(head).__name__} has no batched forward (linear and mlp heads do)")
     program: list[tuple[str, object]] = []
     for name, module in modules:
-        full = f"{prefix}.{name}" if isinstance(head, MLPHead) is False else f"{prefix}.net.{name}"
+        full = f"{prefix}.{name}"
         if isinstance(module, nn.Dropout):
             program.append(("dropout", float(module.p)))
         elif isinstance(module, nn.Linear):
