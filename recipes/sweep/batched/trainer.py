@@ -299,7 +299,9 @@ def _step(trials: list[_Trial], heads: StackedHeads, optimizer: StackedAdamW, ba
         losses = heads.losses(features["eeg"][index], features["video"][index], groups)
     losses.sum().backward()  # the trials share no parameter: each slice gets its own gradient
     grads = {n: p.grad for n, p in heads.params.items() if p.grad is not None}
-    norms = torch.stack([g.pow(2).reshape(g.shape[0], -1).sum(1) for g in grads.values()]).sum(0).sqrt()
+    # as torch.nn.utils.get_total_norm per trial: the norm of the parameters' gradient norms
+    norms = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.reshape(g.shape[0], -1), dim=1)
+                                                  for g in grads.values()]), dim=0)
     if clipping:  # as clip_grads_with_norm_: each trial's gradients times min(1, max_norm / (norm + 1e-6))
         clip = (max_norm / (norms + 1e-6)).clamp(max=1.0)
         for g in grads.values():
