@@ -222,3 +222,33 @@ def test_a_rerun_plans_an_interrupted_group_as_one_resume(tmp_path, reg):
     checkpoint.unlink()  # stopped before its first checkpoint: nothing to resume
     job = trial_runs.plan_job(record, record.data["trials"][0], tmp_path / "base.yaml", [], [])
     assert job.batched_checkpoint is None and job.command and (tmp_path / "trial-000" / ".failed" / "tiny-run").is_dir()
+
+
+@pytest.mark.parametrize("smoothing, mask", [(0.0, True), (0.0, False), (0.1, True), (0.2, False)])
+def test_the_stacked_clip_loss_is_each_trials_clip_loss(smoothing, mask):
+    """stacked_clip_loss for T trials equals recipes.losses.clip.ClipLoss on each trial, with and
+    without label smoothing and same-group masking, and so do its gradients."""
+    import torch.nn.functional as F
+
+    from recipes.losses.clip import ClipLoss, ClipLossConfig
+    from recipes.sweep.batched.stacked import stacked_clip_loss
+
+    torch.manual_seed(0)
+    trials, n, dim = 3, 12, 8
+    eeg = F.normalize(torch.randn(trials, n, dim), dim=-1).requires_grad_()
+    video = F.normalize(torch.randn(trials, n, dim), dim=-1).requires_grad_()
+    groups = torch.arange(n) // 3
+    config = ClipLossConfig(label_smoothing=smoothing, mask_same_group=mask)
+    scales = torch.tensor([5.0, 10.0, 20.0])
+    stacked = stacked_clip_loss(scales, eeg, video, groups, config)
+    stacked.sum().backward()
+    for t in range(trials):
+        loss = ClipLoss(config)
+        with torch.no_grad():
+            loss.logit_scale.fill_(float(scales[t].log()))
+        e, v = eeg.detach()[t].clone().requires_grad_(), video.detach()[t].clone().requires_grad_()
+        expected = loss(e, v, groups)
+        expected.backward()
+        torch.testing.assert_close(stacked[t], expected, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(eeg.grad[t], e.grad, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(video.grad[t], v.grad, rtol=1e-4, atol=1e-6)

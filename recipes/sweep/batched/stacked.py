@@ -105,6 +105,14 @@ def stacked_clip_loss(scale: torch.Tensor, eeg: torch.Tensor, video: torch.Tenso
     if groups is not None and config.mask_same_group:
         valid = (groups[:, None] != groups[None, :]) | eye
     s = config.label_smoothing
+    if s == 0:
+        # Without smoothing the row loss is -log_softmax at the diagonal = logsumexp(row) - diagonal;
+        # the mask is symmetric, so one masked copy serves rows and columns (fewer passes over T x N x N).
+        masked = logits if bool(valid.all()) else logits.masked_fill(~valid, float("-inf"))
+        diag = torch.diagonal(logits, dim1=-2, dim2=-1)
+        rows = torch.logsumexp(masked, dim=-1) - diag
+        columns = torch.logsumexp(masked, dim=-2) - diag
+        return 0.5 * (rows.mean(-1) + columns.mean(-1))
     return 0.5 * (_smoothed_nll(logits, valid, s) + _smoothed_nll(logits.transpose(1, 2), valid.t(), s))
 
 
