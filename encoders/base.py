@@ -79,6 +79,12 @@ def transformer_parameters(dim: int, depth: int, mlp_ratio: float) -> int:
     return int(depth * (4 + 2 * mlp_ratio) * dim * dim)
 
 
+def drop_path_rates(last: float, depth: int) -> list[float]:
+    """Stochastic depth per block, rising linearly from 0 at the first block to `last` at the last
+    (the rule of LaBraM, timm and torchvision's Swin)."""
+    return [last * i / max(depth - 1, 1) for i in range(depth)]
+
+
 @dataclasses.dataclass(frozen=True)
 class EEGInputSpec:
     """What an EEG encoder takes: microvolts at `sfreq`, whole patches, at most `max_patches`."""
@@ -156,6 +162,12 @@ class Encoder(nn.Module, metaclass=abc.ABCMeta):
     Config: ClassVar[type[EncoderConfig]] = EncoderConfig
     description: ClassVar[str] = ""
     feature_dim: int
+    # Conformance kit hooks (docs/plugins.md), the same a plugin encoder declares:
+    conformance_options: ClassVar[dict | None] = None
+    """Architecture overrides for a small, fast build in the kit; None: the defaults."""
+    conformance_reference: ClassVar[bool] = False
+    """Whether the kit checks strategies on a small build of this encoder: it has every structure
+    strategies target (blocks, attention with fused qkv and proj, biases, a final norm)."""
 
     def __init__(self, config: EncoderConfig):
         super().__init__()
@@ -176,14 +188,10 @@ class Encoder(nn.Module, metaclass=abc.ABCMeta):
     def convert_state_dict(self, obj: object) -> tuple[dict[str, torch.Tensor], list[str]]:
         """Map a file's content to this module's keys; returns (state, ignored keys).
 
-        The default takes a plain state dict or one under 'state_dict' / 'model'. Encoders with
-        official formats override this.
+        The default takes a plain state dict or one under 'state_dict', 'model' or 'module'. Encoders
+        with official formats override this.
         """
-        if isinstance(obj, dict):
-            for key in ("state_dict", "model"):
-                if key in obj and isinstance(obj[key], dict):
-                    obj = obj[key]
-                    break
+        obj = unwrap_container(obj)
         if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
             raise InputSpecError(f"checkpoint for {type(self).__name__} is not a state dict of tensors")
         return dict(obj), []

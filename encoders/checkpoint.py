@@ -131,10 +131,14 @@ def _read_safetensors(path: Path, size: int) -> dict[str, torch.Tensor]:
 
 
 # -- fitting keys ----------------------------------------------------------------------------------
-def unwrap_container(obj: Any) -> Any:
-    """The state dict inside a training checkpoint: under 'state_dict', 'model' or 'module' when there."""
+CONTAINER_KEYS = ("state_dict", "model", "module")
+"""Where training scripts (mmaction2, timm, DeepSpeed, DDP wrappers) keep the state dict in a checkpoint."""
+
+
+def unwrap_container(obj: Any, keys: tuple[str, ...] = CONTAINER_KEYS) -> Any:
+    """The state dict inside a training checkpoint: under the first of `keys` that holds a dict, else `obj`."""
     if isinstance(obj, dict):
-        for key in ("state_dict", "model", "module"):
+        for key in keys:
             if isinstance(obj.get(key), dict):
                 return obj[key]
     return obj

@@ -20,8 +20,16 @@ from pydantic import Field, model_validator
 from timm.layers import DropPath, Mlp, trunc_normal_
 from torch import nn
 
-from encoders.base import EEGEncoder, EEGInputSpec, EncoderConfig, check_parameter_memory, transformer_parameters
+from encoders.base import (
+    EEGEncoder,
+    EEGInputSpec,
+    EncoderConfig,
+    check_parameter_memory,
+    drop_path_rates,
+    transformer_parameters,
+)
 from encoders.channels import N_USABLE
+from encoders.checkpoint import unwrap_container
 
 # Keys of the released labram-base.pth that a feature encoder does not use.
 _PRETRAIN_ONLY = ("mask_token", "lm_head.", "norm.", "head.", "logit_scale", "projection_head.")
@@ -168,6 +176,7 @@ class LaBraM(EEGEncoder):
 
     description = "LaBraM EEG transformer (ICLR 2024), architecture of the official code; loads labram-base.pth"
     Config = LaBraMConfig
+    conformance_options = {"depth": 1, "embed_dim": 100, "num_heads": 2, "conv_channels": 4, "drop_path": 0.0}
     patch_samples = 200
     sfreq = 200.0
     prompt_slot = 1  # prompt tokens go after CLS
@@ -182,8 +191,7 @@ class LaBraM(EEGEncoder):
         self.pos_embed = nn.Parameter(torch.zeros(1, N_USABLE + 1, d))
         self.time_embed = nn.Parameter(torch.zeros(1, 16, d))
         self.pos_drop = nn.Dropout(config.drop)
-        rates = [config.drop_path * i / max(config.depth - 1, 1) for i in range(config.depth)]
-        self.blocks = nn.ModuleList(LaBraMBlock(config, r) for r in rates)
+        self.blocks = nn.ModuleList(LaBraMBlock(config, r) for r in drop_path_rates(config.drop_path, config.depth))
         self.fc_norm = nn.LayerNorm(d, eps=1e-6)
         self._init_weights()
 
@@ -225,11 +233,7 @@ class LaBraM(EEGEncoder):
 
     def convert_state_dict(self, obj: object) -> tuple[dict[str, torch.Tensor], list[str]]:
         """Official files: weights under 'model' (or 'module'), backbone under 'student.' when pretrained."""
-        if isinstance(obj, dict):
-            for key in ("model", "module", "state_dict"):
-                if isinstance(obj.get(key), dict):
-                    obj = obj[key]
-                    break
+        obj = unwrap_container(obj, ("model", "module", "state_dict"))
         state, ignored = {}, []
         if isinstance(obj, dict) and any(k.endswith("attn.q_bias") for k in obj):
             for block in self.blocks:  # a checkpoint with q/v biases (qkv_bias fine-tunes, BitFit) gets them

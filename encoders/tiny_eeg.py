@@ -10,27 +10,20 @@ from __future__ import annotations
 import torch
 from pydantic import Field, model_validator
 from timm.layers import trunc_normal_
-from timm.models.vision_transformer import Block
 from torch import nn
 
-from encoders.base import EEGEncoder, EEGInputSpec, EncoderConfig, check_parameter_memory, transformer_parameters
+from encoders.base import EEGEncoder, EEGInputSpec, check_parameter_memory, transformer_parameters
 from encoders.channels import N_USABLE
+from encoders.tiny_trunk import TinyTrunkConfig, trunk_blocks
 
 
-class TinyEEGConfig(EncoderConfig):
-    dim: int = Field(64, gt=0)
-    depth: int = Field(2, ge=1)
-    heads: int = Field(4, ge=1)
-    mlp_ratio: float = Field(2.0, gt=0)
-    drop_path: float = Field(0.0, ge=0, lt=1)
+class TinyEEGConfig(TinyTrunkConfig):
     sfreq: float = Field(200.0, gt=0)
     patch_samples: int = Field(200, gt=0)
     max_patches: int = Field(16, gt=0)
 
     @model_validator(mode="after")
-    def _heads_divide_dim(self) -> "TinyEEGConfig":
-        if self.dim % self.heads:
-            raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
+    def _fits_memory(self) -> "TinyEEGConfig":
         check_parameter_memory(transformer_parameters(self.dim, self.depth, self.mlp_ratio), f"dim {self.dim}, depth {self.depth}")
         return self
 
@@ -40,6 +33,8 @@ class TinyEEGEncoder(EEGEncoder):
 
     description = "Small EEG transformer with LaBraM's input contract (tests and demos)"
     Config = TinyEEGConfig
+    conformance_options = {"dim": 16, "depth": 1, "heads": 2, "max_patches": 4}
+    conformance_reference = True
     prompt_slot = 0  # no CLS: prompt tokens go first
     patch_numel = 200
 
@@ -49,10 +44,7 @@ class TinyEEGEncoder(EEGEncoder):
         self.patch_embed = nn.Linear(config.patch_samples, config.dim)
         self.channel_embed = nn.Parameter(torch.zeros(N_USABLE, config.dim))
         self.time_embed = nn.Parameter(torch.zeros(config.max_patches, config.dim))
-        rates = [config.drop_path * i / max(config.depth - 1, 1) for i in range(config.depth)]
-        self.blocks = nn.ModuleList(
-            Block(config.dim, config.heads, mlp_ratio=config.mlp_ratio, qkv_bias=True, drop_path=r) for r in rates
-        )
+        self.blocks = trunk_blocks(config)
         self.fc_norm = nn.LayerNorm(config.dim)
         trunc_normal_(self.channel_embed, std=0.02)
         trunc_normal_(self.time_embed, std=0.02)

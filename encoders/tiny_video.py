@@ -9,27 +9,21 @@ from __future__ import annotations
 import torch
 from pydantic import Field, model_validator
 from timm.layers import trunc_normal_
-from timm.models.vision_transformer import Block
 from torch import nn
 
 from encoders.base import (
     KINETICS_MEAN,
     KINETICS_STD,
-    EncoderConfig,
     InputSpecError,
     VideoEncoder,
     VideoInputSpec,
     check_parameter_memory,
     transformer_parameters,
 )
+from encoders.tiny_trunk import TinyTrunkConfig, trunk_blocks
 
 
-class TinyVideoConfig(EncoderConfig):
-    dim: int = Field(64, gt=0)
-    depth: int = Field(2, ge=1)
-    heads: int = Field(4, ge=1)
-    mlp_ratio: float = Field(2.0, gt=0)
-    drop_path: float = Field(0.0, ge=0, lt=1)
+class TinyVideoConfig(TinyTrunkConfig):
     patch_size: tuple[int, int, int] = (2, 8, 8)
     frames: int = Field(8, gt=0)
     """Frames sampled uniformly from each clip."""
@@ -45,8 +39,6 @@ class TinyVideoConfig(EncoderConfig):
             raise ValueError(f"patch_size {list(self.patch_size)} must be positive in every dimension")
         if self.frames % pt or self.size % ph or self.size % pw:
             raise ValueError(f"frames {self.frames} and size {self.size} must be multiples of the patch {self.patch_size}")
-        if self.dim % self.heads:
-            raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
         tokens = (self.frames // pt) * (self.size // ph) * (self.size // pw)
         check_parameter_memory(
             transformer_parameters(self.dim, self.depth, self.mlp_ratio) + (tokens + 3 * pt * ph * pw) * self.dim,
@@ -60,6 +52,7 @@ class TinyVideoEncoder(VideoEncoder):
 
     description = "Small video transformer with Video Swin's input contract (tests and demos)"
     Config = TinyVideoConfig
+    conformance_options = {"dim": 16, "depth": 1, "heads": 2, "frames": 4, "size": 16}
     prompt_slot = 0  # a plain token sequence with no CLS: VPT prompts go first, pooling drops them
 
     @property
@@ -75,10 +68,7 @@ class TinyVideoEncoder(VideoEncoder):
         self.grid = (config.frames // pt, config.size // ph, config.size // pw)
         self.patch_embed = nn.Conv3d(3, config.dim, kernel_size=config.patch_size, stride=config.patch_size)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.grid[0] * self.grid[1] * self.grid[2], config.dim))
-        rates = [config.drop_path * i / max(config.depth - 1, 1) for i in range(config.depth)]
-        self.blocks = nn.ModuleList(
-            Block(config.dim, config.heads, mlp_ratio=config.mlp_ratio, qkv_bias=True, drop_path=r) for r in rates
-        )
+        self.blocks = trunk_blocks(config)
         self.fc_norm = nn.LayerNorm(config.dim)
         trunc_normal_(self.pos_embed, std=0.02)
 

@@ -35,6 +35,7 @@ from encoders.base import (
     check_parameter_memory,
     transformer_parameters,
 )
+from encoders.checkpoint import unwrap_container
 
 
 class ModuleCallWindowAttention3d(ShiftedWindowAttention3d):
@@ -156,6 +157,9 @@ class VideoSwin(VideoEncoder):
     description = "Video Swin Transformer on torchvision, architecture options; loads mmaction2 and torchvision weights"
     prompt_refusal = "Video Swin attends within shifted local windows of a token grid, so added tokens have no window to join"
     Config = VideoSwinConfig
+    conformance_options = {"embed_dim": 8, "depths": [1, 1], "num_heads": [1, 2], "window_size": [2, 4, 4], "frames": 4,
+                           "size": 32, "drop_path": 0.0}
+    conformance_reference = True
 
     def __init__(self, config: VideoSwinConfig):
         super().__init__(config)
@@ -202,10 +206,7 @@ class VideoSwin(VideoEncoder):
         return self.norm(x).mean(dim=(1, 2, 3))
 
     def convert_state_dict(self, obj: object) -> tuple[dict[str, torch.Tensor], list[str]]:
-        if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-            obj = obj["state_dict"]
-        elif isinstance(obj, dict) and isinstance(obj.get("model"), dict):
-            obj = obj["model"]
+        obj = unwrap_container(obj)
         state, ignored = {}, []
         for key, value in dict(obj).items():
             if not isinstance(value, torch.Tensor):
@@ -231,12 +232,14 @@ class Swin3DTiny(VideoSwin):
     """swin3d_t: Video Swin-T (28M parameters), torchvision's preset."""
 
     description = "Video Swin-T (torchvision swin3d_t preset, 27.9M parameters without head)"
+    conformance_reference = False  # its small build is video_swin's: strategies are checked there once
 
 
 class Swin3DSmall(VideoSwin):
     """swin3d_s: Video Swin-S (50M parameters), torchvision's preset."""
 
     description = "Video Swin-S (torchvision swin3d_s preset, 49.5M parameters without head)"
+    conformance_reference = False  # its small build is video_swin's: strategies are checked there once
     Config = Swin3DSmallConfig
 
 
@@ -244,6 +247,7 @@ class Swin3DBase(VideoSwin):
     """swin3d_b: Video Swin-B (88M parameters), torchvision's preset."""
 
     description = "Video Swin-B (torchvision swin3d_b preset, 87.6M parameters without head)"
+    conformance_reference = False  # its small build is video_swin's: strategies are checked there once
     Config = Swin3DBaseConfig
 
 

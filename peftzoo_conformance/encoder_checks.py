@@ -31,7 +31,7 @@ def check_builds_with_defaults(name: str) -> None:
             "`input_spec` must have a `check(...)` method (see encoders.base.EEGInputSpec / VideoInputSpec)")
     blocks = getattr(encoder, "blocks", None)
     require(blocks is not None and all(isinstance(b, torch.nn.Module) for b in blocks), "builds_with_defaults", KIND, name,
-            "`blocks` must be the ordered sequence of the encoder's blocks (modules), for last_k")
+            "`blocks` must be the ordered sequence of the encoder's blocks (modules), for strategies that train the last blocks")
 
 
 def check_forward_gives_pooled_features(name: str) -> None:
@@ -54,7 +54,7 @@ def check_forward_gives_pooled_features(name: str) -> None:
 
 
 def check_all_parameters_train(name: str) -> None:
-    """With every parameter trainable (the `full` strategy), one step changes the output."""
+    """With every parameter trainable (full fine-tuning), one step changes the output."""
     encoder = build_small(name)
     call = probes.example_call(encoder)
     with torch.no_grad():

@@ -1,7 +1,7 @@
 """Loss checks: finite on normalized pairs, symmetric where it claims to be, gradient on both sides.
 
 A loss claims symmetry with the class attribute `symmetric = True` (swapping the EEG and video
-embeddings gives the same loss). Built-ins that predate the attribute: SYMMETRIC_BUILTINS.
+embeddings gives the same loss), built-in or plugin alike.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from peftzoo_conformance import probes
 from peftzoo_conformance.errors import require
 
 KIND = "losses"
-SYMMETRIC_BUILTINS = {"clip", "siglip"}
 
 
 def build(name: str):
@@ -47,14 +46,9 @@ def check_finite_scalar(name: str) -> None:
     require(bool(torch.isfinite(value_eval)), "loss_finite_scalar", KIND, name, "not finite when called without groups and index")
 
 
-def claims_symmetry(name: str, loss) -> bool:
-    claim = getattr(loss, "symmetric", None)
-    return bool(claim) if claim is not None else name in SYMMETRIC_BUILTINS
-
-
 def check_symmetric(name: str) -> bool:
     loss = build(name)
-    if not claims_symmetry(name, loss):
+    if getattr(loss, "symmetric", False) is not True:
         return False
     eeg, video, groups, index = pairs()
     with torch.no_grad():

@@ -1,14 +1,16 @@
 """Small inputs and small builds for the checks: what to build each component with, and what to feed it.
 
-A component says how the kit should build it with class attributes (all optional):
-- `conformance_options: dict` — options for a small, fast build (an encoder's architecture overrides,
-  a data set's size); the kit also checks the defaults validate;
+The kit keeps no table of components: every component, built-in or plugin, steers it through the
+same optional class attributes (docs/plugins.md, "The conformance kit"):
+- `conformance_options` — options for a small, fast build (an encoder's architecture overrides, a
+  data set's size), a dict or a classmethod returning one; the kit also checks the defaults validate;
 - `conformance_example(directory) -> dict` (datasets whose options have required keys, e.g. a
   path): writes a small example into `directory` and returns the options that read it;
 - `conformance_encoders: list[dict]` (strategies) — encoder specs to check the strategy on, in
-  order; the first the strategy accepts is used. Default: a small `tiny_eeg`, then a small
-  `video_swin` for strategies that refuse EEG encoders.
-Built-ins that predate these attributes get theirs from BUILTIN_OPTIONS below.
+  order; the first the strategy accepts is used. Default: the reference encoders below;
+- `conformance_reference = True` (encoders) — a small build of it has every structure strategies
+  target (blocks, attention with fused qkv and proj, biases, a final norm), so strategies are checked
+  on it: EEG references first, then video ones, each in name order.
 """
 
 from __future__ import annotations
@@ -16,41 +18,39 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-SMALL_TINY_EEG = {"name": "tiny_eeg", "dim": 16, "depth": 1, "heads": 2, "max_patches": 4}
-SMALL_VIDEO_SWIN = {
-    "name": "video_swin", "embed_dim": 8, "depths": [1, 1], "num_heads": [1, 2], "window_size": [2, 4, 4],
-    "frames": 4, "size": 32, "drop_path": 0.0,
-}
-DEFAULT_STRATEGY_ENCODERS = [SMALL_TINY_EEG, SMALL_VIDEO_SWIN]
-
-_LABRAM = {"depth": 1, "embed_dim": 100, "num_heads": 2, "conv_channels": 4, "drop_path": 0.0}
-_SWIN = {k: v for k, v in SMALL_VIDEO_SWIN.items() if k != "name"}
-BUILTIN_OPTIONS: dict[tuple[str, str], dict[str, Any]] = {
-    ("encoders", "tiny_eeg"): {k: v for k, v in SMALL_TINY_EEG.items() if k != "name"},
-    ("encoders", "tiny_video"): {"dim": 16, "depth": 1, "heads": 2, "frames": 4, "size": 16},
-    ("encoders", "labram_base"): _LABRAM,
-    ("encoders", "labram_large"): _LABRAM,
-    ("encoders", "labram_huge"): _LABRAM,
-    ("encoders", "video_swin"): _SWIN,
-    ("encoders", "swin3d_t"): _SWIN,
-    ("encoders", "swin3d_s"): _SWIN,
-    ("encoders", "swin3d_b"): _SWIN,
-    ("datasets", "synthetic"): {"n": 24, "seconds": 1, "frames": 2, "height": 8, "width": 8},
-    ("strategies", "last_k"): {"k": 1},
-}
+import registry
 
 EEG_CHANNELS = ["Fp1", "Fp2", "C3", "Cz", "O1", "Oz"]
 
 
 def small_options(kind: str, name: str, component: Any) -> dict[str, Any]:
-    """The options the kit builds `name` with: the component's own, else the built-in table, else {}."""
+    """The options the kit builds `name` with: the component's `conformance_options`, else {} (the defaults)."""
     own = getattr(component, "conformance_options", None)
-    if isinstance(own, dict):
-        return dict(own)
-    return dict(BUILTIN_OPTIONS.get((kind, name), {}))
+    if callable(own):
+        own = own()
+    if own is None:
+        return {}
+    if not isinstance(own, dict):
+        from peftzoo_conformance.errors import ConformanceError
+
+        raise ConformanceError("conformance_options", kind, name, f"`conformance_options` must be a dict of options, got {type(own).__name__}")
+    return dict(own)
+
+
+def reference_encoders() -> list[dict[str, Any]]:
+    """Specs of the installed encoders that declare `conformance_reference`, small: EEG first, then video.
+    An encoder that fails to load is left out here (its own checks report it)."""
+    found = []
+    for name in registry.names("encoders"):
+        try:
+            component = registry.get("encoders", name)
+        except Exception:  # noqa: BLE001 - reported by the encoder's own checks, never breaking strategies'
+            continue
+        if getattr(component, "conformance_reference", False) is True:
+            found.append((getattr(component, "modality", None) != "eeg", name, small_options("encoders", name, component)))
+    return [{"name": name, **options} for _, name, options in sorted(found, key=lambda f: (f[0], f[1]))]
 
 
 def dataset_options(name: str, component: Any, directory: Path) -> dict[str, Any] | None:
@@ -58,27 +58,9 @@ def dataset_options(name: str, component: Any, directory: Path) -> dict[str, Any
     example = getattr(component, "conformance_example", None)
     if callable(example):
         return dict(example(directory))
-    if name in BUILTIN_EXAMPLES:
-        return BUILTIN_EXAMPLES[name](directory)
     options = small_options("datasets", name, component)
     required = [f for f, info in component.Config.model_fields.items() if info.is_required() and f not in options]
     return None if required else options
-
-
-def write_arrays_example(directory: Path, n: int = 12) -> dict[str, Any]:
-    """A small `arrays` directory (docs/design.md section 6) and the options that read it."""
-    import json
-
-    rng = np.random.default_rng(0)
-    directory.mkdir(parents=True, exist_ok=True)
-    np.save(directory / "eeg.npy", (rng.standard_normal((n, 4, 200)) * 20).astype(np.float32))
-    np.save(directory / "video.npy", rng.integers(0, 256, (n, 2, 8, 8, 3), dtype=np.uint8))
-    np.save(directory / "groups.npy", np.repeat(np.arange(n // 2), 2).astype(np.int64))
-    (directory / "meta.json").write_text(json.dumps({"sfreq": 200, "channels": ["Fp1", "Fp2", "Cz", "Oz"], "fps": 8}))
-    return {"path": str(directory), "val_fraction": 0.25}
-
-
-BUILTIN_EXAMPLES = {"arrays": write_arrays_example}
 
 
 def eeg_samples(spec: Any) -> int:

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 import registry
-from adapters.strategies.base import Strategy, StrategyError
+from adapters.strategies.base import StrategyError
+from adapters.strategies.base import offers as base_offers
 from peftzoo_conformance import probes
 from peftzoo_conformance.errors import ConformanceError, require
 
@@ -42,8 +43,14 @@ def strategy_spec(name: str) -> dict:
 
 
 def encoder_specs(name: str) -> list[dict]:
+    """The strategy's own `conformance_encoders`, else the installed reference encoders (probes.py)."""
     component = registry.get(KIND, name)
-    return list(getattr(component, "conformance_encoders", None) or probes.DEFAULT_STRATEGY_ENCODERS)
+    specs = list(getattr(component, "conformance_encoders", None) or probes.reference_encoders())
+    if not specs:
+        raise ConformanceError("strategy_applies", KIND, name,
+                               "no encoder to check it on: no installed encoder declares `conformance_reference = True`; "
+                               "set `conformance_encoders` on the strategy class to encoder specs it accepts")
+    return specs
 
 
 def build_encoder(spec: dict, seed: int = 0) -> nn.Module:
@@ -78,9 +85,9 @@ def apply(name: str, encoder_spec: dict | None = None, seed: int = 0, strategy_s
 
 
 def offers(strategy: Any, hook: str) -> bool:
-    """Whether the strategy implements an optional hook itself (a default on the base class is not an offer)."""
-    own = getattr(type(strategy), hook, None)
-    return callable(own) and own is not getattr(Strategy, hook, None)
+    """Whether the strategy implements an optional hook itself (a default on the base class is not an
+    offer): the core's own test (`export --native`, bundles) and the kit's are one function."""
+    return base_offers(strategy, hook)
 
 
 def trainable(encoder: nn.Module) -> list[str]:

@@ -47,7 +47,9 @@ def is_bundle(path: Path) -> bool:
 
 def foldable(strategy) -> bool:
     """Whether the strategy offers the `merge(encoder)` hook (folds its adapters into the base weights)."""
-    return callable(getattr(strategy, "merge", None))
+    from adapters.strategies.base import offers
+
+    return offers(strategy, "merge")
 
 
 def adapting(tower) -> list:
@@ -75,10 +77,21 @@ def loads_as_plain(config: dict, state: dict[str, torch.Tensor]) -> bool:
     other. Then no strategy needs re-applying: the merged weights are the whole encoder."""
     import registry
 
-    fresh = registry.default().build("encoders", {**config, "checkpoint": None})
-    converted, _ = fresh.convert_state_dict(dict(state))
+    fresh = registry.default().build("encoders", without_checkpoint(config))
+    # an encoder without an official file format to convert from (a plugin may have none) takes its own keys
+    convert = getattr(fresh, "convert_state_dict", None)
+    converted = convert(dict(state))[0] if callable(convert) else dict(state)
     params = {n for n, _ in fresh.named_parameters()}
     return params <= set(converted) and set(converted) <= set(fresh.state_dict())
+
+
+def has_checkpoint_option(config: dict) -> bool:
+    """Whether the encoder's options include `checkpoint` (optional in the plugin contract)."""
+    return "checkpoint" in config
+
+
+def without_checkpoint(config: dict) -> dict:
+    return {**config, "checkpoint": None} if has_checkpoint_option(config) else dict(config)
 
 
 def _spec(config) -> dict:
@@ -108,12 +121,16 @@ def write_bundle(trained, out: Path, *, require_merged: bool = False, final_path
     from recipes import schema
 
     model, recipe = trained.model, trained.recipe
+    if require_merged:
+        for side in SIDES:
+            if not has_checkpoint_option(_spec(getattr(model, side).encoder.cfg)):
+                raise UserError(f"{side}: encoder {getattr(recipe, side).encoder.name} has no `checkpoint` option, so a recipe "
+                                f"cannot train on from merged weights; export with --bundle (loads with recipes.load)")
     sides, states, strategy_states = {}, {}, {}
     for side in SIDES:
         tower = getattr(model, side)
         encoder, folded, others = merged_encoder(tower)
-        config = _spec(encoder.cfg)
-        config["checkpoint"] = None
+        config = without_checkpoint(_spec(encoder.cfg))
         states[side] = _tensors(encoder.state_dict())
         plain = loads_as_plain(config, states[side])
         if not plain and not others:
@@ -194,10 +211,11 @@ def _read_strategy_states(path: Path) -> dict:
 
 
 def _preprocessing(encoder) -> dict:
-    spec = getattr(encoder, "input_spec", None)
-    if spec is None:
-        return {}
     import dataclasses
+
+    spec = getattr(encoder, "input_spec", None)
+    if spec is None or not dataclasses.is_dataclass(spec):
+        return {}
 
     return {"input_spec": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(spec).items()}}
 
@@ -275,8 +293,12 @@ def read_bundle(path: Path, device: torch.device, checkpoint: str | None = None)
         spec = info[side]
         file = path / f"{side}_encoder.safetensors"
         applied: dict = {}
-        if spec.get("plain"):  # the merged weights are the whole encoder: load them as its checkpoint
+        if spec.get("plain") and has_checkpoint_option(spec["encoder"]):
+            # the merged weights are the whole encoder: load them as its checkpoint (LaBraM converts them)
             encoder = reg.build("encoders", {**spec["encoder"], "checkpoint": str(file)})
+            report = report_for("merged", encoder, [])
+        elif spec.get("plain"):  # an encoder without the option takes them as its own state dict, below
+            encoder = reg.build("encoders", spec["encoder"])
             report = report_for("merged", encoder, [])
         else:
             encoder = reg.build("encoders", spec["encoder"])

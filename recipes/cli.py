@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, list[str], str]] = {
     "evaluate": ("recipes.evaluate", [], "test-split metrics with 95% intervals: peftzoo evaluate RUN [--split test]"),
     "embed": ("recipes.embed", [], "embeddings of a data set: peftzoo embed RUN --out FILE.npz"),
     "retrieve": ("recipes.retrieve", [], "top-k retrieval: peftzoo retrieve RUN --eeg FILE --gallery DIR_OR_NPZ -k 5"),
-    "export": ("recipes.export", [], "bundle, peft adapters or merged encoders: peftzoo export RUN --bundle OUT"),
+    "export": ("recipes.export", [], "bundle, adapters (native or peft) or merged encoders: peftzoo export RUN --bundle OUT"),
     "list": ("registry.cli", [], "list installed encoders, strategies, heads, losses, data sets"),
     "ingest": ("recipes.ingest", [], "recordings to an arrays directory: peftzoo ingest SPEC --out DIR"),
     "sweep": ("recipes.sweep", [], "grid or random sweeps of a recipe"),

@@ -94,25 +94,21 @@ def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from recipes.trained import load
+    from recipes.trained_cli import add_model_arguments, load_model, parse_model_arguments
 
     parser = argparse.ArgumentParser(prog="python -m recipes.embed", description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path, help="a run directory (the one `run:` printed) or an exported bundle")
+    add_model_arguments(parser)
     parser.add_argument("--out", type=Path, required=True, metavar="FILE.npz", help="where to write the embeddings")
     parser.add_argument("--split", default="all", help="train, val, test, or all (default: all)")
     parser.add_argument("--data-path", type=Path, metavar="DIR", help="embed another arrays directory")
-    parser.add_argument("--checkpoint", choices=("best", "last"), help="weights to use (default: best when the run kept them)")
-    parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_model_arguments(parser, argv)
     try:
         if args.out.suffix != ".npz":
             raise UserError(f"--out {str(args.out)!r} must end in .npz")
         if args.out.is_dir():
             raise UserError(f"--out {str(args.out)!r} is a directory; give a file name ending in .npz")
-        trained = load(args.run, device=args.device, checkpoint=args.checkpoint)
+        trained = load_model(args)
         data, where = resolve_data(trained, args.data_path)
         indices = split_indices(data, args.split, where)
         eeg, video = embed_pairs(trained, data, indices, args.batch_size)

@@ -15,7 +15,6 @@ and the autocast dtype. Entries are written atomically with a manifest last and 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from pathlib import Path
 
@@ -73,8 +72,7 @@ def key_spec(side: str, tower: Tower, data: PairedData, device: torch.device, dt
     return spec, data_description
 
 
-def cache_key(spec: dict) -> str:
-    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:32]
+cache_key = store.spec_key
 
 
 @torch.no_grad()
@@ -137,16 +135,8 @@ def features(side: str, tower: Tower, data: PairedData, device: torch.device, ca
     spec, data_description = found
     entry = store.Entry(Path(cache_dir), f"{side}-{cache_key(spec)}", ".safetensors")
     shape = (len(data), getattr(tower.encoder, "feature_dim", None))
-    with entry.locked():
-        try:
-            feats = read(entry, shape)
-        except store.Damaged as exc:
-            entry.discard(str(exc))
-            feats = None
-        if feats is not None:
-            entry.touch()
-            logger.info("%s features: loaded from %s", side, entry.data_path)
-            return feats.to(device)
+
+    def compute_and_publish(entry: store.Entry) -> torch.Tensor:
         feats = compute(side, tower, list(data.channels), data, device, batch_size, num_workers, dtype)
         raw = save({"features": feats.cpu().contiguous()})
         entry.publish_bytes(raw, {
@@ -159,4 +149,7 @@ def features(side: str, tower: Tower, data: PairedData, device: torch.device, ca
             "spec": spec,
         })
         logger.info("%s features: computed for %d pairs, cached at %s", side, len(feats), entry.data_path)
-    return feats
+        return feats
+
+    feats = store.read_or_compute(entry, lambda entry: read(entry, shape), compute_and_publish, f"{side} features")
+    return feats.to(device)  # read ones are on the CPU; computed ones are on `device` already (no copy)

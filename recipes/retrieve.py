@@ -79,10 +79,10 @@ def gallery_embeddings(trained, path: Path, modality: str, batch_size: int) -> t
 
 def main(argv: list[str] | None = None) -> int:
     from recipes.rundir import atomic_write
-    from recipes.trained import load
+    from recipes.trained_cli import add_model_arguments, load_model, parse_model_arguments
 
     parser = argparse.ArgumentParser(prog="python -m recipes.retrieve", description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path, help="a run directory (the one `run:` printed) or an exported bundle")
+    add_model_arguments(parser)
     queries = parser.add_mutually_exclusive_group(required=True)
     queries.add_argument("--eeg", type=Path, metavar="FILE", help="EEG queries (.npy microvolts, or .npz from recipes.embed)")
     queries.add_argument("--video", type=Path, metavar="FILE", help="video queries (.npy uint8 clips, or .npz from recipes.embed)")
@@ -90,18 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-k", type=int, default=5, help="items per query (default 5)")
     parser.add_argument("--channels", help="comma-separated channel names of the --eeg .npy rows (default: the training data's)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results as JSON")
-    parser.add_argument("--checkpoint", choices=("best", "last"), help="weights to use (default: best when the run kept them)")
-    parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_model_arguments(parser, argv)
     query_side = "eeg" if args.eeg else "video"
     gallery_side = "video" if query_side == "eeg" else "eeg"
     try:
         if args.json is not None and args.json.is_dir():
             raise UserError(f"--json {str(args.json)!r} is a directory; give a file name")
-        trained = load(args.run, device=args.device, checkpoint=args.checkpoint)
+        trained = load_model(args)
         channels = [c.strip() for c in args.channels.split(",")] if args.channels else None
         q = query_embeddings(trained, args.eeg or args.video, query_side, channels, args.batch_size)
         g, ids = gallery_embeddings(trained, args.gallery, gallery_side, args.batch_size)

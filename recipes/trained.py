@@ -80,7 +80,8 @@ class TrainedModel:
             raise UserError(f"EEG has {x.shape[1]} channels but {len(channels)} channel names are given"
                             f"{' (the training data has these)' if channels is self.channels else ''}")
         encoder = self.model.eeg.encoder
-        encoder.check_input(torch.empty(1, x.shape[1], x.shape[2]), channels)
+        spec = encoder.input_spec  # the encoder contract's check (docs/plugins.md), plugin encoders included
+        spec.check(sfreq=spec.sfreq, channels=list(channels), n_samples=x.shape[2], encoder=getattr(encoder, "name", "the EEG encoder"))
         if sfreq is not None:
             encoder.input_spec.check(sfreq=sfreq, channels=channels, n_samples=x.shape[2], encoder=encoder.name)
 

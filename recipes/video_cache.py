@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
-import json
 import logging
 import os
 import shutil
@@ -69,8 +68,7 @@ def key_spec(preprocessing: VideoPreprocess, data: PairedData, device: torch.dev
     return spec, description
 
 
-def cache_key(spec: dict) -> str:
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
+cache_key = store.spec_key
 
 
 @torch.no_grad()
@@ -182,28 +180,23 @@ def prepare(encoder: VideoEncoder, data: PairedData, cache_dir: Path | None, bat
         clips = np.concatenate(list(clip_batches(preprocessing, data, device, batch_size, num_workers)))
         return dataclasses.replace(data, video=clips, video_at_input_size=True, fingerprint=fingerprint)
     entry = store.Entry(Path(cache_dir), f"video-clips-{key}", ".npy")
-    with entry.locked():
-        try:
-            clips = read(entry, shape)
-        except store.Damaged as exc:
-            entry.discard(str(exc))
-            clips = None
-        if clips is not None:
-            entry.touch()
-            logger.info("video clips at input size %s: loaded from %s", shape[1:], entry.data_path)
-        else:
-            temporary = entry.temporary()
-            sha256 = write_npy(temporary, shape, clip_batches(preprocessing, data, device, batch_size, num_workers))
-            entry.publish(temporary, {
-                "kind": "video-clips",
-                "sha256": sha256,
-                "shape": list(shape),
-                "dtype": "uint8",
-                "describe": {"side": "video", "encoder": getattr(encoder, "name", type(encoder).__name__),
-                             "data": found[1], "pairs": len(data), "device": device.type,
-                             "clips": f"{preprocessing.frames}x{preprocessing.size}x{preprocessing.size}"},
-                "spec": found[0],
-            })
-            logger.info("video clips at input size %s: computed for %d pairs, cached at %s", shape[1:], len(data), entry.data_path)
-            clips = np.load(entry.data_path, mmap_mode="r", allow_pickle=False)
+
+    def compute_and_publish(entry: store.Entry) -> np.ndarray:
+        temporary = entry.temporary()
+        sha256 = write_npy(temporary, shape, clip_batches(preprocessing, data, device, batch_size, num_workers))
+        entry.publish(temporary, {
+            "kind": "video-clips",
+            "sha256": sha256,
+            "shape": list(shape),
+            "dtype": "uint8",
+            "describe": {"side": "video", "encoder": getattr(encoder, "name", type(encoder).__name__),
+                         "data": found[1], "pairs": len(data), "device": device.type,
+                         "clips": f"{preprocessing.frames}x{preprocessing.size}x{preprocessing.size}"},
+            "spec": found[0],
+        })
+        logger.info("video clips at input size %s: computed for %d pairs, cached at %s", shape[1:], len(data), entry.data_path)
+        return np.load(entry.data_path, mmap_mode="r", allow_pickle=False)
+
+    clips = store.read_or_compute(entry, lambda entry: read(entry, shape), compute_and_publish,
+                                  f"video clips at input size {shape[1:]}")
     return dataclasses.replace(data, video=clips, video_at_input_size=True, fingerprint=fingerprint)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
+import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -13,17 +13,16 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 from torch import nn
 
+from recipes.cache.hashing import file_digest
 from recipes.rundir import atomic_write
 from registry.errors import UserError
+
+logger = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=16)
 def _sha256(path: str, mtime: float, size: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(Path(path))  # mtime and size key the cache: a rewritten file is hashed again
 
 
 def sha256_of(path: str | None) -> str | None:
@@ -41,10 +40,28 @@ def trained_names(model: nn.Module) -> set[str]:
     return set(ever) if ever else {n for n, p in model.named_parameters() if p.requires_grad}
 
 
+def statistics_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The persistent buffers of every module that keeps floating-point statistics (BatchNorm's
+    running mean and variance with its batch counter, an EMA codebook...), by full name.
+
+    Training moves them without a gradient, so they are not among the trained parameters; a run
+    that dropped them would evaluate with the base encoder's statistics. Integer-only buffers
+    (Swin's relative position index) are built from the architecture and are left out.
+    """
+    out: dict[str, torch.Tensor] = {}
+    for prefix, module in model.named_modules():
+        own = {n: b for n, b in module.named_buffers(recurse=False)
+               if b is not None and n not in module._non_persistent_buffers_set}
+        if any(b.is_floating_point() for b in own.values()):
+            out.update({f"{prefix}.{n}" if prefix else n: b for n, b in own.items()})
+    return out
+
+
 def save_trainable(model: nn.Module, path: Path, metadata: dict[str, Any]) -> int:
-    """Write every trained parameter; returns the number of tensors written."""
+    """Write every trained parameter and the modules' statistics; returns the number of tensors written."""
     names = trained_names(model)
     state = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if n in names}
+    state.update({n: b.detach().cpu().contiguous() for n, b in statistics_buffers(model).items()})
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
     atomic_write(path, save(state, metadata=meta))
     return len(state)
@@ -90,12 +107,15 @@ def load_trainable(model: nn.Module, path: str | Path) -> list[str]:
     are trainable); anything else is an error naming what differs, never a partial load.
     """
     state = read_state(path)
+    statistics = statistics_buffers(model)
+    saved_statistics = {k: state.pop(k) for k in list(state) if k in statistics}
     params = dict(model.named_parameters())
     trained = trained_names(model)
     unknown = sorted(k for k in state if k not in params)
     frozen = sorted(k for k in state if k in params and k not in trained)
     missing = sorted(n for n in trained if n not in state)
     shapes = sorted(k for k in state if k in params and tuple(state[k].shape) != tuple(params[k].shape))
+    shapes += sorted(k for k, v in saved_statistics.items() if tuple(v.shape) != tuple(statistics[k].shape))
     problems = [
         (unknown, "saved but absent from this model"),
         (frozen, "saved but frozen in this model"),
@@ -105,7 +125,12 @@ def load_trainable(model: nn.Module, path: str | Path) -> list[str]:
     found = [f"{what}: {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}" for keys, what in problems if keys]
     if found:
         raise UserError(f"{path} does not fit this model (build it from the run's recipe.yaml): " + "; ".join(found))
+    if statistics and not saved_statistics:
+        logger.warning("%s holds no running statistics (written before peftzoo saved them): %d statistics buffers such as %s "
+                       "keep the base encoder's values", path, len(statistics), next(iter(statistics)))
     with torch.no_grad():
         for name, value in state.items():
             params[name].copy_(value)
-    return sorted(state)
+        for name, value in saved_statistics.items():
+            statistics[name].copy_(value)
+    return sorted(state) + sorted(saved_statistics)

@@ -8,24 +8,14 @@ training step, as when a scheduler signals one process of a job.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
 from recipes.losses.clip import ClipLoss
 from recipes.run import main
+from tests.interrupt import sigterm_during_step
 
 if __name__ == "__main__":
     at_step, args = int(sys.argv[1]), sys.argv[2:]
     if at_step and os.environ["RANK"] == "1":
-        real_forward, calls = ClipLoss.forward, {"n": 0}
-
-        def forward_then_sigterm(self, *a, **k):
-            out = real_forward(self, *a, **k)
-            if self.training:
-                calls["n"] += 1
-                if calls["n"] == at_step:
-                    os.kill(os.getpid(), signal.SIGTERM)
-            return out
-
-        ClipLoss.forward = forward_then_sigterm
+        ClipLoss.forward = sigterm_during_step(ClipLoss, at_step)
     sys.exit(main(args))

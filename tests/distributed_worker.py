@@ -1,7 +1,9 @@
 """One process of the 2-process gloo test (tests/test_distributed.py): its slice of a global batch.
 
-Run as `python -m tests.distributed_worker OUT_DIR ACCUM_FREQ` with torchrun's environment
-(RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT); writes the loss and gradients it ends with.
+Run as `python -m tests.distributed_worker OUT_DIR ACCUM_FREQ[,ACCUM_FREQ...]` with torchrun's
+environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT); for each accum_freq, on a freshly built
+model, writes the loss and gradients it ends with to OUT_DIR/rank<R>-accum<A>.pt. One launch serves
+every accum_freq: starting the two interpreters costs far more than the steps.
 """
 
 from __future__ import annotations
@@ -16,17 +18,18 @@ from tests.distributed_case import global_batches, model_and_data, slice_of
 from recipes.engine import Precision, accumulated_backward
 
 
-def main(out_dir: str, accum_freq: int) -> None:
+def main(out_dir: str, accum_freqs: list[int]) -> None:
     world = distributed.init_from_environment("cpu")
-    model, data = model_and_data()
     device = torch.device("cpu")
-    micro = [slice_of(b, world.rank, world.size) for b in global_batches(data, accum_freq)]
-    embed = distributed.BatchEmbedder(model, device)
-    loss = accumulated_backward(model, micro, device, Precision("fp32", device), embed)
-    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-    torch.save({"loss": loss.detach(), "grads": grads}, Path(out_dir) / f"rank{world.rank}.pt")
+    for accum_freq in accum_freqs:
+        model, data = model_and_data()
+        micro = [slice_of(b, world.rank, world.size) for b in global_batches(data, accum_freq)]
+        embed = distributed.BatchEmbedder(model, device)
+        loss = accumulated_backward(model, micro, device, Precision("fp32", device), embed)
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        torch.save({"loss": loss.detach(), "grads": grads}, Path(out_dir) / f"rank{world.rank}-accum{accum_freq}.pt")
     distributed.shutdown()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main(sys.argv[1], [int(a) for a in sys.argv[2].split(",")])

@@ -25,7 +25,7 @@ PLANTED = [
     ("test_strategy_merge_preserves_outputs", "broken_merge", "merge_preserves_outputs"),
     ("test_quick_contract", "strategies-broken_open_config", "config_refuses_unknown_keys"),
 ]
-EXAMPLE_COMPONENTS = [("encoders", "eegnet"), ("strategies", "vera"), ("strategies", "gain"), ("heads", "glu"),
+EXAMPLE_COMPONENTS = [("encoders", "eegnet"), ("encoders", "r2plus1d"), ("strategies", "vera"), ("strategies", "gain"), ("heads", "glu"),
                       ("losses", "dcl"), ("datasets", "npz_folder")]
 
 
@@ -55,12 +55,77 @@ def test_kit_passes_on_builtins_and_examples_and_fails_each_planted_flaw_by_name
                  "test_strategy_export_writes_files[vera]", "test_strategy_wrapped_modules_declared[vera]",
                  "test_strategy_step_changes_output[vera]", "test_strategy_merge_preserves_outputs[gain]",
                  "test_strategy_state_round_trips[gain]", "test_encoder_forward_gives_pooled_features[eegnet]",
-                 "test_encoder_no_weight_decay_names[eegnet]", "test_head_maps_dimensions_and_trains[glu]",
+                 "test_encoder_no_weight_decay_names[eegnet]", "test_encoder_forward_gives_pooled_features[r2plus1d]",
+                 "test_encoder_all_parameters_train[r2plus1d]", "test_encoder_builds_with_defaults[r2plus1d]", "test_head_maps_dimensions_and_trains[glu]",
                  "test_loss_symmetric[dcl]", "test_loss_gradient_reaches_both_sides[dcl]", "test_dataset_arrays[npz_folder]",
                  "test_strategy_step_changes_output[lora]", "test_encoder_forward_gives_pooled_features[video_swin]",
                  "test_loss_symmetric[clip]", "test_dataset_arrays[arrays]", "test_head_maps_dimensions_and_trains[mlp]",
                  *(f"test_quick_contract[{kind}-{name}]" for kind, name in EXAMPLE_COMPONENTS)):
         assert results.get(test) == "PASSED", (test, results.get(test))
+
+
+# Built-in names that are ordinary words in the kit's prose ("a video clip", "full parameter names").
+ENGLISH_NAMES = {"arrays", "clip", "full", "linear", "prefix", "prompt", "recordings", "synthetic"}
+
+
+def _docstrings(tree) -> set[int]:
+    import ast
+
+    return {id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and node.body
+            and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+
+
+def test_the_kit_names_no_builtin_component():
+    """The kit keeps no table of built-ins (#10): built-ins steer it through the hooks plugins use
+    (conformance_options, conformance_example, conformance_reference, symmetric). No string in its code
+    is or quotes a built-in's name, it imports no built-in's module, and no built-in name that is not an
+    ordinary word appears anywhere in it, comments included. That it still passes over every built-in is
+    test_kit_passes_on_builtins_and_examples_and_fails_each_planted_flaw_by_name."""
+    import ast
+
+    import registry
+    from tests.conftest import ROOT
+
+    entries = [e for kind in registry.KINDS for e in registry.entries(kind) if e.distribution == "peftzoo"]
+    names = {e.name for e in entries}
+    modules = {e.target.split(":")[0] for e in entries}
+    files = sorted((ROOT / "peftzoo_conformance").glob("*.py"))
+    assert len(files) >= 10 and len(names) >= 25
+    for file in files:
+        text = file.read_text()
+        tree = ast.parse(text)
+        docstrings = _docstrings(tree)
+        strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings]
+        for name in names:
+            quoted = re.compile(rf"(^|['\"`]){re.escape(name)}($|['\"`])")
+            assert not [s for s in strings if quoted.search(s)], (file.name, name)
+            if name not in ENGLISH_NAMES:
+                assert not re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text, re.IGNORECASE), (file.name, name)
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | \
+            {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert not imported & modules, (file.name, imported & modules)
+
+
+def test_builtins_declare_the_hooks_the_kit_reads():
+    """What the kit's removed tables held now lives on the components, through the documented hooks."""
+    import tempfile
+    from pathlib import Path
+
+    import registry
+    from peftzoo_conformance import probes
+
+    assert [s["name"] for s in probes.reference_encoders()][:2] == ["tiny_eeg", "video_swin"]
+    for kind, name in (("encoders", "labram_huge"), ("encoders", "swin3d_b"), ("datasets", "synthetic")):
+        options = probes.small_options(kind, name, registry.get(kind, name))
+        assert options, (kind, name)
+    assert probes.small_options("encoders", "labram_huge", registry.get("encoders", "labram_huge"))["depth"] == 1
+    assert {n for n in registry.names("losses") if getattr(registry.get("losses", n), "symmetric", False)} >= {"clip", "siglip"}
+    assert registry.get("losses", "protonce").symmetric is False
+    with tempfile.TemporaryDirectory() as tmp:
+        options = probes.dataset_options("arrays", registry.get("datasets", "arrays"), Path(tmp))
+        data = registry.build("datasets", {"name": "arrays", **options}, seed=0)
+        assert data.eeg.shape == (12, 4, 200) and len(set(data.groups.tolist())) == 6
 
 
 def test_kit_selects_one_distributions_components(monkeypatch):

@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from recipes.engine import Precision, accumulated_backward
+from recipes.run import main
 from tests.conftest import ROOT, run_dir_in, run_python, tiny_recipe
 from tests.distributed_case import global_batches, model_and_data
 
@@ -36,15 +37,21 @@ def launch_two(*args: str) -> list[tuple[int, str]]:
     return [(p.returncode, out) for p, out in zip(procs, outputs)]
 
 
-def run_two_workers(out_dir, accum_freq: int) -> list[dict]:
-    results = launch_two("tests.distributed_worker", str(out_dir), str(accum_freq))
+ACCUM_FREQS = (1, 2)
+
+
+@pytest.fixture(scope="module")
+def two_process_results(tmp_path_factory) -> dict[int, list[dict]]:
+    """accum_freq -> both processes' loss and gradients, all from one launch of the two workers."""
+    out_dir = tmp_path_factory.mktemp("two_workers")
+    results = launch_two("tests.distributed_worker", str(out_dir), ",".join(map(str, ACCUM_FREQS)))
     assert all(code == 0 for code, _ in results), results
-    return [torch.load(out_dir / f"rank{r}.pt") for r in range(2)]
+    return {a: [torch.load(out_dir / f"rank{r}-accum{a}.pt") for r in range(2)] for a in ACCUM_FREQS}
 
 
-@pytest.mark.parametrize("accum_freq", [1, 2])
-def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path, accum_freq):
-    results = run_two_workers(tmp_path, accum_freq)
+@pytest.mark.parametrize("accum_freq", ACCUM_FREQS)
+def test_two_processes_equal_one_process_on_the_concatenated_batch(two_process_results, accum_freq):
+    results = two_process_results[accum_freq]
 
     model, data = model_and_data()
     device = torch.device("cpu")
@@ -63,8 +70,7 @@ def test_torchrun_trains_like_one_process(tmp_path):
     """`torchrun --nproc_per_node=2 -m recipes.run` writes one run directory and ends where one process ends."""
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(yaml.safe_dump(tiny_recipe(**{"eeg.strategy": "full", "train.epochs": 2, "train.batch_size": 16})))
-    single = run_python("-m", "recipes.run", str(recipe), "--output-dir", str(tmp_path / "one"), "-q")
-    assert single.returncode == 0, single.stderr
+    assert main([str(recipe), "--output-dir", str(tmp_path / "one"), "-q"]) == 0  # in this process: one interpreter start less
     two = run_python("-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
                      "-m", "recipes.run", str(recipe), "--output-dir", str(tmp_path / "two"), "-q",
                      env={"OMP_NUM_THREADS": "1"}, timeout=300)

@@ -5,7 +5,6 @@ allocator (mid-stage and across a stage boundary). Also: what a checkpoint may h
 from __future__ import annotations
 
 import json
-import os
 import signal
 
 import torch
@@ -15,6 +14,7 @@ from safetensors.torch import load_file
 from recipes.losses.clip import ClipLoss
 from recipes.run import main
 from tests.conftest import run_dir_in, tiny_recipe
+from tests.interrupt import sigterm_during_step
 
 LORA = {"name": "lora", "targets": ["q", "v"], "r": 2}
 ADALORA = {"name": "adalora", "targets": ["q", "k", "v", "o", "mlp"], "init_r": 6, "target_r": 2, "tinit": 1, "tfinal": 0}
@@ -39,17 +39,8 @@ def assert_resume_is_exact(tmp_path, monkeypatch, capsys, recipe, stop_at_step: 
     assert main([str(path), "--output-dir", str(tmp_path / "a"), "--quiet"]) == 0
     straight = run_dir_in(tmp_path / "a")
 
-    real_forward, calls = ClipLoss.forward, {"n": 0}
-
-    def forward_then_sigterm(self, *args, **kwargs):
-        out = real_forward(self, *args, **kwargs)
-        if self.training:
-            calls["n"] += 1
-            if calls["n"] == stop_at_step:
-                os.kill(os.getpid(), signal.SIGTERM)
-        return out
-
-    monkeypatch.setattr(ClipLoss, "forward", forward_then_sigterm)
+    real_forward = ClipLoss.forward
+    monkeypatch.setattr(ClipLoss, "forward", sigterm_during_step(ClipLoss, stop_at_step))
     assert main([str(path), "--output-dir", str(tmp_path / "b"), "--quiet"]) == 128 + signal.SIGTERM
     stopped = run_dir_in(tmp_path / "b")
     monkeypatch.setattr(ClipLoss, "forward", real_forward)
@@ -111,14 +102,7 @@ def test_a_damaged_checkpoint_is_refused_and_the_run_is_left_as_it_was(tmp_path,
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(tiny_recipe(**{"train.epochs": 2})))
     real_forward = ClipLoss.forward
-
-    def forward_then_sigterm(self, *args, **kwargs):
-        out = real_forward(self, *args, **kwargs)
-        if self.training:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return out
-
-    monkeypatch.setattr(ClipLoss, "forward", forward_then_sigterm)
+    monkeypatch.setattr(ClipLoss, "forward", sigterm_during_step(ClipLoss, 1))
     assert main([str(path), "--output-dir", str(tmp_path / "runs"), "--quiet"]) == 128 + signal.SIGTERM
     monkeypatch.setattr(ClipLoss, "forward", real_forward)
     run_dir = run_dir_in(tmp_path / "runs")

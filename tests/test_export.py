@@ -121,6 +121,8 @@ def test_peft_export_loads_in_peft_with_the_runs_outputs(kind, tmp_path):
     run = fake_run(tmp_path, **{"eeg.strategy": [PEFT_STRATEGIES[kind]]})
     assert export_main([str(run), "--peft", str(tmp_path / "peft")]) == 0
     assert (tmp_path / "peft" / "eeg" / "adapter_model.safetensors").is_file()
+    manifest = json.loads((tmp_path / "peft" / "manifest.json").read_text())  # the same hooks as --native, flat layout
+    assert manifest["layout"] == "peft" and manifest["sides"]["eeg"]["adapters"][0]["directory"] == "eeg"
     assert not (tmp_path / "peft" / "video").exists()  # head_only: nothing to export there
     recipe, model = load_run(run)
     base = registry.build("encoders", recipe.eeg.encoder).eval()
@@ -137,13 +139,75 @@ def test_peft_export_loads_in_peft_with_the_runs_outputs(kind, tmp_path):
 def test_peft_export_refuses_what_peft_cannot_load(strategy):
     from types import SimpleNamespace
 
-    from recipes.export import peft_adapters
+    from recipes.export import exporting_strategies
     from registry.errors import UserError
 
     built = registry.build("strategies", strategy)
     model = SimpleNamespace(eeg=SimpleNamespace(applied={"x": (built, None)}), video=SimpleNamespace(applied={}))
     with pytest.raises(UserError, match=f"eeg: strategy {built.name} cannot be exported in peft's format.*--bundle.*--merged"):
-        peft_adapters(model)
+        exporting_strategies(model, peft_only=True)
+    with pytest.raises(UserError, match=f"eeg: strategy {built.name} offers no export\\(\\) hook.*--bundle.*--merged"):
+        exporting_strategies(model)
+
+
+def test_export_plan_names_every_strategy_it_refuses_and_numbers_repeated_names():
+    """One message for all: both sides' strategies without the hook; peft's one-adapter-per-directory rule;
+    a name a side carries twice (training stages) gets its own numbered directory."""
+    from types import SimpleNamespace
+
+    from recipes.export import adapter_directories, exporting_strategies
+    from registry.errors import UserError
+
+    def model(eeg, video=()):
+        built = lambda specs: {str(i): (registry.build("strategies", s), None) for i, s in enumerate(specs)}
+        return SimpleNamespace(eeg=SimpleNamespace(applied=built(eeg)), video=SimpleNamespace(applied=built(video)))
+
+    with pytest.raises(UserError, match=r"eeg: strategy bitfit offers no export.*; video: strategy prefix offers no export"):
+        exporting_strategies(model(["lora", "bitfit"], ["prefix"]))
+    with pytest.raises(UserError, match=r"eeg: strategies lora, ia3 are two adapters.*--native"):
+        exporting_strategies(model(["lora", {"name": "ia3", "targets": ["mlp"]}]), peft_only=True)
+    with pytest.raises(UserError, match="trained no adapter on either side"):
+        exporting_strategies(model(["head_only"], ["head_only"]))
+    plan = exporting_strategies(model([{"name": "lora", "r": 2}, {"name": "lora", "r": 4}], ["head_only"]))
+    assert list(plan) == ["eeg"]  # head_only has nothing to write
+    assert [d for _, _, d in adapter_directories(plan, flat=False)] == ["eeg/lora", "eeg/lora-2"]
+
+
+@pytest.mark.parametrize("kind", ["lora", "loha"])
+def test_native_export_writes_each_strategys_own_format_with_a_manifest(kind, tmp_path):
+    """--native calls each strategy's export() hook: lora (loralib q/v) and loha (a peft tuner) write peft's
+    format into OUT/<side>/<strategy>/, which peft loads back onto the plain base encoder with the run's outputs."""
+    from recipes.bundle import sha256_file
+
+    run = fake_run(tmp_path, **{"eeg.strategy": [PEFT_STRATEGIES[kind]]})
+    out = tmp_path / "native"
+    assert export_main([str(run), "--native", str(out)]) == 0
+    name = PEFT_STRATEGIES[kind]["name"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["layout"] == "native" and list(manifest["sides"]) == ["eeg"]  # video: head_only, nothing to write
+    (adapter,) = manifest["sides"]["eeg"]["adapters"]
+    assert adapter["strategy"] == name and adapter["format"] == "peft" and adapter["directory"] == f"eeg/{name}"
+    assert adapter["options"]["r"] == PEFT_STRATEGIES[kind]["r"]
+    assert set(adapter["files"]) == {f"eeg/{name}/adapter_config.json", f"eeg/{name}/adapter_model.safetensors"}
+    assert all(sha256_file(out / f) == e["sha256"] for f, e in adapter["files"].items())
+    assert manifest["sides"]["eeg"]["encoder"]["name"] == "labram_base"
+    recipe, model = load_run(run)
+    base = registry.build("encoders", recipe.eeg.encoder).eval()
+    args, kwargs = inputs("eeg")
+    with torch.no_grad():
+        plain = base(*args, **kwargs)
+        loaded = peft.PeftModel.from_pretrained(base, out / "eeg" / name).eval()
+        ours, theirs = model.eeg.encoder(*args, **kwargs), loaded(*args, **kwargs)
+    assert (ours - plain).abs().max() > 1e-3
+    assert (ours - theirs).abs().max() < 1e-5
+
+
+def test_native_export_refuses_a_strategy_without_the_hook_and_leaves_nothing(tmp_path, capsys):
+    run = fake_run(tmp_path, **{"eeg.strategy": [{"name": "lora", "r": 2}, "bitfit"]})
+    assert export_main([str(run), "--native", str(tmp_path / "n")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: eeg: strategy bitfit offers no export() hook") and "--bundle" in err and "Traceback" not in err
+    assert not (tmp_path / "n").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def test_peft_export_refusal_leaves_nothing(tmp_path, capsys):
@@ -228,7 +292,7 @@ def test_merged_export_drops_stages_and_refuses_what_cannot_merge(tmp_path, caps
     assert "prefix" in err and "--bundle" in err
     assert not (tmp_path / "p").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     (tmp_path / "file").write_text("x")
-    for flag in ("--merged", "--peft", "--bundle"):
+    for flag in ("--merged", "--peft", "--native", "--bundle"):
         assert export_main([str(run), flag, str(tmp_path / "file")]) == 2
         assert "existing file" in capsys.readouterr().err
     assert (tmp_path / "file").read_text() == "x"

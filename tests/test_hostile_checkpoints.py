@@ -42,6 +42,7 @@ WRAPPED = [
     ("lightning_model", lambda s: {"state_dict": _prefixed(s, "model.")}, "model."),
     ("ddp_and_encoder", lambda s: {"model": _prefixed(s, "module.encoder.")}, "module.encoder."),
     ("backbone", lambda s: _prefixed(s, "backbone."), "backbone."),
+    ("deepspeed_container", lambda s: {"module": dict(s), "global_steps": 10}, ""),  # DeepSpeed's layout: no key prefix
     ("plain", lambda s: dict(s), ""),
 ]
 

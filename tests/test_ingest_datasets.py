@@ -146,3 +146,24 @@ def test_seed_dv_layout(tmp_path, reg):
     (tmp_path / "SEED-DV" / "Video" / "7th_10min.mp4").unlink()
     with pytest.raises(UserError, match=r"Video lacks \['7th_10min.mp4'\]; SEED-DV has one video per block"):
         component.from_config(config, seed=0)
+
+
+def test_recordings_config_is_the_ingest_spec_plus_cache_keys():
+    """One source of truth: every section of an ingest spec is a key of the `recordings` data block
+    with the same type and default, and the block adds only the dataset and cache keys."""
+    from recipes.data.base import DatasetConfig
+    from recipes.data.recordings import RecordingsConfig, ingest_spec
+    from recipes.ingest.spec import IngestSpec
+
+    spec_fields, block_fields = IngestSpec.model_fields, RecordingsConfig.model_fields
+    for name, field in spec_fields.items():
+        assert name in block_fields, name
+        if name != "split":  # the block may leave the split to val_fraction
+            assert block_fields[name].annotation == field.annotation and block_fields[name].default == field.default, name
+    assert set(block_fields) - set(spec_fields) == set(DatasetConfig.model_fields) | {"cache_dir", "base"}
+    block = {"recordings": {"files": "rec/*.fif"}, "video": {"clips": "stim/{stim}.mp4"}, "eeg": {"bads": "drop"},
+             "events": {"source": "trigger", "mask": 255}}
+    spec = ingest_spec(RecordingsConfig.model_validate({**block, "val_fraction": 0.25}), seed=3)
+    assert spec == IngestSpec.model_validate({**block, "split": {"by": "fraction", "val": 0.25, "test": 0.0, "seed": 3}})
+    with pytest.raises(Exception, match="split by block needs block ids"):
+        RecordingsConfig.model_validate({**block, "split": {"by": "block", "fold": 0}})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 
 import torch
@@ -16,6 +15,7 @@ from recipes.losses.clip import ClipLoss
 from recipes.losses.protonce import ProtoNCELoss
 from recipes.run import main
 from tests.conftest import run_dir_in, tiny_recipe
+from tests.interrupt import sigterm_during_step
 
 RECIPE = tiny_recipe(**{
     "eeg.strategy": {"name": "lora", "targets": ["q", "v"], "r": 2, "dropout": 0.2},  # dropout: the RNG must resume too
@@ -37,17 +37,7 @@ def test_sigterm_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, ca
     straight = run_dir_in(tmp_path / "a")
 
     real_forward = loss.forward
-    calls = {"n": 0}
-
-    def forward_then_sigterm(self, *args, **kwargs):
-        out = real_forward(self, *args, **kwargs)
-        if self.training:
-            calls["n"] += 1
-            if calls["n"] == 5:  # 3 steps per epoch: this is step 2 of epoch 2
-                os.kill(os.getpid(), signal.SIGTERM)
-        return out
-
-    monkeypatch.setattr(loss, "forward", forward_then_sigterm)
+    monkeypatch.setattr(loss, "forward", sigterm_during_step(loss, 5))  # 3 steps per epoch: step 2 of epoch 2
     assert main([str(path), "--output-dir", str(tmp_path / "b"), "--quiet"]) == 128 + signal.SIGTERM
     stopped = run_dir_in(tmp_path / "b")
     info = json.loads((stopped / "run.json").read_text())

@@ -352,3 +352,117 @@ def test_peftzoo_subcommands_wrap_the_modules(run, capsys, tmp_path):
     assert main(["evaluat"]) == 2 and "not a peftzoo subcommand" in capsys.readouterr().err
     assert main(["list", "--kind", "heads"]) == 0 and "linear" in capsys.readouterr().out
     assert set(COMMANDS) >= {"ingest", "sweep", "compare", "doctor", "cache"}
+
+
+# -- re-checks: the median's interval, repeated stimuli, one validation group, a moved bundle -----
+def test_median_rank_interval_is_the_group_bootstrap_of_the_median():
+    """The vectorized interval equals a plain loop over the same group draws (lower median, as torch)."""
+    from recipes.evaluate import bootstrap_median_ci, group_draws
+
+    rng = np.random.default_rng(1)
+    r = rng.integers(1, 30, 57).astype(float)
+    groups = rng.integers(0, 9, 57)
+    inverse, counts = group_draws(groups, 300, seed=4)
+    loop = []
+    for row in counts:
+        pooled = np.sort(np.concatenate([np.repeat(r[inverse == g], c) for g, c in enumerate(row)]))
+        loop.append(pooled[(len(pooled) - 1) // 2])
+    assert bootstrap_median_ci(r, groups, 300, seed=4, chunk=7) == pytest.approx(np.percentile(loop, [2.5, 97.5]).tolist())
+    assert bootstrap_median_ci(r, np.zeros(57), 300) is None  # one group: no interval
+    report = split_report(torch.eye(12), torch.eye(12), np.arange(12) // 3, "test", resamples=100)
+    assert report["test/ci95"]["test/eeg_to_video/median_rank"] == [1.0, 1.0]
+
+
+def test_repeated_stimuli_are_not_counted_against_each_other():
+    """A stimulus shown twice gives two pairs with identical videos (identical embeddings): without
+    labels each ties with the other's partner and a perfect model scores R@1 = 0 on them."""
+    from recipes.evaluate import same_video_labels
+
+    video = np.zeros((6, 2, 4, 4, 3), np.uint8)
+    for i, stim in enumerate([0, 1, 0, 2, 1, 3]):
+        video[i] += stim
+    same = same_video_labels(video, np.arange(6))
+    assert same.tolist() == [0, 1, 0, 2, 1, 3]
+    v = torch.nn.functional.one_hot(torch.as_tensor(same), 4).float()
+    pessimistic = split_report(v, v, np.arange(6), "test")
+    assert pessimistic["test/eeg_to_video/R@1"] == pytest.approx(2 / 6)  # only the unrepeated stimuli
+    report = split_report(v, v, np.arange(6), "test", same=same)
+    assert report["test/eeg_to_video/R@1"] == 1.0 and report["test/video_to_eeg/R@1"] == 1.0
+    assert report["test/distinct_videos"] == 4 and report["test/chance_R@1"] == 0.25
+    # a wrong stimulus still ranks: EEG 0 pointing at stimulus 1 ranks behind both copies of it
+    e = v.clone()
+    e[0] = 0.9 * v[1] + 0.1 * v[0]
+    assert ranks(e @ v.t(), same)[0] == 3
+
+
+def test_one_group_with_repeated_videos_and_a_moved_bundle(run, tmp_path, capsys):
+    """An arrays directory whose test split is one group and shows each video twice, evaluated,
+    embedded and searched through a bundle that was moved to another folder after export."""
+    from recipes.embed import main as embed_main
+    from recipes.evaluate import main as evaluate_main
+    from recipes.export import main as export_main
+    from recipes.retrieve import main as retrieve_main
+
+    source = run.parent.parent / "arrays"
+    arrays = tmp_path / "arrays"
+    arrays.mkdir()
+    eeg, video = np.load(source / "eeg.npy")[:8], np.load(source / "video.npy")[:8]
+    video[4:] = video[:4]  # pairs 4-7 show the videos of pairs 0-3 again
+    np.save(arrays / "eeg.npy", eeg)
+    np.save(arrays / "video.npy", video)
+    np.save(arrays / "groups.npy", np.full(8, 5, dtype=np.int64))
+    np.save(arrays / "split.npy", np.array(["test"] * 8))
+    shutil.copy(source / "meta.json", arrays / "meta.json")
+    assert export_main([str(run), "--bundle", str(tmp_path / "b"), "-q"]) == 0
+    moved = tmp_path / "elsewhere" / "bundle copy"
+    moved.parent.mkdir()
+    (tmp_path / "b").rename(moved)
+    assert evaluate_main([str(moved), "--data-path", str(arrays), "--no-plot", "-q"]) == 0
+    out = capsys.readouterr().out
+    report = json.loads((moved / "eval" / "test.json").read_text())
+    assert report["test/n"] == 8 and report["test/distinct_videos"] == 4 and report["test/chance_R@1"] == 0.25
+    assert report["test/per_group"] == {"5": report["test/eeg_to_video/R@1"]}
+    assert report["test/bootstrap"]["groups"] == 1 and all(ci is None for ci in report["test/ci95"].values())
+    assert "95% CI" not in out and "test/eeg_to_video/median_rank = " in out
+    model = recipes.load(moved, device="cpu")
+    e, v = model.embed_eeg(eeg), model.embed_video(video)
+    assert (v[4:] - v[:4]).abs().max() < 1e-6  # identical videos embed identically: they would tie
+    same = np.array([0, 1, 2, 3, 0, 1, 2, 3])
+    assert report["test/eeg_to_video/R@1"] == pytest.approx(float((ranks(e @ v.t(), same) == 1).float().mean()))
+    assert embed_main([str(moved), "--data-path", str(arrays), "--split", "test", "--out", str(tmp_path / "e.npz"), "-q"]) == 0
+    with np.load(tmp_path / "e.npz") as f:
+        assert np.allclose(f["eeg"], e.numpy(), atol=1e-5) and f["group"].tolist() == [5] * 8
+    np.save(tmp_path / "q.npy", eeg[:2])
+    assert retrieve_main([str(moved), "--eeg", str(tmp_path / "q.npy"), "--gallery", str(arrays), "-k", "8",
+                          "--json", str(tmp_path / "r.json"), "-q"]) == 0
+    found = json.loads((tmp_path / "r.json").read_text())["queries"]
+    assert [len(q["results"]) for q in found] == [8, 8]
+
+
+def test_a_run_whose_validation_is_one_group_with_repeated_videos(tmp_path, capsys):
+    """Training's validation metrics and `recipes.evaluate --split val` agree on a validation split
+    of one group whose pairs repeat two videos (features cached: evaluation reads the data's
+    videos to see which pairs share one); the intervals are absent (one group), not made up."""
+    from recipes.evaluate import main as evaluate_main
+    from recipes.run import main as run_main
+
+    arrays = write_arrays(tmp_path / "arrays", n=48, group_size=4)
+    groups = np.load(arrays / "groups.npy")
+    np.save(arrays / "split.npy", np.where(groups == 0, "val", np.where(groups == 1, "test", "train")))
+    video = np.load(arrays / "video.npy")
+    video[2:4] = video[0:2]  # the validation group shows 2 videos twice
+    np.save(arrays / "video.npy", video)
+    recipe = tiny_recipe(**{"data": {"name": "arrays", "path": str(arrays)},
+                            "train": {"epochs": 2, "batch_size": 8, "lr": 1e-2, "select": {"metric": "val/eeg_to_video/R@1"}}})
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    assert run_main([str(tmp_path / "r.yaml"), "--output-dir", str(tmp_path / "runs"), "--quiet"]) == 0
+    run = run_dir_in(tmp_path / "runs")
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    trained = [r for r in lines if "val/eeg_to_video/R@1" in r][-1]
+    assert trained["val/chance_R@1"] == 0.5 and trained["val/n"] == 4
+    assert evaluate_main([str(run), "--split", "val", "--checkpoint", "last", "--no-plot", "-q"]) == 0
+    report = json.loads((run / "eval" / "val.json").read_text())
+    for key in ("val/eeg_to_video/R@1", "val/video_to_eeg/R@1", "val/eeg_to_video/median_rank", "val/video_to_eeg/mean_rank"):
+        assert report[key] == pytest.approx(trained[key], abs=1e-6), key
+    assert report["val/distinct_videos"] == 2 and list(report["val/per_group"]) == ["0"]
+    assert all(ci is None for ci in report["val/ci95"].values())

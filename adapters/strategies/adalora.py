@@ -8,10 +8,13 @@ adds only to Hugging Face outputs that carry `.loss` and so would silently skip 
 
 from __future__ import annotations
 
-import peft
+from typing import TYPE_CHECKING
+
 import torch
-from peft.tuners.adalora import AdaLoraModel
 from pydantic import Field
+
+if TYPE_CHECKING:  # peft pulls in transformers (seconds per process): imported where a tuner is built
+    import peft
 
 from adapters.strategies.base import StrategyError
 from adapters.strategies.peft_tuner import PeftTuner, PeftTunerConfig, module_regex
@@ -38,9 +41,15 @@ class AdaLoRA(PeftTuner):
 
     description = "AdaLoRA via peft: adaptive rank budget updated each step, with its orthogonality penalty"
     Config = AdaLoRAConfig
-    tuner_class = AdaLoraModel
+
+    @property
+    def tuner_class(self) -> type:  # peft's tuner, imported when a strategy is built
+        from peft.tuners.adalora import AdaLoraModel
+
+        return AdaLoraModel
 
     def peft_config(self, targets: RoleTargets) -> peft.PeftConfig:
+        import peft
         c = self.cfg
         total = self.total_steps
         if total is None:

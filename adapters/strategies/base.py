@@ -61,6 +61,16 @@ class Strategy(abc.ABC):
 
     Config: ClassVar[type[StrategyConfig]] = StrategyConfig
     description: ClassVar[str] = ""
+    export_format: ClassVar[str | None] = None
+    """Name of the outside format the optional `export(encoder, directory)` hook writes ("peft": a
+    Hugging Face PEFT adapter directory); recorded in export manifests, and `export --peft` takes the
+    strategies whose format is "peft". None: the strategy's own format, named after it."""
+    conformance_options: ClassVar[dict | None] = None
+    """Options for a small, fast build in the conformance kit (docs/plugins.md); None: the defaults."""
+
+    # Optional hooks, offered by defining them on the subclass (`offers(strategy, hook)`), with no
+    # default here: `merge(encoder) -> int` folds the adapters into the base weights in place;
+    # `export(encoder, directory) -> list[Path]` writes the adapters in an outside format.
 
     def __init__(self, config: StrategyConfig, name: str | None = None):
         self.cfg = config
@@ -101,6 +111,16 @@ class Strategy(abc.ABC):
         Default: the modules `apply` replaced, as `apply_strategies` saw by comparing the module
         tree before and after it (a strategy that wraps layers lazily, later, overrides this)."""
         return list(getattr(self, "replaced_modules", []))
+
+
+OPTIONAL_HOOKS = ("merge", "export", "wrapped_modules", "state_dict", "load_state_dict")
+
+
+def offers(strategy: Strategy, hook: str) -> bool:
+    """Whether `strategy` implements the optional hook `hook` itself: a default on `Strategy` (state
+    `{}`, the compared module tree) is not an offer, and `merge`/`export` have none."""
+    own = getattr(type(strategy), hook, None)
+    return callable(own) and own is not getattr(Strategy, hook, None)
 
 
 def trainable_names(module: nn.Module) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import Field
 from torch import nn
 
+from adapters.strategies import encoder_parts
 from adapters.strategies.base import Strategy, StrategyConfig, StrategyReport, report_for, unfreeze
 
 
@@ -30,10 +31,10 @@ class BitFit(Strategy):
 
     def apply(self, encoder: nn.Module) -> StrategyReport:
         if self.cfg.qv_bias:
-            for _, attn in encoder.attention_modules():
+            for _, attn in encoder_parts.attention_modules(encoder):
                 if getattr(attn, "q_bias", 0) is None and hasattr(attn, "add_qv_bias"):
                     attn.add_qv_bias()
-        params = [p for _, p in encoder.bias_parameters()]
+        params = [p for _, p in encoder_parts.bias_parameters(encoder)]
         if self.cfg.relative_position_bias:
             params += [p for n, p in encoder.named_parameters() if n.endswith("relative_position_bias_table")]
         names = unfreeze(encoder, params)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pydantic import Field
 from torch import nn
 
+from adapters.strategies import encoder_parts
 from adapters.strategies.base import Strategy, StrategyConfig, StrategyError, StrategyReport, report_for
 
 
@@ -33,7 +34,7 @@ class Full(Strategy):
             encoder.get_parameter(name).requires_grad_(True)
         scale = {n: self.cfg.lr_scale for n in names}
         if self.cfg.layer_decay is not None:
-            ids = encoder.layer_ids()
+            ids = encoder_parts.layer_ids(encoder)
             top = len(encoder.blocks) + 1
             scale = {n: self.cfg.lr_scale * self.cfg.layer_decay ** (top - ids[n]) for n in names}
         return report_for(self.name, encoder, names, lr_scale=scale)

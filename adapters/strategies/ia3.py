@@ -6,8 +6,12 @@ layer (the intermediate activations), IA3's feed-forward rule. On a fused qkv, q
 
 from __future__ import annotations
 
-import peft
+from typing import TYPE_CHECKING
+
 from pydantic import Field
+
+if TYPE_CHECKING:  # peft pulls in transformers (seconds per process): imported where a tuner is built
+    import peft
 
 from adapters.strategies.peft_tuner import PeftTuner, PeftTunerConfig, Role, module_regex
 from adapters.strategies.targets import RoleTargets
@@ -25,5 +29,6 @@ class IA3(PeftTuner):
     mlp_layers = "last"
 
     def peft_config(self, targets: RoleTargets) -> peft.PeftConfig:
+        import peft
         feedforward = [n for n in targets.whole if ".mlp." in n]  # the mlp role's modules (blocks' `mlp`)
         return peft.IA3Config(target_modules=module_regex(targets.whole), feedforward_modules=module_regex(feedforward) or None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from torch import nn
 
+from adapters.strategies import encoder_parts
 from adapters.strategies.base import Strategy, StrategyConfig, StrategyError, StrategyReport, report_for, unfreeze
 
 
@@ -33,7 +34,7 @@ class LastK(Strategy):
         if k == 0:
             return StrategyReport(strategy=self.name, trainable=[], num_trainable=0, trains_encoder=False)
         params = [p for block in blocks[len(blocks) - k :] for p in block.parameters()]
-        norm = encoder.final_norm() if self.cfg.final_norm else None
+        norm = encoder_parts.final_norm(encoder) if self.cfg.final_norm else None
         if norm is not None:
             params += list(norm.parameters())
         names = unfreeze(encoder, params)

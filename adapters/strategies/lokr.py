@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import peft
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # peft pulls in transformers (seconds per process): imported where a tuner is built
+    import peft
 
 from adapters.strategies.peft_tuner import LycorisConfig, PeftTuner
 from adapters.strategies.targets import RoleTargets
@@ -20,4 +23,5 @@ class LoKr(PeftTuner):
     Config = LoKrConfig
 
     def peft_config(self, targets: RoleTargets) -> peft.PeftConfig:
+        import peft
         return peft.LoKrConfig(decompose_factor=self.cfg.decompose_factor, **self.cfg.lycoris_options(targets))

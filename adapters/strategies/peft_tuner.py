@@ -10,11 +10,14 @@ from __future__ import annotations
 import abc
 import re
 from collections.abc import Sequence
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
-import peft
 from pydantic import Field, field_validator
 from torch import nn
+
+if TYPE_CHECKING:  # peft pulls in transformers (seconds per process): imported where a tuner is built
+    import peft
 
 from adapters.strategies.base import Strategy, StrategyConfig, StrategyError, StrategyReport, report_for
 from adapters.strategies.targets import RoleTargets, resolve
@@ -63,6 +66,7 @@ class PeftTuner(Strategy):
     """Base: subclasses give `peft_config(targets)`; `mlp_layers` says which MLP Linears the mlp role means."""
 
     Config = PeftTunerConfig
+    export_format = "peft"
     tuner_class: type | None = None
     mlp_layers: str = "all"
 
@@ -71,6 +75,7 @@ class PeftTuner(Strategy):
         """The peft config of this method for the resolved target modules."""
 
     def apply(self, encoder: nn.Module) -> StrategyReport:
+        import peft
         targets = resolve(encoder, list(self.cfg.targets), self.cfg.layers, who=self.name, mlp_layers=self.mlp_layers)
         self.targeted = targets.all_names()  # the layers its merge() folds
         before = {n: p.requires_grad for n, p in encoder.named_parameters()}
@@ -93,6 +98,14 @@ class PeftTuner(Strategy):
         from adapters.strategies.lora.backends import merge
 
         return merge(encoder, only=set(getattr(self, "targeted", [])))
+
+    def export(self, encoder: nn.Module, directory: Path) -> list[Path]:
+        """The tuner in Hugging Face PEFT's adapter format, as `save_pretrained` writes it: on the plain
+        base encoder, `peft.PeftModel.from_pretrained(encoder, directory)` gives this encoder's outputs."""
+        from adapters.strategies.lora.export import write_peft_adapter
+        from adapters.strategies.peft_export import tuner_to_peft
+
+        return write_peft_adapter(directory, *tuner_to_peft(encoder))
 
     def check_composition(self, others: Sequence[Strategy]) -> None:
         """Two peft tuners share peft's one "default" adapter slot; which layers any two strategies

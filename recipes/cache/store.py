@@ -7,7 +7,8 @@ data file without its manifest was never completed, so an interrupted or killed 
 entry that looks valid. Readers check an entry against its manifest and what its key implies, and a
 damaged one is named in a warning, removed and recomputed, instead of failing every later run.
 Writers hold the entry's lock (`.locks/NAME.lock`, an advisory file lock through `filelock`), so two
-processes computing the same entry do not both write it: the second waits and then reads it.
+processes computing the same entry do not both write it: the second waits and then reads it
+(`read_or_compute`, the one such step the feature and clip caches share).
 The manifest's mtime is touched on every use, so `clear --older-than` goes by last use.
 """
 
@@ -15,14 +16,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import os
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import filelock
 
@@ -39,6 +42,8 @@ ENTRY = re.compile(r"^(?P<name>(?:eeg|video|video-clips)-[0-9a-f]{32})(?P<suffix
 """The files that belong to entries; nothing else in a cache directory is ever listed or removed."""
 
 TEMPORARY = re.compile(r"^\.(?:eeg|video|video-clips)-[0-9a-f]{32}\.(?:safetensors|npy|json)\..*\.tmp$")
+
+T = TypeVar("T")
 
 
 class CacheDirError(UserError, OSError):
@@ -192,6 +197,31 @@ class Entry:
         """Mark the entry used now (the manifest's mtime), for `clear --older-than`."""
         with contextlib.suppress(OSError):  # a read-only cache still serves
             os.utime(self.manifest_path)
+
+
+def spec_key(spec: dict) -> str:
+    """The entry key of a key spec: 32 hex digits of the sha256 of its canonical JSON."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def read_or_compute(entry: Entry, read: Callable[[Entry], T | None], compute: Callable[[Entry], T], what: str) -> T:
+    """The entry's content through `read` when it is there and sound, else through `compute`, which publishes it.
+
+    Both run under the entry's lock, so a second process after the same entry waits and then reads
+    what the first wrote. `read` returns None for no entry and raises Damaged for a bad one: that
+    one is named in a warning, removed and computed again. `what` names the content in the log.
+    """
+    with entry.locked():
+        try:
+            found = read(entry)
+        except Damaged as exc:
+            entry.discard(str(exc))
+            found = None
+        if found is not None:
+            entry.touch()
+            logger.info("%s: loaded from %s", what, entry.data_path)
+            return found
+        return compute(entry)
 
 
 @dataclasses.dataclass

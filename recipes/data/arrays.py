@@ -34,6 +34,19 @@ class ArrayPairs(PairedDataset):
     def from_config(cls, config: ArraysConfig, *, seed: int = 0, **context) -> PairedData:
         return load(Path(config.path).expanduser(), config.val_fraction, seed)
 
+    @classmethod
+    def conformance_example(cls, directory: Path, n: int = 12) -> dict:
+        """The conformance kit's hook (docs/plugins.md): a small arrays directory in `directory`, and the
+        options that read it. Pairs of one group come in twos, so the group-aware split is exercised."""
+        rng = np.random.default_rng(0)
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        np.save(directory / "eeg.npy", (rng.standard_normal((n, 4, 200)) * 20).astype(np.float32))  # microvolts
+        np.save(directory / "video.npy", rng.integers(0, 256, (n, 2, 8, 8, 3), dtype=np.uint8))
+        np.save(directory / "groups.npy", np.repeat(np.arange(n // 2), 2).astype(np.int64))
+        (directory / "meta.json").write_text(json.dumps({"sfreq": 200, "channels": ["Fp1", "Fp2", "Cz", "Oz"], "fps": 8}))
+        return {"path": str(directory), "val_fraction": 0.25}
+
 
 NPY_MAGIC = b"\x93NUMPY"
 

@@ -21,22 +21,18 @@ import hashlib
 import json
 from pathlib import Path
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import model_validator
 
 from recipes.data.base import DatasetConfig, PairedData, PairedDataset
-from recipes.ingest.spec import EEGSpec, EventsSpec, GroupsSpec, RecordingsSpec, SplitSpec, VideoSpec, WindowSpec
+from recipes.ingest.spec import IngestSections, IngestSpec, SplitSpec
 
 
-class RecordingsConfig(DatasetConfig):
-    recordings: RecordingsSpec
-    events: EventsSpec = Field(default_factory=EventsSpec)
-    window: WindowSpec = Field(default_factory=WindowSpec)
-    eeg: EEGSpec = Field(default_factory=EEGSpec)
-    video: VideoSpec
-    groups: GroupsSpec = Field(default_factory=GroupsSpec)
+class RecordingsConfig(DatasetConfig, IngestSections):
+    """The ingest spec's sections (IngestSections, one definition), plus where the cache lives; the
+    split may be left to the recipe's `val_fraction`."""
+
     split: SplitSpec | None = None
     """None: a split by fractions with `val_fraction` (whole groups, seeded by the recipe)."""
-    preview: int = Field(4, ge=0)
     cache_dir: str | None = None
     """Where ingested data are kept; None: $PEFTZOO_INGEST_CACHE, else ~/.cache/peftzoo/ingest."""
     base: str | None = None
@@ -46,19 +42,15 @@ class RecordingsConfig(DatasetConfig):
     def _one_split(self) -> "RecordingsConfig":
         if self.split is not None and "val_fraction" in self.model_fields_set:
             raise ValueError("give either val_fraction or split (split.by: fraction takes val/test shares), not both")
-        try:  # the spec's checks across sections (split ids need entities, bids events need a BIDS root)
-            ingest_spec(self, 0)
-        except ValidationError as exc:
-            raise ValueError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors(include_url=False))) from None
+        # the spec's checks across sections (split ids need entities, bids events need a BIDS root)
+        self.check_across(self.split or SplitSpec())
         return self
 
 
-def ingest_spec(config: RecordingsConfig, seed: int):
+def ingest_spec(config: RecordingsConfig, seed: int) -> IngestSpec:
     """The IngestSpec this block describes (val_fraction -> split by fraction)."""
-    from recipes.ingest.spec import IngestSpec
-
     split = config.split or SplitSpec(by="fraction", val=config.val_fraction, test=0.0, seed=seed)
-    fields = {k: getattr(config, k) for k in ("recordings", "events", "window", "eeg", "video", "groups", "preview")}
+    fields = {name: getattr(config, name) for name in IngestSections.model_fields}
     return IngestSpec(**fields, split=split)
 
 

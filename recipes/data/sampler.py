@@ -97,9 +97,12 @@ class IndexBatches:
     and collate per pair, which costs as much as a head's forward and backward at these sizes.
     """
 
-    def __init__(self, batch_sampler: Sampler[list[int]], indices: np.ndarray, groups: np.ndarray):
+    def __init__(self, batch_sampler: Sampler[list[int]], indices: np.ndarray, groups: np.ndarray, data=None):
         self.batch_sampler = batch_sampler
         self.indices, self.groups = np.asarray(indices), np.asarray(groups)
+        self.data = data
+        """The PairedData the indices point into (evaluation reads which pairs share a video), as
+        a DataLoader's PairTorchDataset holds it."""
 
     def __iter__(self):
         for positions in self.batch_sampler:

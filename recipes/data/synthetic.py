@@ -51,6 +51,7 @@ class SyntheticPairs(PairedDataset):
 
     description = "Paired EEG/video with a planted shared latent signal, deterministic from a seed"
     Config = SyntheticConfig
+    conformance_options = {"n": 24, "seconds": 1, "frames": 2, "height": 8, "width": 8}
 
     @classmethod
     def from_config(cls, config: SyntheticConfig, *, seed: int = 0, **context) -> PairedData:

@@ -1,4 +1,4 @@
-"""checkpoints/last.pt: everything an exact resume needs (trained weights, strategies' and loss's
+"""checkpoints/last.pt: everything an exact resume needs (trained weights, running statistics, strategies' and loss's
 state, optimizer, scheduler, scaler, progress and every process's random state), written atomically.
 
 It holds tensors and plain Python values only and is read with `torch.load(weights_only=True)`:
@@ -21,7 +21,7 @@ from recipes.engine.rng import restore_rng, rng_state
 from recipes.errors import RecipeError
 from recipes.model import DualEncoderCLIP
 from recipes.rundir import RunDir, atomic_write
-from recipes.weights import trained_names
+from recipes.weights import statistics_buffers, trained_names
 
 FORMAT = 3  # 3: strategies' state; RNG states as tensors (loadable with weights_only=True)
 
@@ -42,6 +42,7 @@ def save_checkpoint(run: RunDir, model: DualEncoderCLIP, optimizer, scheduler, p
             "format": FORMAT,
             "progress": progress.state(),
             "trained": {n: params[n].detach().cpu() for n in sorted(trained_names(model))},
+            "statistics": {n: b.detach().cpu() for n, b in statistics_buffers(model).items()},
             "strategies": strategy_states(model),
             "loss": {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in model.loss.state_dict().items()},
             "optimizer": optimizer.state_dict(),
@@ -87,6 +88,12 @@ def restore_weights(checkpoint: dict[str, Any], model: DualEncoderCLIP) -> None:
     with torch.no_grad():
         for name, value in checkpoint["trained"].items():
             params[name].copy_(value)
+    statistics = statistics_buffers(model)
+    with torch.no_grad():
+        for name, value in checkpoint.get("statistics", {}).items():
+            if name not in statistics:
+                raise CheckpointError(f"the checkpoint holds statistics this model lacks ({name}); resume with the run's own recipe.yaml")
+            statistics[name].copy_(value)
     model.ever_trainable |= set(checkpoint["trained"])
     for side, states in checkpoint["strategies"].items():
         applied = getattr(model, side).applied

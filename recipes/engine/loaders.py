@@ -63,7 +63,7 @@ def make_loaders(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, de
 
     def loader(indices: np.ndarray, batch_sampler):
         if not any(load.values()):  # both sides cached: batches are indices only
-            return IndexBatches(batch_sampler, indices, data.groups)
+            return IndexBatches(batch_sampler, indices, data.groups, data=data)
         return DataLoader(PairTorchDataset(data, indices, **load), batch_sampler=batch_sampler, **common)
 
     eval_batch = recipe.eval.batch_size or batch

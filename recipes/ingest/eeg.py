@@ -60,16 +60,27 @@ class Channels:
     """File name -> why it was dropped."""
 
 
-def choose_channels(raw, spec: EEGSpec, where: str) -> Channels:
-    """EEG channels by type, then by name (exclude list, unknown sites), renamed and normalized."""
+def choose_channels(raw, spec: EEGSpec, where: str, triggers: set[str] = frozenset()) -> Channels:
+    """EEG channels by type, then by name (exclude list, unknown sites), renamed and normalized.
+
+    `triggers`: channels read as the trigger (a BDF or BrainVision file may type them EEG).
+    Channels the file marks bad are dropped here under `eeg.bads: drop`; otherwise they stay and
+    `preprocess` interpolates (or keeps) them."""
     from encoders import channels as channel_names  # the encoders' own normalization (imports torch: lazily)
 
     types = dict(zip(raw.ch_names, raw.get_channel_types()))
     exclude = {channel_names.normalize(n) for n in spec.exclude}
+    bads = set(raw.info["bads"])
     kept, names, dropped, unknown = [], [], {}, []
     for name in raw.ch_names:
+        if name in triggers:
+            dropped[name] = "trigger channel (events.stim_channel)"
+            continue
         if types[name] in _NON_EEG_TYPES or types[name] not in ("eeg", "seeg", "ecog"):
             dropped[name] = f"channel type {types[name]}"
+            continue
+        if name in bads and spec.bads == "drop":
+            dropped[name] = "marked bad in the file (eeg.bads: drop)"
             continue
         normal = channel_names.normalize(spec.rename.get(name, name))
         if normal in exclude:
@@ -98,6 +109,10 @@ def choose_channels(raw, spec: EEGSpec, where: str) -> Channels:
         wanted = [channel_names.normalize(c) for c in spec.channels]
         missing = [c for c in wanted if c not in seen]
         if missing:
+            bad = [c for c in missing if any(channel_names.normalize(spec.rename.get(n, n)) == c for n in bads)]
+            if bad:
+                raise IngestError(f"{where}: eeg.channels asks for {bad}, which the file marks bad and eeg.bads: drop removed; "
+                                  f"set eeg.bads: interpolate or remove them from eeg.channels")
             raise IngestError(f"{where}: eeg.channels asks for {missing}, which the file lacks (it has {names}); "
                               f"map file names with eeg.rename or remove them from eeg.channels")
         for file_name, normal in zip(kept, names):
@@ -120,6 +135,35 @@ def bad_intervals(raw) -> list[tuple[float, float, str]]:
     return out
 
 
+NONFINITE = "BAD_nonfinite"
+# Seconds added on each side of a span of NaN/inf samples: the polyphase resampler's filter reaches
+# about 12 input samples either way (scipy's resample_poly, 10 zero crossings), 0.05 s at 250 Hz.
+NONFINITE_MARGIN_S = 0.1
+
+
+def nonfinite_spans(raw, picks: list[str]) -> list[tuple[float, float, str]]:
+    """(start, stop, BAD_nonfinite) in seconds from the first sample, around every run of samples
+    where a kept channel is NaN or inf (a gap a reader filled with NaN, a float file with holes);
+    also annotated on `raw`, so MNE's filters treat the spans as edges (skip_by_annotation)."""
+    bad = np.zeros(raw.n_times, dtype=bool)
+    for name in picks:  # one channel at a time: a 64-channel hour at 1000 Hz is 1.8 GB as float64
+        bad |= ~np.isfinite(raw.get_data(picks=[name])[0])
+    if not bad.any():
+        return []
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], bad.astype(np.int8), [0]])))
+    sfreq = float(raw.info["sfreq"])
+    spans = []
+    for a, b in zip(edges[::2], edges[1::2]):
+        start, stop = max(0.0, a / sfreq - NONFINITE_MARGIN_S), min(raw.times[-1] + 1 / sfreq, b / sfreq + NONFINITE_MARGIN_S)
+        spans.append((start, stop, NONFINITE))
+    import mne
+
+    raw.set_annotations(raw.annotations + mne.Annotations(
+        [a / sfreq + raw.first_time for a in edges[::2]], [(b - a) / sfreq for a, b in zip(edges[::2], edges[1::2])],
+        [NONFINITE] * (len(edges) // 2), orig_time=raw.annotations.orig_time))
+    return spans
+
+
 def preprocess(raw, chans: Channels, spec: EEGSpec, where: str, events: np.ndarray | None = None):
     """Pick, filter, notch, reference, resample (with `events`, sample indices at the file's rate).
 
@@ -132,16 +176,37 @@ def preprocess(raw, chans: Channels, spec: EEGSpec, where: str, events: np.ndarr
         )
     if sfreq < spec.sfreq:
         logger.warning("%s: sampled at %g Hz, below the target %g Hz; it is upsampled", where, sfreq, spec.sfreq)
+    done: dict = {"file_sfreq": sfreq}
+    if raw.info["projs"]:
+        done["projectors"] = {"action": spec.projectors, "names": [p["desc"] for p in raw.info["projs"]],
+                              "already_applied_in_file": [p["desc"] for p in raw.info["projs"] if p["active"]]}
+        if spec.projectors == "apply":  # before picking: a projector spans the channels it was made on
+            raw.apply_proj(verbose="error")
+        else:  # ones the file has already applied to its data cannot be taken back
+            raw.del_proj([i for i, p in enumerate(raw.info["projs"]) if not p["active"]])
     raw = raw.pick(chans.kept)
     raw.rename_channels(dict(zip(chans.kept, chans.names)))
-    done: dict = {"file_sfreq": sfreq}
+    bads = list(raw.info["bads"])
+    if bads:
+        done["bad_channels"] = {"names": bads, "action": spec.bads}
+        if spec.bads == "interpolate":
+            _interpolate(raw, bads, where)
+        else:  # keep: the recorded signal goes through as it is
+            raw.info["bads"] = []
+    skip = ("edge", "bad_acq_skip", NONFINITE.lower())  # filter the pieces between gaps separately
     if spec.l_freq is not None or spec.h_freq is not None:
-        raw.filter(spec.l_freq, spec.h_freq, picks="all", verbose="error")
+        raw.filter(spec.l_freq, spec.h_freq, picks="all", skip_by_annotation=skip, verbose="error")
         done["bandpass"] = [spec.l_freq, spec.h_freq]
     notches = [f for f in spec.notch if f < sfreq / 2]
     if notches:
-        raw.notch_filter(notches, picks="all", verbose="error")
+        raw.notch_filter(notches, picks="all", skip_by_annotation=skip, verbose="error")
     done["notch"] = notches
+    if any(d == NONFINITE for d in raw.annotations.description):
+        # the gaps themselves, left unfiltered: zeros, so the resampler does not spread them (their
+        # windows are dropped as BAD_nonfinite); raw._data is MNE's preloaded array, edited in place
+        holes = ~np.isfinite(raw._data)
+        raw._data[holes] = 0.0
+        done["nonfinite_samples_zeroed"] = int(holes.any(axis=0).sum())
     if spec.reference == "average":
         raw.set_eeg_reference("average", projection=False, verbose="error")
     done["reference"] = spec.reference or "as recorded"
@@ -155,6 +220,27 @@ def preprocess(raw, chans: Channels, spec: EEGSpec, where: str, events: np.ndarr
     return raw, events, done
 
 
+def _interpolate(raw, bads: list[str], where: str) -> None:
+    """MNE's spherical-spline interpolation of `bads`, with standard 10-05 positions when the file
+    carries no electrode positions (the channels have 10-20 names by now)."""
+    import mne
+
+    if len(bads) == len(raw.ch_names):
+        raise IngestError(f"{where}: every kept channel is marked bad ({bads}); nothing to interpolate from; set eeg.bads: keep or drop")
+    locs = np.array([ch["loc"][:3] for ch in raw.info["chs"]])
+    if raw.get_montage() is None or not np.isfinite(locs).all() or not np.abs(locs).sum(axis=1).all():
+        builtin = mne.channels.get_builtin_montages()
+        name = "colin27_1005" if "colin27_1005" in builtin else "standard_1005"  # renamed in MNE 1.13
+        montage = mne.channels.make_standard_montage(name)
+        known = {n.upper() for n in montage.ch_names}
+        missing = [c for c in raw.ch_names if c.upper() not in known]
+        if missing:
+            raise IngestError(f"{where}: bad channels {bads} cannot be interpolated: {missing} have no standard 10-05 "
+                              f"position and the file has none; set eeg.bads: drop (and eeg.channels) or keep")
+        raw.set_montage(montage, match_case=False, on_missing="ignore", verbose="error")
+    raw.interpolate_bads(reset_bads=True, verbose="error")
+
+
 def microvolts(raw) -> np.ndarray:
     """(C, T) float32 microvolts; MNE holds volts whatever the file's unit."""
     return raw.get_data(units="uV").astype(np.float32)
@@ -162,6 +248,19 @@ def microvolts(raw) -> np.ndarray:
 
 # Scalp EEG after a 0.1-75 Hz band-pass has a standard deviation of roughly 5-100 uV per channel.
 PLAUSIBLE_UV = (0.5, 1000.0)
+
+
+FLAT_UV = 0.01  # a channel whose standard deviation is below this is flat (disconnected, or a copy of the reference)
+
+
+def flat_channels(data: np.ndarray, names: list[str], where: str) -> list[str]:
+    """Channels whose signal is flat after preprocessing; warned about and listed in the report
+    (they carry no EEG: mark them bad in the file, or list eeg.exclude, to interpolate or drop them)."""
+    flat = [name for name, sd in zip(names, data.std(axis=1)) if not sd >= FLAT_UV]
+    if flat:
+        logger.warning("%s: channels %s are flat (standard deviation below %g uV); exclude them (eeg.exclude) "
+                       "or mark them bad in the file to interpolate them", where, flat, FLAT_UV)
+    return flat
 
 
 def amplitude(data: np.ndarray, where: str) -> float:

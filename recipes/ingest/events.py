@@ -64,11 +64,23 @@ def from_annotations(raw, spec: EventsSpec, skip_bad: bool = True) -> Events:
     return Events(np.asarray(onsets, dtype=np.float64), stims, seen=seen[:8])
 
 
-def from_trigger(raw, spec: EventsSpec, where: str) -> Events:
+BIOSEMI_TRIGGER_BITS = 2**16 - 1
+
+
+def trigger_mask(spec: EventsSpec, path: Path) -> int | None:
+    """The mask for find_events: `auto` is BioSemi's 16 trigger bits for a .bdf file, else none."""
+    if spec.mask == "auto":
+        return BIOSEMI_TRIGGER_BITS if path.suffix.lower() == ".bdf" else None
+    return spec.mask
+
+
+def from_trigger(raw, spec: EventsSpec, where: str, path: Path | None = None) -> Events:
     import mne
 
+    mask = trigger_mask(spec, path or Path(where))
     try:
-        events = mne.find_events(raw, stim_channel=spec.stim_channel, shortest_event=1, consecutive="increasing", verbose="error")
+        events = mne.find_events(raw, stim_channel=spec.stim_channel, shortest_event=1, consecutive="increasing",
+                                 mask=mask, mask_type="and", verbose="error")
     except ValueError as exc:
         stims = [c for c, t in zip(raw.ch_names, raw.get_channel_types()) if t == "stim"]
         raise IngestError(f"{where}: no trigger channel to read ({exc}); set events.stim_channel to one of {stims or raw.ch_names[:10]}") from None

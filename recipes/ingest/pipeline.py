@@ -86,23 +86,25 @@ class Previous:
     """A finished previous output in `out`, read once: its report, pairs and arrays (memory-mapped)."""
 
     def __init__(self, out: Path):
-        self.out, self.entries, self.pairs = out, {}, []
+        self.out, self.entries, self.pairs, self.channels = out, {}, [], []
         try:
             report = json.loads((out / REPORT).read_text())
-            self.pairs = json.loads((out / "meta.json").read_text())["pairs"]
+            meta = json.loads((out / "meta.json").read_text())
+            self.pairs, self.channels = meta["pairs"], meta["channels"]
         except (OSError, json.JSONDecodeError, KeyError):
             return
         self.entries = {e.get("key"): e for e in report.get("recordings", [])}
 
-    def get(self, key: str) -> tuple[dict, np.ndarray, np.ndarray] | None:
-        """(entry, eeg rows, video rows) of a recording, if its key and its videos' hashes still match."""
+    def get(self, key: str) -> tuple[dict, np.ndarray, np.ndarray, list[str]] | None:
+        """(entry, eeg rows, video rows, the rows' channel order: the previous output's) of a
+        recording, if its key and its videos' hashes still match."""
         entry = self.entries.get(key)
         if entry is None or not _valid_hashes(entry.get("video_hashes", {})):
             return None
         a, b = entry["rows"]
         eeg = np.load(self.out / "eeg.npy", mmap_mode="r")[a:b]
         video = np.load(self.out / "video.npy", mmap_mode="r")[a:b]
-        return {**entry, "pairs": self.pairs[a:b]}, eeg, video
+        return {**entry, "pairs": self.pairs[a:b]}, eeg, video, self.channels
 
 
 def run(spec: IngestSpec, base: Path, out: Path, quiet: bool = False) -> dict:
@@ -117,7 +119,7 @@ def run(spec: IngestSpec, base: Path, out: Path, quiet: bool = False) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     started = time.time()
     entries: list[dict] = []
-    sources: list[tuple[str, object]] = []  # per recording: ("part", Stored) or ("previous", (eeg, video))
+    sources: list[tuple[str, object]] = []  # per recording: ("part", Stored) or ("previous", (eeg, video, row channels))
     failures = []
     previous_output = Previous(out)
     bar = tqdm(recordings, desc="ingest", unit="recording", disable=quiet or None)
@@ -126,9 +128,9 @@ def run(spec: IngestSpec, base: Path, out: Path, quiet: bool = False) -> dict:
         key = recording_key(rec, spec, base)
         previous = previous_output.get(key)
         if previous is not None:
-            entry, eeg, video = previous
+            entry, eeg, video, row_channels = previous
             entries.append({**entry, "reused": True})
-            sources.append(("previous", (eeg, video)))
+            sources.append(("previous", (eeg, video, row_channels)))
             continue
         stored = Stored(work / key)
         if (stored.folder / "part.json").is_file():
@@ -182,12 +184,23 @@ def _assemble(spec, out, work, recordings, entries, sources, started) -> dict:
         top = sorted(reasons.items(), key=lambda kv: -kv[1])[:5]
         raise IngestError("no window could be made from any recording; nothing was written. Reasons: "
                           + "; ".join(f"{n} x {r}" for r, n in top))
-    channel_sets = {tuple(e["channels"]) for e in entries if e["pairs"]}
-    if len(channel_sets) > 1:
-        common = sorted(set.intersection(*(set(c) for c in channel_sets)))
-        detail = "; ".join(f"{e['recording']}: {len(e['channels'])} channels" for e in entries[:4])
-        raise IngestError(f"recordings have different EEG channels ({detail}); set eeg.channels to the ones all share: {common}")
-    channels = list(next(iter(channel_sets)))
+    with_pairs = [e for e in entries if e["pairs"]]
+    channels = list(with_pairs[0]["channels"])
+    if any(set(e["channels"]) != set(channels) for e in with_pairs):
+        common = sorted(set.intersection(*(set(e["channels"]) for e in with_pairs)))
+        odd = [e for e in with_pairs if set(e["channels"]) != set(channels)]
+        detail = "; ".join(f"{e['recording']}: {len(e['channels'])} channels" for e in [with_pairs[0], *odd][:4])
+        differ = sorted(set(channels) ^ set(odd[0]["channels"]))
+        raise IngestError(f"recordings have different EEG channels ({detail}; {differ} are not in both); "
+                          f"set eeg.channels to the ones all share: {common}")
+    # The same channels in another order (another cap's file layout): rows are put in the first
+    # recording's order, so every pair's channel axis means the same site.
+    # A reused recording's rows are already in the previous output's order.
+    order = {}
+    for (kind, src), e in zip(sources, entries):
+        if e["pairs"]:
+            rows = src[2] if kind == "previous" else e["channels"]
+            order[e["recording"]] = [rows.index(c) for c in channels]
     shapes = {}
     for (kind, src), e in zip(sources, entries):
         if not e["pairs"]:
@@ -218,10 +231,12 @@ def _assemble(spec, out, work, recordings, entries, sources, started) -> dict:
             if k:
                 eeg = np.load(src.folder / "eeg.npy", mmap_mode="r") if kind == "part" else src[0]
                 video = np.load(src.folder / "video.npy", mmap_mode="r") if kind == "part" else src[1]
-                eeg_all[row:row + k] = eeg
+                perm = order[e["recording"]]
+                eeg_all[row:row + k] = eeg if perm == sorted(perm) else np.asarray(eeg)[:, perm]
                 video_all[row:row + k] = video
                 if kind == "part" and len(previews) < spec.preview:
-                    previews += _load_previews(src.folder, e["pairs"], spec.preview - len(previews))
+                    for shown in _load_previews(src.folder, e["pairs"], spec.preview - len(previews)):
+                        previews.append({**shown, "eeg": shown["eeg"][perm]})
             e["rows"] = [row, row + k]
             row += k
         eeg_all.flush()

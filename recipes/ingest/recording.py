@@ -52,7 +52,7 @@ def find_events(raw, rec: Recording, spec: IngestSpec, base: Path) -> event_io.E
     if src == "annotations":
         return event_io.from_annotations(raw, spec.events)
     if src == "trigger":
-        return event_io.from_trigger(raw, spec.events, where)
+        return event_io.from_trigger(raw, spec.events, where, rec.path)
     if src == "bids":
         if rec.bids_path is None:
             raise IngestError("events.source: bids needs recordings.bids (a BIDS dataset)")
@@ -67,15 +67,17 @@ def ingest_recording(rec: Recording, spec: IngestSpec, base: Path, progress: boo
     raw = eeg_io.read_raw(rec.path, rec.bids_path)
     report: dict = {"recording": rec.name, "entities": rec.entities}
     found = find_events(raw, rec, spec, base)
-    chans = eeg_io.choose_channels(raw, spec.eeg, where)
+    # a trigger channel named in the spec is never EEG, whatever type the format gave it
+    trigger = {spec.events.stim_channel} if spec.events.source == "trigger" and spec.events.stim_channel else set()
+    chans = eeg_io.choose_channels(raw, spec.eeg, where, triggers=trigger)
     sync = event_io.sync_time(raw, spec.video.sync, where) if spec.video.movie is not None else 0.0
-    bad = eeg_io.bad_intervals(raw)
+    bad = eeg_io.bad_intervals(raw) + eeg_io.nonfinite_spans(raw, chans.kept)
     raw, resampled, done = eeg_io.preprocess(raw, chans, spec.eeg, where, found.samples)
     found = found.after_resample(resampled, raw.first_samp, raw.info["sfreq"])
     report.update(channels_dropped=chans.dropped, preprocessing=done, events_found=len(found.onsets))
     if len(found.onsets) == 0 and spec.events.source == "trigger":
         raise IngestError(f"{where}: no trigger event with a code in events.codes {sorted(spec.events.codes or {})} "
-                          f"(codes found: {found.seen or 'none'}); fix events.codes or events.stim_channel")
+                          f"(codes found: {found.seen or 'none'}); fix events.codes, events.stim_channel or events.mask")
     if len(found.onsets) == 0:
         raise IngestError(
             f"{where}: no event matches events.match {spec.events.match!r} (source {spec.events.source}; "
@@ -84,6 +86,7 @@ def ingest_recording(rec: Recording, spec: IngestSpec, base: Path, progress: boo
     sfreq = float(raw.info["sfreq"])
     data = eeg_io.microvolts(raw)
     report["amplitude_uv"] = eeg_io.amplitude(data, where)
+    report["flat_channels"] = eeg_io.flat_channels(data, chans.names, where)
     length = int(round(spec.window.seconds * sfreq))
     planned, drops = window_plan.plan(found.onsets, found.stims, spec.window, sfreq, data.shape[1], bad)
 

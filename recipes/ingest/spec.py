@@ -89,6 +89,14 @@ class EEGSpec(_Strict):
     """`average` re-references to the common average; None keeps the file's reference."""
     unknown_channels: Literal["error", "drop"] = "error"
     """A channel with no 10-20 name: stop with a message (default), or drop it and report it."""
+    bads: Literal["interpolate", "drop", "keep"] = "interpolate"
+    """Channels the file marks bad (FIF `info["bads"]`, BIDS channels.tsv): `interpolate` them from
+    their neighbours by spherical splines (MNE's interpolate_bads; standard 10-05 positions when
+    the file has none), so every recording keeps the same channels; `drop` them (recordings then
+    differ, so list eeg.channels); or `keep` the recorded signal."""
+    projectors: Literal["apply", "ignore"] = "apply"
+    """SSP projectors stored in the file (FIF: an average reference, EOG/ECG projections): apply
+    them as MNE's Epochs do by default, or ignore them."""
 
     @field_validator("notch", mode="before")
     @classmethod
@@ -120,6 +128,10 @@ class EventsSpec(_Strict):
     """trigger: the trigger channel (None: MNE's default STI 014 / first stim channel)."""
     codes: dict[int, str] | None = None
     """trigger: code -> stimulus id; codes not listed are ignored. None: the code itself is the id."""
+    mask: int | Literal["auto"] | None = "auto"
+    """trigger: bits of the trigger value that carry the code (MNE's find_events mask, `and`).
+    `auto`: 65535 for BDF files, whose BioSemi Status channel holds the code in its 16 low bits and
+    system flags (CMS in range, battery) above them (MNE's read_raw_bdf notes); none otherwise."""
     file: str | None = None
     """csv: template of the event file per recording, `{dir}/{stem}_events.csv` (`dir`, `stem`, `name`)."""
     onset_column: str = "onset"
@@ -241,8 +253,9 @@ class SplitSpec(_Strict):
         return self
 
 
-class IngestSpec(_Strict):
-    """One ingest: recordings + events + windows + video -> an arrays directory."""
+class IngestSections(_Strict):
+    """The sections an ingest spec and a recipe's `recordings` data block share, defined once here
+    (recipes/data/recordings.py derives its Config from this class), with the checks across them."""
 
     recordings: RecordingsSpec
     events: EventsSpec = Field(default_factory=EventsSpec)
@@ -250,21 +263,30 @@ class IngestSpec(_Strict):
     eeg: EEGSpec = Field(default_factory=EEGSpec)
     video: VideoSpec
     groups: GroupsSpec = Field(default_factory=GroupsSpec)
-    split: SplitSpec = Field(default_factory=SplitSpec)
     preview: int = Field(4, ge=0)
     """Windows drawn in preview.png (EEG traces, window edges, chosen frames); 0 for none."""
 
-    @model_validator(mode="after")
-    def _cross(self) -> "IngestSpec":
+    def check_across(self, split: SplitSpec) -> None:
+        """ValueError when sections disagree (with `split`, which the data block may leave out)."""
         if self.events.source == "bids" and self.recordings.bids is None:
             raise ValueError("events.source: bids reads each recording's events.tsv and needs recordings.bids (a BIDS root)")
         if self.video.movie is None and self.video.sync is not None:
             raise ValueError("video.sync is only for `movie`")
-        if self.split.by in ("subject", "block") and self.groups.by == "recording" and self.recordings.entities is None and self.recordings.bids is None:
+        if split.by in ("subject", "block") and self.groups.by == "recording" and self.recordings.entities is None and self.recordings.bids is None:
             raise ValueError(
-                f"split by {self.split.by} needs {self.split.by} ids: give recordings.entities (a file-name regex "
-                f"with (?P<{self.split.by}>...)) or read a BIDS dataset"
+                f"split by {split.by} needs {split.by} ids: give recordings.entities (a file-name regex "
+                f"with (?P<{split.by}>...)) or read a BIDS dataset"
             )
+
+
+class IngestSpec(IngestSections):
+    """One ingest: recordings + events + windows + video -> an arrays directory."""
+
+    split: SplitSpec = Field(default_factory=SplitSpec)
+
+    @model_validator(mode="after")
+    def _cross(self) -> "IngestSpec":
+        self.check_across(self.split)
         return self
 
 

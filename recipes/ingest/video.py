@@ -46,15 +46,34 @@ class VideoInfo:
 
 
 def probe(path: Path) -> VideoInfo:
-    """Frame count, first and end time by reading packets only (no decoding)."""
+    """Frame count, first and end time by reading packets only (no decoding).
+
+    A file whose packets stop well before the duration its header declares was cut short (a copy
+    interrupted, a recording that crashed): that is an IngestError naming both times, not a video
+    that silently ends early and drops the windows after the cut."""
     av = _av()
     with _open(av, path) as container:
         stream = container.streams.video[0]
         tb = float(stream.time_base)
-        pts = sorted(p.pts for p in container.demux(stream) if p.pts is not None and p.size)
+        pts, data_end = [], 0.0
+        try:
+            for packet in container.demux():
+                if packet.pts is None or not packet.size:
+                    continue
+                data_end = max(data_end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+                if packet.stream.index == stream.index:
+                    pts.append(packet.pts)
+        except av.error.FFmpegError as exc:
+            raise IngestError(f"{path}: reading the video failed ({exc}); the file is damaged or truncated, copy it again") from None
+        pts.sort()
         if not pts:
-            raise IngestError(f"{path}: the video stream has no frames")
+            raise IngestError(f"{path}: the video stream has no frames; the file is empty, truncated or damaged")
         step = np.median(np.diff(pts)) if len(pts) > 1 else (1 / float(stream.average_rate or 25)) / tb
+        if container.duration:
+            declared = (container.start_time or 0) / 1e6 + container.duration / 1e6
+            if data_end < declared - (1.5 * step * tb + 0.01):
+                raise IngestError(f"{path}: the header declares {declared:.3f} s but the data stop at {data_end:.3f} s; "
+                                  f"the file is truncated, copy it again")
         return VideoInfo(
             str(path), stream.codec_context.width, stream.codec_context.height,
             pts[0] * tb, (pts[-1] + step) * tb, len(pts),
@@ -76,10 +95,11 @@ def _open(av, path: Path):
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as exc:
-        raise IngestError(f"{path}: could not be opened as a video ({exc})") from None
+        raise IngestError(f"{path}: could not be opened as a video ({exc}); the file is damaged, truncated or not a video") from None
     if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["no streams"]
         container.close()
-        raise IngestError(f"{path}: has no video stream")
+        raise IngestError(f"{path}: has no video stream (it holds {', '.join(kinds)}); give the stimulus video file")
     return container
 
 
@@ -106,13 +126,24 @@ def frames_at(path: Path, times: np.ndarray, short_side: int, progress: bool = F
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         width, height = stream.codec_context.width, stream.codec_context.height
-        w, h = output_size(width, height, short_side) if size is None else cover_size(width, height, size)
-        crop_h, crop_w = (h, w) if size is None else size
-        top, left = (h - crop_h) // 2, (w - crop_w) // 2
-        out = np.zeros((len(times), crop_h, crop_w, 3), dtype=np.uint8)
+        shape = {}  # set from the first decoded frame, which carries the display rotation
 
         def rgb(frame) -> np.ndarray:
-            return frame.reformat(width=w, height=h, format="rgb24").to_ndarray()[top:top + crop_h, left:left + crop_w]
+            if not shape:
+                shape.update(_geometry(frame, short_side, size))
+            g = shape
+            pixels = frame.reformat(width=g["w"], height=g["h"], format="rgb24").to_ndarray()
+            if g["turns"]:
+                pixels = np.rot90(pixels, g["turns"])
+            return pixels[g["top"]:g["top"] + g["crop_h"], g["left"]:g["left"] + g["crop_w"]]
+
+        out = None
+
+        def put(i: int, pixels: np.ndarray) -> None:
+            nonlocal out
+            if out is None:
+                out = np.zeros((len(times), *pixels.shape), dtype=np.uint8)
+            out[i] = pixels
 
         chosen = np.full(len(times), np.nan)
         k = 0  # next target (in sorted order)
@@ -126,7 +157,7 @@ def frames_at(path: Path, times: np.ndarray, short_side: int, progress: bool = F
             while k < len(order) and (frame_time is None or times[order[k]] < frame_time):
                 if pixels is None:
                     pixels = rgb(previous[1])
-                out[order[k]] = pixels
+                put(order[k], pixels)
                 chosen[order[k]] = previous[0]
                 k += 1
 
@@ -139,7 +170,7 @@ def frames_at(path: Path, times: np.ndarray, short_side: int, progress: bool = F
                     previous = (t, frame)
                     # targets before the first frame: the first frame (players hold it)
                     while k < len(order) and times[order[k]] < t:
-                        out[order[k]] = rgb(frame)
+                        put(order[k], rgb(frame))
                         chosen[order[k]] = t
                         k += 1
                     continue
@@ -150,12 +181,30 @@ def frames_at(path: Path, times: np.ndarray, short_side: int, progress: bool = F
                 if k == len(order):
                     break
         except av.error.FFmpegError as exc:
-            raise IngestError(f"{path}: decoding failed ({exc}); the file may be truncated") from None
+            raise IngestError(f"{path}: decoding failed ({exc}); the file is damaged or truncated, copy it again") from None
         finally:
             bar.close()
         if previous is None:
             raise IngestError(f"{path}: no frame could be decoded")
         if k < len(order):
             take(None, None)  # remaining targets: the last frame (the caller has checked they lie before its end)
+    if out is None:  # no target times
+        g = _geometry(None, short_side, size, width, height)
+        out = np.zeros((0, g["crop_h"], g["crop_w"], 3), dtype=np.uint8)
     info = VideoInfo(str(path), width, height, float("nan"), float("nan"), -1, None)
     return out, chosen, info
+
+
+def _geometry(frame, short_side: int, size: tuple[int, int] | None, width: int = 0, height: int = 0) -> dict:
+    """Resize and crop of a frame, upright: a display matrix (a phone's portrait video is stored
+    landscape with a 90-degree rotation; PyAV's `frame.rotation`, counter-clockwise degrees) turns
+    the decoded picture by quarter turns, so sizes are chosen on the displayed picture."""
+    if frame is not None:
+        width, height = frame.width, frame.height
+    turns = round(getattr(frame, "rotation", 0) / 90) % 4 if frame is not None else 0
+    shown_w, shown_h = (width, height) if turns % 2 == 0 else (height, width)
+    w, h = output_size(shown_w, shown_h, short_side) if size is None else cover_size(shown_w, shown_h, size)
+    crop_h, crop_w = (h, w) if size is None else size
+    decode_w, decode_h = (w, h) if turns % 2 == 0 else (h, w)
+    return {"w": decode_w, "h": decode_h, "turns": turns, "crop_h": crop_h, "crop_w": crop_w,
+            "top": (h - crop_h) // 2, "left": (w - crop_w) // 2}

@@ -25,6 +25,8 @@ class ContrastiveLoss(nn.Module, metaclass=abc.ABCMeta):
 
     Config: ClassVar[type[LossConfig]] = LossConfig
     description: ClassVar[str] = ""
+    symmetric: ClassVar[bool] = False
+    """Whether swapping the sides, loss(video, eeg), gives the same loss; the conformance kit checks a claim."""
     wants_epoch_embeddings: ClassVar[bool] = False
     """Whether the trainer must call `start_epoch` with every training pair's embeddings."""
 

@@ -45,6 +45,7 @@ class ClipLoss(LearnedScaleLoss):
 
     description = "Symmetric InfoNCE (CLIP) with learnable, clamped temperature and same-group masking"
     Config = ClipLossConfig
+    symmetric = True  # the mean of both directions' cross-entropies
 
     def __init__(self, config: ClipLossConfig):
         super().__init__()

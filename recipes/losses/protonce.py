@@ -118,6 +118,7 @@ class ProtoNCELoss(ClipLoss):
 
     description = "CLIP InfoNCE plus cross-modal ProtoNCE (PCL): each side is pulled to its partner's k-means prototype"
     Config = ProtoNCEConfig
+    symmetric = False  # each side is clustered on its own: swapping the inputs pairs a side with its own prototypes
     wants_epoch_embeddings = True
 
     def __init__(self, config: ProtoNCEConfig):

@@ -31,6 +31,7 @@ class SigLipLoss(LearnedScaleLoss):
 
     description = "SigLIP sigmoid loss with learnable temperature and bias; better than softmax at small batch sizes"
     Config = SigLipConfig
+    symmetric = True  # a sum over every (eeg, video) pair's sigmoid term, the same either way round
 
     def __init__(self, config: SigLipConfig):
         super().__init__()

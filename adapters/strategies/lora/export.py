@@ -9,7 +9,11 @@ alpha (peft's rank_pattern / alpha_pattern) so that alpha / r reproduces the sca
 from __future__ import annotations
 
 import collections
+import os
 import re
+import tempfile
+from collections.abc import Collection
+from pathlib import Path
 
 import loralib
 import peft
@@ -33,10 +37,12 @@ def _fused_qv(module: loralib.MergedLinear) -> tuple[torch.Tensor, torch.Tensor]
     return a.clone(), b
 
 
-def lora_entries(encoder: nn.Module) -> dict[str, dict]:
-    """Module name -> {A, B, scaling, magnitude} for every LoRA layer in `encoder`."""
+def lora_entries(encoder: nn.Module, only: Collection[str] | None = None) -> dict[str, dict]:
+    """Module name -> {A, B, scaling, magnitude} for every LoRA layer in `encoder` (of the modules `only` names)."""
     out = {}
     for name, m in encoder.named_modules():
+        if only is not None and name not in only:
+            continue
         if isinstance(m, LoraLayer) and "default" in m.lora_A:
             mag = m.lora_magnitude_vector["default"].weight.detach().clone() if m.use_dora.get("default") else None
             out[name] = {
@@ -53,9 +59,10 @@ def lora_entries(encoder: nn.Module) -> dict[str, dict]:
     return out
 
 
-def to_peft(encoder: nn.Module) -> tuple[peft.LoraConfig, dict[str, torch.Tensor]]:
-    """The LoraConfig and adapter state dict that `PeftModel.from_pretrained(encoder_base, dir)` loads."""
-    entries = lora_entries(encoder)
+def to_peft(encoder: nn.Module, only: Collection[str] | None = None) -> tuple[peft.LoraConfig, dict[str, torch.Tensor]]:
+    """The LoraConfig and adapter state dict that `PeftModel.from_pretrained(encoder_base, dir)` loads
+    (the LoRA layers among the modules `only` names, when given: one strategy's)."""
+    entries = lora_entries(encoder, only)
     if not entries:
         raise ValueError("the encoder has no LoRA layers to export")
     ranks = {n: e["A"].shape[0] for n, e in entries.items()}
@@ -76,3 +83,23 @@ def to_peft(encoder: nn.Module) -> tuple[peft.LoraConfig, dict[str, torch.Tensor
         if e["magnitude"] is not None:
             state[f"{prefix}.lora_magnitude_vector"] = e["magnitude"].contiguous()
     return config, state
+
+
+PEFT_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
+def write_peft_adapter(directory: Path, config: peft.PeftConfig, state: dict[str, torch.Tensor]) -> list[Path]:
+    """Write `config` and `state` as `PeftModel.save_pretrained` lays them out (adapter_config.json,
+    adapter_model.safetensors) into `directory`; both are written in a temporary directory inside it
+    and moved into place when complete. Returns the two files."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=directory, prefix=".peft-") as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, os.path.join(tmp, PEFT_FILES[1]),
+                  metadata={"format": "pt"})
+        config.save_pretrained(tmp)
+        for name in PEFT_FILES:
+            os.replace(os.path.join(tmp, name), directory / name)
+    return [directory / name for name in PEFT_FILES]

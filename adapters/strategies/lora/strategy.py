@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from torch import nn
 
@@ -17,6 +18,7 @@ class LoRA(Strategy):
 
     description = "LoRA on roles q, k, v, o, mlp (q/v-only on a fused qkv via loralib; DoRA and rsLoRA via peft)"
     Config = LoRAConfig
+    export_format = "peft"
 
     def backend_for(self, splits_qkv: bool) -> str:
         if self.cfg.backend != "auto":
@@ -43,6 +45,14 @@ class LoRA(Strategy):
     def merge(self, encoder: nn.Module) -> int:
         """Fold this strategy's LoRA layers (either backend) into their base weights; plain layers back."""
         return backends.merge(encoder, only=set(getattr(self, "targeted", [])))
+
+    def export(self, encoder: nn.Module, directory: Path) -> list[Path]:
+        """Its LoRA layers (either backend) in Hugging Face PEFT's adapter format: on the plain base
+        encoder, `peft.PeftModel.from_pretrained(encoder, directory)` gives this encoder's outputs
+        (a q/v-only LoRA on a fused qkv becomes a rank-2r LoRA on qkv, lora/export.py)."""
+        from adapters.strategies.lora.export import to_peft, write_peft_adapter
+
+        return write_peft_adapter(directory, *to_peft(encoder, only=set(getattr(self, "targeted", []))))
 
     def check_composition(self, others: Sequence[Strategy]) -> None:
         if any(isinstance(o, LoRA) for o in others):

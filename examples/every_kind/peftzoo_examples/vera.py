@@ -73,6 +73,7 @@ class VeRA(Strategy):
     """VeRA: shared frozen random projections, only per-layer scaling vectors train."""
 
     description = "VeRA: frozen shared random projections on Linear layers; only scaling vectors train"
+    export_format = "vera"  # its own: vera_adapter.safetensors + vera_config.json (see export)
     Config = VeRAConfig
 
     def __init__(self, config: VeRAConfig, name: str | None = None):

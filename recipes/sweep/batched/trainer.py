@@ -22,6 +22,7 @@ import math
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 from pydantic import BaseModel
@@ -44,7 +45,7 @@ from recipes.engine.signals import StopRequested, phase, stop_requests
 from recipes.engine.stages import cache_features, log_stage_start
 from recipes.engine.trainer import _start_run
 from recipes.errors import RecipeError
-from recipes.evaluate import KS, ranks
+from recipes.evaluate import KS, loader_same_video, ranks
 from recipes.rundir import RunDir
 from recipes.sweep.batched import checkpoint as checkpoints
 from recipes.sweep.batched.adamw import StackedAdamW
@@ -339,11 +340,12 @@ def _evaluate_all(heads: StackedHeads, trials: list[_Trial], val_loader, feature
     groups = torch.cat([b["group"] for b in batches]).to(device)
     with precision.autocast():
         eeg, video, losses = heads.evaluation(features["eeg"][index], features["video"][index], groups)
+    same = loader_same_video(val_loader, index.cpu().numpy())  # pairs sharing a video, as evaluate() does
     similarity = torch.bmm(eeg, video.transpose(1, 2))
     n = eeg.shape[1]
     columns = [losses]
     for sim in (similarity, similarity.transpose(1, 2)):
-        r = torch.vmap(ranks)(sim).float()  # recipes.evaluate.ranks for each trial
+        r = torch.vmap(lambda one: ranks(one, same))(sim).float()  # recipes.evaluate.ranks for each trial
         columns += [(r <= k).float().mean(-1) for k in KS] + [r.mean(-1), r.median(-1).values]
     columns.append(((~torch.isfinite(eeg)).any(-1).sum(-1) + (~torch.isfinite(video)).any(-1).sum(-1)).float())
     table = torch.stack(columns, 1).tolist()
@@ -356,7 +358,7 @@ def _evaluate_all(heads: StackedHeads, trials: list[_Trial], val_loader, feature
         row = table[i]
         metrics = {"val/loss": float(row[0]), **dict(zip(names, row[1:-1]))}
         metrics["val/n"] = int(n)
-        metrics["val/chance_R@1"] = 1.0 / max(n, 1)
+        metrics["val/chance_R@1"] = 1.0 / max(n if same is None else len(np.unique(same)), 1)
         metrics["val/nonfinite"] = int(row[-1])
         out[i] = metrics
     return out
