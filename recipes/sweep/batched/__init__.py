@@ -3,6 +3,7 @@ encoders frozen and cached, trained in one process as one batched model (issue 1
 
 - eligibility.py: which trials qualify, and which of them can share one batched model
 - stacked.py: the trials' heads and losses stacked over a leading trial dimension (one forward for all)
+- adamw.py: AdamW over the stacks, each trial with its own optimizer groups' lr and weight decay (fused kernel)
 - checkpoint.py: one checkpoint per group (stacked weights, every trial's AdamW and schedule, RNG)
 - trainer.py: the lockstep training loop writing each trial's ordinary run directory
 - sweep_groups.py: the sweep command's grouping of fresh trials (--batched-heads auto)
