@@ -1,13 +1,14 @@
 """24 head configurations trained as one batched model against one configuration trained alone.
 
-    python benchmarks/batched_heads.py [--recipe head_only_tiny] [--epochs 200] [--rounds 1]
+    python benchmarks/batched_heads.py [--recipe head_only_tiny] [--epochs 200] [--rounds 1] [--in-a-row]
 
 Both sides train on the same cached encoder features (the cache is filled first and not timed):
 "one" is a run of the recipe as it is (data, model and `recipes.engine.train`, as `recipes.run` does); "batched" is `recipes.sweep.batched.train_batched`
 on a 4 x 3 x 2 grid of train.lr x train.weight_decay x loss.temperature, 24 trials, each writing its
 own run directory with per-epoch evaluation, as a sweep's trials would. The rounds alternate in one
 process so machine noise hits both alike; the ratio batched / one is the figure of merit (issue 13
-asks for at most 3), next to 24 x one, what 24 ordinary runs in a row would cost.
+asks for at most 3), next to 24 x one, what 24 ordinary runs in a row would cost; `--in-a-row` also
+measures that: the 24 configurations trained one after another as ordinary runs (once, after the rounds).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
+import os
 import statistics
 import tempfile
 import time
@@ -59,6 +61,7 @@ def main() -> None:
     parser.add_argument("--recipe", default="head_only_tiny")
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--in-a-row", action="store_true", help="also time the 24 configurations as ordinary runs, one after another")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     reg = registry.default()
@@ -73,12 +76,16 @@ def main() -> None:
         for r in range(args.rounds):
             ones.append(_one(one_recipe, reg, root / f"one-{r}"))
             batches.append(_batched(trials, reg, root / f"batched-{r}"))
+        in_a_row = sum(_one(t, reg, root / f"row-{i:03d}") for i, t in enumerate(trials)) if args.in_a_row else None
     one, batched = statistics.median(ones), statistics.median(batches)
     print(f"recipe {args.recipe}, {args.epochs} epochs, cached features, {torch.get_num_threads()} threads, "
-          f"{args.rounds} round(s), median wall time:")
+          f"{args.rounds} round(s), median wall time (1-min load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores at the end):")
     print(f"  one configuration (recipes.engine.train):        {one:8.1f} s")
     print(f"  {len(trials)} configurations batched (train_batched):    {batched:8.1f} s   = {batched / one:.2f} x one")
     print(f"  {len(trials)} ordinary runs in a row (24 x one, estimate): {len(trials) * one:8.1f} s")
+    if in_a_row is not None:
+        print(f"  {len(trials)} ordinary runs in a row (measured):        {in_a_row:8.1f} s   = {in_a_row / batched:.2f} x batched")
 
 
 if __name__ == "__main__":

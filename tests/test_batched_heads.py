@@ -41,7 +41,8 @@ def _lines(run_dir, kind):
             if json.loads(line)["type"] == kind]
 
 
-@pytest.mark.parametrize("head", ["linear", {"name": "mlp", "hidden": [24]}])
+@pytest.mark.parametrize("head", ["linear", {"name": "mlp", "hidden": [24]},
+                                  {"name": "mlp", "hidden": [24, 16], "activation": "relu", "layer_norm": True}])
 def test_batched_trials_equal_their_ordinary_runs(tmp_path, reg, head):
     configs = [
         {"train.lr": 1e-3},
@@ -122,3 +123,132 @@ def test_sweep_trains_eligible_trials_batched(tmp_path):
         assert json.loads((run_dir / "run.json").read_text())["batched_heads"] == {"trials": 4}
         lrs.add(yaml.safe_load((run_dir / "recipe.yaml").read_text())["train"]["lr"])
     assert lrs == {1e-3, 3e-3}
+
+
+def test_an_interrupted_batched_group_resumes_from_its_checkpoint(tmp_path):
+    """SIGTERM to a sweep training a batched group stops it after a step with one group checkpoint;
+    the same command resumes the group from there (not from epoch 0) and every trial ends as the
+    uninterrupted group ends: the same metrics and weights (dropout included: the random state is
+    in the checkpoint)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    import registry
+    from tests.conftest import ROOT
+
+    epochs = 40  # still training when the signal comes, 50 ms after its first evaluation, on an idle machine too
+    head = {"name": "mlp", "hidden": [16], "dropout": 0.1}
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe(**{"data.n": 64, "train.epochs": epochs, "train.batch_size": 8,
+                                                    "eeg.head": head, "video.head": head})))
+    space = [str(recipe), "train.lr=[1e-3,3e-3]", "train.weight_decay=[0.0,0.1]"]
+
+    command = [sys.executable, "-m", "recipes.sweep", *space, "--output-dir", str(tmp_path / "stopped")]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # the group is training: its trials have evaluated an epoch
+        lines = [p.read_text() for p in (tmp_path / "stopped").glob("*/trial-*/*/metrics.jsonl")]
+        if len(lines) == 4 and all('"eval"' in text for text in lines):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    sweep = Path(out.strip().splitlines()[-1].removeprefix("sweep: "))
+    trials = json.loads((sweep / "sweep.json").read_text())["trials"]
+    assert [t["status"] for t in trials] == ["interrupted"] * 4, err
+    checkpoints = list((sweep / ".batched").glob("group-*.pt"))
+    assert len(checkpoints) == 1  # one checkpoint for the whole group
+    stopped_at = torch.load(checkpoints[0], weights_only=True)["position"]["step"]
+    assert 0 < stopped_at < epochs * 6
+    runs = [Path(t["run"]) for t in trials]
+
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "resuming from" in done.stderr and "training 4 trials" not in done.stderr
+    resumed = json.loads((sweep / "sweep.json").read_text())["trials"]
+    assert [t["status"] for t in resumed] == ["completed"] * 4 and [Path(t["run"]) for t in resumed] == runs
+    assert not (sweep / ".batched").exists()  # removed once every trial finished
+
+    # the same trials (their recipe.yaml, the sweep's feature cache) trained without interruption
+    reg = registry.default()
+    trial_recipes = [schema.validate(schema.read_yaml(run / "recipe.yaml"), reg) for run in runs]
+    whole = train_batched(trial_recipes, [tmp_path / "whole" / f"trial-{i}" for i in range(len(runs))], reg)
+    for reference, run in zip(whole, runs):
+        info, want = json.loads((run / "run.json").read_text()), json.loads((reference / "run.json").read_text())
+        assert info["resumed"][0]["from_step"] == stopped_at and info["steps"] == want["steps"] == epochs * 6
+        for key, value in want["final_metrics"].items():
+            assert info["final_metrics"][key] == pytest.approx(value, abs=1e-6), key
+        got, expected = _lines(run, "eval"), _lines(reference, "eval")
+        assert [line["epoch"] for line in got] == list(range(1, epochs + 1))
+        assert [line["val/loss"] for line in got] == pytest.approx([line["val/loss"] for line in expected], abs=1e-6)
+        got_w, want_w = read_state(run / "trainable.safetensors"), read_state(reference / "trainable.safetensors")
+        assert sorted(got_w) == sorted(want_w)
+        for name in want_w:
+            torch.testing.assert_close(got_w[name], want_w[name], atol=1e-6, rtol=1e-6)
+
+
+def test_a_rerun_plans_an_interrupted_group_as_one_resume(tmp_path, reg):
+    """plan_job finds the group checkpoint an interrupted batched run names in its run.json, and
+    split_jobs makes its trials one resumed group, also where fresh trials are not batched (--batched-heads
+    off); without the checkpoint file the attempt is set aside and the trial starts again."""
+    from recipes.sweep import trials as trial_runs
+    from recipes.sweep.batched.sweep_groups import split_jobs
+    from recipes.sweep.record import SweepRecord
+
+    record = SweepRecord.load_or_create(tmp_path, {"name": "s"}, [("trial-000", {}), ("trial-001", {}), ("trial-002", {})])
+    checkpoint = tmp_path / ".batched" / "group-abc.pt"
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"x")
+    for trial_id in ("trial-000", "trial-001"):
+        run = tmp_path / trial_id / "tiny-run"
+        run.mkdir(parents=True)
+        (run / "run.json").write_text(json.dumps({"status": "interrupted",
+                                                  "batched_heads": {"trials": 2, "checkpoint": "../../.batched/group-abc.pt"}}))
+    jobs = [trial_runs.plan_job(record, t, tmp_path / "base.yaml", [], []) for t in record.data["trials"]]
+    assert [j.batched_checkpoint for j in jobs] == [checkpoint.resolve(), checkpoint.resolve(), None]
+    assert all(j.resume and not j.command for j in jobs[:2]) and jobs[2].command
+    recipes_by_id = {t: _recipe(reg, tmp_path) for t in ("trial-000", "trial-001", "trial-002")}
+    groups, ordinary = split_jobs(jobs, recipes_by_id, fresh=False)
+    assert [(g.checkpoint, [j.trial_id for j in g.jobs]) for g in groups] == [(checkpoint.resolve(), ["trial-000", "trial-001"])]
+    assert [j.trial_id for j in ordinary] == ["trial-002"]
+
+    checkpoint.unlink()  # stopped before its first checkpoint: nothing to resume
+    job = trial_runs.plan_job(record, record.data["trials"][0], tmp_path / "base.yaml", [], [])
+    assert job.batched_checkpoint is None and job.command and (tmp_path / "trial-000" / ".failed" / "tiny-run").is_dir()
+
+
+@pytest.mark.parametrize("smoothing, mask", [(0.0, True), (0.0, False), (0.1, True), (0.2, False)])
+def test_the_stacked_clip_loss_is_each_trials_clip_loss(smoothing, mask):
+    """stacked_clip_loss for T trials equals recipes.losses.clip.ClipLoss on each trial, with and
+    without label smoothing and same-group masking, and so do its gradients."""
+    import torch.nn.functional as F
+
+    from recipes.losses.clip import ClipLoss, ClipLossConfig
+    from recipes.sweep.batched.stacked import stacked_clip_loss
+
+    torch.manual_seed(0)
+    trials, n, dim = 3, 12, 8
+    eeg = F.normalize(torch.randn(trials, n, dim), dim=-1).requires_grad_()
+    video = F.normalize(torch.randn(trials, n, dim), dim=-1).requires_grad_()
+    groups = torch.arange(n) // 3
+    config = ClipLossConfig(label_smoothing=smoothing, mask_same_group=mask)
+    scales = torch.tensor([5.0, 10.0, 20.0])
+    stacked = stacked_clip_loss(scales, eeg, video, groups, config)
+    stacked.sum().backward()
+    for t in range(trials):
+        loss = ClipLoss(config)
+        with torch.no_grad():
+            loss.logit_scale.fill_(float(scales[t].log()))
+        e, v = eeg.detach()[t].clone().requires_grad_(), video.detach()[t].clone().requires_grad_()
+        expected = loss(e, v, groups)
+        expected.backward()
+        torch.testing.assert_close(stacked[t], expected, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(eeg.grad[t], e.grad, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(video.grad[t], v.grad, rtol=1e-4, atol=1e-6)

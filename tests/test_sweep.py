@@ -213,3 +213,35 @@ def test_a_failing_trial_fails_alone_and_a_rerun_retries_it(tmp_path, capsys):
     assert bad_again["run"] is None and bad_again["attempts"] == []
     log = (sweep / "trial-001" / "trial.log").read_text()
     assert log.count("error:") == 2 and "train split" in log
+
+
+def test_the_prepass_shares_the_first_stage_features_of_staged_recipes(tmp_path, reg):
+    """A staged recipe whose first stage freezes both encoders: the pre-pass caches both sides as the
+    trial's first stage will key them, and the trial then computes none itself; its second stage
+    (LoRA on the EEG side) leaves the video side unchanged and frozen, so it reads the same entry."""
+    from recipes import schema
+    from recipes.run import main as run_main
+    from recipes.sweep import prepass
+
+    raw = tiny_recipe(**{"data.n": 64, "train.cache_dir": str(tmp_path / "cache")})
+    del raw["train"]["epochs"]
+    raw["train"]["stages"] = [{"epochs": 1}, {"epochs": 1, "eeg": {"strategy": {"name": "lora", "targets": ["q", "v"], "r": 2}}}]
+    recipe = schema.validate(raw, reg)
+    assert prepass.signature(recipe) is not None
+    assert prepass.fill([recipe, recipe], tmp_path / "cache", reg) == {"groups": 1, "sides": 2}
+    entries = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").glob("*.safetensors")}
+    assert sorted(p.name.split("-")[0] for p in entries) == ["eeg", "video"]
+
+    path = tmp_path / "staged.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert run_main([str(path), "--output-dir", str(tmp_path / "runs"), "--quiet"]) == 0
+    after = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").glob("*.safetensors")}
+    assert after == entries  # nothing recomputed, nothing added: the trial read the pre-pass's features
+    run = next(p for p in (tmp_path / "runs").iterdir() if not p.name.startswith("."))
+    stages = json.loads((run / "run.json").read_text())["stages"]
+    assert [s["cached_features"] for s in stages] == [["eeg", "video"], ["video"]]
+
+    # a first stage that trains the EEG encoder leaves only the video side to share
+    raw["train"]["stages"] = [{"epochs": 1, "eeg": {"strategy": "full"}}, {"epochs": 1}]
+    assert prepass.fill([schema.validate(raw, reg)], tmp_path / "other", reg) == {"groups": 1, "sides": 1}
+    assert [p.name.split("-")[0] for p in (tmp_path / "other").glob("*.safetensors")] == ["video"]

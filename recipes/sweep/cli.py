@@ -116,21 +116,26 @@ def _sweep(args) -> int:
     def on_start(job) -> None:
         record.update(job.trial_id, status="running")
 
-    if args.batched_heads == "auto" and args.backend == "local" and jobs:
+    stopped = False
+    batched = args.batched_heads == "auto" and args.backend == "local"
+    if batched or any(j.batched_checkpoint for j in jobs):  # an interrupted batched group resumes as one, in this process
         from recipes.sweep.batched import sweep_groups
 
         recipes_by_id = {t.id: t.recipe for t in plan.trials}
-        groups, ordinary = sweep_groups.split_jobs(jobs, recipes_by_id)
-        failed = sweep_groups.run_groups(groups, recipes_by_id, directory, reg, on_start, on_done)
+        groups, ordinary = sweep_groups.split_jobs(jobs, recipes_by_id, fresh=batched)
+        outcome = sweep_groups.run_groups(groups, recipes_by_id, directory, reg, on_start, on_done)
         retried = [trial_runs.plan_job(record, record.trial(j.trial_id), base_yaml, by_id[j.trial_id].args, extra_args)
-                   for j in failed]
+                   for j in outcome.fallback]
         jobs = ordinary + [j for j in retried if j is not None]
+        if outcome.interrupted:  # a signal stopped a batched group: start nothing more
+            stopped = True
+            jobs = []
     backend.run(jobs, on_start, on_done)
 
     print(summary.table(record.data))
     statuses = [t["status"] for t in record.data["trials"]]
     print(f"sweep: {directory}")
-    if "interrupted" in statuses or getattr(backend, "stop", None) is not None and backend.stop.is_set():
+    if stopped or "interrupted" in statuses or getattr(backend, "stop", None) is not None and backend.stop.is_set():
         print(f"interrupted; rerun the same command to resume: python -m recipes.sweep {' '.join(sys.argv[1:]) or '...'}",
               file=sys.stderr)
         return 130

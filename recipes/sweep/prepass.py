@@ -7,8 +7,14 @@ frozen side, which computes and stores them under the cache key the trials will 
 trials then load them from `train.cache_dir` instead of each computing them (and, with parallel
 workers, instead of computing them at the same time).
 
-Trials with `train.stages` freeze different parts per stage and `train.feature_cache: false` ones
-cache nothing: both are left to compute their own.
+Staged recipes (`train.stages`) share what can be known before training: a side frozen in the first
+stage, with that stage's strategies applied exactly as recipes.engine.train applies them (after
+re-seeding, so any adapter it adds starts alike). A later stage that leaves that side unchanged and
+frozen reads the same entry (the cache key hashes the encoder's weights, which did not change). What
+cannot be shared: a side frozen in a later stage after it trained in an earlier one (its features
+depend on what that trial learned, so each trial computes its own), and a side a later stage
+changes with new strategies (their initialization draws from a random state that the trial's
+training moved). Trials with `train.feature_cache: false` cache nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from pydantic import BaseModel
 
 import registry
 from recipes import feature_cache
-from recipes.compose import compose
+from recipes.compose import compose, planned_steps, stage_plan, switch_stage
 from registry.core import Registry
 
 from recipes.engine import resolve_device, resolve_precision, seed_everything
@@ -30,14 +36,16 @@ logger = logging.getLogger(__name__)
 
 FEATURE_KEYS = ("seed", "data", "eeg.encoder", "eeg.strategy", "video.encoder", "video.strategy",
                 "train.precision", "train.device", "train.cache_dir")
+"""What the first stage's frozen features depend on (with the first stage's strategy changes, if staged)."""
 
 
 def signature(recipe: BaseModel) -> str | None:
     """What a trial's cached features depend on, or None when the pre-pass does not apply to it."""
     dumped = recipe.model_dump(mode="json")
-    if not dumped["train"]["feature_cache"] or dumped["train"].get("stages"):
+    if not dumped["train"]["feature_cache"]:
         return None
-    picked = {}
+    stages = dumped["train"].get("stages")
+    picked = {"first stage": {side: (stages[0].get(side) or None) for side in ("eeg", "video")} if stages else None}
     for key in FEATURE_KEYS:
         node = dumped
         for part in key.split("."):
@@ -68,12 +76,16 @@ def fill(recipes: list[BaseModel], cache_dir: Path, reg: Registry | None = None)
 
 
 def _fill_group(recipe: BaseModel, cache_dir: Path, reg: Registry, index: int, total: int) -> int:
-    """Build one group's model as recipes.run does and cache its frozen sides; returns how many."""
+    """Build one group's model as recipes.run does, apply its first stage as recipes.engine.train does,
+    and cache the sides frozen there; returns how many."""
     seed_everything(recipe.seed)
     data = reg.build("datasets", recipe.data, seed=recipe.seed)
     model = compose(recipe, data, reg)
     device = resolve_device(recipe.train.device)
     model.to(device)
+    first = stage_plan(recipe)[0]
+    seed_everything(recipe.seed)  # as the engine's seed_this_process on a single process, before the first stage
+    switch_stage(model, first, reg, planned_steps(recipe, data, 1) * first.epochs)
     dtype = resolve_precision(recipe.train.precision, device)
     frozen = [s for s in ("eeg", "video") if not getattr(model, s).report.trains_encoder]
     logger.info("feature pre-pass %d/%d: %s", index, total, ", ".join(frozen) or "nothing frozen")

@@ -30,6 +30,9 @@ class Job:
     command: list[str]
     log_path: Path
     resume: bool
+    batched_checkpoint: Path | None = None
+    """A trial of an interrupted batched group: the group's checkpoint (recipes/sweep/batched), which
+    the sweep resumes in its own process with the group's other trials; `command` is then empty."""
 
 
 def attempts_in(trial_dir: Path) -> list[Path]:
@@ -52,9 +55,20 @@ def _status(run_dir: Path) -> str | None:
         return None
 
 
+def batched_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint of the batched group this interrupted run trained in, where one was written."""
+    try:
+        recorded = (json.loads((run_dir / "run.json").read_text()).get("batched_heads") or {}).get("checkpoint")
+    except (OSError, json.JSONDecodeError):
+        return None
+    path = (run_dir / recorded).resolve() if recorded else None
+    return path if path is not None and path.is_file() else None
+
+
 def plan_job(record: SweepRecord, trial: dict[str, Any], base_yaml: Path, args: list[str], extra_args: list[str]) -> Job | None:
-    """None when the trial has completed; a resume of its interrupted run when that has a checkpoint;
-    else a fresh run (an earlier attempt without a checkpoint is moved to <trial>/.failed/)."""
+    """None when the trial has completed; a resume of its interrupted run when that has a checkpoint
+    (its own, or its batched group's); else a fresh run (an earlier attempt without a checkpoint is
+    moved to <trial>/.failed/)."""
     trial_dir = record.directory / trial["id"]
     runs = runs_in(trial_dir)
     if trial["status"] == "completed" and runs and _status(runs[-1]) == "completed":
@@ -66,6 +80,8 @@ def plan_job(record: SweepRecord, trial: dict[str, Any], base_yaml: Path, args: 
             return Job(trial["id"], [], log_path, resume=False)
         if (run_dir / "checkpoints" / "last.pt").is_file():
             return Job(trial["id"], [*python, "--resume", str(run_dir), "--quiet"], log_path, resume=True)
+        if _status(run_dir) != "failed" and (group := batched_checkpoint(run_dir)) is not None:
+            return Job(trial["id"], [], log_path, resume=True, batched_checkpoint=group)
     for run_dir in attempts_in(trial_dir):  # attempts that never reached a checkpoint: kept aside, not resumable
         attic = trial_dir / ".failed"
         attic.mkdir(parents=True, exist_ok=True)

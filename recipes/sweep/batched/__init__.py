@@ -2,13 +2,14 @@
 encoders frozen and cached, trained in one process as one batched model (issue 13, item 3).
 
 - eligibility.py: which trials qualify, and which of them can share one batched model
-- stacked.py: the trials' heads and losses stacked over a leading trial dimension (torch.func)
-- adamw.py: AdamW over stacked parameters with one lr / weight decay per trial
+- stacked.py: the trials' heads and losses stacked over a leading trial dimension (one forward for all)
+- adamw.py: AdamW over the stacks, each trial with its own optimizer groups' lr and weight decay (fused kernel)
+- checkpoint.py: one checkpoint per group (stacked weights, every trial's AdamW and schedule, RNG)
 - trainer.py: the lockstep training loop writing each trial's ordinary run directory
 - sweep_groups.py: the sweep command's grouping of fresh trials (--batched-heads auto)
 """
 
 from recipes.sweep.batched.eligibility import batch_key, unsupported_reason
-from recipes.sweep.batched.trainer import train_batched
+from recipes.sweep.batched.trainer import resume_batched, train_batched
 
-__all__ = ["batch_key", "unsupported_reason", "train_batched"]
+__all__ = ["batch_key", "unsupported_reason", "train_batched", "resume_batched"]
