@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from functools import lru_cache
@@ -57,14 +58,73 @@ def statistics_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
+def strategy_states(model: nn.Module) -> dict[str, dict[str, dict]]:
+    """Side -> strategy key -> `Strategy.state_dict()`, for every strategy applied so far (frozen
+    ones too); {} for a model without towers (an encoder alone)."""
+    return {side: {key: strategy.state_dict() for key, (strategy, _) in getattr(model, side).applied.items()}
+            for side in ("eeg", "video") if hasattr(getattr(model, side, None), "applied")}
+
+
+def strategy_state_path(weights: Path) -> Path:
+    """The strategies' state kept beside a weights file: trainable.safetensors -> trainable.strategies.pt."""
+    return Path(weights).with_suffix(".strategies.pt")
+
+
+def _on_cpu(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _on_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_on_cpu(v) for v in value)
+    return value
+
+
 def save_trainable(model: nn.Module, path: Path, metadata: dict[str, Any]) -> int:
-    """Write every trained parameter and the modules' statistics; returns the number of tensors written."""
+    """Write every trained parameter and the modules' statistics; returns the number of tensors written.
+
+    Strategies that keep state (`Strategy.state_dict()`: a step count, AdaLoRA's rank allocator, a
+    plugin's data-dependent init) get it written beside, as `<stem>.strategies.pt` (tensors and plain
+    values, read with weights_only=True), first, so the weights file is the last to land.
+    """
     names = trained_names(model)
     state = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if n in names}
     state.update({n: b.detach().cpu().contiguous() for n, b in statistics_buffers(model).items()})
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
+    states = {side: kept for side, by_key in strategy_states(model).items()
+              if (kept := {key: _on_cpu(s) for key, s in by_key.items() if s})}
+    sidecar = strategy_state_path(path)
+    if states:
+        buffer = io.BytesIO()
+        torch.save(states, buffer)
+        atomic_write(sidecar, buffer.getvalue())
+    elif sidecar.exists():
+        sidecar.unlink()  # an older state of a file rewritten in place (best.safetensors)
     atomic_write(path, save(state, metadata=meta))
     return len(state)
+
+
+def load_strategy_states(model: nn.Module, weights: Path) -> list[str]:
+    """The strategies' state saved beside `weights` put back into `model`'s applied strategies;
+    returns "side:key" of each loaded; [] when the run kept none."""
+    sidecar = strategy_state_path(weights)
+    if not sidecar.is_file():
+        return []
+    try:
+        states = torch.load(sidecar, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a damaged or foreign file: one message, the run is not loaded half-way
+        raise UserError(f"{sidecar} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'empty'}); "
+                        f"it is damaged: copy the run again") from None
+    loaded = []
+    for side, by_key in states.items():
+        applied = getattr(getattr(model, side, None), "applied", None)
+        for key, state in by_key.items():
+            if applied is None or key not in applied:
+                raise UserError(f"{sidecar} holds state of {side} strategy {key}, which this model does not apply; "
+                                f"build it from the run's recipe.yaml")
+            applied[key][0].load_state_dict(state)
+            loaded.append(f"{side}:{key}")
+    return loaded
 
 
 def _unreadable(path: str | Path, exc: Exception) -> UserError:
@@ -133,4 +193,5 @@ def load_trainable(model: nn.Module, path: str | Path) -> list[str]:
             params[name].copy_(value)
         for name, value in saved_statistics.items():
             statistics[name].copy_(value)
+    load_strategy_states(model, Path(path))
     return sorted(state) + sorted(saved_statistics)

@@ -129,3 +129,25 @@ def test_a_damaged_checkpoint_is_refused_and_the_run_is_left_as_it_was(tmp_path,
     last.write_bytes(good)
     assert main(["--resume", str(run_dir), "--quiet"]) == 0
     assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
+
+
+def test_a_loaded_run_has_its_strategies_final_state(tmp_path, capsys):
+    """A run keeps its strategies' state beside its weights (trainable.strategies.pt): recipes.load
+    gives AdaLoRA the allocator state and step it ended with, not a fresh one."""
+    from recipes.trained import rebuild_run
+
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(tiny_recipe(**{"eeg.strategy": ADALORA, "train.epochs": 1})))
+    assert main([str(path), "--output-dir", str(tmp_path / "runs"), "--quiet"]) == 0
+    run = run_dir_in(tmp_path / "runs")
+    assert (run / "trainable.strategies.pt").is_file()
+    ended = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["strategies"]["eeg"]
+    _, model, _, _ = rebuild_run(run)
+    loaded = {key: strategy.state_dict() for key, (strategy, _) in model.eeg.applied.items()}
+    (key,) = [k for k in loaded if '"adalora"' in k]
+    assert loaded[key]["steps"] == ended[key]["steps"] == 3 and loaded[key]["exp_avg_ipt"]
+    assert_equal_nested(loaded[key], ended[key])
+    # a head_only run keeps no such file
+    path.write_text(yaml.safe_dump(tiny_recipe(**{"train.epochs": 1})))
+    assert main([str(path), "--output-dir", str(tmp_path / "plain"), "--quiet"]) == 0
+    assert not (run_dir_in(tmp_path / "plain") / "trainable.strategies.pt").exists()

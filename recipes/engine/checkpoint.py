@@ -21,7 +21,7 @@ from recipes.engine.rng import restore_rng, rng_state
 from recipes.errors import RecipeError
 from recipes.model import DualEncoderCLIP
 from recipes.rundir import RunDir, atomic_write
-from recipes.weights import statistics_buffers, trained_names
+from recipes.weights import statistics_buffers, strategy_states, trained_names
 
 FORMAT = 3  # 3: strategies' state; RNG states as tensors (loadable with weights_only=True)
 
@@ -53,12 +53,6 @@ def save_checkpoint(run: RunDir, model: DualEncoderCLIP, optimizer, scheduler, p
         buffer,
     )
     atomic_write(run.checkpoint_path, buffer.getvalue())
-
-
-def strategy_states(model: DualEncoderCLIP) -> dict[str, dict[str, dict]]:
-    """Side -> strategy key -> `Strategy.state_dict()`, for every strategy applied so far (frozen ones too)."""
-    return {side: {key: strategy.state_dict() for key, (strategy, _) in getattr(model, side).applied.items()}
-            for side in ("eeg", "video")}
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
