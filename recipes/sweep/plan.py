@@ -20,6 +20,7 @@ from recipes import schema
 from recipes.errors import RecipeError
 from recipes.sweep import space as spaces
 from registry.core import Registry
+from registry.errors import did_you_mean
 
 DEFAULT_SELECT = {"metric": "val/eeg_to_video/R@1", "mode": "max"}
 SWEEP_FILE_KEYS = ("recipe", "space", "overrides", "random", "seed", "select", "name")
@@ -136,6 +137,10 @@ def _select(given: dict[str, str] | None, base: dict[str, Any]) -> dict[str, str
         chosen["mode"] = "min" if "loss" in str(chosen["metric"]) or str(chosen["metric"]).endswith("rank") else "max"
     if chosen["mode"] not in ("max", "min"):
         raise RecipeError(f"select mode {chosen['mode']!r}: use max or min")
+    if chosen["metric"] not in schema.SELECTABLE_METRICS:  # a typo would rank every trial as "-"
+        raise RecipeError(f"select metric {chosen['metric']!r} is not a metric the evaluation logs"
+                          f"{did_you_mean(str(chosen['metric']), schema.SELECTABLE_METRICS)}; "
+                          f"use one of {', '.join(schema.SELECTABLE_METRICS)}")
     return {"metric": str(chosen["metric"]), "mode": chosen["mode"]}
 
 

@@ -1,0 +1,92 @@
+"""Sweep inputs nobody had tried: repeated values, a mistyped selection metric, a shell-split list,
+--random beyond the grid, and a rerun that ranks by another metric (issue #13 probes)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import yaml
+
+from recipes.errors import RecipeError
+from recipes.sweep import plan as plans
+from recipes.sweep import space as spaces
+from recipes.sweep.cli import main
+from recipes.sweep.record import SweepRecord
+from tests.conftest import tiny_recipe
+
+
+@pytest.fixture
+def recipe(tmp_path: Path) -> Path:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(tiny_recipe(**{"data.n": 64, "train.epochs": 1})))
+    return path
+
+
+@pytest.mark.parametrize("argument", ["train.lr=[1e-3,1e-3]", "train.lr=[1e-3,0.001]", "eeg.head=[linear,{name: mlp},linear]"])
+def test_a_value_listed_twice_is_refused_and_nothing_is_made(recipe, tmp_path, capsys, argument):
+    # Two trials of one configuration would be summarized as two "seeds" of it.
+    assert main([str(recipe), argument, "--output-dir", str(tmp_path / "sweeps")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "is listed twice" in err and "seed=[0,1" in err
+    assert not (tmp_path / "sweeps").exists()
+
+
+def test_distinct_values_that_look_alike_are_kept():
+    space = spaces.from_arguments(["train.lr=[1,2]", "train.amp=[true,false]", "eeg.head.hidden=[[32],[32,32]]"])
+    assert space.axes == {"train.lr": [1, 2], "train.amp": [True, False], "eeg.head.hidden": [[32], [32, 32]]}
+    assert spaces.from_arguments(["x=[1,true]"]).axes == {"x": [1, True]}  # equal in Python, not in a recipe
+
+
+def test_a_sweep_file_repeating_a_value_or_a_choice_is_refused(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"recipe": tiny_recipe(), "space": {"train.lr": {"choice": [1e-3, 2e-3, 1e-3]}}, "random": 2}))
+    with pytest.raises(RecipeError, match=r"space.train.lr: choice: the value 0.001 is listed twice"):
+        plans.from_command(str(path), [], None, None, None)
+
+
+def test_a_mistyped_selection_metric_is_refused_before_anything_runs(recipe, tmp_path, capsys):
+    assert main([str(recipe), "train.lr=[1e-3]", "--metric", "val/eeg_to_video/R@1x", "--output-dir", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "select metric 'val/eeg_to_video/R@1x' is not a metric the evaluation logs; did you mean 'val/eeg_to_video/R@1'" in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_list_split_by_the_shell_says_to_quote_it(recipe, tmp_path, capsys):
+    # `train.lr=[1e-3, 3e-3]` unquoted reaches the sweep as two arguments
+    assert main([str(recipe), "train.lr=[1e-3,", "3e-3]", "--output-dir", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "quote it, e.g. 'train.lr=[1e-3, 3e-4]'" in err
+
+
+def test_random_beyond_the_grid_runs_every_combination_once_and_says_so(caplog):
+    space = spaces.from_arguments(["train.lr=[1e-3,2e-3]", "seed=[0,1]"])
+    with caplog.at_level(logging.WARNING, logger="recipes.sweep"):
+        drawn = spaces.trials(space, random=10, seed=0)
+    assert len(drawn) == 4 and len({json.dumps(t, sort_keys=True) for t in drawn}) == 4
+    assert "--random 10 is more than the 4 combinations" in caplog.text
+
+
+def _eval(epoch: int, r1: float, loss: float) -> str:
+    return json.dumps({"type": "eval", "epoch": epoch, "step": epoch, "val/eeg_to_video/R@1": r1, "val/loss": loss})
+
+
+def test_a_rerun_with_another_selection_metric_reranks_the_finished_trials(tmp_path):
+    """best_metrics is the eval line where the selection metric was best: another --metric must not
+    keep the line chosen by the first one."""
+    run = tmp_path / "sweep" / "trial-000" / "run"
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text("\n".join([_eval(1, 0.5, 3.0), _eval(2, 0.2, 2.0), _eval(3, 0.1, 2.5)]) + "\n")
+    header = {"name": "t", "select": {"metric": "val/eeg_to_video/R@1", "mode": "max"}}
+    record = SweepRecord.load_or_create(tmp_path / "sweep", header, [("trial-000", {"train.lr": 1e-3})])
+    from recipes.sweep.record import best_line
+
+    record.update("trial-000", status="completed", run=str(run), best_metrics=best_line(run, "val/eeg_to_video/R@1", "max"))
+    assert record.trial("trial-000")["best_metrics"]["epoch"] == 1
+    again = SweepRecord.load_or_create(tmp_path / "sweep", {**header, "select": {"metric": "val/loss", "mode": "min"}},
+                                       [("trial-000", {"train.lr": 1e-3})])
+    assert again.trial("trial-000")["best_metrics"]["epoch"] == 2 and again.trial("trial-000")["best_metrics"]["val/loss"] == 2.0
+    saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert saved["select"]["metric"] == "val/loss" and saved["trials"][0]["best_metrics"]["epoch"] == 2
