@@ -24,9 +24,13 @@ class Run:
     swept: dict[str, Any] = field(default_factory=dict)
     """Its trial's swept values (sweep.json overrides)."""
 
+    label: str = ""
+    """How the table and page name the run: its directory's name, or as many trailing path parts as
+    tell it apart from another run of the same name (copies from two machines, two folders)."""
+
     @property
     def name(self) -> str:
-        return self.path.name
+        return self.label or self.path.name
 
     def evals(self) -> list[dict[str, Any]]:
         return [line for line in self.lines if line.get("type") == "eval"]
@@ -96,7 +100,21 @@ def collect(paths: list[str]) -> tuple[list[Run], list[Sweep]]:
                 found += 1
         if not found:
             raise RecipeError(f"{given!r} holds no run directory (run.json + recipe.yaml) or sweep (sweep.json)")
+    _label(list(runs.values()))
     return list(runs.values()), list(sweeps.values())
+
+
+def _label(runs: list[Run]) -> None:
+    """Name every run by its directory, lengthened by parent folders where two runs share a name."""
+    by_name: dict[str, list[Run]] = {}
+    for run in runs:
+        by_name.setdefault(run.path.name, []).append(run)
+    for same in by_name.values():
+        depth = 1
+        while len(same) > 1 and len({"/".join(r.path.parts[-depth:]) for r in same}) < len(same):
+            depth += 1  # paths are distinct (runs are keyed by resolved path), so this ends
+        for run in same:
+            run.label = "/".join(run.path.parts[-depth:])
 
 
 def _walk(path: Path):
