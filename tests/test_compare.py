@@ -141,3 +141,20 @@ def test_an_occupied_html_folder_is_refused_before_the_table_is_printed(sweep_di
     assert compare([str(sweep_dir), "--html", str(tmp_path / "mine")]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("error:") == 1
+
+
+def test_a_copied_sweep_shows_its_own_runs_and_a_running_trial(sweep_dir, tmp_path, capsys):
+    """sweep.json records absolute run paths: a copy (rsync from a cluster) must read the runs inside
+    it, never the original's, and a trial still running (sweep.json names no run yet) is shown."""
+    import json
+
+    copy = tmp_path / "copied"
+    shutil.copytree(sweep_dir, copy)
+    shutil.rmtree(copy / "trial-001")  # not copied: must not be read from the original
+    data = json.loads((copy / "sweep.json").read_text())
+    data["trials"][0].update(status="running", run=None)
+    (copy / "sweep.json").write_text(json.dumps(data))
+    assert compare([str(copy), "--metrics", "val/loss"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()[1:]
+    (run,) = (copy / "trial-000").glob("tiny_test-*")
+    assert len(rows) == 1 and rows[0].startswith(run.name)

@@ -90,3 +90,16 @@ def test_a_rerun_with_another_selection_metric_reranks_the_finished_trials(tmp_p
     assert again.trial("trial-000")["best_metrics"]["epoch"] == 2 and again.trial("trial-000")["best_metrics"]["val/loss"] == 2.0
     saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert saved["select"]["metric"] == "val/loss" and saved["trials"][0]["best_metrics"]["epoch"] == 2
+
+
+def test_a_moved_sweep_records_the_runs_at_their_new_place(tmp_path):
+    old = tmp_path / "old" / "sweep"
+    (old / "trial-000" / "run").mkdir(parents=True)
+    header = {"name": "t", "select": {"metric": "val/eeg_to_video/R@1", "mode": "max"}}
+    record = SweepRecord.load_or_create(old, header, [("trial-000", {"train.lr": 1e-3})])
+    record.update("trial-000", status="completed", run=str(old / "trial-000" / "run"))
+    new = tmp_path / "new" / "sweep"
+    new.parent.mkdir()
+    old.rename(new)
+    moved = SweepRecord.load_or_create(new, header, [("trial-000", {"train.lr": 1e-3})])
+    assert moved.trial("trial-000")["run"] == str(new / "trial-000" / "run")

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from recipes.errors import RecipeError
+from recipes.sweep.trials import runs_in as trial_runs_in
 
 
 @dataclass
@@ -72,11 +73,21 @@ def read_sweep(path: Path) -> Sweep:
         raise RecipeError(f"sweep directory {str(path)!r}: sweep.json could not be read ({exc})") from None
     runs = []
     for trial in data.get("trials", []):
-        if trial.get("run") and is_run(Path(trial["run"])):
-            run = read_run(Path(trial["run"]))
+        found = _trial_run(path, trial)
+        if found is not None:
+            run = read_run(found)
             run.sweep, run.swept = path.resolve(), dict(trial.get("overrides") or {})
             runs.append(run)
     return Sweep(path.resolve(), data, runs)
+
+
+def _trial_run(sweep: Path, trial: dict[str, Any]) -> Path | None:
+    """The trial's run directory, found in this sweep directory (`<sweep>/<trial id>/`, its latest
+    attempt, also while it runs and sweep.json does not name it yet), not at the absolute path sweep.json
+    recorded: a sweep copied or moved elsewhere (rsync from a cluster) must show its own runs, never
+    the original's."""
+    inside = [p for p in trial_runs_in(sweep / str(trial.get("id", ""))) if is_run(p)]
+    return inside[-1] if inside else None
 
 
 def collect(paths: list[str]) -> tuple[list[Run], list[Sweep]]:
