@@ -103,3 +103,14 @@ def test_a_moved_sweep_records_the_runs_at_their_new_place(tmp_path):
     old.rename(new)
     moved = SweepRecord.load_or_create(new, header, [("trial-000", {"train.lr": 1e-3})])
     assert moved.trial("trial-000")["run"] == str(new / "trial-000" / "run")
+
+
+def test_the_rerun_command_printed_after_an_interruption_pastes_back_into_a_shell():
+    import shlex
+
+    from recipes.sweep.cli import rerun_command
+
+    argv = ["my recipe.yaml", "eeg.head=[linear, {name: mlp, hidden: [32]}]", "train.lr=[1e-3,3e-3]", "--workers", "2"]
+    command = rerun_command(argv)
+    assert shlex.split(command) == ["python", "-m", "recipes.sweep", *argv]
+    assert "'train.lr=[1e-3,3e-3]'" in command  # brackets quoted: no glob
