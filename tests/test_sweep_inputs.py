@@ -114,3 +114,23 @@ def test_the_rerun_command_printed_after_an_interruption_pastes_back_into_a_shel
     command = rerun_command(argv)
     assert shlex.split(command) == ["python", "-m", "recipes.sweep", *argv]
     assert "'train.lr=[1e-3,3e-3]'" in command  # brackets quoted: no glob
+
+
+def test_random_draws_from_a_huge_grid_without_listing_it_and_choices_do_not_repeat():
+    import itertools
+    import time
+
+    small = spaces.from_arguments(["a=[1,2,3]", "b=[x,y]", "c=[[1],[2],[3],[4]]"])
+    listed = [dict(zip("abc", combo)) for combo in itertools.product(*small.axes.values())]
+    drawn = spaces.trials(small, 24, seed=0)
+    assert drawn == listed  # every combination once, in grid order
+    assert all(t in listed for t in spaces.trials(small, 5, seed=1))
+
+    huge = spaces.from_arguments([f"k{i}=[{','.join(str(v) for v in range(10))}]" for i in range(10)])  # 1e10 combinations
+    start = time.perf_counter()
+    picks = spaces.trials(huge, 5, seed=0)
+    assert time.perf_counter() - start < 5 and len({json.dumps(t, sort_keys=True) for t in picks}) == 5
+
+    mixed = spaces.from_mapping({"eeg.head.dropout": [0.0, 0.1], "train.lr": {"choice": [1e-3, 3e-3]}}, None, "f")
+    drawn = spaces.trials(mixed, 10, seed=0)  # four combinations: each once, never a repeat counted as a "seed"
+    assert len(drawn) == 4 and len({json.dumps(t, sort_keys=True) for t in drawn}) == 4

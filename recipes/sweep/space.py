@@ -3,8 +3,8 @@
 A space maps dotted recipe keys to an axis: a list of values (grid), or, in a sweep file, a
 distribution `{loguniform: [lo, hi]}`, `{uniform: [lo, hi]}`, `{randint: [lo, hi]}` (hi inclusive),
 or `{choice: [v1, v2, ...]}`. Without `--random N` every combination of the list axes is a trial
-(distributions then need --random); with it, N trials are drawn with a seeded generator: from the
-grid without replacement when every axis is a list, else each axis independently.
+(distributions then need --random); with it, N trials are drawn with a seeded generator: distinct
+combinations (without replacement) when every axis is a list or a choice, else each axis independently.
 
 Grid and sampling are a few lines of itertools/numpy; Ray Tune's search spaces would pull the
 optional `ray` extra into every sweep, so they are written here.
@@ -142,14 +142,28 @@ def trials(space: Space, random: int | None, seed: int) -> list[dict[str, Any]]:
     if random < 1:
         raise RecipeError(f"--random {random}: give the number of trials to draw, at least 1")
     rng = np.random.default_rng(seed)
-    if space.is_grid():
-        total = space.grid_size()
+    finite = {k: v if isinstance(v, list) else v["choice"] for k, v in space.axes.items()
+              if isinstance(v, list) or "choice" in v}
+    if len(finite) == len(keys):  # lists and choices only: distinct combinations, as a grid search would run
+        sizes = [len(v) for v in finite.values()]
+        total = math.prod(sizes)
         if random > total:
             logger.warning("--random %d is more than the %d combinations of the grid: running all %d once each", random, total, total)
-        picks = sorted(rng.choice(total, size=min(random, total), replace=False).tolist())
-        grid = list(itertools.product(*space.axes.values()))
-        return [dict(zip(keys, grid[i])) for i in picks]
+        # numpy draws k of n without replacement in O(k) memory for k << n; a combination is decoded from
+        # its index (mixed radix, last key fastest as in itertools.product) instead of listing the grid,
+        # which for a large space (10 keys of 10 values: 1e10 combinations) would not fit in memory.
+        picks = sorted(int(i) for i in rng.choice(total, size=min(random, total), replace=False))
+        return [_combination(finite, sizes, i) for i in picks]
     return [{k: _draw(space.axes[k], rng) for k in keys} for _ in range(random)]
+
+
+def _combination(axes: dict[str, list[Any]], sizes: list[int], index: int) -> dict[str, Any]:
+    """The index-th combination of itertools.product(*axes.values())."""
+    chosen: list[Any] = []
+    for values, size in zip(reversed(list(axes.values())), reversed(sizes)):
+        index, digit = divmod(index, size)
+        chosen.append(values[digit])
+    return dict(zip(axes, reversed(chosen)))
 
 
 def _draw(axis: Any, rng: np.random.Generator) -> Any:
