@@ -37,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         # Only metrics the user named must exist: runs still before their first evaluation (or failed
         # before it) show "-" under the default ones rather than refusing the whole comparison.
         if unknown and chosen:
-            raise UserError(f"--metrics: {', '.join(unknown)} not logged by any of these runs "
+            per_step = {k for r in found for line in r.lines if line.get("type") != "eval" for k in line}
+            hint = (f"; {', '.join(m for m in unknown if m in per_step)} is logged per step or epoch of training, "
+                    "while compare ranks the evaluation's metrics" if any(m in per_step for m in unknown) else "")
+            raise UserError(f"--metrics: {', '.join(unknown)} not logged by any of these runs' evaluations{hint} "
                             f"(logged: {', '.join(sorted(k for k in known if k not in ('type', 'epoch', 'step')))})")
         header, body = table.rows(found, metrics)
         print(table.text(header, body))
