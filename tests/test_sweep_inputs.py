@@ -134,3 +134,19 @@ def test_random_draws_from_a_huge_grid_without_listing_it_and_choices_do_not_rep
     mixed = spaces.from_mapping({"eeg.head.dropout": [0.0, 0.1], "train.lr": {"choice": [1e-3, 3e-3]}}, None, "f")
     drawn = spaces.trials(mixed, 10, seed=0)  # four combinations: each once, never a repeat counted as a "seed"
     assert len(drawn) == 4 and len({json.dumps(t, sort_keys=True) for t in drawn}) == 4
+
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"seed": "abc"}, "seed (of the --random draws) must be an integer, got 'abc'"),
+    ({"seed": 1.5}, "seed (of the --random draws) must be an integer, got 1.5"),
+    ({"name": "a/b"}, "name 'a/b' names the sweep directory"),
+    ({"name": ""}, "name '' names the sweep directory"),
+])
+def test_a_sweep_file_seed_or_name_that_cannot_be_used_is_refused(tmp_path, capsys, extra, message):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"recipe": tiny_recipe(), "space": {"train.lr": [1e-3]}, **extra}))
+    assert main([str(path), "--output-dir", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and message in err and "Traceback" not in err
+    assert not (tmp_path / "s").exists()

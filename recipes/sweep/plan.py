@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from registry.core import Registry
 from registry.errors import did_you_mean
 
 DEFAULT_SELECT = {"metric": "val/eeg_to_video/R@1", "mode": "max"}
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+"""A sweep file's `name`, as a recipe's (recipes.schema): it becomes a directory name, so no separators."""
 SWEEP_FILE_KEYS = ("recipe", "space", "overrides", "random", "seed", "select", "name")
 
 
@@ -102,13 +105,20 @@ def _from_sweep_file(path: Path, raw: dict[str, Any], items: list[str], random: 
     file_random = raw.get("random")
     if file_random is not None and (not isinstance(file_random, int) or isinstance(file_random, bool)):
         raise RecipeError(f"{source}: random must be a number of trials, got {file_random!r}")
+    file_seed = raw.get("seed", 0)
+    if seed is None and (not isinstance(file_seed, int) or isinstance(file_seed, bool)):
+        raise RecipeError(f"{source}: seed (of the --random draws) must be an integer, got {file_seed!r}")
+    file_name = raw.get("name")
+    if file_name is not None and not (isinstance(file_name, str) and NAME_PATTERN.fullmatch(file_name)):
+        raise RecipeError(f"{source}: name {file_name!r} names the sweep directory: use letters, digits, '_', '.', '-' "
+                          "(starting with a letter or digit), as a recipe's name")
     file_select = raw.get("select")
     if file_select is not None and not isinstance(file_select, dict):
         raise RecipeError(f"{source}: select must be {{metric: ..., mode: max|min}}, got {file_select!r}")
     return _finish(Plan(
         raw.get("name") or _name(base, recipe_path), base, space,
         random if random is not None else file_random,
-        seed if seed is not None else int(raw.get("seed", 0)),
+        seed if seed is not None else file_seed,
         _select(select or file_select, base), source,
     ))
 
