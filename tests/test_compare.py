@@ -92,6 +92,7 @@ def test_page_opens_in_headless_chromium(sweep_dir, tmp_path, capsys):
     (["{sweep}", "--metrics", "val/R@1"], "--metrics: val/R@1 not logged by any of these runs"),
     (["{sweep}", "--metrics", "train/loss"], "train/loss is logged per step or epoch of training, while compare ranks the evaluation's"),
     (["{sweep}", "--html", "{occupied}"], "exists and is not a comparison page"),
+    (["{sweep}", "--html", "{occupied}/notes.txt/page"], "is a file, not a directory"),
 ])
 def test_mistakes_exit_2_with_one_message(sweep_dir, tmp_path, capsys, argv, message):
     (tmp_path / "empty").mkdir()

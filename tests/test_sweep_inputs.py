@@ -150,3 +150,9 @@ def test_a_sweep_file_seed_or_name_that_cannot_be_used_is_refused(tmp_path, caps
     err = capsys.readouterr().err
     assert err.count("error:") == 1 and message in err and "Traceback" not in err
     assert not (tmp_path / "s").exists()
+
+
+def test_an_output_dir_below_a_file_is_refused_before_anything_runs(recipe, tmp_path, capsys):
+    assert main([str(recipe), "train.lr=[1e-3]", "--output-dir", str(recipe / "sweeps")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "--output-dir" in err and "is a file, not a directory" in err

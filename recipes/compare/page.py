@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from recipes import preflight
 from recipes.compare import plots, table
 from recipes.compare.runs import Run, Sweep
 from recipes.errors import RecipeError
@@ -51,6 +52,7 @@ def _images(folder: Path, stem: str, pngs: dict[str, bytes | None]) -> str:
 
 def check_output(out: Path) -> Path:
     """OUT, resolved, if the page may go there: new, empty, or an earlier comparison page (replaced)."""
+    preflight.writable_dir(out.expanduser().parent, "--html: the folder of")
     out = out.expanduser().resolve()
     if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or MARKER in _read(out / "index.html"))):
         raise RecipeError(f"{str(out)!r} exists and is not a comparison page; give a new or empty folder for --html")

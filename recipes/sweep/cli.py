@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import registry
-from recipes import schema
+from recipes import preflight, schema
 from recipes.errors import RecipeError
 from recipes.rundir import atomic_write
 from recipes.sweep import plan as plans
@@ -85,7 +85,7 @@ def _sweep(args) -> int:
     _check_arguments(args)
     select = {k: v for k, v in (("metric", args.metric), ("mode", args.mode)) if v}
     plan = plans.from_command(args.recipe, args.space, args.random, args.seed, select or None)
-    directory = plan.directory(args.output_dir)
+    directory = plan.directory(preflight.writable_dir(args.output_dir, "--output-dir"))
     cache_setting = (plan.base.get("train") or {}).get("cache_dir")
     cache_dir = Path(cache_setting).expanduser() if cache_setting else directory / ".cache" / "features"
     extra_args = [] if cache_setting else [f"train.cache_dir={directory / '.cache' / 'features'}"]
