@@ -156,3 +156,11 @@ def test_an_output_dir_below_a_file_is_refused_before_anything_runs(recipe, tmp_
     assert main([str(recipe), "train.lr=[1e-3]", "--output-dir", str(recipe / "sweeps")]) == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 1 and "--output-dir" in err and "is a file, not a directory" in err
+
+
+def test_a_seed_without_random_draws_is_the_same_grid_sweep(recipe):
+    plain = plans.from_command(str(recipe), ["train.lr=[1e-3,2e-3]"], None, None, None)
+    seeded = plans.from_command(str(recipe), ["train.lr=[1e-3,2e-3]"], None, 7, None)
+    assert plain.digest() == seeded.digest() and [t.values for t in plain.trials] == [t.values for t in seeded.trials]
+    assert plans.from_command(str(recipe), ["train.lr=[1e-3,2e-3]"], 1, 7, None).digest() != \
+        plans.from_command(str(recipe), ["train.lr=[1e-3,2e-3]"], 1, 8, None).digest()

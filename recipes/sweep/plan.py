@@ -54,7 +54,9 @@ class Plan:
     trials: list[Trial] = field(default_factory=list)
 
     def digest(self) -> str:
-        spec = {"base": self.base, "space": self.space.to_json(), "random": self.random, "seed": self.seed}
+        # The seed only draws --random trials: a grid with another --seed is the same sweep (same directory).
+        spec = {"base": self.base, "space": self.space.to_json(), "random": self.random,
+                "seed": self.seed if self.random is not None else 0}
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
     def directory(self, output_dir: str | Path) -> Path:
