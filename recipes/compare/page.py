@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from recipes import preflight
 from recipes.compare import plots, table
 from recipes.compare.runs import Run, Sweep
 from recipes.errors import RecipeError
@@ -23,11 +24,16 @@ td,th{border:1px solid #ccc;padding:3px 7px;text-align:left}th{background:#f3f3f
 border-top:2px solid #ddd}img{margin:4px;border:1px solid #eee}code{background:#f6f6f6;padding:1px 3px}.plots{display:flex;flex-wrap:wrap}"""
 
 
-def _table_html(header: list[str], body: list[list[str]], link_first: bool = False) -> str:
+def _anchor(index: int) -> str:
+    """A run section's id: by position, since run names may hold spaces or HTML characters (not valid in an id)."""
+    return f"run-{index:03d}"
+
+
+def _table_html(header: list[str], body: list[list[str]], anchors: dict[str, str] | None = None) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     rows = []
     for row in body:
-        cells = [f'<a href="#{html.escape(row[0])}">{html.escape(row[0])}</a>' if link_first else html.escape(row[0])]
+        cells = [f'<a href="#{anchors[row[0]]}">{html.escape(row[0])}</a>' if anchors else html.escape(row[0])]
         cells += [html.escape(c) for c in row[1:]]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
@@ -44,11 +50,18 @@ def _images(folder: Path, stem: str, pngs: dict[str, bytes | None]) -> str:
     return f'<div class="plots">{"".join(tags)}</div>' if tags else "<p>(no metrics to plot)</p>"
 
 
-def write(out: Path, runs: list[Run], sweeps: list[Sweep], metrics: list[str]) -> Path:
-    """Write the page; returns the path of index.html."""
+def check_output(out: Path) -> Path:
+    """OUT, resolved, if the page may go there: new, empty, or an earlier comparison page (replaced)."""
+    preflight.writable_dir(out.expanduser().parent, "--html: the folder of")
     out = out.expanduser().resolve()
     if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or MARKER in _read(out / "index.html"))):
         raise RecipeError(f"{str(out)!r} exists and is not a comparison page; give a new or empty folder for --html")
+    return out
+
+
+def write(out: Path, runs: list[Run], sweeps: list[Sweep], metrics: list[str]) -> Path:
+    """Write the page; returns the path of index.html."""
+    out = check_output(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
@@ -56,7 +69,7 @@ def write(out: Path, runs: list[Run], sweeps: list[Sweep], metrics: list[str]) -
         parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>peftzoo runs</title><style>{STYLE}</style></head><body>",
                  MARKER, f"<h1>{len(runs)} run(s)</h1><p>written {html.escape(now())}</p>"]
         header, body = table.rows(runs, metrics)
-        parts.append(_table_html(header, body, link_first=True))
+        parts.append(_table_html(header, body, anchors={run.name: _anchor(i) for i, run in enumerate(runs)}))
         for index, sweep in enumerate(sweeps):
             parts.append(_sweep_section(work, index, sweep))
         differing = table.differing_keys(runs)
@@ -110,7 +123,7 @@ def _run_section(folder: Path, index: int, run: Run, differing: list[str], metri
         "lr": plots.per_step(run, "lr", "learning rate"),
         "logit_scale": plots.per_step(run, "logit_scale", "logit scale"),
     }
-    return (f'<section id="{html.escape(run.name)}"><h2>{html.escape(run.name)}</h2>'
+    return (f'<section id="{_anchor(index)}"><h2>{html.escape(run.name)}</h2>'
             f"<p><code>{html.escape(str(run.path))}</code>, status {html.escape(str(run.info.get('status')))}</p>"
             f"{_table_html(['key', 'value'], keys)}<br>{_table_html(['metric', 'final', 'best'], metric_rows)}"
             f"{_images(folder, f'run{index:03d}', pngs)}</section>")

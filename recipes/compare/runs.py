@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from recipes.errors import RecipeError
+from recipes.sweep.trials import runs_in as trial_runs_in
 
 
 @dataclass
@@ -24,9 +25,13 @@ class Run:
     swept: dict[str, Any] = field(default_factory=dict)
     """Its trial's swept values (sweep.json overrides)."""
 
+    label: str = ""
+    """How the table and page name the run: its directory's name, or as many trailing path parts as
+    tell it apart from another run of the same name (copies from two machines, two folders)."""
+
     @property
     def name(self) -> str:
-        return self.path.name
+        return self.label or self.path.name
 
     def evals(self) -> list[dict[str, Any]]:
         return [line for line in self.lines if line.get("type") == "eval"]
@@ -68,11 +73,21 @@ def read_sweep(path: Path) -> Sweep:
         raise RecipeError(f"sweep directory {str(path)!r}: sweep.json could not be read ({exc})") from None
     runs = []
     for trial in data.get("trials", []):
-        if trial.get("run") and is_run(Path(trial["run"])):
-            run = read_run(Path(trial["run"]))
+        found = _trial_run(path, trial)
+        if found is not None:
+            run = read_run(found)
             run.sweep, run.swept = path.resolve(), dict(trial.get("overrides") or {})
             runs.append(run)
     return Sweep(path.resolve(), data, runs)
+
+
+def _trial_run(sweep: Path, trial: dict[str, Any]) -> Path | None:
+    """The trial's run directory, found in this sweep directory (`<sweep>/<trial id>/`, its latest
+    attempt, also while it runs and sweep.json does not name it yet), not at the absolute path sweep.json
+    recorded: a sweep copied or moved elsewhere (rsync from a cluster) must show its own runs, never
+    the original's."""
+    inside = [p for p in trial_runs_in(sweep / str(trial.get("id", ""))) if is_run(p)]
+    return inside[-1] if inside else None
 
 
 def collect(paths: list[str]) -> tuple[list[Run], list[Sweep]]:
@@ -96,7 +111,21 @@ def collect(paths: list[str]) -> tuple[list[Run], list[Sweep]]:
                 found += 1
         if not found:
             raise RecipeError(f"{given!r} holds no run directory (run.json + recipe.yaml) or sweep (sweep.json)")
+    _label(list(runs.values()))
     return list(runs.values()), list(sweeps.values())
+
+
+def _label(runs: list[Run]) -> None:
+    """Name every run by its directory, lengthened by parent folders where two runs share a name."""
+    by_name: dict[str, list[Run]] = {}
+    for run in runs:
+        by_name.setdefault(run.path.name, []).append(run)
+    for same in by_name.values():
+        depth = 1
+        while len(same) > 1 and len({"/".join(r.path.parts[-depth:]) for r in same}) < len(same):
+            depth += 1  # paths are distinct (runs are keyed by resolved path), so this ends
+        for run in same:
+            run.label = "/".join(run.path.parts[-depth:])
 
 
 def _walk(path: Path):

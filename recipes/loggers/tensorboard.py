@@ -26,7 +26,8 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def hparam_value(value: Any) -> int | float | str | bool:
-    """TensorBoard's hparams take numbers, strings and booleans: lists and None are shown as text."""
+    """TensorBoard's hparams take numbers, strings and booleans (torch writes booleans as 1/0): lists and
+    None are shown as text."""
     if isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
@@ -58,6 +59,13 @@ class TensorBoardLogger:
             metrics = {k: float(v) for k, v in final.items() if isinstance(v, (int, float)) and math.isfinite(v)}
             hparams = {k: hparam_value(v) for k, v in flatten(recipe).items()}
             if metrics:
-                # run_name "." keeps the hparams in this run's own directory (not a timestamped subfolder).
-                self.writer.add_hparams(hparams, metrics, run_name=".", global_step=self.last_step)
+                # The three hparams summaries add_hparams writes, written here by hand: add_hparams would open a
+                # second event file (in a timestamped subfolder unless run_name=".") and log every final metric
+                # again as a scalar at the last step, a duplicate point of the last evaluation's. The HParams tab
+                # reads the metrics' values from the scalars this logger already wrote under the same names.
+                from torch.utils.tensorboard.summary import hparams as hparams_summaries
+
+                writer = self.writer._get_file_writer()
+                for summary in hparams_summaries(hparams, metrics):
+                    writer.add_summary(summary, self.last_step)
         self.writer.close()

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from pathlib import Path
 
 import registry
-from recipes import schema
+from recipes import preflight, schema
 from recipes.errors import RecipeError
 from recipes.rundir import atomic_write
 from recipes.sweep import plan as plans
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_intermixed_args(argv)
+    args.command_line = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return _sweep(args)
@@ -83,7 +85,7 @@ def _sweep(args) -> int:
     _check_arguments(args)
     select = {k: v for k, v in (("metric", args.metric), ("mode", args.mode)) if v}
     plan = plans.from_command(args.recipe, args.space, args.random, args.seed, select or None)
-    directory = plan.directory(args.output_dir)
+    directory = plan.directory(preflight.writable_dir(args.output_dir, "--output-dir"))
     cache_setting = (plan.base.get("train") or {}).get("cache_dir")
     cache_dir = Path(cache_setting).expanduser() if cache_setting else directory / ".cache" / "features"
     extra_args = [] if cache_setting else [f"train.cache_dir={directory / '.cache' / 'features'}"]
@@ -136,8 +138,7 @@ def _sweep(args) -> int:
     statuses = [t["status"] for t in record.data["trials"]]
     print(f"sweep: {directory}")
     if stopped or "interrupted" in statuses or getattr(backend, "stop", None) is not None and backend.stop.is_set():
-        print(f"interrupted; rerun the same command to resume: python -m recipes.sweep {' '.join(sys.argv[1:]) or '...'}",
-              file=sys.stderr)
+        print(f"interrupted; rerun the same command to resume: {rerun_command(args.command_line)}", file=sys.stderr)
         return 130
     failed = [t["id"] for t in record.data["trials"] if t["status"] == "failed"]
     if failed:
@@ -145,6 +146,12 @@ def _sweep(args) -> int:
               "a rerun retries them", file=sys.stderr)
         return 1
     return 0
+
+
+def rerun_command(argv: list[str]) -> str:
+    """The sweep's command line, quoted for a POSIX shell: values such as `eeg.head=[linear, {name: mlp}]`
+    hold spaces, brackets and braces that the shell would split or glob if pasted back unquoted."""
+    return shlex.join(["python", "-m", "recipes.sweep", *argv])
 
 
 def _backend(args):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,11 @@ from recipes import schema
 from recipes.errors import RecipeError
 from recipes.sweep import space as spaces
 from registry.core import Registry
+from registry.errors import did_you_mean
 
 DEFAULT_SELECT = {"metric": "val/eeg_to_video/R@1", "mode": "max"}
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+"""A sweep file's `name`, as a recipe's (recipes.schema): it becomes a directory name, so no separators."""
 SWEEP_FILE_KEYS = ("recipe", "space", "overrides", "random", "seed", "select", "name")
 
 
@@ -50,7 +54,9 @@ class Plan:
     trials: list[Trial] = field(default_factory=list)
 
     def digest(self) -> str:
-        spec = {"base": self.base, "space": self.space.to_json(), "random": self.random, "seed": self.seed}
+        # The seed only draws --random trials: a grid with another --seed is the same sweep (same directory).
+        spec = {"base": self.base, "space": self.space.to_json(), "random": self.random,
+                "seed": self.seed if self.random is not None else 0}
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
     def directory(self, output_dir: str | Path) -> Path:
@@ -101,13 +107,20 @@ def _from_sweep_file(path: Path, raw: dict[str, Any], items: list[str], random: 
     file_random = raw.get("random")
     if file_random is not None and (not isinstance(file_random, int) or isinstance(file_random, bool)):
         raise RecipeError(f"{source}: random must be a number of trials, got {file_random!r}")
+    file_seed = raw.get("seed", 0)
+    if seed is None and (not isinstance(file_seed, int) or isinstance(file_seed, bool)):
+        raise RecipeError(f"{source}: seed (of the --random draws) must be an integer, got {file_seed!r}")
+    file_name = raw.get("name")
+    if file_name is not None and not (isinstance(file_name, str) and NAME_PATTERN.fullmatch(file_name)):
+        raise RecipeError(f"{source}: name {file_name!r} names the sweep directory: use letters, digits, '_', '.', '-' "
+                          "(starting with a letter or digit), as a recipe's name")
     file_select = raw.get("select")
     if file_select is not None and not isinstance(file_select, dict):
         raise RecipeError(f"{source}: select must be {{metric: ..., mode: max|min}}, got {file_select!r}")
     return _finish(Plan(
         raw.get("name") or _name(base, recipe_path), base, space,
         random if random is not None else file_random,
-        seed if seed is not None else int(raw.get("seed", 0)),
+        seed if seed is not None else file_seed,
         _select(select or file_select, base), source,
     ))
 
@@ -136,6 +149,10 @@ def _select(given: dict[str, str] | None, base: dict[str, Any]) -> dict[str, str
         chosen["mode"] = "min" if "loss" in str(chosen["metric"]) or str(chosen["metric"]).endswith("rank") else "max"
     if chosen["mode"] not in ("max", "min"):
         raise RecipeError(f"select mode {chosen['mode']!r}: use max or min")
+    if chosen["metric"] not in schema.SELECTABLE_METRICS:  # a typo would rank every trial as "-"
+        raise RecipeError(f"select metric {chosen['metric']!r} is not a metric the evaluation logs"
+                          f"{did_you_mean(str(chosen['metric']), schema.SELECTABLE_METRICS)}; "
+                          f"use one of {', '.join(schema.SELECTABLE_METRICS)}")
     return {"metric": str(chosen["metric"]), "mode": chosen["mode"]}
 
 

@@ -62,6 +62,15 @@ class SweepRecord:
             for trial_id, values in trial_values:  # same directory means same definition: same trials
                 if trial_id not in known or known[trial_id]["overrides"] != values:
                     raise RecipeError(f"{str(path)!r} does not match this sweep (trial {trial_id} differs); it was edited by hand: move it away to start the sweep afresh")
+            for trial in data["trials"]:  # a sweep moved or copied since (rsync from a cluster): its own runs
+                recorded = Path(trial["run"]) if trial.get("run") else None
+                if recorded is not None and (directory / trial["id"] / recorded.name).is_dir():
+                    trial["run"] = str(directory / trial["id"] / recorded.name)
+            select = header.get("select")
+            if select and data.get("select") != select:  # a rerun with another --metric/--mode: re-rank the finished trials
+                for trial in data["trials"]:
+                    if trial.get("status") == "completed" and trial.get("run"):
+                        trial["best_metrics"] = best_line(Path(trial["run"]), select["metric"], select["mode"])
             data.update({k: v for k, v in header.items() if k not in ("created",)})
         else:
             data = {**header, "created": now(), "trials": [
