@@ -82,4 +82,4 @@ def test_a_sweep_of_lr_dropout_and_seed_runs_resumes_and_reports(tmp_path, capsy
     html = (page / "index.html").read_text()
     for source in re.findall(r'<img src="([^"]+)"', html):
         assert (page / source).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", source
-    assert all(f'id="{run.name}"' in html for run in runs)
+    assert all(run.name in html for run in runs) and len(set(re.findall(r'id="(run-\d+)"', html))) == len(runs)
