@@ -456,3 +456,15 @@ def test_not_a_run_names_what_the_directory_is_and_the_run_to_give(tmp_path, cap
         assert doctor_main([str(tmp_path / name), "--no-model"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and "run directory" in err[0] and needle in err[0], err
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
+    """Probe #14: `python -m recipes.doctor RUN | head -1` ended in a BrokenPipeError traceback."""
+    import subprocess
+
+    run = _written_run(tmp_path / "run", epochs=6, steps=36, status="completed")
+    proc = subprocess.Popen([sys.executable, "-m", "recipes.doctor", str(run), "--no-model"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the doctor writes
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and "Traceback" not in err, err

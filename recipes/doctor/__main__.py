@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import textwrap
 
@@ -47,12 +48,17 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.json:
-        print(json.dumps([f.to_json() for f in report.findings], indent=2))
-        for note in report.notes:
-            print(f"note: {note}", file=sys.stderr)
-    else:
-        print(_text(report))
+    try:
+        if args.json:
+            print(json.dumps([f.to_json() for f in report.findings], indent=2), flush=True)
+            for note in report.notes:
+                print(f"note: {note}", file=sys.stderr)
+        else:
+            print(_text(report), flush=True)
+    except BrokenPipeError:
+        # The reader stopped early (`| head`): not an error of the run. Python's documented recipe:
+        # point stdout at devnull so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
