@@ -468,3 +468,17 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
     proc.stdout.close()  # the reader is gone before the doctor writes
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0 and "Traceback" not in err, err
+
+
+def test_bad_device_and_sample_are_one_error_line(tmp_path, capsys):
+    """Probe #14: `--device cuda` on a machine without CUDA (or a misspelt device) ended in a
+    RuntimeError traceback; `--sample -5` was silently raised to 4."""
+    run = _written_run(tmp_path / "run", epochs=6, steps=36, status="completed")
+    bad = ["nonsense"] + ([] if torch.cuda.is_available() else ["cuda"])
+    for device in bad:
+        assert doctor_main([str(run), "--device", device]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: --device") and "cpu" in err[0], err
+    with pytest.raises(SystemExit) as stop:
+        doctor_main([str(run), "--sample", "-5"])
+    assert stop.value.code == 2 and "--sample -5" in capsys.readouterr().err
