@@ -482,3 +482,14 @@ def test_bad_device_and_sample_are_one_error_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         doctor_main([str(run), "--sample", "-5"])
     assert stop.value.code == 2 and "--sample -5" in capsys.readouterr().err
+
+
+def test_a_failed_run_says_why_it_failed(tmp_path, capsys):
+    """Probe #14: a run that failed (run.json `error`, e.g. a stage refused at its boundary) was
+    diagnosed from its curves alone; the doctor now says first why it stopped."""
+    run = _written_run(tmp_path / "run", epochs=6, steps=12, status="failed")
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "error": "train.stages: eeg.strategy: lora: refused"}))
+    assert doctor_main([str(run), "--no-model"]) == 0
+    out = capsys.readouterr().out
+    assert "(failed, 12 steps)" in out and "note: the run failed: train.stages: eeg.strategy: lora: refused" in out, out

@@ -164,6 +164,9 @@ def read_run(path: str | Path) -> RunRecord:
     if not isinstance(info, dict) or not isinstance(recipe, dict):
         raise NotARunError(f"{str(path)!r}: run.json and recipe.yaml must each hold a mapping; it cannot be diagnosed")
     record = RunRecord(path=path.resolve(), info=info, recipe=recipe, lines=[])
+    if info.get("status") == "failed" and info.get("error"):
+        # Why it stopped comes first: the curves of a failed run show only what it did before that.
+        record.notes.append(f"the run failed: {info['error']}")
     metrics = path / "metrics.jsonl"
     if not metrics.is_file():
         record.notes.append("no metrics.jsonl: the run logged nothing; only its recipe and weights were read")
