@@ -36,14 +36,31 @@ def evaluate(loss, eeg, video, groups, index):
     return loss(eeg, video, groups=groups, index=index)
 
 
+# Batch sizes a loss must handle: 2 is the smallest batch a contrastive step can take (batch_size: 2,
+# or the last batches of a small split), and with groups of 2 it is a batch whose every negative shares
+# the anchor's group (masked): the loss must stay finite there too, not only on the usual batch of 8.
+BATCH_SIZES = (2, 8)
+
+
 def check_finite_scalar(name: str) -> None:
     loss = build(name)
-    value = evaluate(loss, *pairs())
-    require(isinstance(value, torch.Tensor) and value.ndim == 0, "loss_finite_scalar", KIND, name,
-            f"must return a scalar tensor, got {type(value).__name__} {getattr(value, 'shape', '')}")
-    require(bool(torch.isfinite(value.detach())), "loss_finite_scalar", KIND, name, f"gave {float(value.detach())} on normalized pairs")
-    value_eval = loss(*pairs()[:2])  # evaluation calls it without groups and index
-    require(bool(torch.isfinite(value_eval)), "loss_finite_scalar", KIND, name, "not finite when called without groups and index")
+    for n in BATCH_SIZES:
+        eeg, video, groups, index = pairs(n)
+        eeg.requires_grad_(True)
+        video.requires_grad_(True)
+        value = evaluate(loss, eeg, video, groups, index)
+        require(isinstance(value, torch.Tensor) and value.ndim == 0, "loss_finite_scalar", KIND, name,
+                f"must return a scalar tensor, got {type(value).__name__} {getattr(value, 'shape', '')}")
+        require(bool(torch.isfinite(value.detach())), "loss_finite_scalar", KIND, name,
+                f"gave {float(value.detach())} on a batch of {n} normalized pairs (groups of 2)")
+        if value.requires_grad:
+            value.backward()
+            for side, t in (("eeg", eeg), ("video", video)):
+                require(t.grad is None or bool(torch.isfinite(t.grad).all()), "loss_finite_scalar", KIND, name,
+                        f"its gradient on the {side} embeddings is not finite on a batch of {n} normalized pairs (groups of 2)")
+        value_eval = loss(*pairs(n)[:2])  # evaluation calls it without groups and index
+        require(bool(torch.isfinite(value_eval)), "loss_finite_scalar", KIND, name,
+                f"not finite on a batch of {n} when called without groups and index")
 
 
 def check_symmetric(name: str) -> bool:

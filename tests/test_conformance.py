@@ -24,6 +24,8 @@ PLANTED = [
     ("test_strategy_state_round_trips", "broken_forgetful_state", "state_round_trips"),
     ("test_strategy_merge_preserves_outputs", "broken_merge", "merge_preserves_outputs"),
     ("test_quick_contract", "strategies-broken_open_config", "config_refuses_unknown_keys"),
+    # probe #10: the kit tried losses on a batch of 8 only; a loss NaN on a batch of 2 passed
+    ("test_loss_finite_scalar", "broken_small_batch", "loss_finite_scalar"),
 ]
 EXAMPLE_COMPONENTS = [("encoders", "eegnet"), ("encoders", "r2plus1d"), ("strategies", "vera"), ("strategies", "gain"), ("heads", "glu"),
                       ("losses", "dcl"), ("datasets", "npz_folder")]
@@ -49,7 +51,8 @@ def test_kit_passes_on_builtins_and_examples_and_fails_each_planted_flaw_by_name
     failed = {t for t, r in results.items() if r in ("FAILED", "ERROR")}
     assert failed == {f"{test}[{name}]" for test, name, _ in PLANTED}, sorted(failed)
     for _, name, check in PLANTED:
-        assert f"[{check}] strategies {name.split('-')[-1]!r}" in out.stdout, check
+        kind = "losses" if name.startswith("broken_small_batch") else "strategies"
+        assert f"[{check}] {kind} {name.split('-')[-1]!r}" in out.stdout, check
     # the examples ran every check that applies to them (vera's hooks included), and so did built-ins of every kind
     for test in ("test_strategy_state_round_trips[vera]", "test_strategy_merge_preserves_outputs[vera]",
                  "test_strategy_export_writes_files[vera]", "test_strategy_wrapped_modules_declared[vera]",

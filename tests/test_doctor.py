@@ -405,3 +405,91 @@ def test_base_encoder_is_rebuilt_under_every_strategy(reg, strategy):
             else:
                 a, b = encoder(encoder.preprocess(frames)), base.eval()(base.preprocess(frames))
         assert torch.equal(a, b) != (strategy == "prompt"), side
+
+
+def _written_run(root: Path, epochs: int, steps: int, status: str = "interrupted", batch: int = 32) -> Path:
+    """A run directory written by hand: 6 steps an epoch, a loss at ln(B) and R@1 at chance for
+    `steps` steps of a plan of `epochs` epochs (what an interrupted or still running run leaves)."""
+    root.mkdir(parents=True)
+    recipe = tiny_recipe(**{"train.epochs": epochs, "train.batch_size": batch, "train.log_every": 1})
+    (root / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    (root / "run.json").write_text(json.dumps({"status": status, "splits": {"train": 192, "val": 64}}))
+    lines = [{"type": "stage", "epoch": 0, "step": 0, "stage": 0, "epochs": epochs}]
+    per_epoch = 192 // batch
+    for step in range(1, steps + 1):
+        lines.append({"type": "train", "epoch": (step - 1) // per_epoch + 1, "step": step, "train/loss": float(np.log(batch))})
+        if step % per_epoch == 0:
+            epoch = step // per_epoch
+            lines.append({"type": "epoch", "epoch": epoch, "step": step, "data_wait_frac": 0.0, "skipped_steps": 0})
+            lines.append({"type": "eval", "epoch": epoch, "step": step, "val/eeg_to_video/R@1": 1 / 64,
+                          "val/video_to_eeg/R@1": 1 / 64, "val/chance_R@1": 1 / 64, "val/n": 64})
+    (root / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return root
+
+
+def test_flat_loss_waits_for_the_planned_warmup_and_enough_steps(tmp_path):
+    """Probe #14: a 200-epoch run stopped (SIGTERM) at step 12 was judged against a warm-up of 10% of
+    the 12 steps it reached, not of the 1200 it planned, and got flat_loss as an error while its lr
+    was still ramping; a run of 6 steps in all (batch 128 on 192 pairs) got the same. Both are info
+    now; the same curve over 36 steps of a 6-epoch plan is still an error."""
+    stopped = diagnose(_written_run(tmp_path / "stopped", epochs=200, steps=12), model=False)
+    assert stopped.run.warmup_steps() == 120
+    assert [(f.code, f.severity) for f in stopped.findings] == [("flat_loss", "info")]
+    assert "warm-up (step 12 of 120" in stopped.findings[0].evidence
+    short = diagnose(_written_run(tmp_path / "short", epochs=6, steps=6, status="completed", batch=128), model=False)
+    assert [(f.code, f.severity) for f in short.findings] == [("flat_loss", "info")], [f.to_json() for f in short.findings]
+    full = diagnose(_written_run(tmp_path / "full", epochs=6, steps=36, status="completed"), model=False)
+    assert [(f.code, f.severity) for f in full.findings] == [("flat_loss", "error")]
+    assert full.run.warmup_steps() == 4  # 10% of 6 epochs x 6 steps, as recipes.engine.optim computes it
+
+
+def test_not_a_run_names_what_the_directory_is_and_the_run_to_give(tmp_path, capsys):
+    """Probe #14: an --output-dir holding a run, a sweep directory and an export all got the generic
+    'no run.json or recipe.yaml'; each now says what it is and which run to give."""
+    run = _written_run(tmp_path / "out" / "a-run", epochs=6, steps=6)
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "sweep.json").write_text("[]")
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "manifest.json").write_text(json.dumps({"source": {"run": str(run)}}))
+    expected = {"out": str(run), "sweep": "sweep directory", "export": f"exported from ({run})"}
+    for name, needle in expected.items():
+        assert doctor_main([str(tmp_path / name), "--no-model"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and "run directory" in err[0] and needle in err[0], err
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
+    """Probe #14: `python -m recipes.doctor RUN | head -1` ended in a BrokenPipeError traceback."""
+    import subprocess
+
+    run = _written_run(tmp_path / "run", epochs=6, steps=36, status="completed")
+    proc = subprocess.Popen([sys.executable, "-m", "recipes.doctor", str(run), "--no-model"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the doctor writes
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and "Traceback" not in err, err
+
+
+def test_bad_device_and_sample_are_one_error_line(tmp_path, capsys):
+    """Probe #14: `--device cuda` on a machine without CUDA (or a misspelt device) ended in a
+    RuntimeError traceback; `--sample -5` was silently raised to 4."""
+    run = _written_run(tmp_path / "run", epochs=6, steps=36, status="completed")
+    bad = ["nonsense"] + ([] if torch.cuda.is_available() else ["cuda"])
+    for device in bad:
+        assert doctor_main([str(run), "--device", device]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: --device") and "cpu" in err[0], err
+    with pytest.raises(SystemExit) as stop:
+        doctor_main([str(run), "--sample", "-5"])
+    assert stop.value.code == 2 and "--sample -5" in capsys.readouterr().err
+
+
+def test_a_failed_run_says_why_it_failed(tmp_path, capsys):
+    """Probe #14: a run that failed (run.json `error`, e.g. a stage refused at its boundary) was
+    diagnosed from its curves alone; the doctor now says first why it stopped."""
+    run = _written_run(tmp_path / "run", epochs=6, steps=12, status="failed")
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "error": "train.stages: eeg.strategy: lora: refused"}))
+    assert doctor_main([str(run), "--no-model"]) == 0
+    out = capsys.readouterr().out
+    assert "(failed, 12 steps)" in out and "note: the run failed: train.stages: eeg.strategy: lora: refused" in out, out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import textwrap
 
@@ -37,22 +38,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-model", action="store_true",
                         help="read metrics and recipe only; do not rebuild the model or embed data")
     parser.add_argument("--sample", type=int, default=256, help="validation pairs to embed (default 256)")
-    parser.add_argument("--device", default="cpu", help="device for embedding the sample (default cpu)")
+    parser.add_argument("--device", default="cpu", help="device for embedding the sample: cpu (default), auto, cuda or cuda:N")
     args = parser.parse_args(argv)
+    if args.sample < 4:
+        parser.error(f"--sample {args.sample}: embed at least 4 validation pairs (default 256)")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from recipes.doctor.diagnose import diagnose
+    from recipes.engine.device import resolve_device
 
     try:
-        report = diagnose(args.run, model=not args.no_model, sample=max(args.sample, 4), device=args.device)
+        device = resolve_device(args.device, key="--device")  # a CUDA device on a machine without one: one message
+        report = diagnose(args.run, model=not args.no_model, sample=args.sample, device=device)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.json:
-        print(json.dumps([f.to_json() for f in report.findings], indent=2))
-        for note in report.notes:
-            print(f"note: {note}", file=sys.stderr)
-    else:
-        print(_text(report))
+    try:
+        if args.json:
+            print(json.dumps([f.to_json() for f in report.findings], indent=2), flush=True)
+            for note in report.notes:
+                print(f"note: {note}", file=sys.stderr)
+        else:
+            print(_text(report), flush=True)
+    except BrokenPipeError:
+        # The reader stopped early (`| head`): not an error of the run. Python's documented recipe:
+        # point stdout at devnull so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -59,12 +59,37 @@ class RunRecord:
             return steps
         return max((int(line.get("step", 0)) for line in self.lines), default=0)
 
+    def steps_done(self) -> int:
+        """Optimizer steps the metrics show were taken (the last logged step); for a run still
+        training or stopped early this is below the planned total."""
+        return max((int(line.get("step", 0)) for line in self.lines if isinstance(line.get("step"), (int, float))), default=0)
+
+    def steps_per_epoch(self) -> int | None:
+        """Optimizer steps in one epoch: the step of the first epoch line, else computed from the
+        train split as recipes.compose.planned_steps does (full batches, whole accumulations)."""
+        first = next((line for line in self.epochs if line.get("epoch") == 1 and isinstance(line.get("step"), int)), None)
+        if first is not None and first["step"] > 0:
+            return int(first["step"])
+        n_train = (self.info.get("splits") or {}).get("train")
+        if not n_train:
+            return None
+        batch = min(int(self.get("train.batch_size", 64)), int(n_train)) or 1
+        return (int(n_train) // batch) // max(int(self.get("train.accum_freq", 1)), 1) or None
+
     def warmup_steps(self) -> int:
-        """Steps of linear warm-up, as the trainer computes them from the recipe."""
+        """Steps of linear warm-up of the first stage, as the trainer computes them from the recipe
+        (recipes.engine.optim.warmup_steps over the stage's *planned* steps): a run interrupted or
+        still training is judged against its plan, not against the steps it happened to reach."""
         explicit = self.get("train.warmup_steps")
         if explicit is not None:
             return int(explicit)
-        return int(round(float(self.get("train.warmup_fraction", 0.1)) * self.total_steps()))
+        stages = self.get("train.stages") or []
+        epochs = stages[0].get("epochs") if stages and isinstance(stages[0], dict) else None
+        per_epoch = self.steps_per_epoch()
+        if per_epoch and epochs is None:
+            epochs = self.get("train.epochs")
+        planned = int(epochs) * per_epoch if per_epoch and isinstance(epochs, int) else self.total_steps()
+        return int(round(float(self.get("train.warmup_fraction", 0.1)) * planned))
 
     def batch_pairs(self) -> int:
         """Pairs that see each other as negatives in one step: batch x accum_freq, at most the train split."""
@@ -93,6 +118,31 @@ def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
 
 
+def raise_for_other_directory(path: Path) -> None:
+    """NotARunError naming what `path` is instead, when it is something the commands make that holds
+    or came from runs (a sweep, a bundle or export, an --output-dir with runs inside): the fix names the
+    run directory to give."""
+    if (path / "sweep.json").is_file():
+        raise NotARunError(f"{str(path)!r} is a sweep directory, not a run directory; give one of its "
+                           f"trials (the `run` of each trial in {path / 'sweep.json'})")
+    if (path / "manifest.json").is_file():
+        source = None
+        try:
+            source = (json.loads((path / "manifest.json").read_text(encoding="utf-8")).get("source") or {}).get("run")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            pass
+        origin = f" ({source})" if source else ""
+        raise NotARunError(f"{str(path)!r} is an exported model (bundle or adapters), not a run; give the run directory "
+                           f"it was exported from{origin}")
+    try:
+        runs = sorted(p.name for p in path.iterdir() if p.is_dir() and (p / "run.json").is_file() and (p / "recipe.yaml").is_file())
+    except OSError:
+        runs = []
+    if runs:
+        shown = ", ".join(repr(str(path / r)) for r in runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
+        raise NotARunError(f"{str(path)!r} is not a run directory but holds {len(runs)} run(s); give one of them: {shown}")
+
+
 def read_run(path: str | Path) -> RunRecord:
     """The run at `path`; NotARunError (one message, with the fix) when it is not one."""
     path = Path(path).expanduser()
@@ -102,6 +152,7 @@ def read_run(path: str | Path) -> RunRecord:
         raise NotARunError(f"{str(path)!r} is a file, not a run directory; give the directory that `run:` printed")
     missing = [name for name in ("run.json", "recipe.yaml") if not (path / name).is_file()]
     if missing:
+        raise_for_other_directory(path)
         raise NotARunError(
             f"{str(path)!r} is not a run directory (no {' or '.join(missing)}); give the directory that `run:` printed"
         )
@@ -113,6 +164,9 @@ def read_run(path: str | Path) -> RunRecord:
     if not isinstance(info, dict) or not isinstance(recipe, dict):
         raise NotARunError(f"{str(path)!r}: run.json and recipe.yaml must each hold a mapping; it cannot be diagnosed")
     record = RunRecord(path=path.resolve(), info=info, recipe=recipe, lines=[])
+    if info.get("status") == "failed" and info.get("error"):
+        # Why it stopped comes first: the curves of a failed run show only what it did before that.
+        record.notes.append(f"the run failed: {info['error']}")
     metrics = path / "metrics.jsonl"
     if not metrics.is_file():
         record.notes.append("no metrics.jsonl: the run logged nothing; only its recipe and weights were read")
