@@ -94,3 +94,28 @@ def check_run(recipe: BaseModel, data: PairedData, output_dir: str | Path, world
         writable_dir(recipe.train.cache_dir, "train.cache_dir")
     check_splits(data, world_size)
     check_group_batches(recipe, data, masks_groups, world_size)
+
+
+def check_stages(recipe: BaseModel, data: PairedData, reg) -> None:
+    """Every training stage's strategies applied, in order, to a second model built from the recipe,
+    so a stage that cannot apply (a second LoRA on a layer an earlier stage adapted) is refused now,
+    not after the earlier stages trained. A fresh build rather than a copy: what a strategy wrapped is
+    recorded per encoder object. The random state is left as it was (strategies draw initial weights)."""
+    import random
+
+    import torch
+
+    from recipes.compose import compose, stage_plan, switch_stage
+
+    plan = stage_plan(recipe)
+    if len(plan) < 2:
+        return
+    states = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            trial = compose(recipe, data, reg)
+            for stage in plan:  # as the trainer does, from the first
+                switch_stage(trial, stage, reg, None)
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])

@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         if not resume:  # the splits and output places first: a plan over 0 training pairs is not the news
             preflight.check_run(recipe, data, args.output_dir, int(os.environ.get("WORLD_SIZE", "1")),
                                 masks_groups=bool(getattr(model.loss, "masks_groups", False)))
+            preflight.check_stages(recipe, data, reg)
         check_plan(recipe, data)  # before the run directory exists
         device = resolve_device(recipe.train.device)
         world = distributed.init_from_environment(device.type)

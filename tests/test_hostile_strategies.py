@@ -7,6 +7,8 @@ either order.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import yaml
@@ -127,3 +129,31 @@ def test_the_log_tells_adapter_parameters_from_unfrozen_encoder_weights():
     adapters = sum(p.numel() for n, p in enc.named_parameters() if "lora_" in n)
     assert report.num_adapter == adapters > 0
     assert f"{adapters:,} adapter parameters + {report.num_trainable - adapters:,} unfrozen encoder parameters" in report.summary()
+
+
+def test_the_up_front_stage_check_leaves_the_run_as_it_was(tmp_path):
+    """recipes.preflight.check_stages builds a second model to apply every stage's strategies (a
+    stage that cannot apply is refused before the run directory exists: tests/test_stages.py); the
+    run trains exactly as without the check."""
+    from recipes import preflight
+    from recipes.run import main
+    from tests.conftest import run_dir_in
+
+    lora = {"name": "lora", "targets": ["q", "v"], "r": 2}
+    recipe = tiny_recipe(**{"eeg.strategy": lora})
+    del recipe["train"]["epochs"]
+    recipe["train"]["stages"] = [{"epochs": 1}, {"epochs": 1, "eeg": {"strategy": [lora, "bitfit"]}}]
+    path = tmp_path / "staged.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    assert main([str(path), "--output-dir", str(tmp_path / "a"), "--quiet"]) == 0
+    original, preflight.check_stages = preflight.check_stages, lambda *a, **k: None
+    try:
+        assert main([str(path), "--output-dir", str(tmp_path / "b"), "--quiet"]) == 0
+    finally:
+        preflight.check_stages = original
+
+    def losses(run: str) -> list[tuple]:
+        lines = map(json.loads, (run_dir_in(tmp_path / run) / "metrics.jsonl").read_text().splitlines())
+        return [(x["step"], x.get("train/loss"), x.get("val/eeg_to_video/R@1")) for x in lines if x["type"] in ("train", "eval")]
+
+    assert losses("a") == losses("b")
