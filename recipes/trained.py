@@ -177,6 +177,10 @@ def weights_file(run_dir: Path, checkpoint: str | None) -> tuple[str, Path]:
         raise UserError(f"{best} is missing: the run kept no best weights (set train.select in the recipe); use --checkpoint last")
     if checkpoint == "last" or (checkpoint is None and not best.is_file()):
         if not last.is_file():
+            status = read_run_json(run_dir).get("status")
+            if status in ("interrupted", "running", "failed") and (run_dir / "checkpoints" / "last.pt").is_file():
+                raise UserError(f"{last} is missing: the run is {status} and has not written its weights yet; "
+                                f"finish it first: python -m recipes.run --resume {run_dir}")
             raise UserError(f"{last} is missing; give a finished run directory (python -m recipes.run prints it)")
         return "last", last
     return "best", best

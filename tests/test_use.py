@@ -466,3 +466,21 @@ def test_a_run_whose_validation_is_one_group_with_repeated_videos(tmp_path, caps
         assert report[key] == pytest.approx(trained[key], abs=1e-6), key
     assert report["val/distinct_videos"] == 2 and list(report["val/per_group"]) == ["0"]
     assert all(ci is None for ci in report["val/ci95"].values())
+
+
+def test_an_unfinished_run_is_named_with_the_command_that_finishes_it(tmp_path):
+    """Loading a run stopped before its weights were written says how to finish it (--resume)."""
+    import json as _json
+
+    from recipes.trained import weights_file
+    from registry.errors import UserError
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.pt").write_bytes(b"")
+    (run / "run.json").write_text(_json.dumps({"status": "interrupted"}))
+    with pytest.raises(UserError, match=r"the run is interrupted .* python -m recipes.run --resume"):
+        weights_file(run, None)
+    (run / "run.json").write_text(_json.dumps({"status": "completed"}))
+    with pytest.raises(UserError, match="give a finished run directory"):
+        weights_file(run, None)
