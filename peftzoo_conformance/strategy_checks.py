@@ -213,16 +213,26 @@ def _perturb(a: AppliedStrategy, scale: float = 0.05) -> None:
             p.add_(torch.randn(p.shape, generator=g) * scale)
 
 
-def check_merge_preserves_outputs(name: str) -> bool:
-    """`merge(encoder)` folds the adapters into the base weights: same outputs within 1e-5, and the
-    parameters the strategy added are gone. False when the strategy offers no merge."""
+def _perturbed_with_outputs(name: str, hook: str):
+    """(applied strategy with its trainable tensors moved off their init, an example call, the
+    encoder's outputs on it) when the strategy offers `hook`; None when it does not."""
     a = apply(name)
-    if not offers(a.strategy, "merge"):
-        return False
+    if not offers(a.strategy, hook):
+        return None
     _perturb(a)
     call = probes.example_call(a.encoder)
     with torch.no_grad():
-        adapted = probes.run(a.encoder, call).clone()
+        return a, call, probes.run(a.encoder, call).clone()
+
+
+def check_merge_preserves_outputs(name: str) -> bool:
+    """`merge(encoder)` folds the adapters into the base weights: same outputs within 1e-5, and the
+    parameters the strategy added are gone. False when the strategy offers no merge."""
+    offered = _perturbed_with_outputs(name, "merge")
+    if offered is None:
+        return False
+    a, call, adapted = offered
+    with torch.no_grad():
         a.strategy.merge(a.encoder)
         merged = probes.run(a.encoder, call)
     diff = float((merged - adapted).abs().max())
@@ -237,13 +247,10 @@ def check_merge_preserves_outputs(name: str) -> bool:
 
 def check_export_writes_files(name: str, directory: Path) -> bool:
     """`export(encoder, directory)` writes its files and leaves the encoder as it was. False when not offered."""
-    a = apply(name)
-    if not offers(a.strategy, "export"):
+    offered = _perturbed_with_outputs(name, "export")
+    if offered is None:
         return False
-    _perturb(a)
-    call = probes.example_call(a.encoder)
-    with torch.no_grad():
-        before = probes.run(a.encoder, call).clone()
+    a, call, before = offered
     written = a.strategy.export(a.encoder, directory)
     paths = [Path(p) for p in (written or [])]
     require(bool(paths) and all(p.is_file() and p.stat().st_size > 0 for p in paths), "export_writes_files", KIND, name,

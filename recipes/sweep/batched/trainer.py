@@ -17,6 +17,7 @@ scheduler (a few microseconds each); per epoch, all trials are evaluated in one 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -109,6 +110,20 @@ def _build(recipes: list[BaseModel], reg: Registry):
     return data, models
 
 
+@contextlib.contextmanager
+def _setting_up(group: Progress, runs: list[RunDir], when: str, checkpoint: Path | None):
+    """Ctrl-C or SIGTERM while the group is being built: the runs opened so far end as interrupted
+    (`when` says at which point) and the group stops with TrainingInterrupted (resumable from
+    `checkpoint` where there is one)."""
+    try:
+        yield
+    except (StopRequested, KeyboardInterrupt) as exc:
+        for run in runs:
+            if run.writes:
+                run.finish("interrupted", error=f"{type(exc).__name__} {when}")
+        raise TrainingInterrupted(getattr(exc, "signum", None) or group.stop_signal or 2, checkpoint) from None
+
+
 def train_batched(recipes: list[BaseModel], output_dirs: list[str | Path], reg: Registry | None = None,
                   checkpoint_every_s: float = CHECKPOINT_EVERY_S) -> list[Path]:
     """Train every trial (recipe i into a new run directory under output_dirs[i]); returns the run
@@ -121,11 +136,11 @@ def train_batched(recipes: list[BaseModel], output_dirs: list[str | Path], reg: 
         raise RecipeError(f"{len(recipes)} recipes but {len(output_dirs)} output directories")
     group = Progress()
     runs: list[RunDir] = []
+    ckpt_path = checkpoints.path_for(output_dirs)
     with stop_requests(group):
-        try:
+        with _setting_up(group, runs, "before training began", None):  # nothing to resume yet
             data, models = _build(recipes, reg)
             device = resolve_device(recipes[0].train.device)
-            ckpt_path = checkpoints.path_for(output_dirs)
             for recipe, model, out in zip(recipes, models, output_dirs):
                 model.to(device)
                 run = RunDir(out, recipe.name)
@@ -133,10 +148,6 @@ def train_batched(recipes: list[BaseModel], output_dirs: list[str | Path], reg: 
                 _start_run(recipe, model, data, run, device)
                 run.info["batched_heads"] = {"trials": len(recipes), "checkpoint": checkpoints.relative(ckpt_path, run.path)}
                 run.write_info()
-        except (StopRequested, KeyboardInterrupt) as exc:  # stopped while setting up: nothing to resume yet
-            for run in runs:
-                run.finish("interrupted", error=f"{type(exc).__name__} before training began")
-            raise TrainingInterrupted(getattr(exc, "signum", None) or group.stop_signal or 2, None) from None
         seed_everything(recipes[0].seed)  # as the engine's seed_this_process (one process) before training
         return _guarded(recipes, models, runs, data, device, reg, group, ckpt_path, None, checkpoint_every_s)
 
@@ -154,7 +165,7 @@ def resume_batched(checkpoint_path: str | Path, reg: Registry | None = None,
     group = Progress()
     runs: list[RunDir] = []
     with stop_requests(group):
-        try:
+        with _setting_up(group, runs, "before training resumed", Path(checkpoint_path)):  # the checkpoint still holds
             data, models = _build(recipes, reg)
             device = resolve_device(recipes[0].train.device)
             for model, run_dir, saved in zip(models, run_dirs, state["trials"]):
@@ -165,11 +176,6 @@ def resume_batched(checkpoint_path: str | Path, reg: Registry | None = None,
                 else:  # finished (or failed) before the interruption: its run directory is left as it is
                     run = RunDir(run_dir.parent, "", existing=run_dir, writes=False)
                 runs.append(run)
-        except (StopRequested, KeyboardInterrupt) as exc:  # stopped while setting up: the checkpoint still holds
-            for run in runs:
-                if run.writes:
-                    run.finish("interrupted", error=f"{type(exc).__name__} before training resumed")
-            raise TrainingInterrupted(getattr(exc, "signum", None) or group.stop_signal or 2, Path(checkpoint_path)) from None
         return _guarded(recipes, models, runs, data, device, reg, group, Path(checkpoint_path), state, checkpoint_every_s)
 
 
