@@ -3,7 +3,7 @@
     python benchmarks/batched_heads.py [--recipe head_only_tiny] [--epochs 200] [--rounds 1] [--in-a-row]
 
 Both sides train on the same cached encoder features (the cache is filled first and not timed):
-"one" is a run of the recipe as it is (data, model and `recipes.engine.train`, as `recipes.run` does); "batched" is `recipes.sweep.batched.train_batched`
+"one" is a run of the recipe as it is (data, model and `peftzoo_engine.train`, as `peftzoo_tools.run` does); "batched" is `peftzoo_tools.sweep.batched.train_batched`
 on a 4 x 3 x 2 grid of train.lr x train.weight_decay x loss.temperature, 24 trials, each writing its
 own run directory with per-epoch evaluation, as a sweep's trials would. The rounds alternate in one
 process so machine noise hits both alike; the ratio batched / one is the figure of merit (issue 13
@@ -27,9 +27,9 @@ import torch
 import registry
 from recipes import overrides, schema
 from recipes.compose import compose
-from recipes.engine import seed_everything, train
-from recipes.rundir import RunDir
-from recipes.sweep.batched import train_batched
+from peftzoo_engine import seed_everything, train
+from peftzoo_engine.rundir import RunDir
+from peftzoo_tools.sweep.batched import train_batched
 
 GRID = {"train.lr": [5e-4, 1e-3, 2e-3, 4e-3], "train.weight_decay": [0.0, 0.05, 0.2], "loss.temperature": [0.05, 0.1]}
 
@@ -81,7 +81,7 @@ def main() -> None:
     print(f"recipe {args.recipe}, {args.epochs} epochs, cached features, {torch.get_num_threads()} threads, "
           f"{args.rounds} round(s), median wall time (1-min load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} cores at the end):")
-    print(f"  one configuration (recipes.engine.train):        {one:8.1f} s")
+    print(f"  one configuration (peftzoo_engine.train):        {one:8.1f} s")
     print(f"  {len(trials)} configurations batched (train_batched):    {batched:8.1f} s   = {batched / one:.2f} x one")
     print(f"  {len(trials)} ordinary runs in a row (24 x one, estimate): {len(trials) * one:8.1f} s")
     if in_a_row is not None:

@@ -3,7 +3,7 @@
     python benchmarks/cache_hashing.py [--mib 512]
 
 Writes a random file of the given size as an `eeg.npy`-like array, then, side by side in one
-process: sha256 and blake2b through the same chunked reader (recipes/cache/hashing.py), the first
+process: sha256 and blake2b through the same chunked reader (peftzoo_engine/cache/hashing.py), the first
 `content.identity` of the memory-mapped array (hashes the file, writes the sidecar), and a second
 one (reads the sidecar: what every later run pays). The file may sit in the page cache, so the
 rates are the hashing's, not the disk's.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recipes.cache import content, hashing
+from peftzoo_engine.cache import content, hashing
 
 
 def timed(fn) -> tuple[float, object]:

@@ -6,7 +6,7 @@ Writes an arrays data set (memory-mapped .npy: EEG 23 channels x 4 s at 200 Hz, 
 128x160 uint8) to a temporary directory and trains labram_base (head_only, features cached) with
 swin3d_t's last block (last_k, k=1) at 8 x 32^2 (resize 36), a size that trains in minutes on a
 2-core CPU, twice in this process: with full frames, resized and cropped on the training device
-every step (recipes.video_cache.prepare replaced by the identity), and with the clips cached once at
+every step (peftzoo_engine.video_cache.prepare replaced by the identity), and with the clips cached once at
 the input size. Everything else is the schema's defaults (batch 64, num_workers 0 unless
 --num-workers). Per-epoch numbers come from each run's metrics.jsonl.
 """
@@ -23,7 +23,9 @@ from unittest import mock
 import numpy as np
 import torch
 
-from recipes import schema, video_cache
+from recipes import schema
+
+from peftzoo_engine import video_cache
 from run_recipe import TUAB, train_recipe  # benchmarks/ is on sys.path when this file runs as a script
 
 FRAMES, HEIGHT, WIDTH, SECONDS, SFREQ, PAIRS_PER_RECORDING = 16, 128, 160, 4, 200, 8

@@ -1,4 +1,4 @@
-"""Cost of the live doctor (recipes.doctor.live) inside training, measured side by side in one process.
+"""Cost of the live doctor (peftzoo_tools.doctor.live) inside training, measured side by side in one process.
 
     python benchmarks/doctor_live.py [--rounds R] [--epochs E]
 
@@ -21,8 +21,8 @@ import yaml
 
 from run_recipe import train_recipe  # benchmarks/ is on sys.path when this file runs as a script
 from recipes import schema
-from recipes.doctor.live import LiveDoctor
-import recipes.engine.trainer as trainer
+from peftzoo_tools.doctor.live import LiveDoctor
+import peftzoo_engine.trainer as trainer
 
 
 class _NullRun:

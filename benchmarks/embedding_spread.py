@@ -2,7 +2,7 @@
 
     python benchmarks/embedding_spread.py [--recipes head_only_tiny head_only_labram_swin]
 
-`embedding_collapse` (recipes/doctor/embedding_checks.py) was first tuned on the tiny test encoders
+`embedding_collapse` (peftzoo_tools/doctor/embedding_checks.py) was first tuned on the tiny test encoders
 (embed_dim 32). This trains the bundled head_only_labram_swin recipe (LaBraM-Base features of 200
 dims, Video Swin-T features of 768, random init, heads to embed_dim 256, synthetic data; CPU) and
 head_only_tiny (embed_dim 128), each healthy and with a planted collapse, and prints per side of
@@ -20,7 +20,7 @@ their initialization), `constant_video` (every clip the same: video_signal 0, vi
 one feature cache, so each encoder embeds the data once.
 
 Output of one run (2 CPU cores shared with three other jobs; 28 min for head_only_labram_swin,
-5 min for head_only_tiny), quoted in recipes/doctor/embedding_checks.py and the README:
+5 min for head_only_tiny), quoted in peftzoo_tools/doctor/embedding_checks.py and the README:
 
     head_only_tiny         healthy         eeg    d= 128 spread=0.974 mean_cos=0.010 erank= 28.22 R@1=0.758
     head_only_tiny         healthy         video  d= 128 spread=0.957 mean_cos=0.026 erank= 25.81 R@1=0.758
@@ -53,8 +53,8 @@ import yaml
 
 from run_recipe import train_recipe  # benchmarks/ is on sys.path when this file runs as a script
 from recipes import schema
-from recipes.doctor.embedding_checks import effective_rank, spread
-from recipes.doctor.run_reader import read_run
+from peftzoo_tools.doctor.embedding_checks import effective_rank, spread
+from peftzoo_tools.doctor.run_reader import read_run
 
 VARIANTS = {
     "healthy": {},
@@ -70,7 +70,7 @@ def stats(z: torch.Tensor) -> dict[str, float]:
 
 def embeddings(run_dir: Path, trained: bool) -> dict[str, torch.Tensor]:
     """Validation embeddings (all of the split, at most 256) of the run's model, trained or as it started."""
-    from recipes.doctor import model_probe
+    from peftzoo_tools.doctor import model_probe
 
     probe, why = model_probe.rebuild(read_run(run_dir))
     if probe is None:

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from data_wait import write_arrays  # benchmarks/ is on sys.path when this file runs as a script
-from recipes.run import main as run_main
+from peftzoo_tools.run import main as run_main
 
 
 def main() -> int:

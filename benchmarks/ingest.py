@@ -6,10 +6,10 @@ Generates files of realistic size first (not timed): a FIF recording of 64 EEG c
 for 30 minutes with an event every 10 s, and a 10-minute 24-fps 1280x720 H.264 movie (--quick:
 5 minutes of EEG, 1 minute of video). Then times, in this process:
 - EEG: read + pick + band-pass 0.1-75 Hz + notch 50 Hz + resample to 200 Hz + microvolts
-  (recipes.ingest.eeg), as hours of recording per minute of wall time;
-- video: one pass of recipes.ingest.video.frames_at over the whole movie, 8 frames per 2-s window
+  (peftzoo_data.ingest.eeg), as hours of recording per minute of wall time;
+- video: one pass of peftzoo_data.ingest.video.frames_at over the whole movie, 8 frames per 2-s window
   at short side 128, as frames decoded per second (every frame of the file is decoded);
-- end to end: `recipes.ingest.ingest` of the recording with the movie (movie mode), pairs per second.
+- end to end: `peftzoo_data.ingest.ingest` of the recording with the movie (movie mode), pairs per second.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 def make_eeg(path: Path, minutes: float, channels: int = 64, sfreq: float = 1000.0) -> None:
     import mne
 
-    from recipes.data.seed_dv import CHANNELS
+    from peftzoo_data.seed_dv import CHANNELS
 
     n = int(minutes * 60 * sfreq)
     names = CHANNELS[:channels] if channels <= len(CHANNELS) else CHANNELS + [f"EXG{i}" for i in range(channels - len(CHANNELS))]
@@ -79,10 +79,10 @@ def main() -> None:
         n_frames = make_video(movie, video_min)
         print(f"generated {eeg_min:g} min of 64-ch 1000 Hz EEG and {n_frames} frames of 720p video in {time.perf_counter() - t:.0f} s")
 
-        from recipes.ingest import eeg as eeg_io
-        from recipes.ingest import ingest
-        from recipes.ingest import video as video_io
-        from recipes.ingest.spec import EEGSpec
+        from peftzoo_data.ingest import eeg as eeg_io
+        from peftzoo_data.ingest import ingest
+        from peftzoo_data.ingest import video as video_io
+        from peftzoo_data.ingest.spec import EEGSpec
 
         spec = EEGSpec()
         t = time.perf_counter()

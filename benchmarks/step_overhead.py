@@ -14,7 +14,7 @@ millisecond, so any per-step cost of the trainer (data loading, scheduler, gradi
 non-finite checks, logging) shows.
 
 Both loops call the model's loss the same way (with the pairs' groups, which it masks). Ours is
-`recipes.engine.train`. Both measure samples/s over their training epochs only (evaluation
+`peftzoo_engine.train`. Both measure samples/s over their training epochs only (evaluation
 and feature caching excluded), alternating R rounds in one process so machine noise hits both alike.
 """
 
@@ -32,11 +32,12 @@ import torch
 from torch.utils.data import DataLoader
 
 import registry
-from recipes import feature_cache, overrides, schema
+from recipes import overrides, schema
+from peftzoo_engine import feature_cache
 from recipes.compose import compose
-from recipes.data.base import PairTorchDataset
-from recipes.rundir import RunDir
-from recipes.engine import seed_everything, train
+from peftzoo_data.base import PairTorchDataset
+from peftzoo_engine.rundir import RunDir
+from peftzoo_engine import seed_everything, train
 
 
 CASES = {

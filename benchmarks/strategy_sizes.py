@@ -14,7 +14,7 @@ from pathlib import Path
 
 import registry
 from adapters.strategies.base import StrategyError, apply_strategies
-from recipes.weights import save_trainable
+from peftzoo_engine.weights import save_trainable
 
 ENCODERS = ("labram_base", "swin3d_t")
 

@@ -319,7 +319,7 @@ class VideoEncoder(Encoder):
     @property
     def preprocessing(self) -> VideoPreprocess:
         """The preprocessing `input_spec` defines; its uint8 part (sampling, resize, crop) can run once
-        ahead of training (recipes/video_cache.py), leaving only `normalize` per batch."""
+        ahead of training (peftzoo_engine/video_cache.py), leaving only `normalize` per batch."""
         spec = self.input_spec
         return VideoPreprocess(frames=spec.frames, size=spec.size, resize=spec.resize, mean=spec.mean, std=spec.std)
 

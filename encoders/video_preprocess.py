@@ -2,7 +2,7 @@
 
 The same recipe as torchvision's `VideoClassification` preset (short-side resize, center crop,
 mean/std on [0, 1]), plus uniform temporal sampling to the encoder's frame count. It is two parts:
-the geometric one on uint8 (sampling, resize, crop), which `recipes/video_cache.py` runs once per
+the geometric one on uint8 (sampling, resize, crop), which `peftzoo_engine/video_cache.py` runs once per
 data set, and the normalization, which runs per batch on the training device.
 """
 

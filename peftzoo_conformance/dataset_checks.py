@@ -33,7 +33,7 @@ def check_arrays(name: str, directory: Path) -> bool:
         require(ok, "dataset_arrays", KIND, name, message)
 
     for attr in ("eeg", "video", "sfreq", "channels", "fps", "groups", "splits"):
-        need(hasattr(data, attr), f"from_config must return recipes.data.base.PairedData; `{attr}` is missing")
+        need(hasattr(data, attr), f"from_config must return peftzoo_data.base.PairedData; `{attr}` is missing")
     n = len(data.eeg)
     need(n > 0, "no pairs")
     need(data.eeg.ndim == 3 and data.eeg.dtype == np.float32, f"eeg must be float32 (N, C, T), got {data.eeg.dtype} {data.eeg.shape}")

@@ -14,8 +14,8 @@ from pydantic import BaseModel
 
 from adapters.strategies.base import StrategyError, apply_strategies, strategy_key
 from encoders.base import Encoder, InputSpecError
-from recipes.data.base import PairedData
-from recipes.model import DualEncoderCLIP, Tower
+from peftzoo_data.base import PairedData
+from peftzoo_model.model import DualEncoderCLIP, Tower
 from registry.core import Registry
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from recipes import yamlio
+from registry import yamlio
 from recipes.errors import RecipeError
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Checks a run must pass before its run directory is made: where it writes, and whether its data can train.
 
-`recipes.run` calls `check_run` after the recipe, the data and the model are built and before
+`peftzoo_tools.run` calls `check_run` after the recipe, the data and the model are built and before
 `RunDir(...)`, so a mistake that can be found up front (an output path that is a file, a train split
 of one pair) is one message and leaves nothing behind: no empty `runs/<id>/checkpoints/`, no
 failed run directory.
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-from recipes.data.base import DataError, PairedData
+from peftzoo_data.base import DataError, PairedData
 from recipes.errors import RecipeError
 
 

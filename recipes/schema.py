@@ -35,7 +35,7 @@ from pydantic import (
     model_validator,
 )
 
-from recipes import yamlio
+from registry import yamlio
 from recipes.errors import RecipeError
 from registry.core import Registry
 from registry.errors import did_you_mean
@@ -106,7 +106,7 @@ class _Section(StrictNumbers):
 SCHEMA_DESCRIPTION = (
     "A peftzoo recipe (python -m recipes.run RECIPE). This schema is generated from the installed "
     "components by `python -m recipes.schema`: regenerate it after installing or removing a plugin, "
-    "whose components and options it lists. recipes.run also checks what a schema cannot "
+    "whose components and options it lists. peftzoo_tools.run also checks what a schema cannot "
     "(finite numbers, architecture consistency, the data against the encoders)."
 )
 
@@ -128,7 +128,7 @@ class LrScales(_Section):
     """The loss's own parameters (temperature, bias)."""
 
 
-# Metrics the per-epoch evaluation logs that train.select may rank epochs by (recipes.evaluate.evaluate).
+# Metrics the per-epoch evaluation logs that train.select may rank epochs by (peftzoo_tools.evaluate.evaluate).
 SELECTABLE_METRICS = ("val/loss", *(f"val/{d}/{m}" for d in ("eeg_to_video", "video_to_eeg")
                                     for m in ("R@1", "R@5", "R@10", "mean_rank", "median_rank")))
 
@@ -212,7 +212,7 @@ class TrainConfig(_Section):
     @field_validator("loggers")
     @classmethod
     def _loggers_available(cls, names: list[str]) -> list[str]:
-        from recipes.loggers import check_available  # the sweep engineer's logger modules
+        from peftzoo_engine.loggers import check_available  # the sweep engineer's logger modules
 
         return check_available(names)
 

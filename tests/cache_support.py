@@ -11,8 +11,8 @@ import torch
 import registry
 from recipes import schema
 from recipes.compose import compose
-from recipes.data import arrays
-from recipes.data.base import PairedData
+from peftzoo_data import arrays
+from peftzoo_data.base import PairedData
 from tests.conftest import tiny_recipe
 
 PAIRS = 40

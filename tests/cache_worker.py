@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import encoders  # noqa: E402
 from recipes import feature_cache  # noqa: E402
-from recipes.data.base import PairedData  # noqa: E402
+from peftzoo_data.base import PairedData  # noqa: E402
 
 
 def main() -> None:

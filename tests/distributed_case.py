@@ -7,7 +7,7 @@ import torch
 import registry
 from recipes import schema
 from recipes.compose import compose
-from recipes.data.base import PairTorchDataset
+from peftzoo_data.base import PairTorchDataset
 from tests.conftest import tiny_recipe
 
 BATCH = 8

@@ -1,8 +1,8 @@
-"""One process of a 2-process `recipes.run` (tests/test_engine_distributed.py) that prints the dropout
+"""One process of a 2-process `peftzoo_tools.run` (tests/test_engine_distributed.py) that prints the dropout
 mask its global random state draws when training starts, and exits there (both processes reach that
 point after the same collectives, so neither waits for the other).
 
-`python -m tests.distributed_dropout_worker ARGS...` with torchrun's environment runs `recipes.run ARGS...`.
+`python -m tests.distributed_dropout_worker ARGS...` with torchrun's environment runs `peftzoo_tools.run ARGS...`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import sys
 
 import torch
 
-import recipes.engine.stages
-from recipes.run import main
+import peftzoo_engine.stages
+from peftzoo_tools.run import main
 
 if __name__ == "__main__":
 
@@ -23,5 +23,5 @@ if __name__ == "__main__":
         print("dropout mask:", "".join(map(str, mask)), flush=True)
         os._exit(0)
 
-    recipes.engine.stages.train_epoch = print_mask_and_exit
+    peftzoo_engine.stages.train_epoch = print_mask_and_exit
     sys.exit(main(sys.argv[1:]))

@@ -1,7 +1,7 @@
-"""One process of a 2-process `recipes.run` (tests/test_distributed.py), optionally hit by SIGTERM.
+"""One process of a 2-process `peftzoo_tools.run` (tests/test_distributed.py), optionally hit by SIGTERM.
 
 `python -m tests.distributed_run_worker SIGNAL_AT_STEP ARGS...` with torchrun's environment runs
-`recipes.run ARGS...`; with SIGNAL_AT_STEP > 0, rank 1 alone sends itself SIGTERM during that
+`peftzoo_tools.run ARGS...`; with SIGNAL_AT_STEP > 0, rank 1 alone sends itself SIGTERM during that
 training step, as when a scheduler signals one process of a job.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
-from recipes.losses.clip import ClipLoss
-from recipes.run import main
+from peftzoo_model.losses.clip import ClipLoss
+from peftzoo_tools.run import main
 from tests.interrupt import sigterm_during_step
 
 if __name__ == "__main__":

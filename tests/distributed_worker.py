@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
-from recipes import distributed
+from peftzoo_engine import distributed
 from tests.distributed_case import global_batches, model_and_data, slice_of
-from recipes.engine import Precision, accumulated_backward
+from peftzoo_engine import Precision, accumulated_backward
 
 
 def main(out_dir: str, accum_freqs: list[int]) -> None:

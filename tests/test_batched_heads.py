@@ -1,4 +1,4 @@
-"""Many heads at once (recipes/sweep/batched): a batched trial equals its ordinary run, and every
+"""Many heads at once (peftzoo_tools/sweep/batched): a batched trial equals its ordinary run, and every
 trial ends in a complete run directory."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import torch
 
 import recipes
 from recipes import schema
-from recipes.engine import seed_everything, train
+from peftzoo_engine import seed_everything, train
 from recipes.compose import compose
 from recipes.errors import RecipeError
-from recipes.rundir import RunDir
-from recipes.sweep.batched import batch_key, train_batched, unsupported_reason
-from recipes.weights import read_state
+from peftzoo_engine.rundir import RunDir
+from peftzoo_tools.sweep.batched import batch_key, train_batched, unsupported_reason
+from peftzoo_engine.weights import read_state
 from tests.conftest import tiny_recipe
 
 RUN_FILES = {"recipe.yaml", "run.json", "metrics.jsonl", "trainable.safetensors"}
@@ -27,7 +27,7 @@ def _recipe(reg, cache, **changes):
 
 
 def _ordinary(recipe, reg, out):
-    """The trial run alone, as recipes.run does it."""
+    """The trial run alone, as peftzoo_tools.run does it."""
     seed_everything(recipe.seed)
     data = reg.build("datasets", recipe.data, seed=recipe.seed)
     model = compose(recipe, data, reg)
@@ -198,9 +198,9 @@ def test_a_rerun_plans_an_interrupted_group_as_one_resume(tmp_path, reg):
     """plan_job finds the group checkpoint an interrupted batched run names in its run.json, and
     split_jobs makes its trials one resumed group, also where fresh trials are not batched (--batched-heads
     off); without the checkpoint file the attempt is set aside and the trial starts again."""
-    from recipes.sweep import trials as trial_runs
-    from recipes.sweep.batched.sweep_groups import split_jobs
-    from recipes.sweep.record import SweepRecord
+    from peftzoo_tools.sweep import trials as trial_runs
+    from peftzoo_tools.sweep.batched.sweep_groups import split_jobs
+    from peftzoo_tools.sweep.record import SweepRecord
 
     record = SweepRecord.load_or_create(tmp_path, {"name": "s"}, [("trial-000", {}), ("trial-001", {}), ("trial-002", {})])
     checkpoint = tmp_path / ".batched" / "group-abc.pt"
@@ -226,12 +226,12 @@ def test_a_rerun_plans_an_interrupted_group_as_one_resume(tmp_path, reg):
 
 @pytest.mark.parametrize("smoothing, mask", [(0.0, True), (0.0, False), (0.1, True), (0.2, False)])
 def test_the_stacked_clip_loss_is_each_trials_clip_loss(smoothing, mask):
-    """stacked_clip_loss for T trials equals recipes.losses.clip.ClipLoss on each trial, with and
+    """stacked_clip_loss for T trials equals peftzoo_model.losses.clip.ClipLoss on each trial, with and
     without label smoothing and same-group masking, and so do its gradients."""
     import torch.nn.functional as F
 
-    from recipes.losses.clip import ClipLoss, ClipLossConfig
-    from recipes.sweep.batched.stacked import stacked_clip_loss
+    from peftzoo_model.losses.clip import ClipLoss, ClipLossConfig
+    from peftzoo_tools.sweep.batched.stacked import stacked_clip_loss
 
     torch.manual_seed(0)
     trials, n, dim = 3, 12, 8

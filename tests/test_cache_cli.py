@@ -10,8 +10,9 @@ import pytest
 import torch
 
 import encoders
-from recipes import feature_cache, video_cache
-from recipes.cache.cli import main
+from peftzoo_engine import feature_cache
+from peftzoo_engine import video_cache
+from peftzoo_engine.cache.cli import main
 from tests.cache_support import entry_files, tiny_model
 from tests.conftest import run_python
 

@@ -13,7 +13,8 @@ import torch
 from safetensors.torch import save
 
 import encoders
-from recipes import feature_cache, video_cache
+from peftzoo_engine import feature_cache
+from peftzoo_engine import video_cache
 from tests.cache_support import entry_files, tiny_model
 
 CPU = torch.device("cpu")
@@ -66,7 +67,7 @@ def test_a_damaged_feature_entry_is_named_and_recomputed(tiny, tmp_path, caplog,
     first = feature_cache.features("eeg", model.eeg, data, CPU, tmp_path, batch_size=16)
     (path,) = tmp_path.glob("eeg-*.safetensors")
     damage(path, how)
-    with caplog.at_level(logging.WARNING, logger="recipes.cache.store"):
+    with caplog.at_level(logging.WARNING, logger="peftzoo_engine.cache.store"):
         again = feature_cache.features("eeg", model.eeg, data, CPU, tmp_path, batch_size=16)
     assert torch.equal(again, first)
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -82,7 +83,7 @@ def test_a_damaged_clip_entry_is_named_and_recomputed(tiny, clip_encoder, tmp_pa
     first = np.array(video_cache.prepare(clip_encoder, data, tmp_path, batch_size=16).video)
     (path,) = tmp_path.glob("video-clips-*.npy")
     damage(path, how)
-    with caplog.at_level(logging.WARNING, logger="recipes.cache.store"):
+    with caplog.at_level(logging.WARNING, logger="peftzoo_engine.cache.store"):
         again = video_cache.prepare(clip_encoder, data, tmp_path, batch_size=16)
     assert np.array_equal(np.asarray(again.video), first)
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -95,7 +96,7 @@ def test_clips_overwritten_in_place_with_a_valid_header_fail_their_checksum(tiny
     first = np.array(video_cache.prepare(clip_encoder, data, tmp_path, batch_size=16).video)
     (path,) = tmp_path.glob("video-clips-*.npy")
     np.save(path, first[::-1].copy())
-    with caplog.at_level(logging.WARNING, logger="recipes.cache.store"):
+    with caplog.at_level(logging.WARNING, logger="peftzoo_engine.cache.store"):
         again = video_cache.prepare(clip_encoder, data, tmp_path, batch_size=16)
     assert np.array_equal(np.asarray(again.video), first)
     assert any("sha256" in r.getMessage() and str(path) in r.getMessage() for r in caplog.records)
@@ -104,7 +105,7 @@ def test_clips_overwritten_in_place_with_a_valid_header_fail_their_checksum(tiny
 def test_an_unchanged_clip_file_is_not_hashed_on_read(tiny, clip_encoder, tmp_path, monkeypatch):
     data, _ = tiny
     video_cache.prepare(clip_encoder, data, tmp_path, batch_size=16)
-    from recipes.cache import store
+    from peftzoo_engine.cache import store
 
     monkeypatch.setattr(store, "file_digest", lambda *a, **k: pytest.fail("hashed an untouched clip file"))
     video_cache.prepare(clip_encoder, data, tmp_path, batch_size=16)
@@ -151,7 +152,7 @@ def test_an_interrupt_while_writing_clips_leaves_no_entry(tiny, clip_encoder, tm
 
 
 def test_a_cache_dir_that_is_a_file_is_one_clear_user_error(tiny, clip_encoder, tmp_path):
-    from recipes.cache.store import CacheDirError
+    from peftzoo_engine.cache.store import CacheDirError
     from registry.errors import UserError
 
     data, model = tiny

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 import encoders
-from recipes import feature_cache, video_cache
-from recipes.cache import code, content
+from peftzoo_engine import feature_cache
+from peftzoo_engine import video_cache
+from peftzoo_engine.cache import code, content
 from tests.cache_support import load_arrays, tiny_model, write_arrays
 
 CPU = torch.device("cpu")

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import encoders
-from recipes import video_cache
-from recipes.data.base import PairedData
+from peftzoo_engine import video_cache
+from peftzoo_data.base import PairedData
 from tests.cache_support import entry_files
 from tests.conftest import ROOT
 
@@ -73,7 +73,7 @@ def test_two_threads_write_one_clip_entry_once(tmp_path, monkeypatch, caplog):
         except BaseException as exc:  # reported below
             errors.append(exc)
 
-    with caplog.at_level(logging.INFO, logger="recipes.cache.store"):
+    with caplog.at_level(logging.INFO, logger="peftzoo_engine.cache.store"):
         threads = [threading.Thread(target=ask, args=(i,)) for i in range(2)]
         for t in threads:
             t.start()
@@ -88,7 +88,7 @@ def test_waiting_for_another_writer_stops_at_once_on_a_signal(tmp_path):
     """A run waiting on another process's entry lock is stopped within a second by a handler that raises."""
     import signal
 
-    from recipes.cache import store
+    from peftzoo_engine.cache import store
 
     entry = store.Entry(tmp_path, f"eeg-{'a' * 32}", ".safetensors")
     held, done = threading.Event(), threading.Event()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from recipes.compare.cli import main as compare
-from recipes.sweep.cli import main as sweep_main
+from peftzoo_tools.compare.cli import main as compare
+from peftzoo_tools.sweep.cli import main as sweep_main
 from tests.conftest import tiny_recipe
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -10,7 +10,7 @@ from adapters.heads.linear import LinearHead
 from adapters.heads.mlp import MLPHead
 from recipes import schema
 from recipes.compose import compose
-from recipes.engine import param_groups
+from peftzoo_engine import param_groups
 from tests.conftest import tiny_recipe
 
 
@@ -106,7 +106,7 @@ def test_lr_scales_by_role_multiply_the_strategys_own(reg):
 
 def test_a_peft_wrapped_pretrained_weight_stays_an_encoder_weight(reg):
     """peft moves a targeted layer's weight under base_layer; unfrozen, it is still pretrained."""
-    from recipes.engine import role
+    from peftzoo_engine import role
 
     _, _, model = make(reg, **{"eeg.strategy": [{"name": "last_k", "k": 1}, {"name": "ia3", "targets": ["mlp"]}]})
     roles = {n: role(model, n) for n, p in model.named_parameters() if n.startswith("eeg.encoder.") and p.requires_grad}

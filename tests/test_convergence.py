@@ -11,12 +11,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-import recipes.engine.grouping
+import peftzoo_engine.grouping
 import registry
 from recipes import overrides, schema
 from recipes.compose import compose
-from recipes.rundir import RunDir
-from recipes.engine import seed_everything, train
+from peftzoo_engine.rundir import RunDir
+from peftzoo_engine import seed_everything, train
 
 DISTRIBUTION = "peftzoo"  # built-in components are the entry points of this distribution
 FACTOR = 5  # R@1 must reach this multiple of chance (1 / validation pairs)
@@ -102,11 +102,11 @@ def test_bundled_recipe_of_every_builtin_strategy_learns(tmp_path, strategy, rec
     assert_learns(recipe_name, tmp_path)
 
 
-REAL_PARAM_GROUPS = recipes.engine.grouping.param_groups
+REAL_PARAM_GROUPS = peftzoo_engine.grouping.param_groups
 
 
 def optimizer_of_copies(*args, **kwargs) -> list[dict]:
-    """recipes.engine.grouping.param_groups with copies of the parameters: models adapters and heads silently
+    """peftzoo_engine.grouping.param_groups with copies of the parameters: models adapters and heads silently
     not trained, as when the model is rebuilt, re-wrapped or reloaded after its optimizer was made.
     Every step still runs and gradients reach the model; nothing it computes with ever changes."""
     groups = REAL_PARAM_GROUPS(*args, **kwargs)
@@ -116,7 +116,7 @@ def optimizer_of_copies(*args, **kwargs) -> list[dict]:
 
 
 def optimizer_without_encoders(*args, **kwargs) -> list[dict]:
-    """recipes.engine.grouping.param_groups leaving out the encoders' parameters: models adapters that silently do
+    """peftzoo_engine.grouping.param_groups leaving out the encoders' parameters: models adapters that silently do
     nothing while the heads train (e.g. a strategy whose parameters never reach the optimizer)."""
     groups = REAL_PARAM_GROUPS(*args, **kwargs)
     return [g for g in groups if not any(".encoder." in n for n in g["names"])]
@@ -124,7 +124,7 @@ def optimizer_without_encoders(*args, **kwargs) -> list[dict]:
 
 def test_an_adapter_left_out_of_training_fails_the_check(tmp_path, monkeypatch):
     """The heads alone learn this data, so this bug keeps R@1 high; the check must still catch it."""
-    monkeypatch.setattr(recipes.engine.grouping, "param_groups", optimizer_without_encoders)
+    monkeypatch.setattr(peftzoo_engine.grouping, "param_groups", optimizer_without_encoders)
     with pytest.raises(AssertionError, match="did not train"):
         assert_learns("lora_qv.yaml", tmp_path)
 
@@ -134,6 +134,6 @@ def test_an_adapter_left_out_of_training_fails_the_check(tmp_path, monkeypatch):
 def test_planted_bugs_fail_the_check(tmp_path, monkeypatch, bug, recipe_name):
     """The check above is only worth something if a model that does not train fails it."""
     if bug == "optimizer_of_copies":
-        monkeypatch.setattr(recipes.engine.grouping, "param_groups", optimizer_of_copies)
+        monkeypatch.setattr(peftzoo_engine.grouping, "param_groups", optimizer_of_copies)
     with pytest.raises(AssertionError, match="did not learn"):
         assert_learns(recipe_name, tmp_path, *(["train.lr=0"] if bug == "lr_zero" else []))

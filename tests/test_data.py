@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from recipes.data.base import DataError, PairTorchDataset, group_split
+from peftzoo_data.base import DataError, PairTorchDataset, group_split
 
 
 def build(reg, spec, seed=0):
@@ -117,7 +117,7 @@ def test_nan_eeg_is_reported_with_its_index(reg, tmp_path):
 
 
 def test_group_disjoint_batches_never_put_a_group_twice_and_resume_mid_epoch():
-    from recipes.data.sampler import GroupDisjointBatches, ShuffledBatches
+    from peftzoo_data.sampler import GroupDisjointBatches, ShuffledBatches
 
     groups = np.repeat(np.arange(40), 5)  # 40 recordings of 5 windows
     sampler = GroupDisjointBatches(groups, batch_size=16, seed=3)
@@ -140,7 +140,7 @@ def test_group_disjoint_batches_never_put_a_group_twice_and_resume_mid_epoch():
 def test_auto_sampler_separates_groups_when_the_loss_does_not_mask(reg, tmp_path):
     from recipes import schema
     from recipes.compose import compose
-    from recipes.engine import use_group_disjoint
+    from peftzoo_engine import use_group_disjoint
     from tests.conftest import tiny_recipe
 
     for mask, expected in ((True, False), (False, True)):

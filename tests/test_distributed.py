@@ -12,8 +12,8 @@ import pytest
 import torch
 import yaml
 
-from recipes.engine import Precision, accumulated_backward
-from recipes.run import main
+from peftzoo_engine import Precision, accumulated_backward
+from peftzoo_tools.run import main
 from tests.conftest import ROOT, run_dir_in, run_python, tiny_recipe
 from tests.distributed_case import global_batches, model_and_data
 

@@ -1,7 +1,7 @@
 """The doctor names every planted fault and stays quiet on healthy runs (issue #14).
 
 Each planted run is a few seconds of tiny encoders on small data, trained in this process by the
-real `recipes.run` entry point and shared by the tests through a module-scoped cache; faults that
+real `peftzoo_tools.run` entry point and shared by the tests through a module-scoped cache; faults that
 need a component (a head ending in ReLU, a slow data set) come from a test plugin registered by
 entry points (tests/doctor_faults/).
 """
@@ -21,10 +21,10 @@ import torch
 import yaml
 
 import registry
-from recipes.doctor import diagnose
-from recipes.doctor.__main__ import main as doctor_main
-from recipes.doctor.live import LiveDoctor
-from recipes.run import main as run_main
+from peftzoo_tools.doctor import diagnose
+from peftzoo_tools.doctor.cli import main as doctor_main
+from peftzoo_tools.doctor.live import LiveDoctor
+from peftzoo_tools.run import main as run_main
 from tests.conftest import ROOT, run_dir_in, run_python, tiny_recipe
 
 # Small but learning: 192 training pairs, 6 steps an epoch, a train line every step.
@@ -58,7 +58,7 @@ def fault_plugin(tmp_path_factory):
 
 
 def _synthetic(n: int, seed: int = 0):
-    from recipes.data.synthetic import SyntheticConfig, generate
+    from peftzoo_data.synthetic import SyntheticConfig, generate
 
     return generate(SyntheticConfig(n=n, seconds=1, frames=4, height=20, width=20), seed)
 
@@ -79,7 +79,7 @@ def shuffled_pairs(root: Path) -> Path:
 
 
 def eeg_in_millivolts(root: Path) -> Path:
-    """EEG given in millivolts (volts are refused before training by recipes.data.checks; millivolts
+    """EEG given in millivolts (volts are refused before training by peftzoo_data.checks; millivolts
     only warned about there, so such runs exist)."""
     data = _synthetic(256)
     return _arrays(root, np.asarray(data.eeg) * 1e-3, np.asarray(data.video), data.channels)
@@ -101,7 +101,7 @@ def half_mispaired(root: Path) -> Path:
     would), and 128 correctly paired validation pairs (split.npy). The clean half teaches the shared
     signal first; memorizing the mispaired half later pulls the heads away from it. (Clean tiny
     splits of the synthetic data do not overfit: its signal is shared by every pair.)"""
-    from recipes.data.synthetic import SyntheticConfig, generate
+    from peftzoo_data.synthetic import SyntheticConfig, generate
 
     data = generate(SyntheticConfig(n=320, seconds=1, frames=4, height=20, width=20, eeg_noise_uv=3, video_noise=3), 0)
     video = np.asarray(data.video).copy()
@@ -251,7 +251,7 @@ def test_live_doctor_reports_each_code_once_as_diagnosis_lines(planted, caplog):
 
 
 def test_live_doctor_embedding_and_frozen_checks():
-    from recipes.doctor.embedding_checks import check_embeddings
+    from peftzoo_tools.doctor.embedding_checks import check_embeddings
 
     torch.manual_seed(0)
     model = torch.nn.ModuleDict({"eeg": torch.nn.ModuleDict({"encoder": torch.nn.Linear(4, 4), "head": torch.nn.Sequential(
@@ -270,7 +270,7 @@ def test_live_doctor_embedding_and_frozen_checks():
 def _record(losses, evals, **recipe_train):
     """A run read from metrics lines written here: the edges of the curve checks (noise that must
     stay quiet, train.select turning overfitting into info) beside the planted runs above."""
-    from recipes.doctor.run_reader import RunRecord
+    from peftzoo_tools.doctor.run_reader import RunRecord
 
     lines = [{"type": "train", "epoch": 1 + i // 10, "step": i + 1, "train/loss": v, "logit_scale": 14.0} for i, v in enumerate(losses)]
     for epoch, r1 in evals:
@@ -281,7 +281,7 @@ def _record(losses, evals, **recipe_train):
 
 
 def test_divergence_on_spiking_and_rising_curves():
-    from recipes.doctor.loss_checks import check_divergence
+    from peftzoo_tools.doctor.loss_checks import check_divergence
 
     falling = list(np.linspace(3.4, 1.0, 60))
     assert check_divergence(_record(falling, [])) == []
@@ -301,7 +301,7 @@ def test_divergence_on_spiking_and_rising_curves():
 
 
 def test_overfitting_needs_a_significant_fall_while_training_loss_falls():
-    from recipes.doctor.loss_checks import check_overfitting
+    from peftzoo_tools.doctor.loss_checks import check_overfitting
 
     losses = list(np.linspace(3.0, 0.2, 80))
     peak = [(1, 0.2), (2, 0.4), (3, 0.5), (4, 0.42), (5, 0.36), (6, 0.3), (7, 0.25), (8, 0.22)]
@@ -322,7 +322,7 @@ def test_without_the_model_the_runs_live_findings_stand_in(planted, capsys):
 
 
 def test_frozen_adapter_is_an_error_only_when_a_whole_side_never_moved():
-    from recipes.doctor.adapter_checks import check_frozen
+    from peftzoo_tools.doctor.adapter_checks import check_frozen
 
     init = {"eeg.encoder.a.lora_A": torch.ones(2, 2), "eeg.encoder.a.lora_B": torch.zeros(2, 2)}
     moved = {k: v + 1 for k, v in init.items()}
@@ -336,9 +336,9 @@ def test_frozen_adapter_seen_in_the_features_when_the_weights_moved(planted, tmp
     """An adapter that trains (its tensors move) but acts in training mode only: the weight check is
     silent, the features equal the base encoder's, and the doctor names frozen_adapter from them.
     A LoRA trained the same way moves the features far beyond the tolerance."""
-    from recipes.doctor import model_probe
-    from recipes.doctor.adapter_checks import FEATURE_RTOL
-    from recipes.doctor.run_reader import read_run
+    from peftzoo_tools.doctor import model_probe
+    from peftzoo_tools.doctor.adapter_checks import FEATURE_RTOL
+    from peftzoo_tools.doctor.run_reader import read_run
 
     changes = {**BASE, "train.epochs": 4, "eeg.strategy": "train_mode_only"}
     run = train(tiny_recipe(**changes), tmp_path / "train_mode_only")
@@ -365,7 +365,7 @@ def test_embedding_collapse_rule_does_not_depend_on_the_dimension(d):
     """Measured statistics (benchmarks/embedding_spread.py) do not scale with d; the rule must not
     either: isotropic and sparse (10 active coordinates) embeddings are healthy at every d, inputs on
     one direction or one line are collapsed at every d."""
-    from recipes.doctor.embedding_checks import check_embeddings
+    from peftzoo_tools.doctor.embedding_checks import check_embeddings
 
     torch.manual_seed(0)
     unit = torch.nn.functional.normalize
@@ -387,7 +387,7 @@ def test_base_encoder_is_rebuilt_under_every_strategy(reg, strategy):
     weights, found under every built-in strategy's renames (peft's base_layer). Strategies that are
     the identity at the start give exactly the base features then; prompts change them from step 0."""
     from recipes import schema
-    from recipes.doctor import model_probe
+    from peftzoo_tools.doctor import model_probe
 
     recipe = schema.validate(tiny_recipe(**{"eeg.strategy": strategy, "video.strategy": strategy}), reg)
     model_probe._seed(0)
@@ -440,7 +440,7 @@ def test_flat_loss_waits_for_the_planned_warmup_and_enough_steps(tmp_path):
     assert [(f.code, f.severity) for f in short.findings] == [("flat_loss", "info")], [f.to_json() for f in short.findings]
     full = diagnose(_written_run(tmp_path / "full", epochs=6, steps=36, status="completed"), model=False)
     assert [(f.code, f.severity) for f in full.findings] == [("flat_loss", "error")]
-    assert full.run.warmup_steps() == 4  # 10% of 6 epochs x 6 steps, as recipes.engine.optim computes it
+    assert full.run.warmup_steps() == 4  # 10% of 6 epochs x 6 steps, as peftzoo_engine.optim computes it
 
 
 def test_not_a_run_names_what_the_directory_is_and_the_run_to_give(tmp_path, capsys):

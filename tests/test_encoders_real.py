@@ -129,7 +129,7 @@ def test_labram_input_contract(small_labram):
 
 def test_labram_refuses_wrong_rate_and_nan_before_training(reg, tmp_path):
     from recipes.compose import check_data
-    from recipes.data.base import DataError, PairTorchDataset
+    from peftzoo_data.base import DataError, PairTorchDataset
 
     model = encoders.build("labram_base", **SMALL_LABRAM)
     data = reg.build("datasets", {"name": "synthetic", "n": 8, "sfreq": 250, "seconds": 4})

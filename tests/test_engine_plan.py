@@ -10,9 +10,9 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-import recipes.engine.stages
-from recipes.run import main
-from recipes.weights import read_metadata
+import peftzoo_engine.stages
+from peftzoo_tools.run import main
+from peftzoo_engine.weights import read_metadata
 from tests.conftest import run_dir_in, tiny_recipe
 
 
@@ -51,26 +51,26 @@ def test_evaluation_logs_every_selectable_metric(tmp_path, capsys):
 
 def planted(monkeypatch, values):
     """Evaluation reports `values[epoch - 1]` as val/loss (the rest as evaluated)."""
-    real = recipes.engine.stages.evaluate_epoch
+    real = peftzoo_engine.stages.evaluate_epoch
 
     def evaluate_epoch(model, val_loader, run, device, progress, precision):
         metrics = real(model, val_loader, run, device, progress, precision)
         metrics["val/loss"] = values[progress.epoch - 1]
         return metrics
 
-    monkeypatch.setattr(recipes.engine.stages, "evaluate_epoch", evaluate_epoch)
+    monkeypatch.setattr(peftzoo_engine.stages, "evaluate_epoch", evaluate_epoch)
 
 
 def test_best_weights_are_those_of_the_best_epoch(tmp_path, capsys, monkeypatch):
     planted(monkeypatch, [3.0, 2.0, 1.0, 1.5, 2.5])  # best at epoch 3
     snapshots = {}
-    real_after = recipes.engine.stages.after_evaluation
+    real_after = peftzoo_engine.stages.after_evaluation
 
     def after_evaluation(recipe, model, run, progress, metrics):
         snapshots[progress.epoch] = {n: p.detach().clone() for n, p in model.trainable_parameters().items()}
         return real_after(recipe, model, run, progress, metrics)
 
-    monkeypatch.setattr(recipes.engine.stages, "after_evaluation", after_evaluation)
+    monkeypatch.setattr(peftzoo_engine.stages, "after_evaluation", after_evaluation)
     code, out, run_dir = run(tmp_path, capsys, tiny_recipe(**{"train.epochs": 5, "train.select": {"metric": "val/loss"}}))
     assert code == 0, out.err
     info = json.loads((run_dir / "run.json").read_text())
@@ -86,7 +86,7 @@ def test_best_weights_are_those_of_the_best_epoch(tmp_path, capsys, monkeypatch)
 
 def test_early_stopping_ends_at_the_right_epoch(tmp_path, capsys, monkeypatch):
     # R@1 improves until epoch 2; epochs 3 and 4 improve by less than min_delta: patience 2 stops after epoch 4
-    real = recipes.engine.stages.evaluate_epoch
+    real = peftzoo_engine.stages.evaluate_epoch
     values = [0.1, 0.3, 0.305, 0.31, 0.9, 0.9]
 
     def evaluate_epoch(model, val_loader, run, device, progress, precision):
@@ -94,7 +94,7 @@ def test_early_stopping_ends_at_the_right_epoch(tmp_path, capsys, monkeypatch):
         metrics["val/eeg_to_video/R@1"] = values[progress.epoch - 1]
         return metrics
 
-    monkeypatch.setattr(recipes.engine.stages, "evaluate_epoch", evaluate_epoch)
+    monkeypatch.setattr(peftzoo_engine.stages, "evaluate_epoch", evaluate_epoch)
     recipe = tiny_recipe(**{"train.epochs": 6, "train.select": {"metric": "val/eeg_to_video/R@1"},
                             "train.early_stopping": {"patience": 2, "min_delta": 0.05}})
     code, out, run_dir = run(tmp_path, capsys, recipe)

@@ -11,8 +11,8 @@ import registry
 from adapters.strategies.base import report_for
 from recipes import schema
 from recipes.compose import compose
-from recipes.engine import param_groups, train
-from recipes.rundir import RunDir
+from peftzoo_engine import param_groups, train
+from peftzoo_engine.rundir import RunDir
 from tests.conftest import tiny_recipe
 
 

@@ -11,8 +11,8 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from recipes.losses.clip import ClipLoss
-from recipes.run import main
+from peftzoo_model.losses.clip import ClipLoss
+from peftzoo_tools.run import main
 from tests.conftest import run_dir_in, tiny_recipe
 from tests.interrupt import sigterm_during_step
 
@@ -134,7 +134,7 @@ def test_a_damaged_checkpoint_is_refused_and_the_run_is_left_as_it_was(tmp_path,
 def test_a_loaded_run_has_its_strategies_final_state(tmp_path, capsys):
     """A run keeps its strategies' state beside its weights (trainable.strategies.pt): recipes.load
     gives AdaLoRA the allocator state and step it ended with, not a fresh one."""
-    from recipes.trained import rebuild_run
+    from peftzoo_trained.loading import rebuild_run
 
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(tiny_recipe(**{"eeg.strategy": ADALORA, "train.epochs": 1})))

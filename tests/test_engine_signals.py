@@ -11,7 +11,7 @@ import time
 
 import yaml
 
-from recipes.run import main
+from peftzoo_tools.run import main
 from tests.conftest import ROOT, run_dir_in, tiny_recipe
 
 

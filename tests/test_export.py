@@ -12,11 +12,11 @@ import yaml
 
 import registry
 from recipes import schema
-from recipes.data.synthetic import DEFAULT_CHANNELS
-from recipes.export import load_run
-from recipes.export import main as export_main
-from recipes.run import main as run_main
-from recipes.weights import read_metadata
+from peftzoo_data.synthetic import DEFAULT_CHANNELS
+from peftzoo_trained.export import load_run
+from peftzoo_trained.export import main as export_main
+from peftzoo_tools.run import main as run_main
+from peftzoo_engine.weights import read_metadata
 from tests.conftest import run_dir_in, run_python, tiny_recipe
 
 LABRAM = {"name": "labram_base", "depth": 2, "embed_dim": 100, "conv_channels": 4, "num_heads": 4}
@@ -76,8 +76,8 @@ def fake_run(root: Path, **changes) -> Path:
     tensor set to random values instead of trained ones: LaBraM from a base file on the EEG side."""
     from adapters.strategies.base import Strategy  # noqa: F401  (registry components)
     from recipes.compose import compose, stage_plan, switch_stage
-    from recipes.trained import seed_everything
-    from recipes.weights import save_trainable
+    from peftzoo_trained.loading import seed_everything
+    from peftzoo_engine.weights import save_trainable
 
     root.mkdir(parents=True, exist_ok=True)
     if not (root / "labram.pth").is_file():
@@ -139,7 +139,7 @@ def test_peft_export_loads_in_peft_with_the_runs_outputs(kind, tmp_path):
 def test_peft_export_refuses_what_peft_cannot_load(strategy):
     from types import SimpleNamespace
 
-    from recipes.export import exporting_strategies
+    from peftzoo_trained.export import exporting_strategies
     from registry.errors import UserError
 
     built = registry.build("strategies", strategy)
@@ -155,7 +155,7 @@ def test_export_plan_names_every_strategy_it_refuses_and_numbers_repeated_names(
     a name a side carries twice (training stages) gets its own numbered directory."""
     from types import SimpleNamespace
 
-    from recipes.export import adapter_directories, exporting_strategies
+    from peftzoo_trained.export import adapter_directories, exporting_strategies
     from registry.errors import UserError
 
     def model(eeg, video=()):
@@ -177,7 +177,7 @@ def test_export_plan_names_every_strategy_it_refuses_and_numbers_repeated_names(
 def test_native_export_writes_each_strategys_own_format_with_a_manifest(kind, tmp_path):
     """--native calls each strategy's export() hook: lora (loralib q/v) and loha (a peft tuner) write peft's
     format into OUT/<side>/<strategy>/, which peft loads back onto the plain base encoder with the run's outputs."""
-    from recipes.bundle import sha256_file
+    from peftzoo_trained.bundle import sha256_file
 
     run = fake_run(tmp_path, **{"eeg.strategy": [PEFT_STRATEGIES[kind]]})
     out = tmp_path / "native"

@@ -10,9 +10,10 @@ import torch
 import yaml
 
 import registry
-from recipes import feature_cache, schema
+from recipes import schema
+from peftzoo_engine import feature_cache
 from recipes.compose import compose
-from recipes.run import main
+from peftzoo_tools.run import main
 from tests.conftest import run_dir_in, tiny_recipe
 
 
@@ -79,8 +80,8 @@ def test_a_training_encoder_is_not_cached(tmp_path, capsys):
 
 def test_cached_stage_batches_are_indices_only_in_the_loaders_order(composed):
     """With both sides cached the loader reads nothing per pair, and yields what a DataLoader would."""
-    from recipes.data.base import PairTorchDataset
-    from recipes.engine import make_loaders
+    from peftzoo_data.base import PairTorchDataset
+    from peftzoo_engine import make_loaders
 
     recipe, data, model = composed
     model.cached = {"eeg": torch.zeros(len(data), 4), "video": torch.zeros(len(data), 4)}

@@ -206,7 +206,7 @@ def test_labram_official_layout_keeps_loading_also_under_ddp(tmp_path, wrap):
 
 
 def test_the_run_command_refuses_a_foreign_checkpoint_and_strict_false_is_a_recipe_option(tmp_path, capsys):
-    from recipes.run import main
+    from peftzoo_tools.run import main
 
     torch.save(_other_model_state(), tmp_path / "other.pth")
     eeg = {"name": "tiny_eeg", "dim": 32, "depth": 1, "heads": 2, "checkpoint": str(tmp_path / "other.pth")}

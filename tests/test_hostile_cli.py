@@ -28,7 +28,7 @@ def fake_run_dir(root, run_json: str | None):
 
 
 def run_cli(tmp_path, capsys, argv):
-    from recipes.run import main
+    from peftzoo_tools.run import main
 
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     code = main([*argv, "--quiet"])

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from recipes.data.base import DataError
-from recipes.data.checks import check_eeg
+from peftzoo_data.base import DataError
+from peftzoo_data.checks import check_eeg
 from tests.arrays_factory import write_arrays
 from tests.conftest import tiny_recipe
 
@@ -94,7 +94,7 @@ def _recipe(tmp_path, changes=None, **data):
 
 
 def _run(tmp_path, capsys, recipe):
-    from recipes.run import main
+    from peftzoo_tools.run import main
 
     code = main([str(recipe), "--output-dir", str(tmp_path / "runs"), "--quiet"])
     return code, capsys.readouterr()

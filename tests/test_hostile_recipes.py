@@ -1,6 +1,6 @@
 """Hostile recipes: non-finite numbers, booleans as numbers, duplicate keys, out-of-range seeds, sizes too
 large to allocate, video architectures torchvision would divide by zero on; and the JSON Schema, which
-must accept every bundled recipe and refuse the bad ones recipes.run refuses.
+must accept every bundled recipe and refuse the bad ones peftzoo_tools.run refuses.
 
 Each refused recipe is one located message, exit 2, no traceback and no run directory.
 """
@@ -63,7 +63,7 @@ def _text(recipe):
 
 @pytest.mark.parametrize("case_id, recipe, fragments", CASES, ids=[c[0] for c in CASES])
 def test_hostile_recipe_is_one_located_message(tmp_path, capsys, case_id, recipe, fragments):
-    from recipes.run import main
+    from peftzoo_tools.run import main
 
     (tmp_path / "r.yaml").write_text(_text(recipe))
     code = main([str(tmp_path / "r.yaml"), "--output-dir", str(tmp_path / "runs"), "--quiet"])
@@ -75,7 +75,7 @@ def test_hostile_recipe_is_one_located_message(tmp_path, capsys, case_id, recipe
 
 
 def test_duplicate_key_in_an_override_value(tmp_path, capsys):
-    from recipes.run import main
+    from peftzoo_tools.run import main
 
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(tiny_recipe()))
     assert main([str(tmp_path / "r.yaml"), "train={lr: 1, lr: 2}", "--output-dir", str(tmp_path / "runs")]) == 2
@@ -126,7 +126,7 @@ def test_json_schema_agrees_with_recipes_run(validator, reg, case_id, recipe):
     except schema.RecipeError:
         run_ok = False
     assert run_ok == ((case_id, recipe) in GOOD)
-    assert schema_ok == run_ok, f"JSON Schema says {schema_ok}, recipes.run says {run_ok}"
+    assert schema_ok == run_ok, f"JSON Schema says {schema_ok}, peftzoo_tools.run says {run_ok}"
 
 
 def test_schema_cli_says_to_regenerate_and_refuses_arguments(capsys):

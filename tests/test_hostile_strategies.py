@@ -43,7 +43,7 @@ CASES = [
 
 @pytest.mark.parametrize("case_id, changes, fragments", CASES, ids=[c[0] for c in CASES])
 def test_strategy_options_that_train_nothing_or_the_wrong_layer(tmp_path, capsys, case_id, changes, fragments):
-    from recipes.run import main
+    from peftzoo_tools.run import main
 
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(tiny_recipe(**changes)))
     code = main([str(tmp_path / "r.yaml"), "--output-dir", str(tmp_path / "runs"), "--quiet"])
@@ -136,7 +136,7 @@ def test_the_up_front_stage_check_leaves_the_run_as_it_was(tmp_path):
     stage that cannot apply is refused before the run directory exists: tests/test_stages.py); the
     run trains exactly as without the check."""
     from recipes import preflight
-    from recipes.run import main
+    from peftzoo_tools.run import main
     from tests.conftest import run_dir_in
 
     lora = {"name": "lora", "targets": ["q", "v"], "r": 2}

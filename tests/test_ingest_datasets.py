@@ -42,7 +42,7 @@ def recordings_block(study: Path, cache: Path) -> dict:
 
 
 def test_recordings_component_ingests_once_into_the_cache(study, tmp_path, reg, monkeypatch):
-    from recipes.ingest import pipeline
+    from peftzoo_data.ingest import pipeline
 
     block = recordings_block(study, tmp_path / "cache")
     config = reg.get("datasets", "recordings").Config.model_validate({k: v for k, v in block.items() if k != "name"})
@@ -87,7 +87,7 @@ def test_a_mistake_in_the_inline_spec_is_located_under_data(study, tmp_path, reg
 def _seed_dv_copy(root: Path, subjects: int, concepts: int) -> np.ndarray:
     """SEED-DV's layout, `concepts` per block: EEG/subN.npy (7, 62, T) with a 50 uV pulse 0.5 s into
     every clip on Cz; Video/<k>_10min.mp4 at 24 fps whose gray level encodes the block position."""
-    from recipes.data import seed_dv
+    from peftzoo_data import seed_dv
 
     (root / "EEG").mkdir(parents=True)
     (root / "Video").mkdir()
@@ -151,9 +151,9 @@ def test_seed_dv_layout(tmp_path, reg):
 def test_recordings_config_is_the_ingest_spec_plus_cache_keys():
     """One source of truth: every section of an ingest spec is a key of the `recordings` data block
     with the same type and default, and the block adds only the dataset and cache keys."""
-    from recipes.data.base import DatasetConfig
-    from recipes.data.recordings import RecordingsConfig, ingest_spec
-    from recipes.ingest.spec import IngestSpec
+    from peftzoo_data.base import DatasetConfig
+    from peftzoo_data.recordings import RecordingsConfig, ingest_spec
+    from peftzoo_data.ingest.spec import IngestSpec
 
     spec_fields, block_fields = IngestSpec.model_fields, RecordingsConfig.model_fields
     for name, field in spec_fields.items():

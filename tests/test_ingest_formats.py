@@ -15,7 +15,7 @@ from ingest_helpers import CHANNELS, cfr, export, need, planted_raw, write_video
 mne = need("mne")
 need("av")
 
-from recipes.ingest import IngestError, ingest  # noqa: E402
+from peftzoo_data.ingest import IngestError, ingest  # noqa: E402
 
 EVENTS = [(2.0, "movie/a"), (5.0, "movie/b"), (8.0, "movie/a")]
 

@@ -16,9 +16,9 @@ from ingest_helpers import cfr, export, need, planted_raw, write_video
 need("mne")
 need("av")
 
-from recipes.ingest import IngestError, ingest  # noqa: E402
-from recipes.ingest import pipeline  # noqa: E402
-from recipes.ingest import spec as ingest_spec  # noqa: E402
+from peftzoo_data.ingest import IngestError, ingest  # noqa: E402
+from peftzoo_data.ingest import pipeline  # noqa: E402
+from peftzoo_data.ingest import spec as ingest_spec  # noqa: E402
 
 EVENTS = [(1.0, "movie/a"), (4.0, "movie/b"), (7.0, "movie/a")]
 
@@ -68,7 +68,7 @@ def test_spec_errors_are_located_and_list_allowed_keys():
 
 
 def test_cli_schema_and_user_errors_exit_2(tmp_path, study, capsys):
-    from recipes.ingest.__main__ import main
+    from peftzoo_data.ingest.cli import main
 
     assert main(["--schema"]) == 0
     assert "recordings" in json.loads(capsys.readouterr().out)["properties"]

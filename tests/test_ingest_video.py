@@ -14,8 +14,8 @@ from ingest_helpers import cfr, export, frame_index, need, planted_raw, write_vi
 av = need("av")
 need("mne")
 
-from recipes.ingest import IngestError, ingest  # noqa: E402
-from recipes.ingest import video as video_io  # noqa: E402
+from peftzoo_data.ingest import IngestError, ingest  # noqa: E402
+from peftzoo_data.ingest import video as video_io  # noqa: E402
 
 
 def expected(pts: list[float], times) -> list[int]:

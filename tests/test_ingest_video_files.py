@@ -16,8 +16,8 @@ from ingest_helpers import LEVEL_STEP, cfr, export, frame_index, need, planted_r
 av = need("av")
 need("mne")
 
-from recipes.ingest import IngestError, ingest  # noqa: E402
-from recipes.ingest import video as video_io  # noqa: E402
+from peftzoo_data.ingest import IngestError, ingest  # noqa: E402
+from peftzoo_data.ingest import video as video_io  # noqa: E402
 
 
 def write(path: Path, pts: list[float], size=(64, 48), codec="libx264", pix_fmt="yuv420p", tick=Fraction(1, 1000),

@@ -84,7 +84,7 @@ def test_name_change_keeps_only_command_line_options_in_either_order():
 def test_name_change_runs_on_an_arrays_directory(tmp_path, capsys):
     import yaml
 
-    from recipes.run import main
+    from peftzoo_tools.run import main
     from tests.arrays_factory import write_arrays
     from tests.conftest import run_dir_in, tiny_recipe
 

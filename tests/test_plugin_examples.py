@@ -82,7 +82,7 @@ def example_recipe(data_path: Path, **changes) -> dict:
 TRAIN_AND_STOP = textwrap.dedent("""
     import os, signal, sys
     from peftzoo_examples.dcl import DecoupledContrastiveLoss as Loss
-    from recipes.run import main
+    from peftzoo_tools.run import main
     recipe, out = sys.argv[1], sys.argv[2]
     assert main([recipe, "--output-dir", out + "/straight", "--quiet"]) == 0
     real, calls = Loss.forward, {"n": 0}
@@ -137,8 +137,8 @@ EVALUATE_AND_EXPORT = textwrap.dedent("""
     import json, sys
     import torch
     import recipes
-    from recipes.evaluate import main as evaluate
-    from recipes.export import main as export
+    from peftzoo_tools.evaluate import main as evaluate
+    from peftzoo_trained.export import main as export
     run, work = sys.argv[1], sys.argv[2]
     assert evaluate([run, "--split", "val", "--no-plot", "--resamples", "20"]) == 0
     trained = recipes.load(run, device="cpu")
@@ -250,8 +250,8 @@ def load_example_module(name: str):
 def test_weight_decay_follows_the_encoders_no_weight_decay():
     from adapters.heads.linear import LinearHead
     from adapters.strategies.full import Full
-    from recipes.engine.grouping import param_groups
-    from recipes.model import DualEncoderCLIP, Tower
+    from peftzoo_engine.grouping import param_groups
+    from peftzoo_model.model import DualEncoderCLIP, Tower
     import registry
 
     eegnet = load_example_module("eegnet")
@@ -287,9 +287,9 @@ def test_a_plugin_video_encoders_own_preprocess_is_used_when_it_trains():
     import registry
     from adapters.heads.linear import LinearHead
     from adapters.strategies.base import apply_strategies
-    from recipes import video_cache
-    from recipes.data.base import PairTorchDataset
-    from recipes.model import DualEncoderCLIP, Tower
+    from peftzoo_engine import video_cache
+    from peftzoo_data.base import PairTorchDataset
+    from peftzoo_model.model import DualEncoderCLIP, Tower
 
     spec = tiny_recipe()["video"]["encoder"]
     builtin = registry.build("encoders", spec)
@@ -349,7 +349,7 @@ PLAIN_ENCODER = '''
 VIDEO_TRAIN_AND_STOP = textwrap.dedent("""
     import os, signal, sys
     from peftzoo_examples.r2plus1d import R2Plus1D
-    from recipes.run import main
+    from peftzoo_tools.run import main
     recipe, out = sys.argv[1], sys.argv[2]
     assert main([recipe, "--output-dir", out + "/straight", "--quiet"]) == 0
     real, calls = R2Plus1D.forward, {"n": 0}
@@ -367,9 +367,9 @@ VIDEO_EVALUATE_AND_EXPORT = textwrap.dedent("""
     import json, sys
     import torch
     import recipes
-    from recipes.evaluate import main as evaluate
-    from recipes.export import main as export
-    from recipes.weights import read_metadata
+    from peftzoo_tools.evaluate import main as evaluate
+    from peftzoo_trained.export import main as export
+    from peftzoo_engine.weights import read_metadata
     run, work = sys.argv[1], sys.argv[2]
     assert evaluate([run, "--split", "val", "--no-plot", "--resamples", "20"]) == 0
     trained = recipes.load(run, device="cpu")
@@ -450,7 +450,7 @@ def test_an_encoders_trained_buffers_are_saved_with_its_weights(tmp_path):
     """BatchNorm statistics move in training without a gradient: the weights file keeps them and
     load_trainable puts them back, so the loaded encoder gives the trained one's outputs."""
     from adapters.strategies.full import Full
-    from recipes.weights import load_trainable, read_state, save_trainable
+    from peftzoo_engine.weights import load_trainable, read_state, save_trainable
 
     eegnet = load_example_module("eegnet")
     channels = ["Fp1", "Fp2", "Cz", "Oz"]
@@ -527,9 +527,9 @@ def test_a_checkpoint_restores_running_statistics():
     from adapters.heads.linear import LinearHead
     from adapters.strategies.base import StrategyReport
     from adapters.strategies.full import Full
-    from recipes.engine.checkpoint import CheckpointError, restore_weights
-    from recipes.model import DualEncoderCLIP, Tower
-    from recipes.weights import statistics_buffers
+    from peftzoo_engine.checkpoint import CheckpointError, restore_weights
+    from peftzoo_model.model import DualEncoderCLIP, Tower
+    from peftzoo_engine.weights import statistics_buffers
     import registry
 
     eegnet = load_example_module("eegnet")

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from recipes.errors import RecipeError
-from recipes.losses.protonce import ProtoNCELoss, concentrations, spherical_kmeans
+from peftzoo_model.losses.protonce import ProtoNCELoss, concentrations, spherical_kmeans
 from tests.conftest import tiny_recipe
 
 DIM = 8
@@ -107,7 +107,7 @@ def test_kmeans_reseeds_empty_clusters_and_clamps_k(reg, caplog):
     centroids, found = spherical_kmeans(duplicates, 5, 20, torch.Generator().manual_seed(0))
     assert torch.isfinite(centroids).all() and found.unique().numel() == 3
     loss = reg.build("losses", {"name": "protonce", "num_clusters": [8, 16], "warmup_epochs": 0})
-    with caplog.at_level(logging.WARNING, logger="recipes.losses.protonce"):
+    with caplog.at_level(logging.WARNING, logger="peftzoo_model.losses.protonce"):
         for epoch in (1, 2):
             loss.start_epoch(epoch, _unit(5, seed=1), _unit(5, seed=2), torch.arange(5))
     assert [len(c["eeg"]["prototypes"]) for c in loss.clusterings] == [5, 5]

@@ -57,7 +57,7 @@ CASES = [
 
 def run_recipe(tmp_path, recipe, overrides, capsys):
     """`python -m recipes.run` in this process (same code path as the module's __main__)."""
-    from recipes.run import main
+    from peftzoo_tools.run import main
 
     path = tmp_path / "recipe.yaml"
     path.write_text(recipe if isinstance(recipe, str) else yaml.safe_dump(recipe))
@@ -95,7 +95,7 @@ def test_malformed_recipe_cli_process(tmp_path, case_id):
 
 
 def test_missing_recipe_file_lists_bundled(tmp_path, capsys):
-    from recipes.run import main
+    from peftzoo_tools.run import main
 
     assert main(["head_only_tin", "--output-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err

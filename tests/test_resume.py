@@ -11,9 +11,9 @@ from safetensors.torch import load_file
 
 import pytest
 
-from recipes.losses.clip import ClipLoss
-from recipes.losses.protonce import ProtoNCELoss
-from recipes.run import main
+from peftzoo_model.losses.clip import ClipLoss
+from peftzoo_model.losses.protonce import ProtoNCELoss
+from peftzoo_tools.run import main
 from tests.conftest import run_dir_in, tiny_recipe
 from tests.interrupt import sigterm_during_step
 

@@ -10,7 +10,7 @@ import yaml
 from safetensors import safe_open
 
 from recipes import schema
-from recipes.run import main
+from peftzoo_tools.run import main
 from tests.conftest import run_python, tiny_recipe
 
 
@@ -100,7 +100,7 @@ def test_cli_process_prints_the_run_line_last(tmp_path):
     assert out.returncode == 0, out.stderr
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith("run: ") and Path(last[5:]).is_dir()
-    assert "INFO recipes.engine.trainer" in out.stderr
+    assert "INFO peftzoo_engine.trainer" in out.stderr
 
 
 def test_json_schema_cli():

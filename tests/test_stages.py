@@ -8,8 +8,8 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from recipes.export import load_run
-from recipes.run import main
+from peftzoo_trained.export import load_run
+from peftzoo_tools.run import main
 from tests.conftest import run_dir_in, tiny_recipe
 
 

@@ -14,7 +14,7 @@ from torch import nn
 
 import registry
 from adapters.strategies.base import StrategyError, apply_strategies, trainable_names
-from recipes.weights import load_trainable, save_trainable
+from peftzoo_engine.weights import load_trainable, save_trainable
 
 ENCODERS = {
     "labram_base": {"depth": 2, "embed_dim": 100, "conv_channels": 4, "num_heads": 4, "drop_path": 0.0},
@@ -238,7 +238,7 @@ def test_adalora_penalty_and_budget_are_wired_into_training(tmp_path, capsys):
     import yaml
     from safetensors.torch import load_file
 
-    from recipes.run import main
+    from peftzoo_tools.run import main
     from tests.conftest import run_dir_in, tiny_recipe
 
     recipe = tiny_recipe(**{"eeg.strategy": {"name": "adalora", "init_r": 4, "target_r": 2, "targets": ["q", "k", "v", "o"]}, "train.epochs": 3})

@@ -14,8 +14,8 @@ from safetensors.torch import load_file
 import registry
 from recipes import schema
 from recipes.compose import compose
-from recipes.engine import train
-from recipes.rundir import RunDir
+from peftzoo_engine import train
+from peftzoo_engine.rundir import RunDir
 from registry.errors import UserError
 from tests.conftest import tiny_recipe
 

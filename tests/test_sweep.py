@@ -14,10 +14,10 @@ import pytest
 import yaml
 
 from recipes.errors import RecipeError
-from recipes.sweep import plan as plans
-from recipes.sweep import space as spaces
-from recipes.sweep import summary
-from recipes.sweep.cli import main
+from peftzoo_tools.sweep import plan as plans
+from peftzoo_tools.sweep import space as spaces
+from peftzoo_tools.sweep import summary
+from peftzoo_tools.sweep.cli import main
 from tests.conftest import ROOT, tiny_recipe
 
 
@@ -183,8 +183,8 @@ def test_an_interrupted_sweep_resumes_its_trials_from_their_checkpoints(tmp_path
 
 def test_parallel_workers_split_the_cores_between_their_trials():
     """--workers K gives each trial process cores // K torch threads (OMP_NUM_THREADS, read by torch at start-up)."""
-    from recipes.sweep.local import LocalBackend
-    from recipes.sweep.trials import child_environment
+    from peftzoo_tools.sweep.local import LocalBackend
+    from peftzoo_tools.sweep.trials import child_environment
 
     backend = LocalBackend(workers=2)
     assert backend.threads == max(1, len(os.sched_getaffinity(0)) // 2)
@@ -220,8 +220,8 @@ def test_the_prepass_shares_the_first_stage_features_of_staged_recipes(tmp_path,
     trial's first stage will key them, and the trial then computes none itself; its second stage
     (LoRA on the EEG side) leaves the video side unchanged and frozen, so it reads the same entry."""
     from recipes import schema
-    from recipes.run import main as run_main
-    from recipes.sweep import prepass
+    from peftzoo_tools.run import main as run_main
+    from peftzoo_tools.sweep import prepass
 
     raw = tiny_recipe(**{"data.n": 64, "train.cache_dir": str(tmp_path / "cache")})
     del raw["train"]["epochs"]

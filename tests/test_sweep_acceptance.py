@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from recipes.compare.cli import main as compare
+from peftzoo_tools.compare.cli import main as compare
 from tests.conftest import ROOT
 
 SWEEP = ["head_only_tiny", "train.lr=[1e-3,3e-3]", "eeg.head.dropout=[0.0,0.2]", "seed=[0,1]",

@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from recipes.errors import RecipeError
-from recipes.sweep import plan as plans
-from recipes.sweep import space as spaces
-from recipes.sweep.cli import main
-from recipes.sweep.record import SweepRecord
+from peftzoo_tools.sweep import plan as plans
+from peftzoo_tools.sweep import space as spaces
+from peftzoo_tools.sweep.cli import main
+from peftzoo_tools.sweep.record import SweepRecord
 from tests.conftest import tiny_recipe
 
 
@@ -63,7 +63,7 @@ def test_a_list_split_by_the_shell_says_to_quote_it(recipe, tmp_path, capsys):
 
 def test_random_beyond_the_grid_runs_every_combination_once_and_says_so(caplog):
     space = spaces.from_arguments(["train.lr=[1e-3,2e-3]", "seed=[0,1]"])
-    with caplog.at_level(logging.WARNING, logger="recipes.sweep"):
+    with caplog.at_level(logging.WARNING, logger="peftzoo_tools.sweep"):
         drawn = spaces.trials(space, random=10, seed=0)
     assert len(drawn) == 4 and len({json.dumps(t, sort_keys=True) for t in drawn}) == 4
     assert "--random 10 is more than the 4 combinations" in caplog.text
@@ -81,7 +81,7 @@ def test_a_rerun_with_another_selection_metric_reranks_the_finished_trials(tmp_p
     (run / "metrics.jsonl").write_text("\n".join([_eval(1, 0.5, 3.0), _eval(2, 0.2, 2.0), _eval(3, 0.1, 2.5)]) + "\n")
     header = {"name": "t", "select": {"metric": "val/eeg_to_video/R@1", "mode": "max"}}
     record = SweepRecord.load_or_create(tmp_path / "sweep", header, [("trial-000", {"train.lr": 1e-3})])
-    from recipes.sweep.record import best_line
+    from peftzoo_tools.sweep.record import best_line
 
     record.update("trial-000", status="completed", run=str(run), best_metrics=best_line(run, "val/eeg_to_video/R@1", "max"))
     assert record.trial("trial-000")["best_metrics"]["epoch"] == 1
@@ -108,7 +108,7 @@ def test_a_moved_sweep_records_the_runs_at_their_new_place(tmp_path):
 def test_the_rerun_command_printed_after_an_interruption_pastes_back_into_a_shell():
     import shlex
 
-    from recipes.sweep.cli import rerun_command
+    from peftzoo_tools.sweep.cli import rerun_command
 
     argv = ["my recipe.yaml", "eeg.head=[linear, {name: mlp, hidden: [32]}]", "train.lr=[1e-3,3e-3]", "--workers", "2"]
     command = rerun_command(argv)

@@ -13,7 +13,7 @@ from tests.conftest import tiny_recipe
 
 def test_ray_backend_runs_the_trials_of_a_sweep(tmp_path, capsys, monkeypatch):
     ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'peftzoo[ray]')")
-    from recipes.sweep.cli import main
+    from peftzoo_tools.sweep.cli import main
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     recipe = tmp_path / "recipe.yaml"

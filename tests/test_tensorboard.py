@@ -11,7 +11,7 @@ import yaml
 
 from recipes import schema
 from recipes.errors import RecipeError
-from recipes.run import main
+from peftzoo_tools.run import main
 from tests.conftest import tiny_recipe
 
 
@@ -64,7 +64,7 @@ def test_a_resumed_run_replaces_the_events_after_its_checkpoint(tmp_path):
     """As metrics.jsonl drops its lines after the checkpoint's step, TensorBoard purges those events."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from recipes.loggers.tensorboard import TensorBoardLogger
+    from peftzoo_engine.loggers.tensorboard import TensorBoardLogger
 
     first = TensorBoardLogger(tmp_path / "tb")
     for step in range(1, 6):  # interrupted after step 5, last checkpoint at step 3
@@ -85,7 +85,7 @@ def test_two_resumes_keep_one_point_per_step_and_nested_hparams_become_readable_
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    from recipes.loggers.tensorboard import TensorBoardLogger
+    from peftzoo_engine.loggers.tensorboard import TensorBoardLogger
 
     for resume, steps, base in ((None, range(1, 6), 10.0), (3, range(4, 8), 20.0), (5, range(6, 9), 30.0)):
         logger = TensorBoardLogger(tmp_path / "tb", resume_step=resume)

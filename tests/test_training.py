@@ -11,9 +11,9 @@ import yaml
 import registry
 from recipes import schema
 from recipes.compose import compose
-from recipes.rundir import RunDir
-from recipes.run import main
-from recipes.engine import NonFiniteError, train
+from peftzoo_engine.rundir import RunDir
+from peftzoo_tools.run import main
+from peftzoo_engine import NonFiniteError, train
 from tests.conftest import run_dir_in, tiny_recipe
 
 
@@ -75,7 +75,7 @@ def test_non_finite_steps_are_skipped_then_the_run_stops(tmp_path):
 
 def test_accumulation_gives_the_gradient_of_the_whole_batch():
     """accum_freq: 2 micro-batches of 16 give the gradient of one batch of 32 (all 32 pairs as negatives)."""
-    from recipes.engine import Precision, accumulated_backward
+    from peftzoo_engine import Precision, accumulated_backward
 
     reg = registry.default()
     recipe = schema.validate(tiny_recipe(**{"eeg.strategy": "full", "video.strategy": "bitfit"}), reg)

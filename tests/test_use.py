@@ -13,7 +13,7 @@ import yaml
 
 import recipes
 import registry
-from recipes.evaluate import bootstrap_ci, evaluate, per_pair_values, ranks, split_report
+from peftzoo_tools.evaluate import bootstrap_ci, evaluate, per_pair_values, ranks, split_report
 from tests.conftest import run_dir_in, tiny_recipe
 
 LABRAM = {"name": "labram_base", "depth": 1, "embed_dim": 100, "conv_channels": 4, "num_heads": 2}
@@ -40,7 +40,7 @@ def write_arrays(root: Path, n: int = 96, group_size: int = 4, channels: list[st
 def run(tmp_path_factory) -> Path:
     """A short run on arrays with a test split, keeping its best epoch: LaBraM (from a base file) with
     prefix tuning, which cannot merge, and a tiny video encoder with LoRA, which can."""
-    from recipes.run import main as run_main
+    from peftzoo_tools.run import main as run_main
 
     root = tmp_path_factory.mktemp("use")
     torch.manual_seed(0)
@@ -123,7 +123,7 @@ def test_planted_split_gives_expected_r1_and_group_intervals():
 def test_load_reproduces_training_validation(run):
     """The rebuilt model (the best epoch's weights, which it takes by default) scores the run's own
     validation split exactly as training did at that epoch."""
-    from recipes.evaluate import main as evaluate_main
+    from peftzoo_tools.evaluate import main as evaluate_main
 
     model = recipes.load(run, device="cpu")
     assert model.weights == "best" and model.channels and len(model.channels) == 19
@@ -139,8 +139,8 @@ def test_load_reproduces_training_validation(run):
 
 
 def test_evaluate_test_split_writes_metrics_intervals_and_figure(run, capsys):
-    from recipes.embed import embed_pairs, resolve_data
-    from recipes.evaluate import main as evaluate_main
+    from peftzoo_tools.embed import embed_pairs, resolve_data
+    from peftzoo_tools.evaluate import main as evaluate_main
 
     assert evaluate_main([str(run), "--resamples", "200", "-q"]) == 0
     out = capsys.readouterr().out
@@ -163,8 +163,8 @@ def test_evaluate_test_split_writes_metrics_intervals_and_figure(run, capsys):
 
 
 def test_best_weights_are_used_when_present_and_say_so(run, tmp_path, capsys):
-    from recipes.evaluate import main as evaluate_main
-    from recipes.weights import save_trainable
+    from peftzoo_tools.evaluate import main as evaluate_main
+    from peftzoo_engine.weights import save_trainable
 
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
@@ -186,7 +186,7 @@ def test_best_weights_are_used_when_present_and_say_so(run, tmp_path, capsys):
 
 
 def test_embed_cli_writes_pairs_with_index_and_group(run, tmp_path):
-    from recipes.embed import main as embed_main
+    from peftzoo_tools.embed import main as embed_main
 
     assert embed_main([str(run), "--out", str(tmp_path / "e.npz"), "--split", "test", "-q"]) == 0
     with np.load(tmp_path / "e.npz") as f:
@@ -212,9 +212,9 @@ def test_embed_eeg_matches_channels_by_name(run):
 
 
 def test_commands_refuse_bad_input_with_one_message(run, tmp_path, capsys):
-    from recipes.embed import main as embed_main
-    from recipes.evaluate import main as evaluate_main
-    from recipes.retrieve import main as retrieve_main
+    from peftzoo_tools.embed import main as embed_main
+    from peftzoo_tools.evaluate import main as evaluate_main
+    from peftzoo_tools.retrieve import main as retrieve_main
 
     nowhere = tmp_path / "nope"
     for fn, extra in ((evaluate_main, []), (embed_main, ["--out", tmp_path / "x.npz"]), (retrieve_main, ["--eeg", tmp_path / "q.npy", "--gallery", tmp_path])):
@@ -233,8 +233,8 @@ def test_commands_refuse_bad_input_with_one_message(run, tmp_path, capsys):
 
 def test_truncated_weights_file_is_one_message(run, tmp_path, capsys):
     """#15: a truncated trainable.safetensors gave a traceback."""
-    from recipes.evaluate import main as evaluate_main
-    from recipes.export import main as export_main
+    from peftzoo_tools.evaluate import main as evaluate_main
+    from peftzoo_trained.export import main as export_main
 
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
@@ -251,7 +251,7 @@ def test_truncated_weights_file_is_one_message(run, tmp_path, capsys):
 def test_retrieve_returns_the_planted_partner_first(run, tmp_path, capsys):
     """A gallery whose video embeddings are the queries' EEG embeddings, shuffled and relabelled:
     each query's first hit is its planted partner's id, in both directions."""
-    from recipes.retrieve import main as retrieve_main
+    from peftzoo_tools.retrieve import main as retrieve_main
 
     rng = np.random.default_rng(0)
     queries = torch.nn.functional.normalize(torch.randn(12, 32), dim=1).numpy()
@@ -272,7 +272,7 @@ def test_retrieve_returns_the_planted_partner_first(run, tmp_path, capsys):
 
 
 def test_retrieve_from_raw_arrays_agrees_with_load(run, tmp_path):
-    from recipes.retrieve import main as retrieve_main
+    from peftzoo_tools.retrieve import main as retrieve_main
 
     arrays = write_arrays(tmp_path / "gallery", n=12)
     eeg = np.load(arrays / "eeg.npy")[:5]
@@ -289,7 +289,7 @@ def test_retrieve_from_raw_arrays_agrees_with_load(run, tmp_path):
 def test_bundle_loads_alone_with_the_runs_embeddings(run, tmp_path, capsys):
     """A bundle of a run with an unmergeable strategy (prefix) and a mergeable one (LoRA) loads with
     the run, its data and the base checkpoint out of reach, and embeds as the run does."""
-    from recipes.export import main as export_main
+    from peftzoo_trained.export import main as export_main
 
     assert export_main([str(run), "--bundle", str(tmp_path / "b"), "-q"]) == 0
     info = json.loads((tmp_path / "b" / "bundle.json").read_text())
@@ -314,7 +314,7 @@ def test_bundle_loads_alone_with_the_runs_embeddings(run, tmp_path, capsys):
         assert "lora" not in " ".join(n for n, _ in bundle.model.video.encoder.named_parameters())
     finally:
         hidden.rename(root)
-    from recipes.evaluate import main as evaluate_main
+    from peftzoo_tools.evaluate import main as evaluate_main
 
     fails(capsys, evaluate_main, [tmp_path / "b", "--no-plot"], "is a bundle and holds no data", "--data-path")
     arrays = run.parent.parent / "arrays"
@@ -339,7 +339,7 @@ def test_bundle_loads_alone_with_the_runs_embeddings(run, tmp_path, capsys):
 
 # -- the peftzoo command -------------------------------------------------------------------------
 def test_peftzoo_subcommands_wrap_the_modules(run, capsys, tmp_path):
-    from recipes.cli import COMMANDS, main
+    from peftzoo_tools.cli import COMMANDS, main
 
     assert main(["--help"]) == 0
     listing = capsys.readouterr().out
@@ -357,7 +357,7 @@ def test_peftzoo_subcommands_wrap_the_modules(run, capsys, tmp_path):
 # -- re-checks: the median's interval, repeated stimuli, one validation group, a moved bundle -----
 def test_median_rank_interval_is_the_group_bootstrap_of_the_median():
     """The vectorized interval equals a plain loop over the same group draws (lower median, as torch)."""
-    from recipes.evaluate import bootstrap_median_ci, group_draws
+    from peftzoo_tools.evaluate import bootstrap_median_ci, group_draws
 
     rng = np.random.default_rng(1)
     r = rng.integers(1, 30, 57).astype(float)
@@ -376,7 +376,7 @@ def test_median_rank_interval_is_the_group_bootstrap_of_the_median():
 def test_repeated_stimuli_are_not_counted_against_each_other():
     """A stimulus shown twice gives two pairs with identical videos (identical embeddings): without
     labels each ties with the other's partner and a perfect model scores R@1 = 0 on them."""
-    from recipes.evaluate import same_video_labels
+    from peftzoo_tools.evaluate import same_video_labels
 
     video = np.zeros((6, 2, 4, 4, 3), np.uint8)
     for i, stim in enumerate([0, 1, 0, 2, 1, 3]):
@@ -398,10 +398,10 @@ def test_repeated_stimuli_are_not_counted_against_each_other():
 def test_one_group_with_repeated_videos_and_a_moved_bundle(run, tmp_path, capsys):
     """An arrays directory whose test split is one group and shows each video twice, evaluated,
     embedded and searched through a bundle that was moved to another folder after export."""
-    from recipes.embed import main as embed_main
-    from recipes.evaluate import main as evaluate_main
-    from recipes.export import main as export_main
-    from recipes.retrieve import main as retrieve_main
+    from peftzoo_tools.embed import main as embed_main
+    from peftzoo_tools.evaluate import main as evaluate_main
+    from peftzoo_trained.export import main as export_main
+    from peftzoo_tools.retrieve import main as retrieve_main
 
     source = run.parent.parent / "arrays"
     arrays = tmp_path / "arrays"
@@ -440,11 +440,11 @@ def test_one_group_with_repeated_videos_and_a_moved_bundle(run, tmp_path, capsys
 
 
 def test_a_run_whose_validation_is_one_group_with_repeated_videos(tmp_path, capsys):
-    """Training's validation metrics and `recipes.evaluate --split val` agree on a validation split
+    """Training's validation metrics and `peftzoo_tools.evaluate --split val` agree on a validation split
     of one group whose pairs repeat two videos (features cached: evaluation reads the data's
     videos to see which pairs share one); the intervals are absent (one group), not made up."""
-    from recipes.evaluate import main as evaluate_main
-    from recipes.run import main as run_main
+    from peftzoo_tools.evaluate import main as evaluate_main
+    from peftzoo_tools.run import main as run_main
 
     arrays = write_arrays(tmp_path / "arrays", n=48, group_size=4)
     groups = np.load(arrays / "groups.npy")
@@ -472,7 +472,7 @@ def test_an_unfinished_run_is_named_with_the_command_that_finishes_it(tmp_path):
     """Loading a run stopped before its weights were written says how to finish it (--resume)."""
     import json as _json
 
-    from recipes.trained import weights_file
+    from peftzoo_trained.loading import weights_file
     from registry.errors import UserError
 
     run = tmp_path / "run"

@@ -10,9 +10,10 @@ import torch
 
 import encoders
 import registry
-from recipes import schema, video_cache
+from recipes import schema
+from peftzoo_engine import video_cache
 from recipes.compose import compose
-from recipes.data.base import PairedData, PairTorchDataset
+from peftzoo_data.base import PairedData, PairTorchDataset
 from tests.cache_support import entry_files
 from tests.conftest import tiny_recipe
 
@@ -129,7 +130,7 @@ def test_training_with_a_trainable_video_encoder_uses_the_clip_cache(tmp_path, c
 
     import yaml
 
-    from recipes.run import main
+    from peftzoo_tools.run import main
     from tests.conftest import run_dir_in
 
     recipe = tmp_path / "r.yaml"

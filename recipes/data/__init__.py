@@ -1,5 +1,1 @@
-"""Paired data sets; registered through entry points (group peftzoo.datasets)."""
-
-from recipes.data.base import DataError, DatasetConfig, PairedData, PairedDataset, PairTorchDataset, group_split
-
-__all__ = ["DataError", "DatasetConfig", "PairTorchDataset", "PairedData", "PairedDataset", "group_split"]
+"""Aliases kept for plugins written against the old layout: the data sets live in peftzoo_data."""

@@ -1,5 +1,1 @@
-"""Contrastive losses, one file each; registered through entry points (group peftzoo.losses)."""
-
-from recipes.losses.base import ContrastiveLoss, LossConfig
-
-__all__ = ["ContrastiveLoss", "LossConfig"]
+"""Aliases kept for plugins written against the old layout: the losses live in peftzoo_model.losses."""

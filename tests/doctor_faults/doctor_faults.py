@@ -13,8 +13,8 @@ from torch import nn
 
 from adapters.heads.base import Head, HeadConfig
 from adapters.strategies.base import Strategy, StrategyReport, report_for
-from recipes.data.base import PairedDataset
-from recipes.data.synthetic import SyntheticConfig, generate
+from peftzoo_data.base import PairedDataset
+from peftzoo_data.synthetic import SyntheticConfig, generate
 
 
 class ReluLinearHead(Head):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from recipes.losses.base import ContrastiveLoss, LossConfig
+from peftzoo_model.losses.base import ContrastiveLoss, LossConfig
 
 
 def _standardized_nce(logits: torch.Tensor) -> torch.Tensor:

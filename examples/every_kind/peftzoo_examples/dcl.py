@@ -14,7 +14,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from recipes.losses.base import ContrastiveLoss, LossConfig
+from peftzoo_model.losses.base import ContrastiveLoss, LossConfig
 
 
 class DCLConfig(LossConfig):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recipes.data.base import DataError, DatasetConfig, PairedData, PairedDataset, group_split, splits_from_labels
+from peftzoo_data.base import DataError, DatasetConfig, PairedData, PairedDataset, group_split, splits_from_labels
 
 
 class NpzFolderConfig(DatasetConfig):

@@ -1,0 +1,109 @@
+"""The recordings a spec names: file globs or a BIDS dataset, with their subject/session/block."""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import re
+from pathlib import Path
+
+from peftzoo_data.ingest.errors import IngestError
+from peftzoo_data.ingest.spec import RecordingsSpec
+
+# Extensions of the file that names a recording (BrainVision: the header; EEGLAB: .set).
+EEG_EXTENSIONS = (".edf", ".bdf", ".gdf", ".vhdr", ".fif", ".fif.gz", ".set", ".cnt", ".mff", ".eeg", ".cdt", ".mat", ".nxe", ".lay", ".xdf")
+BIDS_EXTENSIONS = [".edf", ".bdf", ".vhdr", ".set", ".fif"]
+# Files a glob may catch that are not recordings themselves (companions, sidecars, stimuli).
+NOT_RECORDINGS = {".vmrk", ".fdt", ".json", ".tsv", ".csv", ".txt", ".md", ".mp4", ".avi", ".mov", ".mkv", ".webm", ".png", ".jpg", ".npy", ".npz"}
+# A companion that shares its header's stem: BrainVision's binary .eeg beside its .vhdr.
+COMPANION_OF = {".eeg": ".vhdr"}
+
+
+@dataclasses.dataclass
+class Recording:
+    name: str
+    """Unique, readable: the path relative to the spec folder (BIDS: its basename)."""
+    path: Path
+    entities: dict[str, str]
+    bids_path: object | None = None
+
+    def files(self) -> list[Path]:
+        """The files whose contents make this recording: the file and its companions (same stem:
+        BrainVision .vmrk/.eeg, EEGLAB .fdt; BIDS sidecars events.tsv, channels.tsv, ...)."""
+        stem = self.path.name.split(".")[0]
+        out = {self.path}
+        out |= {p for p in self.path.parent.glob(glob.escape(stem) + ".*") if p.is_file()}
+        if self.bids_path is not None:
+            base = stem.rsplit("_", 1)[0]
+            out |= {p for p in self.path.parent.glob(glob.escape(base) + "_*") if p.is_file()}
+        return sorted(out)
+
+
+def find(spec: RecordingsSpec, base: Path) -> list[Recording]:
+    if spec.bids is not None:
+        return _bids(spec, base)
+    found: dict[Path, None] = {}
+    for pattern in spec.files or []:
+        full = pattern if Path(pattern).expanduser().is_absolute() else str(base / pattern)
+        matches = sorted(Path(p) for p in glob.glob(str(Path(full).expanduser()), recursive=True))
+        if not matches:
+            raise IngestError(f"recordings.files: {pattern!r} matches no file (looked in {base}); check the pattern")
+        for p in matches:
+            if not p.is_file() or p.suffix.lower() in NOT_RECORDINGS:
+                continue
+            header = COMPANION_OF.get(p.suffix.lower())
+            if header and p.with_suffix(header).is_file():
+                continue
+            found[p] = None
+        if not any(p for p in matches if p in found):
+            raise IngestError(f"recordings.files: {pattern!r} matches only files that are not recordings "
+                              f"({[p.name for p in matches[:4]]}); point it at the EEG files")
+    regex = re.compile(spec.entities) if spec.entities else None
+    out = []
+    for p in found:
+        entities: dict[str, str] = {}
+        if regex is not None:
+            m = regex.search(p.name)
+            if m is None:
+                raise IngestError(f"recordings.entities: {spec.entities!r} does not match file name {p.name!r}; fix the regex or the files")
+            entities = {k: v for k, v in m.groupdict().items() if v is not None}
+        name = str(p.relative_to(base)) if p.is_relative_to(base) else str(p)
+        out.append(Recording(name, p, entities))
+    return out
+
+
+def _bids(spec: RecordingsSpec, base: Path) -> list[Recording]:
+    import mne_bids
+
+    root = Path(spec.bids.root).expanduser()
+    root = root if root.is_absolute() else base / root
+    if not root.is_dir():
+        raise IngestError(f"recordings.bids.root: {str(root)!r} is not a folder")
+    paths = mne_bids.find_matching_paths(
+        root, subjects=spec.bids.subjects, sessions=spec.bids.sessions, tasks=spec.bids.task,
+        datatypes=spec.bids.datatype, suffixes=spec.bids.datatype, extensions=BIDS_EXTENSIONS,
+    )
+    if not paths:
+        raise IngestError(f"recordings.bids: no {spec.bids.datatype} recording under {root} for task {spec.bids.task!r}; check root, task, subjects")
+    out = []
+    for bp in sorted(paths, key=lambda b: str(b.fpath)):
+        entities = {"subject": bp.subject, "session": bp.session, "block": bp.run, "task": bp.task}
+        out.append(Recording(bp.fpath.name, Path(bp.fpath), {k: str(v) for k, v in entities.items() if v is not None}, bp))
+    return out
+
+
+_HASHES: dict[tuple, str] = {}
+
+
+def sha256(path: Path) -> str:
+    """The file's sha256, remembered per (path, size, mtime) within this process."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _HASHES[key] = h.hexdigest()
+    return _HASHES[key]

@@ -1,0 +1,69 @@
+"""What a contrastive loss component is: an nn.Module over paired, L2-normalized embeddings."""
+
+from __future__ import annotations
+
+import abc
+import math
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from registry.component import ComponentConfig
+
+
+class LossConfig(ComponentConfig):
+    """Options every loss has (none yet)."""
+
+
+class ContrastiveLoss(nn.Module, metaclass=abc.ABCMeta):
+    """Base of losses: `loss(eeg, video, groups=None, index=None)` -> scalar; may own learnable parameters.
+
+    State beyond parameters that a resume needs (e.g. prototypes) goes through nn.Module's
+    get_extra_state/set_extra_state, so `loss.state_dict()` round-trips it."""
+
+    Config: ClassVar[type[LossConfig]] = LossConfig
+    description: ClassVar[str] = ""
+    symmetric: ClassVar[bool] = False
+    """Whether swapping the sides, loss(video, eeg), gives the same loss; the conformance kit checks a claim."""
+    wants_epoch_embeddings: ClassVar[bool] = False
+    """Whether the trainer must call `start_epoch` with every training pair's embeddings."""
+
+    @classmethod
+    def from_config(cls, config: LossConfig, **context) -> "ContrastiveLoss":
+        return cls(config)
+
+    def after_optimizer_step(self) -> None:
+        """Called after every optimizer step (e.g. to clamp a temperature)."""
+
+    def start_epoch(self, epoch: int, eeg: torch.Tensor, video: torch.Tensor, index: torch.Tensor) -> None:
+        """Called before each training epoch (counted from 1), only when `wants_epoch_embeddings`, with the
+        L2-normalized float32 embeddings of ALL training pairs (no grad, eval mode, on the training device)
+        and their dataset indices (int64). Not called again when a run resumes mid-epoch: keep what
+        forward needs in the extra state."""
+
+    def log_values(self) -> dict[str, float]:
+        """Scalars worth logging with the training loss (e.g. the logit scale)."""
+        return {}
+
+    @abc.abstractmethod
+    def forward(
+        self, eeg: torch.Tensor, video: torch.Tensor, groups: torch.Tensor | None = None, index: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Scalar loss of paired, L2-normalized embeddings; `groups` marks pairs of one recording, `index`
+        holds the pairs' dataset indices (int64) in training and is None in evaluation."""
+
+
+class LearnedScaleLoss(ContrastiveLoss):
+    """Losses with a learnable `logit_scale` (the log of the logit multiplier), clamped after every
+    optimizer step at `cfg.max_logit_scale`, and optional masking of same-group pairs."""
+
+    @property
+    def masks_groups(self) -> bool:
+        """Whether same-group pairs are kept out of the negatives here (else the sampler separates them)."""
+        return self.cfg.mask_same_group
+
+    def after_optimizer_step(self) -> None:
+        with torch.no_grad():
+            self.logit_scale.clamp_(0, math.log(self.cfg.max_logit_scale))

@@ -1,0 +1,73 @@
+"""`clip`: symmetric InfoNCE with a learnable temperature, as in CLIP / open_clip.
+
+The logit scale is stored as log(1/T), initialized from T=0.07, and clamped in place after every
+optimizer step so that logits are never scaled by more than `max_logit_scale` (CLIP's 100).
+Same-group pairs (windows of one recording) are masked out as negatives: they are not false
+negatives to push apart. Label smoothing spreads only over the negatives that remain, which is why
+the cross-entropy is written out here rather than taken from F.cross_entropy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from peftzoo_model.losses.base import LearnedScaleLoss, LossConfig
+
+
+class ClipLossConfig(LossConfig):
+    temperature: float = Field(0.07, gt=0)
+    """Initial temperature T (logit scale 1/T)."""
+    learnable_temperature: bool = True
+    max_logit_scale: float = Field(100.0, gt=1)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    mask_same_group: bool = True
+    """Do not use pairs of one group (recording) as each other's negatives."""
+
+
+def smoothed_nll(logits: torch.Tensor, valid: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Mean cross-entropy of rows of `logits` against the diagonal, over `valid` columns only."""
+    logits = logits.masked_fill(~valid, float("-inf"))
+    logp = torch.log_softmax(logits, dim=1).masked_fill(~valid, 0.0)
+    diag = torch.diagonal(logp)
+    if smoothing == 0:
+        return -diag.mean()
+    n_valid = valid.sum(dim=1).clamp(min=1)
+    uniform = logp.sum(dim=1) / n_valid
+    return -((1 - smoothing) * diag + smoothing * uniform).mean()
+
+
+class ClipLoss(LearnedScaleLoss):
+    """Symmetric InfoNCE (CLIP) with learnable, clamped temperature and same-group masking."""
+
+    description = "Symmetric InfoNCE (CLIP) with learnable, clamped temperature and same-group masking"
+    Config = ClipLossConfig
+    symmetric = True  # the mean of both directions' cross-entropies
+
+    def __init__(self, config: ClipLossConfig):
+        super().__init__()
+        self.cfg = config
+        init = torch.tensor(math.log(1.0 / config.temperature), dtype=torch.float32)
+        self.logit_scale = nn.Parameter(init, requires_grad=config.learnable_temperature)
+
+    def scale(self) -> torch.Tensor:
+        return self.logit_scale.exp()
+
+    def log_values(self) -> dict[str, float]:
+        scale = self.logit_scale.detach()
+        return {"logit_scale": float(scale.exp()), "log_logit_scale": float(scale)}
+
+    def forward(
+        self, eeg: torch.Tensor, video: torch.Tensor, groups: torch.Tensor | None = None, index: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        logits = self.scale() * eeg.float() @ video.float().t()
+        n = logits.shape[0]
+        eye = torch.eye(n, dtype=torch.bool, device=logits.device)
+        valid = torch.ones_like(eye)
+        if groups is not None and self.cfg.mask_same_group:
+            valid = (groups[:, None] != groups[None, :]) | eye
+        s = self.cfg.label_smoothing
+        return 0.5 * (smoothed_nll(logits, valid, s) + smoothed_nll(logits.t(), valid.t(), s))

@@ -1,0 +1,305 @@
+"""Retrieval evaluation over a whole split, in both directions (as open_clip's get_clip_metrics), and
+`python -m recipes.evaluate RUN [--split test] [--checkpoint best|last] [--data-path DIR]`.
+
+Ranks are 1-based and pessimistic on ties (a pair ranks behind every candidate scoring at least as
+high), so collapsed embeddings score rank N, never a perfect R@1. A pair whose similarity to its
+partner is not finite (a NaN or inf embedding: a diverged model) ranks last, and the number of
+non-finite embeddings is reported (`<split>/nonfinite`), so a diverged model cannot score a hit.
+
+The command reports the metrics with 95% bootstrap intervals that resample groups (recordings,
+subjects or blocks: pairs of one group are not independent), R@1 per group, and draws the
+similarity matrix and the rank histogram beside the JSON (peftzoo_tools/eval_figure.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+KS = (1, 5, 10)
+DIRECTIONS = ("eeg_to_video", "video_to_eeg")
+
+logger = logging.getLogger(__name__)
+
+
+def ranks(similarity: torch.Tensor, same: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
+    """1-based rank of the true partner (the diagonal) in each row, ties counted against it.
+
+    A row whose diagonal is NaN or inf ranks last (N); a NaN candidate never outranks the partner
+    (NaN compares false), an inf one always does. `same` (N,) labels pairs that show the same
+    stimulus (identical videos): the other pairs of its label are not counted against a pair, since
+    an identical video embeds identically and would otherwise tie with the partner and turn every
+    hit into rank 2 (a stimulus shown twice is the norm in EEG experiments).
+    """
+    diag = torch.diagonal(similarity)[:, None]
+    above = similarity >= diag
+    if same is not None:
+        same = torch.as_tensor(np.asarray(same), device=similarity.device)
+        above &= (same[:, None] != same[None, :]) | torch.eye(len(same), dtype=torch.bool, device=similarity.device)
+    counted = above.sum(dim=1)
+    return torch.where(torch.isfinite(diag[:, 0]), counted, torch.full_like(counted, similarity.shape[1]))
+
+
+def same_video_labels(video, indices: np.ndarray) -> np.ndarray:
+    """(len(indices),) int64: pairs whose uint8 videos are byte-identical share a label (read row by
+    row, so a memory-mapped array is never loaded whole)."""
+    import hashlib
+
+    seen: dict[bytes, int] = {}
+    return np.array([seen.setdefault(hashlib.sha1(np.ascontiguousarray(video[i]).tobytes()).digest(), len(seen))
+                     for i in indices], dtype=np.int64)
+
+
+def nonfinite(embeddings: torch.Tensor) -> int:
+    """How many embeddings (rows) hold a NaN or inf."""
+    return int((~torch.isfinite(embeddings)).any(dim=1).sum()) if embeddings.numel() else 0
+
+
+def retrieval_metrics(similarity: torch.Tensor, prefix: str, same=None) -> dict[str, float]:
+    r = ranks(similarity, same).float()
+    out = {f"{prefix}/R@{k}": float((r <= k).float().mean()) for k in KS}
+    out[f"{prefix}/mean_rank"] = float(r.mean())
+    out[f"{prefix}/median_rank"] = float(r.median())
+    return out
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module):
+    """The model in eval mode (no dropout) for the block, then back in the mode it was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def embed_split(model, loader: DataLoader, device: torch.device, with_index: bool = False):
+    """(eeg, video, groups) embeddings of every batch, in loader order; plus the pairs' indices in
+    the data when `with_index` (None when batches do not carry them)."""
+    eeg, video, groups, index = [], [], [], []
+    for batch in loader:
+        e, v, g = model.embed_batch(batch, device)
+        eeg.append(e.float())
+        video.append(v.float())
+        groups.append(g)
+        if with_index and isinstance(batch, dict) and "index" in batch:
+            index.append(torch.as_tensor(batch["index"]).cpu())
+    out = torch.cat(eeg), torch.cat(video), torch.cat(groups)
+    if with_index:
+        return (*out, torch.cat(index).numpy() if len(index) == len(eeg) else None)
+    return out
+
+
+def loader_same_video(loader, index: np.ndarray | None) -> np.ndarray | None:
+    """Same-video labels (`same_video_labels`) of the pairs `index` of a loader over peftzoo_data's
+    PairTorchDataset (or of IndexBatches, when features are cached), hashed once per dataset; None
+    when the data are not at hand."""
+    dataset = getattr(loader, "dataset", loader)
+    video = getattr(getattr(dataset, "data", None), "video", None)
+    if index is None or video is None or not hasattr(dataset, "indices"):
+        return None
+    labels = getattr(dataset, "_same_video", None)
+    if labels is None:
+        labels = dict(zip(np.asarray(dataset.indices).tolist(), same_video_labels(video, dataset.indices).tolist()))
+        dataset._same_video = labels
+    try:
+        return np.array([labels[int(i)] for i in index], dtype=np.int64)
+    except KeyError:  # batches from outside the dataset's own indices
+        return None
+
+
+@torch.no_grad()
+def evaluate(model, loader: DataLoader, device: torch.device, prefix: str = "val") -> dict[str, float]:
+    """Loss over the whole split as one batch (independent of batch size) and retrieval metrics.
+
+    Pairs with identical videos are not counted against each other (as `split_report`), so the
+    validation metrics of training and of `python -m recipes.evaluate` agree."""
+    with eval_mode(model):
+        eeg, video, groups, index = embed_split(model, loader, device, with_index=True)
+        similarity = eeg @ video.t()
+        metrics = {f"{prefix}/loss": float(model.loss(eeg, video, groups))}
+    same = loader_same_video(loader, index)
+    metrics.update(retrieval_metrics(similarity, f"{prefix}/eeg_to_video", same))
+    metrics.update(retrieval_metrics(similarity.t(), f"{prefix}/video_to_eeg", same))
+    metrics[f"{prefix}/n"] = int(len(eeg))
+    metrics[f"{prefix}/chance_R@1"] = 1.0 / max(len(eeg) if same is None else len(np.unique(same)), 1)
+    metrics[f"{prefix}/nonfinite"] = nonfinite(eeg) + nonfinite(video)
+    if metrics[f"{prefix}/nonfinite"]:
+        logger.warning("%s: %d embeddings hold NaN or inf; their pairs rank last", prefix, metrics[f"{prefix}/nonfinite"])
+    return metrics
+
+
+def per_pair_values(similarity: torch.Tensor, same=None) -> dict[str, np.ndarray]:
+    """Metric name (without the split prefix) -> its value for each pair: hits at each k and the rank."""
+    out: dict[str, np.ndarray] = {}
+    for direction, sim in zip(DIRECTIONS, (similarity, similarity.t())):
+        r = ranks(sim, same).cpu().numpy().astype(np.float64)
+        for k in KS:
+            out[f"{direction}/R@{k}"] = (r <= k).astype(np.float64)
+        out[f"{direction}/mean_rank"] = r
+    return out
+
+
+def group_draws(groups: np.ndarray, resamples: int = 1000, seed: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
+    """(group index of each pair, (resamples, G) times each group is drawn), or None below 2 groups.
+
+    One seeded draw of whole groups with replacement, shared by every metric of a report, so the
+    intervals of the means and of the median come from the same resamples."""
+    uniq, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    g = len(uniq)
+    if g < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, g, size=(resamples, g))
+    counts = np.bincount((draws + g * np.arange(resamples)[:, None]).ravel(), minlength=resamples * g).reshape(resamples, g)
+    return inverse, counts
+
+
+def bootstrap_ci(values: dict[str, np.ndarray], groups: np.ndarray, resamples: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> dict[str, list[float] | None]:
+    """Percentile bootstrap intervals of per-pair means, resampling whole groups with replacement.
+
+    Pairs of one group (a recording) are not independent, so a pair bootstrap would give intervals
+    that are too narrow; resampling groups (a cluster bootstrap) keeps their dependence. Vectorized:
+    each resample is a vector of group counts, and a metric is sum(counts * group sums) /
+    sum(counts * group sizes). Fewer than 2 groups give no interval (None).
+    """
+    names = list(values)
+    drawn = group_draws(groups, resamples, seed)
+    if drawn is None:
+        return {name: None for name in names}
+    inverse, counts = drawn
+    g = counts.shape[1]
+    sums = np.zeros((g, len(names)))
+    for j, name in enumerate(names):
+        sums[:, j] = np.bincount(inverse, weights=values[name], minlength=g)
+    sizes = np.bincount(inverse, minlength=g).astype(np.float64)
+    stats = (counts @ sums) / (counts @ sizes)[:, None]
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(stats, [tail, 100 - tail], axis=0)
+    return {name: [float(low[j]), float(high[j])] for j, name in enumerate(names)}
+
+
+def bootstrap_median_ci(ranks_: np.ndarray, groups: np.ndarray, resamples: int = 1000, seed: int = 0,
+                        level: float = 0.95, chunk: int = 100) -> list[float] | None:
+    """Percentile interval of the median rank over the same group resamples as `bootstrap_ci`.
+
+    A median is not a ratio of sums, so each resample's median is read from its rank histogram:
+    the (groups x distinct ranks) counts weighted by how often each group was drawn, then the lower
+    median (torch.median's convention, as the reported value) is the first rank whose cumulative
+    count reaches half. Resamples are taken `chunk` at a time to bound memory on large splits.
+    """
+    drawn = group_draws(groups, resamples, seed)
+    if drawn is None:
+        return None
+    inverse, counts = drawn
+    values, rank_index = np.unique(np.asarray(ranks_, dtype=np.float64), return_inverse=True)
+    hist = np.zeros((counts.shape[1], len(values)))
+    np.add.at(hist, (inverse, rank_index), 1.0)
+    medians = np.empty(len(counts))
+    for a in range(0, len(counts), chunk):
+        cum = np.cumsum(counts[a:a + chunk] @ hist, axis=1)
+        half = (cum[:, -1] + 1) // 2  # lower median: the ceil(n / 2)-th smallest rank
+        medians[a:a + chunk] = values[(cum < half[:, None]).sum(axis=1)]
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(medians, [tail, 100 - tail])
+    return [float(low), float(high)]
+
+
+def split_report(eeg: torch.Tensor, video: torch.Tensor, groups: np.ndarray, split: str, resamples: int = 1000,
+                 seed: int = 0, same: np.ndarray | None = None) -> dict:
+    """Every metric of a split, prefixed `<split>/`, with per-group R@1 and 95% group-bootstrap intervals.
+
+    `same` labels pairs with identical videos (`same_video_labels`): they are not counted against
+    each other's rank, and chance is one over the number of distinct videos."""
+    eeg, video = eeg.float().cpu(), video.float().cpu()
+    similarity = eeg @ video.t()
+    report: dict = {}
+    for direction, sim in zip(DIRECTIONS, (similarity, similarity.t())):
+        report.update(retrieval_metrics(sim, f"{split}/{direction}", same))
+    n = int(len(eeg))
+    distinct = n if same is None else int(len(np.unique(same)))
+    report[f"{split}/n"] = n
+    report[f"{split}/distinct_videos"] = distinct
+    report[f"{split}/chance_R@1"] = 1.0 / max(distinct, 1)
+    report[f"{split}/nonfinite"] = nonfinite(eeg) + nonfinite(video)
+    values = per_pair_values(similarity, same)
+    groups = np.asarray(groups)
+    hits = values["eeg_to_video/R@1"]
+    report[f"{split}/per_group"] = {str(g): float(hits[groups == g].mean()) for g in np.unique(groups)}
+    intervals = bootstrap_ci(values, groups, resamples, seed)
+    for direction in DIRECTIONS:  # the median from the same group resamples as the means
+        intervals[f"{direction}/median_rank"] = bootstrap_median_ci(values[f"{direction}/mean_rank"], groups, resamples, seed)
+    report[f"{split}/ci95"] = {f"{split}/{name}": ci for name, ci in intervals.items()}
+    report[f"{split}/bootstrap"] = {"resamples": resamples, "seed": seed, "unit": "group", "groups": int(len(np.unique(groups)))}
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    from peftzoo_tools.embed import embed_pairs, resolve_data, split_indices
+    from peftzoo_engine.rundir import atomic_write
+    from peftzoo_trained.cli_args import add_model_arguments, load_model, parse_model_arguments
+    from registry.errors import UserError
+
+    parser = argparse.ArgumentParser(prog="python -m recipes.evaluate", description=__doc__.splitlines()[0])
+    add_model_arguments(parser)
+    parser.add_argument("--split", default="test", help="train, val, test, or all (default: test)")
+    parser.add_argument("--data-path", type=Path, metavar="DIR", help="evaluate on another arrays directory (same channels)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    args = parse_model_arguments(parser, argv)
+    try:
+        if args.batch_size < 1 or args.resamples < 1:
+            raise UserError("--batch-size and --resamples must be at least 1")
+        if not args.no_plot:
+            from peftzoo_tools.eval_figure import require_matplotlib
+
+            require_matplotlib()
+        trained = load_model(args)
+        data, where = resolve_data(trained, args.data_path)
+        indices = split_indices(data, args.split, where)
+        if args.data_path is None and args.split in ("train", "val"):
+            logger.warning("the %s split took part in training or model selection; report the test split", args.split)
+        eeg, video = embed_pairs(trained, data, indices, args.batch_size)
+        same = same_video_labels(data.video, indices)
+        report = split_report(eeg, video, data.groups[indices], args.split, args.resamples, args.seed, same)
+        with torch.no_grad():
+            report[f"{args.split}/loss"] = float(trained.model.loss(eeg, video, torch.as_tensor(data.groups[indices]).to(eeg.device)))
+        report[f"{args.split}/weights"] = trained.weights
+        report[f"{args.split}/data"] = where
+        out = args.run / "eval" / f"{args.split}.json"
+        atomic_write(out, json.dumps(report, indent=2) + "\n")
+        if not args.no_plot:
+            from peftzoo_tools.eval_figure import draw
+
+            draw(eeg @ video.t(), out.with_suffix(".png"), title=f"{trained.name}: {args.split} ({trained.weights} weights)")
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    ci = report[f"{args.split}/ci95"]
+    for direction in DIRECTIONS:
+        for metric in [f"R@{k}" for k in KS] + ["mean_rank", "median_rank"]:
+            key = f"{args.split}/{direction}/{metric}"
+            interval = f"  95% CI [{ci[key][0]:.4f}, {ci[key][1]:.4f}]" if ci.get(key) else ""
+            print(f"{key} = {report[key]:.4f}{interval}")
+    print(f"{args.split}/chance_R@1 = {report[f'{args.split}/chance_R@1']:.4f}  n = {report[f'{args.split}/n']}"
+          f"  distinct videos: {report[f'{args.split}/distinct_videos']}"
+          f"  weights: {trained.weights}  nonfinite embeddings: {report[f'{args.split}/nonfinite']}")
+    print(f"eval: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

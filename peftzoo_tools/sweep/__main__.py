@@ -1,0 +1,5 @@
+import sys
+
+from peftzoo_tools.sweep.cli import main
+
+sys.exit(main())
