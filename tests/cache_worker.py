@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import encoders  # noqa: E402
-from recipes import feature_cache  # noqa: E402
+from peftzoo_engine import feature_cache  # noqa: E402
 from peftzoo_data.base import PairedData  # noqa: E402
 
 
