@@ -29,9 +29,9 @@ def _need_mkdocs() -> None:
 def test_site_builds_strictly(tmp_path):
     _need_mkdocs()
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml")]
     done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"), "-d", str(tmp_path / "site")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
+        [*command, "-d", str(tmp_path / "site")], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env
     )
     assert done.returncode == 0, f"mkdocs build --strict failed:\n{done.stdout}\n{done.stderr}"
     assert (tmp_path / "site" / "index.html").is_file()
