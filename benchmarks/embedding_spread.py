@@ -20,7 +20,7 @@ their initialization), `constant_video` (every clip the same: video_signal 0, vi
 one feature cache, so each encoder embeds the data once.
 
 Output of one run (2 CPU cores shared with three other jobs; 28 min for head_only_labram_swin,
-5 min for head_only_tiny), quoted in peftzoo_tools/doctor/embedding_checks.py and the README:
+5 min for head_only_tiny), quoted in peftzoo_tools/doctor/embedding_checks.py and docs/benchmarks.md:
 
     head_only_tiny         healthy         eeg    d= 128 spread=0.974 mean_cos=0.010 erank= 28.22 R@1=0.758
     head_only_tiny         healthy         video  d= 128 spread=0.957 mean_cos=0.026 erank= 25.81 R@1=0.758

@@ -1,6 +1,6 @@
 """Trainable parameters and adapter file size of every registered strategy on labram_base and swin3d_t.
 
-    python benchmarks/strategy_sizes.py            # Markdown table, as quoted in the README
+    python benchmarks/strategy_sizes.py            # Markdown table, as quoted in docs/benchmarks.md
 
 Each strategy is applied with its default options to the full-size encoder (random weights: sizes
 do not depend on them); the adapter file is what a run saves for that encoder (safetensors of the

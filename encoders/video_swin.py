@@ -3,7 +3,7 @@
 The architecture, patch embedding, patch merging and block are torchvision's. Only the window
 attention is replaced: torchvision's `ShiftedWindowAttention3d` hands `self.qkv.weight` and
 `self.proj.weight` to a functional, so LoRA and every other wrapping adapter would silently do
-nothing (facts/peft.md section 0). `ModuleCallWindowAttention3d` computes the same thing with
+nothing (docs/reference/background.md). `ModuleCallWindowAttention3d` computes the same thing with
 `self.qkv(x)` and `self.proj(x)` module calls; its state-dict keys are unchanged.
 
 Checkpoints: torchvision `swin3d_*` state dicts, official mmaction2 0.x (`backbone.norm`) and 1.x

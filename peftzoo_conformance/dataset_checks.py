@@ -1,4 +1,4 @@
-"""Dataset checks: the arrays have the documented shapes, dtypes and units (docs/design.md section 6)."""
+"""Dataset checks: the arrays have the documented shapes, dtypes and units (docs/reference/arrays.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`arrays`: a directory of numpy arrays (design section 6), memory-mapped, never loaded whole.
+"""`arrays`: a directory of numpy arrays (docs/reference/arrays.md), memory-mapped, never loaded whole.
 
     eeg.npy     float32 (N, C, T), microvolts
     video.npy   uint8 (N, F, H, W, 3), RGB

@@ -47,10 +47,9 @@ CHANNELS = [
     "PO7", "PO5", "PO3", "POZ", "PO4", "PO6", "PO8", "CB1", "O1", "OZ", "O2", "CB2",
 ]
 BLOCKS, CONCEPTS, CLIPS = 7, 40, 5
-SFREQ, FPS = 200.0, 24.0
+SFREQ = 200.0  # the videos are 24 fps; frames are found by their presentation times, not by this rate
 HINT_S, CLIP_S = 3.0, 2.0
-CONCEPT_S = HINT_S + CLIPS * CLIP_S  # 13 s
-BLOCK_S = CONCEPTS * CONCEPT_S  # 520 s
+CONCEPT_S = HINT_S + CLIPS * CLIP_S  # 13 s; a block is CONCEPTS x 13 s = 520 s
 VIDEO_NAMES = ["1st_10min.mp4", "2nd_10min.mp4", "3rd_10min.mp4", "4th_10min.mp4", "5th_10min.mp4", "6th_10min.mp4", "7th_10min.mp4"]
 # EEG-VP/EEG_VP_train_test.py `GT_label`: concept (1-based) at each of the 40 positions of each block.
 ORDER = [

@@ -1,4 +1,4 @@
-"""The run directory (design section 5): recipe.yaml, run.json, metrics.jsonl, weights, checkpoints.
+"""The run directory (docs/reference/run-directory.md): recipe.yaml, run.json, metrics.jsonl, weights, checkpoints.
 
 Every metrics line also goes to the sinks the recipe's `train.loggers` names (peftzoo_engine.loggers:
 TensorBoard under RUN/tensorboard/), so the training loop logs through `RunDir.log` alone.

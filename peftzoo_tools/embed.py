@@ -3,7 +3,7 @@
 The .npz holds `eeg` and `video` (N, D) float32 L2-normalized embeddings, `index` (N,) the pair
 indices in the data set and `group` (N,) their groups; row i of `eeg` and of `video` is pair
 `index[i]`. The data is the run's own (its recipe's data set) or, with --data-path, another arrays
-directory (design section 6) whose channels the EEG encoder can place.
+directory (docs/reference/arrays.md) whose channels the EEG encoder can place.
 """
 
 from __future__ import annotations

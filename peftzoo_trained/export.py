@@ -44,14 +44,6 @@ from registry.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-def load_run(run_dir: Path, checkpoint: str | None = None):
-    """The run's validated recipe and its model with the trained weights loaded (best when kept)."""
-    from peftzoo_trained.loading import rebuild_run
-
-    recipe, model, _, _ = rebuild_run(Path(run_dir), checkpoint)
-    return recipe, model
-
-
 def check_output(out: Path) -> None:
     """An export goes into a new or empty directory: an existing file, or a non-empty directory, is
     an error (nothing is overwritten)."""

@@ -40,10 +40,6 @@ class Entry:
     description: str
     duplicate_of: list[str] = dataclasses.field(default_factory=list)
 
-    @property
-    def provider(self) -> str:
-        return f"{self.distribution} {self.version}" if self.version else self.distribution
-
 
 class ComponentConfigError(UserError):
     """Options that a component's `Config` rejects, each error located by its key."""

@@ -28,7 +28,7 @@ def tiny_model(pairs: int = PAIRS):
 
 
 def write_arrays(root: Path, data: PairedData, eeg: np.ndarray | None = None) -> Path:
-    """An arrays directory (design section 6) holding `data` (or other EEG of the same shape)."""
+    """An arrays directory (docs/reference/arrays.md) holding `data` (or other EEG of the same shape)."""
     root.mkdir(parents=True, exist_ok=True)
     np.save(root / "eeg.npy", data.eeg if eeg is None else eeg)
     np.save(root / "video.npy", data.video)

@@ -73,3 +73,11 @@ def run_dir_in(root: Path) -> Path | None:
     runs = [p for p in Path(root).iterdir() if not p.name.startswith(".")] if Path(root).is_dir() else []
     assert len(runs) <= 1, runs
     return runs[0] if runs else None
+
+
+def load_run(run_dir: Path, checkpoint: str | None = None):
+    """The run's validated recipe and its model with the trained weights loaded (best when kept)."""
+    from peftzoo_trained.loading import rebuild_run
+
+    recipe, model, _, _ = rebuild_run(Path(run_dir), checkpoint)
+    return recipe, model

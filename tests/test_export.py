@@ -13,11 +13,10 @@ import yaml
 import registry
 from recipes import schema
 from peftzoo_data.synthetic import DEFAULT_CHANNELS
-from peftzoo_trained.export import load_run
 from peftzoo_trained.export import main as export_main
 from peftzoo_tools.run import main as run_main
 from peftzoo_engine.weights import read_metadata
-from tests.conftest import run_dir_in, run_python, tiny_recipe
+from tests.conftest import load_run, run_dir_in, run_python, tiny_recipe
 
 LABRAM = {"name": "labram_base", "depth": 2, "embed_dim": 100, "conv_channels": 4, "num_heads": 4}
 SWIN = {"name": "video_swin", "embed_dim": 16, "depths": [1, 1], "num_heads": [2, 4], "window_size": [2, 4, 4], "frames": 4, "size": 32}

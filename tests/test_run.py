@@ -1,4 +1,5 @@
-"""End to end: `python -m recipes.run` trains, evaluates and writes the run directory of the design."""
+"""End to end: `python -m recipes.run` trains, evaluates and writes the run directory
+(docs/reference/run-directory.md)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def test_bundled_head_only_recipe_learns_the_planted_signal(tmp_path, capsys, re
     assert metrics["val/eeg_to_video/R@10"] >= metrics["val/eeg_to_video/R@5"] >= metrics["val/eeg_to_video/R@1"]
     assert metrics["val/eeg_to_video/median_rank"] <= 2
 
-    # the run directory of design section 5
+    # the run directory of docs/reference/run-directory.md
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "completed" and info["end_time"] and info["run_id"] == run_dir.name
     assert set(info["git"]) == {"commit", "dirty"} and info["versions"]["torch"]

@@ -8,9 +8,8 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from peftzoo_trained.export import load_run
 from peftzoo_tools.run import main
-from tests.conftest import run_dir_in, tiny_recipe
+from tests.conftest import load_run, run_dir_in, tiny_recipe
 
 
 def staged_recipe(**changes):

@@ -80,7 +80,8 @@ def test_every_accepted_pair_of_strategies_trains_to_the_end(tmp_path, one_threa
 
 
 def test_full_in_a_later_stage_leaves_earlier_adapters_frozen():
-    """#9.13: `full` trains every pretrained weight; adapters of earlier stages stay frozen (README, Stages)."""
+    """#9.13: `full` trains every pretrained weight; adapters of earlier stages stay frozen
+    (docs/guides/training.md, Stages)."""
     from recipes.compose import stage_plan, switch_stage
 
     reg = registry.default()

@@ -20,7 +20,7 @@ LABRAM = {"name": "labram_base", "depth": 1, "embed_dim": 100, "conv_channels": 
 
 
 def write_arrays(root: Path, n: int = 96, group_size: int = 4, channels: list[str] | None = None, split: bool = True) -> Path:
-    """An arrays directory (design section 6) from the planted synthetic data, with groups and a
+    """An arrays directory (docs/reference/arrays.md) from the planted synthetic data, with groups and a
     train/val/test split of whole groups (test: the last quarter of the groups)."""
     data = registry.build("datasets", {"name": "synthetic", "n": n, "seconds": 1, "frames": 4, "height": 20, "width": 20,
                                        "group_size": group_size}, seed=3)

@@ -3,7 +3,7 @@
 Two things peft leaves to the training loop are wired here: the budget update
 (`update_and_allocate(step)` after every optimizer step) and the orthogonality penalty, which peft
 adds only to Hugging Face outputs that carry `.loss` and so would silently skip on our encoders
-(facts/peft.md section 2); `regularization()` computes it as peft does, for the trainer to add.
+(docs/reference/background.md); `regularization()` computes it as peft does, for the trainer to add.
 """
 
 from __future__ import annotations

@@ -113,9 +113,6 @@ class Strategy(abc.ABC):
         return list(getattr(self, "replaced_modules", []))
 
 
-OPTIONAL_HOOKS = ("merge", "export", "wrapped_modules", "state_dict", "load_state_dict")
-
-
 def offers(strategy: Strategy, hook: str) -> bool:
     """Whether `strategy` implements the optional hook `hook` itself: a default on `Strategy` (state
     `{}`, the compared module tree) is not an offer, and `merge`/`export` have none."""

@@ -25,7 +25,8 @@ class Full(Strategy):
     Config = FullConfig
 
     def apply(self, encoder: nn.Module) -> StrategyReport:
-        # Pretrained weights only: adapters an earlier training stage added stay frozen (README, Stages).
+        # Pretrained weights only: adapters an earlier training stage added stay frozen
+        # (docs/guides/training.md, Stages).
         # peft keeps a wrapped layer's pretrained weight under base_layer.
         pretrained = getattr(encoder, "pretrained_parameter_names", None)
         names = [n for n, _ in encoder.named_parameters()

@@ -3,7 +3,7 @@
 Shallow: p learned tokens are inserted once, after the encoder's leading special tokens (LaBraM's
 CLS), before the first block. Deep: a fresh set replaces them before every block. They are removed
 after the last block, so pooling sees the encoder's own tokens only. Implemented with forward
-hooks on the blocks (enough for plain transformer blocks, facts/peft.md section 5); encoders state
+hooks on the blocks (enough for plain transformer blocks, docs/reference/background.md); encoders state
 where prompts go with `prompt_slot`, or why they take none with `prompt_refusal` (Swin's windowed grids).
 """
 

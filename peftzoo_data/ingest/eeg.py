@@ -1,6 +1,6 @@
 """EEG recordings through MNE: read any format, keep EEG channels by type and name, LaBraM's filters.
 
-LaBraM's own preprocessing (docs/facts/ingestion.md): drop non-EEG channels, band-pass 0.1-75 Hz,
+LaBraM's own preprocessing (docs/reference/background.md): drop non-EEG channels, band-pass 0.1-75 Hz,
 notch 50 Hz, resample to 200 Hz, microvolts out. Event times are kept in seconds from the first
 sample; trigger-channel events (sample indices) are resampled together with the data by
 `raw.resample(events=...)`, MNE's own way, so they are not jittered. Resampling is polyphase (an
@@ -26,7 +26,7 @@ logger = logging.getLogger("peftzoo_data.ingest")
 
 # Types MNE gives non-EEG channels; these are dropped before any name is looked at.
 _NON_EEG_TYPES = {"eog", "ecg", "emg", "stim", "misc", "resp", "bio", "syst", "gsr", "temperature", "chpi", "exci", "ias", "dbs"}
-# A BAD annotation, also after BrainVision's `Comment/` prefix (docs/facts/ingestion.md).
+# A BAD annotation, also after BrainVision's `Comment/` prefix (docs/reference/background.md).
 BAD = re.compile(r"(^|/)\s*bad", re.IGNORECASE)
 
 

@@ -1,10 +1,11 @@
 """A spec to an arrays directory: every recording ingested (or reused), assembled, moved into place.
 
-Output (design section 6 plus provenance): eeg.npy, video.npy, meta.json, groups.npy, split.npy,
-ingest_report.json, preview.png. The directory is built beside `out` and renamed into place when
-complete, so `out` is never half-written. Each recording's result is keyed by the spec's
-processing keys and the sha256 of its files: a rerun reuses a recording whose key (and whose
-videos' hashes) still match, from the previous output or from the parts an interrupted run left.
+Output (docs/reference/ingest-output.md: an arrays directory plus provenance): eeg.npy, video.npy,
+meta.json, groups.npy, split.npy, ingest_report.json, preview.png. The directory is built beside `out`
+and renamed into place when complete, so `out` is never half-written. Each recording's result is
+keyed by the spec's processing keys and the sha256 of its files: a rerun reuses a recording whose key
+(and whose videos' hashes) still match, from the previous output or from the parts an interrupted
+run left.
 """
 
 from __future__ import annotations

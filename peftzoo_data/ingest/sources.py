@@ -11,8 +11,6 @@ from pathlib import Path
 from peftzoo_data.ingest.errors import IngestError
 from peftzoo_data.ingest.spec import RecordingsSpec
 
-# Extensions of the file that names a recording (BrainVision: the header; EEGLAB: .set).
-EEG_EXTENSIONS = (".edf", ".bdf", ".gdf", ".vhdr", ".fif", ".fif.gz", ".set", ".cnt", ".mff", ".eeg", ".cdt", ".mat", ".nxe", ".lay", ".xdf")
 BIDS_EXTENSIONS = [".edf", ".bdf", ".vhdr", ".set", ".fif"]
 # Files a glob may catch that are not recordings themselves (companions, sidecars, stimuli).
 NOT_RECORDINGS = {".vmrk", ".fdt", ".json", ".tsv", ".csv", ".txt", ".md", ".mp4", ".avi", ".mov", ".mkv", ".webm", ".png", ".jpg", ".npy", ".npz"}

@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from peftzoo_data.ingest.errors import IngestError
 
-# LaBraM: 1-s patches (200 samples at 200 Hz) and a 16-row time embedding (docs/facts/labram.md).
+# LaBraM: 1-s patches (200 samples at 200 Hz) and a 16-row time embedding
+# (docs/reference/background.md, "LaBraM's input").
 LABRAM_MAX_SECONDS = 16
 
 

@@ -3,7 +3,7 @@
 A window's F frames are the frames on screen at the centres of F equal parts of its span: for each
 target time t, the last frame whose presentation time (pts x time_base) is <= t. Choosing by pts,
 never by `round(t * fps)`, is what keeps variable-frame-rate files and files whose first pts is not 0
-right (docs/facts/ingestion.md). All target times of a file are served by one pass of decoding.
+right (docs/reference/background.md). All target times of a file are served by one pass of decoding.
 """
 
 from __future__ import annotations

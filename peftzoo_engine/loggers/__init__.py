@@ -10,8 +10,6 @@ import importlib.util
 from pathlib import Path
 from typing import Any, Protocol
 
-NAMES = ("jsonl", "tensorboard")
-
 
 class MetricLogger(Protocol):
     def log(self, record: dict[str, Any]) -> None: ...

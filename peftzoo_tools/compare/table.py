@@ -10,7 +10,6 @@ from peftzoo_tools.compare.runs import Run
 DEFAULT_METRICS = ("val/eeg_to_video/R@1", "val/video_to_eeg/R@1", "val/loss")
 IGNORED_KEYS = ("train.cache_dir", "train.num_workers", "train.log_every", "train.loggers", "train.device")
 """Keys that do not change what a run learns (where files go, how they are loaded and logged)."""
-MISSING = object()
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 `python -m recipes.doctor RUN [--json]` reads a finished (or failed) run; `peftzoo_tools.doctor.live`
 runs the cheap checks while training. Findings are `Finding(code, severity, evidence, fix)` with the
-codes in `peftzoo_tools.doctor.findings.CODES` (design.md section 8).
+codes in `peftzoo_tools.doctor.findings.CODES` (docs/reference/doctor-codes.md).
 """
 
 from peftzoo_tools.doctor.diagnose import Report, diagnose

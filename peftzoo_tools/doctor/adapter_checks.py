@@ -1,5 +1,5 @@
 """frozen_adapter: a trainable encoder tensor that never moved, or an encoder whose features are
-still the base encoder's (fact 9).
+still the base encoder's (fact 9 of docs/reference/doctor-codes.md).
 
 LoRA's B starts at zero, so an adapter that receives no gradient (lr 0 on adapters, or an encoder
 that calls F.linear on the weight and bypasses the wrapped module) stays the identity and the

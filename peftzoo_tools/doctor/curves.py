@@ -40,11 +40,5 @@ def r_at_1(line: dict[str, Any], prefix: str = "val") -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def best_r_at_1(line: dict[str, Any], prefix: str = "val") -> float | None:
-    values = [line.get(f"{prefix}/eeg_to_video/R@1"), line.get(f"{prefix}/video_to_eeg/R@1")]
-    values = [float(v) for v in values if _finite(v)]
-    return max(values) if values else None
-
-
 def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

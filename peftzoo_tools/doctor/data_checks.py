@@ -1,4 +1,4 @@
-"""Checks on the training data: eeg_units and same_group_negatives (facts 6 and 11).
+"""Checks on the training data: eeg_units and same_group_negatives (facts 6 and 11 of docs/reference/doctor-codes.md).
 
 - eeg_units: the encoders take microvolts (LaBraM divides by 100 and was pretrained on uV). Scalp
   EEG has a standard deviation of about 5-100 uV (fact 11). A median per-channel std below 0.5 is

@@ -1,4 +1,5 @@
-"""Checks on embeddings: nonnegative_embeddings and embedding_collapse (facts 4 and 10).
+"""Checks on embeddings: nonnegative_embeddings and embedding_collapse (facts 4 and 10 of
+docs/reference/doctor-codes.md).
 
 They take (N, d) L2-normalized embeddings of one side, so they serve both the doctor (a sample of
 the validation split embedded by the rebuilt model) and the live checks (the embeddings evaluation

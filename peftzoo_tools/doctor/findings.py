@@ -1,6 +1,6 @@
 """What the doctor reports: a Finding (code, severity, evidence, fix) and the fixed list of codes.
 
-The codes and severities are a contract (design.md section 8): scripts and tests match on them, so
+The codes and severities are a contract (docs/reference/doctor-codes.md): scripts and tests match on them, so
 a code is never renamed. Evidence is a sentence with the numbers and epochs it rests on; the fix
 names a recipe key and value wherever one exists.
 """

@@ -1,8 +1,8 @@
 """Checks on the loss and retrieval curves: flat_loss, divergence, overfitting.
 
 All read metrics.jsonl only (train lines every `train.log_every` steps, eval lines per evaluation),
-so they run on any finished, failed or still running run. Thresholds and why (facts cited from
-docs/facts/diagnostics.md, "fact N"):
+so they run on any finished, failed or still running run. Thresholds and why ("fact N" is the
+Nth failure signal in docs/reference/doctor-codes.md):
 
 - flat_loss (fact 1, open_clip #17): the CLIP loss of embeddings that carry no pair information is
   ln(B) for B pairs per step (uniform logits). open_clip #17 sat within 1% of ln 128. We flag a

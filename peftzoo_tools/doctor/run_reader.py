@@ -1,4 +1,4 @@
-"""Reading a run directory (design section 5) into what the checks need, without building a model.
+"""Reading a run directory (docs/reference/run-directory.md) into what the checks need, without building a model.
 
 A run is a directory holding run.json and recipe.yaml; metrics.jsonl may be short or missing (a run
 that failed early) and its last line may be cut (a crash mid-write): such a run is still read, and

@@ -1,4 +1,5 @@
-"""nonfinite_steps: steps the trainer skipped because the loss or gradient was NaN or inf (fact 3).
+"""nonfinite_steps: steps the trainer skipped because the loss or gradient was NaN or inf (fact 3 of
+docs/reference/doctor-codes.md).
 
 The trainer skips such a step (no optimizer update), counts it per epoch (`skipped_steps` in the
 epoch lines, `skipped_steps` in run.json) and stops after `train.max_nonfinite_steps` in a row. Under

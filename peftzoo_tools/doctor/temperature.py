@@ -1,4 +1,5 @@
-"""temperature_at_clamp and temperature_collapsed, from the logit scale in the train lines (fact 2).
+"""temperature_at_clamp and temperature_collapsed, from the logit scale in the train lines (fact 2 of
+docs/reference/doctor-codes.md).
 
 The loss logs `logit_scale` (exp of the learned log-scale, i.e. 1/T). CLIP clamps it at 100
 (`loss.max_logit_scale`); pinned there for most of training means the scale is no longer learned

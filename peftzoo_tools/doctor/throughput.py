@@ -1,4 +1,5 @@
-"""data_bound: the step waits on the data loader (fact 5: open_clip #681, #13, #899).
+"""data_bound: the step waits on the data loader (fact 5 of docs/reference/doctor-codes.md:
+open_clip #681, #13, #899).
 
 The trainer logs per epoch `data_wait_frac`, the share of step time spent waiting for the next
 batch. Above 0.2 the accelerator idles a fifth of the time or more (open_clip #13 had it idle about

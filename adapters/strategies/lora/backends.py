@@ -1,7 +1,7 @@
 """Putting LoRA layers into an encoder with loralib or peft, and merging them back.
 
 loralib's `MergedLinear(enable_lora=[q, k, v])` is the one library layer that adapts part of a fused
-qkv (peft adapts whole modules only, facts/peft.md section 1); peft brings DoRA and rsLoRA.
+qkv (peft adapts whole modules only, docs/reference/background.md); peft brings DoRA and rsLoRA.
 """
 
 from __future__ import annotations

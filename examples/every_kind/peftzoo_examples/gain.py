@@ -1,4 +1,5 @@
-"""`gain`: a learned per-output gain on chosen Linear layers; the README's "write a strategy" (every hook)."""
+"""`gain`: a learned per-output gain on chosen Linear layers; "write a strategy" (every hook) in
+docs/guides/writing-plugins.md."""
 import torch
 from safetensors.torch import save_file
 from torch import nn
