@@ -68,6 +68,17 @@ def _unit_advice(median: float) -> str:
     return names.get(exponent, f"another unit: scale by 1e{exponent} to reach microvolts" if exponent else "microvolts: check the export")
 
 
+def judge_amplitude(median: float) -> tuple[str | None, str]:
+    """(None | "warning" | "error", text) for a median |EEG| in what should be microvolts: the
+    verdict training (check_amplitude) and ingest (peftzoo_data/ingest/eeg.py) both give."""
+    stated = f"median |EEG| is {median:.3g} (microvolts expected, typically 5 to 50)"
+    if not IMPOSSIBLE_UV[0] <= median <= IMPOSSIBLE_UV[1]:
+        return "error", f"{stated}, which cannot be microvolts; if the data are in {_unit_advice(median)}"
+    if not TYPICAL_UV[0] <= median <= TYPICAL_UV[1]:
+        return "warning", f"{stated}, implausible for scalp EEG; if the data are in {_unit_advice(median)}"
+    return None, stated
+
+
 def check_amplitude(eeg, keep: np.ndarray, where: str) -> None:
     """Refuse EEG that cannot be in microvolts, warn on implausible amplitudes; each names the factor."""
     median, peak = amplitude_uv(eeg, keep)
@@ -77,12 +88,11 @@ def check_amplitude(eeg, keep: np.ndarray, where: str) -> None:
     if median == 0:
         logger.warning("%s: the median absolute EEG value is 0 (mostly flat channels?); check the data", where)
         return
-    stated = f"median |EEG| is {median:.3g} (microvolts expected, typically 5 to 50)"
-    if not IMPOSSIBLE_UV[0] <= median <= IMPOSSIBLE_UV[1]:
-        raise DataError(f"{where}: {stated}, which cannot be microvolts; if the data are in {_unit_advice(median)} "
-                        f"before saving (eeg.npy must be float32 microvolts)")
-    if not TYPICAL_UV[0] <= median <= TYPICAL_UV[1]:
-        logger.warning("%s: %s, implausible for scalp EEG; if the data are in %s", where, stated, _unit_advice(median))
+    verdict, text = judge_amplitude(median)
+    if verdict == "error":
+        raise DataError(f"{where}: {text} before saving (eeg.npy must be float32 microvolts)")
+    if verdict == "warning":
+        logger.warning("%s: %s", where, text)
 
 
 def check_eeg(data: PairedData, drop_nonfinite: bool = False, where: str = "data") -> PairedData:

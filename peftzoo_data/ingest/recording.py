@@ -72,9 +72,11 @@ def ingest_recording(rec: Recording, spec: IngestSpec, base: Path, progress: boo
     chans = eeg_io.choose_channels(raw, spec.eeg, where, triggers=trigger)
     sync = event_io.sync_time(raw, spec.video.sync, where) if spec.video.movie is not None else 0.0
     bad = eeg_io.bad_intervals(raw) + eeg_io.nonfinite_spans(raw, chans.kept)
-    raw, resampled, done = eeg_io.preprocess(raw, chans, spec.eeg, where, found.samples)
-    found = found.after_resample(resampled, raw.first_samp, raw.info["sfreq"])
-    report.update(channels_dropped=chans.dropped, preprocessing=done, events_found=len(found.onsets))
+    relative = None if found.samples is None else found.samples - np.array([raw.first_samp, 0, 0])
+    prepared = eeg_io.preprocess(raw, chans, spec.eeg, where, relative)
+    del raw
+    found = found.after_resample(prepared.events, 0, prepared.sfreq)
+    report.update(channels_dropped=chans.dropped, preprocessing=prepared.done, events_found=len(found.onsets))
     if len(found.onsets) == 0 and spec.events.source == "trigger":
         raise IngestError(f"{where}: no trigger event with a code in events.codes {sorted(spec.events.codes or {})} "
                           f"(codes found: {found.seen or 'none'}); fix events.codes, events.stim_channel or events.mask")
@@ -83,8 +85,9 @@ def ingest_recording(rec: Recording, spec: IngestSpec, base: Path, progress: boo
             f"{where}: no event matches events.match {spec.events.match!r} (source {spec.events.source}; "
             f"seen instead: {found.seen}); fix the pattern, e.g. match: 'movie/(?P<stim>\\w+)'"
         )
-    sfreq = float(raw.info["sfreq"])
-    data = eeg_io.microvolts(raw)
+    sfreq = prepared.sfreq
+    data = prepared.data
+    report["warnings"] = eeg_io.check_units(data, prepared.done["units"], where)
     report["amplitude_uv"] = eeg_io.amplitude(data, where)
     report["flat_channels"] = eeg_io.flat_channels(data, chans.names, where)
     length = int(round(spec.window.seconds * sfreq))
