@@ -21,6 +21,7 @@ import logging
 import numpy as np
 
 from peftzoo_data.base import DataError, PairedData, RowSubset
+from peftzoo_data.units import IMPOSSIBLE_UV, TYPICAL_UV, judge_amplitude  # noqa: F401  (their home; kept importable here)
 
 logger = logging.getLogger(__name__)
 
@@ -28,12 +29,6 @@ CHUNK_BYTES = 64 * 2**20
 MAX_ABS_UV = 1e6
 """1 V: beyond any scalp EEG, and where float32 attention starts to overflow."""
 SAMPLE_WINDOWS = 256
-TYPICAL_UV = (0.5, 500.0)
-"""Median absolute value of scalp EEG in microvolts lies well inside this band (typically 5 to 50)."""
-IMPOSSIBLE_UV = (1e-3, 1e5)
-"""Below or above this, the values cannot be microvolts: refused."""
-
-
 def _shown(indices: np.ndarray, limit: int = 10) -> str:
     head = ", ".join(str(int(i)) for i in indices[:limit])
     return head + (f", ... ({len(indices)} in all)" if len(indices) > limit else "")
@@ -58,25 +53,6 @@ def amplitude_uv(eeg, keep: np.ndarray) -> tuple[float, float]:
     chosen = keep[np.linspace(0, len(keep) - 1, min(SAMPLE_WINDOWS, len(keep))).astype(np.int64)]
     sample = np.abs(np.stack([np.asarray(eeg[int(i)], dtype=np.float64) for i in np.unique(chosen)]))
     return float(np.median(sample)), float(sample.max())
-
-
-def _unit_advice(median: float) -> str:
-    """The unit a median absolute value suggests, as a power of 1000 away from the typical ~20 microvolts."""
-    exponent = int(round(np.log10(20.0 / median) / 3) * 3)
-    names = {6: "volts: multiply by 1e6", 3: "millivolts: multiply by 1e3", -3: "nanovolts: multiply by 1e-3",
-             -6: "picovolts: multiply by 1e-6"}
-    return names.get(exponent, f"another unit: scale by 1e{exponent} to reach microvolts" if exponent else "microvolts: check the export")
-
-
-def judge_amplitude(median: float) -> tuple[str | None, str]:
-    """(None | "warning" | "error", text) for a median |EEG| in what should be microvolts: the
-    verdict training (check_amplitude) and ingest (peftzoo_data/ingest/eeg.py) both give."""
-    stated = f"median |EEG| is {median:.3g} (microvolts expected, typically 5 to 50)"
-    if not IMPOSSIBLE_UV[0] <= median <= IMPOSSIBLE_UV[1]:
-        return "error", f"{stated}, which cannot be microvolts; if the data are in {_unit_advice(median)}"
-    if not TYPICAL_UV[0] <= median <= TYPICAL_UV[1]:
-        return "warning", f"{stated}, implausible for scalp EEG; if the data are in {_unit_advice(median)}"
-    return None, stated
 
 
 def check_amplitude(eeg, keep: np.ndarray, where: str) -> None:

@@ -51,6 +51,23 @@ def read_raw(path: Path, bids_path=None):
     return raw
 
 
+def _channel_names():
+    """encoders/channels.py (the encoders' own name normalization), loaded without running
+    encoders/__init__.py, which imports torch (seconds at every ingest's start); registered as
+    `encoders.channels`, so a later `import encoders` uses this same module."""
+    import importlib.util
+    import sys
+
+    if "encoders.channels" in sys.modules:
+        return sys.modules["encoders.channels"]
+    package = importlib.util.find_spec("encoders")  # finds the package without importing it
+    spec = importlib.util.spec_from_file_location("encoders.channels", Path(package.origin).parent / "channels.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["encoders.channels"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 @dataclasses.dataclass
 class Channels:
     kept: list[str]
@@ -67,7 +84,7 @@ def choose_channels(raw, spec: EEGSpec, where: str, triggers: set[str] = frozens
     `triggers`: channels read as the trigger (a BDF or BrainVision file may type them EEG).
     Channels the file marks bad are dropped here under `eeg.bads: drop`; otherwise they stay and
     `preprocess` interpolates (or keeps) them."""
-    from encoders import channels as channel_names  # the encoders' own normalization (imports torch: lazily)
+    channel_names = _channel_names()
 
     types = dict(zip(raw.ch_names, raw.get_channel_types()))
     exclude = {channel_names.normalize(n) for n in spec.exclude}
@@ -390,7 +407,7 @@ def check_units(data: np.ndarray, units: dict, where: str) -> list[str]:
     """Refuse amplitudes that cannot be microvolts (an IngestError with the measured median, the
     likely unit and the spec key that fixes it) and return warnings for implausible ones, by the
     same verdict as training's check (peftzoo_data/checks.py). `units`: Prepared.done["units"]."""
-    from peftzoo_data.checks import judge_amplitude
+    from peftzoo_data.units import judge_amplitude
 
     step = max(1, data.shape[1] // 200_000)  # every sample up to 1000 s at 200 Hz; a regular subsample beyond
     median = float(np.median(np.abs(data[:, ::step]))) if data.size else 0.0
