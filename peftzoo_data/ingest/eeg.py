@@ -340,10 +340,11 @@ UNIT_UV = {"V": 1e6, "mV": 1e3, "µV": 1.0, "μV": 1.0, "uV": 1.0, "nV": 1e-3}
 def _mne_volts_per_unit(reader: str, unit: str) -> float:
     """The factor MNE's reader applied to a channel whose header states `unit` (values in volts
     after it): BrainVision knows nV; EDF, BDF and GDF readers know µV and mV and take anything else
-    as volts (mne/io/edf/edf.py, mne/io/brainvision/brainvision.py)."""
-    table = {"V": 1.0, "mV": 1e-3, "uV": 1e-6, "µV": 1e-6, "μV": 1e-6}
-    if reader == "RawBrainVision":
-        table["nV"] = 1e-9
+    as volts (mne/io/edf/edf.py, mne/io/brainvision/brainvision.py); XDF streams are read by
+    peftzoo_data/ingest/xdf.py with every unit above."""
+    table = {"V": 1.0, "mV": 1e-3, "uV": 1e-6, "µV": 1e-6, "μV": 1e-6, "nV": 1e-9}
+    if reader in ("RawEDF", "RawBDF", "RawGDF"):
+        del table["nV"]
     return table.get(unit, 1.0)
 
 

@@ -64,8 +64,15 @@ def find_events(raw, rec: Recording, spec: IngestSpec, base: Path) -> event_io.E
 
 def ingest_recording(rec: Recording, spec: IngestSpec, base: Path, progress: bool = False) -> Part:
     where = rec.name
-    raw = eeg_io.read_raw(rec.path, rec.bids_path)
     report: dict = {"recording": rec.name, "entities": rec.entities}
+    shown_frames = []
+    if rec.path.suffix.lower() == ".xdf":
+        from peftzoo_data.ingest import xdf
+
+        loaded = xdf.read(rec.path, spec.eeg.xdf, where)
+        raw, shown_frames, report["xdf"] = loaded.raw, loaded.frames, loaded.provenance
+    else:
+        raw = eeg_io.read_raw(rec.path, rec.bids_path)
     found = find_events(raw, rec, spec, base)
     # a trigger channel named in the spec is never EEG, whatever type the format gave it
     trigger = {spec.events.stim_channel} if spec.events.source == "trigger" and spec.events.stim_channel else set()
@@ -95,7 +102,7 @@ def ingest_recording(rec: Recording, spec: IngestSpec, base: Path, progress: boo
 
     # Video: which file and which times each window needs; check files before decoding anything.
     fields = _template_fields(rec)
-    per_window, infos = [], {}
+    per_window, infos, pts_of = [], {}, {}
     kept = []
     for w in planned:
         if spec.video.clips is not None:
@@ -111,6 +118,12 @@ def ingest_recording(rec: Recording, spec: IngestSpec, base: Path, progress: boo
         if path not in infos:
             infos[path] = video_io.probe(path)
         times = video_io.frame_times(t0, spec.window.seconds, spec.video.frames)
+        if shown_frames and spec.video.clips is not None:  # XDF frame markers: the frames truly displayed
+            from peftzoo_data.ingest import xdf
+
+            if path not in pts_of:
+                pts_of[path] = xdf.frame_pts(path)
+            times = xdf.displayed(times, w.onset, shown_frames, pts_of[path], where)
         if times[0] < 0:  # before the clip starts (negative offset) or the movie's sync point
             drops.append({**row, "reason": f"the window needs video at {times[0]:.3f} s, before {path.name} starts (time 0)"})
             continue
