@@ -27,6 +27,8 @@ logger = logging.getLogger("peftzoo_data.ingest")
 
 # Types MNE gives non-EEG channels; these are dropped before any name is looked at.
 _NON_EEG_TYPES = {"eog", "ecg", "emg", "stim", "misc", "resp", "bio", "syst", "gsr", "temperature", "chpi", "exci", "ias", "dbs"}
+# Names of non-EEG channels that files type EEG (TUH: `EEG EKG1-REF`), after normalization.
+PHYSIOLOGICAL = re.compile(r"^(ECG|EKG|EOG|HEOG|VEOG|EMG)\d*[LR]?$")
 # A BAD annotation, also after BrainVision's `Comment/` prefix (docs/facts/ingestion.md).
 BAD = re.compile(r"(^|/)\s*bad", re.IGNORECASE)
 
@@ -89,6 +91,7 @@ def choose_channels(raw, spec: EEGSpec, where: str, triggers: set[str] = frozens
     types = dict(zip(raw.ch_names, raw.get_channel_types()))
     exclude = {channel_names.normalize(n) for n in spec.exclude}
     bads = set(raw.info["bads"])
+    wanted = [channel_names.normalize(c) for c in spec.channels] if spec.channels is not None else []
     kept, names, dropped, unknown = [], [], {}, []
     for name in raw.ch_names:
         if name in triggers:
@@ -104,10 +107,17 @@ def choose_channels(raw, spec: EEGSpec, where: str, triggers: set[str] = frozens
         if normal in exclude:
             dropped[name] = "in eeg.exclude"
             continue
+        physiological = PHYSIOLOGICAL.match(normal)
+        if physiological and normal not in wanted:  # TUH's `EEG EKG1-REF`: typed EEG, an ECG by its name
+            dropped[name] = f"{physiological.group(1).replace('EKG', 'ECG')} channel (by its name)"
+            continue
         try:
             channel_names.position(normal)
         except channel_names.ChannelError:
-            unknown.append(name)
+            if spec.channels is not None and normal not in wanted:  # eeg.channels lists what is kept
+                dropped[name] = "not in eeg.channels"
+            else:
+                unknown.append(name)
             continue
         kept.append(name)
         names.append(normal)
@@ -124,7 +134,6 @@ def choose_channels(raw, spec: EEGSpec, where: str, triggers: set[str] = frozens
             raise IngestError(f"{where}: channels {seen[normal]!r} and {file_name!r} both are {normal}; rename or exclude one (eeg.rename / eeg.exclude)")
         seen[normal] = file_name
     if spec.channels is not None:
-        wanted = [channel_names.normalize(c) for c in spec.channels]
         missing = [c for c in wanted if c not in seen]
         if missing:
             bad = [c for c in missing if any(channel_names.normalize(spec.rename.get(n, n)) == c for n in bads)]
