@@ -18,11 +18,12 @@ __all__ = ["IngestError", "IngestSpec", "ingest"]
 
 
 def ingest(spec: IngestSpec | dict | str | Path, out: str | Path, base: str | Path | None = None, quiet: bool = False,
-           workers: int | None = None) -> dict:
+           workers: int | None = 1) -> dict:
     """Ingest `spec` (an IngestSpec, a mapping, or a YAML path) into `out`; returns the report.
 
     Relative paths in the spec are taken from `base` (default: the spec file's folder, else the
-    current folder). `workers`: recordings processed at once (None: one per CPU core)."""
+    current folder). `workers`: recordings processed at once, each in its own process (None: one per CPU core;
+    the command's --workers defaults to that)."""
     from peftzoo_data.ingest import pipeline
     from peftzoo_data.ingest import spec as spec_module
 

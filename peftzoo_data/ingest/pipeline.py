@@ -107,7 +107,7 @@ class Previous:
         return {**entry, "pairs": self.pairs[a:b]}, eeg, video, self.channels
 
 
-def run(spec: IngestSpec, base: Path, out: Path, quiet: bool = False, workers: int | None = None) -> dict:
+def run(spec: IngestSpec, base: Path, out: Path, quiet: bool = False, workers: int | None = 1) -> dict:
     """Ingest everything the spec names into `out`; returns the report. `workers`: recordings
     processed at once (None: one per CPU core; see map_recordings)."""
     out = out.expanduser().resolve()
