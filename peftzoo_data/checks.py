@@ -21,6 +21,7 @@ import logging
 import numpy as np
 
 from peftzoo_data.base import DataError, PairedData, RowSubset
+from peftzoo_data.units import IMPOSSIBLE_UV, TYPICAL_UV, judge_amplitude  # noqa: F401  (their home; kept importable here)
 
 logger = logging.getLogger(__name__)
 
@@ -28,12 +29,6 @@ CHUNK_BYTES = 64 * 2**20
 MAX_ABS_UV = 1e6
 """1 V: beyond any scalp EEG, and where float32 attention starts to overflow."""
 SAMPLE_WINDOWS = 256
-TYPICAL_UV = (0.5, 500.0)
-"""Median absolute value of scalp EEG in microvolts lies well inside this band (typically 5 to 50)."""
-IMPOSSIBLE_UV = (1e-3, 1e5)
-"""Below or above this, the values cannot be microvolts: refused."""
-
-
 def _shown(indices: np.ndarray, limit: int = 10) -> str:
     head = ", ".join(str(int(i)) for i in indices[:limit])
     return head + (f", ... ({len(indices)} in all)" if len(indices) > limit else "")
@@ -60,14 +55,6 @@ def amplitude_uv(eeg, keep: np.ndarray) -> tuple[float, float]:
     return float(np.median(sample)), float(sample.max())
 
 
-def _unit_advice(median: float) -> str:
-    """The unit a median absolute value suggests, as a power of 1000 away from the typical ~20 microvolts."""
-    exponent = int(round(np.log10(20.0 / median) / 3) * 3)
-    names = {6: "volts: multiply by 1e6", 3: "millivolts: multiply by 1e3", -3: "nanovolts: multiply by 1e-3",
-             -6: "picovolts: multiply by 1e-6"}
-    return names.get(exponent, f"another unit: scale by 1e{exponent} to reach microvolts" if exponent else "microvolts: check the export")
-
-
 def check_amplitude(eeg, keep: np.ndarray, where: str) -> None:
     """Refuse EEG that cannot be in microvolts, warn on implausible amplitudes; each names the factor."""
     median, peak = amplitude_uv(eeg, keep)
@@ -77,12 +64,11 @@ def check_amplitude(eeg, keep: np.ndarray, where: str) -> None:
     if median == 0:
         logger.warning("%s: the median absolute EEG value is 0 (mostly flat channels?); check the data", where)
         return
-    stated = f"median |EEG| is {median:.3g} (microvolts expected, typically 5 to 50)"
-    if not IMPOSSIBLE_UV[0] <= median <= IMPOSSIBLE_UV[1]:
-        raise DataError(f"{where}: {stated}, which cannot be microvolts; if the data are in {_unit_advice(median)} "
-                        f"before saving (eeg.npy must be float32 microvolts)")
-    if not TYPICAL_UV[0] <= median <= TYPICAL_UV[1]:
-        logger.warning("%s: %s, implausible for scalp EEG; if the data are in %s", where, stated, _unit_advice(median))
+    verdict, text = judge_amplitude(median)
+    if verdict == "error":
+        raise DataError(f"{where}: {text} before saving (eeg.npy must be float32 microvolts)")
+    if verdict == "warning":
+        logger.warning("%s: %s", where, text)
 
 
 def check_eeg(data: PairedData, drop_nonfinite: bool = False, where: str = "data") -> PairedData:

@@ -17,11 +17,13 @@ from peftzoo_data.ingest.spec import IngestSpec
 __all__ = ["IngestError", "IngestSpec", "ingest"]
 
 
-def ingest(spec: IngestSpec | dict | str | Path, out: str | Path, base: str | Path | None = None, quiet: bool = False) -> dict:
+def ingest(spec: IngestSpec | dict | str | Path, out: str | Path, base: str | Path | None = None, quiet: bool = False,
+           workers: int | None = 1) -> dict:
     """Ingest `spec` (an IngestSpec, a mapping, or a YAML path) into `out`; returns the report.
 
     Relative paths in the spec are taken from `base` (default: the spec file's folder, else the
-    current folder)."""
+    current folder). `workers`: recordings processed at once, each in its own process (None: one per CPU core;
+    the command's --workers defaults to that)."""
     from peftzoo_data.ingest import pipeline
     from peftzoo_data.ingest import spec as spec_module
 
@@ -31,4 +33,4 @@ def ingest(spec: IngestSpec | dict | str | Path, out: str | Path, base: str | Pa
         base = base if base is not None else path.resolve().parent
     elif isinstance(spec, dict):
         spec = spec_module.validate(spec)
-    return pipeline.run(spec, Path(base or ".").expanduser().resolve(), Path(out), quiet=quiet)
+    return pipeline.run(spec, Path(base or ".").expanduser().resolve(), Path(out), quiet=quiet, workers=workers)

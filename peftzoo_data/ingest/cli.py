@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="output folder (an arrays directory: eeg.npy, video.npy, meta.json, ...)")
     parser.add_argument("--schema", action="store_true", help="print the spec's JSON Schema and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="recordings processed at once, each in its own process (default: one per CPU core)")
     args = parser.parse_args(argv)
     from peftzoo_data.ingest import spec as spec_module
 
@@ -29,11 +31,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.spec or not args.out:
         parser.error("give SPEC and --out DIR (or --schema)")
+    if args.workers is not None and args.workers < 1:
+        parser.error(f"--workers must be at least 1 (got {args.workers})")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from peftzoo_data.ingest import ingest
 
     try:
-        report = ingest(args.spec, args.out, quiet=args.quiet)
+        report = ingest(args.spec, args.out, quiet=args.quiet, workers=args.workers)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -108,10 +108,9 @@ class Previous:
         return {**entry, "pairs": self.pairs[a:b]}, eeg, video, self.channels
 
 
-def run(spec: IngestSpec, base: Path, out: Path, quiet: bool = False) -> dict:
-    """Ingest everything the spec names into `out`; returns the report."""
-    from tqdm.auto import tqdm
-
+def run(spec: IngestSpec, base: Path, out: Path, quiet: bool = False, workers: int | None = 1) -> dict:
+    """Ingest everything the spec names into `out`; returns the report. `workers`: recordings
+    processed at once (None: one per CPU core; see map_recordings)."""
     out = out.expanduser().resolve()
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / REPORT).is_file())):
         raise IngestError(f"--out {str(out)!r} exists and is not an ingest output; choose a new folder (nothing was written)")
@@ -123,9 +122,8 @@ def run(spec: IngestSpec, base: Path, out: Path, quiet: bool = False) -> dict:
     sources: list[tuple[str, object]] = []  # per recording: ("part", Stored) or ("previous", (eeg, video, row channels))
     failures = []
     previous_output = Previous(out)
-    bar = tqdm(recordings, desc="ingest", unit="recording", disable=quiet or None)
-    for rec in bar:
-        bar.set_postfix_str(rec.name[-40:])
+    todo: list[tuple[int, Recording, str]] = []  # (position, recording, key) still to compute
+    for rec in recordings:
         key = recording_key(rec, spec, base)
         previous = previous_output.get(key)
         if previous is not None:
@@ -141,16 +139,16 @@ def run(spec: IngestSpec, base: Path, out: Path, quiet: bool = False) -> dict:
                                 "video_hashes": info["video_hashes"], "reused": True})
                 sources.append(("part", stored))
                 continue
-        try:
-            part = ingest_recording(rec, spec, base, progress=not quiet)
-        except IngestError as exc:
-            failures.append(str(exc))
-            continue
-        hashes = {v: sha256(Path(v)) for v in part.report.get("videos", [])}
-        stored.save(part, hashes)
-        entries.append({**part.report, "key": key, "channels": part.channels, "pairs": part.pairs,
-                        "video_hashes": hashes, "reused": False})
+        todo.append((len(entries), rec, key))
+        entries.append({})
         sources.append(("part", stored))
+    failed = {}
+    for position, result in map_recordings(todo, spec, base, work, workers, quiet):
+        if isinstance(result, str):
+            failed[position] = result
+        else:
+            entries[position] = result
+    failures = [failed[p] for p in sorted(failed)]
     if failures:
         raise IngestError("ingest stopped; nothing was written to --out:\n" + "\n".join(f"  {f}" for f in failures))
     unchanged = _unchanged(out, spec, entries, sources)
@@ -158,6 +156,73 @@ def run(spec: IngestSpec, base: Path, out: Path, quiet: bool = False) -> dict:
         shutil.rmtree(work, ignore_errors=True)
         return unchanged
     return _assemble(spec, out, work, recordings, entries, sources, started)
+
+
+def _ingest_one(rec: Recording, spec: IngestSpec, base: Path, key: str, work: Path, progress: bool) -> dict | str:
+    """One recording ingested and stored under `work`: its report entry, or the IngestError's text."""
+    try:
+        part = ingest_recording(rec, spec, base, progress=progress)
+    except IngestError as exc:
+        return str(exc)
+    hashes = {v: sha256(Path(v)) for v in part.report.get("videos", [])}
+    Stored(work / key).save(part, hashes)
+    return {**part.report, "key": key, "channels": part.channels, "pairs": part.pairs, "video_hashes": hashes, "reused": False}
+
+
+def _worker_start(threads: int) -> None:
+    """A worker process: its numerical libraries limited to `threads` threads, so that workers x
+    threads does not exceed the cores (MNE, scipy and numpy's BLAS would each start one per core)."""
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except ImportError:  # without threadpoolctl, the variables above reach libraries loaded from here on
+        pass
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+def default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def map_recordings(todo: list[tuple[int, Recording, str]], spec: IngestSpec, base: Path, work: Path, workers: int | None,
+                   quiet: bool):
+    """Yield (position, entry or error text) for every recording in `todo`, computed by up to
+    `workers` processes at once (forked where the platform allows: no second start-up), in any
+    order. One recording, or workers=1, runs in this process."""
+    from tqdm.auto import tqdm
+
+    cores = default_workers()
+    workers = max(1, min(workers or cores, len(todo)))
+    bar = tqdm(total=len(todo), desc="ingest", unit="recording", disable=quiet or not todo or None)
+    try:
+        if workers == 1:
+            for position, rec, key in todo:
+                bar.set_postfix_str(rec.name[-40:])
+                yield position, _ingest_one(rec, spec, base, key, work, not quiet)
+                bar.update()
+            return
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        threads = max(1, cores // workers)
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method), initializer=_worker_start,
+                                 initargs=(threads,)) as pool:
+            futures = {pool.submit(_ingest_one, rec, spec, base, key, work, False): position for position, rec, key in todo}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+                bar.update()
+    finally:
+        bar.close()
 
 
 def _unchanged(out: Path, spec: IngestSpec, entries: list[dict], sources: list) -> dict | None:

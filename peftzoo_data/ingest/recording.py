@@ -64,17 +64,26 @@ def find_events(raw, rec: Recording, spec: IngestSpec, base: Path) -> event_io.E
 
 def ingest_recording(rec: Recording, spec: IngestSpec, base: Path, progress: bool = False) -> Part:
     where = rec.name
-    raw = eeg_io.read_raw(rec.path, rec.bids_path)
     report: dict = {"recording": rec.name, "entities": rec.entities}
+    shown_frames = []
+    if rec.path.suffix.lower() == ".xdf":
+        from peftzoo_data.ingest import xdf
+
+        loaded = xdf.read(rec.path, spec.eeg.xdf, where)
+        raw, shown_frames, report["xdf"] = loaded.raw, loaded.frames, loaded.provenance
+    else:
+        raw = eeg_io.read_raw(rec.path, rec.bids_path)
     found = find_events(raw, rec, spec, base)
     # a trigger channel named in the spec is never EEG, whatever type the format gave it
     trigger = {spec.events.stim_channel} if spec.events.source == "trigger" and spec.events.stim_channel else set()
     chans = eeg_io.choose_channels(raw, spec.eeg, where, triggers=trigger)
     sync = event_io.sync_time(raw, spec.video.sync, where) if spec.video.movie is not None else 0.0
     bad = eeg_io.bad_intervals(raw) + eeg_io.nonfinite_spans(raw, chans.kept)
-    raw, resampled, done = eeg_io.preprocess(raw, chans, spec.eeg, where, found.samples)
-    found = found.after_resample(resampled, raw.first_samp, raw.info["sfreq"])
-    report.update(channels_dropped=chans.dropped, preprocessing=done, events_found=len(found.onsets))
+    relative = None if found.samples is None else found.samples - np.array([raw.first_samp, 0, 0])
+    prepared = eeg_io.preprocess(raw, chans, spec.eeg, where, relative)
+    del raw
+    found = found.after_resample(prepared.events, 0, prepared.sfreq)
+    report.update(channels_dropped=chans.dropped, preprocessing=prepared.done, events_found=len(found.onsets))
     if len(found.onsets) == 0 and spec.events.source == "trigger":
         raise IngestError(f"{where}: no trigger event with a code in events.codes {sorted(spec.events.codes or {})} "
                           f"(codes found: {found.seen or 'none'}); fix events.codes, events.stim_channel or events.mask")
@@ -83,8 +92,9 @@ def ingest_recording(rec: Recording, spec: IngestSpec, base: Path, progress: boo
             f"{where}: no event matches events.match {spec.events.match!r} (source {spec.events.source}; "
             f"seen instead: {found.seen}); fix the pattern, e.g. match: 'movie/(?P<stim>\\w+)'"
         )
-    sfreq = float(raw.info["sfreq"])
-    data = eeg_io.microvolts(raw)
+    sfreq = prepared.sfreq
+    data = prepared.data
+    report["warnings"] = eeg_io.check_units(data, prepared.done["units"], where)
     report["amplitude_uv"] = eeg_io.amplitude(data, where)
     report["flat_channels"] = eeg_io.flat_channels(data, chans.names, where)
     length = int(round(spec.window.seconds * sfreq))
@@ -92,7 +102,7 @@ def ingest_recording(rec: Recording, spec: IngestSpec, base: Path, progress: boo
 
     # Video: which file and which times each window needs; check files before decoding anything.
     fields = _template_fields(rec)
-    per_window, infos = [], {}
+    per_window, infos, pts_of = [], {}, {}
     kept = []
     for w in planned:
         if spec.video.clips is not None:
@@ -108,6 +118,12 @@ def ingest_recording(rec: Recording, spec: IngestSpec, base: Path, progress: boo
         if path not in infos:
             infos[path] = video_io.probe(path)
         times = video_io.frame_times(t0, spec.window.seconds, spec.video.frames)
+        if shown_frames and spec.video.clips is not None:  # XDF frame markers: the frames truly displayed
+            from peftzoo_data.ingest import xdf
+
+            if path not in pts_of:
+                pts_of[path] = xdf.frame_pts(path)
+            times = xdf.displayed(times, w.onset, shown_frames, pts_of[path], where)
         if times[0] < 0:  # before the clip starts (negative offset) or the movie's sync point
             drops.append({**row, "reason": f"the window needs video at {times[0]:.3f} s, before {path.name} starts (time 0)"})
             continue

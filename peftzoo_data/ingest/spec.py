@@ -71,6 +71,23 @@ class RecordingsSpec(_Strict):
         return self
 
 
+class XdfStreams(_Strict):
+    """Streams of an XDF file (peftzoo_data/ingest/xdf.py), each chosen by its name or its type."""
+
+    stream: str = "EEG"
+    """The EEG stream: its name, else its type (LSL's type `EEG`)."""
+    markers: str | None = "Markers"
+    """The marker stream whose strings are the events (matched by events.match): name, else type;
+    None: no events from markers."""
+    frames: str | None = None
+    """A video frame-marker stream (one marker per displayed frame, its value the frame's index in
+    the current clip, 0 starting a clip): each window's frames are then the ones truly displayed."""
+    synchronize_clocks: bool = True
+    """pyxdf's clock synchronization from the ClockOffset chunks (streams recorded on other machines)."""
+    dejitter_timestamps: bool = True
+    """pyxdf's dejittering of regularly sampled streams (a linear fit of their time stamps)."""
+
+
 class EEGSpec(_Strict):
     """Channel choice and LaBraM's preprocessing (band-pass 0.1-75 Hz, notch, 200 Hz, microvolts)."""
 
@@ -98,6 +115,15 @@ class EEGSpec(_Strict):
     projectors: Literal["apply", "ignore"] = "apply"
     """SSP projectors stored in the file (FIF: an average reference, EOG/ECG projections): apply
     them as MNE's Epochs do by default, or ignore them."""
+    unit: Literal["V", "mV", "µV", "μV", "uV", "nV"] | None = None
+    """The unit the file's numbers are really in, when its header states a wrong one (a GDF whose
+    µ byte reads as volts); None trusts the header. Recorded in the report's preprocessing.units."""
+    scale: float | None = Field(None, gt=0)
+    """A factor applied to the microvolts as read (after eeg.unit), e.g. 1e-6 for a file read
+    10^6 times too large; None for none."""
+    xdf: XdfStreams | None = None
+    """XDF recordings (Lab Streaming Layer): which streams are the EEG, the markers, the frames
+    (None: the defaults of XdfStreams)."""
 
     @field_validator("notch", mode="before")
     @classmethod
