@@ -43,7 +43,7 @@ def split_labels(pairs: list[dict], groups: np.ndarray, spec: SplitSpec, groups_
     """(N,) strings train / val / test."""
     n = len(pairs)
     if spec.by == "fraction":
-        from peftzoo_data.base import DataError, group_split  # imports torch: only when needed
+        from peftzoo_data.splits import DataError, group_split
 
         labels = np.full(n, "train", dtype="<U5")
         try:
