@@ -33,8 +33,17 @@ PHYSIOLOGICAL = re.compile(r"^(ECG|EKG|EOG|HEOG|VEOG|EMG)\d*[LR]?$")
 BAD = re.compile(r"(^|/)\s*bad", re.IGNORECASE)
 
 
-def read_raw(path: Path, bids_path=None):
-    """The recording as an MNE Raw (data loaded), or an IngestError naming the file."""
+_READ_ERRORS = (ValueError, OSError, RuntimeError, KeyError, IndexError, NotImplementedError, UnicodeDecodeError, EOFError)
+
+
+def _unreadable(path, exc) -> IngestError:
+    return IngestError(f"{path}: could not be read as an EEG recording ({type(exc).__name__}: {exc}); "
+                       f"check the file is complete and in a format MNE reads (EDF, BDF, BrainVision .vhdr, FIF, EEGLAB .set, CNT)")
+
+
+def read_raw(path: Path, bids_path=None, preload: bool = True):
+    """The recording as an MNE Raw, or an IngestError naming the file. `preload=False` leaves the
+    samples in the file (where the format allows), for `preprocess` to read block by block."""
     import mne
 
     try:
@@ -46,11 +55,32 @@ def read_raw(path: Path, bids_path=None):
                 raw = mne_bids.read_raw_bids(bids_path, verbose="error")
             else:
                 raw = mne.io.read_raw(path, preload=False, verbose="error")
-            raw.load_data(verbose="error")
-    except (ValueError, OSError, RuntimeError, KeyError, IndexError, NotImplementedError, UnicodeDecodeError, EOFError) as exc:
-        raise IngestError(f"{path}: could not be read as an EEG recording ({type(exc).__name__}: {exc}); "
-                          f"check the file is complete and in a format MNE reads (EDF, BDF, BrainVision .vhdr, FIF, EEGLAB .set, CNT)") from None
+            if preload:
+                raw.load_data(verbose="error")
+    except _READ_ERRORS as exc:
+        raise _unreadable(path, exc) from None
     return raw
+
+
+def load(raw, path) -> None:
+    """The samples of a Raw read with preload=False, loaded (an IngestError naming the file if they cannot be)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            raw.load_data(verbose="error")
+    except _READ_ERRORS as exc:
+        raise _unreadable(path, exc) from None
+
+
+def streamable(raw, chans: "Channels", spec: EEGSpec) -> bool:
+    """Whether `preprocess` can read `raw` block by block, downsampling as it goes, instead of
+    loading it whole at its own rate: a whole-number downsampling factor, and nothing that needs
+    every sample at once (projectors, interpolation of bad channels)."""
+    sfreq = float(raw.info["sfreq"])
+    up, down = resample_ratio(sfreq, spec.sfreq) if sfreq > spec.sfreq + 1e-9 else (0, 0)
+    interpolate = spec.bads == "interpolate" and any(b in chans.kept for b in raw.info["bads"])
+    return (not raw.preload and up == 1 and raw.n_times > 100 * down and not raw.info["projs"] and not interpolate
+            and not (spec.h_freq is not None and spec.h_freq >= sfreq / 2))
 
 
 def _channel_names():
@@ -202,6 +232,8 @@ class Prepared:
     """Trigger events (E, 3) with sample indices on the output grid from the first sample, or None."""
     done: dict
     """What was done, for the report."""
+    nonfinite: list = dataclasses.field(default_factory=list)
+    """(start, stop, BAD_nonfinite) spans found while reading block by block (see nonfinite_spans)."""
 
 
 # Annotations whose spans are filtered around, not through (as MNE's Raw.filter skip_by_annotation).
@@ -246,6 +278,8 @@ def preprocess(raw, chans: Channels, spec: EEGSpec, where: str, events: np.ndarr
             _interpolate(raw, bads, where)
         else:  # keep: the recorded signal goes through as it is
             raw.info["bads"] = []
+    if not raw.preload:  # streamable(): read block by block, downsampled as it is read
+        return _preprocess_streamed(raw, spec, where, events, sfreq, done, header, reader)
     data = raw._data  # MNE's preloaded (C, N) float64 volts, edited in place (the Raw is not used after)
     holes = ~np.isfinite(data)
     if holes.any():
@@ -279,6 +313,60 @@ def preprocess(raw, chans: Channels, spec: EEGSpec, where: str, events: np.ndarr
     return Prepared(data.astype(np.float32), out_rate, events, done)
 
 
+def _preprocess_streamed(raw, spec: EEGSpec, where: str, events, sfreq: float, done: dict, header: dict,
+                         reader: str) -> Prepared:
+    """preprocess for a Raw whose samples are still in the file: each block is read (MNE's
+    Raw.get_data), its NaN/inf zeroed and re-referenced (both per sample), and downsampled by the
+    polyphase filter (dsp.decimate) as it comes, so the recording is never held whole at its own
+    rate; then band-pass and notch at the target rate, as in preprocess."""
+    from peftzoo_data.ingest import dsp
+
+    n = raw.n_times
+    up, down = resample_ratio(sfreq, spec.sfreq)
+    holes = np.zeros(n, dtype=bool)
+
+    def read(a: int, b: int) -> np.ndarray:
+        try:
+            block = raw.get_data(start=a, stop=b)
+        except _READ_ERRORS as exc:
+            raise _unreadable(where, exc) from None
+        bad = ~np.isfinite(block)
+        if bad.any():
+            holes[a:b] |= bad.any(axis=0)
+            block[bad] = 0.0
+        if spec.reference == "average":
+            block -= block.mean(axis=0, keepdims=True)
+        return block
+
+    data = dsp.decimate(read, down, n)
+    done["resample"] = {"method": "polyphase, Kaiser window 5.0 (scipy.signal.resample_poly's filter, "
+                                  "peftzoo_data/ingest/dsp.py)", "up": up, "down": down, "grid_error_ppm": 0.0}
+    if events is not None and len(events):
+        events = events.copy()
+        events[:, 0] = np.round(events[:, 0] / down).astype(events.dtype)
+    spans, skip = [], _skipped_spans(raw)
+    if holes.any():
+        done["nonfinite_samples_zeroed"] = int(holes.sum())
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], holes.astype(np.int8), [0]])))
+        for a, b in zip(edges[::2], edges[1::2]):
+            spans.append((max(0.0, a / sfreq - NONFINITE_MARGIN_S), min(n / sfreq, b / sfreq + NONFINITE_MARGIN_S), NONFINITE))
+            skip.append((a / sfreq, b / sfreq))
+        skip.sort()
+    done["reference"] = spec.reference or "as recorded"
+    notches = [f for f in spec.notch if f < spec.sfreq / 2]
+    done["notch"] = notches
+    if set(spec.notch) - set(notches):
+        done["notch_above_nyquist"] = sorted(set(spec.notch) - set(notches))
+    if spec.l_freq is not None or spec.h_freq is not None:
+        done["bandpass"] = [spec.l_freq, spec.h_freq]
+    _filter(data, spec.sfreq, spec, notches, skip, sfreq)
+    done["order"] = "resample, then filter"
+    done["sfreq"] = spec.sfreq
+    factor, done["units"] = unit_factors(reader, header, spec)
+    data *= factor[:, None]
+    return Prepared(data.astype(np.float32), spec.sfreq, events, done, spans)
+
+
 def _skipped_spans(raw) -> list[tuple[float, float]]:
     """(start, stop) seconds from the first sample of annotations filtered around (SKIP)."""
     out = []
@@ -291,12 +379,14 @@ def _skipped_spans(raw) -> list[tuple[float, float]]:
 
 def _filter(data: np.ndarray, sfreq: float, spec: EEGSpec, notches: list[float], skip: list[tuple[float, float]],
             file_sfreq: float) -> None:
-    """Band-pass and notch `data` (C, N) in place with MNE's own FIR filters (MNE's Raw.filter and
-    Raw.notch_filter defaults), each stretch between skipped spans on its own."""
-    import mne
+    """Band-pass and notch `data` (C, N) in place with MNE's FIR filters (MNE's Raw.filter and
+    Raw.notch_filter defaults, designed and applied by peftzoo_data/ingest/dsp.py without importing
+    scipy.signal), each stretch between skipped spans on its own."""
+    from peftzoo_data.ingest import dsp
 
     if spec.l_freq is None and spec.h_freq is None and not notches:
         return
+    taps = [h for h in (dsp.bandpass_taps(sfreq, spec.l_freq, spec.h_freq), dsp.notch_taps(sfreq, notches)) if h is not None]
     n = data.shape[1]
     cuts = [0]
     for a, b in skip:
@@ -305,12 +395,7 @@ def _filter(data: np.ndarray, sfreq: float, spec: EEGSpec, notches: list[float],
     for a, b in zip(cuts[::2], cuts[1::2]):
         if b - a < 2:
             continue
-        piece = data[:, a:b]
-        if spec.l_freq is not None or spec.h_freq is not None:
-            piece = mne.filter.filter_data(piece, sfreq, spec.l_freq, spec.h_freq, copy=False, verbose="error")
-        if notches:
-            piece = mne.filter.notch_filter(piece, sfreq, notches, copy=False, verbose="error")
-        data[:, a:b] = piece
+        data[:, a:b] = dsp.zero_phase_filter(data[:, a:b], taps)
 
 
 # Largest up or down factor resampled exactly; its anti-alias filter has 20 x that many taps.
@@ -330,10 +415,15 @@ def resample(data: np.ndarray, sfreq: float, target: float, events: np.ndarray |
     """Polyphase resampling (scipy's resample_poly, the filter MNE's method='polyphase' designs) at
     an exact rational ratio; trigger events move to the nearest output sample.
     Returns (data, events, record)."""
-    from scipy import signal
-
     up, down = resample_ratio(sfreq, target)
-    out = signal.resample_poly(data, up, down, axis=1, padtype="reflect")
+    if up == 1 and data.shape[1] > 100 * down:  # the same filter and output, without importing scipy.signal
+        from peftzoo_data.ingest import dsp
+
+        out = dsp.decimate(data, down)
+    else:
+        from scipy import signal
+
+        out = signal.resample_poly(data, up, down, axis=1, padtype="reflect")
     record = {"method": "scipy.signal.resample_poly (polyphase, Kaiser window 5.0)", "up": up, "down": down,
               "grid_error_ppm": round(abs(up / down * sfreq / target - 1) * 1e6, 6)}
     if events is not None and len(events):

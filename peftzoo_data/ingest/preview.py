@@ -119,4 +119,4 @@ def draw(previews: list[dict], channels: list[str], sfreq: float, path: Path) ->
             image.paste(thumb, (x, y))
             pen.text((x, y + th + 2), f"{p['pair']['frame_pts'][f]:.2f} s", fill=INK, font=small)
         y += th + 22
-    image.save(path, optimize=False)
+    image.save(path, compress_level=1)  # zlib at its fastest: the default takes longer than drawing

@@ -72,15 +72,20 @@ def ingest_recording(rec: Recording, spec: IngestSpec, base: Path, progress: boo
         loaded = xdf.read(rec.path, spec.eeg.xdf, where)
         raw, shown_frames, report["xdf"] = loaded.raw, loaded.frames, loaded.provenance
     else:
-        raw = eeg_io.read_raw(rec.path, rec.bids_path)
+        raw = eeg_io.read_raw(rec.path, rec.bids_path, preload=False)
     found = find_events(raw, rec, spec, base)
     # a trigger channel named in the spec is never EEG, whatever type the format gave it
     trigger = {spec.events.stim_channel} if spec.events.source == "trigger" and spec.events.stim_channel else set()
     chans = eeg_io.choose_channels(raw, spec.eeg, where, triggers=trigger)
     sync = event_io.sync_time(raw, spec.video.sync, where) if spec.video.movie is not None else 0.0
-    bad = eeg_io.bad_intervals(raw) + eeg_io.nonfinite_spans(raw, chans.kept)
     relative = None if found.samples is None else found.samples - np.array([raw.first_samp, 0, 0])
+    if raw.preload or eeg_io.streamable(raw, chans, spec.eeg):  # streamed: read block by block in preprocess
+        bad = eeg_io.bad_intervals(raw) + (eeg_io.nonfinite_spans(raw, chans.kept) if raw.preload else [])
+    else:
+        eeg_io.load(raw, rec.path)
+        bad = eeg_io.bad_intervals(raw) + eeg_io.nonfinite_spans(raw, chans.kept)
     prepared = eeg_io.preprocess(raw, chans, spec.eeg, where, relative)
+    bad += prepared.nonfinite
     del raw
     found = found.after_resample(prepared.events, 0, prepared.sfreq)
     report.update(channels_dropped=chans.dropped, preprocessing=prepared.done, events_found=len(found.onsets))
