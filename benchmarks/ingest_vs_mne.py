@@ -8,7 +8,8 @@ a 10 Hz sine and a one-sample pulse 0.5 s after each of ~60 annotated events (on
 50 Hz, polyphase resampling to 200 Hz (events with it), cut the 2-s windows, save .npy. Then:
 
 1. one recording, one thread each (OMP/OpenBLAS/MKL threads 1): both commands timed in
-   alternating rounds, best of `--rounds`; prints the ratio, and how far the outputs lie apart
+   alternating rounds, best of `--rounds`, in wall time and in CPU time (user + system, from
+   getrusage of the children); prints both ratios, and how far the outputs lie apart
    (RMS in 0.5-70 Hz relative to the script's, and whether every pulse is on the same sample);
 2. `--recordings` copies of the file ingested with --workers 1 and with --workers N (N: the
    cores), timed once each; prints the speed-up.
@@ -21,6 +22,7 @@ import argparse
 import datetime
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -106,13 +108,17 @@ def one_thread_env() -> dict:
     return env
 
 
-def timed(command: list[str], env: dict) -> float:
+def timed(command: list[str], env: dict) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + system of the command and its children). The CPU time
+    is the steadier number on a machine that others share."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
         raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return seconds
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def band(x: np.ndarray) -> np.ndarray:
@@ -147,10 +153,13 @@ def main() -> None:
         ours = [sys.executable, "-m", "recipes.ingest", str(work / "one.yaml"), "--out", str(work / "out"), "--quiet", "--workers", "1"]
         plain = [sys.executable, str(work / "mne_script.py"), str(work / "one" / "rec_raw.fif"), str(work / "mne.npy")]
         times: dict[str, list[float]] = {"ingest": [], "mne": []}
+        cpu: dict[str, list[float]] = {"ingest": [], "mne": []}
         for _ in range(args.rounds):
             shutil.rmtree(work / "out", ignore_errors=True)
-            times["ingest"].append(timed(ours, env))
-            times["mne"].append(timed(plain, env))
+            for name, command in (("ingest", ours), ("mne", plain)):
+                wall, used = timed(command, env)
+                times[name].append(wall)
+                cpu[name].append(used)
         a, b = np.load(work / "out" / "eeg.npy").astype(np.float64), np.load(work / "mne.npy").astype(np.float64)
         meta = json.loads((work / "out" / "meta.json").read_text())
         cz = meta["channels"].index("CZ")
@@ -161,6 +170,9 @@ def main() -> None:
                 "ingest_s": round(min(times["ingest"]), 2), "mne_script_s": round(min(times["mne"]), 2),
                 "all_s": {k: [round(v, 2) for v in vs] for k, vs in times.items()},
                 "speedup": round(min(times["mne"]) / min(times["ingest"]), 2),
+                "ingest_cpu_s": round(min(cpu["ingest"]), 2), "mne_script_cpu_s": round(min(cpu["mne"]), 2),
+                "all_cpu_s": {k: [round(v, 2) for v in vs] for k, vs in cpu.items()},
+                "speedup_cpu": round(min(cpu["mne"]) / min(cpu["ingest"]), 2),
                 "windows": [len(a), len(b)],
                 "rms_difference_0.5_70_hz": float(np.sqrt(np.mean((band(a) - band(b)) ** 2)) / np.sqrt(np.mean(band(b) ** 2))),
                 "pulses_on_the_same_sample": bool([int(np.argmax(w[cz])) for w in a] == [int(np.argmax(w[cz])) for w in b]),
@@ -179,7 +191,7 @@ def main() -> None:
                 shutil.rmtree(work / "out_many", ignore_errors=True)
                 command = [sys.executable, "-m", "recipes.ingest", str(work / "many.yaml"), "--out", str(work / "out_many"),
                            "--quiet", "--workers", str(n)]
-                runs[n] = timed(command, {**os.environ, "PYTHONPATH": env["PYTHONPATH"]})
+                runs[n] = timed(command, {**os.environ, "PYTHONPATH": env["PYTHONPATH"]})[0]
             result["many_recordings"] = {"recordings": args.recordings, "workers": workers,
                                          "seconds": {str(k): round(v, 2) for k, v in runs.items()},
                                          "speedup": round(runs[1] / runs[workers], 2)}
