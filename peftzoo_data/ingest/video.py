@@ -117,7 +117,10 @@ def frames_at(path: Path, times: np.ndarray, short_side: int, progress: bool = F
     One sequential decode of the file serves all `times`, in any order; `progress` shows a bar of
     the seconds decoded (for long movies).
     """
-    from tqdm.auto import tqdm
+    if progress:
+        from tqdm.auto import tqdm
+    else:  # a disabled bar, without tqdm.auto's import of asyncio (a quiet ingest's start-up)
+        from tqdm.std import tqdm
 
     av = _av()
     times = np.asarray(times, dtype=np.float64)
