@@ -63,3 +63,50 @@ def test_ingest_imports_neither_torch_nor_scipy_signal_nor_matplotlib():
             "print(sorted(m for m in ('torch', 'scipy.signal', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+EVENTS = [(2.0, "movie/a"), (5.0, "movie/b"), (8.0, "movie/a"), (11.0, "movie/b")]
+
+
+def _ingest(root, out: str, reference: str | None) -> tuple[np.ndarray, dict, dict]:
+    import json
+
+    from peftzoo_data.ingest import ingest
+
+    spec = {"recordings": {"files": "rec/*"}, "events": {"match": r"movie/(?P<stim>\w+)"}, "window": {"seconds": 2},
+            "video": {"clips": "stim/{stim}.mp4", "frames": 2, "short_side": 16}, "split": {"val": 0.0}, "preview": 1,
+            "eeg": {"reference": reference}}
+    ingest(spec, root / out, base=root, quiet=True)
+    report = json.loads((root / out / "ingest_report.json").read_text())["recordings"][0]
+    return np.load(root / out / "eeg.npy"), json.loads((root / out / "meta.json").read_text()), report
+
+
+@pytest.mark.parametrize("reference", [None, "average"])
+def test_reading_block_by_block_equals_loading_the_whole_file(tmp_path, monkeypatch, reference):
+    """A 1000 Hz FIF is read block by block and downsampled as it is read (eeg.streamable); with a
+    NaN hole inside the third window (dropped as BAD_nonfinite) and either reference, its pairs,
+    drops and EEG equal those of the path that loads the whole file first."""
+    need("av")
+    from ingest_helpers import cfr, export, planted_raw, write_video
+
+    from peftzoo_data.ingest import eeg as eeg_io
+
+    (tmp_path / "stim").mkdir()
+    (tmp_path / "rec").mkdir()
+    for name in ("a", "b"):
+        write_video(tmp_path / "stim" / f"{name}.mp4", cfr(30, 10))
+    raw = planted_raw(1000.0, 14.0, EVENTS)
+    raw._data[1, int(8.5 * 1000):int(8.7 * 1000)] = np.nan
+    export(raw, tmp_path / "rec" / "s01_raw.fif")
+    streamed, meta, report = _ingest(tmp_path, "streamed", reference)
+    assert "dsp.py" in report["preprocessing"]["resample"]["method"]  # the block-by-block path ran
+    monkeypatch.setattr(eeg_io, "streamable", lambda *args: False)
+    loaded, meta_loaded, report_loaded = _ingest(tmp_path, "loaded", reference)
+    assert "dsp.py" not in report_loaded["preprocessing"]["resample"]["method"]
+    assert [p["onset"] for p in meta["pairs"]] == [p["onset"] for p in meta_loaded["pairs"]] == [2.0, 5.0, 11.0]
+    assert [d["reason"] for d in report["windows_dropped"]] == [d["reason"] for d in report_loaded["windows_dropped"]]
+    assert "BAD_nonfinite" in report["windows_dropped"][0]["reason"]
+    assert report["preprocessing"]["nonfinite_samples_zeroed"] == report_loaded["preprocessing"]["nonfinite_samples_zeroed"] == 200
+    assert np.isfinite(streamed).all() and streamed.shape == loaded.shape
+    np.testing.assert_allclose(streamed, loaded, rtol=0, atol=1e-4 * np.abs(loaded).max())
+    assert (tmp_path / "streamed" / "preview.png").stat().st_size > 1000
