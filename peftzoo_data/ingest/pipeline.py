@@ -49,10 +49,17 @@ def recording_key(rec: Recording, spec: IngestSpec, base: Path) -> str:
 
 
 def _versions() -> dict[str, str | None]:
+    """Versions of the packages that made the output: from the modules already imported where they
+    say (importlib.metadata searches every installed package, a few hundredths of a second each)."""
+    import sys
     from importlib import metadata
 
     out = {}
     for name in ("peftzoo", "mne", "mne-bids", "av", "numpy"):
+        module = sys.modules.get(name.replace("-", "_"))
+        if isinstance(getattr(module, "__version__", None), str):
+            out[name] = module.__version__
+            continue
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -17,10 +17,16 @@ import numpy as np
 WIDTH = 1100  # pixels of the whole image
 LEFT, RIGHT = 64, 96  # margins: channel names on the left, the scale bar on the right
 ROW = 11  # pixels per channel trace
-WINDOW = (70, 130, 230)  # the window's edges (blue)
-SHADE = (228, 236, 250)
-FRAME = (230, 120, 20)  # frame times (orange)
-INK, GREY = (20, 20, 20), (150, 150, 150)
+# A palette image (PNG mode P): a third of the bytes of RGB to compress, five times quicker to save.
+# Indices of the drawing's colours, then a 6 x 6 x 6 colour cube for the frames.
+WHITE, INK, WINDOW, SHADE, FRAME, GREY = range(6)  # WINDOW: the window's edges (blue); FRAME: frame times (orange)
+_COLOURS = [(255, 255, 255), (20, 20, 20), (70, 130, 230), (228, 236, 250), (230, 120, 20), (150, 150, 150)]
+_CUBE = [(r * 51, g * 51, b * 51) for r in range(6) for g in range(6) for b in range(6)]
+
+
+def _palette() -> list[int]:
+    flat = [v for rgb in _COLOURS + _CUBE for v in rgb]
+    return flat + [0] * (768 - len(flat))
 
 
 def _font(size: int):
@@ -39,11 +45,6 @@ def _nice(value: float) -> float:
     return max(m * power for m in (1, 2, 5) if m * power <= value)
 
 
-def _dotted(draw, x: float, top: int, bottom: int, fill, step: int = 4) -> None:
-    for y in range(top, bottom, 2 * step):
-        draw.line([(x, y), (x, min(y + step, bottom))], fill=fill)
-
-
 def _panel(draw, p: dict, channels: list[str], sfreq: float, top: int, font, small) -> int:
     """One window's title and traces from `top`; returns the y below them."""
     eeg = np.asarray(p["eeg"], dtype=np.float64)
@@ -58,14 +59,14 @@ def _panel(draw, p: dict, channels: list[str], sfreq: float, top: int, font, sma
     a, b = np.asarray(p["window"]) / sfreq
     pair = p["pair"]
     draw.text((8, top), f"{pair['recording']}   stim {pair['stim']}   window {a:.2f}-{b:.2f} s "
-              f"(blue: window edges; orange dotted: frame times)", fill=INK, font=font)
+              f"(blue: window edges; orange: frame times)", fill=INK, font=font)
     top += 18
     height = n_ch * ROW
     bottom = top + height
     draw.rectangle([x_of(a), top, x_of(b), bottom], fill=SHADE)
     video_start = p["times"][0] - (b - a) / (2 * len(p["times"]))  # times are centres of equal parts
     for ft in p["times"]:
-        _dotted(draw, x_of(a + (ft - video_start)), top, bottom, FRAME)
+        draw.line([(x_of(a + (ft - video_start)), top), (x_of(a + (ft - video_start)), bottom)], fill=FRAME)
     for edge in (a, b):
         draw.line([(x_of(edge), top), (x_of(edge), bottom)], fill=WINDOW, width=2)
     # One vertical scale for all channels: a trace may use about 1.4 rows (the 99th percentile of |x|).
@@ -82,7 +83,7 @@ def _panel(draw, p: dict, channels: list[str], sfreq: float, top: int, font, sma
     bar = bar_uv * px_per_uv
     bx = x1 + 24
     draw.line([(bx, bottom - bar), (bx, bottom)], fill=INK, width=3)
-    draw.text((bx + 6, bottom - bar / 2 - 6), f"{bar_uv:g} µV", fill=INK, font=small)
+    draw.text((bx + 6, bottom - bar / 2 - 6), f"{bar_uv:g} uV", fill=INK, font=small)  # the bundled font has no µ
     # Time axis: a tick every whole second (every 0.5 s for short spans).
     step = 0.5 if span <= 3 else 1.0
     draw.line([(x0, bottom + 2), (x1, bottom + 2)], fill=GREY)
@@ -108,7 +109,8 @@ def draw(previews: list[dict], channels: list[str], sfreq: float, path: Path) ->
         h, w = np.asarray(p["frames"][0]).shape[:2]
         heights.append(max(1, int(round(thumb_w * h / max(w, 1)))))
     total = sum(18 + len(p["eeg"]) * ROW + 36 + th + 22 for p, th in zip(previews, heights)) + 8
-    image = Image.new("RGB", (WIDTH, total), "white")
+    image = Image.new("P", (WIDTH, total), WHITE)
+    image.putpalette(_palette())
     pen = ImageDraw.Draw(image)
     y = 6
     for p, th in zip(previews, heights):
@@ -116,7 +118,7 @@ def draw(previews: list[dict], channels: list[str], sfreq: float, path: Path) ->
         for f, frame in enumerate(p["frames"]):
             x = 8 + f * (thumb_w + 4)
             thumb = Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8)).resize((thumb_w, th), Image.BILINEAR)
-            image.paste(thumb, (x, y))
+            image.paste(thumb.quantize(palette=image), (x, y))
             pen.text((x, y + th + 2), f"{p['pair']['frame_pts'][f]:.2f} s", fill=INK, font=small)
         y += th + 22
-    image.save(path, compress_level=1)  # zlib at its fastest: the default takes longer than drawing
+    image.save(path, compress_level=1)  # zlib at its fastest: the default takes longer than the drawing
