@@ -60,7 +60,8 @@ def read_raw(path: Path, bids_path=None, preload: bool = True):
 
                 raw = mne_bids.read_raw_bids(bids_path, verbose="error")
             else:
-                reader = _READERS.get("".join(Path(path).suffixes[-2:]).lower()) or _READERS.get(Path(path).suffix.lower())
+                suffixes = [s.lower() for s in Path(path).suffixes]
+                reader = _READERS.get("".join(suffixes[-2:])) or _READERS.get("".join(suffixes[-1:]))
                 raw = getattr(mne.io, reader or "read_raw")(path, preload=False, verbose="error")
             if preload:
                 raw.load_data(verbose="error")
@@ -276,7 +277,8 @@ def preprocess(raw, chans: Channels, spec: EEGSpec, where: str, events: np.ndarr
             raw.apply_proj(verbose="error")
         else:  # ones the file has already applied to its data cannot be taken back
             raw.del_proj([i for i, p in enumerate(raw.info["projs"]) if not p["active"]])
-    raw = raw.pick(chans.kept)
+    if list(raw.ch_names) != chans.kept:  # MNE's pick copies every sample even when it keeps them all
+        raw = raw.pick(chans.kept)
     raw.rename_channels(dict(zip(chans.kept, chans.names)))
     bads = list(raw.info["bads"])
     if bads:
@@ -347,7 +349,8 @@ def _preprocess_streamed(raw, spec: EEGSpec, where: str, events, sfreq: float, d
 
     data = dsp.decimate(read, down, n)
     done["resample"] = {"method": "polyphase, Kaiser window 5.0 (scipy.signal.resample_poly's filter, "
-                                  "peftzoo_data/ingest/dsp.py)", "up": up, "down": down, "grid_error_ppm": 0.0}
+                                  "peftzoo_data/ingest/dsp.py)", "up": up, "down": down,
+                      "grid_error_ppm": round(abs(up / down * sfreq / spec.sfreq - 1) * 1e6, 6)}
     if events is not None and len(events):
         events = events.copy()
         events[:, 0] = np.round(events[:, 0] / down).astype(events.dtype)
@@ -356,7 +359,8 @@ def _preprocess_streamed(raw, spec: EEGSpec, where: str, events, sfreq: float, d
         done["nonfinite_samples_zeroed"] = int(holes.sum())
         edges = np.flatnonzero(np.diff(np.concatenate([[0], holes.astype(np.int8), [0]])))
         for a, b in zip(edges[::2], edges[1::2]):
-            spans.append((max(0.0, a / sfreq - NONFINITE_MARGIN_S), min(n / sfreq, b / sfreq + NONFINITE_MARGIN_S), NONFINITE))
+            margin = NONFINITE_MARGIN_S
+            spans.append((max(0.0, a / sfreq - margin), min(n / sfreq, b / sfreq + margin), NONFINITE))
             skip.append((a / sfreq, b / sfreq))
         skip.sort()
     done["reference"] = spec.reference or "as recorded"
@@ -393,7 +397,8 @@ def _filter(data: np.ndarray, sfreq: float, spec: EEGSpec, notches: list[float],
 
     if spec.l_freq is None and spec.h_freq is None and not notches:
         return
-    taps = [h for h in (dsp.bandpass_taps(sfreq, spec.l_freq, spec.h_freq), dsp.notch_taps(sfreq, notches)) if h is not None]
+    designed = (dsp.bandpass_taps(sfreq, spec.l_freq, spec.h_freq), dsp.notch_taps(sfreq, notches))
+    taps = [h for h in designed if h is not None]
     n = data.shape[1]
     cuts = [0]
     for a, b in skip:
