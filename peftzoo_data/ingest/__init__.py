@@ -2,9 +2,10 @@
 
 `python -m recipes.ingest SPEC --out DIR` (peftzoo_data/ingest/cli.py); `ingest(spec, out)` from
 Python. Modules: spec (the YAML spec), sources (which recordings), eeg (MNE reading and LaBraM's
-preprocessing), events (onsets and stimulus ids), windows (events to windows), video (frames by
-presentation time, PyAV), recording (one recording to pairs), groups (groups and splits),
-preview (preview.png), pipeline (caching and atomic output).
+preprocessing), dsp (those filters and the polyphase downsampling in numpy), events (onsets and
+stimulus ids), windows (events to windows), video (frames by presentation time, PyAV), recording
+(one recording to pairs), groups (groups and splits), preview (preview.png, Pillow), pipeline
+(caching and atomic output).
 """
 
 from __future__ import annotations
