@@ -46,15 +46,18 @@ def test_bandpass_then_notch_equals_mne_in_sequence(n):
     assert np.sqrt(np.mean((ours - theirs) ** 2)) < tolerance * np.sqrt(np.mean(theirs ** 2))
 
 
-@pytest.mark.parametrize("n, down", [(10_000, 5), (10_001, 5), (997, 2), (5003, 4), (12_345, 8), (30_000, 5)])
-def test_decimate_equals_resample_poly(n, down):
+@pytest.mark.parametrize("n, up, down", [(10_000, 1, 5), (10_001, 1, 5), (997, 1, 2), (5003, 1, 4), (12_345, 1, 8),
+                                         (30_000, 1, 5), (10_000, 4, 5), (10_001, 2, 5), (3001, 3, 7), (2000, 2, 1),
+                                         (25_013, 25, 64)])
+def test_resample_equals_resample_poly(n, up, down):
+    """1000, 500 and 250 Hz to 200 Hz, and other ratios (512 Hz: 25/64), edges and block edges included."""
     x = np.random.default_rng(2).standard_normal((11, n)) + 5
-    theirs = signal.resample_poly(x, 1, down, axis=1, padtype="reflect")
-    ours = dsp.decimate(x, down, step=97)  # small blocks: block edges inside the signal
-    read = dsp.decimate(lambda a, b: x[:, a:b], down, n)  # block by block from a reader
+    theirs = signal.resample_poly(x, up, down, axis=1, padtype="reflect")
+    ours = dsp.resample(x, up, down, step=97)  # small blocks: block edges inside the signal
+    read = dsp.resample(lambda a, b: x[:, a:b], up, down, n)  # block by block from a reader
     assert ours.shape == theirs.shape == read.shape
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
-    np.testing.assert_array_equal(read, dsp.decimate(x, down))
+    np.testing.assert_allclose(read, theirs, rtol=0, atol=1e-12)
 
 
 def test_ingest_imports_neither_torch_nor_scipy_signal_nor_matplotlib():
@@ -81,9 +84,9 @@ def _ingest(root, out: str, reference: str | None) -> tuple[np.ndarray, dict, di
     return np.load(root / out / "eeg.npy"), json.loads((root / out / "meta.json").read_text()), report
 
 
-@pytest.mark.parametrize("reference", [None, "average"])
-def test_reading_block_by_block_equals_loading_the_whole_file(tmp_path, monkeypatch, reference):
-    """A 1000 Hz FIF is read block by block and downsampled as it is read (eeg.streamable); with a
+@pytest.mark.parametrize("reference, sfreq", [(None, 1000.0), ("average", 1000.0), (None, 500.0), ("average", 250.0)])
+def test_reading_block_by_block_equals_loading_the_whole_file(tmp_path, monkeypatch, reference, sfreq):
+    """A FIF at 1000, 500 or 250 Hz is read block by block and downsampled as it is read (eeg.streamable); with a
     NaN hole inside the third window (dropped as BAD_nonfinite) and either reference, its pairs,
     drops and EEG equal those of the path that loads the whole file first."""
     need("av")
@@ -95,19 +98,18 @@ def test_reading_block_by_block_equals_loading_the_whole_file(tmp_path, monkeypa
     (tmp_path / "rec").mkdir()
     for name in ("a", "b"):
         write_video(tmp_path / "stim" / f"{name}.mp4", cfr(30, 10))
-    raw = planted_raw(1000.0, 14.0, EVENTS)
-    raw._data[1, int(8.5 * 1000):int(8.7 * 1000)] = np.nan
+    raw = planted_raw(sfreq, 14.0, EVENTS)
+    raw._data[1, int(8.5 * sfreq):int(8.7 * sfreq)] = np.nan
     export(raw, tmp_path / "rec" / "s01_raw.fif")
     streamed, meta, report = _ingest(tmp_path, "streamed", reference)
     assert "dsp.py" in report["preprocessing"]["resample"]["method"]  # the block-by-block path ran
     monkeypatch.setattr(eeg_io, "streamable", lambda *args: False)
     loaded, meta_loaded, report_loaded = _ingest(tmp_path, "loaded", reference)
-    assert "dsp.py" not in report_loaded["preprocessing"]["resample"]["method"]
+    assert report_loaded["preprocessing"].get("nonfinite_samples_zeroed") == int(0.2 * sfreq)
     assert [p["onset"] for p in meta["pairs"]] == [p["onset"] for p in meta_loaded["pairs"]] == [2.0, 5.0, 11.0]
     assert [d["reason"] for d in report["windows_dropped"]] == [d["reason"] for d in report_loaded["windows_dropped"]]
     assert "BAD_nonfinite" in report["windows_dropped"][0]["reason"]
-    zeroed = [r["preprocessing"]["nonfinite_samples_zeroed"] for r in (report, report_loaded)]
-    assert zeroed == [200, 200]
+    assert report["preprocessing"]["nonfinite_samples_zeroed"] == int(0.2 * sfreq)
     assert np.isfinite(streamed).all() and streamed.shape == loaded.shape
     np.testing.assert_allclose(streamed, loaded, rtol=0, atol=1e-4 * np.abs(loaded).max())
     assert (tmp_path / "streamed" / "preview.png").stat().st_size > 1000

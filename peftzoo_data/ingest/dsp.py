@@ -1,4 +1,4 @@
-"""LaBraM's filters and integer-factor polyphase downsampling with numpy alone, equal to MNE's and scipy's.
+"""LaBraM's filters and polyphase resampling with numpy alone, equal to MNE's and scipy's.
 
 Why not call them: `scipy.signal` takes about 0.4 s of CPU to import (it pulls in scipy.stats,
 interpolate, optimize, ...), and MNE's FIR design and scipy's resample_poly both import it, for
@@ -149,27 +149,37 @@ def zero_phase_filter(data: np.ndarray, taps: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def decimate(data, down: int, n: int | None = None, step: int = 4096) -> np.ndarray:
-    """scipy.signal.resample_poly(data, 1, down, axis=1, padtype="reflect"): (C, N) -> (C,
-    ceil(N / down)) through a 20 * down + 1 tap Kaiser-windowed (beta 5) low-pass at the new
-    Nyquist frequency, as one matrix product per block of output (the polyphase form).
+def resample(data, up: int, down: int, n: int | None = None, step: int = 4096) -> np.ndarray:
+    """scipy.signal.resample_poly(data, up, down, axis=1, padtype="reflect"): (C, N) -> (C,
+    ceil(N * up / down)) through scipy's filter (20 * max(up, down) + 1 Kaiser-windowed taps, beta
+    5, cut at the lower Nyquist frequency), in polyphase form: the outputs k, k + up, k + 2 up, ...
+    share one set of taps and step `down` inputs apart, so each of the `up` sets is one strided FIR,
+    computed as one matrix product per block of outputs.
 
     `data`: an array, or a function (start, stop) -> (C, stop - start) float64 samples, with `n`
     the number of samples, so that a recording can be read block by block (MNE's Raw.get_data)
     and never held whole at its own rate."""
     read = (lambda a, b: data[:, a:b]) if isinstance(data, np.ndarray) else data
     n = data.shape[1] if n is None else n
-    half = 10 * down
-    taps = firwin_lowpass(2 * half + 1, 1.0 / down, np.kaiser(2 * half + 1, 5.0))
-    n_out = -(-n // down)
-    blocks = -(-(2 * half + 1) // down)  # taps per output, in whole blocks of `down` inputs
-    padded_taps = np.zeros(blocks * down)
-    padded_taps[:len(taps)] = taps
-    weights = padded_taps.reshape(blocks, down)  # y[k] = sum_b weights[b] . x[down * (k + b) - half:][:down]
+    half = 10 * max(up, down)
+    length = 2 * half + 1
+    h = firwin_lowpass(length, 1.0 / max(up, down), np.kaiser(length, 5.0)) * up
+    n_out = -(-n * up // down)
+    # Output k uses inputs i from first(k) on, with taps h[k * down + half - i * up].
+    first = [-((half - k * down) // up) for k in range(up)]
+    taps_per_phase = -(-length // up)
+    blocks = -(-taps_per_phase // down)  # taps per output in whole blocks of `down` inputs
+    weights = []
+    for k in range(up):
+        j = k * down + half - first[k] * up - np.arange(blocks * down) * up
+        w = np.where((j >= 0) & (j < length), h[np.clip(j, 0, length - 1)], 0.0)
+        weights.append(w.reshape(blocks, down))
     out = None
-    for k in range(0, n_out, step):
-        stop = min(n_out, k + step)
-        lo, hi = k * down - half, (stop + blocks - 1) * down - half  # the inputs these outputs need
+    per_phase = [max(0, -(-(n_out - k) // up)) for k in range(up)]
+    for ma in range(0, max(per_phase), step):
+        mb = ma + step
+        lo = min(first) + ma * down
+        hi = max(first) + (mb + blocks - 1) * down  # the inputs this block of outputs needs
         chunk = read(max(lo, 0), min(hi, n))
         if lo < 0 or hi > n:  # the signal extended by reflection (without repeating the edge sample)
             wanted = np.abs(np.arange(lo, hi))
@@ -178,11 +188,17 @@ def decimate(data, down: int, n: int | None = None, step: int = 4096) -> np.ndar
             chunk = np.where(outside[None], 0.0, chunk[:, np.clip(wanted, 0, chunk.shape[1] - 1)])
         if out is None:
             out = np.empty((len(chunk), n_out))
-        frames = chunk.reshape(len(chunk), -1, down)
-        for r in range(0, len(chunk), 4):  # 4 channels at a time: the products stay in the CPU's cache
-            part = np.matmul(weights, frames[r:r + 4].transpose(0, 2, 1))  # (rows, blocks, frames)
-            acc = part[:, 0, :stop - k].copy()
-            for b in range(1, blocks):  # y[k] = sum_b part[b, k + b]
-                acc += part[:, b, b:b + stop - k]
-            out[r:r + 4, k:stop] = acc
+        for k in range(up):
+            count = min(mb, per_phase[k]) - ma
+            if count <= 0:
+                continue
+            a = first[k] + ma * down - lo
+            frames = chunk[:, a:a + (count + blocks - 1) * down].reshape(len(chunk), -1, down)
+            for r in range(0, len(chunk), 4):  # 4 channels at a time: the products stay in the CPU's cache
+                part = np.matmul(weights[k], frames[r:r + 4].transpose(0, 2, 1))  # (rows, blocks, frames)
+                acc = part[:, 0, :count].copy()
+                for b in range(1, blocks):  # y[m] = sum_b part[b, m + b]
+                    acc += part[:, b, b:b + count]
+                out[r:r + 4, k + ma * up:k + (ma + count) * up:up] = acc
     return out
+

@@ -82,13 +82,26 @@ def load(raw, path) -> None:
 
 def streamable(raw, chans: "Channels", spec: EEGSpec) -> bool:
     """Whether `preprocess` can read `raw` block by block, downsampling as it goes, instead of
-    loading it whole at its own rate: a whole-number downsampling factor, and nothing that needs
-    every sample at once (projectors, interpolation of bad channels)."""
+    loading it whole at its own rate: a rate above the target in a ratio dsp.resample handles
+    (MAX_NUMPY_UP), and nothing that needs every sample at once (projectors, interpolating bad channels)."""
     sfreq = float(raw.info["sfreq"])
-    up, down = resample_ratio(sfreq, spec.sfreq) if sfreq > spec.sfreq + 1e-9 else (0, 0)
+    if sfreq <= spec.sfreq + 1e-9:
+        return False
+    up, down = resample_ratio(sfreq, spec.sfreq)
     interpolate = spec.bads == "interpolate" and any(b in chans.kept for b in raw.info["bads"])
-    return (not raw.preload and up == 1 and raw.n_times > 100 * down and not raw.info["projs"] and not interpolate
+    return (not raw.preload and _numpy_resampler(up, down, raw.n_times) and not raw.info["projs"] and not interpolate
             and not (spec.h_freq is not None and spec.h_freq >= sfreq / 2))
+
+
+# The largest `up` of a rate ratio that dsp.resample handles (1000 -> 200 Hz is 1/5, 500 is 2/5, 250 is
+# 4/5); above it (256 and 512 Hz are 25/32 and 25/64) scipy's resample_poly is quicker.
+MAX_NUMPY_UP = 4
+
+
+def _numpy_resampler(up: int, down: int, n: int) -> bool:
+    """Whether dsp.resample (numpy) resamples `n` samples by up/down: a small `up`, and a signal
+    longer than the filter (a shorter one is reflected more than once at its edges by scipy)."""
+    return up <= MAX_NUMPY_UP and n > 100 * max(up, down)
 
 
 def _channel_names():
@@ -326,7 +339,7 @@ def _preprocess_streamed(raw, spec: EEGSpec, where: str, events, sfreq: float, d
                          reader: str) -> Prepared:
     """preprocess for a Raw whose samples are still in the file: each block is read (MNE's
     Raw.get_data), its NaN/inf zeroed and re-referenced (both per sample), and downsampled by the
-    polyphase filter (dsp.decimate) as it comes, so the recording is never held whole at its own
+    polyphase filter (dsp.resample) as it comes, so the recording is never held whole at its own
     rate; then band-pass and notch at the target rate, as in preprocess."""
     from peftzoo_data.ingest import dsp
 
@@ -347,13 +360,12 @@ def _preprocess_streamed(raw, spec: EEGSpec, where: str, events, sfreq: float, d
             block -= block.mean(axis=0, keepdims=True)
         return block
 
-    data = dsp.decimate(read, down, n)
-    done["resample"] = {"method": "polyphase, Kaiser window 5.0 (scipy.signal.resample_poly's filter, "
-                                  "peftzoo_data/ingest/dsp.py)", "up": up, "down": down,
-                      "grid_error_ppm": round(abs(up / down * sfreq / spec.sfreq - 1) * 1e6, 6)}
+    data = dsp.resample(read, up, down, n)
+    done["resample"] = {"method": NUMPY_METHOD, "up": up, "down": down,
+                        "grid_error_ppm": round(abs(up / down * sfreq / spec.sfreq - 1) * 1e6, 6)}
     if events is not None and len(events):
         events = events.copy()
-        events[:, 0] = np.round(events[:, 0] / down).astype(events.dtype)
+        events[:, 0] = np.round(events[:, 0] * (up / down)).astype(events.dtype)
     spans, skip = [], _skipped_spans(raw)
     if holes.any():
         done["nonfinite_samples_zeroed"] = int(holes.sum())
@@ -410,6 +422,7 @@ def _filter(data: np.ndarray, sfreq: float, spec: EEGSpec, notches: list[float],
         data[:, a:b] = dsp.zero_phase_filter(data[:, a:b], taps)
 
 
+NUMPY_METHOD = "polyphase, Kaiser window 5.0 (scipy.signal.resample_poly's filter, peftzoo_data/ingest/dsp.py)"
 # Largest up or down factor resampled exactly; its anti-alias filter has 20 x that many taps.
 MAX_EXACT_FACTOR = 200_000
 
@@ -428,15 +441,16 @@ def resample(data: np.ndarray, sfreq: float, target: float, events: np.ndarray |
     an exact rational ratio; trigger events move to the nearest output sample.
     Returns (data, events, record)."""
     up, down = resample_ratio(sfreq, target)
-    if up == 1 and data.shape[1] > 100 * down:  # the same filter and output, without importing scipy.signal
+    if _numpy_resampler(up, down, data.shape[1]):  # the same filter and output, without importing scipy.signal
         from peftzoo_data.ingest import dsp
 
-        out = dsp.decimate(data, down)
+        out, method = dsp.resample(data, up, down), NUMPY_METHOD
     else:
         from scipy import signal
 
         out = signal.resample_poly(data, up, down, axis=1, padtype="reflect")
-    record = {"method": "scipy.signal.resample_poly (polyphase, Kaiser window 5.0)", "up": up, "down": down,
+        method = "scipy.signal.resample_poly (polyphase, Kaiser window 5.0)"
+    record = {"method": method, "up": up, "down": down,
               "grid_error_ppm": round(abs(up / down * sfreq / target - 1) * 1e6, 6)}
     if events is not None and len(events):
         events = events.copy()
