@@ -119,12 +119,12 @@ def _fast_length(n: int) -> int:
     return best
 
 
-def zero_phase_filter(data: np.ndarray, taps: list[np.ndarray]) -> np.ndarray:
+def zero_phase_filter(data: np.ndarray, taps: list[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
     """`data` (C, N) through each of the symmetric `taps` at zero phase, as MNE's overlap-add FIR
     filtering does (edges extended by `reflect_limited` padding, one filter length long), with the
     filters merged into one convolution and one FFT per channel. Merging changes nothing away from
     the edges; within one notch length of them the notch sees the padded raw signal rather than the
-    band-passed one."""
+    band-passed one. `out` may be `data` itself (filtered in place: each row is copied out first)."""
     h = taps[0]
     for more in taps[1:]:
         h = np.convolve(h, more)
@@ -132,7 +132,7 @@ def zero_phase_filter(data: np.ndarray, taps: list[np.ndarray]) -> np.ndarray:
     edge = max(min(len(h), n) - 1, 0)  # never longer than the signal less one sample (MNE's reflect_limited)
     nfft = _fast_length(n + 2 * edge + len(h) - 1)
     spectrum = np.fft.rfft(h, nfft)
-    out = np.empty_like(data)
+    out = np.empty_like(data) if out is None else out
     shift = (len(h) - 1) // 2 + edge
     rows = 4  # channels per FFT: a buffer reused, small enough for the CPU's cache
     buffer = np.zeros((rows, nfft))

@@ -419,7 +419,7 @@ def _filter(data: np.ndarray, sfreq: float, spec: EEGSpec, notches: list[float],
     for a, b in zip(cuts[::2], cuts[1::2]):
         if b - a < 2:
             continue
-        data[:, a:b] = dsp.zero_phase_filter(data[:, a:b], taps)
+        dsp.zero_phase_filter(data[:, a:b], taps, out=data[:, a:b])
 
 
 NUMPY_METHOD = "polyphase, Kaiser window 5.0 (scipy.signal.resample_poly's filter, peftzoo_data/ingest/dsp.py)"
