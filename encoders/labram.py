@@ -244,7 +244,7 @@ class LaBraM(EEGEncoder):
 
 PRESETS = Presets(LaBraM, {
     # architecture numbers of the official labram_{base,large,huge}_patch200_200
-    "labram_base": Preset("LaBraM-Base EEG transformer (5.8M parameters; pretrained: labram-base, the released weights)",
+    "labram_base": Preset("LaBraM-Base EEG transformer (5.8M parameters; pretrained: labram-base, released weights)",
                           pretrained="labram-base"),
     "labram_large": Preset("LaBraM-Large EEG transformer (46M parameters; weights not released)",
                            no_weights="LaBraM-Large weights were not released",

@@ -45,7 +45,8 @@ _TORCHVISION = "https://docs.pytorch.org/vision/stable/models/generated/torchvis
 _TORCHVISION_NOTE = "torchvision state dict; the file name carries the first 8 hex digits of its sha256"
 _VIDEO_SWIN = "https://github.com/SwinTransformer/Video-Swin-Transformer#kinetics-400"
 _VIDEO_SWIN_RELEASE = "https://github.com/SwinTransformer/storage/releases/download/v1.0.4/"
-_VIDEO_SWIN_NOTE = "official Video-Swin (mmaction2 0.x) file: weights under state_dict, keys backbone.*; no hash published"
+_VIDEO_SWIN_NOTE = ("official Video-Swin (mmaction2 0.x) file: weights under state_dict, keys backbone.*; "
+                    "no size or hash published")
 
 CHECKPOINTS: tuple[Checkpoint, ...] = (
     Checkpoint(

@@ -83,7 +83,8 @@ def static_description(module: str, attr: str | None, _depth: int = 0) -> str:
         return _first_line(ast.get_docstring(tree))
     top_attr, *rest = attr.split(".")
     for node in tree.body:
-        if rest and isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == top_attr for t in node.targets):
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if rest and any(isinstance(t, ast.Name) and t.id == top_attr for t in targets):
             return _row_description(_member(node.value, rest[0]))
         if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name == top_attr:
             if isinstance(node, ast.ClassDef):
