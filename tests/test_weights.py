@@ -203,3 +203,29 @@ def test_peftzoo_weights_is_a_subcommand():
     assert result.returncode == 0 and result.stdout.strip() == "/nonexistent/cache/labram-base.pth"
     result = run_python("-m", "peftzoo_tools.cli", "weights", "where", "labram-bas")
     assert result.returncode == 2 and "did you mean 'labram-base'?" in result.stderr
+
+
+def test_a_run_from_named_weights_records_the_file_and_its_bundle_needs_no_cache(cache, monkeypatch, tmp_path):
+    """Trained in-process (the planted row lives in this process): run.json-side metadata names the cache
+    file with its sha256, and the exported bundle reloads after the cache is gone."""
+    import recipes
+    from peftzoo_engine.weights import read_metadata
+    from peftzoo_trained.export import main as export_main
+    from peftzoo_tools.run import main as run_main
+
+    entry, _ = plant(monkeypatch, cache, "video_swin", "video_swin", SMALL_SWIN, sha256="right")
+    recipe = tiny_recipe(**{"video.encoder": {"name": "video_swin", "pretrained": entry.name, **SMALL_SWIN},
+                            "video.strategy": {"name": "lora", "targets": ["q", "v"], "r": 2},
+                            "data.height": 36, "data.width": 36, "data.n": 64, "train.epochs": 1})
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    assert run_main([str(tmp_path / "recipe.yaml"), "--output-dir", str(tmp_path / "runs"), "--quiet"]) == 0
+    run = run_dir_in(tmp_path / "runs")
+    base = read_metadata(run / "trainable.safetensors")["base_checkpoints"]["video"]
+    assert base == {"path": str(cache / entry.file), "sha256": pretrained.sha256_file(cache / entry.file)}
+    assert export_main([str(run), "--bundle", str(tmp_path / "bundle")]) == 0
+    described = json.dumps(json.loads((tmp_path / "bundle" / "bundle.json").read_text()))
+    assert entry.name not in described and entry.file not in described  # neither the name nor the file
+    monkeypatch.setenv(pretrained.ENV, str(tmp_path / "no-cache-here"))
+    model = recipes.load(tmp_path / "bundle", device="cpu")
+    frames = torch.randint(0, 255, (2, 4, 36, 36, 3), dtype=torch.uint8)
+    assert model.embed_video(frames).shape == (2, 32)
