@@ -36,8 +36,6 @@ class Checkpoint:
     """The full sha256 as the publisher gives it; None where none is published."""
     sha256_prefix: str | None = None
     """The leading hex digits of the sha256 the publisher gives (torchvision's file names)."""
-    trust: bool = False
-    """Whether the file holds Python objects beyond tensors (loading it needs `trust_checkpoint: true`)."""
     notes: str = ""
 
 
@@ -57,9 +55,8 @@ CHECKPOINTS: tuple[Checkpoint, ...] = (
         file="labram-base.pth",
         source="https://github.com/935963004/LaBraM/tree/main/checkpoints",
         description="LaBraM-Base pretrained on about 2,500 hours of EEG (ICLR 2024); the only released LaBraM size",
-        trust=True,
-        notes="a pretraining checkpoint (weights under model, backbone under student., plus optimizer state and "
-              "training arguments), so loading it needs trust_checkpoint: true; no size or hash published",
+        notes="a pretraining checkpoint: weights under model, backbone under student., beside optimizer state and "
+              "the training arguments (an argparse Namespace, read without unpickling code); no size or hash published",
     ),
     Checkpoint(
         name="swin3d-t-k400",

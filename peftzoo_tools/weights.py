@@ -42,7 +42,7 @@ def _row(entry: Checkpoint) -> dict:
         "name": entry.name, "family": entry.family, "preset": entry.preset, "description": entry.description,
         "url": entry.url, "source": entry.source, "file": entry.file, "path": str(path),
         "present": path.is_file(), "size_mb": entry.size_mb, "sha256": entry.sha256,
-        "sha256_prefix": entry.sha256_prefix, "needs_trust_checkpoint": entry.trust,
+        "sha256_prefix": entry.sha256_prefix,
         "download": pretrained.download_command(entry), "notes": entry.notes,
     }
 

@@ -229,3 +229,27 @@ def test_a_run_from_named_weights_records_the_file_and_its_bundle_needs_no_cache
     model = recipes.load(tmp_path / "bundle", device="cpu")
     frames = torch.randint(0, 255, (2, 4, 36, 36, 3), dtype=torch.uint8)
     assert model.embed_video(frames).shape == (2, 32)
+
+
+def test_labram_base_by_name_reads_the_official_layout_without_trusting_pickles(cache):
+    """A file laid out as LaBraM's save_model writes labram-base.pth (facts: weights under `model`, the backbone
+    under `student.`, pretraining-only keys, optimizer and scaler state, the argparse `args`), planted under the
+    real row's name: it loads with weights_only (the Namespace is an allowed record), no trust_checkpoint."""
+    import argparse
+
+    torch.manual_seed(2)
+    source = encoders.build("labram_base", **SMALL_LABRAM)
+    student = {f"student.{k}": v for k, v in source.state_dict().items() if not k.startswith("fc_norm.")}
+    student.update({"student.mask_token": torch.zeros(1, 1, 100), "student.norm.weight": torch.ones(100),
+                    "student.lm_head.weight": torch.zeros(8, 100)})
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(3))])
+    top = {"lm_head.weight": torch.zeros(8, 100), "projection_head.0.weight": torch.zeros(4, 100),
+           "logit_scale": torch.ones(())}
+    official = {"model": {**student, **top},
+                "optimizer": optimizer.state_dict(), "epoch": 49, "scaler": {"scale": 65536.0, "_growth_tracker": 0},
+                "args": argparse.Namespace(model="labram_base_patch200_1600_8k_vocab", lr=5e-4, opt_betas=(0.9, 0.98))}
+    cache.mkdir(parents=True)
+    torch.save(official, cache / "labram-base.pth")
+    model = encoders.build("labram_base", pretrained="labram-base", **SMALL_LABRAM)
+    assert model.load_report.missing == ["fc_norm.weight", "fc_norm.bias"]  # as the official fine-tuning load
+    assert all(torch.equal(v, source.state_dict()[k]) for k, v in model.state_dict().items() if "fc_norm" not in k)
