@@ -255,4 +255,6 @@ PRESETS = Presets(LaBraM, {
 })
 
 # Where entry points installed before presets became data point (a re-install points at PRESETS).
-LaBraMBase, LaBraMLarge, LaBraMHuge = PRESETS.labram_base, PRESETS.labram_large, PRESETS.labram_huge
+LaBraMBase = PRESETS.labram_base
+LaBraMLarge = PRESETS.labram_large
+LaBraMHuge = PRESETS.labram_huge

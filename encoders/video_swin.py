@@ -238,4 +238,6 @@ PRESETS = Presets(VideoSwin, {
 })
 
 # Where entry points installed before presets became data point (a re-install points at PRESETS).
-Swin3DTiny, Swin3DSmall, Swin3DBase = PRESETS.swin3d_t, PRESETS.swin3d_s, PRESETS.swin3d_b
+Swin3DTiny = PRESETS.swin3d_t
+Swin3DSmall = PRESETS.swin3d_s
+Swin3DBase = PRESETS.swin3d_b

@@ -5,8 +5,8 @@ descriptions is of little use. So the module file is located with import-system 
 not execute code, and parsed with `ast`: a class attribute `description = "..."`, else the first
 line of the docstring. A target `TABLE.row` (a row of a table such as encoders/presets.py's) is
 read from a module-level `TABLE = Call(...)`: the row is a keyword or a dict key inside it, and its
-description the `description=` keyword or first string argument of the row's call. No library
-does this, hence the hand-written helper.
+description the `description=` keyword or first string argument of the row's call; an alias
+`Old = TABLE.row` is followed. No library does this, hence the hand-written helper.
 """
 
 from __future__ import annotations
@@ -84,8 +84,11 @@ def static_description(module: str, attr: str | None, _depth: int = 0) -> str:
     top_attr, *rest = attr.split(".")
     for node in tree.body:
         targets = node.targets if isinstance(node, ast.Assign) else []
-        if rest and any(isinstance(t, ast.Name) and t.id == top_attr for t in targets):
-            return _row_description(_member(node.value, rest[0]))
+        if any(isinstance(t, ast.Name) and t.id == top_attr for t in targets):
+            if rest:
+                return _row_description(_member(node.value, rest[0]))
+            if isinstance(node.value, ast.Attribute) and _depth < 3:  # an alias of a row: `Old = TABLE.row`
+                return static_description(module, ast.unparse(node.value), _depth + 1)
         if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name == top_attr:
             if isinstance(node, ast.ClassDef):
                 for item in node.body:

@@ -76,3 +76,4 @@ def test_list_registry_reads_each_rows_description_without_importing_it():
         for name, component in module.PRESETS.items():
             assert static_description(module_name, f"PRESETS.{name}") == component.description
     assert static_description("encoders.labram", "PRESETS.no_such_row") == ""
+    assert static_description("encoders.video_swin", "Swin3DBase") == video_swin.PRESETS.swin3d_b.description
