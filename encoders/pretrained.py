@@ -93,11 +93,27 @@ def mismatch_message(entry: Checkpoint, path: Path, digest: str) -> str:
             f"or another file; delete it and download it again: {download_command(entry)}")
 
 
+def torch_hub_copy(entry: Checkpoint) -> Path | None:
+    """The same file in torch.hub's cache ($TORCH_HOME/hub/checkpoints), where torchvision's own
+    `weights=` downloads put it, or None."""
+    import torch.hub
+
+    path = Path(torch.hub.get_dir()) / "checkpoints" / entry.file
+    return path if path.is_file() else None
+
+
 def resolve(name: str) -> Path:
     """The verified cache file of checkpoint `name`; an error with the download command when it is absent."""
     entry = lookup(name)
     path = path_of(entry)
     if not path.is_file():
+        hub = torch_hub_copy(entry)
+        if hub is not None:
+            raise WeightsError(
+                f"pretrained checkpoint {name!r} is not in the weights cache ({path} is missing), but torch.hub's "
+                f"cache has it; link it there: mkdir -p {shlex.quote(str(cache_dir()))} && "
+                f"ln -s {shlex.quote(str(hub))} {shlex.quote(str(path))}"
+            )
         raise WeightsError(
             f"pretrained checkpoint {name!r} is not in the weights cache ({path} is missing; the cache is ${ENV}, "
             f"default {DEFAULT_CACHE}); nothing is downloaded while building a model. Download it with: "

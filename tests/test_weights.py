@@ -253,3 +253,13 @@ def test_labram_base_by_name_reads_the_official_layout_without_trusting_pickles(
     model = encoders.build("labram_base", pretrained="labram-base", **SMALL_LABRAM)
     assert model.load_report.missing == ["fc_norm.weight", "fc_norm.bias"]  # as the official fine-tuning load
     assert all(torch.equal(v, source.state_dict()[k]) for k, v in model.state_dict().items() if "fc_norm" not in k)
+
+
+def test_a_file_torchvision_already_downloaded_is_pointed_at(cache, tmp_path, monkeypatch):
+    hub = tmp_path / "torch-home" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    (hub / "swin3d_t-7615ae03.pth").write_bytes(b"planted")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    with pytest.raises(pretrained.WeightsError) as err:
+        encoders.build("swin3d_t", pretrained="swin3d-t-k400", **SMALL_SWIN)
+    assert f"ln -s {hub / 'swin3d_t-7615ae03.pth'} {cache / 'swin3d_t-7615ae03.pth'}" in str(err.value)
