@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 import glob
 import hashlib
+import logging
 import re
 from pathlib import Path
 
 from peftzoo_data.ingest.errors import IngestError
-from peftzoo_data.ingest.spec import RecordingsSpec
+from peftzoo_data.ingest.spec import EventsSpec, IngestSections, RecordingsSpec
+
+logger = logging.getLogger("peftzoo_data.ingest")
 
 # Extensions of the file that names a recording (BrainVision: the header; EEGLAB: .set).
 EEG_EXTENSIONS = (".edf", ".bdf", ".gdf", ".vhdr", ".fif", ".fif.gz", ".set", ".cnt", ".mff", ".eeg", ".cdt", ".mat", ".nxe", ".lay", ".xdf")
@@ -27,6 +30,9 @@ class Recording:
     path: Path
     entities: dict[str, str]
     bids_path: object | None = None
+    events: EventsSpec | None = None
+    """The event source of the recording's set (None: EventsSpec's defaults)."""
+    duplicates_allowed: bool = False
 
     def files(self) -> list[Path]:
         """The files whose contents make this recording: the file and its companions (same stem:
@@ -40,9 +46,65 @@ class Recording:
         return sorted(out)
 
 
-def find(spec: RecordingsSpec, base: Path) -> list[Recording]:
+    def data_file(self) -> Path:
+        """The file holding the samples: BrainVision's binary beside its header, else the file itself."""
+        if self.path.suffix.lower() == ".vhdr":
+            from peftzoo_data.ingest.integrity import brainvision_data_file
+
+            data = brainvision_data_file(self.path)
+            if data.is_file():
+                return data
+        return self.path
+
+
+def find(spec: IngestSections | RecordingsSpec, base: Path) -> list[Recording]:
+    """Every recording of every set, each read once: the same file reached twice (two patterns, two
+    sets, a symlink or a symlink loop) is kept once with a warning; a copy of a recording's data under
+    another name is refused unless its set says `duplicates: allow`."""
+    sets = spec.sets() if isinstance(spec, IngestSections) else [(spec, EventsSpec())]
+    out: list[Recording] = []
+    for rs, events in sets:
+        out += [dataclasses.replace(r, events=events) for r in _one_set(rs, base)]
+    return _deduplicate(out)
+
+
+def _deduplicate(recordings: list[Recording]) -> list[Recording]:
+    by_path: dict[Path, Recording] = {}
+    twice: dict[str, list[str]] = {}
+    for r in recordings:
+        real = r.path.resolve()
+        if real in by_path:
+            twice.setdefault(by_path[real].name, []).append(r.name)
+            continue
+        by_path[real] = r
+    for first, others in twice.items():
+        logger.warning("recording %s was matched %d more time(s) (%s): it is read once", first, len(others),
+                       ", ".join(others[:3]) + (" ..." if len(others) > 3 else ""))
+    kept = list(by_path.values())
+    by_content: dict[str, Recording] = {}
+    for r in kept:
+        digest = sha256(r.data_file())
+        other = by_content.get(digest)
+        if other is None:
+            by_content[digest] = r
+        elif r.duplicates_allowed:
+            logger.warning("recording %s has the same data as %s; both are kept (duplicates: allow)", r.name, other.name)
+        else:
+            raise IngestError(f"recordings: {r.name!r} holds the same data as {other.name!r} (a copy under another "
+                              f"name would count one session twice and can leak across the split); remove one, "
+                              f"or set duplicates: allow in its recording set")
+    return kept
+
+
+def _one_set(spec: RecordingsSpec, base: Path) -> list[Recording]:
     if spec.bids is not None:
-        return _bids(spec, base)
+        recordings = _bids(spec, base)
+    else:
+        recordings = _globbed(spec, base)
+    return [dataclasses.replace(r, duplicates_allowed=spec.duplicates == "allow") for r in recordings]
+
+
+def _globbed(spec: RecordingsSpec, base: Path) -> list[Recording]:
     found: dict[Path, None] = {}
     for pattern in spec.files or []:
         full = pattern if Path(pattern).expanduser().is_absolute() else str(base / pattern)
