@@ -266,7 +266,8 @@ def _ingest_each(recordings: list[Recording], spec: IngestSpec, base: Path, out:
                         "video_hashes": hashes, "reused": False})
         sources.append(("part", stored))
     if failures:
-        raise IngestError("ingest stopped; nothing was written to --out:\n" + "\n".join(f"  {f}" for f in failures))
+        # one missing clip fails every recording that shows it: said once
+        raise IngestError("ingest stopped; nothing was written to --out:\n" + "\n".join(f"  {f}" for f in dict.fromkeys(failures)))
     return entries, sources
 
 

@@ -155,15 +155,14 @@ class EEGSpec(_Strict):
     @model_validator(mode="after")
     def _channels_once(self) -> "EEGSpec":
         """A channel listed twice would give two rows of one site (and a shape the encoder's channel
-        embedding would count twice); a notch at 0 Hz or past Nyquist is no line frequency."""
+        embedding would count twice); a notch at 0 Hz or below is no line frequency."""
         for key, names in (("channels", self.channels or []), ("rename values", list(self.rename.values()))):
             seen = [n for i, n in enumerate(names) if n.strip().upper() in {m.strip().upper() for m in names[:i]}]
             if seen:
                 raise ValueError(f"{key} lists {sorted(set(seen))} more than once; list each channel once")
-        for f in self.notch:
-            if not 0 < f < self.sfreq / 2:
-                raise ValueError(f"notch {f} Hz must be above 0 and below the Nyquist frequency "
-                                 f"of sfreq {self.sfreq} Hz ({self.sfreq / 2} Hz)")
+        for f in self.notch:  # applied at the file's rate, before resampling: only the sign is known here
+            if f <= 0:
+                raise ValueError(f"notch {f} Hz is not a line frequency; give 50 or 60 (Hz), or [] for none")
         return self
 
     @field_validator("notch", mode="before")
