@@ -105,7 +105,8 @@ def _one_set(spec: RecordingsSpec, base: Path) -> list[Recording]:
 
 
 def _globbed(spec: RecordingsSpec, base: Path) -> list[Recording]:
-    found: dict[Path, None] = {}
+    """The recordings the patterns match, once per match (find's _deduplicate says what was doubled)."""
+    found: dict[Path, int] = {}
     for pattern in spec.files or []:
         full = pattern if Path(pattern).expanduser().is_absolute() else str(base / pattern)
         matches = sorted(Path(p) for p in glob.glob(str(Path(full).expanduser()), recursive=True))
@@ -117,7 +118,7 @@ def _globbed(spec: RecordingsSpec, base: Path) -> list[Recording]:
             header = COMPANION_OF.get(p.suffix.lower())
             if header and p.with_suffix(header).is_file():
                 continue
-            found[p] = None
+            found[p] = found.get(p, 0) + 1
         if not any(p for p in matches if p in found):
             raise IngestError(f"recordings.files: {pattern!r} matches only files that are not recordings "
                               f"({[p.name for p in matches[:4]]}); point it at the EEG files")
@@ -131,7 +132,7 @@ def _globbed(spec: RecordingsSpec, base: Path) -> list[Recording]:
                 raise IngestError(f"recordings.entities: {spec.entities!r} does not match file name {p.name!r}; fix the regex or the files")
             entities = {k: v for k, v in m.groupdict().items() if v is not None}
         name = str(p.relative_to(base)) if p.is_relative_to(base) else str(p)
-        out.append(Recording(name, p, entities))
+        out += [Recording(name, p, entities)] * found[p]
     return out
 
 
