@@ -60,8 +60,8 @@ def test_recording_sets_each_with_its_own_event_source(study):
     report = ingest(two_sets(), study / "out", base=study, quiet=True)
     meta = json.loads((study / "out" / "meta.json").read_text())
     got = [(p["subject"], p["stim"], p["onset"], Path(p["video"]).name) for p in meta["pairs"]]
-    assert got == [("01", "clip09", 1.0, "clip09.mp4"), ("01", "clip10", 4.0, "clip10.mp4"), ("01", "clip09", 7.0, "clip09.mp4"),
-                   ("02", "clip09", 1.0, "clip09.mp4"), ("02", "clip10", 4.0, "clip10.mp4"), ("02", "clip09", 7.0, "clip09.mp4")]
+    shown = [("clip09", 1.0, "clip09.mp4"), ("clip10", 4.0, "clip10.mp4"), ("clip09", 7.0, "clip09.mp4")]
+    assert got == [("01", *x) for x in shown] + [("02", *x) for x in shown]
     assert report["split_sizes"] == {"train": 3, "val": 3, "test": 0}
     eeg = np.load(study / "out" / "eeg.npy")
     cz = meta["channels"].index("CZ")
@@ -73,21 +73,25 @@ def test_a_stimulus_map_as_a_mapping(study):
     ingest(two_sets(video={"clips": clips, "frames": 2, "short_side": 16}), study / "out", base=study, quiet=True)
     meta = json.loads((study / "out" / "meta.json").read_text())
     assert {Path(p["video"]).name for p in meta["pairs"]} == {"clip09.mp4", "clip10.mp4"}
-    with pytest.raises(IngestError, match=r"video.clips: the stimulus map has no entry for event id 'clip10' \(it has \['clip09'\]\)"):
+    with pytest.raises(IngestError, match=r"video.clips: the stimulus map has no entry for event id 'clip10' \(it has "
+                                          r"\['clip09'\]\)"):
         ingest(two_sets(video={"clips": {"clip09": "stimuli/clip09.mp4"}}), study / "out2", base=study, quiet=True)
 
 
 def test_a_glob_must_match_exactly_one_clip(study):
     with pytest.raises(IngestError) as err:
-        ingest(two_sets(video={"clips": "stimuli/{stim}*", "frames": 2, "short_side": 16}), study / "out", base=study, quiet=True)
-    assert "for stimulus 'clip09'" in str(err.value) and "matches 2 files (['clip09.mp4', 'clip09_vfr.mp4'])" in str(err.value)
+        ingest(two_sets(video={"clips": "stimuli/{stim}*", "frames": 2, "short_side": 16}), study / "out", base=study,
+               quiet=True)
+    assert "for stimulus 'clip09'" in str(err.value)
+    assert "matches 2 files (['clip09.mp4', 'clip09_vfr.mp4'])" in str(err.value)
     assert not (study / "out").exists()
 
 
 def test_a_missing_clip_stops_the_ingest_with_its_name(study):
     (study / "stimuli" / "clip10.mp4").unlink()
     with pytest.raises(IngestError) as err:
-        ingest(two_sets(video={"clips": "stimuli/{stim}.mp4", "frames": 2, "short_side": 16}), study / "out", base=study, quiet=True)
+        ingest(two_sets(video={"clips": "stimuli/{stim}.mp4", "frames": 2, "short_side": 16}), study / "out",
+               base=study, quiet=True)
     assert "the clip of stimulus 'clip10'" in str(err.value) and "stimuli/clip10.mp4', does not exist" in str(err.value)
     assert "dropped" not in str(err.value) and not (study / "out").exists()
     assert not (study / ".out.ingest-parts").exists()  # nothing was finished: no parts folder is left
@@ -106,7 +110,8 @@ def test_a_csv_stimulus_path_may_not_climb_out_of_the_stimuli_folder(study):
 def test_trigger_error_names_trigger_like_channels_never_an_eeg_channel(study, tmp_path):
     (tmp_path / "edf").mkdir()
     export(planted_raw(200.0, 10.0, EVENTS), tmp_path / "edf" / "s.edf")  # annotations, no trigger channel
-    spec = two_sets(recordings={"files": str(tmp_path / "edf" / "*.edf")}, events={"source": "trigger"}, split={"val": 0.0})
+    spec = two_sets(recordings={"files": str(tmp_path / "edf" / "*.edf")}, events={"source": "trigger"},
+                    split={"val": 0.0})
     with pytest.raises(IngestError) as err:
         ingest(spec, tmp_path / "out", base=study, quiet=True)
     text = str(err.value)
@@ -114,14 +119,15 @@ def test_trigger_error_names_trigger_like_channels_never_an_eeg_channel(study, t
     assert not any(name in text for name in ("'Fp1'", "'Fz'", "'Cz'"))
     wrong = two_sets(recordings={"files": "fif/*.fif"}, split={"val": 0.0},
                      events={"source": "trigger", "stim_channel": "TRIG", "codes": {9: "clip09", 10: "clip10"}})
-    with pytest.raises(IngestError, match=r"events.stim_channel 'TRIG' is not a channel of this file; set events.stim_channel "
-                                          r"to the one holding the codes: \['STI 014'\]"):
+    with pytest.raises(IngestError, match=r"events.stim_channel 'TRIG' is not a channel of this file; set "
+                                          r"events.stim_channel to the one holding the codes: \['STI 014'\]"):
         ingest(wrong, tmp_path / "out", base=study, quiet=True)
 
 
 def test_upscaled_video_is_warned(study, caplog):
     with caplog.at_level(logging.WARNING, logger="peftzoo_data.ingest"):
-        ingest(two_sets(video={"clips": "stimuli/{stim}.mp4", "frames": 2, "short_side": 96}), study / "out", base=study, quiet=True)
+        ingest(two_sets(video={"clips": "stimuli/{stim}.mp4", "frames": 2, "short_side": 96}), study / "out",
+               base=study, quiet=True)
     assert "clip09.mp4 is 64x48; video.short_side/video.size upscale it to 128x96" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="peftzoo_data.ingest"):

@@ -73,7 +73,8 @@ def write_run(path: Path, subject: int, run: int) -> None:
     seconds = ONSET_STEP * (len(order) + 1)
     n = int(seconds * SFREQ)
     data = rng.standard_normal((len(CHANNELS), n)) * 8e-6
-    data += np.sin(2 * np.pi * rng.uniform(8, 12) * np.arange(n) / SFREQ) * 10e-6 * rng.uniform(0.5, 1.5, (len(CHANNELS), 1))
+    alpha = np.sin(2 * np.pi * rng.uniform(8, 12) * np.arange(n) / SFREQ)  # each subject's own background rhythm
+    data += alpha * 10e-6 * rng.uniform(0.5, 1.5, (len(CHANNELS), 1))
     onsets = [ONSET_STEP * (i + 0.5) for i in range(len(order))]
     for onset, clip in zip(onsets, order):
         a = int(round(onset * SFREQ))

@@ -18,8 +18,9 @@ def cache_root(cache_dir: str | None) -> Path:
     IngestError naming where it came from when it (or a folder above it) is a file."""
     from peftzoo_data.ingest.errors import IngestError
 
-    origin = "data.cache_dir" if cache_dir else "$PEFTZOO_INGEST_CACHE" if os.environ.get("PEFTZOO_INGEST_CACHE") else "the default cache"
-    root = Path(cache_dir or os.environ.get("PEFTZOO_INGEST_CACHE") or DEFAULT_CACHE).expanduser()
+    from_env = os.environ.get("PEFTZOO_INGEST_CACHE")
+    origin = "data.cache_dir" if cache_dir else "$PEFTZOO_INGEST_CACHE" if from_env else "the default cache"
+    root = Path(cache_dir or from_env or DEFAULT_CACHE).expanduser()
     probe = root
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent

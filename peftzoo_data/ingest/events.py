@@ -136,8 +136,9 @@ def from_table(path: Path, spec: EventsSpec, where: str, delimiter: str | None =
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         line = path.read_bytes()[:exc.start].count(b"\n") + 1
-        raise IngestError(f"{path}, line {line}: not UTF-8 text (byte {path.read_bytes()[exc.start]:#04x}; saved as Latin-1 or "
-                          f"Windows-1252?); save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+        byte = path.read_bytes()[exc.start]
+        raise IngestError(f"{path}, line {line}: not UTF-8 text (byte {byte:#04x}; saved as Latin-1 or Windows-1252?); "
+                          f"save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
     except OSError as exc:
         raise IngestError(f"{path}: the event file could not be read ({exc.strerror or exc})") from None
     if delimiter is None:

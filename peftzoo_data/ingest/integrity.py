@@ -39,7 +39,8 @@ def check_edf(path: Path) -> None:
         try:
             header_bytes, records, signals = int(head[184:192]), int(head[236:244]), int(head[252:256])
         except ValueError:
-            raise IngestError(f"{path}: the EDF header is damaged (unreadable record counts); copy the file again") from None
+            raise IngestError(f"{path}: the EDF header is damaged (unreadable record counts); "
+                              f"copy the file again") from None
         f.seek(256 + signals * 216)
         per_record = f.read(signals * 8)
     if records < 0:  # -1: unknown (still being recorded); the reader counts records from the size
@@ -47,7 +48,8 @@ def check_edf(path: Path) -> None:
     try:
         samples = sum(int(per_record[i * 8:(i + 1) * 8]) for i in range(signals))
     except ValueError:
-        raise IngestError(f"{path}: the EDF header is damaged (unreadable samples per record); copy the file again") from None
+        raise IngestError(f"{path}: the EDF header is damaged (unreadable samples per record); "
+                          f"copy the file again") from None
     width = 3 if head[:1] == b"\xff" else 2
     expected = header_bytes + records * samples * width
     if size < expected:
@@ -81,8 +83,9 @@ def check_brainvision(vhdr: Path) -> None:
     common = info["Common Infos"] if info.has_section("Common Infos") else {}
     data = vhdr.parent / common.get("DataFile", vhdr.with_suffix(".eeg").name)
     if not data.is_file():
-        raise IngestError(f"{vhdr}: its data file {data.name!r} (DataFile= in the header) is missing from {vhdr.parent}; "
-                          f"copy the .eeg beside the .vhdr (a BrainVision recording is .vhdr + .vmrk + .eeg)")
+        raise IngestError(f"{vhdr}: its data file {data.name!r} (DataFile= in the header) is missing from "
+                          f"{vhdr.parent}; copy the .eeg beside the .vhdr (a BrainVision recording is "
+                          f".vhdr + .vmrk + .eeg)")
     marker = vhdr.parent / common.get("MarkerFile", vhdr.with_suffix(".vmrk").name)
     if "MarkerFile" in common and not marker.is_file():
         raise IngestError(f"{vhdr}: its marker file {marker.name!r} (MarkerFile= in the header) is missing from "
@@ -112,6 +115,7 @@ def check_brainvision(vhdr: Path) -> None:
 def _last_marker(vmrk: Path) -> int:
     """The largest marker position (1-based samples) in a .vmrk."""
     last = 0
-    for m in re.finditer(r"^Mk\d+=[^,\n]*,[^,\n]*,(\d+)", vmrk.read_bytes().decode("utf-8", errors="replace"), re.MULTILINE):
+    text = vmrk.read_bytes().decode("utf-8", errors="replace")
+    for m in re.finditer(r"^Mk\d+=[^,\n]*,[^,\n]*,(\d+)", text, re.MULTILINE):
         last = max(last, int(m.group(1)))
     return last

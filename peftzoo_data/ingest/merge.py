@@ -42,7 +42,8 @@ class Part:
             self.pairs = self.meta["pairs"]
             self.channels = list(self.meta["channels"])
         except FileNotFoundError as exc:
-            raise IngestError(f"--merge {where!r} is not an ingest output ({Path(exc.filename).name} is missing); give folders "
+            missing = Path(exc.filename).name
+            raise IngestError(f"--merge {where!r} is not an ingest output ({missing} is missing); give folders "
                               f"written by python -m recipes.ingest") from None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise IngestError(f"--merge {where!r} is damaged ({type(exc).__name__}: {exc}); ingest it again") from None
@@ -50,7 +51,8 @@ class Part:
         for name, arr in (("eeg.npy", self.eeg), ("video.npy", self.video), ("split.npy", self.split),
                           ("groups.npy", self.groups), ("stimulus.npy", self.stimulus)):
             if arr is not None and len(arr) != n:
-                raise IngestError(f"--merge {where!r}: {name} holds {len(arr)} rows but meta.json lists {n} pairs; ingest it again")
+                raise IngestError(f"--merge {where!r}: {name} holds {len(arr)} rows but meta.json lists {n} pairs; "
+                                  f"ingest it again")
 
     def names(self, key: str, ids: np.ndarray | None) -> list[str] | None:
         """Per row, the name of its group or stimulus (meta's names), else the folder-local id."""
@@ -65,11 +67,12 @@ def _agree(parts: list[Part]) -> None:
     for p in parts[1:]:
         if set(p.channels) != set(first.channels):
             raise IngestError(f"--merge: {p.path} and {first.path} have different EEG channels (only in one: "
-                              f"{sorted(set(p.channels) ^ set(first.channels))}); ingest both with the same eeg.channels")
+                              f"{sorted(set(p.channels) ^ set(first.channels))}); ingest both with the same "
+                              f"eeg.channels")
         for key in AGREE:
             if p.meta.get(key) != first.meta.get(key):
-                raise IngestError(f"--merge: {key} differs: {first.meta.get(key)!r} in {first.path}, {p.meta.get(key)!r} in "
-                                  f"{p.path}; ingest both with the same spec values")
+                raise IngestError(f"--merge: {key} differs: {first.meta.get(key)!r} in {first.path}, "
+                                  f"{p.meta.get(key)!r} in {p.path}; ingest both with the same spec values")
         if p.eeg.shape[2:] != first.eeg.shape[2:] or p.video.shape[1:] != first.video.shape[1:]:
             raise IngestError(f"--merge: array shapes differ (EEG {first.eeg.shape[1:]} vs {p.eeg.shape[1:]}, video "
                               f"{first.video.shape[1:]} vs {p.video.shape[1:]}) between {first.path} and {p.path}; "
@@ -87,8 +90,8 @@ def _no_recording_twice(parts: list[Part]) -> None:
         for src in p.meta.get("sources", []):
             name = src["recording"]
             if name in seen_names:
-                raise IngestError(f"--merge: recording {name!r} is in both {seen_names[name]} and {p.path}; a recording "
-                                  f"may be in one folder only")
+                raise IngestError(f"--merge: recording {name!r} is in both {seen_names[name]} and {p.path}; "
+                                  f"a recording may be in one folder only")
             seen_names[name] = p.path
             for digest in src.get("files", {}).values():
                 if digest in seen_files and seen_files[digest][1] != p.path:
@@ -119,7 +122,8 @@ def merge(inputs: list[str | Path], out: str | Path) -> dict:
         for g in np.unique(group_ids):
             sides = sorted({str(s) for s in split[group_ids == g]})
             if len(sides) > 1:
-                raise IngestError(f"--merge: group {group_names[g]!r} ({parts[0].meta.get('groups_by')}) is in {sides} across the "
+                by = parts[0].meta.get("groups_by")
+                raise IngestError(f"--merge: group {group_names[g]!r} ({by}) is in {sides} across the "
                                   f"folders; ingest them with splits that keep each group on one side")
     stimulus_ids, stimuli = (_ids(sum((p.names("stimuli", p.stimulus) for p in parts), []))
                              if parts[0].stimulus is not None else (None, None))
@@ -133,8 +137,10 @@ def _write(parts: list[Part], out: Path, channels: list[str], group_ids: np.ndar
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        eeg = np.lib.format.open_memmap(tmp / "eeg.npy", mode="w+", dtype=np.float32, shape=(n, *parts[0].eeg.shape[1:]))
-        video = np.lib.format.open_memmap(tmp / "video.npy", mode="w+", dtype=np.uint8, shape=(n, *parts[0].video.shape[1:]))
+        eeg = np.lib.format.open_memmap(tmp / "eeg.npy", mode="w+", dtype=np.float32,
+                                        shape=(n, *parts[0].eeg.shape[1:]))
+        video = np.lib.format.open_memmap(tmp / "video.npy", mode="w+", dtype=np.uint8,
+                                          shape=(n, *parts[0].video.shape[1:]))
         row, recordings = 0, []
         for p in parts:
             k = len(p.pairs)
@@ -156,7 +162,8 @@ def _write(parts: list[Part], out: Path, channels: list[str], group_ids: np.ndar
             np.save(tmp / "stimulus.npy", stimulus_ids)
         meta = {**parts[0].meta, "channels": channels, "pairs": [q for p in parts for q in p.pairs],
                 "group_names": group_names, "sources": [s for p in parts for s in p.meta.get("sources", [])],
-                "merged_from": [{"path": str(p.path), "pairs": len(p.pairs), "spec": p.meta.get("spec")} for p in parts]}
+                "merged_from": [{"path": str(p.path), "pairs": len(p.pairs), "spec": p.meta.get("spec")}
+                                for p in parts]}
         if stimuli is not None:
             meta["stimuli"] = stimuli
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))

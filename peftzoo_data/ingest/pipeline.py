@@ -81,7 +81,8 @@ class Stored:
             np.save(tmp / "video.npy", part.video)
             info = {"channels": part.channels, "pairs": part.pairs, "report": part.report, "video_hashes": video_hashes}
             (tmp / "part.json").write_text(json.dumps(info))
-            np.savez(tmp / "previews.npz", **{f"{i}_{k}": v for i, p in enumerate(part.previews) for k, v in p.items() if k != "pair"})
+            shown = {f"{i}_{k}": v for i, p in enumerate(part.previews) for k, v in p.items() if k != "pair"}
+            np.savez(tmp / "previews.npz", **shown)
         except BaseException:  # a full disk or Ctrl-C: no half-written part is left to be mistaken for one
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -169,7 +170,8 @@ def check_out(out: Path) -> Path:
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise IngestError(f"--out {str(out)!r} lies below {str(ancestor)!r}, which is a file, not a folder; choose another --out")
+        raise IngestError(f"--out {str(out)!r} lies below {str(ancestor)!r}, which is a file, not a folder; choose "
+                          f"another --out")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise IngestError(f"--out {str(out)!r}: {str(ancestor)!r} is not writable; choose a folder you can write to")
     return out
@@ -185,7 +187,8 @@ def _disk_errors(out: Path, work: Path):
         if exc.errno not in WRITE_ERRORS:
             raise
         where = exc.filename or out.parent
-        kept = f"; the recordings finished so far are kept in {work} and a rerun continues from them" if _finished(work) else ""
+        kept = (f"; the recordings finished so far are kept in {work} and a rerun continues from them"
+                if _finished(work) else "")
         reason = "no space left on the device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
         raise IngestError(f"ingest stopped writing {str(where)!r}: {reason}; free space (or choose another --out) and "
                           f"run it again. --out was left as it was{kept}") from None
@@ -267,7 +270,8 @@ def _ingest_each(recordings: list[Recording], spec: IngestSpec, base: Path, out:
         sources.append(("part", stored))
     if failures:
         # one missing clip fails every recording that shows it: said once
-        raise IngestError("ingest stopped; nothing was written to --out:\n" + "\n".join(f"  {f}" for f in dict.fromkeys(failures)))
+        lines = "\n".join(f"  {f}" for f in dict.fromkeys(failures))
+        raise IngestError("ingest stopped; nothing was written to --out:\n" + lines)
     return entries, sources
 
 
@@ -353,11 +357,15 @@ def _check_enough_groups(pairs: list[dict], groups: np.ndarray, spec: IngestSpec
     have = len(np.unique(groups))
     if split.by != "fraction" or have >= needed:
         return
-    finer = [g for g in GROUPINGS if g != spec.groups.by
-             and len({str(p.get(g) if g != "stimulus" else p["stim"]) for p in pairs if (p.get(g) if g != "stimulus" else p["stim"]) is not None}) >= needed]
+    def count(by: str) -> int:
+        values = {p["stim"] if by == "stimulus" else p.get(by) for p in pairs}
+        return len(values - {None})
+
+    finer = [g for g in GROUPINGS if g != spec.groups.by and count(g) >= needed]
     advice = f"group by {' or '.join(f'groups.by: {g}' for g in finer)}, or " if finer else ""
-    raise IngestError(f"split: val {split.val} / test {split.test} need {needed} groups, but groups.by: {spec.groups.by} gives "
-                      f"{have} ({sorted({str(v) for v in groups})[:4]}); {advice}set split.val / split.test to 0, or ingest more recordings")
+    raise IngestError(f"split: val {split.val} / test {split.test} need {needed} groups, but groups.by: "
+                      f"{spec.groups.by} gives {have}; {advice}set split.val / split.test to 0, "
+                      f"or ingest more recordings")
 
 
 def _check_overlap_across_splits(pairs: list[dict], split: np.ndarray, seconds: float) -> None:
@@ -395,7 +403,8 @@ def _labels(spec: IngestSpec, pairs: list[dict]) -> tuple[np.ndarray, list[str],
     return groups, group_names, split
 
 
-def _write_rows(tmp: Path, spec: IngestSpec, entries: list[dict], sources: list, order: dict, shapes: tuple) -> list[dict]:
+def _write_rows(tmp: Path, spec: IngestSpec, entries: list[dict], sources: list, order: dict,
+                shapes: tuple) -> list[dict]:
     """eeg.npy and video.npy in `tmp`, every recording's rows in turn (sets each entry's `rows`); the
     previews of newly ingested recordings, rows in the output's channel order."""
     n = sum(len(e["pairs"]) for e in entries)
@@ -421,8 +430,8 @@ def _write_rows(tmp: Path, spec: IngestSpec, entries: list[dict], sources: list,
     return previews
 
 
-def _meta(spec: IngestSpec, recordings: list[Recording], entries: list[dict], channels: list[str], group_names: list[str],
-          pairs: list[dict]) -> dict:
+def _meta(spec: IngestSpec, recordings: list[Recording], entries: list[dict], channels: list[str],
+          group_names: list[str], pairs: list[dict]) -> dict:
     return {
         "sfreq": spec.eeg.sfreq, "channels": channels, "fps": spec.video.frames / spec.window.seconds,
         "window_seconds": spec.window.seconds, "frames_per_window": spec.video.frames,
@@ -478,7 +487,8 @@ def _assemble(spec, out, work, recordings, entries, sources, started) -> dict:
         previews = _write_rows(tmp, spec, entries, sources, order, shapes)
         np.save(tmp / "groups.npy", groups)
         np.save(tmp / "split.npy", split)
-        (tmp / "meta.json").write_text(json.dumps(_meta(spec, recordings, entries, channels, group_names, pairs), indent=1))
+        meta = _meta(spec, recordings, entries, channels, group_names, pairs)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         report = _report(entries, split, started)
         (tmp / REPORT).write_text(json.dumps(report, indent=1))
         if previews:

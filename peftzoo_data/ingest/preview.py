@@ -17,7 +17,9 @@ TRACE_INCHES = 0.18  # height per channel trace
 def nice_microvolts(spread: float) -> float:
     """A round scale-bar length (1, 2 or 5 x 10^k uV) close to one trace spacing."""
     magnitude = 10 ** np.floor(np.log10(max(spread, 1e-3)))
-    return float(next(m * magnitude for m in (5, 2, 1) if m * magnitude <= spread) if spread >= magnitude else magnitude)
+    if spread < magnitude:
+        return float(magnitude)
+    return float(next(m * magnitude for m in (5, 2, 1) if m * magnitude <= spread))
 
 
 def draw(previews: list[dict], channels: list[str], sfreq: float, path: Path) -> None:
@@ -42,7 +44,8 @@ def draw(previews: list[dict], channels: list[str], sfreq: float, path: Path) ->
         t = (p["first"] + np.arange(eeg.shape[1])) / sfreq
         for c in range(len(eeg)):
             ax.plot(t, eeg[c] - c * spread, lw=0.5, color="k")
-        ax.set_yticks([-c * spread for c in range(len(eeg))], channels[:len(eeg)], fontsize=max(4, min(7, 300 // max(1, n_channels))))
+        size = max(4, min(7, 300 // max(1, n_channels)))
+        ax.set_yticks([-c * spread for c in range(len(eeg))], channels[:len(eeg)], fontsize=size)
         x0 = t[0] + 0.01 * (t[-1] - t[0])
         ax.plot([x0, x0], [spread * 0.5, spread * 0.5 + bar], color="tab:red", lw=2, clip_on=False)
         ax.text(x0, spread * 0.5 + bar / 2, f" {bar:g} µV", color="tab:red", fontsize=7, va="center")

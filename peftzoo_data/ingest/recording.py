@@ -111,7 +111,8 @@ def ingest_recording(rec: Recording, spec: IngestSpec, base: Path, progress: boo
             t0 = w.start - sync + spec.video.sync_offset
         row = {"event": w.event, "stim": w.stim, "onset": round(w.onset, 6), "start": round(w.start, 6)}
         if not path.is_file():  # a movie (clips are checked by stimuli.clip_path): a missing file is named
-            raise IngestError(f"{where}: video.movie {str(path)!r} does not exist; copy the movie there or fix video.movie")
+            raise IngestError(f"{where}: video.movie {str(path)!r} does not exist; copy the movie there or fix "
+                              f"video.movie")
         if path not in infos:
             infos[path] = video_io.probe(path)
         times = video_io.frame_times(t0, spec.window.seconds, spec.video.frames)

@@ -88,7 +88,8 @@ def _deduplicate(recordings: list[Recording]) -> list[Recording]:
         if other is None:
             by_content[digest] = r
         elif r.duplicates_allowed:
-            logger.warning("recording %s has the same data as %s; both are kept (duplicates: allow)", r.name, other.name)
+            logger.warning("recording %s has the same data as %s; both are kept (duplicates: allow)",
+                           r.name, other.name)
         else:
             raise IngestError(f"recordings: {r.name!r} holds the same data as {other.name!r} (a copy under another "
                               f"name would count one session twice and can leak across the split); remove one, "

@@ -73,7 +73,8 @@ class EventsSpec(_Strict):
     @classmethod
     def _positive_mask(cls, value: Any) -> Any:
         if isinstance(value, int) and value < 1:
-            raise ValueError(f"mask {value} keeps no bit of the trigger value; give a positive bit mask (65535: 16 bits) or null")
+            raise ValueError(f"mask {value} keeps no bit of the trigger value; give a positive bit mask (65535: 16 "
+                             f"bits) or null")
         return value
 
     @model_validator(mode="after")
@@ -338,7 +339,8 @@ class IngestSections(_Strict):
         for i, (rs, events) in enumerate(self.sets()):
             if events.source == "bids" and rs.bids is None:
                 where = "events.source" if rs.events is None else f"recordings[{i}].events.source"
-                raise ValueError(f"{where}: bids reads each recording's events.tsv and needs recordings.bids (a BIDS root)")
+                raise ValueError(f"{where}: bids reads each recording's events.tsv and needs recordings.bids (a BIDS "
+                                 f"root)")
         if self.video.movie is None and self.video.sync is not None:
             raise ValueError("video.sync is only for `movie`")
         if split.by in ("subject", "block") and self.groups.by == "recording" and any(

@@ -23,7 +23,8 @@ def _fill(template: str, fields: dict[str, str], escape: bool) -> str:
     try:
         return template.format(**{k: glob.escape(v) if escape else v for k, v in fields.items()})
     except (KeyError, IndexError) as exc:
-        raise IngestError(f"video.clips: {template!r} uses {{{exc.args[0]}}}, which is not known (known: {sorted(fields)})") from None
+        raise IngestError(f"video.clips: {template!r} uses {{{exc.args[0]}}}, which is not known (known: "
+                          f"{sorted(fields)})") from None
     except ValueError as exc:
         raise IngestError(f"video.clips: {template!r} is not a valid template ({exc})") from None
 
@@ -56,10 +57,12 @@ def clip_path(spec: VideoSpec, stim: str, fields: dict[str, str], base: Path) ->
         if stim not in clips:
             known = sorted(clips)
             raise IngestError(f"video.clips: the stimulus map has no entry for event id {stim!r} (it has {known[:8]}"
-                              f"{' ...' if len(known) > 8 else ''}); add it, or narrow events.match to the stimuli you map")
+                              f"{' ...' if len(known) > 8 else ''}); add it, or narrow events.match to the stimuli "
+                              f"you map")
         path = _absolute(_fill(clips[stim], fields, escape=False), base)
         if not path.is_file():
-            raise IngestError(f"video.clips: stimulus {stim!r} maps to {str(path)!r}, which does not exist; fix the map or copy the clip")
+            raise IngestError(f"video.clips: stimulus {stim!r} maps to {str(path)!r}, which does not exist; fix the "
+                              f"map or copy the clip")
         return path
     assert clips is not None
     root = template_root(clips, fields, base)
@@ -76,5 +79,6 @@ def clip_path(spec: VideoSpec, stim: str, fields: dict[str, str], base: Path) ->
     if len(matches) != 1:
         found = f"{len(matches)} files ({[m.name for m in matches[:4]]})" if matches else "no file"
         raise IngestError(f"video.clips: {clips!r} for stimulus {stim!r} ({pattern}) matches {found}; it must match "
-                          f"exactly one clip: make the pattern stricter (stimuli/{{stim}}.mp4) or give a map {{id: file}}")
+                          f"exactly one clip: make the pattern stricter (stimuli/{{stim}}.mp4) or give a map "
+                          f"{{id: file}}")
     return _confined(matches[0], root, stim, clips)
