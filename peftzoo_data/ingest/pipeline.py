@@ -211,34 +211,31 @@ def _tidy(work: Path) -> None:
 
 
 def run(spec: IngestSpec, base: Path, out: Path, quiet: bool = False) -> dict:
-    """Ingest everything the spec names into `out`; returns the report."""
+    """Ingest everything the spec names into `out`; returns the report.
+
+    Checked before anything is decoded: `out` (check_out) and every recording's header against its
+    data (integrity.check). A full disk is one message (_disk_errors); a parts folder in which nothing
+    was finished is not left behind (_tidy)."""
     out = check_out(out)
     recordings = find(spec, base)
-    for rec in recordings:  # a file cut short stops the ingest here, named, before anything is decoded
+    for rec in recordings:
         integrity.check(rec.path)
     work = out.parent / f".{out.name}.ingest-parts"
-    started = time.time()
     try:
         with _disk_errors(out, work):
-            work.mkdir(parents=True, exist_ok=True)
-            entries, sources = _ingest_each(recordings, spec, base, out, work, quiet)
-            unchanged = _unchanged(out, spec, entries, sources)
-            if unchanged is not None:
-                shutil.rmtree(work, ignore_errors=True)
-                return unchanged
-            return _assemble(spec, out, work, recordings, entries, sources, started)
+            return _run(spec, base, out, recordings, work, quiet)
     finally:
         _tidy(work)
 
 
-def _ingest_each(recordings: list[Recording], spec: IngestSpec, base: Path, out: Path, work: Path,
-                 quiet: bool) -> tuple[list[dict], list[tuple[str, object]]]:
-    """Every recording's entry and its rows' source: ("part", Stored) or ("previous", (eeg, video,
-    row channels)). Recordings that fail are collected and reported together."""
+def _run(spec: IngestSpec, base: Path, out: Path, recordings: list[Recording], work: Path, quiet: bool) -> dict:
+    """Every recording ingested (or reused) under `work`, then assembled into `out`."""
     from tqdm.auto import tqdm
 
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.time()
     entries: list[dict] = []
-    sources: list[tuple[str, object]] = []
+    sources: list[tuple[str, object]] = []  # per recording: ("part", Stored) or ("previous", (eeg, video, row channels))
     failures = []
     previous_output = Previous(out)
     bar = tqdm(recordings, desc="ingest", unit="recording", disable=quiet or None)
@@ -252,12 +249,13 @@ def _ingest_each(recordings: list[Recording], spec: IngestSpec, base: Path, out:
             sources.append(("previous", (eeg, video, row_channels)))
             continue
         stored = Stored(work / key)
-        info = stored.load()
-        if info is not None and _valid_hashes(info["video_hashes"]):
-            entries.append({**info["report"], "key": key, "channels": info["channels"], "pairs": info["pairs"],
-                            "video_hashes": info["video_hashes"], "reused": True})
-            sources.append(("part", stored))
-            continue
+        info = stored.load()  # None when absent, or damaged (then recomputed)
+        if info is not None:
+            if _valid_hashes(info["video_hashes"]):
+                entries.append({**info["report"], "key": key, "channels": info["channels"], "pairs": info["pairs"],
+                                "video_hashes": info["video_hashes"], "reused": True})
+                sources.append(("part", stored))
+                continue
         try:
             part = ingest_recording(rec, spec, base, progress=not quiet)
         except IngestError as exc:
@@ -269,10 +267,18 @@ def _ingest_each(recordings: list[Recording], spec: IngestSpec, base: Path, out:
                         "video_hashes": hashes, "reused": False})
         sources.append(("part", stored))
     if failures:
-        # one missing clip fails every recording that shows it: said once
-        lines = "\n".join(f"  {f}" for f in dict.fromkeys(failures))
-        raise IngestError("ingest stopped; nothing was written to --out:\n" + lines)
-    return entries, sources
+        raise _failed(failures)
+    unchanged = _unchanged(out, spec, entries, sources)
+    if unchanged is not None:
+        shutil.rmtree(work, ignore_errors=True)
+        return unchanged
+    return _assemble(spec, out, work, recordings, entries, sources, started)
+
+
+def _failed(failures: list[str]) -> IngestError:
+    """The recordings' errors together, each said once (one missing clip fails every recording showing it)."""
+    lines = "\n".join(f"  {f}" for f in dict.fromkeys(failures))
+    return IngestError("ingest stopped; nothing was written to --out:\n" + lines)
 
 
 def _unchanged(out: Path, spec: IngestSpec, entries: list[dict], sources: list) -> dict | None:
