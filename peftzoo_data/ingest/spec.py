@@ -4,6 +4,9 @@ Validated with pydantic (unknown keys refused, every error located as `section.k
 same model serves `python -m recipes.ingest SPEC` and the `recordings` dataset component's inline
 `data:` block; `python -m recipes.ingest --schema` prints its JSON Schema for editors.
 Paths are relative to the spec file's folder (or, inline in a recipe, to the recipe's folder).
+`recordings` is one set of files or a list of sets, each with its own `events` where they differ;
+`video.clips` is the stimulus map (peftzoo_data/ingest/stimuli.py). Numbers follow the recipe's rules
+(registry/numbers.py): finite, no true/false for a number, and bounded where a typo would hang.
 """
 
 from __future__ import annotations
@@ -11,10 +14,10 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from peftzoo_data.ingest.errors import IngestError
 from registry.numbers import StrictNumbers
@@ -308,11 +311,19 @@ class SplitSpec(_Strict):
         return self
 
 
+def _as_sets(value: Any) -> Any:
+    """`recordings`: one set as a mapping, or several as a list."""
+    if isinstance(value, list) and not value:
+        raise ValueError("no recording set; give {files: ...} or a list of them")
+    return [value] if isinstance(value, dict) else value
+
+
 class IngestSections(_Strict):
     """The sections an ingest spec and a recipe's `recordings` data block share, defined once here
     (peftzoo_data/recordings.py derives its Config from this class), with the checks across them."""
 
-    recordings: list[RecordingsSpec]
+    recordings: Annotated[list[RecordingsSpec], BeforeValidator(
+        _as_sets, json_schema_input_type=Union[RecordingsSpec, list[RecordingsSpec]])]  # noqa: UP007 (runtime Union)
     """One recording set (a mapping), or several (a list), each with its files and, where it differs,
     its own `events` (annotations for some files, a stim channel for others)."""
     events: EventsSpec = Field(default_factory=EventsSpec)
@@ -322,13 +333,6 @@ class IngestSections(_Strict):
     groups: GroupsSpec = Field(default_factory=GroupsSpec)
     preview: int = Field(4, ge=0)
     """Windows drawn in preview.png (EEG traces, window edges, chosen frames); 0 for none."""
-
-    @field_validator("recordings", mode="before")
-    @classmethod
-    def _one_set(cls, value: Any) -> Any:
-        if isinstance(value, list) and not value:
-            raise ValueError("no recording set; give {files: ...} or a list of them")
-        return [value] if isinstance(value, dict) else value
 
     def sets(self) -> list[tuple[RecordingsSpec, EventsSpec]]:
         """Each recording set with the event source it uses (its own, else the spec's)."""
