@@ -181,7 +181,7 @@ def test_a_symlink_loop_does_not_ingest_one_file_many_times(root):
     one(root)
     os.symlink(root / "rec", root / "rec" / "loop")
     report = ingest(spec(recordings={"files": "rec/**/*.fif"}), root / "out", base=root, quiet=True)
-    assert report["pairs"] == 3 and len(report["recordings"]) == 1
+    assert report["pairs"] == 3 and [r["recording"] for r in report["recordings"]] == ["rec/sub-01_raw.fif"]
 
 
 def test_a_copy_under_another_name_is_refused_unless_allowed(root):

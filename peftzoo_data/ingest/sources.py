@@ -69,18 +69,18 @@ def find(spec: IngestSections | RecordingsSpec, base: Path) -> list[Recording]:
 
 
 def _deduplicate(recordings: list[Recording]) -> list[Recording]:
-    by_path: dict[Path, Recording] = {}
-    twice: dict[str, list[str]] = {}
+    by_path: dict[Path, list[Recording]] = {}
     for r in recordings:
-        real = r.path.resolve()
-        if real in by_path:
-            twice.setdefault(by_path[real].name, []).append(r.name)
-            continue
-        by_path[real] = r
-    for first, others in twice.items():
-        logger.warning("recording %s was matched %d more time(s) (%s): it is read once", first, len(others),
-                       ", ".join(others[:3]) + (" ..." if len(others) > 3 else ""))
-    kept = list(by_path.values())
+        by_path.setdefault(r.path.resolve(), []).append(r)
+    kept = []
+    for same in by_path.values():
+        # the shortest of its names: rec/sub-01.edf, not rec/loop/loop/sub-01.edf through a symlink loop
+        first = min(same, key=lambda r: (len(Path(r.name).parts), r.name))
+        kept.append(first)
+        others = list(dict.fromkeys(r.name for r in same if r is not first))
+        if len(same) > 1:
+            logger.warning("recording %s was matched %d more time(s) (%s): it is read once", first.name, len(same) - 1,
+                           ", ".join(others[:3]) + (" ..." if len(others) > 3 else ""))
     by_content: dict[str, Recording] = {}
     for r in kept:
         digest = sha256(r.data_file())
