@@ -45,7 +45,6 @@ class Recording:
             out |= {p for p in self.path.parent.glob(glob.escape(base) + "_*") if p.is_file()}
         return sorted(out)
 
-
     def data_file(self) -> Path:
         """The file holding the samples: BrainVision's binary beside its header, else the file itself."""
         if self.path.suffix.lower() == ".vhdr":

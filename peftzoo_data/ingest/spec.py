@@ -156,19 +156,6 @@ class EEGSpec(_Strict):
     """SSP projectors stored in the file (FIF: an average reference, EOG/ECG projections): apply
     them as MNE's Epochs do by default, or ignore them."""
 
-    @model_validator(mode="after")
-    def _channels_once(self) -> "EEGSpec":
-        """A channel listed twice would give two rows of one site (and a shape the encoder's channel
-        embedding would count twice); a notch at 0 Hz or below is no line frequency."""
-        for key, names in (("channels", self.channels or []), ("rename values", list(self.rename.values()))):
-            seen = [n for i, n in enumerate(names) if n.strip().upper() in {m.strip().upper() for m in names[:i]}]
-            if seen:
-                raise ValueError(f"{key} lists {sorted(set(seen))} more than once; list each channel once")
-        for f in self.notch:  # applied at the file's rate, before resampling: only the sign is known here
-            if f <= 0:
-                raise ValueError(f"notch {f} Hz is not a line frequency; give 50 or 60 (Hz), or [] for none")
-        return self
-
     @field_validator("notch", mode="before")
     @classmethod
     def _notch_list(cls, value: Any) -> Any:
@@ -185,6 +172,19 @@ class EEGSpec(_Strict):
                 f"h_freq {self.h_freq} Hz is not below the Nyquist frequency of the target rate "
                 f"sfreq {self.sfreq} Hz ({self.sfreq / 2} Hz); lower h_freq or raise sfreq"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _channels_once(self) -> "EEGSpec":
+        """A channel listed twice would give two rows of one site (and a shape the encoder's channel
+        embedding would count twice); a notch at 0 Hz or below is no line frequency."""
+        for key, names in (("channels", self.channels or []), ("rename values", list(self.rename.values()))):
+            seen = [n for i, n in enumerate(names) if n.strip().upper() in {m.strip().upper() for m in names[:i]}]
+            if seen:
+                raise ValueError(f"{key} lists {sorted(set(seen))} more than once; list each channel once")
+        for f in self.notch:  # applied at the file's rate, before resampling: only the sign is known here
+            if f <= 0:
+                raise ValueError(f"notch {f} Hz is not a line frequency; give 50 or 60 (Hz), or [] for none")
         return self
 
 
