@@ -4,7 +4,8 @@
 Python. Modules: spec (the YAML spec), sources (which recordings), eeg (MNE reading and LaBraM's
 preprocessing), events (onsets and stimulus ids), windows (events to windows), video (frames by
 presentation time, PyAV), recording (one recording to pairs), groups (groups and splits),
-preview (preview.png), pipeline (caching and atomic output).
+preview (preview.png), pipeline (caching and atomic output), stimuli (the stimulus map), integrity
+(truncated EEG files), merge (`--merge` of ingested folders).
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """preview.png: a few windows as EEG traces with the window's edges and the frames chosen for it,
-so that alignment can be checked by eye."""
+so that alignment can be checked by eye.
+
+Every channel of the output is drawn (the ones eeg.channels chose, else all), on one shared
+amplitude scale with a microvolt scale bar, so a channel that is flat, noisy or in the wrong unit
+stands out against the others."""
 
 from __future__ import annotations
 
@@ -7,7 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-MAX_TRACES = 8
+TRACE_INCHES = 0.18  # height per channel trace
+
+
+def nice_microvolts(spread: float) -> float:
+    """A round scale-bar length (1, 2 or 5 x 10^k uV) close to one trace spacing."""
+    magnitude = 10 ** np.floor(np.log10(max(spread, 1e-3)))
+    if spread < magnitude:
+        return float(magnitude)
+    return float(next(m * magnitude for m in (5, 2, 1) if m * magnitude <= spread))
 
 
 def draw(previews: list[dict], channels: list[str], sfreq: float, path: Path) -> None:
@@ -19,16 +31,24 @@ def draw(previews: list[dict], channels: list[str], sfreq: float, path: Path) ->
     if not previews:
         return
     n_frames = len(previews[0]["frames"])
-    fig = plt.figure(figsize=(max(8, 1.3 * n_frames), 3.6 * len(previews)), dpi=80)
-    grid = fig.add_gridspec(2 * len(previews), n_frames, height_ratios=[3, 1] * len(previews))
+    n_channels = len(channels)
+    trace_height = max(2.4, TRACE_INCHES * n_channels)
+    fig = plt.figure(figsize=(max(8, 1.3 * n_frames), (trace_height + 1.2) * len(previews)), dpi=80)
+    grid = fig.add_gridspec(2 * len(previews), n_frames, height_ratios=[trace_height, 1.2] * len(previews))
+    # One spacing for every window and channel: amplitudes compare across the whole figure.
+    spread = max(max(float(np.percentile(np.abs(p["eeg"]), 99)) for p in previews) * 2.5, 1e-6)
+    bar = nice_microvolts(spread)
     for row, p in enumerate(previews):
         ax = fig.add_subplot(grid[2 * row, :])
-        eeg = p["eeg"][:MAX_TRACES]
+        eeg = p["eeg"]
         t = (p["first"] + np.arange(eeg.shape[1])) / sfreq
-        spread = max(float(np.percentile(np.abs(eeg), 99)) * 2.5, 1e-6)
         for c in range(len(eeg)):
-            ax.plot(t, eeg[c] - c * spread, lw=0.6, color="k")
-        ax.set_yticks([-c * spread for c in range(len(eeg))], channels[:len(eeg)], fontsize=7)
+            ax.plot(t, eeg[c] - c * spread, lw=0.5, color="k")
+        size = max(4, min(7, 300 // max(1, n_channels)))
+        ax.set_yticks([-c * spread for c in range(len(eeg))], channels[:len(eeg)], fontsize=size)
+        x0 = t[0] + 0.01 * (t[-1] - t[0])
+        ax.plot([x0, x0], [spread * 0.5, spread * 0.5 + bar], color="tab:red", lw=2, clip_on=False)
+        ax.text(x0, spread * 0.5 + bar / 2, f" {bar:g} µV", color="tab:red", fontsize=7, va="center")
         a, b = (np.asarray(p["window"]) / sfreq)
         ax.axvspan(a, b, color="tab:blue", alpha=0.08)
         ax.axvline(a, color="tab:blue", lw=1.2)
