@@ -22,8 +22,9 @@ def need(module: str):
         return __import__(module)
     except ImportError:
         if os.environ.get("CI") == "true":
-            pytest.fail(f"{module} is missing on CI; `make test` installs peftzoo[test], which pulls in peftzoo[ingest]")
-        pytest.skip(f"{module} is not installed (pip install 'peftzoo[ingest]')")
+            pytest.fail(f"{module} is missing on CI; `make test` installs peftzoo[test], which pulls in peftzoo[ingest]",
+                        pytrace=False)
+        pytest.skip(f"{module} is not installed (pip install 'peftzoo[ingest]')", allow_module_level=True)
 
 
 def frame_index(frame: np.ndarray) -> int:
