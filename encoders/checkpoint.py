@@ -2,9 +2,10 @@
 
 Weights are never downloaded. The format is told by the file's content, never by its name: a
 safetensors header (8-byte length, then JSON) is read with safetensors; a torch zip archive or a
-bare pickle with `torch.load(weights_only=True)`, and a file that needs full unpickling (which can
-run arbitrary code) is refused unless the caller explicitly trusts it. Empty, text, truncated and
-unknown files are refused with what they are.
+bare pickle with `torch.load(weights_only=True)` (which also rebuilds the plain records of
+SAFE_GLOBALS), and a file that needs full unpickling (which can run arbitrary code) is refused
+unless the caller explicitly trusts it. Empty, text, truncated and unknown files are refused with
+what they are.
 
 Keys are made to fit by stripping wrapper prefixes that training code adds (`module.` from DDP,
 `model.`, `backbone.`, `encoder.`, and combinations of them) when that makes more keys fit; a load
@@ -14,6 +15,7 @@ that still leaves parameters at their initialization is refused unless the encod
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import pickle
@@ -31,6 +33,11 @@ from registry.errors import UserError
 WRAPPER_PREFIXES = ("module.", "model.", "backbone.", "encoder.")
 """Prefixes that wrappers add to every key: DDP/DataParallel, Lightning and timm-style `model`, mmaction2, ..."""
 MAX_STRIPPED = 3
+
+
+SAFE_GLOBALS = [argparse.Namespace]
+"""Classes that training scripts save beside the weights and that unpickle without running code: the
+command-line `args` of BEiT-style `save_model` (LaBraM's labram-base.pth, MAE, DeiT), a bag of attributes."""
 
 
 class CheckpointError(UserError):
@@ -102,7 +109,8 @@ def read_file(path: str | Path, *, trust: bool = False) -> Any:
                 )
     try:
         with open(path, "rb") as f:  # a file object: torch.load would pick its reader by a .safetensors name
-            return torch.load(f, map_location="cpu", weights_only=not trust)
+            with torch.serialization.safe_globals(SAFE_GLOBALS):
+                return torch.load(f, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as exc:
         if trust:
             raise CheckpointError(f"checkpoint {str(path)!r} could not be unpickled: {str(exc).splitlines()[0]}") from None

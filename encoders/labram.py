@@ -13,6 +13,7 @@ it; the maths is the same (the q/v biases are added after the call).
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -23,19 +24,21 @@ from torch import nn
 from encoders.base import (
     EEGEncoder,
     EEGInputSpec,
-    EncoderConfig,
     check_parameter_memory,
     drop_path_rates,
     transformer_parameters,
 )
 from encoders.channels import N_USABLE
 from encoders.checkpoint import unwrap_container
+from encoders.presets import Preset, Presets
+from encoders.pretrained import PretrainedConfig, with_pretrained_file
 
 # Keys of the released labram-base.pth that a feature encoder does not use.
 _PRETRAIN_ONLY = ("mask_token", "lm_head.", "norm.", "head.", "logit_scale", "projection_head.")
 
 
-class LaBraMConfig(EncoderConfig):
+class LaBraMConfig(PretrainedConfig):
+    weights_family: ClassVar[str] = "labram"
     embed_dim: int = Field(200, gt=0)
     depth: int = Field(12, ge=1)
     num_heads: int = Field(10, ge=1)
@@ -67,24 +70,6 @@ class LaBraMConfig(EncoderConfig):
         check_parameter_memory(transformer_parameters(self.embed_dim, self.depth, self.mlp_ratio),
                                f"embed_dim {self.embed_dim}, depth {self.depth}")
         return self
-
-
-class LaBraMBaseConfig(LaBraMConfig):
-    pass
-
-
-class LaBraMLargeConfig(LaBraMConfig):
-    embed_dim: int = Field(400, gt=0)
-    depth: int = Field(24, ge=1)
-    num_heads: int = Field(16, ge=1)
-    conv_channels: int = Field(16, ge=4)
-
-
-class LaBraMHugeConfig(LaBraMConfig):
-    embed_dim: int = Field(800, gt=0)
-    depth: int = Field(48, ge=1)
-    num_heads: int = Field(16, ge=1)
-    conv_channels: int = Field(32, ge=4)
 
 
 class TemporalConv(nn.Module):
@@ -172,7 +157,7 @@ class LaBraMBlock(nn.Module):
 
 
 class LaBraM(EEGEncoder):
-    """LaBraM EEG transformer (ICLR 2024); loads the official labram-base.pth."""
+    """LaBraM EEG transformer (ICLR 2024), any size; loads the official labram-base.pth. Presets: PRESETS below."""
 
     description = "LaBraM EEG transformer (ICLR 2024), architecture of the official code; loads labram-base.pth"
     Config = LaBraMConfig
@@ -210,6 +195,10 @@ class LaBraM(EEGEncoder):
         for layer_id, block in enumerate(self.blocks, start=1):
             block.attn.proj.weight.data.div_(math.sqrt(2.0 * layer_id))
             block.mlp.fc2.weight.data.div_(math.sqrt(2.0 * layer_id))
+
+    @classmethod
+    def from_config(cls, config: LaBraMConfig, **context) -> "LaBraM":
+        return super().from_config(with_pretrained_file(config), **context)  # `pretrained: NAME` -> its cache file
 
     @property
     def input_spec(self) -> EEGInputSpec:
@@ -253,22 +242,19 @@ class LaBraM(EEGEncoder):
         return ("fc_norm.", "attn.q_bias", "attn.v_bias")
 
 
-class LaBraMBase(LaBraM):
-    """LaBraM-Base: 12 blocks, width 200, 5.8M parameters (the released weights)."""
+PRESETS = Presets(LaBraM, {
+    # architecture numbers of the official labram_{base,large,huge}_patch200_200
+    "labram_base": Preset("LaBraM-Base EEG transformer (5.8M parameters; pretrained: labram-base, released weights)",
+                          pretrained="labram-base"),
+    "labram_large": Preset("LaBraM-Large EEG transformer (46M parameters; weights not released)",
+                           no_weights="LaBraM-Large weights were not released",
+                           embed_dim=400, depth=24, num_heads=16, conv_channels=16),
+    "labram_huge": Preset("LaBraM-Huge EEG transformer (369M parameters; weights not released)",
+                          no_weights="LaBraM-Huge weights were not released",
+                          embed_dim=800, depth=48, num_heads=16, conv_channels=32),
+})
 
-    description = "LaBraM-Base EEG transformer (5.8M parameters; the released labram-base.pth)"
-    Config = LaBraMBaseConfig
-
-
-class LaBraMLarge(LaBraM):
-    """LaBraM-Large: 24 blocks, width 400, 46M parameters (weights not released)."""
-
-    description = "LaBraM-Large EEG transformer (46M parameters; weights not released)"
-    Config = LaBraMLargeConfig
-
-
-class LaBraMHuge(LaBraM):
-    """LaBraM-Huge: 48 blocks, width 800, 369M parameters (weights not released)."""
-
-    description = "LaBraM-Huge EEG transformer (369M parameters; weights not released)"
-    Config = LaBraMHugeConfig
+# Where entry points installed before presets became data point (a re-install points at PRESETS).
+LaBraMBase = PRESETS.labram_base
+LaBraMLarge = PRESETS.labram_large
+LaBraMHuge = PRESETS.labram_huge

@@ -13,6 +13,8 @@ Checkpoints: torchvision `swin3d_*` state dicts, official mmaction2 0.x (`backbo
 from __future__ import annotations
 
 import re
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
@@ -29,13 +31,14 @@ from torchvision.models.video.swin_transformer import (
 from encoders.base import (
     KINETICS_MEAN,
     KINETICS_STD,
-    EncoderConfig,
     VideoEncoder,
     VideoInputSpec,
     check_parameter_memory,
     transformer_parameters,
 )
 from encoders.checkpoint import unwrap_container
+from encoders.presets import Preset, Presets
+from encoders.pretrained import PretrainedConfig, with_pretrained_file
 
 
 class ModuleCallWindowAttention3d(ShiftedWindowAttention3d):
@@ -98,7 +101,9 @@ def _block(*args, attn_layer=None, **kwargs) -> SwinTransformerBlock:
     return SwinTransformerBlock(*args, attn_layer=ModuleCallWindowAttention3d, **kwargs)
 
 
-class VideoSwinConfig(EncoderConfig):
+class VideoSwinConfig(PretrainedConfig):
+    weights_family: ClassVar[str] = "video_swin"
+    no_weights_reason: ClassVar[str] = "video_swin takes any architecture; name the checkpoint that fits it"
     embed_dim: int = Field(96, gt=0)
     depths: list[int] = Field(default_factory=lambda: [2, 2, 6, 2], min_length=1)
     num_heads: list[int] = Field(default_factory=lambda: [3, 6, 12, 24], min_length=1)
@@ -137,16 +142,6 @@ class VideoSwinConfig(EncoderConfig):
         return self
 
 
-class Swin3DSmallConfig(VideoSwinConfig):
-    depths: list[int] = Field(default_factory=lambda: [2, 2, 18, 2], min_length=1)
-
-
-class Swin3DBaseConfig(VideoSwinConfig):
-    embed_dim: int = Field(128, gt=0)
-    depths: list[int] = Field(default_factory=lambda: [2, 2, 18, 2], min_length=1)
-    num_heads: list[int] = Field(default_factory=lambda: [4, 8, 16, 32], min_length=1)
-
-
 _MMACTION_BLOCK = re.compile(r"^layers\.(\d+)\.blocks\.(\d+)\.(.*)$")
 _MMACTION_DOWNSAMPLE = re.compile(r"^layers\.(\d+)\.downsample\.(.*)$")
 
@@ -178,6 +173,10 @@ class VideoSwin(VideoEncoder):
         # Adopt torchvision's parts directly, so state-dict keys are torchvision's (minus the head).
         self.patch_embed, self.pos_drop, self.features, self.norm = model.patch_embed, model.pos_drop, model.features, model.norm
         self.feature_dim = model.num_features
+
+    @classmethod
+    def from_config(cls, config: VideoSwinConfig, **context) -> "VideoSwin":
+        return super().from_config(with_pretrained_file(config), **context)  # `pretrained: NAME` -> its cache file
 
     @property
     def blocks(self) -> list[nn.Module]:
@@ -228,26 +227,17 @@ class VideoSwin(VideoEncoder):
         return state, ignored
 
 
-class Swin3DTiny(VideoSwin):
-    """swin3d_t: Video Swin-T (28M parameters), torchvision's preset."""
+PRESETS = Presets(VideoSwin, {
+    # torchvision's swin3d_t/s/b builders (the official Video-Swin T/S/B configs); window (8, 7, 7), patch (2, 4, 4)
+    "swin3d_t": Preset("Video Swin-T (torchvision swin3d_t, 27.9M parameters without head; pretrained: swin3d-t-k400)",
+                       pretrained="swin3d-t-k400"),
+    "swin3d_s": Preset("Video Swin-S (torchvision swin3d_s, 49.5M parameters without head; pretrained: swin3d-s-k400)",
+                       pretrained="swin3d-s-k400", depths=[2, 2, 18, 2]),
+    "swin3d_b": Preset("Video Swin-B (torchvision swin3d_b, 87.6M parameters without head; pretrained: swin3d-b-k400)",
+                       pretrained="swin3d-b-k400", embed_dim=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32]),
+})
 
-    description = "Video Swin-T (torchvision swin3d_t preset, 27.9M parameters without head)"
-    conformance_reference = False  # its small build is video_swin's: strategies are checked there once
-
-
-class Swin3DSmall(VideoSwin):
-    """swin3d_s: Video Swin-S (50M parameters), torchvision's preset."""
-
-    description = "Video Swin-S (torchvision swin3d_s preset, 49.5M parameters without head)"
-    conformance_reference = False  # its small build is video_swin's: strategies are checked there once
-    Config = Swin3DSmallConfig
-
-
-class Swin3DBase(VideoSwin):
-    """swin3d_b: Video Swin-B (88M parameters), torchvision's preset."""
-
-    description = "Video Swin-B (torchvision swin3d_b preset, 87.6M parameters without head)"
-    conformance_reference = False  # its small build is video_swin's: strategies are checked there once
-    Config = Swin3DBaseConfig
-
-
+# Where entry points installed before presets became data point (a re-install points at PRESETS).
+Swin3DTiny = PRESETS.swin3d_t
+Swin3DSmall = PRESETS.swin3d_s
+Swin3DBase = PRESETS.swin3d_b

@@ -69,7 +69,7 @@ class Recordings(PairedDataset):
 
         spec = ingest_spec(config, seed)
         base = Path(config.base or ".").expanduser().resolve()
-        keys = [pipeline.recording_key(rec, spec, base) for rec in find(spec.recordings, base)]
+        keys = [pipeline.recording_key(rec, spec, base) for rec in find(spec, base)]
         payload = {"spec": spec.model_dump(mode="json"), "recordings": keys}
         key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
         out = cache_root(config.cache_dir) / f"recordings-{key}"

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, list[str], str]] = {
     "compare": ("peftzoo_tools.compare", [], "compare runs: differing recipe keys and metrics"),
     "doctor": ("peftzoo_tools.doctor", [], "diagnose a run: peftzoo doctor RUN"),
     "cache": ("peftzoo_engine.cache", [], "see and clear the feature cache"),
+    "weights": ("peftzoo_tools.weights", [], "named pretrained weights: peftzoo weights list|where|verify|download"),
 }
 
 

@@ -3,7 +3,10 @@
 Listing must import nothing (a plugin may be slow or broken to import), yet a listing without
 descriptions is of little use. So the module file is located with import-system finders that do
 not execute code, and parsed with `ast`: a class attribute `description = "..."`, else the first
-line of the docstring. No library does this, hence the hand-written helper.
+line of the docstring. A target `TABLE.row` (a row of a table such as encoders/presets.py's) is
+read from a module-level `TABLE = Call(...)`: the row is a keyword or a dict key inside it, and its
+description the `description=` keyword or first string argument of the row's call; an alias
+`Old = TABLE.row` is followed. No library does this, hence the hand-written helper.
 """
 
 from __future__ import annotations
@@ -30,6 +33,34 @@ def _module_file(module: str) -> str | None:
     return origin if origin and origin.endswith(".py") else None
 
 
+def _member(node: ast.AST, key: str) -> ast.AST | None:
+    """The value filed under `key` in a call's keywords or a dict literal, searched through call arguments."""
+    if isinstance(node, ast.Dict):
+        for k, v in zip(node.keys, node.values):
+            if isinstance(k, ast.Constant) and k.value == key:
+                return v
+    if isinstance(node, ast.Call):
+        for kw in node.keywords:
+            if kw.arg == key:
+                return kw.value
+        for arg in node.args:
+            found = _member(arg, key)
+            if found is not None:
+                return found
+    return None
+
+
+def _row_description(node: ast.AST | None) -> str:
+    """The `description=` keyword, else the first positional string, of a row's call."""
+    if not isinstance(node, ast.Call):
+        return ""
+    texts = [kw.value for kw in node.keywords if kw.arg == "description"] + node.args[:1]
+    for text in texts:
+        if isinstance(text, ast.Constant) and isinstance(text.value, str):
+            return _first_line(text.value)
+    return ""
+
+
 def _first_line(text: str | None) -> str:
     return text.strip().splitlines()[0].strip() if text and text.strip() else ""
 
@@ -50,8 +81,14 @@ def static_description(module: str, attr: str | None, _depth: int = 0) -> str:
         return ""
     if not attr:
         return _first_line(ast.get_docstring(tree))
-    top_attr = attr.split(".")[0]
+    top_attr, *rest = attr.split(".")
     for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if any(isinstance(t, ast.Name) and t.id == top_attr for t in targets):
+            if rest:
+                return _row_description(_member(node.value, rest[0]))
+            if isinstance(node.value, ast.Attribute) and _depth < 3:  # an alias of a row: `Old = TABLE.row`
+                return static_description(module, ast.unparse(node.value), _depth + 1)
         if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name == top_attr:
             if isinstance(node, ast.ClassDef):
                 for item in node.body:

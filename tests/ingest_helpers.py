@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import zlib
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,7 +22,8 @@ def need(module: str):
         return __import__(module)
     except ImportError:
         if os.environ.get("CI") == "true":
-            pytest.fail(f"{module} is missing on CI; `make test` installs peftzoo[test], which pulls in peftzoo[ingest]")
+            pytest.fail(f"{module} is missing on CI; `make test` installs peftzoo[test], which pulls in peftzoo[ingest]",
+                        pytrace=False)
         pytest.skip(f"{module} is not installed (pip install 'peftzoo[ingest]')", allow_module_level=True)
 
 
@@ -96,9 +98,21 @@ def planted_raw(sfreq: float, seconds: float, events: list[tuple[float, str]], s
     return raw
 
 
+def distinct(raw, tag: str):
+    """A copy of `raw` whose content differs from any other tag's by up to 1 uV on the first
+    channel's last sample (outside every window the tests cut)."""
+    raw = raw.copy()
+    raw._data[0, -1] += (zlib.crc32(tag.encode()) % 1000 + 1) * 1e-9
+    return raw
+
+
 def export(raw, path: Path) -> Path:
     """Write with MNE: .fif via raw.save, .vhdr/.edf via mne.export (pybv / edfio)."""
     mne = need("mne")
+    # Each file its own content: ingest refuses a copy of one recording under another name
+    # (peftzoo_data/ingest/sources.py), and tests write one planted recording to several files.
+    # A last-sample offset of up to 1 uV on the first channel, outside every window the tests cut.
+    raw = distinct(raw, path.name)
     if path.suffix == ".fif":
         raw.save(path, overwrite=True, verbose="error")
     else:

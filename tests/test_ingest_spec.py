@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import run_python
-from ingest_helpers import cfr, export, need, planted_raw, write_video
+from ingest_helpers import cfr, distinct, export, need, planted_raw, write_video
 
 need("mne")
 need("av")
@@ -165,7 +165,8 @@ def test_bids_dataset_with_events_tsv(tmp_path):
     root = tmp_path / "bids"
     for run in ("1", "2"):
         path = mne_bids.BIDSPath(subject="01", session="a", task="movie", run=run, datatype="eeg", root=root)
-        mne_bids.write_raw_bids(raw, path, format="BrainVision", allow_preload=True, overwrite=True, verbose="error")
+        mne_bids.write_raw_bids(distinct(raw, run), path, format="BrainVision", allow_preload=True, overwrite=True,
+                                verbose="error")
         events = path.copy().update(suffix="events", extension=".tsv").fpath
         events.write_text("onset\tduration\ttrial_type\tstim_file\n1.0\t0\tmovie\tstimuli/a.mp4\n4.0\t0\tmovie\tstimuli/b.mp4\n"
                           "7.0\t0\tfixation\tn/a\n")

@@ -2,10 +2,11 @@
 
 `python -m recipes.ingest SPEC --out DIR` (peftzoo_data/ingest/cli.py); `ingest(spec, out)` from
 Python. Modules: spec (the YAML spec), sources (which recordings), eeg (MNE reading and LaBraM's
-preprocessing), dsp (those filters and the polyphase downsampling in numpy), events (onsets and
+preprocessing), dsp (those filters and the polyphase resampling in numpy), events (onsets and
 stimulus ids), windows (events to windows), video (frames by presentation time, PyAV), recording
 (one recording to pairs), groups (groups and splits), preview (preview.png, Pillow), pipeline
-(caching and atomic output).
+(caching and atomic output), stimuli (the stimulus map), integrity (truncated EEG files), merge
+(`--merge` of ingested folders).
 """
 
 from __future__ import annotations

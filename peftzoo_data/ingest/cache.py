@@ -14,5 +14,17 @@ DEFAULT_CACHE = "~/.cache/peftzoo/ingest"
 
 
 def cache_root(cache_dir: str | None) -> Path:
-    """The cache folder: the option, else $PEFTZOO_INGEST_CACHE, else ~/.cache/peftzoo/ingest."""
-    return Path(cache_dir or os.environ.get("PEFTZOO_INGEST_CACHE") or DEFAULT_CACHE).expanduser()
+    """The cache folder: the option, else $PEFTZOO_INGEST_CACHE, else ~/.cache/peftzoo/ingest; an
+    IngestError naming where it came from when it (or a folder above it) is a file."""
+    from peftzoo_data.ingest.errors import IngestError
+
+    from_env = os.environ.get("PEFTZOO_INGEST_CACHE")
+    origin = "data.cache_dir" if cache_dir else "$PEFTZOO_INGEST_CACHE" if from_env else "the default cache"
+    root = Path(cache_dir or from_env or DEFAULT_CACHE).expanduser()
+    probe = root
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise IngestError(f"{origin}: {str(root)!r} cannot be the ingest cache folder: {str(probe)!r} is a file; "
+                          f"give a folder (or remove the file)")
+    return root

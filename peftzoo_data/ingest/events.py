@@ -82,8 +82,7 @@ def from_trigger(raw, spec: EventsSpec, where: str, path: Path | None = None) ->
         events = mne.find_events(raw, stim_channel=spec.stim_channel, shortest_event=1, consecutive="increasing",
                                  mask=mask, mask_type="and", verbose="error")
     except ValueError as exc:
-        stims = [c for c, t in zip(raw.ch_names, raw.get_channel_types()) if t == "stim"]
-        raise IngestError(f"{where}: no trigger channel to read ({exc}); set events.stim_channel to one of {stims or raw.ch_names[:10]}") from None
+        raise IngestError(_no_trigger_message(raw, spec, where, exc)) from None
     codes = spec.codes
     keep = np.ones(len(events), bool) if codes is None else np.isin(events[:, 2], list(codes))
     seen = sorted({int(c) for c in events[~keep, 2]})
@@ -92,11 +91,56 @@ def from_trigger(raw, spec: EventsSpec, where: str, path: Path | None = None) ->
     return Events((events[:, 0] - raw.first_samp) / raw.info["sfreq"], stims, samples=events, seen=[str(c) for c in seen[:8]])
 
 
+# Names trigger channels go by across systems: Neuromag/MNE `STI 014`/`STI101`, BioSemi `Status`,
+# `TRIG`/`Trigger`, EGI `DIN*`/`STI*`, `Marker`/`Event` channels of other amplifiers.
+TRIGGER_NAME = re.compile(r"^(sti\b|sti\s?\d|status$|trig|din\d*$|marker|events?$|stim)", re.IGNORECASE)
+
+
+def trigger_like(raw) -> list[str]:
+    """Channels that look like trigger channels: typed stim, or named like one (`STI 014`, `Status`,
+    `TRIG`) and not a 10-20 site (a format such as EDF types everything EEG). Never an EEG site."""
+    from encoders import channels as channel_names
+
+    def is_site(name: str) -> bool:
+        try:
+            channel_names.position(name)
+        except channel_names.ChannelError:
+            return False
+        return True
+
+    return [name for name, kind in zip(raw.ch_names, raw.get_channel_types())
+            if not is_site(name) and (kind == "stim" or TRIGGER_NAME.search(name.strip()))]
+
+
+def _no_trigger_message(raw, spec: EventsSpec, where: str, exc: Exception) -> str:
+    """Why find_events found no trigger channel, and what to do: name trigger-like channels only."""
+    candidates = [c for c in trigger_like(raw) if c != spec.stim_channel]
+    if spec.stim_channel is not None and spec.stim_channel not in raw.ch_names:
+        problem = f"events.stim_channel {spec.stim_channel!r} is not a channel of this file"
+    else:
+        problem = f"no trigger channel to read ({exc})"
+    if candidates:
+        return f"{where}: {problem}; set events.stim_channel to the one holding the codes: {candidates}"
+    n = len(raw.annotations)
+    seen = sorted({str(d) for d in raw.annotations.description})[:5]
+    alternative = (f"it has {n} annotations ({seen}): use events.source: annotations with events.match"
+                   if n else "read its events from a CSV (events.source: csv) or fix the recording")
+    return f"{where}: {problem}, and no channel of this file looks like a trigger channel; {alternative}"
+
+
 def from_table(path: Path, spec: EventsSpec, where: str, delimiter: str | None = None) -> Events:
     """A CSV/TSV with an onset column (seconds) and a stimulus column; rows without a stimulus are skipped."""
     if not path.is_file():
         raise IngestError(f"{where}: event file {str(path)!r} does not exist; check events.file")
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        byte = path.read_bytes()[exc.start]
+        raise IngestError(f"{path}, line {line}: not UTF-8 text (byte {byte:#04x}; saved as Latin-1 or Windows-1252?); "
+                          f"save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+    except OSError as exc:
+        raise IngestError(f"{path}: the event file could not be read ({exc.strerror or exc})") from None
     if delimiter is None:
         delimiter = "\t" if path.suffix == ".tsv" else csv.Sniffer().sniff(text.splitlines()[0] if text else ",", ",;\t").delimiter
     rows = list(csv.DictReader(text.splitlines(), delimiter=delimiter))
@@ -119,6 +163,9 @@ def from_table(path: Path, spec: EventsSpec, where: str, delimiter: str | None =
             onset = float(row[spec.onset_column])
         except (TypeError, ValueError):
             raise IngestError(f"{path}, line {i}: onset {row[spec.onset_column]!r} is not a number of seconds") from None
+        if not np.isfinite(onset):
+            raise IngestError(f"{path}, line {i}: onset {row[spec.onset_column]!r} is not a finite number of seconds; "
+                              f"give the event's time, or leave its stimulus empty to skip the row")
         onsets.append(onset)
         stims.append(stim_id(m))
     return Events(np.asarray(onsets, dtype=np.float64), stims, seen=seen[:8])

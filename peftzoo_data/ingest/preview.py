@@ -1,6 +1,7 @@
-"""preview.png: each previewed window as EEG traces of every channel, with a microvolt scale bar,
-the window's edges and the times of the frames chosen for it, above those frames, so that
-alignment and amplitude can be checked by eye.
+"""preview.png: each previewed window as EEG traces of every channel (the ones eeg.channels chose,
+else all) on one amplitude scale with a microvolt scale bar, the window's edges and the times of
+the frames chosen for it, above those frames, so that alignment and amplitude can be checked by eye
+(a flat, noisy or wrongly scaled channel stands out against the others).
 
 Drawn by hand with Pillow's ImageDraw rather than matplotlib: importing pyplot and laying out a
 figure took most of a 10-minute recording's ingest time (seconds of a command that otherwise takes
@@ -45,7 +46,7 @@ def _nice(value: float) -> float:
     return max(m * power for m in (1, 2, 5) if m * power <= value)
 
 
-def _panel(draw, p: dict, channels: list[str], sfreq: float, top: int, font, small) -> int:
+def _panel(draw, p: dict, channels: list[str], sfreq: float, top: int, font, small, spread: float) -> int:
     """One window's title and traces from `top`; returns the y below them."""
     eeg = np.asarray(p["eeg"], dtype=np.float64)
     n_ch, n = eeg.shape
@@ -69,8 +70,6 @@ def _panel(draw, p: dict, channels: list[str], sfreq: float, top: int, font, sma
         draw.line([(x_of(a + (ft - video_start)), top), (x_of(a + (ft - video_start)), bottom)], fill=FRAME)
     for edge in (a, b):
         draw.line([(x_of(edge), top), (x_of(edge), bottom)], fill=WINDOW, width=2)
-    # One vertical scale for all channels: a trace may use about 1.4 rows (the 99th percentile of |x|).
-    spread = max(float(np.percentile(np.abs(eeg), 99)) * 2 / 1.4, 1e-3)  # microvolts per row
     px_per_uv = ROW / spread
     xs = x0 + np.arange(n) / max(n - 1, 1) * (x1 - x0)
     for c in range(n_ch):
@@ -102,6 +101,9 @@ def draw(previews: list[dict], channels: list[str], sfreq: float, path: Path) ->
     from PIL import Image, ImageDraw
 
     font, small = _font(12), _font(10)
+    # One vertical scale for every channel and window, so amplitudes compare across the whole image:
+    # a trace may use about 1.4 rows (the 99th percentile of |x|). Microvolts per row:
+    spread = max(max(float(np.percentile(np.abs(p["eeg"]), 99)) for p in previews) * 2 / 1.4, 1e-3)
     n_frames = len(previews[0]["frames"])
     thumb_w = min(160, (WIDTH - 16) // max(n_frames, 1) - 4)
     heights = []
@@ -114,7 +116,7 @@ def draw(previews: list[dict], channels: list[str], sfreq: float, path: Path) ->
     pen = ImageDraw.Draw(image)
     y = 6
     for p, th in zip(previews, heights):
-        y = _panel(pen, p, channels, sfreq, y, font, small)
+        y = _panel(pen, p, channels, sfreq, y, font, small, spread)
         for f, frame in enumerate(p["frames"]):
             x = 8 + f * (thumb_w + 4)
             thumb = Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8)).resize((thumb_w, th), Image.BILINEAR)

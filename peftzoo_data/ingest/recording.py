@@ -10,6 +10,7 @@ import numpy as np
 
 from peftzoo_data.ingest import eeg as eeg_io
 from peftzoo_data.ingest import events as event_io
+from peftzoo_data.ingest import stimuli
 from peftzoo_data.ingest import video as video_io
 from peftzoo_data.ingest import windows as window_plan
 from peftzoo_data.ingest.errors import IngestError
@@ -46,20 +47,26 @@ def _format(template: str, fields: dict[str, str], key: str, base: Path) -> Path
     return path if path.is_absolute() else base / path
 
 
+def events_of(rec: Recording, spec: IngestSpec):
+    """The event source of the recording's set (recordings[i].events), else the spec's."""
+    return rec.events or spec.events
+
+
 def find_events(raw, rec: Recording, spec: IngestSpec, base: Path) -> event_io.Events:
     where = rec.name
-    src = spec.events.source
+    events = events_of(rec, spec)
+    src = events.source
     if src == "annotations":
-        return event_io.from_annotations(raw, spec.events)
+        return event_io.from_annotations(raw, events)
     if src == "trigger":
-        return event_io.from_trigger(raw, spec.events, where, rec.path)
+        return event_io.from_trigger(raw, events, where, rec.path)
     if src == "bids":
         if rec.bids_path is None:
             raise IngestError("events.source: bids needs recordings.bids (a BIDS dataset)")
         tsv = rec.bids_path.copy().update(suffix="events", extension=".tsv").fpath
-        return event_io.from_table(Path(tsv), spec.events, where, delimiter="\t")
-    path = _format(spec.events.file, _template_fields(rec), "events.file", base)
-    return event_io.from_table(path, spec.events, where)
+        return event_io.from_table(Path(tsv), events, where, delimiter="\t")
+    path = _format(events.file, _template_fields(rec), "events.file", base)
+    return event_io.from_table(path, events, where)
 
 
 def ingest_recording(rec: Recording, spec: IngestSpec, base: Path, progress: bool = False) -> Part:
@@ -75,7 +82,8 @@ def ingest_recording(rec: Recording, spec: IngestSpec, base: Path, progress: boo
         raw = eeg_io.read_raw(rec.path, rec.bids_path, preload=False)
     found = find_events(raw, rec, spec, base)
     # a trigger channel named in the spec is never EEG, whatever type the format gave it
-    trigger = {spec.events.stim_channel} if spec.events.source == "trigger" and spec.events.stim_channel else set()
+    events = events_of(rec, spec)
+    trigger = {events.stim_channel} if events.source == "trigger" and events.stim_channel else set()
     chans = eeg_io.choose_channels(raw, spec.eeg, where, triggers=trigger)
     sync = event_io.sync_time(raw, spec.video.sync, where) if spec.video.movie is not None else 0.0
     relative = None if found.samples is None else found.samples - np.array([raw.first_samp, 0, 0])
@@ -89,12 +97,12 @@ def ingest_recording(rec: Recording, spec: IngestSpec, base: Path, progress: boo
     del raw
     found = found.after_resample(prepared.events, 0, prepared.sfreq)
     report.update(channels_dropped=chans.dropped, preprocessing=prepared.done, events_found=len(found.onsets))
-    if len(found.onsets) == 0 and spec.events.source == "trigger":
-        raise IngestError(f"{where}: no trigger event with a code in events.codes {sorted(spec.events.codes or {})} "
+    if len(found.onsets) == 0 and events.source == "trigger":
+        raise IngestError(f"{where}: no trigger event with a code in events.codes {sorted(events.codes or {})} "
                           f"(codes found: {found.seen or 'none'}); fix events.codes, events.stim_channel or events.mask")
     if len(found.onsets) == 0:
         raise IngestError(
-            f"{where}: no event matches events.match {spec.events.match!r} (source {spec.events.source}; "
+            f"{where}: no event matches events.match {events.match!r} (source {events.source}; "
             f"seen instead: {found.seen}); fix the pattern, e.g. match: 'movie/(?P<stim>\\w+)'"
         )
     sfreq = prepared.sfreq
@@ -111,15 +119,15 @@ def ingest_recording(rec: Recording, spec: IngestSpec, base: Path, progress: boo
     kept = []
     for w in planned:
         if spec.video.clips is not None:
-            path = _format(spec.video.clips, {**fields, "stim": w.stim}, "video.clips", base)
+            path = stimuli.clip_path(spec.video, w.stim, fields, base)
             t0 = w.start - w.onset
         else:
             path = _format(spec.video.movie, fields, "video.movie", base)
             t0 = w.start - sync + spec.video.sync_offset
         row = {"event": w.event, "stim": w.stim, "onset": round(w.onset, 6), "start": round(w.start, 6)}
-        if not path.is_file():
-            drops.append({**row, "reason": f"video {str(path)!r} does not exist"})
-            continue
+        if not path.is_file():  # a movie (clips are checked by stimuli.clip_path): a missing file is named
+            raise IngestError(f"{where}: video.movie {str(path)!r} does not exist; copy the movie there or fix "
+                              f"video.movie")
         if path not in infos:
             infos[path] = video_io.probe(path)
         times = video_io.frame_times(t0, spec.window.seconds, spec.video.frames)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 import glob
 import hashlib
+import logging
 import re
 from pathlib import Path
 
 from peftzoo_data.ingest.errors import IngestError
-from peftzoo_data.ingest.spec import RecordingsSpec
+from peftzoo_data.ingest.spec import EventsSpec, IngestSections, RecordingsSpec
+
+logger = logging.getLogger("peftzoo_data.ingest")
 
 BIDS_EXTENSIONS = [".edf", ".bdf", ".vhdr", ".set", ".fif"]
 # Files a glob may catch that are not recordings themselves (companions, sidecars, stimuli).
@@ -25,6 +28,9 @@ class Recording:
     path: Path
     entities: dict[str, str]
     bids_path: object | None = None
+    events: EventsSpec | None = None
+    """The event source of the recording's set (None: EventsSpec's defaults)."""
+    duplicates_allowed: bool = False
 
     def files(self) -> list[Path]:
         """The files whose contents make this recording: the file and its companions (same stem:
@@ -37,11 +43,68 @@ class Recording:
             out |= {p for p in self.path.parent.glob(glob.escape(base) + "_*") if p.is_file()}
         return sorted(out)
 
+    def data_file(self) -> Path:
+        """The file holding the samples: BrainVision's binary beside its header, else the file itself."""
+        if self.path.suffix.lower() == ".vhdr":
+            from peftzoo_data.ingest.integrity import brainvision_data_file
 
-def find(spec: RecordingsSpec, base: Path) -> list[Recording]:
+            data = brainvision_data_file(self.path)
+            if data.is_file():
+                return data
+        return self.path
+
+
+def find(spec: IngestSections | RecordingsSpec, base: Path) -> list[Recording]:
+    """Every recording of every set, each read once: the same file reached twice (two patterns, two
+    sets, a symlink or a symlink loop) is kept once with a warning; a copy of a recording's data under
+    another name is refused unless its set says `duplicates: allow`."""
+    sets = spec.sets() if isinstance(spec, IngestSections) else [(spec, EventsSpec())]
+    out: list[Recording] = []
+    for rs, events in sets:
+        out += [dataclasses.replace(r, events=events) for r in _one_set(rs, base)]
+    return _deduplicate(out)
+
+
+def _deduplicate(recordings: list[Recording]) -> list[Recording]:
+    by_path: dict[Path, list[Recording]] = {}
+    for r in recordings:
+        by_path.setdefault(r.path.resolve(), []).append(r)
+    kept = []
+    for same in by_path.values():
+        # the shortest of its names: rec/sub-01.edf, not rec/loop/loop/sub-01.edf through a symlink loop
+        first = min(same, key=lambda r: (len(Path(r.name).parts), r.name))
+        kept.append(first)
+        others = list(dict.fromkeys(r.name for r in same if r is not first))
+        if len(same) > 1:
+            logger.warning("recording %s was matched %d more time(s) (%s): it is read once", first.name, len(same) - 1,
+                           ", ".join(others[:3]) + (" ..." if len(others) > 3 else ""))
+    by_content: dict[str, Recording] = {}
+    for r in kept:
+        digest = sha256(r.data_file())
+        other = by_content.get(digest)
+        if other is None:
+            by_content[digest] = r
+        elif r.duplicates_allowed:
+            logger.warning("recording %s has the same data as %s; both are kept (duplicates: allow)",
+                           r.name, other.name)
+        else:
+            raise IngestError(f"recordings: {r.name!r} holds the same data as {other.name!r} (a copy under another "
+                              f"name would count one session twice and can leak across the split); remove one, "
+                              f"or set duplicates: allow in its recording set")
+    return kept
+
+
+def _one_set(spec: RecordingsSpec, base: Path) -> list[Recording]:
     if spec.bids is not None:
-        return _bids(spec, base)
-    found: dict[Path, None] = {}
+        recordings = _bids(spec, base)
+    else:
+        recordings = _globbed(spec, base)
+    return [dataclasses.replace(r, duplicates_allowed=spec.duplicates == "allow") for r in recordings]
+
+
+def _globbed(spec: RecordingsSpec, base: Path) -> list[Recording]:
+    """The recordings the patterns match, once per match (find's _deduplicate says what was doubled)."""
+    found: dict[Path, int] = {}
     for pattern in spec.files or []:
         full = pattern if Path(pattern).expanduser().is_absolute() else str(base / pattern)
         matches = sorted(Path(p) for p in glob.glob(str(Path(full).expanduser()), recursive=True))
@@ -53,7 +116,7 @@ def find(spec: RecordingsSpec, base: Path) -> list[Recording]:
             header = COMPANION_OF.get(p.suffix.lower())
             if header and p.with_suffix(header).is_file():
                 continue
-            found[p] = None
+            found[p] = found.get(p, 0) + 1
         if not any(p for p in matches if p in found):
             raise IngestError(f"recordings.files: {pattern!r} matches only files that are not recordings "
                               f"({[p.name for p in matches[:4]]}); point it at the EEG files")
@@ -67,7 +130,7 @@ def find(spec: RecordingsSpec, base: Path) -> list[Recording]:
                 raise IngestError(f"recordings.entities: {spec.entities!r} does not match file name {p.name!r}; fix the regex or the files")
             entities = {k: v for k, v in m.groupdict().items() if v is not None}
         name = str(p.relative_to(base)) if p.is_relative_to(base) else str(p)
-        out.append(Recording(name, p, entities))
+        out += [Recording(name, p, entities)] * found[p]
     return out
 
 

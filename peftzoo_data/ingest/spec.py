@@ -4,6 +4,9 @@ Validated with pydantic (unknown keys refused, every error located as `section.k
 same model serves `python -m recipes.ingest SPEC` and the `recordings` dataset component's inline
 `data:` block; `python -m recipes.ingest --schema` prints its JSON Schema for editors.
 Paths are relative to the spec file's folder (or, inline in a recipe, to the recipe's folder).
+`recordings` is one set of files or a list of sets, each with its own `events` where they differ;
+`video.clips` is the stimulus map (peftzoo_data/ingest/stimuli.py). Numbers follow the recipe's rules
+(registry/numbers.py): finite, no true/false for a number, and bounded where a typo would hang.
 """
 
 from __future__ import annotations
@@ -11,20 +14,30 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from peftzoo_data.ingest.errors import IngestError
+from registry.numbers import StrictNumbers
 
 # LaBraM: 1-s patches (200 samples at 200 Hz) and a 16-row time embedding
 # (docs/reference/background.md, "LaBraM's input").
 LABRAM_MAX_SECONDS = 16
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+# Sizes past which a value is a typo, not a study: decoding 10^9 frames per window or resizing to a
+# 10^6-pixel side would run for hours or exhaust memory before failing.
+MAX_FRAMES = 512
+MAX_SIDE = 4096
+MAX_WINDOWS_PER_EVENT = 10_000
+
+
+class _Strict(StrictNumbers):
+    """The recipe's number rules (registry/numbers.py): finite, no booleans as numbers, unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, protected_namespaces=())
 
 
 def _check_regex(value: str | None) -> str | None:
@@ -34,6 +47,45 @@ def _check_regex(value: str | None) -> str | None:
         except re.error as exc:
             raise ValueError(f"{value!r} is not a valid regular expression ({exc})") from None
     return value
+
+
+class EventsSpec(_Strict):
+    """Where event onsets and stimulus ids come from."""
+
+    source: Literal["annotations", "trigger", "bids", "csv"] = "annotations"
+    match: str = r"(?P<stim>.+)"
+    """annotations/bids: regex searched in the description (BrainVision prefixes `Stimulus/`),
+    its group `stim` (else the first group, else the whole match) is the stimulus id."""
+    stim_channel: str | None = None
+    """trigger: the trigger channel (None: MNE's default STI 014 / first stim channel)."""
+    codes: dict[int, str] | None = None
+    """trigger: code -> stimulus id; codes not listed are ignored. None: the code itself is the id."""
+    mask: int | Literal["auto"] | None = "auto"
+    """trigger: bits of the trigger value that carry the code (MNE's find_events mask, `and`).
+    `auto`: 65535 for BDF files, whose BioSemi Status channel holds the code in its 16 low bits and
+    system flags (CMS in range, battery) above them (MNE's read_raw_bdf notes); none otherwise."""
+    file: str | None = None
+    """csv: template of the event file per recording, `{dir}/{stem}_events.csv` (`dir`, `stem`, `name`)."""
+    onset_column: str = "onset"
+    """csv/bids: the onset column (seconds from the recording's first sample)."""
+    stim_column: str = "stim_file"
+    """csv/bids: the column holding the stimulus id (BIDS: stim_file, trial_type or value)."""
+
+    _regex = field_validator("match")(classmethod(lambda cls, v: _check_regex(v)))
+
+    @field_validator("mask")
+    @classmethod
+    def _positive_mask(cls, value: Any) -> Any:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"mask {value} keeps no bit of the trigger value; give a positive bit mask (65535: 16 "
+                             f"bits) or null")
+        return value
+
+    @model_validator(mode="after")
+    def _needs(self) -> "EventsSpec":
+        if self.source == "csv" and not self.file:
+            raise ValueError("source csv needs `file`, a template such as {dir}/{stem}_events.csv")
+        return self
 
 
 class BidsSource(_Strict):
@@ -54,6 +106,12 @@ class RecordingsSpec(_Strict):
     entities: str | None = None
     """Regex on the file name with named groups `subject`, `session`, `block` (and any other),
     e.g. `sub(?P<subject>\\d+)_run(?P<block>\\d+)`; BIDS recordings take them from BIDS."""
+    events: EventsSpec | None = None
+    """This set's own event source (a stim channel here, annotations there); None: the spec's `events`."""
+    duplicates: Literal["refuse", "allow"] = "refuse"
+    """A recording whose data file has the same content as another one under another name (a copy):
+    refused, as it would count one session twice (and may put it on both sides of a split); `allow`
+    keeps both. The same file reached twice (two patterns, a symlink) is always read once."""
 
     @field_validator("files", mode="before")
     @classmethod
@@ -143,35 +201,17 @@ class EEGSpec(_Strict):
             )
         return self
 
-
-class EventsSpec(_Strict):
-    """Where event onsets and stimulus ids come from."""
-
-    source: Literal["annotations", "trigger", "bids", "csv"] = "annotations"
-    match: str = r"(?P<stim>.+)"
-    """annotations/bids: regex searched in the description (BrainVision prefixes `Stimulus/`),
-    its group `stim` (else the first group, else the whole match) is the stimulus id."""
-    stim_channel: str | None = None
-    """trigger: the trigger channel (None: MNE's default STI 014 / first stim channel)."""
-    codes: dict[int, str] | None = None
-    """trigger: code -> stimulus id; codes not listed are ignored. None: the code itself is the id."""
-    mask: int | Literal["auto"] | None = "auto"
-    """trigger: bits of the trigger value that carry the code (MNE's find_events mask, `and`).
-    `auto`: 65535 for BDF files, whose BioSemi Status channel holds the code in its 16 low bits and
-    system flags (CMS in range, battery) above them (MNE's read_raw_bdf notes); none otherwise."""
-    file: str | None = None
-    """csv: template of the event file per recording, `{dir}/{stem}_events.csv` (`dir`, `stem`, `name`)."""
-    onset_column: str = "onset"
-    """csv/bids: the onset column (seconds from the recording's first sample)."""
-    stim_column: str = "stim_file"
-    """csv/bids: the column holding the stimulus id (BIDS: stim_file, trial_type or value)."""
-
-    _regex = field_validator("match")(classmethod(lambda cls, v: _check_regex(v)))
-
     @model_validator(mode="after")
-    def _needs(self) -> "EventsSpec":
-        if self.source == "csv" and not self.file:
-            raise ValueError("source csv needs `file`, a template such as {dir}/{stem}_events.csv")
+    def _channels_once(self) -> "EEGSpec":
+        """A channel listed twice would give two rows of one site (and a shape the encoder's channel
+        embedding would count twice); a notch at 0 Hz or below is no line frequency."""
+        for key, names in (("channels", self.channels or []), ("rename values", list(self.rename.values()))):
+            seen = [n for i, n in enumerate(names) if n.strip().upper() in {m.strip().upper() for m in names[:i]}]
+            if seen:
+                raise ValueError(f"{key} lists {sorted(set(seen))} more than once; list each channel once")
+        for f in self.notch:  # applied at the file's rate, before resampling: only the sign is known here
+            if f <= 0:
+                raise ValueError(f"notch {f} Hz is not a line frequency; give 50 or 60 (Hz), or [] for none")
         return self
 
 
@@ -179,12 +219,12 @@ class WindowSpec(_Strict):
     """Window(s) cut per event: `count` windows of `seconds`, the first at onset + offset, then every `stride`."""
 
     seconds: float = Field(2.0, gt=0)
-    offset: float = 0.0
+    offset: float = Field(0.0, ge=-3600, le=3600)
     """Seconds from the event's onset to the first window's start; a window whose frames would fall
     before its video's time 0 is dropped and reported (a clip has no picture before it starts)."""
     stride: float | None = Field(None, gt=0)
     """Seconds between window starts of one event; None is `seconds` (back to back)."""
-    count: int = Field(1, ge=1)
+    count: int = Field(1, ge=1, le=MAX_WINDOWS_PER_EVENT)
     max_seconds: float = Field(LABRAM_MAX_SECONDS, gt=0)
     """The EEG encoder's longest input (16 s for LaBraM)."""
     whole_seconds: bool = True
@@ -209,19 +249,23 @@ class WindowSpec(_Strict):
 class VideoSpec(_Strict):
     """The stimulus video of each window: a clip per event, or one continuous movie per recording."""
 
-    clips: str | None = None
-    """Clip per event: template with `{stim}` (and `{dir}`, `{stem}`, subject/session/block), e.g.
-    stimuli/{stim}.mp4. The clip's time 0 is the event onset."""
+    clips: str | dict[str, str] | None = None
+    """The stimulus map, event id -> clip file; the clip's time 0 is the event onset. Either a
+    template with `{stim}` (and `{dir}`, `{stem}`, subject/session/block), e.g. stimuli/{stim}.mp4;
+    or a glob with `{stim}` that must match exactly one file, e.g. stimuli/{stim}.* (the id is
+    matched literally, so `clip09` finds clip09.mp4, never clip09_vfr.mp4); or a mapping
+    {event id: file}. A clip must lie below the template's folder (an id `../../x` is refused),
+    and a missing clip stops the ingest with its name."""
     movie: str | None = None
     """One movie per recording: template such as movies/{stem}.mp4."""
     sync: str | None = None
     """movie: regex on annotation descriptions marking movie time 0 (the first match); None: the
     recording's first sample is movie time 0."""
-    sync_offset: float = 0.0
+    sync_offset: float = Field(0.0, ge=-86400, le=86400)
     """movie: seconds of movie time at the sync point (movie time = EEG time - sync + sync_offset)."""
-    frames: int = Field(8, ge=1)
+    frames: int = Field(8, ge=1, le=MAX_FRAMES)
     """Frames per window, sampled uniformly over the window's span (centres of F equal parts)."""
-    short_side: int = Field(128, ge=8)
+    short_side: int = Field(128, ge=8, le=MAX_SIDE)
     """Frames are resized so their shorter side has this many pixels (aspect kept, even sizes)."""
     size: tuple[int, int] | None = None
     """[height, width]: resize to cover it, then centre-crop (for stimuli of mixed aspect ratios,
@@ -229,11 +273,25 @@ class VideoSpec(_Strict):
 
     _regex = field_validator("sync")(classmethod(lambda cls, v: _check_regex(v)))
 
+    @field_validator("size")
+    @classmethod
+    def _sane_size(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and not all(8 <= v <= MAX_SIDE for v in value):
+            raise ValueError(f"size {list(value)} must be [height, width], each from 8 to {MAX_SIDE} pixels")
+        return value
+
+    @field_validator("clips")
+    @classmethod
+    def _map_not_empty(cls, value: Any) -> Any:
+        if isinstance(value, dict) and not value:
+            raise ValueError("the stimulus map is empty; give {event id: clip file} pairs or a template with {stim}")
+        return value
+
     @model_validator(mode="after")
     def _one_mode(self) -> "VideoSpec":
         if (self.clips is None) == (self.movie is None):
             raise ValueError("give exactly one of `clips` (a video per event, with {stim}) or `movie` (one per recording)")
-        if self.clips is not None and "{stim}" not in self.clips:
+        if isinstance(self.clips, str) and "{stim}" not in self.clips:
             raise ValueError(f"clips {self.clips!r} has no {{stim}}; it must name each event's clip, e.g. stimuli/{{stim}}.mp4")
         return self
 
@@ -280,11 +338,21 @@ class SplitSpec(_Strict):
         return self
 
 
+def _as_sets(value: Any) -> Any:
+    """`recordings`: one set as a mapping, or several as a list."""
+    if isinstance(value, list) and not value:
+        raise ValueError("no recording set; give {files: ...} or a list of them")
+    return [value] if isinstance(value, dict) else value
+
+
 class IngestSections(_Strict):
     """The sections an ingest spec and a recipe's `recordings` data block share, defined once here
     (peftzoo_data/recordings.py derives its Config from this class), with the checks across them."""
 
-    recordings: RecordingsSpec
+    recordings: Annotated[list[RecordingsSpec], BeforeValidator(
+        _as_sets, json_schema_input_type=Union[RecordingsSpec, list[RecordingsSpec]])]  # noqa: UP007 (runtime Union)
+    """One recording set (a mapping), or several (a list), each with its files and, where it differs,
+    its own `events` (annotations for some files, a stim channel for others)."""
     events: EventsSpec = Field(default_factory=EventsSpec)
     window: WindowSpec = Field(default_factory=WindowSpec)
     eeg: EEGSpec = Field(default_factory=EEGSpec)
@@ -293,13 +361,21 @@ class IngestSections(_Strict):
     preview: int = Field(4, ge=0)
     """Windows drawn in preview.png (EEG traces, window edges, chosen frames); 0 for none."""
 
+    def sets(self) -> list[tuple[RecordingsSpec, EventsSpec]]:
+        """Each recording set with the event source it uses (its own, else the spec's)."""
+        return [(s, s.events or self.events) for s in self.recordings]
+
     def check_across(self, split: SplitSpec) -> None:
         """ValueError when sections disagree (with `split`, which the data block may leave out)."""
-        if self.events.source == "bids" and self.recordings.bids is None:
-            raise ValueError("events.source: bids reads each recording's events.tsv and needs recordings.bids (a BIDS root)")
+        for i, (rs, events) in enumerate(self.sets()):
+            if events.source == "bids" and rs.bids is None:
+                where = "events.source" if rs.events is None else f"recordings[{i}].events.source"
+                raise ValueError(f"{where}: bids reads each recording's events.tsv and needs recordings.bids (a BIDS "
+                                 f"root)")
         if self.video.movie is None and self.video.sync is not None:
             raise ValueError("video.sync is only for `movie`")
-        if split.by in ("subject", "block") and self.groups.by == "recording" and self.recordings.entities is None and self.recordings.bids is None:
+        if split.by in ("subject", "block") and self.groups.by == "recording" and any(
+                rs.entities is None and rs.bids is None for rs in self.recordings):
             raise ValueError(
                 f"split by {split.by} needs {split.by} ids: give recordings.entities (a file-name regex "
                 f"with (?P<{split.by}>...)) or read a BIDS dataset"
@@ -334,6 +410,8 @@ def _allowed_hint(err: dict) -> str:
     """For an unknown key: the keys allowed at that level."""
     model: Any = IngestSpec
     for part in err["loc"][:-1]:
+        if isinstance(part, int):  # an item of a list of models (recording sets)
+            continue
         field = model.model_fields.get(part) if isinstance(part, str) and hasattr(model, "model_fields") else None
         if field is None:
             return ""
@@ -357,7 +435,10 @@ def validate(raw: Any, source: str = "ingest spec", prefix: str = "") -> IngestS
         return IngestSpec.model_validate(raw)
     except ValidationError as exc:
         lines = []
+        one_set = isinstance(raw.get("recordings"), dict)
         for err in exc.errors(include_url=False):
+            if one_set and err["loc"][:2] == ("recordings", 0):  # one set given as a mapping: no index
+                err = {**err, "loc": ("recordings", *err["loc"][2:])}
             line = prefix + _format(err)
             if err["type"] == "extra_forbidden":
                 line += _allowed_hint(err)

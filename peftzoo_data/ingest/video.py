@@ -9,11 +9,14 @@ right (docs/reference/background.md). All target times of a file are served by o
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from peftzoo_data.ingest.errors import IngestError
+
+logger = logging.getLogger("peftzoo_data.ingest")
 
 
 def frame_times(start: float, seconds: float, frames: int) -> np.ndarray:
@@ -134,6 +137,7 @@ def frames_at(path: Path, times: np.ndarray, short_side: int, progress: bool = F
         def rgb(frame) -> np.ndarray:
             if not shape:
                 shape.update(_geometry(frame, short_side, size))
+                warn_upscale(path, frame.width, frame.height, shape)
             g = shape
             pixels = frame.reformat(width=g["w"], height=g["h"], format="rgb24").to_ndarray()
             if g["turns"]:
@@ -196,6 +200,15 @@ def frames_at(path: Path, times: np.ndarray, short_side: int, progress: bool = F
         out = np.zeros((0, g["crop_h"], g["crop_w"], 3), dtype=np.uint8)
     info = VideoInfo(str(path), width, height, float("nan"), float("nan"), -1, None)
     return out, chosen, info
+
+
+def warn_upscale(path: Path, width: int, height: int, geometry: dict) -> None:
+    """A warning when frames are enlarged: upscaling adds pixels, not detail, and often means
+    video.short_side (or video.size) was meant for other stimuli."""
+    if geometry["w"] > width or geometry["h"] > height:
+        logger.warning("%s is %dx%d; video.short_side/video.size upscale it to %dx%d, which adds no detail; a "
+                       "short side of %d or less keeps the original pixels", path.name, width, height,
+                       geometry["w"], geometry["h"], min(width, height))
 
 
 def _geometry(frame, short_side: int, size: tuple[int, int] | None, width: int = 0, height: int = 0) -> dict:
