@@ -93,8 +93,11 @@ def make_clip(path: Path, seconds: float = 3.0, fps: int = 24) -> None:
             container.mux(packet)
 
 
-def write_spec(path: Path, files: str) -> None:
-    path.write_text(f"recordings: {{files: '{files}'}}\n"
+def write_spec(path: Path, files: str, duplicates: bool = False) -> None:
+    """The ingest spec; `duplicates`: the recordings are byte-for-byte copies (the --workers run), which
+    ingest refuses unless the recording set allows them."""
+    allow = ", duplicates: allow" if duplicates else ""
+    path.write_text(f"recordings: {{files: '{files}'{allow}}}\n"
                     "events: {match: 'movie/(?P<stim>\\w+)'}\n"
                     "window: {seconds: 2}\n"
                     "video: {clips: 'stim/{stim}.mp4', frames: 8, short_side: 64}\n"
@@ -184,7 +187,7 @@ def main() -> None:
                 target = work / "many" / f"rec{i:02d}_raw.fif"
                 if not target.exists():
                     os.link(work / "one" / "rec_raw.fif", target) if i == 0 else shutil.copy(work / "one" / "rec_raw.fif", target)
-            write_spec(work / "many.yaml", "many/*.fif")
+            write_spec(work / "many.yaml", "many/*.fif", duplicates=True)
             workers = args.workers or len(os.sched_getaffinity(0))
             runs = {}
             for n in (1, workers):
