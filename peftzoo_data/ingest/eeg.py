@@ -33,12 +33,14 @@ PHYSIOLOGICAL = re.compile(r"^(ECG|EKG|EOG|HEOG|VEOG|EMG)\d*[LR]?$")
 BAD = re.compile(r"(^|/)\s*bad", re.IGNORECASE)
 
 
-_READ_ERRORS = (ValueError, OSError, RuntimeError, KeyError, IndexError, NotImplementedError, UnicodeDecodeError, EOFError)
+_READ_ERRORS = (ValueError, OSError, RuntimeError, KeyError, IndexError, NotImplementedError, UnicodeDecodeError,
+                EOFError)
 
 
 def _unreadable(path, exc) -> IngestError:
     return IngestError(f"{path}: could not be read as an EEG recording ({type(exc).__name__}: {exc}); "
-                       f"check the file is complete and in a format MNE reads (EDF, BDF, BrainVision .vhdr, FIF, EEGLAB .set, CNT)")
+                       f"check the file is complete and in a format MNE reads "
+                       f"(EDF, BDF, BrainVision .vhdr, FIF, EEGLAB .set, CNT)")
 
 
 # The reader mne.io.read_raw picks for these extensions (mne/io/_read_raw.py), called directly:
@@ -71,7 +73,8 @@ def read_raw(path: Path, bids_path=None, preload: bool = True):
 
 
 def load(raw, path) -> None:
-    """The samples of a Raw read with preload=False, loaded (an IngestError naming the file if they cannot be)."""
+    """The samples of a Raw read with preload=False, loaded (an IngestError naming the file if they
+    cannot be)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -80,10 +83,11 @@ def load(raw, path) -> None:
         raise _unreadable(path, exc) from None
 
 
-def streamable(raw, chans: "Channels", spec: EEGSpec) -> bool:
+def streamable(raw, chans: Channels, spec: EEGSpec) -> bool:
     """Whether `preprocess` can read `raw` block by block, downsampling as it goes, instead of
     loading it whole at its own rate: a rate above the target in a ratio dsp.resample handles
-    (MAX_NUMPY_UP), and nothing that needs every sample at once (projectors, interpolating bad channels)."""
+    (MAX_NUMPY_UP), and nothing that needs every sample at once (projectors, interpolating bad
+    channels)."""
     sfreq = float(raw.info["sfreq"])
     if sfreq <= spec.sfreq + 1e-9:
         return False
@@ -535,7 +539,7 @@ def check_units(data: np.ndarray, units: dict, where: str) -> list[str]:
     same verdict as training's check (peftzoo_data/checks.py). `units`: Prepared.done["units"]."""
     from peftzoo_data.units import judge_amplitude
 
-    step = max(1, data.shape[1] // 20_000)  # every sample up to 100 s at 200 Hz, a regular subsample beyond: a median's accuracy
+    step = max(1, data.shape[1] // 20_000)  # every sample up to 100 s at 200 Hz, a regular subsample beyond
     median = float(np.median(np.abs(data[:, ::step]))) if data.size else 0.0
     if median == 0:
         return [f"{where}: the median absolute EEG value is 0 (flat channels?); check the recording"]
