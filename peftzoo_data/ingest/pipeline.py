@@ -1,6 +1,6 @@
 """A spec to an arrays directory: every recording ingested (or reused), assembled, moved into place.
 
-Output (design section 6 plus provenance): eeg.npy, video.npy, meta.json, groups.npy, split.npy,
+Output (design section 6 plus provenance): eeg.npy, video.npy, meta.json, groups.npy, stimulus.npy, split.npy,
 ingest_report.json, preview.png. The directory is built beside `out` and renamed into place when
 complete, so `out` is never half-written. Each recording's result is keyed by the spec's
 processing keys and the sha256 of its files: a rerun reuses a recording whose key (and whose
@@ -218,6 +218,7 @@ def _assemble(spec, out, work, recordings, entries, sources, started) -> dict:
     labels = grouping.group_labels(pairs, spec.groups)
     groups, group_names = grouping.group_ids(labels)
     split = grouping.split_labels(pairs, groups, spec.split, spec.groups.by)
+    stimulus, stimuli = grouping.stimulus_ids(pairs, spec.negatives)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -243,6 +244,7 @@ def _assemble(spec, out, work, recordings, entries, sources, started) -> dict:
         video_all.flush()
         del eeg_all, video_all
         np.save(tmp / "groups.npy", groups)
+        np.save(tmp / "stimulus.npy", stimulus)
         np.save(tmp / "split.npy", split)
         sfreq = spec.eeg.sfreq
         fps = spec.video.frames / spec.window.seconds
@@ -250,6 +252,7 @@ def _assemble(spec, out, work, recordings, entries, sources, started) -> dict:
             "sfreq": sfreq, "channels": channels, "fps": fps,
             "window_seconds": spec.window.seconds, "frames_per_window": spec.video.frames,
             "groups_by": spec.groups.by, "group_names": group_names,
+            "negatives_by": spec.negatives.by, "stimuli": stimuli,
             "split": spec.split.model_dump(mode="json"),
             "preprocessing": entries[0].get("preprocessing"),
             "spec": spec.model_dump(mode="json"),
