@@ -91,16 +91,24 @@ def test_the_first_run_of_issue_19_is_refused_before_training(tmp_path):
     assert code == 0 and run is not None, err
 
 
-def test_a_cross_subject_study_with_shared_stimuli_trains_above_chance(tmp_path):
+@pytest.fixture(scope="module")
+def study_run(tmp_path_factory):
+    """(arrays folder, run directory) of the cross-subject study trained 12 epochs with masking by stimulus."""
+    tmp = tmp_path_factory.mktemp("study")
+    root = study(tmp / "study")
+    recipe = arrays_recipe(root, **{"train.epochs": 12, "train.lr": 5e-3, "train.log_every": 1, "train.sampler": "random"})
+    code, err, run = train(recipe, tmp / "out")
+    assert code == 0, err
+    return root, run
+
+
+def test_a_cross_subject_study_with_shared_stimuli_trains_above_chance(study_run):
     """Stimuli shared across subjects, split by subject: accepted, masking by stimulus, and held-out
     subjects' clips are retrieved well above chance; the masked share logged matches the prediction."""
-    root = study(tmp_path / "study")
+    root, run = study_run
     data = load(root, 0.2, 0)
     assert len(np.unique(data.stimulus[data.split("train")])) == STIMULI
     assert set(data.stimulus[data.split("val")]) == set(data.stimulus[data.split("train")])  # shared across the split
-    recipe = arrays_recipe(root, **{"train.epochs": 12, "train.lr": 5e-3, "train.log_every": 1, "train.sampler": "random"})
-    code, err, run = train(recipe, tmp_path / "out")
-    assert code == 0, err
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     evals = [x for x in lines if x.get("type") == "eval"]
     last = evals[-1]
@@ -170,3 +178,56 @@ def test_the_loss_masks_by_stimulus_not_by_group():
     loss.eval()
     loss(e, e, stimulus)  # evaluation is not counted
     assert "train/masked_share" not in loss.log_values()
+
+
+def test_evaluate_and_retrieve_name_the_stimuli(study_run, tmp_path, capsys):
+    """evaluate on the held-out subject: R@k per stimulus and per recording, top-k by name with scores, a
+    permutation p-value well below 0.05, the old keys kept; retrieve prints the clips' names."""
+    from peftzoo_tools.embed import main as embed_main
+    from peftzoo_tools.evaluate import main as evaluate_main
+    from peftzoo_tools.retrieve import main as retrieve_main
+
+    root, run = study_run
+    assert evaluate_main([str(run), "--split", "test", "--resamples", "200", "--permutations", "500", "-q"]) == 0
+    out = capsys.readouterr().out
+    report = json.loads((run / "eval" / "test.json").read_text())
+    assert {"test/eeg_to_video/R@1", "test/chance_R@1", "test/n", "test/per_group", "test/ci95"} <= set(report)
+    assert report["test/n"] == 16 and report["test/chance_R@1"] == pytest.approx(1 / STIMULI)
+    assert report["test/gallery"]["items"] == STIMULI and report["test/gallery"]["names"][0] == "clip00"
+    assert set(report["test/per_stimulus"]) == {f"clip{k:02d}" for k in range(STIMULI)}
+    assert set(report["test/per_unit"]) == {"sub-05_run-0", "sub-05_run-1"}
+    assert sum(row["n"] for row in report["test/per_unit"].values()) == 16
+    assert report["test/eeg_to_stimulus/R@1"] == pytest.approx(report["test/eeg_to_video/R@1"])
+    perm = report["test/permutation"]
+    assert perm["observed"] == report["test/eeg_to_stimulus/R@1"] and perm["p_value"] < 0.05 and perm["permutations"] == 500
+    first = report["test/top_k"][0]
+    assert first["stimulus"].startswith("clip") and len(first["top"]) == 5 and first["unit"] == "sub-05_run-0"
+    assert first["top"][0]["score"] >= first["top"][1]["score"]
+    assert "permutation p = " in out and "clip00" in out and "sub-05_run-1" in out and "np.str_" not in out
+    assert (run / "eval" / "test.png").stat().st_size > 10_000
+
+    assert embed_main([str(run), "--out", str(tmp_path / "e.npz"), "--split", "test", "-q"]) == 0
+    with np.load(tmp_path / "e.npz") as f:
+        assert f["stimulus_name"][0] == first["stimulus"]
+    assert retrieve_main([str(run), "--eeg", str(tmp_path / "e.npz"), "--gallery", str(root), "-k", "3",
+                          "--json", str(tmp_path / "r.json"), "-q"]) == 0
+    found = json.loads((tmp_path / "r.json").read_text())
+    assert found["gallery_items"] == STIMULI  # 96 pairs, 16 distinct clips
+    assert found["queries"][0]["shows"] == first["stimulus"]
+    assert [h["stimulus"] for h in found["queries"][0]["results"]] == [t["stimulus"] for t in first["top"][:3]]
+    hits = sum(q["results"][0]["stimulus"] == q["shows"] for q in found["queries"])
+    assert hits == round(report["test/eeg_to_stimulus/R@1"] * 16)
+    assert "shows clip" in capsys.readouterr().out
+
+
+def test_permutation_test_against_chance():
+    from peftzoo_tools.evaluate import gallery_ranks, permutation_test
+
+    target = np.arange(20) % 10
+    perfect = gallery_ranks(torch.nn.functional.one_hot(torch.as_tensor(target), 10).float())
+    found = permutation_test(perfect, target, permutations=999)
+    assert found["observed"] == 1.0 and found["p_value"] == pytest.approx(1 / 1000)
+    noise = gallery_ranks(torch.randn(20, 10, generator=torch.Generator().manual_seed(0)))
+    assert permutation_test(noise, target, permutations=999)["p_value"] > 0.05
+    tied = gallery_ranks(torch.zeros(3, 4))
+    assert tied.tolist() == [[4] * 4] * 3  # ties count against every item (as `ranks`)
