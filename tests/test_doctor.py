@@ -527,3 +527,22 @@ def test_no_negatives_explains_a_forced_run_and_masking_is_never_the_advice(tmp_
         assert "mask_same_group: true" not in f.fix, f.to_json()
     (same,) = [f for f in report.findings if f.code == "same_group_negatives"]
     assert "would leave 0.00 negatives per anchor" in same.fix and "stimulus.npy" in same.fix
+
+
+@pytest.mark.parametrize("code", list(CASES))
+def test_applying_a_findings_own_fix_makes_it_go_away(planted, tmp_path, code):
+    """Each planted fault whose fix is a recipe change (Finding.overrides), trained again with that change:
+    the finding is gone (or only info). Codes whose fix is a data change carry no overrides."""
+    found = [f for f in diagnose(planted(code)).findings if f.code == code and f.severity != "info"]
+    assert found
+    overrides = {k: v for f in found for k, v in f.overrides.items()}
+    if not overrides:
+        assert code in {"flat_loss", "same_group_negatives", "eeg_units", "embedding_collapse"}, code
+        return
+    changes = {**BASE, **CASES[code](tmp_path), **overrides}
+    recipe = tiny_recipe(**{k: v for k, v in changes.items() if v is not None})
+    if changes.get("train.epochs", 1) is None:
+        recipe["train"].pop("epochs")
+    recipe["name"] = f"{code}_fixed"
+    report = diagnose(train(recipe, tmp_path / "fixed"))
+    assert code not in loud(report), (overrides, [f.to_json() for f in report.findings])

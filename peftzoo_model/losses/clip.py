@@ -3,8 +3,9 @@
 The logit scale is stored as log(1/T), initialized from T=0.07, and clamped in place after every
 optimizer step so that logits are never scaled by more than `max_logit_scale` (CLIP's 100).
 Pairs of one stimulus (the `groups` ids the loss is given: the data's stimulus ids) are masked out
-as negatives: they are not false negatives to push apart. Label smoothing spreads only over the negatives that remain, which is why
-the cross-entropy is written out here rather than taken from F.cross_entropy.
+as negatives: they are not false negatives to push apart. Label smoothing spreads only over the
+negatives that remain, which is why the cross-entropy is written out here rather than taken from
+F.cross_entropy.
 """
 
 from __future__ import annotations

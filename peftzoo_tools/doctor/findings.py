@@ -2,7 +2,9 @@
 
 The codes and severities are a contract (design.md section 8): scripts and tests match on them, so
 a code is never renamed. Evidence is a sentence with the numbers and epochs it rests on; the fix
-names a recipe key and value wherever one exists.
+names a recipe key and value wherever one exists, and where the fix is a recipe change, `overrides`
+holds it as dotted recipe keys -> values (tests/test_doctor.py applies each and checks that the
+finding goes away).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class Finding:
     severity: Severity
     evidence: str
     fix: str
+    overrides: dict = dataclasses.field(default_factory=dict, compare=False)
+    """The fix as recipe overrides (`train.lr: 0.001`), when it is a recipe change; empty otherwise."""
 
     def __post_init__(self) -> None:
         if self.code not in CODES:
