@@ -115,9 +115,11 @@ def test_a_cross_subject_study_with_shared_stimuli_trains_above_chance(study_run
     chance = last["val/chance_R@1"]
     assert chance == pytest.approx(1 / STIMULI)
     assert last["val/eeg_to_video/R@1"] >= 4 * chance, [e["val/eeg_to_video/R@1"] for e in evals]
-    shares = [x["train/masked_share"] for x in lines if "train/masked_share" in x]
+    shares = [x["train/masked_share"] for x in lines if x.get("type") == "train"]
     predicted = expected_negatives(data.stimulus[data.split("train")], 16, True, False).masked_share
     assert len(shares) >= 12 and abs(np.mean(shares) - predicted) < 0.02, (np.mean(shares), predicted)
+    per_epoch = [x["train/masked_share"] for x in lines if x.get("type") == "epoch"]
+    assert len(per_epoch) == 12 and abs(np.mean(per_epoch) - predicted) < 0.02, (per_epoch, predicted)
 
 
 def test_an_old_groups_folder_reads_as_before_and_says_so(tmp_path, caplog):

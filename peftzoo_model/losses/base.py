@@ -61,8 +61,9 @@ class LearnedScaleLoss(ContrastiveLoss):
     optimizer step at `cfg.max_logit_scale`, and optional masking of pairs of one stimulus.
 
     In training, the share of off-diagonal logits that masking took out is counted (on the device,
-    no sync per step) and logged with the loss as `train/masked_share`: 1.0 means no negative is
-    left and the loss cannot move (recipes/preflight.py refuses such a run before it starts)."""
+    no sync per step) and logged as `train/masked_share`, on each train line (since the last one) and
+    on each epoch line (`epoch_values`): 1.0 means no negative is left and the loss cannot move
+    (recipes/preflight.py refuses such a run before it starts)."""
 
     @property
     def masks_groups(self) -> bool:
@@ -74,20 +75,26 @@ class LearnedScaleLoss(ContrastiveLoss):
         none) to the running count."""
         if not self.training:
             return
-        counted = getattr(self, "_masked_count", None) or [0, 0]
-        taken = counted[0] if masked is None else masked.sum() + counted[0]
-        self._masked_count = [taken, counted[1] + n * (n - 1)]
+        taken = None if masked is None else masked.sum()
+        for name in ("_masked_count", "_epoch_masked_count"):
+            counted = getattr(self, name, None) or [0, 0]
+            setattr(self, name, [counted[0] if taken is None else counted[0] + taken, counted[1] + n * (n - 1)])
 
-    def masked_share(self) -> float | None:
+    def masked_share(self, name: str = "_masked_count") -> float | None:
         """Masked share of off-diagonal logits since the last call (None when no batch was counted); resets."""
-        counted = getattr(self, "_masked_count", None)
-        self._masked_count = None
+        counted = getattr(self, name, None)
+        setattr(self, name, None)
         if counted is None or not counted[1]:
             return None
         return float(counted[0]) / counted[1]
 
     def log_values(self) -> dict[str, float]:
         share = self.masked_share()
+        return {} if share is None else {"train/masked_share": share}
+
+    def epoch_values(self) -> dict[str, float]:
+        """Scalars of the whole epoch for its epoch line: the masked share over all its batches."""
+        share = self.masked_share("_epoch_masked_count")
         return {} if share is None else {"train/masked_share": share}
 
     def after_optimizer_step(self) -> None:

@@ -46,8 +46,13 @@ def sampling(recipe: dict, ids: np.ndarray) -> Negatives:
 
 
 def check_masked_share(run: RunRecord) -> list[Finding]:
-    """no_negatives from the live count of masked logits (train lines' `train/masked_share`)."""
-    shares = [float(line["train/masked_share"]) for line in run.train if line.get("train/masked_share") is not None]
+    """no_negatives from the live count of masked logits (`train/masked_share` of the epoch lines, else of the
+    train lines)."""
+    lines = [line for line in run.epochs if line.get("train/masked_share") is not None]
+    kind = "epoch"
+    if not lines:
+        lines, kind = [line for line in run.train if line.get("train/masked_share") is not None], "train"
+    shares = [float(line["train/masked_share"]) for line in lines]
     if not shares:
         return []
     level = median(shares[len(shares) // 3:] or shares)
@@ -56,7 +61,7 @@ def check_masked_share(run: RunRecord) -> list[Finding]:
     b = run.batch_pairs()
     return [Finding(
         "no_negatives", "error",
-        f"the loss masked {fmt(100 * level)}% of the off-diagonal logits (median of {len(shares)} train lines, batches of "
+        f"the loss masked {fmt(100 * level)}% of the off-diagonal logits (median of {len(shares)} {kind} lines, batches of "
         f"{b}): {fmt((1 - level) * (b - 1))} of {b - 1} negatives per anchor remained; a loss without negatives is "
         "flat and trains nothing",
         FIX_WITHOUT_STIMULUS,
