@@ -59,9 +59,11 @@ def draw(similarity: torch.Tensor, path: Path, title: str = "", labels=None, nam
         cols = np.unique(np.linspace(0, len(names) - 1, min(len(names), MAX_TICKS)).round().astype(int))
         ax_sim.set_xticks(cols, [names[c] for c in cols], rotation=90, fontsize="x-small")
         starts = [i for i in range(len(shown)) if i == 0 or labels[shown[i]] != labels[shown[i - 1]]]
-        starts = [starts[j] for j in np.unique(np.linspace(0, len(starts) - 1, min(len(starts), MAX_TICKS)).round().astype(int))]
+        picked = np.unique(np.linspace(0, len(starts) - 1, min(len(starts), MAX_TICKS)).round().astype(int))
+        starts = [starts[j] for j in picked]
         ax_sim.set_yticks(starts, [names[labels[shown[i]]] for i in starts], fontsize="x-small")
-        ax_sim.set_title(f"EEG windows x {len(names)} stimuli" + (f" ({len(shown)} of {n} windows)" if len(shown) < n else ""))
+        of = f" ({len(shown)} of {n} windows)" if len(shown) < n else ""
+        ax_sim.set_title(f"EEG windows x {len(names)} stimuli{of}")
         ax_sim.set_xlabel("stimulus (gallery)")
         ax_sim.set_ylabel("EEG window, by the stimulus it shows")
     else:

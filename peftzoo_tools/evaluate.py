@@ -297,7 +297,8 @@ def permutation_test(rank_matrix: torch.Tensor, target: np.ndarray, k: int = 1, 
         shuffled = np.stack([target[rng.permutation(len(target))] for _ in range(b - a)])
         null[a:b] = hits[rows[None, :], shuffled].mean(axis=1)
     return {"metric": f"eeg_to_stimulus/R@{k}", "observed": observed, "null_mean": float(null.mean()),
-            "p_value": float((1 + (null >= observed).sum()) / (1 + permutations)), "permutations": permutations, "seed": seed}
+            "p_value": float((1 + (null >= observed).sum()) / (1 + permutations)), "permutations": permutations,
+            "seed": seed}
 
 
 def _hits_by(rank_of_target: np.ndarray, keys: list[str]) -> dict[str, dict]:
@@ -331,7 +332,8 @@ def stimulus_report(eeg: torch.Tensor, video: torch.Tensor, labels: np.ndarray, 
     report[f"{split}/top_k"] = [
         {"pair": int(p), "stimulus": names[int(t)], "unit": u, "rank": int(r),
          "top": [{"stimulus": names[int(j)], "score": float(v)} for j, v in zip(items, vals)]}
-        for p, t, u, r, items, vals in zip(pairs, labels, unit_names, rank_of_target, top_items.tolist(), top_scores.tolist())
+        for p, t, u, r, items, vals in zip(pairs, labels, unit_names, rank_of_target, top_items.tolist(),
+                                           top_scores.tolist())
     ]
     report[f"{split}/per_stimulus"] = _hits_by(rank_of_target, [names[int(t)] for t in labels])
     report[f"{split}/per_unit"] = _hits_by(rank_of_target, list(unit_names))
@@ -407,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_plot:
             from peftzoo_tools.eval_figure import draw
 
-            draw(eeg @ video.t(), out.with_suffix(".png"), title=f"{trained.name}: {args.split} ({trained.weights} weights)",
+            draw(eeg @ video.t(), out.with_suffix(".png"),
+                 title=f"{trained.name}: {args.split} ({trained.weights} weights)",
                  labels=labels, names=report[f"{args.split}/gallery"]["names"])
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

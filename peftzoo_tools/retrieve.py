@@ -154,9 +154,11 @@ def main(argv: list[str] | None = None) -> int:
         if "shows" in res:
             print(f"{res['query']:>6} shows {res['shows']}")
         for hit in res["results"]:
-            print(f"{res['query']:>6} {hit['rank']:>4} {hit['item']:>12} {hit['stimulus']:<{width}} {hit['similarity']:>10.4f}")
+            print(f"{res['query']:>6} {hit['rank']:>4} {hit['item']:>12} {hit['stimulus']:<{width}} "
+                  f"{hit['similarity']:>10.4f}")
     if args.json is not None:
-        atomic_write(args.json, json.dumps({"direction": f"{query_side}_to_{gallery_side}", "k": args.k, "gallery_items": len(ids),
+        atomic_write(args.json, json.dumps({"direction": f"{query_side}_to_{gallery_side}", "k": args.k,
+                                            "gallery_items": len(ids),
                                             "weights": trained.weights, "queries": results}, indent=2) + "\n")
         print(f"json: {args.json}")
     return 0

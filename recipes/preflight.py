@@ -90,7 +90,9 @@ def check_group_batches(recipe: BaseModel, data: PairedData, masks_groups: bool,
 
 
 def _ids_are(data: PairedData) -> str:
-    return "stimulus.npy" if data.stimulus is not None else "the groups, which stand for the stimuli: no stimulus ids given"
+    if data.stimulus is not None:
+        return "stimulus.npy"
+    return "the groups, which stand for the stimuli: no stimulus ids given"
 
 
 def check_negatives(recipe: BaseModel, data: PairedData, masks_groups: bool, world_size: int = 1) -> None:

@@ -108,7 +108,8 @@ def check_divergence(run: RunRecord) -> list[Finding]:
     # is judged after warm-up only, where the loss is meant to have stopped falling fast.
     every = [(int(line["step"]), float(line["train/loss"])) for line in run.train]  # lines with a finite loss
     lr = run.get("train.lr")
-    staged = [(i, s["lr"]) for i, s in enumerate(run.get("train.stages") or []) if isinstance(s, dict) and s.get("lr") is not None]
+    staged = [(i, s["lr"]) for i, s in enumerate(run.get("train.stages") or [])
+              if isinstance(s, dict) and s.get("lr") is not None]
     stage_part = "".join(f" and train.stages[{i}].lr (now {v}; try {_tenth(v)})" for i, v in staged)
     fix = (f"lower train.lr (now {lr}; try train.lr: {_tenth(lr)}){stage_part}, set train.grad_clip_norm: 1.0, "
            "or lengthen the warm-up (train.warmup_fraction: 0.2)")
@@ -207,8 +208,8 @@ def _lower_lr(run: RunRecord) -> dict:
         pass
     stages = run.get("train.stages")
     if isinstance(stages, list) and any(isinstance(s, dict) and s.get("lr") is not None for s in stages):
-        out["train.stages"] = [{**s, "lr": float(_tenth(s["lr"]))} if isinstance(s, dict) and s.get("lr") is not None else s
-                               for s in stages]
+        out["train.stages"] = [{**s, "lr": float(_tenth(s["lr"]))} if isinstance(s, dict) and s.get("lr") is not None
+                               else s for s in stages]
     return out
 
 
