@@ -72,7 +72,7 @@ class ClipLoss(LearnedScaleLoss):
         if groups is not None and self.cfg.mask_same_group:
             valid = (groups[:, None] != groups[None, :]) | eye
             self.count_masked(n, ~valid)
-        else:
+        elif groups is not None:
             self.count_masked(n)
         s = self.cfg.label_smoothing
         return 0.5 * (smoothed_nll(logits, valid, s) + smoothed_nll(logits.t(), valid.t(), s))

@@ -55,6 +55,6 @@ class SigLipLoss(LearnedScaleLoss):
             masked = (groups[:, None] == groups[None, :]) & ~eye
             self.count_masked(n, masked)
             pair_loss = pair_loss.masked_fill(masked, 0.0)
-        else:
+        elif groups is not None:
             self.count_masked(n)
         return pair_loss.sum() / n
