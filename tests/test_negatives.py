@@ -233,3 +233,29 @@ def test_permutation_test_against_chance():
     assert permutation_test(noise, target, permutations=999)["p_value"] > 0.05
     tied = gallery_ranks(torch.zeros(3, 4))
     assert tied.tolist() == [[4] * 4] * 3  # ties count against every item (as `ranks`)
+
+
+def test_gallery_by_video_or_by_stimulus_and_its_names():
+    """Gallery items are the distinct videos (byte-identical clips are one) or the stimulus ids; each is named by
+    its stimulus, and two videos of one stimulus name are told apart by their first pair."""
+    from peftzoo_data.base import PairedData
+    from peftzoo_tools.evaluate import gallery_labels, gallery_names, stimulus_report
+
+    video = np.zeros((6, 1, 2, 2, 3), np.uint8)
+    for i, v in enumerate([0, 1, 0, 2, 1, 3]):
+        video[i] += v
+    data = PairedData(eeg=np.zeros((6, 1, 4), np.float32), video=video, sfreq=200, channels=["Cz"], fps=1,
+                      groups=np.array([0, 0, 0, 1, 1, 1]), splits={"test": np.arange(6)},
+                      stimulus=np.array([5, 6, 5, 7, 6, 7]), stimuli=[f"s{i}" for i in range(8)], group_names=["A", "B"])
+    idx = np.arange(6)
+    by_video = gallery_labels(data, idx, "video")
+    assert by_video.tolist() == [0, 1, 0, 2, 1, 3]
+    assert gallery_names(data, idx, by_video) == ["s5", "s6", "s7 (pair 3)", "s7 (pair 5)"]
+    by_stimulus = gallery_labels(data, idx, "stimulus")
+    assert by_stimulus.tolist() == [0, 1, 0, 2, 1, 2] and gallery_names(data, idx, by_stimulus) == ["s5", "s6", "s7"]
+    e = torch.nn.functional.one_hot(torch.as_tensor(by_stimulus), 3).float()
+    report = stimulus_report(e, e, by_stimulus, ["s5", "s6", "s7"], ["A"] * 3 + ["B"] * 3, idx, "test", k=2,
+                             permutations=99)
+    assert report["test/eeg_to_stimulus/R@1"] == 1.0 and report["test/per_unit"]["B"] == {"n": 3, "R@1": 1.0, "R@5": 1.0,
+                                                                                         "R@10": 1.0}
+    assert [t["stimulus"] for t in report["test/top_k"][3]["top"]][0] == "s7"
