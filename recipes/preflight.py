@@ -3,7 +3,8 @@
 `peftzoo_tools.run` calls `check_run` after the recipe, the data and the model are built and before
 `RunDir(...)`, so a mistake that can be found up front (an output path that is a file, a train split
 of one pair) is one message and leaves nothing behind: no empty `runs/<id>/checkpoints/`, no
-failed run directory.
+failed run directory. That includes a run whose batches would leave (almost) no unmasked negative
+per anchor (`check_negatives`): its loss is 0 or nearly so and it would train nothing, silently.
 """
 
 from __future__ import annotations
