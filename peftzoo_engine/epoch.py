@@ -72,7 +72,7 @@ def train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, r
             raise TrainingInterrupted(stop, run.checkpoint_path)
     progress.batch_in_epoch = 0
     loader.batch_sampler.set_epoch(progress.epoch + 1)
-    _log_epoch(run, progress, loader, wait, compute, skipped)
+    _log_epoch(run, progress, loader, wait, compute, skipped, getattr(model.loss, "epoch_values", dict)())
 
 
 def _optimizer_step(model, chunk, optimizer, params, cfg, device, precision: Precision, embed) -> tuple[torch.Tensor, bool]:
@@ -126,10 +126,12 @@ def _log(run: RunDir, progress: Progress, record: dict) -> None:
         run.log(record)
 
 
-def _log_epoch(run: RunDir, progress: Progress, loader, wait: float, compute: float, skipped: int) -> None:
+def _log_epoch(run: RunDir, progress: Progress, loader, wait: float, compute: float, skipped: int,
+               loss_values: dict | None = None) -> None:
     total = wait + compute
     record = {"type": "epoch", "epoch": progress.epoch, "step": progress.step, "data_wait_frac": wait / total if total else 0.0,
-              "samples_per_s": len(loader) * loader.batch_sampler.batch_size / total if total else 0.0, "skipped_steps": skipped}
+              "samples_per_s": len(loader) * loader.batch_sampler.batch_size / total if total else 0.0, "skipped_steps": skipped,
+              **(loss_values or {})}  # the loss's whole-epoch values (train/masked_share: peftzoo_model/losses/base.py)
     _log(run, progress, record)
     if record["data_wait_frac"] > 0.2 and not progress.warned_wait and run.writes:
         progress.warned_wait = True

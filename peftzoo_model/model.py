@@ -66,14 +66,17 @@ class DualEncoderCLIP(nn.Module):
         return self.encode_eeg(eeg), self.encode_video(video)
 
     def embed_batch(self, batch: dict[str, torch.Tensor], device: torch.device):
-        """(eeg embeddings, video embeddings, groups) of a loader batch, on `device`.
+        """(eeg embeddings, video embeddings, negative ids) of a loader batch, on `device`.
+
+        The ids are what the loss masks: the pairs' stimulus ids, or their groups where a batch carries
+        no stimulus (a plugin data set's own loader).
 
         A side with cached features looks them up by pair index. Otherwise video travels as uint8
         frames (4x less to copy than float) and is resized, cropped and normalized here, batched, on
         the training device, not per sample in the loader; frames already at the encoder's input
         size (peftzoo_engine/video_cache.py) are only normalized.
         """
-        groups = batch["group"].to(device, non_blocking=True)
+        groups = batch["stimulus" if "stimulus" in batch else "group"].to(device, non_blocking=True)
         index = batch["index"].to(device, non_blocking=True)
         if "eeg" in self.cached:
             e = self.eeg.from_features(self.cached["eeg"][index])

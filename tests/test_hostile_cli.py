@@ -132,7 +132,8 @@ UNTRAINABLE = [
     ("all_test", dict(n=6, split=["test"] * 6), ["the train split has 0 pairs (splits: test 6)", "label some pairs 'train'"]),
     ("one_train_pair", dict(n=6, split=["train"] + ["val"] * 5), ["the train split has 1 pairs", "put more pairs"]),
     ("too_few_groups_for_a_batch", dict(n=12, groups=[0, 1, 2] * 4, split=["train"] * 12),
-     ["no batch of 12 pairs from 12 different groups can be formed: the train split has 3 groups", "at most 3"]),
+     ["no batch of 12 pairs of 12 different stimuli can be formed: the train split has 3 distinct stimulus ids",
+      "at most 3"]),
 ]
 OVERRIDES = {"too_few_groups_for_a_batch": ["train.sampler=group_disjoint"]}
 

@@ -17,6 +17,14 @@ import textwrap
 from registry.errors import UserError
 
 
+def _override(key: str, value) -> str:
+    """`key=value` as recipes/overrides.py reads it (YAML values; a mapping or list in flow style, quoted)."""
+    import yaml
+
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
+    return f"'{key}={text}'" if isinstance(value, dict | list) else f"{key}={text}"
+
+
 def _text(report) -> str:
     run = report.run
     status = run.info.get("status", "unknown")
@@ -26,6 +34,8 @@ def _text(report) -> str:
         lines.append(f"\n{f.severity.upper():7s} {f.code}")
         lines += textwrap.wrap(f.evidence, 100, initial_indent="  evidence: ", subsequent_indent="            ")
         lines += textwrap.wrap(f.fix, 100, initial_indent="  fix:      ", subsequent_indent="            ")
+        if f.overrides:  # the fix as command-line overrides of the run's recipe
+            lines.append("  apply:    " + " ".join(_override(k, v) for k, v in f.overrides.items()))
     for note in report.notes:
         lines.append(f"\nnote: {note}")
     return "\n".join(lines)

@@ -301,7 +301,7 @@ def _step(trials: list[_Trial], heads: StackedHeads, optimizer: StackedAdamW, ba
     for p in heads.params.values():
         p.grad = None
     index = batch["index"].to(device, non_blocking=True)
-    groups = batch["group"].to(device, non_blocking=True)
+    groups = batch["stimulus" if "stimulus" in batch else "group"].to(device, non_blocking=True)
     with precision.autocast():
         losses = heads.losses(features["eeg"][index], features["video"][index], groups)
     losses.sum().backward()  # the trials share no parameter: each slice gets its own gradient
@@ -343,7 +343,7 @@ def _evaluate_all(heads: StackedHeads, trials: list[_Trial], val_loader, feature
     them for one model (the split in the loader's order, the loss over it as one batch)."""
     batches = list(val_loader)
     index = torch.cat([b["index"] for b in batches]).to(device)
-    groups = torch.cat([b["group"] for b in batches]).to(device)
+    groups = torch.cat([b["stimulus" if "stimulus" in b else "group"] for b in batches]).to(device)
     with precision.autocast():
         eeg, video, losses = heads.evaluation(features["eeg"][index], features["video"][index], groups)
     same = loader_same_video(val_loader, index.cpu().numpy())  # pairs sharing a video, as evaluate() does
