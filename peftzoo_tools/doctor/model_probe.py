@@ -52,13 +52,10 @@ def _seed(seed: int) -> None:
 
 
 def _build(recipe, data, reg):
-    from recipes.compose import compose, stage_plan, switch_stage, planned_steps
+    from recipes.compose import compose_all_stages, planned_steps
 
-    model = compose(recipe, data, reg)
-    plan = stage_plan(recipe)
-    for stage in plan[1:]:  # later stages add their strategies: the weights file holds their tensors too
-        switch_stage(model, stage, reg, planned_steps(recipe, data, stage.epochs))
-    return model
+    # later stages add their strategies: the weights file holds their tensors too
+    return compose_all_stages(recipe, data, reg, lambda stage: planned_steps(recipe, data, stage.epochs))
 
 
 def rebuild(run: RunRecord, device: str | torch.device = "cpu") -> tuple[Probe | None, str | None]:
