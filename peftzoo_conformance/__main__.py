@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import sys
 
+from registry.pipes import quiet_on_broken_pipe
 
+
+@quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     import pytest
 

@@ -156,6 +156,14 @@ class RunDir:
                             "and resume then") from None
         self._lock = lock
 
+    @staticmethod
+    def refuse_if_locked(path: Path) -> None:
+        """RunLocked when another process trains into `path` now (checked before a resume reads anything;
+        `open` takes the lock itself)."""
+        probe = RunDir(Path(path).parent, "", existing=Path(path), writes=False)
+        probe._hold()
+        probe.release()
+
     def release(self, remove: bool = False) -> None:
         """Let go of the run's lock (at the end of training); `remove` also deletes the lock file, for a
         run directory about to be removed."""

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
+from registry.pipes import quiet_on_broken_pipe
 
 KS = (1, 5, 10)
 DIRECTIONS = ("eeg_to_video", "video_to_eeg")
@@ -245,6 +246,7 @@ def split_report(eeg: torch.Tensor, video: torch.Tensor, groups: np.ndarray, spl
     return report
 
 
+@quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     from peftzoo_tools.embed import embed_pairs, resolve_data, split_indices
     from peftzoo_engine.rundir import atomic_write

@@ -30,6 +30,7 @@ from peftzoo_engine import TrainingInterrupted, resolve_device, seed_everything,
 from peftzoo_engine.checkpoint import read_checkpoint
 from peftzoo_engine.plan import check as check_plan
 from registry.errors import UserError
+from registry.pipes import quiet_on_broken_pipe
 
 logger = logging.getLogger("peftzoo_tools.run")
 
@@ -94,6 +95,8 @@ def _find_resume(args, parser) -> tuple[Path, Path]:
     info = _run_info(run_dir)
     if info.get("status") == "completed":
         raise RecipeError(f"run {run_dir.name} has completed already; there is nothing to resume")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun the main process holds the lock for all
+        RunDir.refuse_if_locked(run_dir)
     return run_dir, checkpoint
 
 
@@ -131,6 +134,7 @@ def _remove_if_empty(path: Path) -> None:
             return
 
 
+@quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recipes.run", description=__doc__.splitlines()[0])
     parser.add_argument("recipe", nargs="?", help=f"recipe path, or a bundled recipe: {', '.join(schema.bundled_names())}")

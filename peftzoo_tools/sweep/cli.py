@@ -28,6 +28,7 @@ from peftzoo_tools.sweep import trials as trial_runs
 from peftzoo_tools.sweep.local import LocalBackend, available_cores
 from peftzoo_tools.sweep.record import SweepRecord
 from registry.errors import UserError
+from registry.pipes import quiet_on_broken_pipe
 
 logger = logging.getLogger("peftzoo_tools.sweep")
 
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_intermixed_args(argv)
