@@ -31,6 +31,7 @@ def quiet_on_broken_pipe(main: Main) -> Main:
             _stdout_to_devnull()
             return 0
 
+    guarded.quiet_on_broken_pipe = True  # type: ignore[attr-defined]
     return guarded  # type: ignore[return-value]
 
 
