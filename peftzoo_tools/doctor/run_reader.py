@@ -14,7 +14,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-from peftzoo_engine import rundir
 from registry.errors import UserError
 
 
@@ -99,6 +98,8 @@ class RunRecord:
 
     def weights_path(self) -> Path | None:
         """best.safetensors when the run kept one (train.select), else trainable.safetensors, else None."""
+        from peftzoo_engine import rundir  # function-local while peftzoo_engine.trainer imports doctor.live (a cycle)
+
         for which in ("best", "last"):
             if rundir.weights_path(self.path, which).is_file():
                 return rundir.weights_path(self.path, which)
@@ -134,6 +135,8 @@ def raise_for_other_directory(path: Path) -> None:
         origin = f" ({source})" if source else ""
         raise NotARunError(f"{str(path)!r} is an exported model (bundle or adapters), not a run; give the run directory "
                            f"it was exported from{origin}")
+    from peftzoo_engine import rundir  # function-local while peftzoo_engine.trainer imports doctor.live (a cycle)
+
     try:
         runs = sorted(p.name for p in path.iterdir() if p.is_dir() and rundir.is_run(p))
     except OSError:
@@ -145,6 +148,8 @@ def raise_for_other_directory(path: Path) -> None:
 
 def read_run(path: str | Path) -> RunRecord:
     """The run at `path`; NotARunError (one message, with the fix) when it is not one."""
+    from peftzoo_engine import rundir  # function-local while peftzoo_engine.trainer imports doctor.live (a cycle)
+
     path = Path(path).expanduser()
     if not path.exists():
         raise NotARunError(f"{str(path)!r} does not exist; give the run directory that `run:` printed")
