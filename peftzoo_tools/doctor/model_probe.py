@@ -21,6 +21,7 @@ import torch
 
 from peftzoo_tools.doctor.run_reader import RunRecord
 from registry.errors import UserError
+from adapters import peft_names
 
 logger = logging.getLogger(__name__)
 
@@ -112,9 +113,8 @@ def base_encoder(spec, started: torch.nn.Module, reg) -> tuple[torch.nn.Module |
     have = started.state_dict()
     state = {}
     for key in encoder.state_dict():
-        head, _, leaf = key.rpartition(".")
-        found = next((k for k in (key, f"{head}.base_layer.{leaf}") if k in have), None)
-        if found is None:
+        found = peft_names.current(key, have)
+        if found not in have:
             return None, f"the strategies renamed {key} beyond recognition"
         state[key] = have[found]
     encoder.load_state_dict(state)
