@@ -127,7 +127,7 @@ def _end_refused(run: RunDir | None, exc: UserError) -> None:
 
 def _remove_if_empty(path: Path) -> None:
     """Remove a run directory that a failure left with nothing in it (its empty checkpoints/ only)."""
-    for sub in (path / "checkpoints", path):
+    for sub in (rundir.checkpoint_path(path).parent, path):
         try:
             sub.rmdir()
         except OSError:
