@@ -1,5 +1,11 @@
 """The run directory (design section 5): recipe.yaml, run.json, metrics.jsonl, weights, checkpoints.
 
+The one module that writes it and reads it: every reader (recipes.load, evaluate, the doctor, compare,
+sweeps, --resume) goes through `read_info`, `read_metrics`, `read_recipe` and the path helpers, so a
+damaged file is one DamagedRunFile naming the file, the line and the fix wherever it is read. While a
+process trains into a run directory it holds RUN/.lock (`RunDir._hold`): a second `--resume` is refused.
+A full disk while writing is one DiskFull naming the path, with nothing partial left.
+
 Every metrics line also goes to the sinks the recipe's `train.loggers` names (peftzoo_engine.loggers:
 TensorBoard under RUN/tensorboard/), so the training loop logs through `RunDir.log` alone.
 
@@ -28,6 +34,24 @@ import yaml
 
 from registry import yamlio
 from registry.errors import UserError
+
+RUN_JSON = "run.json"
+METRICS = "metrics.jsonl"
+RECIPE = "recipe.yaml"
+WEIGHTS = "trainable.safetensors"
+BEST_WEIGHTS = "best.safetensors"
+CHECKPOINT = Path("checkpoints") / "last.pt"
+TENSORBOARD = "tensorboard"
+LOCK = ".lock"
+
+
+class RunLocked(UserError):
+    """Another process is training into the run directory."""
+
+
+class DamagedRunFile(UserError):
+    """A file of a run directory that cannot be read as what the run wrote: it names the file, the line and the fix."""
+
 
 PACKAGES = ("peftzoo", "torch", "torchvision", "timm", "peft", "numpy", "pydantic", "safetensors")
 
@@ -184,8 +208,8 @@ class RunDir:
         recipe_yaml = recipe_path.read_text() if recipe_path.is_file() else ""
         board = self.path / TENSORBOARD
         if self.writes and board.exists() and not board.is_dir() and "tensorboard" in _logger_names(recipe_yaml):
-            raise UserError(f"{board} is a file, but the recipe's train.loggers has tensorboard, which writes its events "
-                            f"into a directory of that name; move the file away and resume again")
+            raise UserError(f"{board} is a file, but the recipe's train.loggers has tensorboard, which writes its "
+                            f"events into a directory of that name; move the file away and resume again")
         if self.writes and self.metrics_path.is_file():
             # A last line cut by the crash that stopped the run is after the checkpoint's step: dropped with the rest.
             kept = [line for line in read_metrics(self.path, partial_last_line_ok=True) if line.get("step", 0) <= step]
@@ -262,26 +286,6 @@ class RunDir:
 
 
 # -- reading a run directory ---------------------------------------------------------------------
-# Every reader of a run directory (recipes.load, evaluate, the doctor, compare, sweeps, --resume) goes
-# through these functions, so a damaged file gets the same one message wherever it is read.
-RUN_JSON = "run.json"
-METRICS = "metrics.jsonl"
-RECIPE = "recipe.yaml"
-WEIGHTS = "trainable.safetensors"
-BEST_WEIGHTS = "best.safetensors"
-CHECKPOINT = Path("checkpoints") / "last.pt"
-TENSORBOARD = "tensorboard"
-LOCK = ".lock"
-
-
-class RunLocked(UserError):
-    """Another process is training into the run directory."""
-
-
-class DamagedRunFile(UserError):
-    """A file of a run directory that cannot be read as what the run wrote: it names the file, the line and the fix."""
-
-
 def is_run(path: Path) -> bool:
     """A run directory: it holds run.json and recipe.yaml."""
     return (Path(path) / RUN_JSON).is_file() and (Path(path) / RECIPE).is_file()
@@ -323,7 +327,8 @@ def read_info(run_dir: Path, missing_ok: bool = False) -> dict[str, Any]:
     try:
         info = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DamagedRunFile(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg}); the file is damaged: {fix}") from None
+        raise DamagedRunFile(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg}); "
+                             f"the file is damaged: {fix}") from None
     if not isinstance(info, dict):
         raise DamagedRunFile(f"{path}, line 1: a JSON {_kind(info)}, not an object; the file is damaged: {fix}")
     return info
@@ -352,12 +357,16 @@ def read_metrics(run_dir: Path, partial_last_line_ok: bool = False) -> list[dict
             if last and partial_last_line_ok:
                 break
             what = "cut short (a write interrupted by a crash)" if last else f"not valid JSON ({exc.msg})"
-            fix = (f"delete line {number} (`sed -i '{number}d' {path}`), or resume the run (python -m recipes.run --resume "
-                   f"{Path(run_dir)}), which rewrites it") if last else "train the run again, or delete the line if it is not needed"
+            if last:
+                fix = (f"delete line {number} (`sed -i '{number}d' {path}`), or resume the run "
+                       f"(python -m recipes.run --resume {Path(run_dir)}), which rewrites it")
+            else:
+                fix = "train the run again, or delete the line if it is not needed"
             raise DamagedRunFile(f"{path}, line {number}: {what}; {fix}") from None
         if not isinstance(line, dict):
-            raise DamagedRunFile(f"{path}, line {number}: a JSON {_kind(line)}, not an object; every line of metrics.jsonl "
-                                 f"is one object: delete the line (`sed -i '{number}d' {path}`) or train the run again")
+            raise DamagedRunFile(f"{path}, line {number}: a JSON {_kind(line)}, not an object; every line of "
+                                 f"metrics.jsonl is one object: delete the line (`sed -i '{number}d' {path}`) "
+                                 "or train the run again")
         lines.append(line)
     return lines
 
@@ -376,5 +385,6 @@ def read_recipe(run_dir: Path) -> dict[str, Any]:
         where = f", line {mark.line + 1}" if mark else ""
         raise DamagedRunFile(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', None) or exc}); {fix}") from None
     if not isinstance(raw, dict):
-        raise DamagedRunFile(f"{path}, line 1: a YAML {_kind(raw)}, not a mapping of sections; the file is damaged: {fix}")
+        raise DamagedRunFile(f"{path}, line 1: a YAML {_kind(raw)}, not a mapping of sections; "
+                             f"the file is damaged: {fix}")
     return raw

@@ -77,7 +77,8 @@ def _find_resume(args, parser) -> tuple[Path, Path]:
         name = schema.validate(schema.read_yaml(schema.resolve(args.recipe)), registry.default()).name
         root = Path(args.output_dir).expanduser()
         candidates = sorted(
-            (p for p in root.glob(f"{name}-*") if rundir.checkpoint_path(p).is_file() and (p / rundir.RUN_JSON).is_file()),
+            (p for p in root.glob(f"{name}-*")
+             if rundir.checkpoint_path(p).is_file() and (p / rundir.RUN_JSON).is_file()),
             key=lambda p: p.stat().st_mtime,
         )
         candidates = [p for p in candidates if _unfinished(p)]
@@ -185,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         _end_refused(run, exc)
         resumable = isinstance(exc, DiskFull) and run is not None and run.checkpoint_path.is_file()
-        hint = f"; the run keeps its last checkpoint: free space, then python -m recipes.run --resume {run.path}" if resumable else ""
+        hint = (f"; the run keeps its last checkpoint: free space, then python -m recipes.run --resume {run.path}"
+                if resumable else "")
         print(f"{_rank_prefix(world)}error: {exc}{hint}", file=sys.stderr)
         return 2
     except TrainingInterrupted as stop:

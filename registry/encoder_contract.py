@@ -19,8 +19,11 @@ DEFAULT_NORMS = ("fc_norm", "norm")
 
 def attention_modules(encoder: nn.Module) -> list[tuple[str, nn.Module]]:
     """(name, module) of every attention with fused `qkv` and `proj` Linear sub-modules."""
-    return [(n, m) for n, m in encoder.named_modules()
-            if isinstance(getattr(m, "qkv", None), nn.Linear) and isinstance(getattr(m, "proj", None), nn.Linear)]
+    return [
+        (n, m)
+        for n, m in encoder.named_modules()
+        if isinstance(getattr(m, "qkv", None), nn.Linear) and isinstance(getattr(m, "proj", None), nn.Linear)
+    ]
 
 
 def bias_parameters(encoder: nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
@@ -38,8 +41,9 @@ def final_norm(encoder: nn.Module) -> nn.Module | None:
     return None
 
 
-def layer_ids(encoder: nn.Module, blocks: Sequence[nn.Module] | None = None,
-              embedding_prefixes: Sequence[str] | None = None) -> dict[str, int]:
+def layer_ids(
+    encoder: nn.Module, blocks: Sequence[nn.Module] | None = None, embedding_prefixes: Sequence[str] | None = None
+) -> dict[str, int]:
     """Layer index of every parameter, for layer-wise lr decay, with L = len(blocks):
 
     - a parameter of block i is layer i + 1;

@@ -32,14 +32,27 @@ def plugin_registry(tmp_path_factory):
 
 
 def _recipe(reg, cache, **changes):
-    return schema.validate(tiny_recipe(**{"train.epochs": 2, "train.log_every": 2, "train.cache_dir": str(cache),
-                                          "eeg.head": "glu", "video.head": "glu", **changes}), reg)
+    return schema.validate(
+        tiny_recipe(
+            **{
+                "train.epochs": 2,
+                "train.log_every": 2,
+                "train.cache_dir": str(cache),
+                "eeg.head": "glu",
+                "video.head": "glu",
+                **changes,
+            }
+        ),
+        reg,
+    )
 
 
 def test_the_glu_plugin_head_trains_batched_and_equals_its_ordinary_runs(plugin_registry, tmp_path):
     reg = plugin_registry
-    trials = [_recipe(reg, tmp_path / "cache", **{"train.lr": 1e-3}),
-              _recipe(reg, tmp_path / "cache", **{"train.lr": 3e-3, "train.weight_decay": 0.2})]
+    trials = [
+        _recipe(reg, tmp_path / "cache", **{"train.lr": 1e-3}),
+        _recipe(reg, tmp_path / "cache", **{"train.lr": 3e-3, "train.weight_decay": 0.2}),
+    ]
     assert [unsupported_reason(r, reg) for r in trials] == [None, None]
     runs = train_batched(trials, [tmp_path / f"trial-{i}" for i in range(2)], reg)
     for recipe, batched in zip(trials, runs):

@@ -26,8 +26,17 @@ class Plugin(nn.Module):
 
 def test_layer_ids_rule_without_declared_prefixes_is_registration_order():
     ids = encoder_parts.layer_ids(Plugin())
-    assert ids == {"time_embed": 0, "stem.weight": 0, "stem.bias": 0, "blocks.0.weight": 1, "blocks.0.bias": 1,
-                   "blocks.1.weight": 2, "blocks.1.bias": 2, "norm.weight": 3, "norm.bias": 3}
+    assert ids == {
+        "time_embed": 0,
+        "stem.weight": 0,
+        "stem.bias": 0,
+        "blocks.0.weight": 1,
+        "blocks.0.bias": 1,
+        "blocks.1.weight": 2,
+        "blocks.1.bias": 2,
+        "norm.weight": 3,
+        "norm.bias": 3,
+    }
 
 
 def test_layer_ids_rule_with_declared_prefixes_puts_the_rest_on_top():
@@ -41,9 +50,16 @@ def test_built_in_encoders_and_plugins_share_one_implementation(reg):
         encoder = reg.build("encoders", {"name": name, "dim": 16, "depth": 2, "heads": 2})
         assert encoder.layer_ids() == encoder_contract.layer_ids(encoder, encoder.blocks, encoder.embedding_prefixes)
         assert encoder_parts.layer_ids(encoder) == encoder.layer_ids()
-        assert [n for n, _ in encoder.attention_modules()] == [n for n, _ in encoder_contract.attention_modules(encoder)]
+        assert [n for n, _ in encoder.attention_modules()] == [
+            n for n, _ in encoder_contract.attention_modules(encoder)
+        ]
         assert [n for n, _ in encoder.bias_parameters()] == [n for n, _ in encoder_contract.bias_parameters(encoder)]
         assert encoder.final_norm() is encoder_contract.final_norm(encoder)
     plugin = Plugin()
     assert encoder_parts.final_norm(plugin) is plugin.norm
-    assert [n for n, _ in encoder_parts.bias_parameters(plugin)] == ["stem.bias", "blocks.0.bias", "blocks.1.bias", "norm.bias"]
+    assert [n for n, _ in encoder_parts.bias_parameters(plugin)] == [
+        "stem.bias",
+        "blocks.0.bias",
+        "blocks.1.bias",
+        "norm.bias",
+    ]

@@ -18,8 +18,12 @@ def test_the_rule_matches_what_peft_does_to_a_wrapped_layer():
     after = dict(model.named_parameters())
 
     now = {n: peft_names.current(n, after) for n in before}
-    assert now == {"blocks.0.fc2.weight": "blocks.0.fc2.base_layer.weight", "blocks.0.fc2.bias": "blocks.0.fc2.base_layer.bias",
-                   "blocks.0.norm.weight": "blocks.0.norm.weight", "blocks.0.norm.bias": "blocks.0.norm.bias"}
+    assert now == {
+        "blocks.0.fc2.weight": "blocks.0.fc2.base_layer.weight",
+        "blocks.0.fc2.bias": "blocks.0.fc2.base_layer.bias",
+        "blocks.0.norm.weight": "blocks.0.norm.weight",
+        "blocks.0.norm.bias": "blocks.0.norm.bias",
+    }
     assert all(name in after for name in now.values())
     assert {peft_names.unwrapped(n) for n in after if "lora_" not in n} == set(before)
     assert peft_names.wrapped("blocks.0.fc2.weight") == "blocks.0.fc2.base_layer.weight"

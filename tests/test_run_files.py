@@ -17,8 +17,9 @@ EVAL = {"type": "eval", "epoch": 1, "step": 4, "val/eeg_to_video/R@1": 0.5, "val
 TRAIN = {"type": "train", "epoch": 1, "step": 2, "train/loss": 2.0}
 
 
-def make_run(root, metrics: str | None = None, run_json: str | None = None, recipe: str | None = None,
-             status: str = "completed"):
+def make_run(
+    root, metrics: str | None = None, run_json: str | None = None, recipe: str | None = None, status: str = "completed"
+):
     """A completed-looking run directory with the given file texts (good ones where None)."""
     run = root / "tiny_test-20260101-000000-abcdef"
     (run / "checkpoints").mkdir(parents=True)
@@ -115,8 +116,9 @@ def test_a_half_written_last_line_of_a_running_run_is_left_out(tmp_path):
     assert collect([str(run)])[0][0].lines == [TRAIN]
 
 
-@pytest.mark.parametrize("case_id, text", [("number", GOOD + "3\n"), ("cut", GOOD + '{"type": "ev')],
-                         ids=["number", "cut"])
+@pytest.mark.parametrize(
+    "case_id, text", [("number", GOOD + "3\n"), ("cut", GOOD + '{"type": "ev')], ids=["number", "cut"]
+)
 def test_the_compare_command_prints_one_line(tmp_path, capsys, case_id, text):
     from peftzoo_tools.compare.cli import main
 
@@ -141,8 +143,11 @@ DAMAGED_SWEEP = [
     ("list", json.dumps([TRIAL]), ["a JSON list, not the sweep's object"]),
     ("no_trials", json.dumps({"name": "x"}), ["has no trials"]),
     ("trials_not_a_list", json.dumps({"trials": {"a": 1}}), ["trials that are a dict, not a list"]),
-    ("bad_status", json.dumps({"trials": [{**TRIAL, "status": "done"}]}),
-     ["trials[0]: trial-000: status 'done' is not one of pending, running, completed"]),
+    (
+        "bad_status",
+        json.dumps({"trials": [{**TRIAL, "status": "done"}]}),
+        ["trials[0]: trial-000: status 'done' is not one of pending, running, completed"],
+    ),
     ("trial_not_an_object", json.dumps({"trials": [3]}), ["trials[0]: a int, not a trial object"]),
     ("invalid", '{"trials": [', ["line 1: not valid JSON"]),
 ]
@@ -156,7 +161,10 @@ def test_damaged_sweep_json_is_one_message(tmp_path, capsys, case_id, text, frag
     sweep = tmp_path / "s-sweep-0123456789"
     sweep.mkdir()
     (sweep / "sweep.json").write_text(text)
-    for attempt in (lambda: read(sweep), lambda: SweepRecord.load_or_create(sweep, {}, [("trial-000", {"train.lr": 0.001})])):
+    for attempt in (
+        lambda: read(sweep),
+        lambda: SweepRecord.load_or_create(sweep, {}, [("trial-000", {"train.lr": 0.001})]),
+    ):
         with pytest.raises(DamagedSweepFile) as caught:
             attempt()
         check_message(caught.value, [str(sweep / "sweep.json"), *fragments, "move it away"])

@@ -35,14 +35,21 @@ def test_resume_of_a_run_another_process_trains_is_refused(tmp_path, capsys):
 
     run = fake_run_dir(tmp_path / "runs", json.dumps({"status": "running"}))
     held = tmp_path / "held"
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run), str(held)], cwd=ROOT, stdin=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(run), str(held)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(lambda: held.exists() or holder.poll() is not None, "the second process to take the run's lock")
         assert held.exists(), holder.stderr.read()
         before = (run / "run.json").read_text()
         code, out, created = run_cli(tmp_path, capsys, ["--resume", str(run)])
-        check_refused(code, out, created, [f"{run} is being trained by another process", "wait until that process ends"])
+        check_refused(
+            code, out, created, [f"{run} is being trained by another process", "wait until that process ends"]
+        )
         assert (run / "run.json").read_text() == before
     finally:
         holder.stdin.close()

@@ -50,8 +50,9 @@ def dropout(x: torch.Tensor, p: float, trials: int, training: bool) -> torch.Ten
     return F.dropout(expand(x, trials), p, training=True)
 
 
-def layer_norm(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float,
-               trials: int) -> torch.Tensor:
+def layer_norm(
+    x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float, trials: int
+) -> torch.Tensor:
     """nn.LayerNorm over the feature dimension (1) of a feature-major (T, D, N) input; weight, bias (T, D) or None."""
     x = expand(x, trials)
     mean = x.mean(dim=1, keepdim=True)
@@ -64,8 +65,9 @@ def layer_norm(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor 
     return x
 
 
-def sequential(modules: list[tuple[str, nn.Module]], params: dict[str, torch.Tensor], x: torch.Tensor, trials: int,
-               training: bool) -> torch.Tensor:
+def sequential(
+    modules: list[tuple[str, nn.Module]], params: dict[str, torch.Tensor], x: torch.Tensor, trials: int, training: bool
+) -> torch.Tensor:
     """A chain of Dropout, Linear, GELU/ReLU/SiLU and LayerNorm modules (named as in the head) over the stacks."""
     for name, module in modules:
         if isinstance(module, nn.Dropout):
@@ -77,5 +79,7 @@ def sequential(modules: list[tuple[str, nn.Module]], params: dict[str, torch.Ten
         elif isinstance(module, nn.LayerNorm):
             x = layer_norm(x, params.get(f"{name}.weight"), params.get(f"{name}.bias"), module.eps, trials)
         else:
-            raise ValueError(f"a {type(module).__name__} has no batched form (Dropout, Linear, GELU, ReLU, SiLU, LayerNorm do)")
+            raise ValueError(
+                f"a {type(module).__name__} has no batched form (Dropout, Linear, GELU, ReLU, SiLU, LayerNorm do)"
+            )
     return expand(x, trials)  # a head without parameters

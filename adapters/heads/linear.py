@@ -25,6 +25,8 @@ class LinearHead(Head):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(self.dropout(x))
 
-    def batched_forward(self, params: dict[str, torch.Tensor], x: torch.Tensor, trials: int, training: bool) -> torch.Tensor:
+    def batched_forward(
+        self, params: dict[str, torch.Tensor], x: torch.Tensor, trials: int, training: bool
+    ) -> torch.Tensor:
         """The head of T trials at once (adapters/heads/batched.py: it joins batched sweeps)."""
         return batched.sequential([("dropout", self.dropout), ("proj", self.proj)], params, x, trials, training)

@@ -47,6 +47,8 @@ class MLPHead(Head):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def batched_forward(self, params: dict[str, torch.Tensor], x: torch.Tensor, trials: int, training: bool) -> torch.Tensor:
+    def batched_forward(
+        self, params: dict[str, torch.Tensor], x: torch.Tensor, trials: int, training: bool
+    ) -> torch.Tensor:
         """The head of T trials at once (adapters/heads/batched.py: it joins batched sweeps)."""
         return batched.sequential([(f"net.{i}", m) for i, m in enumerate(self.net)], params, x, trials, training)

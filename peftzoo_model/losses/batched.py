@@ -20,8 +20,9 @@ import math
 import torch
 
 
-def stacked_clip_loss(scale: torch.Tensor, eeg: torch.Tensor, video: torch.Tensor, groups: torch.Tensor | None,
-                      config) -> torch.Tensor:
+def stacked_clip_loss(
+    scale: torch.Tensor, eeg: torch.Tensor, video: torch.Tensor, groups: torch.Tensor | None, config
+) -> torch.Tensor:
     """peftzoo_model.losses.clip.ClipLoss.forward for T trials at once: (T,) losses, `scale` (T,) the logit
     scales, eeg and video (T, N, D)."""
     logits = scale[:, None, None] * torch.bmm(eeg.float(), video.float().transpose(1, 2))  # (T, N, N)

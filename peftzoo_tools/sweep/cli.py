@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("space", nargs="*", help="key=[v1,v2] (an axis) or key=value (fixed), dotted as in peftzoo_tools.run")
     parser.add_argument("--random", type=int, metavar="N", help="draw N trials (seeded) instead of the full grid")
     parser.add_argument("--max-trials", type=int, default=spaces.MAX_TRIALS, metavar="N",
-                        help=f"refuse a sweep of more trials than this before it starts (default {spaces.MAX_TRIALS:,})")
+                        help=f"refuse a sweep of more trials before it starts (default {spaces.MAX_TRIALS:,})")
     parser.add_argument("--seed", type=int, default=None, help="seed of --random's draws (default 0)")
     parser.add_argument("--workers", type=int, default=1, metavar="K", help="trials in parallel on this machine (default 1)")
     parser.add_argument("--backend", choices=("local", "ray"), default="local")
@@ -104,8 +104,8 @@ def _sweep(args) -> int:
     by_id = {t.id: t for t in plan.trials}
     jobs = [job for t in record.data["trials"]
             if (job := trial_runs.plan_job(record, t, base_yaml, by_id[t["id"]].args, extra_args)) is not None]
-    logger.info("sweep %s: %d trials (%d done already), %s", directory.name, len(plan.trials), len(plan.trials) - len(jobs),
-                backend.describe())
+    logger.info("sweep %s: %d trials (%d done already), %s", directory.name, len(plan.trials),
+                len(plan.trials) - len(jobs), backend.describe())
     if jobs and not args.no_prepass:
         counts = prepass.fill([by_id[j.trial_id].recipe for j in jobs if not j.resume], cache_dir, reg)
         logger.info("feature pre-pass: %d group(s), %d frozen side(s) cached in %s", counts["groups"], counts["sides"], cache_dir)
@@ -121,7 +121,8 @@ def _sweep(args) -> int:
 
     jobs, stopped = _run_batched_groups(args, plan, jobs, directory, reg, on_start, on_done, replan)
     backend.run(jobs, on_start, on_done)
-    return _report(args, record, directory, stopped or getattr(backend, "stop", None) is not None and backend.stop.is_set())
+    stopped = stopped or getattr(backend, "stop", None) is not None and backend.stop.is_set()
+    return _report(args, record, directory, stopped)
 
 
 def _cache_place(plan, directory: Path) -> tuple[Path, list[str]]:

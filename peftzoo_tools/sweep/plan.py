@@ -80,7 +80,8 @@ def from_command(recipe_arg: str, items: list[str], random: int | None, seed: in
     if not space.axes:
         raise RecipeError("nothing to sweep: give at least one key with a list of values, e.g. train.lr=[1e-3,3e-4]")
     base = _apply(raw, spaces.as_override_args(space.fixed), f"recipe {str(path)!r}")
-    plan = Plan(_name(base, path), base, space, random, 0 if seed is None else seed, _select(select, base), f"recipe {str(path)!r}")
+    plan = Plan(_name(base, path), base, space, random, 0 if seed is None else seed, _select(select, base),
+                f"recipe {str(path)!r}")
     return _finish(plan, max_trials)
 
 

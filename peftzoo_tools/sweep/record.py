@@ -115,9 +115,11 @@ def read(directory: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise DamagedSweepFile(f"{path} could not be read ({exc}); {fix}") from None
     except json.JSONDecodeError as exc:
-        raise DamagedSweepFile(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg}); the file is damaged: {fix}") from None
+        raise DamagedSweepFile(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg}); "
+                               f"the file is damaged: {fix}") from None
     if not isinstance(data, dict):
-        raise DamagedSweepFile(f"{path}: a JSON {type(data).__name__}, not the sweep's object; the file is damaged: {fix}")
+        raise DamagedSweepFile(f"{path}: a JSON {type(data).__name__}, not the sweep's object; "
+                               f"the file is damaged: {fix}")
     trials = data.get("trials")
     if not isinstance(trials, list):
         what = "has no trials" if trials is None else f"has trials that are a {type(trials).__name__}, not a list"

@@ -24,7 +24,9 @@ class GLUHead(Head):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.glu(self.proj(self.dropout(self.norm(x))), dim=-1)
 
-    def batched_forward(self, params: dict[str, torch.Tensor], x: torch.Tensor, trials: int, training: bool) -> torch.Tensor:
+    def batched_forward(
+        self, params: dict[str, torch.Tensor], x: torch.Tensor, trials: int, training: bool
+    ) -> torch.Tensor:
         """T trials' heads at once, feature-major (N last): the hook that lets this head join a batched sweep."""
         x = batched.layer_norm(x, params["norm.weight"], params["norm.bias"], self.norm.eps, trials)
         x = batched.dropout(x, float(self.dropout.p), trials, training)

@@ -43,7 +43,7 @@ def model_name(stacked_name: str) -> str:
 
 
 def missing_hook(component: object) -> str | None:
-    """Why `component` (a head or loss module or class) cannot join a batched sweep, or None when it declares the hook."""
+    """Why `component` (a head or loss module or class) cannot join a batched sweep; None when it declares the hook."""
     if callable(getattr(component, "batched_forward", None)):
         return None
     name = component.__name__ if isinstance(component, type) else type(component).__name__
@@ -66,7 +66,8 @@ class StackedHeads:
         for name, stack in self.params.items():
             for t, part in enumerate(self.parts):
                 part.get_parameter(name).data = stack.detach()[t]
-        self.own = {part: {n.split(".", 1)[1]: p for n, p in self.params.items() if n.startswith(f"{part}.")} for part in PARTS}
+        self.own = {part: {n.split(".", 1)[1]: p for n, p in self.params.items() if n.startswith(f"{part}.")}
+                    for part in PARTS}
         """Each part's stacks under the part's own parameter names (what the hooks take)."""
         self.training = True
 
