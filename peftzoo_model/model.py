@@ -13,6 +13,7 @@ from torch import nn
 
 from adapters.strategies.base import StrategyReport
 from peftzoo_model.losses.base import ContrastiveLoss
+from adapters import peft_names
 
 
 class Tower(nn.Module):
@@ -96,13 +97,7 @@ class DualEncoderCLIP(nn.Module):
         """Keep `ever_trainable` naming live parameters after a strategy wrapped layers trained earlier:
         peft moves a wrapped layer's weight and bias under `base_layer` (fc2.bias -> fc2.base_layer.bias)."""
         params = dict(self.named_parameters())
-
-        def current(name: str) -> str:
-            head, _, leaf = name.rpartition(".")
-            moved = f"{head}.base_layer.{leaf}"
-            return moved if name not in params and moved in params else name
-
-        self.ever_trainable = {current(n) for n in self.ever_trainable}
+        self.ever_trainable = {peft_names.current(n, params) for n in self.ever_trainable}
 
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
         return {n: p for n, p in self.named_parameters() if p.requires_grad}

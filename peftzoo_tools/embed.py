@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from registry.errors import UserError
+from registry.pipes import quiet_on_broken_pipe
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     atomic_write(path, buffer.getvalue())
 
 
+@quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     from peftzoo_trained.cli_args import add_model_arguments, load_model, parse_model_arguments
 

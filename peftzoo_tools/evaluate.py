@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
+from registry.pipes import quiet_on_broken_pipe
 
 KS = (1, 5, 10)
 DIRECTIONS = ("eeg_to_video", "video_to_eeg")
@@ -360,6 +361,7 @@ def _print_stimulus_report(report: dict, split: str, shown: int = 10) -> None:
         print(f"  pair {row['pair']} ({row['unit']}, shows {row['stimulus']}, rank {row['rank']}): {hits}")
 
 
+@quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     from peftzoo_tools.embed import embed_pairs, resolve_data, split_indices
     from peftzoo_engine.rundir import atomic_write

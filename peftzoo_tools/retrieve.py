@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from registry.errors import UserError
+from registry.pipes import quiet_on_broken_pipe
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ def gallery_embeddings(trained, path: Path, modality: str, batch_size: int,
     return trained.embed_eeg(data.eeg, channels=data.channels, batch_size=batch_size), rows, names
 
 
+@quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     from peftzoo_engine.rundir import atomic_write
     from peftzoo_trained.cli_args import add_model_arguments, load_model, parse_model_arguments

@@ -145,7 +145,7 @@ def check_stages(recipe: BaseModel, data: PairedData, reg) -> None:
 
     import torch
 
-    from recipes.compose import compose, stage_plan, switch_stage
+    from recipes.compose import compose_all_stages, stage_plan
 
     plan = stage_plan(recipe)
     if len(plan) < 2:
@@ -153,9 +153,7 @@ def check_stages(recipe: BaseModel, data: PairedData, reg) -> None:
     states = random.getstate(), np.random.get_state()
     try:
         with torch.random.fork_rng(devices=[]):
-            trial = compose(recipe, data, reg)
-            for stage in plan:  # as the trainer does, from the first
-                switch_stage(trial, stage, reg, None)
+            compose_all_stages(recipe, data, reg)  # as the trainer does, from the first
     finally:
         random.setstate(states[0])
         np.random.set_state(states[1])

@@ -72,9 +72,10 @@ def test_resume_refuses_recipe_and_overrides(tmp_path, capsys, recipe_file, case
 
 RUN_JSON = [
     ("missing", None, ["has no run.json", "give the directory that `run:` printed"]),
-    ("corrupt", '{"status": "interr', ["run.json' is damaged", "start it again without --resume"]),
-    ("not_an_object", "[1, 2]", ["run.json' is damaged (not a JSON object)"]),
-    ("empty", "", ["run.json' is damaged"]),
+    ("corrupt", '{"status": "interr',
+     ["run.json, line 1: not valid JSON", "the file is damaged", "train the run again"]),
+    ("not_an_object", "[1, 2]", ["run.json, line 1: a JSON list, not an object", "train the run again"]),
+    ("empty", "", ["run.json, line 1: not valid JSON", "the file is damaged"]),
 ]
 
 

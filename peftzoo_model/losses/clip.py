@@ -16,6 +16,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from peftzoo_model.losses import batched
 from peftzoo_model.losses.base import LearnedScaleLoss, LossConfig
 
 
@@ -61,6 +62,14 @@ class ClipLoss(LearnedScaleLoss):
     def log_values(self) -> dict[str, float]:
         scale = self.logit_scale.detach()
         return {"logit_scale": float(scale.exp()), "log_logit_scale": float(scale), **super().log_values()}
+
+    def batched_forward(self, params: dict[str, torch.Tensor], eeg: torch.Tensor, video: torch.Tensor,
+                        groups: torch.Tensor | None) -> torch.Tensor:
+        """T trials' losses at once (peftzoo_model/losses/batched.py: it joins batched sweeps)."""
+        return batched.stacked_clip_loss(params["logit_scale"].exp(), eeg, video, groups, self.cfg)
+
+    def batched_after_step(self, params: dict[str, torch.Tensor], active: torch.Tensor, members: list) -> None:
+        batched.clamp_logit_scales(params["logit_scale"], active, members)
 
     def forward(
         self, eeg: torch.Tensor, video: torch.Tensor, groups: torch.Tensor | None = None, index: torch.Tensor | None = None
