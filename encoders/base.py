@@ -29,6 +29,7 @@ from encoders.checkpoint import (
     unwrap_container,
 )
 from encoders.video_preprocess import KINETICS_MEAN, KINETICS_STD, VideoPreprocess
+from registry import encoder_contract
 from registry.component import ComponentConfig
 from registry.errors import UserError
 
@@ -238,25 +239,19 @@ class Encoder(nn.Module, metaclass=abc.ABCMeta):
     # (an nn.ModuleList attribute, or a property where blocks sit inside stages, as in Swin).
     blocks: nn.ModuleList | list[nn.Module]
 
+    # The contract's defaults, implemented once in registry/encoder_contract.py (plugins that do not
+    # subclass Encoder get the same through adapters/strategies/encoder_parts.py).
     def attention_modules(self) -> list[tuple[str, nn.Module]]:
         """(name, module) of every attention with fused `qkv` and `proj` sub-modules."""
-        return [
-            (name, m)
-            for name, m in self.named_modules()
-            if isinstance(getattr(m, "qkv", None), nn.Linear) and isinstance(getattr(m, "proj", None), nn.Linear)
-        ]
+        return encoder_contract.attention_modules(self)
 
     def bias_parameters(self) -> list[tuple[str, nn.Parameter]]:
         """Every bias term (names ending in 'bias' such as `proj.bias`, `q_bias`)."""
-        return [(n, p) for n, p in self.named_parameters() if n.split(".")[-1].endswith("bias")]
+        return encoder_contract.bias_parameters(self)
 
     def final_norm(self) -> nn.Module | None:
         """The norm after the last block (LaBraM's fc_norm, Swin's norm), trained by last_k."""
-        for attr in ("fc_norm", "norm"):
-            module = getattr(self, attr, None)
-            if isinstance(module, nn.Module) and any(True for _ in module.parameters()):
-                return module
-        return None
+        return encoder_contract.final_norm(self)
 
     # Parameters before the first block (layer 0 of layer-wise lr decay); the rest outside blocks
     # is layer L+1, as in LaBraM's official optimizer factory (which puts time_embed there too).
@@ -264,12 +259,7 @@ class Encoder(nn.Module, metaclass=abc.ABCMeta):
 
     def layer_ids(self) -> dict[str, int]:
         """Layer index of every parameter for layer-wise lr decay: 0 stem, i+1 block i, L+1 the rest."""
-        in_block = {id(p): i + 1 for i, block in enumerate(self.blocks) for p in block.parameters()}
-        tail = len(self.blocks) + 1
-        return {
-            name: in_block.get(id(p), 0 if name.startswith(self.embedding_prefixes) else tail)
-            for name, p in self.named_parameters()
-        }
+        return encoder_contract.layer_ids(self, self.blocks, self.embedding_prefixes)
 
 
 class EEGEncoder(Encoder):

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import sys
 
+from registry.pipes import quiet_on_broken_pipe
+
 PYTEST = "pytest>=7.4"
 
 
+
+@quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     try:
         import pytest

@@ -2,15 +2,20 @@
 
     eeg.npy     float32 (N, C, T), microvolts
     video.npy   uint8 (N, F, H, W, 3), RGB
-    meta.json   {"sfreq": 200, "channels": [...], "fps": 8}
-    groups.npy  optional int64 (N,): recording or trial id
+    meta.json   {"sfreq": 200, "channels": [...], "fps": 8}, optional "stimuli": [names by stimulus id]
+    stimulus.npy optional int64 (N,): stimulus id; pairs sharing one are never each other's negatives
+    groups.npy  optional int64 (N,): the leakage unit (recording, subject, session, block); a split never cuts it
     split.npy   optional (N,) strings train / val / test
+
+Without stimulus.npy an old groups.npy means both (a recording or trial id, as it always did) and
+the log says so; without either, every pair is its own group and stimulus.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -18,10 +23,12 @@ import numpy as np
 
 from peftzoo_data.base import DataError, DatasetConfig, PairedData, PairedDataset, group_split, splits_from_labels
 
+logger = logging.getLogger(__name__)
+
 
 class ArraysConfig(DatasetConfig):
     path: str
-    """Directory holding eeg.npy, video.npy, meta.json (and optional groups.npy, split.npy)."""
+    """Directory holding eeg.npy, video.npy, meta.json (and optional stimulus.npy, groups.npy, split.npy)."""
 
 
 class ArrayPairs(PairedDataset):
@@ -85,8 +92,8 @@ def _looks_like_text(head: bytes) -> bool:
     return all(c.isprintable() or c.isspace() for c in text)
 
 
-def _read_meta(path: Path, n_channels: int) -> tuple[float, list[str], float]:
-    """(sfreq, channels, fps) from meta.json, each checked: one message per fault, naming the key and the fix."""
+def _read_meta(path: Path, n_channels: int) -> tuple[float, list[str], float, dict]:
+    """(sfreq, channels, fps, meta) from meta.json, each checked: one message per fault, naming the key and the fix."""
     example = '{"sfreq": 200, "channels": ["Fp1", ...], "fps": 8}'
     if path.is_dir():
         raise DataError(f"{path} is a directory, not a file; write {example}")
@@ -114,8 +121,33 @@ def _read_meta(path: Path, n_channels: int) -> tuple[float, list[str], float]:
     if len(channels) != n_channels:
         raise DataError(f"{path}: channels names {len(channels)} channels but eeg.npy has {n_channels} rows per pair; give one name per row")
     fps = positive_number("fps") if "fps" in meta else 0.0
-    return positive_number("sfreq"), list(channels), fps
+    return positive_number("sfreq"), list(channels), fps, meta
 
+
+def _ids(root: Path, name: str, n: int) -> np.ndarray:
+    """An optional (N,) integer id file, as int64."""
+    ids = np.asarray(_load_npy(root / name, name))
+    if ids.shape != (n,) or not np.issubdtype(ids.dtype, np.integer):
+        raise DataError(f"{name} must be integers of shape ({n},), got {ids.dtype} {ids.shape}")
+    return ids.astype(np.int64)
+
+
+def _names(meta: dict, key: str, ids: np.ndarray, path: Path, strict: bool = True) -> list[str] | None:
+    """meta[key] (names indexed by id) checked to name every id, or None when absent. Not `strict`
+    (group_names, which older folders hold unchecked): names that do not fit are left out, not an error."""
+    names = meta.get(key)
+    if names is None:
+        return None
+    fits = isinstance(names, list) and all(isinstance(x, str) for x in names)
+    covers = fits and (not len(ids) or (ids.min() >= 0 and ids.max() < len(names)))
+    if not strict and not covers:
+        return None
+    if not fits:
+        raise DataError(f"{path}: {key} must be a list of names (strings) indexed by id, got {names!r:.80}")
+    if not covers:
+        raise DataError(f"{path}: {key} names {len(names)} ids but the ids run from {int(ids.min())} to {int(ids.max())}; "
+                        f"give one name per id")
+    return list(names)
 
 def load(root: Path, val_fraction: float, seed: int) -> PairedData:
     if not root.is_dir():
@@ -131,13 +163,20 @@ def load(root: Path, val_fraction: float, seed: int) -> PairedData:
     n = len(eeg)
     if n == 0:
         raise DataError(f"{root / 'eeg.npy'} holds 0 pairs (shape {eeg.shape}); write the paired windows into it")
-    sfreq, channels, fps = _read_meta(root / "meta.json", eeg.shape[1])
-    groups = np.arange(n, dtype=np.int64)
-    if (root / "groups.npy").exists():
-        groups = np.asarray(_load_npy(root / "groups.npy", "groups.npy"))
-        if groups.shape != (n,) or not np.issubdtype(groups.dtype, np.integer):
-            raise DataError(f"groups.npy must be integers of shape ({n},), got {groups.dtype} {groups.shape}")
-        groups = groups.astype(np.int64)
+    sfreq, channels, fps, meta = _read_meta(root / "meta.json", eeg.shape[1])
+    has_groups, has_stimulus = (root / "groups.npy").exists(), (root / "stimulus.npy").exists()
+    groups = _ids(root, "groups.npy", n) if has_groups else np.arange(n, dtype=np.int64)
+    stimulus = _ids(root, "stimulus.npy", n) if has_stimulus else None
+    if has_stimulus:
+        logger.info("%s: stimulus.npy gives the negatives (%d stimuli), groups.npy the leakage unit (%s)", root,
+                    len(np.unique(stimulus)), f"{len(np.unique(groups))} groups" if has_groups else "every pair its own")
+    elif has_groups:
+        logger.info("%s: no stimulus.npy, so groups.npy (%d groups) is read as before, with both meanings: a split never "
+                    "cuts a group and pairs of one group are not each other's negatives; write stimulus.npy to separate "
+                    "them", root, len(np.unique(groups)))
+    group_names = _names(meta, "group_names", groups, root / "meta.json", strict=False) if has_groups else None
+    # without stimulus.npy the stimulus ids are the group ids, and so are their names
+    stimuli = _names(meta, "stimuli", stimulus, root / "meta.json") if has_stimulus else group_names
     if (root / "split.npy").exists():
         labels = np.asarray(_load_npy(root / "split.npy", "split.npy"))
         if labels.shape != (n,):
@@ -154,6 +193,9 @@ def load(root: Path, val_fraction: float, seed: int) -> PairedData:
         groups=groups,
         splits=splits,
         fingerprint=_fingerprint(root),
+        stimulus=stimulus,
+        stimuli=stimuli,
+        group_names=group_names,
     )
 
 

@@ -1,8 +1,12 @@
 """Paired EEG/video data: what a dataset component returns, group-aware splits, the torch Dataset.
 
-A dataset component builds a `PairedData`: arrays (memory-mapped for files), their metadata, one
-group id per pair and the split indices. Splits never cut a group, so windows of one recording are
-never on both sides of the train/val line.
+A dataset component builds a `PairedData`: arrays (memory-mapped for files), their metadata, two
+ids per pair and the split indices. The two ids are two ideas:
+- `groups`, the leakage unit (recording, subject, session or block): splits never cut a group, so
+  windows of one recording are never on both sides of the train/val line;
+- `stimulus`, what a pair shows: pairs sharing a stimulus are never each other's negatives (loss
+  masking, the group-disjoint sampler) and count as one candidate in retrieval.
+A data set that gives only groups has stimulus = groups (both meanings, as before the split).
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ class PairedData:
     channels: list[str]
     fps: float
     groups: np.ndarray
-    """(N,) int64: recording or trial id of each pair."""
+    """(N,) int64: the leakage unit of each pair (recording, subject, session, block): a split never cuts it."""
     splits: dict[str, np.ndarray]
     """Split name -> sorted indices of its pairs."""
     fingerprint: str | None = None
@@ -72,9 +76,18 @@ class PairedData:
     video_at_input_size: bool = False
     """`video` is already sampled, resized and cropped to a video encoder's input (peftzoo_engine/video_cache.py):
     the loader yields it under the batch key of that name, and the model only normalizes it."""
+    stimulus: np.ndarray | None = None
+    """(N,) int64: the stimulus id of each pair; pairs sharing one are never each other's negatives.
+    None (a data set that gives groups only): the groups mean both ideas; read `stimulus_ids`."""
+    stimuli: list[str] | None = None
+    """Name of each stimulus id (arrays: meta.json["stimuli"]); None: ids are shown as numbers."""
+    group_names: list[str] | None = None
+    """Name of each group id (arrays: meta.json["group_names"], e.g. `sub-01_run-1`); None: numbers."""
 
     def __post_init__(self) -> None:
         n = len(self.eeg)
+        if self.stimulus is not None and len(self.stimulus) != n:
+            raise DataError(f"EEG has {n} pairs but stimulus has {len(self.stimulus)} ids; give one stimulus id per pair")
         if self.eeg.ndim != 3:
             raise DataError(f"EEG must be (N, channels, samples), got shape {self.eeg.shape}")
         if self.video.ndim != 5 or self.video.shape[-1] != 3:
@@ -89,6 +102,21 @@ class PairedData:
 
     def split(self, name: str) -> np.ndarray:
         return self.splits.get(name, np.zeros(0, dtype=np.int64))
+
+    @property
+    def stimulus_ids(self) -> np.ndarray:
+        """(N,) the ids whose sharing pairs are never each other's negatives: `stimulus`, else the groups."""
+        return np.asarray(self.groups if self.stimulus is None else self.stimulus)
+
+    def stimulus_name(self, stimulus_id) -> str:
+        """A stimulus id as its name (meta["stimuli"]) where one is known, else the id as plain text."""
+        i = int(stimulus_id)
+        return str(self.stimuli[i]) if self.stimuli is not None and 0 <= i < len(self.stimuli) else str(i)
+
+    def group_name(self, group_id) -> str:
+        """A group (leakage unit) id as its name where one is known, else the id as plain text."""
+        i = int(group_id)
+        return str(self.group_names[i]) if self.group_names is not None and 0 <= i < len(self.group_names) else str(i)
 
 
 class PairedDataset(abc.ABC):
@@ -123,6 +151,7 @@ class PairTorchDataset(torch.utils.data.Dataset):
         idx = int(self.indices[i])
         item = {
             "group": torch.tensor(int(self.data.groups[idx]), dtype=torch.long),
+            "stimulus": torch.tensor(int(self.data.stimulus_ids[idx]), dtype=torch.long),
             "index": torch.tensor(idx, dtype=torch.long),
         }
         if self.load_eeg:

@@ -102,6 +102,7 @@ def drop_pairs(data: PairedData, keep: np.ndarray) -> PairedData:
         eeg=RowSubset(data.eeg, keep),
         video=RowSubset(data.video, keep),
         groups=np.asarray(data.groups)[keep],
+        stimulus=None if getattr(data, "stimulus", None) is None else np.asarray(data.stimulus)[keep],
         splits={k: v.astype(np.int64) for k, v in splits.items()},
         fingerprint=fingerprint,
     )

@@ -4,8 +4,9 @@ Each epoch's order comes from its own generator seeded by (seed, epoch): it depe
 happened before, and `set_epoch(epoch, start_batch)` skips the batches already trained on.
 
 - `ShuffledBatches`: a random permutation cut into full batches (drop_last).
-- `GroupDisjointBatches`: batches in which no two pairs share a group (recording), for losses that
-  do not mask same-group pairs: windows of one recording are then never each other's negatives.
+- `GroupDisjointBatches`: batches in which no two pairs share an id, for losses that do not mask
+  pairs of one stimulus: given the stimulus ids (PairedData.stimulus), pairs of one stimulus are
+  then never each other's negatives.
 
 Under torchrun every process builds the same global batches and `shard(rank, size)` makes it yield
 only its contiguous slice of each, so the slices gathered in rank order are the global batch.
@@ -93,7 +94,7 @@ class GroupDisjointBatches(_EpochBatches):
 
 class IndexBatches:
     """The loader of a stage in which both sides' features are cached: each batch is only the pairs'
-    indices and groups, taken with one numpy lookup per batch. A DataLoader would call __getitem__
+    indices, groups and stimulus ids, taken with one numpy lookup per batch. A DataLoader would call __getitem__
     and collate per pair, which costs as much as a head's forward and backward at these sizes.
     """
 
@@ -103,11 +104,14 @@ class IndexBatches:
         self.data = data
         """The PairedData the indices point into (evaluation reads which pairs share a video), as
         a DataLoader's PairTorchDataset holds it."""
+        stimulus = getattr(data, "stimulus_ids", None)
+        self.stimulus = self.groups if stimulus is None else np.asarray(stimulus)
 
     def __iter__(self):
         for positions in self.batch_sampler:
             index = self.indices[positions]
-            yield {"index": torch.from_numpy(index), "group": torch.from_numpy(self.groups[index])}
+            yield {"index": torch.from_numpy(index), "group": torch.from_numpy(self.groups[index]),
+                   "stimulus": torch.from_numpy(self.stimulus[index])}
 
     def __len__(self) -> int:
         return len(self.batch_sampler)

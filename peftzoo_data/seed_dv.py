@@ -74,6 +74,8 @@ class SeedDVConfig(DatasetConfig):
     fold: int = Field(0, ge=0, lt=BLOCKS)
     """Leave-one-block-out fold: block `fold` is test, the block before it (cyclically) validation."""
     groups: Literal["block_concept", "block"] = "block_concept"
+    """What pairs are never each other's negatives (the stimulus ids): a concept's clips of one block
+    (seen by every subject), or a whole block. The leakage unit is always the block."""
     filter: bool = True
     """Apply LaBraM's band-pass 0.1-75 Hz and 50 Hz notch (through MNE) to each block."""
     unit: Literal["uV", "V"] = "uV"
@@ -107,10 +109,16 @@ class SeedDV(PairedDataset):
             build(out, eeg_files, videos, labels, config)
         blocks = np.load(out / "blocks.npy")
         concepts = np.load(out / "concepts.npy")
-        groups = group_ids(blocks, concepts, config.groups, config.concepts_per_block)
+        # Two ideas: a block is the leakage unit (the split is by block), and `groups` picks what pairs
+        # must not be each other's negatives (a concept's clips of one block, seen by every subject).
+        stimulus = group_ids(blocks, concepts, config.groups, config.concepts_per_block)
         data = arrays.load(out, config.val_fraction, seed)
         splits = fold_splits(blocks, config.fold)
-        return dataclasses.replace(data, splits=splits, groups=groups, fingerprint=f"seed_dv-{key}")
+        names = ([f"block{b}" for b in range(BLOCKS)] if config.groups == "block" else
+                 [f"block{b}/concept{c}" for b in range(BLOCKS) for c in range(config.concepts_per_block)])
+        return dataclasses.replace(data, splits=splits, groups=blocks.astype(np.int64), stimulus=stimulus,
+                                   stimuli=names, group_names=[f"block{b}" for b in range(BLOCKS)],
+                                   fingerprint=f"seed_dv-{key}")
 
 
 def group_ids(blocks: np.ndarray, concepts: np.ndarray, by: str, per_block: int) -> np.ndarray:

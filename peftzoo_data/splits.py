@@ -46,7 +46,7 @@ def splits_from_labels(labels: np.ndarray, groups: np.ndarray) -> dict[str, np.n
         seen = [str(x) for x in np.unique(labels[groups == g])]
         if len(seen) > 1:
             raise DataError(
-                f"split.npy puts group {g} in {seen}; a group (recording) must lie in one split, "
-                f"or pairs of one recording leak across the split"
+                f"split.npy puts group {int(g)} in {seen}; a group (the leakage unit: recording, subject, session or "
+                f"block) must lie in one split, or its pairs leak across the split"
             )
     return {s: np.flatnonzero(labels == s) for s in SPLITS if (labels == s).any()}

@@ -55,7 +55,7 @@ def train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, r
             progress.skipped_in_a_row = 0
         else:
             skipped += 1
-            _count_nonfinite(progress, cfg, run)
+            count_nonfinite(progress, cfg, run)
         progress.step += 1
         if progress.step % cfg.log_every == 0 and finite:
             value = loss.detach().item()
@@ -72,7 +72,7 @@ def train_epoch(recipe, model, loader, optimizer, scheduler, stage_start: int, r
             raise TrainingInterrupted(stop, run.checkpoint_path)
     progress.batch_in_epoch = 0
     loader.batch_sampler.set_epoch(progress.epoch + 1)
-    _log_epoch(run, progress, loader, wait, compute, skipped)
+    log_epoch(run, progress, loader, wait, compute, skipped, getattr(model.loss, "epoch_values", dict)())
 
 
 def _optimizer_step(model, chunk, optimizer, params, cfg, device, precision: Precision, embed) -> tuple[torch.Tensor, bool]:
@@ -106,8 +106,9 @@ def _optimizer_step(model, chunk, optimizer, params, cfg, device, precision: Pre
     return loss, finite
 
 
-def _count_nonfinite(progress: Progress, cfg, run: RunDir) -> None:
-    """Count a skipped step; too many in a row end the run."""
+def count_nonfinite(progress: Progress, cfg, run: RunDir) -> None:
+    """Count a skipped step; too many in a row end the run (NonFiniteError; the batched sweep trainer
+    applies the same rule to each of its trials)."""
     progress.skipped_total += 1
     progress.skipped_in_a_row += 1
     if progress.skipped_in_a_row >= cfg.max_nonfinite_steps:
@@ -126,10 +127,14 @@ def _log(run: RunDir, progress: Progress, record: dict) -> None:
         run.log(record)
 
 
-def _log_epoch(run: RunDir, progress: Progress, loader, wait: float, compute: float, skipped: int) -> None:
+def log_epoch(run: RunDir, progress: Progress, loader, wait: float, compute: float, skipped: int,
+              loss_values: dict | None = None) -> None:
+    """The epoch line (data_wait_frac, samples/s, skipped steps, the loss's own epoch values) and its warnings
+    (also the batched sweep trainer's)."""
     total = wait + compute
     record = {"type": "epoch", "epoch": progress.epoch, "step": progress.step, "data_wait_frac": wait / total if total else 0.0,
-              "samples_per_s": len(loader) * loader.batch_sampler.batch_size / total if total else 0.0, "skipped_steps": skipped}
+              "samples_per_s": len(loader) * loader.batch_sampler.batch_size / total if total else 0.0, "skipped_steps": skipped,
+              **(loss_values or {})}  # the loss's whole-epoch values (train/masked_share: peftzoo_model/losses/base.py)
     _log(run, progress, record)
     if record["data_wait_frac"] > 0.2 and not progress.warned_wait and run.writes:
         progress.warned_wait = True

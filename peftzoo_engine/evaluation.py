@@ -29,12 +29,20 @@ def evaluate_epoch(model: DualEncoderCLIP, val_loader, run: RunDir, device, prog
     """Validation metrics of this epoch, logged as an eval line; returns them."""
     with precision.autocast():
         metrics = evaluate(model, val_loader, device)
-    record = {"type": "eval", "epoch": progress.epoch, "step": progress.step, **metrics}
-    if progress.doctor is not None:  # peftzoo_tools.doctor.live: curve checks, then one validation batch's embeddings
-        progress.doctor.log(run, record)
+    record_evaluation(run, progress, metrics)
+    if progress.doctor is not None:  # peftzoo_tools.doctor.live: one validation batch's embeddings
         with precision.autocast():
             progress.doctor.emit(run, progress.doctor.after_eval(progress.epoch, progress.step, model=model,
                                                                  loader=val_loader, device=device))
+    return metrics
+
+
+def record_evaluation(run: RunDir, progress: Progress, metrics: dict) -> None:
+    """An evaluation's eval line (through the live doctor's curve checks when there is one) and the progress
+    counters (last metrics, best R@1); the batched sweep trainer records its trials' evaluations here too."""
+    record = {"type": "eval", "epoch": progress.epoch, "step": progress.step, **metrics}
+    if progress.doctor is not None:
+        progress.doctor.log(run, record)
     else:
         run.log(record)
     r1 = metrics["val/eeg_to_video/R@1"]
@@ -43,4 +51,3 @@ def evaluate_epoch(model: DualEncoderCLIP, val_loader, run: RunDir, device, prog
         "epoch %d: val/loss %.4f, R@1 eeg->video %.3f video->eeg %.3f (chance %.3f)",
         progress.epoch, metrics["val/loss"], r1, metrics["val/video_to_eeg/R@1"], metrics["val/chance_R@1"],
     )
-    return metrics

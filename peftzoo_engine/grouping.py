@@ -12,6 +12,7 @@ import torch
 from pydantic import BaseModel
 
 from peftzoo_model.model import DualEncoderCLIP
+from adapters import peft_names
 
 _NO_DECAY_LEAVES = ("bias", "logit_scale", "logit_bias")
 _NO_DECAY_SUFFIXES = ("_embed", "_token", "_bias", "bias_table")
@@ -43,7 +44,7 @@ class NoDecayDeclarations:
     def decays(self, name: str, param: torch.nn.Parameter) -> bool | None:
         """None when no module above `name` declares a list."""
         # peft moves a wrapped layer's weight under base_layer; the declared name is the original one
-        plain = name.replace(".base_layer.", ".")
+        plain = peft_names.unwrapped(name)
         owners = [base for base in self.patterns if plain.startswith(base)]
         if not owners:
             return None
@@ -62,7 +63,7 @@ def role(model: DualEncoderCLIP, name: str) -> str:
     if pretrained is None:
         return "encoder"
     # peft wraps a targeted layer and moves its weight under base_layer; the weight is still pretrained.
-    return "encoder" if rest.replace(".base_layer.", ".") in pretrained else "adapter"
+    return "encoder" if peft_names.unwrapped(rest) in pretrained else "adapter"
 
 
 def param_groups(model: DualEncoderCLIP, weight_decay: float, lr_scales: BaseModel | None = None) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ def use_group_disjoint(recipe: BaseModel, model: DualEncoderCLIP, data: PairedDa
     choice = recipe.train.sampler
     if choice != "auto":
         return choice == "group_disjoint"
-    shares = len(np.unique(data.groups[data.split("train")])) < len(data.split("train"))
+    shares = len(np.unique(data.stimulus_ids[data.split("train")])) < len(data.split("train"))  # negatives: stimulus
     return shares and not getattr(model.loss, "masks_groups", False)
 
 
@@ -52,9 +52,9 @@ def make_loaders(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, de
     )
     load = {"load_eeg": "eeg" not in model.cached, "load_video": "video" not in model.cached}
     if use_group_disjoint(recipe, model, data):
-        batches = GroupDisjointBatches(data.groups[train_idx], batch, recipe.seed)
+        batches = GroupDisjointBatches(data.stimulus_ids[train_idx], batch, recipe.seed)
         if len(batches) == 0:
-            raise DataError(f"no batch of {batch} pairs from {batch} different groups can be formed; lower train.batch_size")
+            raise DataError(f"no batch of {batch} pairs of {batch} different stimuli can be formed; lower train.batch_size")
     else:
         batches = ShuffledBatches(len(train_idx), batch, recipe.seed)
     batches.shard(world.rank, world.size)

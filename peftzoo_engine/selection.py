@@ -17,11 +17,12 @@ from peftzoo_engine.metadata import weights_metadata
 from peftzoo_engine.progress import Progress
 from peftzoo_model.model import DualEncoderCLIP
 from peftzoo_engine.rundir import RunDir
+from peftzoo_engine import rundir
 from peftzoo_engine.weights import save_trainable
 
 logger = logging.getLogger(__name__)
 
-BEST_FILE = "best.safetensors"
+BEST_FILE = rundir.BEST_WEIGHTS
 
 
 def watched(recipe: BaseModel) -> tuple[str, str]:

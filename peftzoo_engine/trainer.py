@@ -55,7 +55,7 @@ def train(
     checkpoint = read_checkpoint(resume) if isinstance(resume, (str, Path)) else resume
     if checkpoint is None:
         seed_this_process(recipe.seed)  # the model is built alike everywhere; dropout masks differ per process
-        _start_run(recipe, model, data, run, device)
+        start_run(recipe, model, data, run, device)
     else:
         run.resume(step=checkpoint["progress"]["step"])
         _log_resume(run, checkpoint["progress"], stage_plan(recipe))
@@ -81,15 +81,22 @@ def train(
             if progress.stopped_early:
                 break
 
-    if run.writes:
-        save_trainable(model, run.weights_path, weights_metadata(recipe, model))
-    run.finish("completed", final_metrics=progress.last_eval, best_val_eeg_to_video_R1=progress.best, steps=progress.step,
-               skipped_steps=progress.skipped_total, precision=str(precision.dtype or torch.float32))
+    finish_run(recipe, model, run, progress, precision)
     return progress.last_eval
 
 
-def _start_run(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, run: RunDir, device: torch.device) -> None:
-    """recipe.yaml and the first run.json of a new run."""
+def finish_run(recipe: BaseModel, model: DualEncoderCLIP, run: RunDir, progress: Progress, precision: Precision,
+               **extra: Any) -> None:
+    """The end of a completed run: its trainable weights, then run.json's final record (also each trial's
+    of a batched sweep, with `extra` keys)."""
+    if run.writes:
+        save_trainable(model, run.weights_path, weights_metadata(recipe, model))
+    run.finish("completed", final_metrics=progress.last_eval, best_val_eeg_to_video_R1=progress.best, steps=progress.step,
+               skipped_steps=progress.skipped_total, precision=str(precision.dtype or torch.float32), **extra)
+
+
+def start_run(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, run: RunDir, device: torch.device) -> None:
+    """recipe.yaml and the first run.json of a new run (also each trial's of a batched sweep)."""
     run.start(
         dump(recipe),
         {

@@ -13,6 +13,7 @@ from torch import nn
 
 from adapters.strategies.base import StrategyReport
 from peftzoo_model.losses.base import ContrastiveLoss
+from adapters import peft_names
 
 
 class Tower(nn.Module):
@@ -66,14 +67,17 @@ class DualEncoderCLIP(nn.Module):
         return self.encode_eeg(eeg), self.encode_video(video)
 
     def embed_batch(self, batch: dict[str, torch.Tensor], device: torch.device):
-        """(eeg embeddings, video embeddings, groups) of a loader batch, on `device`.
+        """(eeg embeddings, video embeddings, negative ids) of a loader batch, on `device`.
+
+        The ids are what the loss masks: the pairs' stimulus ids, or their groups where a batch carries
+        no stimulus (a plugin data set's own loader).
 
         A side with cached features looks them up by pair index. Otherwise video travels as uint8
         frames (4x less to copy than float) and is resized, cropped and normalized here, batched, on
         the training device, not per sample in the loader; frames already at the encoder's input
         size (peftzoo_engine/video_cache.py) are only normalized.
         """
-        groups = batch["group"].to(device, non_blocking=True)
+        groups = batch["stimulus" if "stimulus" in batch else "group"].to(device, non_blocking=True)
         index = batch["index"].to(device, non_blocking=True)
         if "eeg" in self.cached:
             e = self.eeg.from_features(self.cached["eeg"][index])
@@ -93,13 +97,7 @@ class DualEncoderCLIP(nn.Module):
         """Keep `ever_trainable` naming live parameters after a strategy wrapped layers trained earlier:
         peft moves a wrapped layer's weight and bias under `base_layer` (fc2.bias -> fc2.base_layer.bias)."""
         params = dict(self.named_parameters())
-
-        def current(name: str) -> str:
-            head, _, leaf = name.rpartition(".")
-            moved = f"{head}.base_layer.{leaf}"
-            return moved if name not in params and moved in params else name
-
-        self.ever_trainable = {current(n) for n in self.ever_trainable}
+        self.ever_trainable = {peft_names.current(n, params) for n in self.ever_trainable}
 
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
         return {n: p for n, p in self.named_parameters() if p.requires_grad}

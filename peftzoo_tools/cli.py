@@ -12,6 +12,7 @@ import importlib
 import importlib.util
 import runpy
 import sys
+from registry.pipes import quiet_on_broken_pipe
 
 COMMANDS: dict[str, tuple[str, list[str], str]] = {
     # name: (module run as `python -m`, arguments put first, one-line description)
@@ -45,6 +46,7 @@ def _usage() -> str:
             "\n\nThe module forms work as well: peftzoo evaluate ... is python -m recipes.evaluate ...")
 
 
+@quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):

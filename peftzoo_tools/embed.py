@@ -1,8 +1,9 @@
 """Embeddings of a data set's pairs, and `python -m recipes.embed RUN --out FILE.npz [--split S] [--data-path DIR]`.
 
 The .npz holds `eeg` and `video` (N, D) float32 L2-normalized embeddings, `index` (N,) the pair
-indices in the data set and `group` (N,) their groups; row i of `eeg` and of `video` is pair
-`index[i]`. The data is the run's own (its recipe's data set) or, with --data-path, another arrays
+indices in the data set, `group` (N,) their leakage units (groups), `stimulus` (N,) their stimulus
+ids and `stimulus_name` (N,) those ids' names (meta.json "stimuli"); row i of `eeg` and of `video`
+is pair `index[i]`. The data is the run's own (its recipe's data set) or, with --data-path, another arrays
 directory (docs/reference/arrays.md) whose channels the EEG encoder can place.
 """
 
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from registry.errors import UserError
+from registry.pipes import quiet_on_broken_pipe
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +95,7 @@ def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     atomic_write(path, buffer.getvalue())
 
 
+@quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     from peftzoo_trained.cli_args import add_model_arguments, load_model, parse_model_arguments
 
@@ -115,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         save_npz(args.out, {
             "eeg": eeg.cpu().numpy().astype(np.float32), "video": video.cpu().numpy().astype(np.float32),
             "index": indices.astype(np.int64), "group": np.asarray(data.groups[indices], dtype=np.int64),
+            "stimulus": np.asarray(data.stimulus_ids[indices], dtype=np.int64),
+            "stimulus_name": np.asarray([data.stimulus_name(i) for i in data.stimulus_ids[indices]], dtype=str),
         })
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -5,7 +5,10 @@
 --video FILE   the reverse: uint8 clips (N, F, H, W, 3) in a .npy, or an .npz's `video`; the top-k EEG windows.
 --gallery      an arrays directory (its video.npy, or eeg.npy with its meta.json channels, is embedded;
                items are its pair indices) or an .npz from peftzoo_tools.embed (items are its `index`).
-Prints a table (query, rank, gallery item, similarity); --json OUT writes the same as JSON.
+               A video gallery is one item per distinct stimulus: byte-identical clips of an arrays
+               directory, or the .npz's `stimulus` ids, are one item (the first pair's index), named by
+               the data's stimulus names (meta.json "stimuli"); --all-pairs keeps every pair.
+Prints a table (query, rank, gallery item, stimulus, similarity); --json OUT writes the same as JSON.
 """
 
 from __future__ import annotations
@@ -20,23 +23,35 @@ import numpy as np
 import torch
 
 from registry.errors import UserError
+from registry.pipes import quiet_on_broken_pipe
 
 logger = logging.getLogger(__name__)
 
 
-def _npz(path: Path, key: str) -> tuple[np.ndarray, np.ndarray]:
-    """(embeddings under `key`, item ids) of an .npz from peftzoo_tools.embed."""
+def _npz(path: Path, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[str] | None]:
+    """(embeddings under `key`, item ids, stimulus ids or None, stimulus names or None) of an .npz from
+    peftzoo_tools.embed."""
     try:
         with np.load(path, allow_pickle=False) as f:
             if key not in f:
                 raise UserError(f"{path} has no {key!r} array (it has {sorted(f.files)}); write it with python -m recipes.embed")
             values = np.asarray(f[key], dtype=np.float32)
             ids = np.asarray(f["index"]) if "index" in f else np.arange(len(values))
+            stimulus = np.asarray(f["stimulus"]) if "stimulus" in f else None
+            names = [str(x) for x in f["stimulus_name"]] if "stimulus_name" in f else None
     except (ValueError, OSError) as exc:
         raise UserError(f"{path} cannot be read as an .npz of arrays ({exc})") from None
     if values.ndim != 2 or len(ids) != len(values):
         raise UserError(f"{path}: {key!r} must be (N, embed_dim) embeddings with N ids, got {values.shape}")
-    return values, ids
+    if stimulus is not None and len(stimulus) != len(values) or names is not None and len(names) != len(values):
+        raise UserError(f"{path}: `stimulus` and `stimulus_name` must hold one entry per row ({len(values)})")
+    return values, ids, stimulus, names
+
+
+def _first_of_each(labels: np.ndarray) -> np.ndarray:
+    """Row of the first appearance of each distinct label, in order of appearance."""
+    _, first = np.unique(labels, return_index=True)
+    return np.sort(first)
 
 
 def _npy(path: Path) -> np.ndarray:
@@ -46,37 +61,55 @@ def _npy(path: Path) -> np.ndarray:
         raise UserError(f"{path} cannot be read as a numpy array ({exc}); save it with np.save") from None
 
 
-def query_embeddings(trained, path: Path, modality: str, channels: list[str] | None, batch_size: int) -> torch.Tensor:
+def query_embeddings(trained, path: Path, modality: str, channels: list[str] | None,
+                     batch_size: int) -> tuple[torch.Tensor, list[str] | None]:
+    """(embeddings, the stimulus each query shows where the file says so: an .npz from peftzoo_tools.embed)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise UserError(f"--{modality} {str(path)!r} is not a file; give a .npy of {'EEG' if modality == 'eeg' else 'video'} or an .npz from peftzoo_tools.embed")
     if path.suffix == ".npz":
-        return torch.from_numpy(_npz(path, modality)[0]).to(trained.device)
+        values, _, _, names = _npz(path, modality)
+        return torch.from_numpy(values).to(trained.device), names
     array = _npy(path)
     if modality == "eeg":
-        return trained.embed_eeg(array, channels=channels, batch_size=batch_size)
-    return trained.embed_video(array, batch_size=batch_size)
+        return trained.embed_eeg(array, channels=channels, batch_size=batch_size), None
+    return trained.embed_video(array, batch_size=batch_size), None
 
 
-def gallery_embeddings(trained, path: Path, modality: str, batch_size: int) -> tuple[torch.Tensor, np.ndarray]:
-    """(embeddings, item ids) of the gallery's `modality` side."""
+def gallery_embeddings(trained, path: Path, modality: str, batch_size: int,
+                       all_pairs: bool = False) -> tuple[torch.Tensor, np.ndarray, list[str]]:
+    """(embeddings, item ids, item names) of the gallery's `modality` side: for video, one item per
+    distinct stimulus unless `all_pairs`."""
     path = Path(path).expanduser()
     if path.is_file() and path.suffix == ".npz":
-        values, ids = _npz(path, modality)
-        return torch.from_numpy(values).to(trained.device), ids
+        values, ids, stimulus, names = _npz(path, modality)
+        names = names if names is not None else [str(x) for x in (stimulus if stimulus is not None else ids)]
+        if modality == "video" and stimulus is not None and not all_pairs:
+            keep = _first_of_each(stimulus)
+            values, ids, names = values[keep], ids[keep], [names[i] for i in keep]
+        return torch.from_numpy(values).to(trained.device), ids, names
     if not path.is_dir():
         raise UserError(f"--gallery {str(path)!r} is neither an arrays directory nor an .npz from peftzoo_tools.embed")
-    if modality == "video":
-        if not (path / "video.npy").is_file():
-            raise UserError(f"{path / 'video.npy'} is missing; the gallery needs uint8 clips (N, F, H, W, 3)")
-        video = _npy(path / "video.npy")
-        return trained.embed_video(video, batch_size=batch_size), np.arange(len(video))
     import registry
 
+    if modality == "video" and not (path / "video.npy").is_file():
+        raise UserError(f"{path / 'video.npy'} is missing; the gallery needs uint8 clips (N, F, H, W, 3)")
     data = registry.default().build("datasets", {"name": "arrays", "path": str(path)}, seed=0)
-    return trained.embed_eeg(data.eeg, channels=data.channels, batch_size=batch_size), np.arange(len(data))
+    rows = np.arange(len(data))
+    if modality == "video":
+        from peftzoo_tools.embed import _Rows
+        from peftzoo_tools.evaluate import gallery_names, same_video_labels
+
+        labels = same_video_labels(data.video, rows)
+        keep = rows if all_pairs else _first_of_each(labels)
+        names = gallery_names(data, rows, labels)
+        return (trained.embed_video(_Rows(data.video, keep), batch_size=batch_size), keep,
+                [names[labels[i]] for i in keep])
+    names = [data.stimulus_name(data.stimulus_ids[i]) for i in rows]
+    return trained.embed_eeg(data.eeg, channels=data.channels, batch_size=batch_size), rows, names
 
 
+@quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     from peftzoo_engine.rundir import atomic_write
     from peftzoo_trained.cli_args import add_model_arguments, load_model, parse_model_arguments
@@ -91,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--channels", help="comma-separated channel names of the --eeg .npy rows (default: the training data's)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results as JSON")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--all-pairs", action="store_true",
+                        help="a video gallery of every pair, not one item per distinct stimulus")
     args = parse_model_arguments(parser, argv)
     query_side = "eeg" if args.eeg else "video"
     gallery_side = "video" if query_side == "eeg" else "eeg"
@@ -99,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"--json {str(args.json)!r} is a directory; give a file name")
         trained = load_model(args)
         channels = [c.strip() for c in args.channels.split(",")] if args.channels else None
-        q = query_embeddings(trained, args.eeg or args.video, query_side, channels, args.batch_size)
-        g, ids = gallery_embeddings(trained, args.gallery, gallery_side, args.batch_size)
+        q, shows = query_embeddings(trained, args.eeg or args.video, query_side, channels, args.batch_size)
+        g, ids, names = gallery_embeddings(trained, args.gallery, gallery_side, args.batch_size, args.all_pairs)
         if q.shape[1] != g.shape[1]:
             raise UserError(f"queries have {q.shape[1]}-dim embeddings but the gallery {g.shape[1]}; embed both with the same model")
         found = trained.retrieve(q, g, args.k)
@@ -109,15 +144,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     scores, rows = found.scores.cpu().numpy(), found.indices.cpu().numpy()
     results = [
-        {"query": i, "results": [{"rank": r + 1, "item": int(ids[rows[i, r]]), "similarity": float(scores[i, r])} for r in range(args.k)]}
+        {"query": i, **({"shows": shows[i]} if shows is not None else {}),
+         "results": [{"rank": r + 1, "item": int(ids[rows[i, r]]), "stimulus": names[rows[i, r]],
+                      "similarity": float(scores[i, r])} for r in range(args.k)]}
         for i in range(len(rows))
     ]
-    print(f"{'query':>6} {'rank':>4} {gallery_side + ' item':>12} {'similarity':>10}   ({query_side} -> {gallery_side}, {trained.weights} weights)")
+    width = max([8, *(len(n) for n in names)])
+    print(f"{'query':>6} {'rank':>4} {gallery_side + ' item':>12} {'stimulus':<{width}} {'similarity':>10}   "
+          f"({query_side} -> {gallery_side}, {len(ids)} gallery items, {trained.weights} weights)")
     for res in results:
+        if "shows" in res:
+            print(f"{res['query']:>6} shows {res['shows']}")
         for hit in res["results"]:
-            print(f"{res['query']:>6} {hit['rank']:>4} {hit['item']:>12} {hit['similarity']:>10.4f}")
+            print(f"{res['query']:>6} {hit['rank']:>4} {hit['item']:>12} {hit['stimulus']:<{width}} "
+                  f"{hit['similarity']:>10.4f}")
     if args.json is not None:
         atomic_write(args.json, json.dumps({"direction": f"{query_side}_to_{gallery_side}", "k": args.k,
+                                            "gallery_items": len(ids),
                                             "weights": trained.weights, "queries": results}, indent=2) + "\n")
         print(f"json: {args.json}")
     return 0

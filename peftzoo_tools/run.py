@@ -12,7 +12,6 @@ no run directory behind. The last line printed is `run: <path of the run directo
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -24,12 +23,14 @@ from recipes import overrides, preflight, schema
 from peftzoo_engine import distributed
 from recipes.compose import compose
 from peftzoo_data.checks import check_eeg
-from peftzoo_engine.rundir import RunDir
+from peftzoo_engine import rundir
+from peftzoo_engine.rundir import DiskFull, RunDir
 from recipes.errors import RecipeError
 from peftzoo_engine import TrainingInterrupted, resolve_device, seed_everything, train
 from peftzoo_engine.checkpoint import read_checkpoint
 from peftzoo_engine.plan import check as check_plan
 from registry.errors import UserError
+from registry.pipes import quiet_on_broken_pipe
 
 logger = logging.getLogger("peftzoo_tools.run")
 
@@ -59,22 +60,13 @@ def _check_resume_arguments(args) -> None:
 
 
 def _run_info(run_dir: Path) -> dict:
-    """run.json of a run directory to resume, or one message saying what is wrong with it."""
-    path = run_dir / "run.json"
-    if not path.is_file():
+    """run.json of a run directory to resume (peftzoo_engine.rundir's reader), or one message saying what is wrong."""
+    if not (run_dir / rundir.RUN_JSON).is_file():
         raise RecipeError(
             f"{str(run_dir)!r} has no run.json, so it is not a run directory that can be resumed; "
             f"give the directory that `run:` printed"
         )
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RecipeError(
-            f"{str(path)!r} is damaged ({exc}); this run cannot be resumed safely: start it again without --resume"
-        ) from None
-    if not isinstance(info, dict):
-        raise RecipeError(f"{str(path)!r} is damaged (not a JSON object); this run cannot be resumed safely: start it again without --resume")
-    return info
+    return rundir.read_info(run_dir)
 
 
 def _find_resume(args, parser) -> tuple[Path, Path]:
@@ -85,7 +77,8 @@ def _find_resume(args, parser) -> tuple[Path, Path]:
         name = schema.validate(schema.read_yaml(schema.resolve(args.recipe)), registry.default()).name
         root = Path(args.output_dir).expanduser()
         candidates = sorted(
-            (p for p in root.glob(f"{name}-*") if (p / "checkpoints" / "last.pt").is_file() and (p / "run.json").is_file()),
+            (p for p in root.glob(f"{name}-*")
+             if rundir.checkpoint_path(p).is_file() and (p / rundir.RUN_JSON).is_file()),
             key=lambda p: p.stat().st_mtime,
         )
         candidates = [p for p in candidates if _unfinished(p)]
@@ -97,12 +90,14 @@ def _find_resume(args, parser) -> tuple[Path, Path]:
         if not given.exists():
             raise RecipeError(f"--resume {args.resume!r} does not exist; give the run directory that `run:` printed, or latest")
         run_dir = given.parent.parent if given.is_file() else given
-    checkpoint = run_dir / "checkpoints" / "last.pt"
-    if not checkpoint.is_file() or not (run_dir / "recipe.yaml").is_file():
+    checkpoint = rundir.checkpoint_path(run_dir)
+    if not checkpoint.is_file() or not (run_dir / rundir.RECIPE).is_file():
         raise RecipeError(f"{str(run_dir)!r} is not a run directory with a checkpoint (checkpoints/last.pt); give the one `run:` printed")
     info = _run_info(run_dir)
     if info.get("status") == "completed":
         raise RecipeError(f"run {run_dir.name} has completed already; there is nothing to resume")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun the main process holds the lock for all
+        RunDir.refuse_if_locked(run_dir)
     return run_dir, checkpoint
 
 
@@ -110,20 +105,37 @@ def _unfinished(run_dir: Path) -> bool:
     """A run `--resume latest` may pick: run.json readable and not completed (damaged ones are skipped)."""
     try:
         return _run_info(run_dir).get("status") != "completed"
-    except RecipeError:
+    except rundir.DamagedRunFile:
         logger.warning("skipping %s: its run.json is damaged", run_dir)
         return False
 
 
+def _end_refused(run: RunDir | None, exc: UserError) -> None:
+    """A run a user's mistake stopped: marked failed (with what was finished kept: its last checkpoint resumes),
+    or removed when nothing was written yet. On a full disk run.json may not be writable either: the
+    message printed is then the record."""
+    if run is None:
+        return
+    if run.info:
+        try:
+            run.finish("failed", error=str(exc))
+        except DiskFull:
+            run.release()
+    elif run.writes:
+        run.release(remove=True)
+        _remove_if_empty(run.path)
+
+
 def _remove_if_empty(path: Path) -> None:
     """Remove a run directory that a failure left with nothing in it (its empty checkpoints/ only)."""
-    for sub in (path / "checkpoints", path):
+    for sub in (rundir.checkpoint_path(path).parent, path):
         try:
             sub.rmdir()
         except OSError:
             return
 
 
+@quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recipes.run", description=__doc__.splitlines()[0])
     parser.add_argument("recipe", nargs="?", help=f"recipe path, or a bundled recipe: {', '.join(schema.bundled_names())}")
@@ -146,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             _check_resume_arguments(args)
             run_dir, checkpoint_path = _find_resume(args, parser)
             resume = read_checkpoint(checkpoint_path)  # a damaged checkpoint is refused before the run is touched
-            recipe = schema.validate(schema.read_yaml(run_dir / "recipe.yaml"), reg, source=str(run_dir / "recipe.yaml"))
+            recipe = schema.validate(rundir.read_recipe(run_dir), reg, source=str(run_dir / rundir.RECIPE))
         else:
             path = schema.resolve(args.recipe)
             raw = overrides.apply(schema.read_yaml(path), args.overrides)
@@ -172,11 +184,11 @@ def main(argv: list[str] | None = None) -> int:
             run = RunDir.follower(Path(distributed.broadcast_object(None)))
         train(recipe, model, data, run, device, reg, resume=resume)
     except UserError as exc:
-        if run is not None and run.info:
-            run.finish("failed", error=str(exc))
-        elif run is not None and run.writes:
-            _remove_if_empty(run.path)
-        print(f"{_rank_prefix(world)}error: {exc}", file=sys.stderr)
+        _end_refused(run, exc)
+        resumable = isinstance(exc, DiskFull) and run is not None and run.checkpoint_path.is_file()
+        hint = (f"; the run keeps its last checkpoint: free space, then python -m recipes.run --resume {run.path}"
+                if resumable else "")
+        print(f"{_rank_prefix(world)}error: {exc}{hint}", file=sys.stderr)
         return 2
     except TrainingInterrupted as stop:
         run.finish("interrupted", checkpoint=str(stop.checkpoint))

@@ -40,7 +40,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from peftzoo_engine.rundir import DiskFull
 from registry.errors import UserError
+from registry.pipes import quiet_on_broken_pipe
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +69,10 @@ def staged_output(out: Path):
         if out.is_dir():
             out.rmdir()
         tmp.rename(out)
+    except DiskFull as exc:  # named where the user will look for it, not in the staging directory
+        shutil.rmtree(tmp, ignore_errors=True)
+        inside = exc.path.relative_to(tmp) if exc.path.is_relative_to(tmp) else exc.path.name
+        raise DiskFull(out / inside) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -171,6 +177,7 @@ def export_bundle(trained, out: Path, merged: bool = False) -> dict:
         return write_bundle(trained, tmp, require_merged=merged, final_path=out)
 
 
+@quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     from peftzoo_trained.cli_args import add_model_arguments, load_model, parse_model_arguments
 

@@ -14,7 +14,6 @@ neither the recipe's data nor the base checkpoint files.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import NamedTuple
@@ -22,13 +21,14 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from peftzoo_engine import rundir
 from peftzoo_engine.device import resolve_device
 from peftzoo_engine.rng import seed_everything
 from registry.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-WEIGHT_FILES = {"best": "best.safetensors", "last": "trainable.safetensors"}
+WEIGHT_FILES = {"best": rundir.BEST_WEIGHTS, "last": rundir.WEIGHTS}
 
 
 class Retrieved(NamedTuple):
@@ -172,13 +172,13 @@ def load(path: str | Path, device: str | torch.device = "auto", checkpoint: str 
 
 def weights_file(run_dir: Path, checkpoint: str | None) -> tuple[str, Path]:
     """("best" | "last", path) of the weights to use."""
-    best, last = run_dir / WEIGHT_FILES["best"], run_dir / WEIGHT_FILES["last"]
+    best, last = rundir.weights_path(run_dir, "best"), rundir.weights_path(run_dir, "last")
     if checkpoint == "best" and not best.is_file():
         raise UserError(f"{best} is missing: the run kept no best weights (set train.select in the recipe); use --checkpoint last")
     if checkpoint == "last" or (checkpoint is None and not best.is_file()):
         if not last.is_file():
             status = read_run_json(run_dir).get("status")
-            if status in ("interrupted", "running", "failed") and (run_dir / "checkpoints" / "last.pt").is_file():
+            if status in ("interrupted", "running", "failed") and rundir.checkpoint_path(run_dir).is_file():
                 raise UserError(f"{last} is missing: the run is {status} and has not written its weights yet; "
                                 f"finish it first: python -m recipes.run --resume {run_dir}")
             raise UserError(f"{last} is missing; give a finished run directory (python -m recipes.run prints it)")
@@ -187,35 +187,25 @@ def weights_file(run_dir: Path, checkpoint: str | None) -> tuple[str, Path]:
 
 
 def read_run_json(run_dir: Path) -> dict:
-    path = run_dir / "run.json"
-    if not path.is_file():
-        return {}
-    try:
-        info = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path} is not valid JSON ({exc}); the run directory is damaged") from None
-    if not isinstance(info, dict):
-        raise UserError(f"{path} is not a JSON object; the run directory is damaged")
-    return info
+    """run.json ({} when absent), read by peftzoo_engine.rundir (a damaged file is one message)."""
+    return rundir.read_info(run_dir, missing_ok=True)
 
 
 def rebuild_run(run_dir: Path, checkpoint: str | None = None):
     """(recipe, model with the trained weights, "best" | "last", weights path) of a run directory."""
     import registry
     from recipes import schema
-    from recipes.compose import compose, stage_plan, switch_stage
+    from recipes.compose import compose_all_stages
     from peftzoo_engine.weights import load_trainable
 
-    recipe_path = run_dir / "recipe.yaml"
+    recipe_path = run_dir / rundir.RECIPE
     if not recipe_path.is_file():
         raise UserError(f"{recipe_path} is missing; give a finished run directory (python -m recipes.run prints it)")
     which, weights = weights_file(run_dir, checkpoint)
     reg = registry.default()
-    recipe = schema.validate(schema.read_yaml(recipe_path), reg, source=str(recipe_path))
+    recipe = schema.validate(rundir.read_recipe(run_dir), reg, source=str(recipe_path))
     seed_everything(recipe.seed)
-    model = compose(recipe, None, reg)
-    for stage in stage_plan(recipe):  # rebuild what every stage added
-        switch_stage(model, stage, reg, None)
+    model = compose_all_stages(recipe, None, reg)  # with what every stage added
     load_trainable(model, weights)
     logger.info("%s: loaded the %s weights (%s)", run_dir.name, which, weights.name)
     return recipe, model.eval(), which, weights

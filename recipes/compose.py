@@ -8,7 +8,9 @@ shape error deep inside a model.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from types import SimpleNamespace
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -104,4 +106,15 @@ def compose(recipe: BaseModel, data: PairedData | None, reg: Registry) -> DualEn
     loss = reg.build("losses", recipe.loss)
     model = DualEncoderCLIP(eeg, video, loss, channels=data.channels if data is not None else [])
     model.ever_trainable = set(model.trainable_parameters())
+    return model
+
+
+def compose_all_stages(recipe: BaseModel, data: PairedData | None, reg: Registry,
+                       steps_of: Callable[[Any], int | None] | None = None) -> DualEncoderCLIP:
+    """The model as training leaves it: composed, then every stage's strategies applied in order (as
+    peftzoo_engine.trainer does, from the first), so a run's weights file fits it. `steps_of(stage)` gives
+    the steps a stage's strategies schedule over (None: unknown, as when loading a finished run)."""
+    model = compose(recipe, data, reg)
+    for stage in stage_plan(recipe):
+        switch_stage(model, stage, reg, steps_of(stage) if steps_of is not None else None)
     return model

@@ -3,7 +3,8 @@
 `peftzoo_tools.run` calls `check_run` after the recipe, the data and the model are built and before
 `RunDir(...)`, so a mistake that can be found up front (an output path that is a file, a train split
 of one pair) is one message and leaves nothing behind: no empty `runs/<id>/checkpoints/`, no
-failed run directory.
+failed run directory. That includes a run whose batches would leave (almost) no unmasked negative
+per anchor (`check_negatives`): its loss is 0 or nearly so and it would train nothing, silently.
 """
 
 from __future__ import annotations
@@ -62,38 +63,77 @@ def check_splits(data: PairedData, world_size: int = 1) -> None:
     raise DataError(f"the train split has {n_train} pairs (splits: {sizes}); {fix}; at least {need}{per_process} are needed")
 
 
-def check_group_batches(recipe: BaseModel, data: PairedData, masks_groups: bool, world_size: int = 1) -> None:
-    """A group-disjoint batch can be formed: the train split has at least a batch's worth of distinct groups.
-
-    Mirrors the trainer's choice (train.sampler; auto is group-disjoint when pairs share groups and
-    the loss does not mask same-group pairs) and its batch size (capped at the train split).
-    """
+def _sampling(recipe: BaseModel, data: PairedData, masks_groups: bool, world_size: int) -> tuple[np.ndarray, int, bool]:
+    """(the train split's stimulus ids, the batch size, whether batches are stimulus-disjoint), as the
+    trainer chooses them (peftzoo_engine/loaders.py: train.sampler, auto is disjoint when pairs share a
+    stimulus and the loss does not mask them; the batch size capped at the train split)."""
     train = data.split("train")
-    groups = np.asarray(data.groups)[train]
-    distinct = len(np.unique(groups))
+    ids = np.asarray(data.stimulus_ids)[train]
+    distinct = len(np.unique(ids))
     choice = recipe.train.sampler
     disjoint = choice == "group_disjoint" or (choice == "auto" and distinct < len(train) and not masks_groups)
     batch = recipe.train.batch_size
     if batch > len(train):
         batch = len(train) - len(train) % world_size
+    return ids, batch, disjoint
+
+
+def check_group_batches(recipe: BaseModel, data: PairedData, masks_groups: bool, world_size: int = 1) -> None:
+    """A stimulus-disjoint batch can be formed: the train split has at least a batch's worth of distinct stimuli."""
+    ids, batch, disjoint = _sampling(recipe, data, masks_groups, world_size)
+    distinct = len(np.unique(ids))
     if disjoint and distinct < batch:
         raise DataError(
-            f"no batch of {batch} pairs from {batch} different groups can be formed: the train split has {distinct} groups "
-            f"(recordings); lower train.batch_size to at most {distinct}, or use a loss that masks same-group pairs"
+            f"no batch of {batch} pairs of {batch} different stimuli can be formed: the train split has {distinct} "
+            f"distinct stimulus ids ({_ids_are(data)}); lower train.batch_size to at most {distinct}, or use a loss that "
+            f"masks pairs of one stimulus (loss.mask_same_group: true)"
         )
+
+
+def _ids_are(data: PairedData) -> str:
+    if data.stimulus is not None:
+        return "stimulus.npy"
+    return "the groups, which stand for the stimuli: no stimulus ids given"
+
+
+def check_negatives(recipe: BaseModel, data: PairedData, masks_groups: bool, world_size: int = 1) -> None:
+    """Refuse a run whose batches leave (almost) no unmasked negative per anchor: its loss cannot learn.
+
+    The expected count comes from the sampler and the masking on the train split
+    (peftzoo_data/negatives.py); the floor is 0 for certain, and FLOOR_FRACTION of the batch on average.
+    """
+    from peftzoo_data.negatives import FLOOR_FRACTION, expected_negatives
+
+    ids, batch, disjoint = _sampling(recipe, data, masks_groups, world_size)
+    found = expected_negatives(ids, batch, masks_groups, disjoint)
+    if not found.too_few:
+        return
+    if data.stimulus is None:
+        fix = ("these ids are the data's groups (no stimulus ids given), so masking takes out every pair of one "
+               "recording: give each pair its stimulus id (ingest writes stimulus.npy with negatives: {by: stimulus}; "
+               "an arrays folder takes stimulus.npy beside groups.npy), or put more groups in the train split")
+    else:
+        fix = (f"put pairs of more stimuli in the train split (it has {found.stimuli}), or give stimulus ids that tell "
+               "the stimuli apart (stimulus.npy; ingest's negatives: {by: stimulus})")
+    none = ": the loss would be exactly 0 and nothing would train" if found.mean <= 0 else ""
+    raise DataError(
+        f"too few negatives: {found.describe()}, below the floor of {found.floor:.2f} "
+        f"({int(100 * FLOOR_FRACTION)}% of the other pairs){none}; {fix}"
+    )
 
 
 def check_run(recipe: BaseModel, data: PairedData, output_dir: str | Path, world_size: int = 1,
               masks_groups: bool = False) -> None:
     """Everything about a new run that can be checked before its directory exists.
 
-    `masks_groups`: the composed loss masks same-group pairs itself (then batches may share groups).
+    `masks_groups`: the composed loss masks pairs of one stimulus itself (then batches may share stimuli).
     """
     writable_dir(output_dir, "--output-dir")
     if recipe.train.cache_dir:
         writable_dir(recipe.train.cache_dir, "train.cache_dir")
     check_splits(data, world_size)
     check_group_batches(recipe, data, masks_groups, world_size)
+    check_negatives(recipe, data, masks_groups, world_size)
 
 
 def check_stages(recipe: BaseModel, data: PairedData, reg) -> None:
@@ -105,7 +145,7 @@ def check_stages(recipe: BaseModel, data: PairedData, reg) -> None:
 
     import torch
 
-    from recipes.compose import compose, stage_plan, switch_stage
+    from recipes.compose import compose_all_stages, stage_plan
 
     plan = stage_plan(recipe)
     if len(plan) < 2:
@@ -113,9 +153,7 @@ def check_stages(recipe: BaseModel, data: PairedData, reg) -> None:
     states = random.getstate(), np.random.get_state()
     try:
         with torch.random.fork_rng(devices=[]):
-            trial = compose(recipe, data, reg)
-            for stage in plan:  # as the trainer does, from the first
-                switch_stage(trial, stage, reg, None)
+            compose_all_stages(recipe, data, reg)  # as the trainer does, from the first
     finally:
         random.setstate(states[0])
         np.random.set_state(states[1])

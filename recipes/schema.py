@@ -39,6 +39,7 @@ from registry import yamlio
 from recipes.errors import RecipeError
 from registry.core import Registry
 from registry.errors import did_you_mean
+from registry.pipes import quiet_on_broken_pipe
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 
@@ -534,6 +535,7 @@ def json_schema(reg: Registry) -> dict[str, Any]:
     return schema
 
 
+@quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     """Print the JSON Schema of recipes (for editors: yaml-language-server, VS Code, ...)."""
     import argparse

@@ -16,6 +16,7 @@ import sys
 from registry.core import Registry
 from registry.errors import UserError
 from registry.kinds import KINDS
+from registry.pipes import quiet_on_broken_pipe
 
 
 def _check(reg: Registry, entry) -> str:
@@ -83,6 +84,7 @@ def _table(rows: list[dict], check: bool) -> str:
     return "\n".join(out)
 
 
+@quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="list-registry", description="List the encoders, strategies, heads, losses and data sets installed."

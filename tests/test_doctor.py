@@ -493,3 +493,56 @@ def test_a_failed_run_says_why_it_failed(tmp_path, capsys):
     assert doctor_main([str(run), "--no-model"]) == 0
     out = capsys.readouterr().out
     assert "(failed, 12 steps)" in out and "note: the run failed: train.stages: eeg.strategy: lora: refused" in out, out
+
+
+def test_no_negatives_explains_a_forced_run_and_masking_is_never_the_advice(tmp_path, monkeypatch):
+    """Issue 19's first run, forced past the preflight check: a split by subject whose train split is one
+    recording, groups.npy by recording, masking on, a built-in LoRA. Every negative is masked and the loss
+    is exactly 0: the doctor says no_negatives (an error), not frozen_adapter (only info, explained by it).
+    Fixed by hand as the user did (masking off, random batches), it never advises turning masking back on."""
+    from recipes import preflight
+    from tests.test_negatives import study
+
+    root = study(tmp_path / "one_recording", stimulus_file=False, one_train_recording=True)
+    monkeypatch.setattr(preflight, "check_negatives", lambda *args, **kwargs: None)  # what the check now refuses
+    base = {**BASE, "data": {"name": "arrays", "path": str(root)}, "train.batch_size": 8, "eeg.strategy": "lora"}
+    run = train(tiny_recipe(**base), tmp_path / "forced")
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    train_lines = [x for x in lines if x.get("type") == "train"]
+    assert train_lines and all(x["train/loss"] == 0 and x["train/masked_share"] == 1.0 for x in train_lines)
+    report = diagnose(run)
+    assert loud(report) == {"no_negatives"}, [f.to_json() for f in report.findings]
+    (found,) = [f for f in report.findings if f.code == "no_negatives"]
+    assert "0.00 unmasked negatives per anchor" in found.evidence and "stimulus.npy" in found.fix
+    frozen = [f for f in report.findings if f.code == "frozen_adapter"]  # the LoRA's B never moved: said as info
+    assert frozen and all(f.severity == "info" for f in frozen)
+    assert any("explained by no_negatives" in f.evidence for f in frozen)
+    live_only = diagnose(run, model=False)  # without the data: the logged masked share says it
+    assert loud(live_only) == {"no_negatives"} and "100% of the off-diagonal logits" in live_only.findings[0].evidence
+
+    by_hand = train(tiny_recipe(**{**base, "loss": {"name": "clip", "mask_same_group": False}, "train.sampler": "random"}),
+                    tmp_path / "by_hand")
+    report = diagnose(by_hand)
+    for f in report.findings:
+        assert "mask_same_group: true" not in f.fix, f.to_json()
+    (same,) = [f for f in report.findings if f.code == "same_group_negatives"]
+    assert "would leave 0.00 negatives per anchor" in same.fix and "stimulus.npy" in same.fix
+
+
+@pytest.mark.parametrize("code", list(CASES))
+def test_applying_a_findings_own_fix_makes_it_go_away(planted, tmp_path, code):
+    """Each planted fault whose fix is a recipe change (Finding.overrides), trained again with that change:
+    the finding is gone (or only info). Codes whose fix is a data change carry no overrides."""
+    found = [f for f in diagnose(planted(code)).findings if f.code == code and f.severity != "info"]
+    assert found
+    overrides = {k: v for f in found for k, v in f.overrides.items()}
+    if not overrides:
+        assert code in {"flat_loss", "same_group_negatives", "eeg_units", "embedding_collapse"}, code
+        return
+    changes = {**BASE, **CASES[code](tmp_path), **overrides}
+    recipe = tiny_recipe(**{k: v for k, v in changes.items() if v is not None})
+    if changes.get("train.epochs", 1) is None:
+        recipe["train"].pop("epochs")
+    recipe["name"] = f"{code}_fixed"
+    report = diagnose(train(recipe, tmp_path / "fixed"))
+    assert code not in loud(report), (overrides, [f.to_json() for f in report.findings])

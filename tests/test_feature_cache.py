@@ -92,7 +92,7 @@ def test_cached_stage_batches_are_indices_only_in_the_loaders_order(composed):
     got, want = list(train_loader), list(reference)
     assert len(got) == len(want) == len(data.split("train")) // recipe.train.batch_size
     for a, b in zip(got, want):
-        assert a.keys() == b.keys() == {"index", "group"}
-        assert torch.equal(a["index"], b["index"]) and torch.equal(a["group"], b["group"])
+        assert a.keys() == b.keys() == {"index", "group", "stimulus"}
+        assert all(torch.equal(a[key], b[key]) for key in ("index", "group", "stimulus"))
     val = torch.cat([b["index"] for b in val_loader])
     assert val.tolist() == data.split("val").tolist()

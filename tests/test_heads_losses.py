@@ -94,4 +94,7 @@ def test_siglip_matches_a_direct_computation(reg):
             label = 1.0 if i == j else -1.0
             total += -math.log(1 / (1 + math.exp(-label * z)))
     assert math.isclose(float(loss(e, v, groups).detach()), total / 6, rel_tol=1e-5)
-    assert set(loss.log_values()) == {"logit_scale", "logit_bias"}
+    values = loss.log_values()
+    assert set(values) == {"logit_scale", "logit_bias", "train/masked_share"}
+    assert math.isclose(values["train/masked_share"], 2 / 30)  # pairs 0 and 1 share a stimulus: 2 of 30 logits
+    assert "train/masked_share" not in loss.log_values()  # counted since the last log line only

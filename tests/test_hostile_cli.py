@@ -72,9 +72,10 @@ def test_resume_refuses_recipe_and_overrides(tmp_path, capsys, recipe_file, case
 
 RUN_JSON = [
     ("missing", None, ["has no run.json", "give the directory that `run:` printed"]),
-    ("corrupt", '{"status": "interr', ["run.json' is damaged", "start it again without --resume"]),
-    ("not_an_object", "[1, 2]", ["run.json' is damaged (not a JSON object)"]),
-    ("empty", "", ["run.json' is damaged"]),
+    ("corrupt", '{"status": "interr',
+     ["run.json, line 1: not valid JSON", "the file is damaged", "train the run again"]),
+    ("not_an_object", "[1, 2]", ["run.json, line 1: a JSON list, not an object", "train the run again"]),
+    ("empty", "", ["run.json, line 1: not valid JSON", "the file is damaged"]),
 ]
 
 
@@ -132,7 +133,8 @@ UNTRAINABLE = [
     ("all_test", dict(n=6, split=["test"] * 6), ["the train split has 0 pairs (splits: test 6)", "label some pairs 'train'"]),
     ("one_train_pair", dict(n=6, split=["train"] + ["val"] * 5), ["the train split has 1 pairs", "put more pairs"]),
     ("too_few_groups_for_a_batch", dict(n=12, groups=[0, 1, 2] * 4, split=["train"] * 12),
-     ["no batch of 12 pairs from 12 different groups can be formed: the train split has 3 groups", "at most 3"]),
+     ["no batch of 12 pairs of 12 different stimuli can be formed: the train split has 3 distinct stimulus ids",
+      "at most 3"]),
 ]
 OVERRIDES = {"too_few_groups_for_a_batch": ["train.sampler=group_disjoint"]}
 

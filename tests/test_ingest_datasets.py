@@ -137,10 +137,11 @@ def test_seed_dv_layout(tmp_path, reg):
     levels = data.video[:, :, 0, 0, 0].astype(int)
     position = (np.arange(n) // 5) % 2
     assert np.all(np.abs(levels - (40 * position[:, None] + 20)) < 6)
-    # groups: one per (block, concept), shared by subjects, never cut by the fold
-    assert len(np.unique(data.groups)) == 14 and data.groups[0] == data.groups[70]
+    # stimulus ids (negatives): one per (block, concept), shared by subjects; groups (leakage): the blocks
+    assert len(np.unique(data.stimulus)) == 14 and data.stimulus[0] == data.stimulus[70]
+    assert np.array_equal(data.groups, blocks) and data.stimulus_name(data.stimulus[0]) == f"block0/concept{concepts[0]}"
     by_block = component.from_config(component.Config.model_validate({**config.model_dump(), "groups": "block"}), seed=0)
-    assert len(list((tmp_path / "cache").iterdir())) == 1 and len(np.unique(by_block.groups)) == 7  # no rebuild
+    assert len(list((tmp_path / "cache").iterdir())) == 1 and len(np.unique(by_block.stimulus)) == 7  # no rebuild
     for g in np.unique(data.groups):
         assert len({s for s in ("train", "val", "test") if np.isin(np.flatnonzero(data.groups == g), data.split(s)).any()}) == 1
     (tmp_path / "SEED-DV" / "Video" / "7th_10min.mp4").unlink()

@@ -190,7 +190,7 @@ def test_embed_cli_writes_pairs_with_index_and_group(run, tmp_path):
 
     assert embed_main([str(run), "--out", str(tmp_path / "e.npz"), "--split", "test", "-q"]) == 0
     with np.load(tmp_path / "e.npz") as f:
-        assert set(f.files) == {"eeg", "video", "index", "group"}
+        assert set(f.files) == {"eeg", "video", "index", "group", "stimulus", "stimulus_name"}
         assert f["eeg"].shape == (24, 32) and f["video"].shape == (24, 32) and f["eeg"].dtype == np.float32
         assert np.allclose(np.linalg.norm(f["eeg"], axis=1), 1, atol=1e-5)
         data = registry.build("datasets", {"name": "arrays", "path": str(run.parent.parent / "arrays")})
@@ -433,10 +433,17 @@ def test_one_group_with_repeated_videos_and_a_moved_bundle(run, tmp_path, capsys
     with np.load(tmp_path / "e.npz") as f:
         assert np.allclose(f["eeg"], e.numpy(), atol=1e-5) and f["group"].tolist() == [5] * 8
     np.save(tmp_path / "q.npy", eeg[:2])
-    assert retrieve_main([str(moved), "--eeg", str(tmp_path / "q.npy"), "--gallery", str(arrays), "-k", "8",
+    # the gallery is one item per distinct video: 4, named by the pairs' stimulus (here their group, 5, and
+    # the first pair's index, since no stimulus names tell the 4 videos apart); --all-pairs keeps all 8
+    assert retrieve_main([str(moved), "--eeg", str(tmp_path / "q.npy"), "--gallery", str(arrays), "-k", "4",
                           "--json", str(tmp_path / "r.json"), "-q"]) == 0
     found = json.loads((tmp_path / "r.json").read_text())["queries"]
-    assert [len(q["results"]) for q in found] == [8, 8]
+    assert [len(q["results"]) for q in found] == [4, 4]
+    assert sorted(hit["item"] for hit in found[0]["results"]) == [0, 1, 2, 3]
+    assert {hit["stimulus"] for hit in found[0]["results"]} == {f"5 (pair {i})" for i in range(4)}
+    assert retrieve_main([str(moved), "--eeg", str(tmp_path / "q.npy"), "--gallery", str(arrays), "-k", "8", "--all-pairs",
+                          "--json", str(tmp_path / "r.json"), "-q"]) == 0
+    assert [len(q["results"]) for q in json.loads((tmp_path / "r.json").read_text())["queries"]] == [8, 8]
 
 
 def test_a_run_whose_validation_is_one_group_with_repeated_videos(tmp_path, capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from adapters.heads import batched
 from adapters.heads.base import Head, HeadConfig
 
 
@@ -23,3 +24,9 @@ class LinearHead(Head):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(self.dropout(x))
+
+    def batched_forward(
+        self, params: dict[str, torch.Tensor], x: torch.Tensor, trials: int, training: bool
+    ) -> torch.Tensor:
+        """The head of T trials at once (adapters/heads/batched.py: it joins batched sweeps)."""
+        return batched.sequential([("dropout", self.dropout), ("proj", self.proj)], params, x, trials, training)

@@ -13,6 +13,7 @@ import torch
 from pydantic import Field, PositiveInt
 from torch import nn
 
+from adapters.heads import batched
 from adapters.heads.base import Head, HeadConfig
 
 _ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU}
@@ -45,3 +46,9 @@ class MLPHead(Head):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def batched_forward(
+        self, params: dict[str, torch.Tensor], x: torch.Tensor, trials: int, training: bool
+    ) -> torch.Tensor:
+        """The head of T trials at once (adapters/heads/batched.py: it joins batched sweeps)."""
+        return batched.sequential([(f"net.{i}", m) for i, m in enumerate(self.net)], params, x, trials, training)

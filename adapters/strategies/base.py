@@ -20,6 +20,7 @@ from torch import nn
 
 from registry.component import ComponentConfig
 from registry.errors import UserError
+from adapters import peft_names
 
 
 class StrategyConfig(ComponentConfig):
@@ -156,15 +157,9 @@ def _follow_peft_wrapping(encoder: nn.Module, reports: list[StrategyReport]) -> 
     wraps fc2. Reports are updated in place: later stages re-enable parameters by these names.
     """
     params = dict(encoder.named_parameters())
-
-    def current(name: str) -> str:
-        head, _, leaf = name.rpartition(".")
-        moved = f"{head}.base_layer.{leaf}"
-        return moved if name not in params and moved in params else name
-
     for report in reports:
-        report.trainable = [current(n) for n in report.trainable]
-        report.lr_scale = {current(n): scale for n, scale in report.lr_scale.items()}
+        report.trainable = [peft_names.current(n, params) for n in report.trainable]
+        report.lr_scale = {peft_names.current(n, params): scale for n, scale in report.lr_scale.items()}
 
 
 def _refuse_idle(strategy: Strategy, report: StrategyReport) -> None:
@@ -300,5 +295,5 @@ def apply_strategies(
     pretrained = getattr(encoder, "pretrained_parameter_names", None)  # set by the composer before any strategy
     if pretrained is not None:
         params = dict(encoder.named_parameters())
-        report.num_adapter = sum(params[n].numel() for n in actual if n.replace(".base_layer.", ".") not in pretrained)
+        report.num_adapter = sum(params[n].numel() for n in actual if peft_names.unwrapped(n) not in pretrained)
     return report

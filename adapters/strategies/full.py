@@ -9,6 +9,7 @@ from torch import nn
 
 from adapters.strategies import encoder_parts
 from adapters.strategies.base import Strategy, StrategyConfig, StrategyError, StrategyReport, report_for
+from adapters import peft_names
 
 
 class FullConfig(StrategyConfig):
@@ -30,7 +31,7 @@ class Full(Strategy):
         # peft keeps a wrapped layer's pretrained weight under base_layer.
         pretrained = getattr(encoder, "pretrained_parameter_names", None)
         names = [n for n, _ in encoder.named_parameters()
-                 if pretrained is None or n.replace(".base_layer.", ".") in pretrained]
+                 if pretrained is None or peft_names.unwrapped(n) in pretrained]
         for name in names:
             encoder.get_parameter(name).requires_grad_(True)
         scale = {n: self.cfg.lr_scale for n in names}

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # peft pulls in transformers (seconds per process): imported 
 
 from adapters.strategies.base import Strategy, StrategyConfig, StrategyError, StrategyReport, report_for
 from adapters.strategies.targets import RoleTargets, resolve
+from adapters import peft_names
 
 Role = Literal["q", "k", "v", "o", "mlp"]
 
@@ -86,7 +87,7 @@ class PeftTuner(Strategy):
             peft.inject_adapter_in_model(config, encoder)
         names = []
         for name, p in encoder.named_parameters():
-            base = name.replace(".base_layer.", ".")
+            base = peft_names.unwrapped(name)
             if base in before:
                 p.requires_grad_(before[base])  # the tuner froze everything else; restore
             elif p.requires_grad:

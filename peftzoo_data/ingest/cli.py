@@ -14,8 +14,10 @@ import sys
 from pathlib import Path
 
 from registry.errors import UserError
+from registry.pipes import quiet_on_broken_pipe
 
 
+@quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recipes.ingest", description=__doc__.splitlines()[0])
     parser.add_argument("spec", nargs="?", help="the ingest spec (YAML)")

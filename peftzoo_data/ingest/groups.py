@@ -1,8 +1,13 @@
-"""Groups and splits of ingested pairs: by recording, subject, session, block or stimulus.
+"""Groups, negatives and splits of ingested pairs: two ideas, two files.
+
+- Groups (groups.npy, `groups.by`: recording, subject, session, block or stimulus) are the leakage
+  unit: a split never puts one group on both sides (the pairs would leak across the split).
+- Negatives (stimulus.npy and meta["stimuli"], `negatives.by`: stimulus, none or a pair's label)
+  say which pairs are never each other's negatives. A stimulus shown to every subject may sit on
+  both sides of a split by subject: that is the cross-subject protocol, not leakage.
 
 Splits are by subject or block (ids held out, or EEG2Video's leave-one-block-out fold: block k is
-test, the block before it validation) or by fractions of whole groups. A split that would put one
-group on both sides is refused with the group named: the pairs would leak across the split.
+test, the block before it validation) or by fractions of whole groups.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from peftzoo_data.ingest.errors import IngestError
-from peftzoo_data.ingest.spec import GroupsSpec, SplitSpec
+from peftzoo_data.ingest.spec import GroupsSpec, NegativesSpec, SplitSpec
 
 
 def group_ids(labels: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -33,6 +38,32 @@ def group_labels(pairs: list[dict], spec: GroupsSpec) -> list[str]:
             )
         out.append(str(value))
     return out
+
+
+def negative_labels(pairs: list[dict], spec: NegativesSpec) -> list[str]:
+    """Per pair, the label whose sharing pairs are never each other's negatives (`none`: the pair's own)."""
+    key = spec.by
+    if key == "none":
+        return [f"{p['recording']}#{i}" for i, p in enumerate(pairs)]
+    out = []
+    for p in pairs:
+        value = p["stim"] if key == "stimulus" else p.get(key)
+        if value is None:
+            known = sorted(k for k, v in p.items() if isinstance(v, str | int) and k not in ("onset", "start"))
+            raise IngestError(
+                f"negatives.by: {key} is unknown for recording {p['recording']!r}; use stimulus, none, or a label the "
+                f"pairs carry ({', '.join(known)}), e.g. an entity from recordings.entities with (?P<{key}>...)"
+            )
+        out.append(str(value))
+    return out
+
+
+def stimulus_ids(pairs: list[dict], spec: NegativesSpec) -> tuple[np.ndarray, list[str]]:
+    """(stimulus.npy ids, meta["stimuli"] names by id). With negatives.by: none the ids are the pairs' own
+    and the names their stimulus (shown by evaluate and retrieve)."""
+    if spec.by == "none":
+        return np.arange(len(pairs), dtype=np.int64), [str(p["stim"]) for p in pairs]
+    return group_ids(negative_labels(pairs, spec))
 
 
 def _sort_key(value: str):
@@ -86,10 +117,13 @@ def split_labels(pairs: list[dict], groups: np.ndarray, spec: SplitSpec, groups_
     if (labels == "train").sum() == 0:
         raise IngestError(f"split: holding out {key} {sorted(set(val) | set(test))} leaves no pair for training")
     for g in np.unique(groups):
-        seen = sorted(set(labels[groups == g]))
+        seen = sorted(str(x) for x in set(labels[groups == g]))
         if len(seen) > 1:
+            why = (" (groups.by: stimulus makes the stimulus the leakage unit; for the cross-subject protocol, where "
+                   "every subject sees the same clips, keep groups.by: recording and say negatives: {by: stimulus})"
+                   if groups_by == "stimulus" else "")
             raise IngestError(
-                f"split by {key} cuts a group (pairs of one group in {seen}); group by {key} or by something "
-                f"within it (groups.by: recording, or {key})"
+                f"split by {key} cuts a group (pairs of one group in {', '.join(seen)}){why}; group by {key} or by "
+                f"something within it (groups.by: recording, or {key})"
             )
     return labels

@@ -1,7 +1,8 @@
 """A spec to an arrays directory: every recording ingested (or reused), assembled, moved into place.
 
 Output (docs/reference/ingest-output.md: an arrays directory plus provenance): eeg.npy, video.npy,
-meta.json, groups.npy, split.npy, ingest_report.json, preview.png. The directory is built beside `out`
+meta.json, groups.npy, stimulus.npy,
+split.npy, ingest_report.json, preview.png. The directory is built beside `out`
 and renamed into place when complete, so `out` is never half-written. Each recording's result is
 keyed by the spec's processing keys and the sha256 of its files: a rerun reuses a recording whose key
 (and whose videos' hashes) still match, from the previous output or from the parts an interrupted
@@ -575,14 +576,17 @@ def _assemble(spec, out, work, recordings, entries, sources, started) -> dict:
     shapes = _shapes(sources, entries)
     pairs = [p for e in entries for p in e["pairs"]]
     groups, group_names, split = _labels(spec, pairs)
+    stimulus, stimuli = grouping.stimulus_ids(pairs, spec.negatives)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         previews = _write_rows(tmp, spec, entries, sources, order, shapes)
         np.save(tmp / "groups.npy", groups)
+        np.save(tmp / "stimulus.npy", stimulus)
         np.save(tmp / "split.npy", split)
         meta = _meta(spec, recordings, entries, channels, group_names, pairs)
+        meta.update(negatives_by=spec.negatives.by, stimuli=stimuli)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         report = _report(entries, split, started)
         (tmp / REPORT).write_text(json.dumps(report, indent=1))

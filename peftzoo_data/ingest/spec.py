@@ -297,12 +297,25 @@ class VideoSpec(_Strict):
 
 
 class GroupsSpec(_Strict):
+    """The leakage unit: pairs of one group are never split apart (groups.npy)."""
+
     by: Literal["recording", "subject", "session", "block", "stimulus"] = "recording"
-    """Pairs sharing a group are never split apart and are not each other's negatives."""
+    """Pairs sharing a group are never on both sides of a split (windows of one recording are not
+    independent). Which pairs are not each other's negatives is `negatives`, a separate idea."""
+
+
+class NegativesSpec(_Strict):
+    """Which pairs are never each other's negatives (stimulus.npy and meta["stimuli"])."""
+
+    by: str = Field("stimulus", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """stimulus: pairs showing one stimulus (the event's stim id) are not each other's negatives, across
+    subjects and recordings; none: every pair is its own; or a label every pair carries (an entity such
+    as `concept` from recordings.entities, or `event`): pairs sharing it are not each other's negatives."""
 
 
 class SplitSpec(_Strict):
-    """Train/val/test assignment that never cuts a group."""
+    """Train/val/test assignment that never cuts a group (the leakage unit); stimuli may be shared
+    across splits (the cross-subject protocol: the same clips shown to every subject)."""
 
     by: Literal["fraction", "subject", "block"] = "fraction"
     val: float | list[str] = 0.2
@@ -358,6 +371,7 @@ class IngestSections(_Strict):
     eeg: EEGSpec = Field(default_factory=EEGSpec)
     video: VideoSpec
     groups: GroupsSpec = Field(default_factory=GroupsSpec)
+    negatives: NegativesSpec = Field(default_factory=NegativesSpec)
     preview: int = Field(4, ge=0)
     """Windows drawn in preview.png (EEG traces, window edges, chosen frames); 0 for none."""
 

@@ -23,6 +23,7 @@ import filelock
 
 from peftzoo_engine.cache.store import Entry, Listed, scan, temporaries
 from registry.errors import UserError
+from registry.pipes import quiet_on_broken_pipe
 
 DEFAULT_DIR = Path("runs") / ".cache" / "features"
 """Where `python -m recipes.run` keeps the cache with its default --output-dir and no train.cache_dir."""
@@ -157,6 +158,7 @@ def non_negative_days(text: str) -> float:
     return days
 
 
+@quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recipes.cache", description=__doc__.splitlines()[0].strip("`."))
     parser.add_argument("--cache-dir", help=f"the cache directory (default: {DEFAULT_DIR}, the one runs with --output-dir runs use)")

@@ -51,18 +51,51 @@ class ContrastiveLoss(nn.Module, metaclass=abc.ABCMeta):
     def forward(
         self, eeg: torch.Tensor, video: torch.Tensor, groups: torch.Tensor | None = None, index: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Scalar loss of paired, L2-normalized embeddings; `groups` marks pairs of one recording, `index`
-        holds the pairs' dataset indices (int64) in training and is None in evaluation."""
+        """Scalar loss of paired, L2-normalized embeddings; `groups` holds the pairs' negative ids (their
+        stimulus, or the data set's groups where it gives no stimulus): pairs sharing one are not each
+        other's negatives. `index` holds the pairs' dataset indices (int64) in training, None in evaluation."""
 
 
 class LearnedScaleLoss(ContrastiveLoss):
     """Losses with a learnable `logit_scale` (the log of the logit multiplier), clamped after every
-    optimizer step at `cfg.max_logit_scale`, and optional masking of same-group pairs."""
+    optimizer step at `cfg.max_logit_scale`, and optional masking of pairs of one stimulus.
+
+    In training, the share of off-diagonal logits that masking took out is counted (on the device,
+    no sync per step) and logged as `train/masked_share`, on each train line (since the last one) and
+    on each epoch line (`epoch_values`): 1.0 means no negative is left and the loss cannot move
+    (recipes/preflight.py refuses such a run before it starts)."""
 
     @property
     def masks_groups(self) -> bool:
-        """Whether same-group pairs are kept out of the negatives here (else the sampler separates them)."""
+        """Whether pairs of one stimulus are kept out of the negatives here (else the sampler separates them)."""
         return self.cfg.mask_same_group
+
+    def count_masked(self, n: int, masked: torch.Tensor | None = None) -> None:
+        """Add a training batch of `n` pairs and its (n, n) mask of off-diagonal logits taken out (None:
+        none) to the running count."""
+        if not self.training:
+            return
+        taken = None if masked is None else masked.sum()
+        for name in ("_masked_count", "_epoch_masked_count"):
+            counted = getattr(self, name, None) or [0, 0]
+            setattr(self, name, [counted[0] if taken is None else counted[0] + taken, counted[1] + n * (n - 1)])
+
+    def masked_share(self, name: str = "_masked_count") -> float | None:
+        """Masked share of off-diagonal logits since the last call (None when no batch was counted); resets."""
+        counted = getattr(self, name, None)
+        setattr(self, name, None)
+        if counted is None or not counted[1]:
+            return None
+        return float(counted[0]) / counted[1]
+
+    def log_values(self) -> dict[str, float]:
+        share = self.masked_share()
+        return {} if share is None else {"train/masked_share": share}
+
+    def epoch_values(self) -> dict[str, float]:
+        """Scalars of the whole epoch for its epoch line: the masked share over all its batches."""
+        share = self.masked_share("_epoch_masked_count")
+        return {} if share is None else {"train/masked_share": share}
 
     def after_optimizer_step(self) -> None:
         with torch.no_grad():

@@ -2,9 +2,10 @@
 
 The logit scale is stored as log(1/T), initialized from T=0.07, and clamped in place after every
 optimizer step so that logits are never scaled by more than `max_logit_scale` (CLIP's 100).
-Same-group pairs (windows of one recording) are masked out as negatives: they are not false
-negatives to push apart. Label smoothing spreads only over the negatives that remain, which is why
-the cross-entropy is written out here rather than taken from F.cross_entropy.
+Pairs of one stimulus (the `groups` ids the loss is given: the data's stimulus ids) are masked out
+as negatives: they are not false negatives to push apart. Label smoothing spreads only over the
+negatives that remain, which is why the cross-entropy is written out here rather than taken from
+F.cross_entropy.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from peftzoo_model.losses import batched
 from peftzoo_model.losses.base import LearnedScaleLoss, LossConfig
 
 
@@ -25,7 +27,8 @@ class ClipLossConfig(LossConfig):
     max_logit_scale: float = Field(100.0, gt=1)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     mask_same_group: bool = True
-    """Do not use pairs of one group (recording) as each other's negatives."""
+    """Do not use pairs of one stimulus as each other's negatives (the data's stimulus ids; a data set
+    without them gives its groups)."""
 
 
 def smoothed_nll(logits: torch.Tensor, valid: torch.Tensor, smoothing: float) -> torch.Tensor:
@@ -58,7 +61,15 @@ class ClipLoss(LearnedScaleLoss):
 
     def log_values(self) -> dict[str, float]:
         scale = self.logit_scale.detach()
-        return {"logit_scale": float(scale.exp()), "log_logit_scale": float(scale)}
+        return {"logit_scale": float(scale.exp()), "log_logit_scale": float(scale), **super().log_values()}
+
+    def batched_forward(self, params: dict[str, torch.Tensor], eeg: torch.Tensor, video: torch.Tensor,
+                        groups: torch.Tensor | None) -> torch.Tensor:
+        """T trials' losses at once (peftzoo_model/losses/batched.py: it joins batched sweeps)."""
+        return batched.stacked_clip_loss(params["logit_scale"].exp(), eeg, video, groups, self.cfg)
+
+    def batched_after_step(self, params: dict[str, torch.Tensor], active: torch.Tensor, members: list) -> None:
+        batched.clamp_logit_scales(params["logit_scale"], active, members)
 
     def forward(
         self, eeg: torch.Tensor, video: torch.Tensor, groups: torch.Tensor | None = None, index: torch.Tensor | None = None
@@ -69,5 +80,8 @@ class ClipLoss(LearnedScaleLoss):
         valid = torch.ones_like(eye)
         if groups is not None and self.cfg.mask_same_group:
             valid = (groups[:, None] != groups[None, :]) | eye
+            self.count_masked(n, ~valid)
+        elif groups is not None:
+            self.count_masked(n)
         s = self.cfg.label_smoothing
         return 0.5 * (smoothed_nll(logits, valid, s) + smoothed_nll(logits.t(), valid.t(), s))

@@ -2,7 +2,7 @@
 
 Each (eeg_i, video_j) logit is a binary decision, positive on the diagonal: loss =
 -sum log sigmoid(label_ij * (t * <e_i, v_j> + b)) / B, with learnable temperature t (init 10, stored as
-log t) and bias b (init -10), as open_clip's SigLipLoss. Same-group off-diagonal pairs are left out.
+log t) and bias b (init -10), as open_clip's SigLipLoss. Off-diagonal pairs of one stimulus are left out.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ class SigLipLoss(LearnedScaleLoss):
         self.logit_bias = nn.Parameter(torch.tensor(float(config.init_logit_bias)), requires_grad=config.learnable)
 
     def log_values(self) -> dict[str, float]:
-        return {"logit_scale": float(self.logit_scale.detach().exp()), "logit_bias": float(self.logit_bias.detach())}
+        return {"logit_scale": float(self.logit_scale.detach().exp()), "logit_bias": float(self.logit_bias.detach()),
+                **super().log_values()}
 
     def forward(
         self, eeg: torch.Tensor, video: torch.Tensor, groups: torch.Tensor | None = None, index: torch.Tensor | None = None
@@ -51,5 +52,9 @@ class SigLipLoss(LearnedScaleLoss):
         labels = eye.float() * 2 - 1
         pair_loss = -F.logsigmoid(labels * logits)
         if groups is not None and self.cfg.mask_same_group:
-            pair_loss = pair_loss.masked_fill((groups[:, None] == groups[None, :]) & ~eye, 0.0)
+            masked = (groups[:, None] == groups[None, :]) & ~eye
+            self.count_masked(n, masked)
+            pair_loss = pair_loss.masked_fill(masked, 0.0)
+        elif groups is not None:
+            self.count_masked(n)
         return pair_loss.sum() / n

@@ -14,8 +14,10 @@ from pathlib import Path
 
 from peftzoo_tools.compare import page, runs, table
 from registry.errors import UserError
+from registry.pipes import quiet_on_broken_pipe
 
 
+@quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recipes.compare", description=__doc__.splitlines()[0],
                                      epilog="\n".join(__doc__.splitlines()[2:]), formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from peftzoo_engine import rundir
 from recipes.errors import RecipeError
+from peftzoo_tools.sweep import record as sweep_record
 from peftzoo_tools.sweep.trials import runs_in as trial_runs_in
 
 
@@ -47,32 +46,25 @@ class Sweep:
     runs: list[Run]
 
 
-def is_run(path: Path) -> bool:
-    return (path / "run.json").is_file() and (path / "recipe.yaml").is_file()
+is_run = rundir.is_run
 
 
 def is_sweep(path: Path) -> bool:
-    return (path / "sweep.json").is_file()
+    return (path / sweep_record.FILENAME).is_file()
 
 
 def read_run(path: Path) -> Run:
-    try:
-        info = json.loads((path / "run.json").read_text())
-        recipe = yaml.safe_load((path / "recipe.yaml").read_text()) or {}
-        metrics = path / "metrics.jsonl"
-        lines = [json.loads(t) for t in metrics.read_text().splitlines() if t.strip()] if metrics.is_file() else []
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise RecipeError(f"run directory {str(path)!r} could not be read ({exc}); is it a run directory that `run:` printed?") from None
+    """A run through peftzoo_engine.rundir's readers: a damaged file is one message naming it and the line."""
+    info = rundir.read_info(path)
+    recipe = rundir.read_recipe(path)
+    lines = rundir.read_metrics(path, partial_last_line_ok=info.get("status") == "running")
     return Run(path.resolve(), info, recipe, lines)
 
 
 def read_sweep(path: Path) -> Sweep:
-    try:
-        data = json.loads((path / "sweep.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise RecipeError(f"sweep directory {str(path)!r}: sweep.json could not be read ({exc})") from None
+    data = sweep_record.read(path)
     runs = []
-    for trial in data.get("trials", []):
+    for trial in data["trials"]:
         found = _trial_run(path, trial)
         if found is not None:
             run = read_run(found)

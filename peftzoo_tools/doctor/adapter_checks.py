@@ -64,6 +64,7 @@ def check_frozen(initial: dict[str, torch.Tensor], saved: dict[str, torch.Tensor
         f"{len(still)} of {len(compared)} trainable {'/'.join(sides)} encoder tensors are exactly as initialized after "
         f"{steps} steps ({shown}){zeros}: the encoder's features are still the base encoder's",
         fix,
+        {f"train.lr_scales.{k}": 1.0 for k in zero_scale},
     )]
 
 

@@ -10,11 +10,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import textwrap
 
 from registry.errors import UserError
+from registry.pipes import quiet_on_broken_pipe
+
+
+def _override(key: str, value) -> str:
+    """`key=value` as recipes/overrides.py reads it (YAML values; a mapping or list in flow style, quoted)."""
+    import yaml
+
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
+    return f"'{key}={text}'" if isinstance(value, dict | list) else f"{key}={text}"
 
 
 def _text(report) -> str:
@@ -26,11 +34,14 @@ def _text(report) -> str:
         lines.append(f"\n{f.severity.upper():7s} {f.code}")
         lines += textwrap.wrap(f.evidence, 100, initial_indent="  evidence: ", subsequent_indent="            ")
         lines += textwrap.wrap(f.fix, 100, initial_indent="  fix:      ", subsequent_indent="            ")
+        if f.overrides:  # the fix as command-line overrides of the run's recipe
+            lines.append("  apply:    " + " ".join(_override(k, v) for k, v in f.overrides.items()))
     for note in report.notes:
         lines.append(f"\nnote: {note}")
     return "\n".join(lines)
 
 
+@quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recipes.doctor", description=__doc__.splitlines()[0])
     parser.add_argument("run", help="a run directory (the one `run:` printed)")
@@ -52,17 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    try:
-        if args.json:
-            print(json.dumps([f.to_json() for f in report.findings], indent=2), flush=True)
-            for note in report.notes:
-                print(f"note: {note}", file=sys.stderr)
-        else:
-            print(_text(report), flush=True)
-    except BrokenPipeError:
-        # The reader stopped early (`| head`): not an error of the run. Python's documented recipe:
-        # point stdout at devnull so the interpreter's final flush does not raise again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    # A reader that stops early (`| head`) is not an error of the run: main's quiet_on_broken_pipe ends it quietly.
+    if args.json:
+        print(json.dumps([f.to_json() for f in report.findings], indent=2), flush=True)
+        for note in report.notes:
+            print(f"note: {note}", file=sys.stderr)
+    else:
+        print(_text(report), flush=True)
     return 0
 
 

@@ -62,7 +62,8 @@ def check_eeg_units(eeg: np.ndarray, where: str = "the data") -> list[Finding]:
 
 
 def check_group_masking(groups: np.ndarray, train_idx: np.ndarray, recipe: dict) -> list[Finding]:
-    """(a): groups given but neither the loss nor the sampler keeps same-group pairs apart."""
+    """(a): stimulus ids (or groups standing for them) given but neither the loss nor the sampler keeps
+    pairs of one id apart. The fix never turns masking on where masking would leave no negatives."""
     loss = recipe.get("loss") or {}
     sampler = (recipe.get("train") or {}).get("sampler", "auto")
     if loss.get("mask_same_group", True) or sampler != "random":
@@ -76,12 +77,25 @@ def check_group_masking(groups: np.ndarray, train_idx: np.ndarray, recipe: dict)
     if p == 0:
         return []
     batch = min(int((recipe.get("train") or {}).get("batch_size", 64)), n)
+    from peftzoo_data.negatives import expected_negatives
+
+    masked = expected_negatives(g, batch, masked=True, disjoint=False)
+    disjoint_ok = len(counts) >= batch
+    if not masked.too_few:
+        fix = "loss.mask_same_group: true (the default), or train.sampler: group_disjoint"
+    elif disjoint_ok:
+        fix = "train.sampler: group_disjoint (batches of distinct stimuli)"
+    else:
+        # Masking these ids would leave no negative (no_negatives): never advise it; the ids are too coarse.
+        fix = (f"masking these ids would leave {masked.mean:.2f} negatives per anchor, so give each pair its stimulus "
+               "id instead (stimulus.npy; ingest's negatives: {by: stimulus}) and mask those, or put more stimuli in "
+               "the train split")
     return [Finding(
         "same_group_negatives", "warning",
-        f"{len(counts)} groups over {n} training pairs and loss.mask_same_group: false with train.sampler: random: each pair "
-        f"meets on average {fmt(p * (batch - 1))} pairs of its own group as negatives per batch of {batch} "
+        f"{len(counts)} stimulus ids over {n} training pairs and loss.mask_same_group: false with train.sampler: random: "
+        f"each pair meets on average {fmt(p * (batch - 1))} pairs of its own id as negatives per batch of {batch} "
         f"({fmt(100 * p)}% of all negatives)",
-        "loss.mask_same_group: true (the default), or train.sampler: group_disjoint",
+        fix,
     )]
 
 
@@ -114,13 +128,14 @@ def check_adjacent(side_embeddings: dict[str, torch.Tensor], groups: np.ndarray,
         return []
     shown = "; ".join(f"{side}: {100 * share:.0f}% of {count}" for side, (share, count) in alike.items())
     unique = len(np.unique(groups)) == len(groups)
-    state = "every pair is its own group (no groups.npy)" if unique else "their group ids differ"
+    state = "every pair is its own stimulus (no stimulus.npy or groups.npy)" if unique else "their stimulus ids differ"
     mask = (recipe.get("loss") or {}).get("mask_same_group", True)
     return [Finding(
         "same_group_negatives", "warning",
         f"consecutive windows look alike although {state}: {shown} neighbouring pairs are more similar than 95% of random "
         "pairs (independent windows: about 5%), so windows of one recording or stimulus are each other's negatives",
-        "give every window its recording or stimulus id in groups.npy (arrays) or the dataset's groups"
+        "give every window its stimulus id in stimulus.npy (arrays; ingest's negatives: {by: stimulus}) or, where "
+        "windows of one recording are alike, its recording in groups.npy"
         + ("; with groups, loss.mask_same_group: true keeps them apart" if not mask else
            " (loss.mask_same_group: true, the default, then masks them)"),
     )]

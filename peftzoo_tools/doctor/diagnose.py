@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from peftzoo_tools.doctor import adapter_checks, data_checks, embedding_checks, loss_checks, stability, temperature, throughput
+from peftzoo_tools.doctor import (adapter_checks, data_checks, embedding_checks, loss_checks, negatives_checks, stability,
+                                  temperature, throughput)
 from peftzoo_tools.doctor.findings import Finding, rank
 from peftzoo_tools.doctor.run_reader import RunRecord, read_run
 
@@ -19,6 +20,7 @@ logger = logging.getLogger(__name__)
 FEATURE_SAMPLE = 32
 
 METRIC_CHECKS = (
+    negatives_checks.check_masked_share,
     loss_checks.check_flat_loss,
     loss_checks.check_divergence,
     loss_checks.check_overfitting,
@@ -28,8 +30,10 @@ METRIC_CHECKS = (
 )
 
 # A flat loss is what these causes look like from the loss curve: said once, as the cause.
-EXPLAINS_FLAT_LOSS = ("eeg_units", "nonnegative_embeddings", "embedding_collapse", "temperature_collapsed", "nonfinite_steps",
-                      "divergence")
+EXPLAINS_FLAT_LOSS = ("no_negatives", "eeg_units", "nonnegative_embeddings", "embedding_collapse", "temperature_collapsed",
+                      "nonfinite_steps", "divergence")
+# A loss with no negatives is exactly 0: no gradient reaches the adapter, so its tensors stay as initialized.
+EXPLAINS_FROZEN = ("no_negatives",)
 # Collapsed embeddings are what these look like from the model (eeg_units: on the EEG side only).
 EXPLAINS_COLLAPSE = ("eeg_units", "divergence")
 
@@ -56,7 +60,8 @@ def model_findings(run: RunRecord, sample: int = 256, device: str = "cpu") -> tu
     out: list[Finding] = []
     train_idx = data.split("train")
     out += data_checks.check_eeg_units(data.eeg)
-    out += data_checks.check_group_masking(data.groups, train_idx, run.recipe)
+    out += negatives_checks.check_data(data.stimulus_ids, train_idx, run.recipe, data.stimulus is not None)
+    out += data_checks.check_group_masking(data.stimulus_ids, train_idx, run.recipe)
     out += adapter_checks.check_frozen(probe.initial, probe.saved, run.total_steps(), run.recipe)
     notes = [f"{side}: base encoder features not compared ({why})" for side, why in probe.base_missing.items()]
     val_idx = data.split("val")
@@ -73,7 +78,7 @@ def model_findings(run: RunRecord, sample: int = 256, device: str = "cpu") -> tu
         starts = sample_indices(len(data) - 1, max(sample // 2, data_checks.MIN_ADJACENT))
         pairs = np.stack([starts, starts + 1], axis=1).reshape(-1)
         eeg, video = embed(probe, pairs)
-        out += data_checks.check_adjacent({"eeg": eeg, "video": video}, data.groups[pairs], run.recipe)
+        out += data_checks.check_adjacent({"eeg": eeg, "video": video}, data.stimulus_ids[pairs], run.recipe)
     return out, notes
 
 
@@ -98,9 +103,19 @@ def feature_findings(probe, indices: np.ndarray, steps: int) -> list[Finding]:
 def tie_symptoms(findings: list[Finding]) -> list[Finding]:
     """Demote symptoms to info where a finding of their cause is present: flat_loss under any of
     EXPLAINS_FLAT_LOSS; collapsed EEG embeddings under eeg_units (EEG in volts is ~1e-5 in every
-    channel: the encoder sees a constant); collapsed embeddings of either side under divergence (an lr
+    channel: the encoder sees a constant); frozen_adapter under no_negatives (a loss with every negative
+    masked is exactly 0 and sends no gradient); collapsed embeddings of either side under divergence (an lr
     far too high throws a head's outputs onto one direction: the planted lr jump in tests/test_doctor.py
     spikes the loss, then both sides collapse and the loss sits at ln(B); lowering the lr fixes both)."""
+    # One no_negatives: the data's numbers where the data were read, else the live count.
+    said = [f for f in findings if f.code == "no_negatives"]
+    if len(said) > 1:
+        findings = [f for f in findings if f.code != "no_negatives" or f is said[-1]]
+    codes = {f.code for f in findings if f.severity != "info"}
+    causes = [c for c in EXPLAINS_FROZEN if c in codes]
+    if causes:
+        findings = [f.demoted(f"explained by {', '.join(causes)}: no loss, no gradient; fix that first")
+                    if f.code == "frozen_adapter" and f.severity != "info" else f for f in findings]
     # Collapse first, so that a flat loss names the root cause, not a collapse explained itself.
     for symptom in ("embedding_collapse", "flat_loss"):
         codes = {f.code for f in findings if f.severity != "info"}

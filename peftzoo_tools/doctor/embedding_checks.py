@@ -108,6 +108,7 @@ def check_embeddings(side: str, z: torch.Tensor, head: torch.nn.Module | None = 
             "and the similarity range is squeezed",
             f"end the {side} head in a Linear (or LayerNorm) layer, as CLIP, LiT, ImageBind and NICE do: "
             f"{side}.head: linear, or {side}.head: {{name: mlp, hidden: [512]}} (its activations are inside only)",
+            {f"{side}.head": "linear"},
         ))
     ratio, mean_cos = spread(z)
     erank = effective_rank(z) if len(z) >= ERANK_MIN_INPUTS else None

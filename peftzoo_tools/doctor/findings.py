@@ -2,7 +2,9 @@
 
 The codes and severities are a contract (docs/reference/doctor-codes.md): scripts and tests match on them, so
 a code is never renamed. Evidence is a sentence with the numbers and epochs it rests on; the fix
-names a recipe key and value wherever one exists.
+names a recipe key and value wherever one exists, and where the fix is a recipe change, `overrides`
+holds it as dotted recipe keys -> values (tests/test_doctor.py applies each and checks that the
+finding goes away).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error")
 # Ordered root causes first, symptoms (flat_loss) last: rank() keeps this order within a severity.
 CODES: dict[str, str] = {
     "eeg_units": "EEG amplitude is far from the microvolt range the encoders expect",
+    "no_negatives": "the loss masked (almost) every negative: pairs' stimulus ids leave nothing to contrast",
     "nonnegative_embeddings": "embeddings pass a ReLU-like activation last: no coordinate is negative, every cosine >= 0",
     "frozen_adapter": "a trainable encoder tensor never moved: the adapter or unfrozen weights do nothing",
     "nonfinite_steps": "steps with a NaN or inf loss or gradient were skipped",
@@ -38,6 +41,8 @@ class Finding:
     severity: Severity
     evidence: str
     fix: str
+    overrides: dict = dataclasses.field(default_factory=dict, compare=False)
+    """The fix as recipe overrides (`train.lr: 0.001`), when it is a recipe change; empty otherwise."""
 
     def __post_init__(self) -> None:
         if self.code not in CODES:

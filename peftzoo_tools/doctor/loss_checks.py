@@ -108,7 +108,10 @@ def check_divergence(run: RunRecord) -> list[Finding]:
     # is judged after warm-up only, where the loss is meant to have stopped falling fast.
     every = [(int(line["step"]), float(line["train/loss"])) for line in run.train]  # lines with a finite loss
     lr = run.get("train.lr")
-    fix = (f"lower train.lr (now {lr}; try train.lr: {_tenth(lr)}), set train.grad_clip_norm: 1.0, "
+    staged = [(i, s["lr"]) for i, s in enumerate(run.get("train.stages") or [])
+              if isinstance(s, dict) and s.get("lr") is not None]
+    stage_part = "".join(f" and train.stages[{i}].lr (now {v}; try {_tenth(v)})" for i, v in staged)
+    fix = (f"lower train.lr (now {lr}; try train.lr: {_tenth(lr)}){stage_part}, set train.grad_clip_norm: 1.0, "
            "or lengthen the warm-up (train.warmup_fraction: 0.2)")
     # Vectorized (numpy windows): the live doctor runs this at every epoch line over the whole history.
     spikes = _spikes(every)
@@ -132,7 +135,7 @@ def check_divergence(run: RunRecord) -> list[Finding]:
     if rising:
         parts.append(f"the loss rose after warm-up: it reached {fmt(lowest)} (median of {width} lines) and is {fmt(last)} "
                      "over the last third of steps")
-    return [Finding("divergence", "warning", "; ".join(parts), fix)]
+    return [Finding("divergence", "warning", "; ".join(parts), fix, _lower_lr(run))]
 
 
 def _spikes(points: list[tuple[int, float]]) -> list[tuple[int, float, float, int]]:
@@ -191,7 +194,23 @@ def check_overfitting(run: RunRecord) -> list[Finding]:
         "overfitting", "warning", evidence,
         "keep the best epoch and stop when validation stops improving: train.select: {metric: val/eeg_to_video/R@1, mode: max} "
         "and train.early_stopping: {patience: 3, min_delta: 0.0}; more data or dropout in the heads (eeg.head.dropout: 0.5) also help",
+        {"train.select": {"metric": "val/eeg_to_video/R@1", "mode": "max"},
+         "train.early_stopping": {"patience": 3, "min_delta": 0.0}},
     )]
+
+
+def _lower_lr(run: RunRecord) -> dict:
+    """train.lr at a tenth, and each training stage's own lr too (a stage's lr is what a spike in it ran at)."""
+    out = {}
+    try:
+        out["train.lr"] = float(_tenth(run.get("train.lr")))
+    except ValueError:
+        pass
+    stages = run.get("train.stages")
+    if isinstance(stages, list) and any(isinstance(s, dict) and s.get("lr") is not None for s in stages):
+        out["train.stages"] = [{**s, "lr": float(_tenth(s["lr"]))} if isinstance(s, dict) and s.get("lr") is not None
+                               else s for s in stages]
+    return out
 
 
 def _tenth(lr) -> str:

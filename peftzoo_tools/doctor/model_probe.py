@@ -21,6 +21,7 @@ import torch
 
 from peftzoo_tools.doctor.run_reader import RunRecord
 from registry.errors import UserError
+from adapters import peft_names
 
 logger = logging.getLogger(__name__)
 
@@ -52,13 +53,10 @@ def _seed(seed: int) -> None:
 
 
 def _build(recipe, data, reg):
-    from recipes.compose import compose, stage_plan, switch_stage, planned_steps
+    from recipes.compose import compose_all_stages, planned_steps
 
-    model = compose(recipe, data, reg)
-    plan = stage_plan(recipe)
-    for stage in plan[1:]:  # later stages add their strategies: the weights file holds their tensors too
-        switch_stage(model, stage, reg, planned_steps(recipe, data, stage.epochs))
-    return model
+    # later stages add their strategies: the weights file holds their tensors too
+    return compose_all_stages(recipe, data, reg, lambda stage: planned_steps(recipe, data, stage.epochs))
 
 
 def rebuild(run: RunRecord, device: str | torch.device = "cpu") -> tuple[Probe | None, str | None]:
@@ -115,9 +113,8 @@ def base_encoder(spec, started: torch.nn.Module, reg) -> tuple[torch.nn.Module |
     have = started.state_dict()
     state = {}
     for key in encoder.state_dict():
-        head, _, leaf = key.rpartition(".")
-        found = next((k for k in (key, f"{head}.base_layer.{leaf}") if k in have), None)
-        if found is None:
+        found = peft_names.current(key, have)
+        if found not in have:
             return None, f"the strategies renamed {key} beyond recognition"
         state[key] = have[found]
     encoder.load_state_dict(state)

@@ -1,8 +1,9 @@
 """Reading a run directory (docs/reference/run-directory.md) into what the checks need, without building a model.
 
-A run is a directory holding run.json and recipe.yaml; metrics.jsonl may be short or missing (a run
-that failed early) and its last line may be cut (a crash mid-write): such a run is still read, and
-what could not be read is said in `notes`. A path that is not a run is one NotARunError.
+A run is a directory holding run.json and recipe.yaml, read by peftzoo_engine.rundir; metrics.jsonl may
+be short or missing (a run that failed early: said in `notes`) and, while the run trains, its last line
+may be half written (left out). A damaged file is one message naming the file and the line (rundir's
+DamagedRunFile); a path that is not a run is one NotARunError.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import json
 import math
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from registry.errors import UserError
 
@@ -99,9 +98,11 @@ class RunRecord:
 
     def weights_path(self) -> Path | None:
         """best.safetensors when the run kept one (train.select), else trainable.safetensors, else None."""
-        for name in ("best.safetensors", "trainable.safetensors"):
-            if (self.path / name).is_file():
-                return self.path / name
+        from peftzoo_engine import rundir  # function-local while peftzoo_engine.trainer imports doctor.live (a cycle)
+
+        for which in ("best", "last"):
+            if rundir.weights_path(self.path, which).is_file():
+                return rundir.weights_path(self.path, which)
         return None
 
 
@@ -134,8 +135,10 @@ def raise_for_other_directory(path: Path) -> None:
         origin = f" ({source})" if source else ""
         raise NotARunError(f"{str(path)!r} is an exported model (bundle or adapters), not a run; give the run directory "
                            f"it was exported from{origin}")
+    from peftzoo_engine import rundir  # function-local while peftzoo_engine.trainer imports doctor.live (a cycle)
+
     try:
-        runs = sorted(p.name for p in path.iterdir() if p.is_dir() and (p / "run.json").is_file() and (p / "recipe.yaml").is_file())
+        runs = sorted(p.name for p in path.iterdir() if p.is_dir() and rundir.is_run(p))
     except OSError:
         runs = []
     if runs:
@@ -145,43 +148,26 @@ def raise_for_other_directory(path: Path) -> None:
 
 def read_run(path: str | Path) -> RunRecord:
     """The run at `path`; NotARunError (one message, with the fix) when it is not one."""
+    from peftzoo_engine import rundir  # function-local while peftzoo_engine.trainer imports doctor.live (a cycle)
+
     path = Path(path).expanduser()
     if not path.exists():
         raise NotARunError(f"{str(path)!r} does not exist; give the run directory that `run:` printed")
     if not path.is_dir():
         raise NotARunError(f"{str(path)!r} is a file, not a run directory; give the directory that `run:` printed")
-    missing = [name for name in ("run.json", "recipe.yaml") if not (path / name).is_file()]
+    missing = [name for name in (rundir.RUN_JSON, rundir.RECIPE) if not (path / name).is_file()]
     if missing:
         raise_for_other_directory(path)
         raise NotARunError(
             f"{str(path)!r} is not a run directory (no {' or '.join(missing)}); give the directory that `run:` printed"
         )
-    try:
-        info = json.loads((path / "run.json").read_text(encoding="utf-8"))
-        recipe = yaml.safe_load((path / "recipe.yaml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise NotARunError(f"{str(path)!r} has an unreadable run.json or recipe.yaml ({exc}); it cannot be diagnosed") from None
-    if not isinstance(info, dict) or not isinstance(recipe, dict):
-        raise NotARunError(f"{str(path)!r}: run.json and recipe.yaml must each hold a mapping; it cannot be diagnosed")
+    info, recipe = rundir.read_info(path), rundir.read_recipe(path)
     record = RunRecord(path=path.resolve(), info=info, recipe=recipe, lines=[])
     if info.get("status") == "failed" and info.get("error"):
         # Why it stopped comes first: the curves of a failed run show only what it did before that.
         record.notes.append(f"the run failed: {info['error']}")
-    metrics = path / "metrics.jsonl"
-    if not metrics.is_file():
+    if not (path / rundir.METRICS).is_file():
         record.notes.append("no metrics.jsonl: the run logged nothing; only its recipe and weights were read")
         return record
-    bad = 0
-    for text in metrics.read_text(encoding="utf-8", errors="replace").splitlines():
-        if not text.strip():
-            continue
-        try:
-            line = json.loads(text)
-        except json.JSONDecodeError:
-            bad += 1
-            continue
-        if isinstance(line, dict):
-            record.lines.append(line)
-    if bad:
-        record.notes.append(f"{bad} line(s) of metrics.jsonl could not be parsed and were skipped (a write cut short?)")
+    record.lines = rundir.read_metrics(path, partial_last_line_ok=info.get("status") == "running")
     return record

@@ -19,20 +19,28 @@ WARN_SHARE = 0.01
 
 def likely_cause(run: RunRecord) -> tuple[str, str]:
     """(cause, fix) from the recipe and what the run recorded."""
+    return _cause(run)[:2]
+
+
+def _cause(run: RunRecord) -> tuple[str, str, dict]:
+    """(cause, fix, the fix as recipe overrides where it is one)."""
     precision = str(run.info.get("precision") or run.get("train.precision", ""))
     lr = run.get("train.lr")
     if "16" in precision and "bfloat" not in precision and "bf16" not in precision:
         return ("fp16 autocast (its range ends at 65504; Adam on fp16 goes NaN, openai/CLIP #40)",
-                "train.precision: bf16 on a GPU that has it (else fp32), and train.grad_clip_norm: 1.0")
+                "train.precision: bf16 on a GPU that has it (else fp32), and train.grad_clip_norm: 1.0", {})
     try:
         high = float(lr) >= 1e-2
     except (TypeError, ValueError):
         high = False
     if high:
+        # a hundredth, but no higher than 1e-3: lr 1e30 / 100 is still out of range
+        lower = float(f"{min(float(lr) / 100, 1e-3):.3g}")
         return (f"a learning rate of {lr}, high enough to throw weights out of range",
-                f"lower train.lr (try train.lr: {float(lr) / 100:.3g}) and set train.grad_clip_norm: 1.0")
+                f"lower train.lr (try train.lr: {lower:g}) and set train.grad_clip_norm: 1.0",
+                {"train.lr": lower, "train.grad_clip_norm": 1.0})
     return ("not the precision or an extreme lr: look for NaN or inf in the data (np.isfinite on eeg.npy) or a loss spike before it",
-            "check the data for non-finite values; set train.grad_clip_norm: 1.0; lower train.lr")
+            "check the data for non-finite values; set train.grad_clip_norm: 1.0; lower train.lr", {})
 
 
 def check_nonfinite(run: RunRecord) -> list[Finding]:
@@ -43,7 +51,7 @@ def check_nonfinite(run: RunRecord) -> list[Finding]:
     live = [d for d in run.of_type("diagnosis") if d.get("code") == "nonfinite_steps" and "first_step" in d]
     if not skipped and not stopped:
         return []
-    cause, fix = likely_cause(run)
+    cause, fix, overrides = _cause(run)
     steps = max(run.total_steps(), 1)
     where = []
     if live:
@@ -63,4 +71,4 @@ def check_nonfinite(run: RunRecord) -> list[Finding]:
     else:
         severity = "info"
         evidence += f" (under {fmt(100 * WARN_SHARE)}% of steps)"
-    return [Finding("nonfinite_steps", severity, evidence, fix)]
+    return [Finding("nonfinite_steps", severity, evidence, fix, overrides)]

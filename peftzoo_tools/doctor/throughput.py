@@ -26,7 +26,9 @@ def check_data_bound(run: RunRecord) -> list[Finding]:
         return []
     workers = int(run.get("train.num_workers", 0) or 0)
     fixes = []
+    overrides = {"train.num_workers": max(4, 2 * workers)}
     if not run.get("train.feature_cache", True):
+        overrides = {"train.feature_cache": True}
         fixes.append("train.feature_cache: true (a frozen encoder's features, or a training video encoder's resized clips, "
                      "computed once instead of every step)")
     fixes.append(f"train.num_workers: {max(4, 2 * workers)} (now {workers})")
@@ -39,4 +41,5 @@ def check_data_bound(run: RunRecord) -> list[Finding]:
         f"median data_wait_frac {fmt(level, 2)} over {len(judged)} epoch(s){rate}: the step waited for data "
         f"{fmt(100 * level, 2)}% of the time (per epoch: {shown}{' ...' if len(epochs) > 6 else ''})",
         "; ".join(fixes),
+        overrides,
     )]

@@ -68,17 +68,21 @@ def is_sweep_file(raw: dict[str, Any]) -> bool:
     return "space" in raw and "recipe" in raw
 
 
-def from_command(recipe_arg: str, items: list[str], random: int | None, seed: int, select: dict[str, str] | None) -> Plan:
-    """A plan from `RECIPE key=[v1,v2] ...`, where RECIPE may also be a sweep file (base recipe + space)."""
+def from_command(recipe_arg: str, items: list[str], random: int | None, seed: int, select: dict[str, str] | None,
+                 max_trials: int = spaces.MAX_TRIALS) -> Plan:
+    """A plan from `RECIPE key=[v1,v2] ...`, where RECIPE may also be a sweep file (base recipe + space);
+    a sweep of more than `max_trials` trials is refused before any is listed."""
     path = schema.resolve(recipe_arg)
     raw = schema.read_yaml(path)
     if is_sweep_file(raw):
-        return _from_sweep_file(path, raw, items, random, seed, select)
+        return _finish(_from_sweep_file(path, raw, items, random, seed, select), max_trials)
     space = spaces.from_arguments(items)
     if not space.axes:
         raise RecipeError("nothing to sweep: give at least one key with a list of values, e.g. train.lr=[1e-3,3e-4]")
     base = _apply(raw, spaces.as_override_args(space.fixed), f"recipe {str(path)!r}")
-    return _finish(Plan(_name(base, path), base, space, random, 0 if seed is None else seed, _select(select, base), f"recipe {str(path)!r}"))
+    plan = Plan(_name(base, path), base, space, random, 0 if seed is None else seed, _select(select, base),
+                f"recipe {str(path)!r}")
+    return _finish(plan, max_trials)
 
 
 def _from_sweep_file(path: Path, raw: dict[str, Any], items: list[str], random: int | None, seed: int | None,
@@ -117,12 +121,12 @@ def _from_sweep_file(path: Path, raw: dict[str, Any], items: list[str], random: 
     file_select = raw.get("select")
     if file_select is not None and not isinstance(file_select, dict):
         raise RecipeError(f"{source}: select must be {{metric: ..., mode: max|min}}, got {file_select!r}")
-    return _finish(Plan(
+    return Plan(
         raw.get("name") or _name(base, recipe_path), base, space,
         random if random is not None else file_random,
         seed if seed is not None else file_seed,
         _select(select or file_select, base), source,
-    ))
+    )
 
 
 def _apply(raw: dict[str, Any], args: list[str], source: str) -> dict[str, Any]:
@@ -156,8 +160,8 @@ def _select(given: dict[str, str] | None, base: dict[str, Any]) -> dict[str, str
     return {"metric": str(chosen["metric"]), "mode": chosen["mode"]}
 
 
-def _finish(plan: Plan) -> Plan:
-    values = spaces.trials(plan.space, plan.random, plan.seed)
+def _finish(plan: Plan, max_trials: int = spaces.MAX_TRIALS) -> Plan:
+    values = spaces.trials(plan.space, plan.random, plan.seed, max_trials)
     width = max(3, len(str(len(values) - 1)))
     plan.trials = [Trial(f"trial-{i:0{width}d}", v) for i, v in enumerate(values)]
     return plan

@@ -20,19 +20,22 @@ from pathlib import Path
 from typing import Any
 
 from recipes.errors import RecipeError
+from peftzoo_engine import rundir
 from peftzoo_engine.rundir import atomic_write, now
+from registry.errors import UserError
 
 FILENAME = "sweep.json"
+STATUSES = ("pending", "running", "completed", "failed", "interrupted")
+
+
+class DamagedSweepFile(UserError):
+    """sweep.json is not what the sweep wrote: it names the file, where, and the fix."""
 
 
 def best_line(run_dir: Path, metric: str, mode: str) -> dict[str, Any] | None:
     """The eval line of metrics.jsonl with the best `metric` (first of ties), or None without one."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        return None
     best = None
-    for text in path.read_text().splitlines():
-        line = json.loads(text)
+    for line in rundir.read_metrics(Path(run_dir)):
         value = line.get(metric)
         if line.get("type") != "eval" or not isinstance(value, (int, float)) or math.isnan(value):
             continue
@@ -57,7 +60,7 @@ class SweepRecord:
     def load_or_create(cls, directory: Path, header: dict[str, Any], trial_values: list[tuple[str, dict[str, Any]]]) -> "SweepRecord":
         path = directory / FILENAME
         if path.is_file():
-            data = json.loads(path.read_text())
+            data = read(directory)
             known = {t["id"]: t for t in data["trials"]}
             for trial_id, values in trial_values:  # same directory means same definition: same trials
                 if trial_id not in known or known[trial_id]["overrides"] != values:
@@ -100,4 +103,41 @@ class SweepRecord:
 
 
 def read(directory: Path) -> dict[str, Any]:
-    return json.loads((Path(directory) / FILENAME).read_text())
+    """sweep.json of a sweep directory, checked: an object whose `trials` is a list of objects, each with
+    an `id`, its `overrides` and a known `status`. Anything else is one DamagedSweepFile."""
+    path = Path(directory) / FILENAME
+    fix = ("move it away and run the sweep's command again: finished trials are found again from their run "
+           "directories")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DamagedSweepFile(f"{path} is missing; give a sweep directory (the one `sweep:` printed)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DamagedSweepFile(f"{path} could not be read ({exc}); {fix}") from None
+    except json.JSONDecodeError as exc:
+        raise DamagedSweepFile(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg}); "
+                               f"the file is damaged: {fix}") from None
+    if not isinstance(data, dict):
+        raise DamagedSweepFile(f"{path}: a JSON {type(data).__name__}, not the sweep's object; "
+                               f"the file is damaged: {fix}")
+    trials = data.get("trials")
+    if not isinstance(trials, list):
+        what = "has no trials" if trials is None else f"has trials that are a {type(trials).__name__}, not a list"
+        raise DamagedSweepFile(f"{path} {what}; the file is damaged: {fix}")
+    for index, trial in enumerate(trials):
+        problem = _trial_problem(trial)
+        if problem:
+            raise DamagedSweepFile(f"{path}, trials[{index}]: {problem}; the file is damaged: {fix}")
+    return data
+
+
+def _trial_problem(trial: Any) -> str | None:
+    if not isinstance(trial, dict):
+        return f"a {type(trial).__name__}, not a trial object"
+    if not isinstance(trial.get("id"), str) or not trial["id"]:
+        return f"id {trial.get('id')!r} is not a trial id (trial-000, ...)"
+    if not isinstance(trial.get("overrides"), dict):
+        return f"{trial['id']}: overrides {trial.get('overrides')!r} is not a mapping of recipe keys to values"
+    if trial.get("status") not in STATUSES:
+        return f"{trial['id']}: status {trial.get('status')!r} is not one of {', '.join(STATUSES)}"
+    return None

@@ -24,6 +24,9 @@ from recipes import overrides as override_parser
 from recipes.errors import RecipeError
 
 DISTRIBUTIONS = ("loguniform", "uniform", "randint", "choice")
+MAX_TRIALS = 10_000
+"""The most trials one sweep runs unless --max-trials says more: a space larger than any machine can train
+(10 keys of 10 values is 1e10 combinations) is refused at once instead of being listed until killed."""
 
 logger = logging.getLogger("peftzoo_tools.sweep")
 
@@ -131,16 +134,34 @@ def _check_distribution(kind: str, args: Any, where: str) -> None:
         raise RecipeError(f"{where}: randint needs integer bounds, got {args!r}")
 
 
-def trials(space: Space, random: int | None, seed: int) -> list[dict[str, Any]]:
-    """Each trial's swept values (dotted key -> value), in a deterministic order."""
+def check_size(space: Space, random: int | None, limit: int = MAX_TRIALS) -> int:
+    """The number of trials the sweep will run, computed before any is listed; RecipeError over `limit`."""
+    if random is not None:
+        if random > limit:
+            raise RecipeError(f"--random {random:,} trials is more than the limit of {limit:,} trials per sweep; "
+                              f"draw fewer, or raise the limit with --max-trials {random}")
+        return random
+    size = space.grid_size()
+    if size > limit:
+        shape = " x ".join(f"{len(v)} ({k})" for k, v in space.axes.items())
+        raise RecipeError(f"the grid has {size:,} trials ({shape}), more than the limit of {limit:,} trials per sweep; "
+                          f"draw a sample of it with --random N (e.g. --random 100), list fewer values, "
+                          f"or raise the limit with --max-trials {size}")
+    return size
+
+
+def trials(space: Space, random: int | None, seed: int, limit: int = MAX_TRIALS) -> list[dict[str, Any]]:
+    """Each trial's swept values (dotted key -> value), in a deterministic order; at most `limit` of them."""
     keys = list(space.axes)
     if random is None:
         if not space.is_grid():
             dists = [k for k, v in space.axes.items() if not isinstance(v, list)]
             raise RecipeError(f"space keys {', '.join(dists)} are distributions, which cannot be gridded; add --random N (or random: N)")
+        check_size(space, random, limit)
         return [dict(zip(keys, combo)) for combo in itertools.product(*space.axes.values())]
     if random < 1:
         raise RecipeError(f"--random {random}: give the number of trials to draw, at least 1")
+    check_size(space, random, limit)
     rng = np.random.default_rng(seed)
     finite = {k: v if isinstance(v, list) else v["choice"] for k, v in space.axes.items()
               if isinstance(v, list) or "choice" in v}

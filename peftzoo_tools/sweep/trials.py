@@ -11,7 +11,6 @@ two of interpreter and import start-up per trial, is small beside any trial wort
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from peftzoo_engine import rundir
 from peftzoo_tools.sweep.record import SweepRecord, best_line
 
 LOG_NAME = "trial.log"
@@ -45,22 +45,17 @@ def attempts_in(trial_dir: Path) -> list[Path]:
 
 def runs_in(trial_dir: Path) -> list[Path]:
     """The attempts that started training (they have run.json)."""
-    return [p for p in attempts_in(trial_dir) if (p / "run.json").is_file()]
+    return [p for p in attempts_in(trial_dir) if (p / rundir.RUN_JSON).is_file()]
 
 
 def _status(run_dir: Path) -> str | None:
-    try:
-        return json.loads((run_dir / "run.json").read_text()).get("status")
-    except (OSError, json.JSONDecodeError):
-        return None
+    """run.json's status (a damaged run.json is one message, from peftzoo_engine.rundir)."""
+    return rundir.read_info(run_dir).get("status")
 
 
 def batched_checkpoint(run_dir: Path) -> Path | None:
     """The checkpoint of the batched group this interrupted run trained in, where one was written."""
-    try:
-        recorded = (json.loads((run_dir / "run.json").read_text()).get("batched_heads") or {}).get("checkpoint")
-    except (OSError, json.JSONDecodeError):
-        return None
+    recorded = (rundir.read_info(run_dir).get("batched_heads") or {}).get("checkpoint")
     path = (run_dir / recorded).resolve() if recorded else None
     return path if path is not None and path.is_file() else None
 
@@ -78,7 +73,7 @@ def plan_job(record: SweepRecord, trial: dict[str, Any], base_yaml: Path, args: 
     for run_dir in runs:
         if _status(run_dir) == "completed":  # finished, but the sweep stopped before recording it
             return Job(trial["id"], [], log_path, resume=False)
-        if (run_dir / "checkpoints" / "last.pt").is_file():
+        if rundir.checkpoint_path(run_dir).is_file():
             return Job(trial["id"], [*python, "--resume", str(run_dir), "--quiet"], log_path, resume=True)
         if _status(run_dir) != "failed" and (group := batched_checkpoint(run_dir)) is not None:
             return Job(trial["id"], [], log_path, resume=True, batched_checkpoint=group)
@@ -108,7 +103,7 @@ def finish(record: SweepRecord, trial_id: str, exit_code: int | None, select: di
     status = _status(run_dir) if run_dir else None
     changes: dict[str, Any] = {"exit_code": exit_code, "run": str(run_dir) if run_dir else None}
     if status == "completed":
-        info = json.loads((run_dir / "run.json").read_text())
+        info = rundir.read_info(run_dir)
         changes.update(status="completed", error=None, final_metrics=info.get("final_metrics"),
                        best_metrics=best_line(run_dir, select["metric"], select["mode"]))
     elif status == "interrupted" or (exit_code is not None and exit_code > 128) or exit_code is None:

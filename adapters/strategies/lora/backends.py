@@ -15,6 +15,7 @@ from torch import nn
 
 from adapters.strategies.lora.config import LoRAConfig
 from adapters.strategies.targets import RoleTargets
+from adapters import peft_names
 
 
 def _set_module(root: nn.Module, name: str, module: nn.Module) -> None:
@@ -70,7 +71,7 @@ def inject_peft(encoder: nn.Module, targets: RoleTargets, cfg: LoRAConfig) -> No
     peft.inject_adapter_in_model(config, encoder)
     # inject_adapter_in_model freezes every non-adapter parameter; restore what other strategies set.
     for name, p in encoder.named_parameters():
-        base = name.replace(".base_layer.", ".")
+        base = peft_names.unwrapped(name)
         if base in before and before[base]:
             p.requires_grad_(True)
 

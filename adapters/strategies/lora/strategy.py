@@ -11,6 +11,7 @@ from adapters.strategies.base import Strategy, StrategyError, StrategyReport, re
 from adapters.strategies.lora import backends
 from adapters.strategies.lora.config import LoRAConfig
 from adapters.strategies.targets import resolve
+from adapters import peft_names
 
 
 class LoRA(Strategy):
@@ -36,7 +37,7 @@ class LoRA(Strategy):
             backends.inject_peft(encoder, targets, self.cfg)
         names = [
             n for n, p in encoder.named_parameters()
-            if backends.is_lora_parameter(n) and n.replace(".base_layer.", ".") not in before
+            if backends.is_lora_parameter(n) and peft_names.unwrapped(n) not in before
         ]
         for name in names:
             encoder.get_parameter(name).requires_grad_(True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from adapters.heads import batched
 from adapters.heads.base import Head, HeadConfig
 
 
@@ -22,3 +23,12 @@ class GLUHead(Head):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.glu(self.proj(self.dropout(self.norm(x))), dim=-1)
+
+    def batched_forward(
+        self, params: dict[str, torch.Tensor], x: torch.Tensor, trials: int, training: bool
+    ) -> torch.Tensor:
+        """T trials' heads at once, feature-major (N last): the hook that lets this head join a batched sweep."""
+        x = batched.layer_norm(x, params["norm.weight"], params["norm.bias"], self.norm.eps, trials)
+        x = batched.dropout(x, float(self.dropout.p), trials, training)
+        value, gate = batched.linear(x, params["proj.weight"], params["proj.bias"]).chunk(2, dim=1)
+        return value * torch.sigmoid(gate)  # nn.functional.glu over the feature dimension

@@ -2,10 +2,13 @@
 encoders frozen and cached, trained in one process as one batched model (issue 13, item 3).
 
 - eligibility.py: which trials qualify, and which of them can share one batched model
-- stacked.py: the trials' heads and losses stacked over a leading trial dimension (one forward for all)
+- stacked.py: the trials' heads and losses stacked over a leading trial dimension (one forward for all,
+  through each component's declared `batched_forward` hook: adapters/heads/batched.py,
+  peftzoo_model/losses/batched.py; a plugin head or loss with the hook joins like a built-in one)
 - adamw.py: AdamW over the stacks, each trial with its own optimizer groups' lr and weight decay (fused kernel)
 - checkpoint.py: one checkpoint per group (stacked weights, every trial's AdamW and schedule, RNG)
-- trainer.py: the lockstep training loop writing each trial's ordinary run directory
+- trainer.py: the lockstep training loop writing each trial's ordinary run directory through the engine's
+  public functions (start_run, log_epoch, count_nonfinite, record_evaluation, after_evaluation, finish_run)
 - sweep_groups.py: the sweep command's grouping of fresh trials (--batched-heads auto)
 """
 

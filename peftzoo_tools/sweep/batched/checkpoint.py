@@ -24,6 +24,7 @@ import torch
 from peftzoo_engine.checkpoint import CheckpointError
 from peftzoo_engine.progress import Progress
 from peftzoo_engine.rng import restore_rng, rng_state
+from peftzoo_engine import rundir
 from peftzoo_engine.rundir import atomic_write
 
 FORMAT = "batched-1"
@@ -52,7 +53,7 @@ def save(path: Path, heads, optimizer, trials, group: Progress) -> None:
     state = {
         "format": FORMAT,
         "runs": [os.path.relpath(t.run.path.resolve(), root) for t in trials],
-        "recipes": [(t.run.path / "recipe.yaml").read_text() for t in trials],
+        "recipes": [(t.run.path / rundir.RECIPE).read_text() for t in trials],
         "position": {"step": group.step, "epoch": group.epoch, "batch_in_epoch": group.batch_in_epoch},
         "stacks": {name: p.detach().cpu().clone() for name, p in heads.params.items()},
         "adamw": optimizer.state_dict(),
@@ -85,7 +86,7 @@ def read(path: Path) -> dict[str, Any]:
 def run_dirs(path: Path, state: dict[str, Any]) -> list[Path]:
     """The trials' run directories; those of trials still training must be there."""
     dirs = [_root(path) / rel for rel in state["runs"]]
-    missing = [str(d) for d, t in zip(dirs, state["trials"]) if t["running"] and not (d / "run.json").is_file()]
+    missing = [str(d) for d, t in zip(dirs, state["trials"]) if t["running"] and not (d / rundir.RUN_JSON).is_file()]
     if missing:
         raise CheckpointError(f"the group checkpoint {str(path)!r} belongs to run directories that are gone ({missing[:2]})")
     return dirs

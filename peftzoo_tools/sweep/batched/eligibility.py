@@ -16,7 +16,10 @@ import os
 import torch
 from pydantic import BaseModel
 
+import registry
 from peftzoo_engine.device import resolve_device, resolve_precision
+from peftzoo_tools.sweep.batched.stacked import missing_hook
+from registry.core import Registry
 
 PER_TRIAL_KEYS = (
     "name",
@@ -27,21 +30,22 @@ PER_TRIAL_KEYS = (
 )
 """Dotted recipe keys that may differ between the trials of one batched model."""
 
-HEADS = ("linear", "mlp")
-
-
-def unsupported_reason(recipe: BaseModel) -> str | None:
-    """None when the trial can train batched; else why not (it then runs as an ordinary run)."""
+def unsupported_reason(recipe: BaseModel, reg: Registry | None = None) -> str | None:
+    """None when the trial can train batched; else why not (it then runs as an ordinary run). Heads and
+    losses join by declaring the batched hooks (stacked.missing_hook), plugins' as built-in ones."""
+    reg = reg or registry.default()
     cfg = recipe.train
     for side in ("eeg", "video"):
         tower = getattr(recipe, side)
         strategies = [s.name for s in tower.strategy]
         if strategies != ["head_only"]:
             return f"{side}.strategy is {'+'.join(strategies)}, not head_only (its encoder trains)"
-        if tower.head.name not in HEADS:
-            return f"{side}.head is {tower.head.name}; batched heads support {', '.join(HEADS)}"
-    if recipe.loss.name != "clip" or not recipe.loss.learnable_temperature:
-        return "batched heads support the clip loss with a learnable temperature"
+        if (reason := missing_hook(reg.get("heads", tower.head.name))) is not None:
+            return f"{side}.head {tower.head.name}: {reason}"
+    if (reason := missing_hook(reg.get("losses", recipe.loss.name))) is not None:
+        return f"loss {recipe.loss.name}: {reason}"
+    if getattr(recipe.loss, "learnable_temperature", True) is False:
+        return "batched heads train a loss with a learnable temperature"
     if cfg.optimizer.lower() != "adamw":
         return f"train.optimizer is {cfg.optimizer}; batched heads support adamw"
     if not cfg.feature_cache:

@@ -5,13 +5,14 @@ DualEncoderCLIP keeps its head and loss modules, whose parameters are rebound to
 of the stacks: an update of the stacks is at once visible to the per-trial models (and their own
 optimizers, evaluation, selection and weights-file code), and the reverse.
 
-The forward is written out over the stacks instead of vmap(functional_call): on a CPU, vmap's
-per-call dispatch and the batched kernels it picks cost as much as the arithmetic of 24 small
-heads, while here a head's first Linear over the features every trial shares is ONE matrix product
-for all trials (x @ [W_1; ...; W_T]^T), later layers are one baddbmm, and the CLIP loss one bmm.
-The operations follow adapters/heads (linear, mlp) and peftzoo_model/losses/clip.py op for op, which
-tests/test_batched_heads.py checks against ordinary runs; a head built of anything else is refused
-by `head_program` (eligibility.unsupported_reason reports it).
+The forward over the stacks is the components' own: a head's `batched_forward` (adapters/heads/batched.py)
+and a loss's `batched_forward` and `batched_after_step` (peftzoo_model/losses/batched.py), the hooks by
+which a component, a plugin's as a built-in one, declares that it can join a batched sweep; a
+component without them keeps its trials out (eligibility.unsupported_reason says so). Written out
+over the stacks rather than vmap(functional_call): on a CPU, vmap's per-call dispatch and the batched
+kernels it picks cost as much as the arithmetic of 24 small heads, while a head's first Linear over the
+features every trial shares is ONE matrix product for all trials. tests/test_batched_heads.py checks
+the built-in heads and loss against ordinary runs.
 """
 
 from __future__ import annotations
@@ -21,12 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import stack_module_state
 
-from adapters.heads.linear import LinearHead
-from adapters.heads.mlp import MLPHead
-from peftzoo_model.losses.clip import ClipLoss
+from peftzoo_model.losses.batched import stacked_clip_loss  # noqa: F401 (where tests/test_batched_heads.py finds it)
 from peftzoo_model.model import DualEncoderCLIP
 
-ACTIVATIONS = (nn.GELU, nn.ReLU, nn.SiLU)
+PARTS = ("eeg_head", "video_head", "loss")
 
 
 class HeadsAndLoss(nn.Module):
@@ -43,89 +42,13 @@ def model_name(stacked_name: str) -> str:
     return {"eeg_head": "eeg.head.", "video_head": "video.head.", "loss": "loss."}[side] + rest
 
 
-def head_program(head: nn.Module, prefix: str) -> list[tuple[str, object]]:
-    """The head's forward as steps over stacked parameters: ("dropout", p), ("linear", name),
-    ("activation", module), ("layer_norm", (name or None, shape, eps)). ValueError for a head that is
-    not made of these (its trials then train as ordinary runs)."""
-    if isinstance(head, LinearHead):
-        modules = [("dropout", head.dropout), ("proj", head.proj)]
-    elif isinstance(head, MLPHead):
-        modules = [(f"net.{i}", m) for i, m in enumerate(head.net)]
-    else:
-        raise ValueError(f"{type(head).__name__} has no batched forward (linear and mlp heads do)")
-    program: list[tuple[str, object]] = []
-    for name, module in modules:
-        full = f"{prefix}.{name}"
-        if isinstance(module, nn.Dropout):
-            program.append(("dropout", float(module.p)))
-        elif isinstance(module, nn.Linear):
-            program.append(("linear", full))
-        elif isinstance(module, ACTIVATIONS):
-            program.append(("activation", module))
-        elif isinstance(module, nn.LayerNorm):
-            program.append(("layer_norm", (full if module.elementwise_affine else None, module.normalized_shape, module.eps)))
-        else:
-            raise ValueError(f"{type(head).__name__} holds a {type(module).__name__}, which has no batched forward")
-    return program
-
-
-def stacked_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """Linear layers of T trials in feature-major layout: x is (in, N) shared by all trials or
-    (T, in, N); returns (T, out, N) with weight (T, out, in) and bias (T, out).
-
-    Feature-major (features before samples) is the layout in which every product, forward and
-    backward, reads its operands as stored and writes the stacks' gradients as (T, out, in) directly;
-    sample-major needed a transposing copy of each weight gradient, as costly as the product itself
-    on a CPU. A shared input is one (T*out, in) x (in, N) product instead of T small ones."""
-    trials, out_dim, in_dim = weight.shape
-    if x.ndim == 2:
-        y = (weight.reshape(trials * out_dim, in_dim) @ x).reshape(trials, out_dim, x.shape[1])
-        return y if bias is None else y + bias[:, :, None]
-    if bias is None:
-        return torch.bmm(weight, x)
-    return torch.baddbmm(bias[:, :, None], weight, x)
-
-
-def _layer_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
-    """nn.LayerNorm's normalization over the feature dimension (1) of a feature-major (T, D, N) tensor."""
-    mean = x.mean(dim=1, keepdim=True)
-    var = x.var(dim=1, unbiased=False, keepdim=True)
-    return (x - mean) / torch.sqrt(var + eps)
-
-
-def stacked_clip_loss(scale: torch.Tensor, eeg: torch.Tensor, video: torch.Tensor, groups: torch.Tensor | None,
-                      config) -> torch.Tensor:
-    """peftzoo_model.losses.clip.ClipLoss.forward for T trials at once: (T,) losses, `scale` (T,) the logit
-    scales, eeg and video (T, N, D). The options that shape the arithmetic (masking, smoothing) are
-    shared by the group (eligibility.batch_key)."""
-    logits = scale[:, None, None] * torch.bmm(eeg.float(), video.float().transpose(1, 2))  # (T, N, N)
-    n = logits.shape[-1]
-    eye = torch.eye(n, dtype=torch.bool, device=logits.device)
-    valid = torch.ones_like(eye)
-    if groups is not None and config.mask_same_group:
-        valid = (groups[:, None] != groups[None, :]) | eye
-    s = config.label_smoothing
-    if s == 0:
-        # Without smoothing the row loss is -log_softmax at the diagonal = logsumexp(row) - diagonal;
-        # the mask is symmetric, so one masked copy serves rows and columns (fewer passes over T x N x N).
-        masked = logits if bool(valid.all()) else logits.masked_fill(~valid, float("-inf"))
-        diag = torch.diagonal(logits, dim1=-2, dim2=-1)
-        rows = torch.logsumexp(masked, dim=-1) - diag
-        columns = torch.logsumexp(masked, dim=-2) - diag
-        return 0.5 * (rows.mean(-1) + columns.mean(-1))
-    return 0.5 * (_smoothed_nll(logits, valid, s) + _smoothed_nll(logits.transpose(1, 2), valid.t(), s))
-
-
-def _smoothed_nll(logits: torch.Tensor, valid: torch.Tensor, smoothing: float) -> torch.Tensor:
-    """peftzoo_model.losses.clip.smoothed_nll over a leading trial dimension: (T, N, N) -> (T,)."""
-    logits = logits.masked_fill(~valid, float("-inf"))
-    logp = torch.log_softmax(logits, dim=-1).masked_fill(~valid, 0.0)
-    diag = torch.diagonal(logp, dim1=-2, dim2=-1)
-    if smoothing == 0:
-        return -diag.mean(-1)
-    n_valid = valid.sum(dim=-1).clamp(min=1)
-    uniform = logp.sum(dim=-1) / n_valid
-    return -((1 - smoothing) * diag + smoothing * uniform).mean(-1)
+def missing_hook(component: object) -> str | None:
+    """Why `component` (a head or loss module or class) cannot join a batched sweep; None when it declares the hook."""
+    if callable(getattr(component, "batched_forward", None)):
+        return None
+    name = component.__name__ if isinstance(component, type) else type(component).__name__
+    return (f"{name} declares no batched_forward, the hook by which the linear and mlp heads and the clip loss join "
+            "a batched model (adapters/heads/batched.py, peftzoo_model/losses/batched.py)")
 
 
 class StackedHeads:
@@ -133,17 +56,19 @@ class StackedHeads:
 
     def __init__(self, models: list[DualEncoderCLIP]):
         self.parts = [HeadsAndLoss(m) for m in models]
-        first = self.parts[0]
-        if not all(isinstance(p.loss, ClipLoss) for p in self.parts):
-            raise ValueError("batched heads train the clip loss only")
-        self.loss_config = first.loss.cfg
-        self.programs = {side: head_program(getattr(first, f"{side}_head"), f"{side}_head") for side in ("eeg", "video")}
+        self.first = self.parts[0]
+        for part in PARTS:
+            if (reason := missing_hook(getattr(self.first, part))) is not None:
+                raise ValueError(reason)
         self.params, buffers = stack_module_state(self.parts)
         if buffers:
             raise ValueError(f"batched heads hold no buffers; these heads have {sorted(buffers)}")
         for name, stack in self.params.items():
             for t, part in enumerate(self.parts):
                 part.get_parameter(name).data = stack.detach()[t]
+        self.own = {part: {n.split(".", 1)[1]: p for n, p in self.params.items() if n.startswith(f"{part}.")}
+                    for part in PARTS}
+        """Each part's stacks under the part's own parameter names (what the hooks take)."""
         self.training = True
 
     @property
@@ -157,25 +82,8 @@ class StackedHeads:
 
     def _head(self, side: str, features: torch.Tensor) -> torch.Tensor:
         """The side's head for every trial: features (N, in) -> (T, out, N), feature-major."""
-        x = features.t()
-        for kind, arg in self.programs[side]:
-            if kind == "dropout":
-                if self.training and arg > 0:  # each trial draws its own mask
-                    x = F.dropout(x.expand(self.trials, *x.shape) if x.ndim == 2 else x, arg, training=True)
-            elif kind == "linear":
-                x = stacked_linear(x, self.params[f"{arg}.weight"], self.params.get(f"{arg}.bias"))
-            elif kind == "activation":
-                x = arg(x)
-            else:
-                name, shape, eps = arg
-                x = _layer_norm(x if x.ndim == 3 else x.expand(self.trials, *x.shape), eps)
-                if name and f"{name}.weight" in self.params:
-                    x = x * self.params[f"{name}.weight"][:, :, None]
-                if name and f"{name}.bias" in self.params:
-                    x = x + self.params[f"{name}.bias"][:, :, None]
-        if x.ndim == 2:  # a head without parameters
-            x = x.expand(self.trials, *x.shape)
-        return x
+        part = f"{side}_head"
+        return getattr(self.first, part).batched_forward(self.own[part], features.t(), self.trials, self.training)
 
     def embed(self, eeg_features: torch.Tensor, video_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """As Tower.from_features on both sides, for every trial: (T, N, D) each (views of
@@ -186,7 +94,7 @@ class StackedHeads:
 
     def losses(self, eeg_features: torch.Tensor, video_features: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
         e, v = self.embed(eeg_features, video_features)
-        return stacked_clip_loss(self.params["loss.logit_scale"].exp(), e, v, groups, self.loss_config)
+        return self.first.loss.batched_forward(self.own["loss"], e, v, groups)
 
     @torch.no_grad()
     def evaluation(self, eeg_features: torch.Tensor, video_features: torch.Tensor, groups: torch.Tensor):
@@ -198,11 +106,11 @@ class StackedHeads:
         finally:
             self.training = was
         e, v = e.float().contiguous(), v.float().contiguous()  # sample-major, as the metrics read them
-        return e, v, stacked_clip_loss(self.params["loss.logit_scale"].exp(), e, v, groups, self.loss_config)
+        return e, v, self.first.loss.batched_forward(self.own["loss"], e, v, groups)
 
     @torch.no_grad()
-    def clamp_logit_scale(self, max_log_scale: torch.Tensor, active: torch.Tensor) -> None:
-        """ClipLoss.after_optimizer_step for the trials that stepped: log scale into [0, log max]."""
-        scale = self.params["loss.logit_scale"]
-        scale.copy_(torch.where(active, torch.minimum(scale, max_log_scale).clamp(min=0), scale))
-
+    def after_step(self, active: torch.Tensor) -> None:
+        """Each stepped trial's loss.after_optimizer_step (the temperature clamp), through the loss's hook."""
+        hook = getattr(self.first.loss, "batched_after_step", None)
+        if callable(hook):
+            hook(self.own["loss"], active, [part.loss for part in self.parts])

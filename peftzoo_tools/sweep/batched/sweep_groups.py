@@ -10,7 +10,6 @@ runs as ordinary trial processes, with the reason logged.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import signal
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from peftzoo_engine import rundir
 from peftzoo_engine.errors import TrainingInterrupted
 from peftzoo_tools.sweep.batched.eligibility import batch_key, unsupported_reason
 from peftzoo_tools.sweep.trials import Job
@@ -126,4 +126,4 @@ def _completed(trial_dir: Path) -> bool:
     from peftzoo_tools.sweep.trials import runs_in
 
     runs = runs_in(trial_dir)
-    return bool(runs) and json.loads((runs[-1] / "run.json").read_text()).get("status") == "completed"
+    return bool(runs) and rundir.read_info(runs[-1]).get("status") == "completed"

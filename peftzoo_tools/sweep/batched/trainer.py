@@ -33,10 +33,10 @@ from recipes import schema
 from recipes.compose import compose, planned_steps, stage_plan, switch_stage
 from peftzoo_data.checks import check_eeg
 from peftzoo_engine.device import Precision, resolve_device
-from peftzoo_engine.epoch import _log_epoch
-from peftzoo_engine.errors import TrainingInterrupted
+from peftzoo_engine.epoch import count_nonfinite, log_epoch
+from peftzoo_engine.errors import NonFiniteError, TrainingInterrupted
+from peftzoo_engine.evaluation import record_evaluation
 from peftzoo_engine.loaders import make_loaders
-from peftzoo_engine.metadata import weights_metadata
 from peftzoo_engine.optim import make_optimizer, make_scheduler, scheduled_lr
 from peftzoo_engine.plan import check as check_plan
 from peftzoo_engine.progress import Progress
@@ -44,7 +44,7 @@ from peftzoo_engine.rng import restore_rng, rng_state, seed_everything
 from peftzoo_engine.selection import after_evaluation
 from peftzoo_engine.signals import StopRequested, phase, stop_requests
 from peftzoo_engine.stages import cache_features, log_stage_start
-from peftzoo_engine.trainer import _start_run
+from peftzoo_engine.trainer import finish_run, start_run
 from recipes.errors import RecipeError
 from peftzoo_tools.evaluate import KS, loader_same_video, ranks
 from peftzoo_engine.rundir import RunDir
@@ -52,7 +52,6 @@ from peftzoo_tools.sweep.batched import checkpoint as checkpoints
 from peftzoo_tools.sweep.batched.adamw import StackedAdamW
 from peftzoo_tools.sweep.batched.eligibility import batch_key, unsupported_reason
 from peftzoo_tools.sweep.batched.stacked import StackedHeads, model_name
-from peftzoo_engine.weights import save_trainable
 from registry.core import Registry
 
 logger = logging.getLogger(__name__)
@@ -63,12 +62,12 @@ most this often (the engine writes one per epoch, which for small heads would co
 epoch), and always when SIGTERM or SIGINT stops the group."""
 
 
-def check_group(recipes: list[BaseModel]) -> None:
+def check_group(recipes: list[BaseModel], reg: Registry | None = None) -> None:
     """Refuse, before anything is made, trials that cannot share one batched model."""
     if not recipes:
         raise RecipeError("train_batched needs at least one trial")
     for i, recipe in enumerate(recipes):
-        if (reason := unsupported_reason(recipe)) is not None:
+        if (reason := unsupported_reason(recipe, reg)) is not None:
             raise RecipeError(f"trial {i} cannot train batched: {reason}")
     if len({batch_key(r) for r in recipes}) > 1:
         raise RecipeError("the trials differ in more than head, loss and optimizer numbers "
@@ -131,7 +130,7 @@ def train_batched(recipes: list[BaseModel], output_dirs: list[str | Path], reg: 
     while the others go on. SIGTERM or SIGINT stops the group after the current step with a
     checkpoint (TrainingInterrupted); `resume_batched` continues it."""
     reg = reg or registry.default()
-    check_group(recipes)
+    check_group(recipes, reg)
     if len(output_dirs) != len(recipes):
         raise RecipeError(f"{len(recipes)} recipes but {len(output_dirs)} output directories")
     group = Progress()
@@ -145,7 +144,7 @@ def train_batched(recipes: list[BaseModel], output_dirs: list[str | Path], reg: 
                 model.to(device)
                 run = RunDir(out, recipe.name)
                 runs.append(run)
-                _start_run(recipe, model, data, run, device)
+                start_run(recipe, model, data, run, device)
                 run.info["batched_heads"] = {"trials": len(recipes), "checkpoint": checkpoints.relative(ckpt_path, run.path)}
                 run.write_info()
         seed_everything(recipes[0].seed)  # as the engine's seed_this_process (one process) before training
@@ -161,7 +160,7 @@ def resume_batched(checkpoint_path: str | Path, reg: Registry | None = None,
     state = checkpoints.read(Path(checkpoint_path))
     run_dirs = checkpoints.run_dirs(Path(checkpoint_path), state)
     recipes = [schema.validate(yaml.safe_load(text), reg) for text in state["recipes"]]
-    check_group(recipes)
+    check_group(recipes, reg)
     group = Progress()
     runs: list[RunDir] = []
     with stop_requests(group):
@@ -208,82 +207,111 @@ def _guarded(recipes, models, runs, data, device, reg: Registry, group: Progress
     return [t.run.path for t in trials]
 
 
+class _Group:
+    """What the trials of a group share while they train: loaders, the stacked heads and optimizer, the
+    cached features, the per-trial clipping norms, and where and how often the group's checkpoint goes."""
+
+    def __init__(self, trials: list[_Trial], data, device, precision: Precision, stage, progress: Progress,
+                 ckpt_path: Path, every_s: float):
+        first, cfg0 = trials[0].recipe, trials[0].recipe.train
+        out = trials[0].run.path.parent
+        cache_dir = Path(cfg0.cache_dir).expanduser() if cfg0.cache_dir else out / ".cache" / "features"
+        with phase(progress, "feature caching"):
+            stage_data = cache_features(first, trials[0].model, data, device, cache_dir, precision)
+        for trial in trials[1:]:
+            trial.model.cached = trials[0].model.cached  # same encoders and data: one set of features
+        self.train_loader, self.val_loader, _ = make_loaders(first, trials[0].model, stage_data, device)
+        self.trials, self.device, self.precision, self.stage, self.progress = trials, device, precision, stage, progress
+        self.heads = StackedHeads([t.model for t in trials])
+        self.optimizer = _stacked_optimizer(self.heads, trials)
+        self.max_norm = torch.tensor([t.recipe.train.grad_clip_norm or math.inf for t in trials], device=device)
+        self.clipping = bool(torch.isfinite(self.max_norm).any())
+        self.features = trials[0].model.cached
+        self.ckpt_path, self.every_s, self.last_checkpoint = ckpt_path, every_s, time.monotonic()
+
+    def start(self, state: dict | None) -> None:
+        """A fresh group logs each trial's stage start; a resumed one restores its checkpoint."""
+        if state is None:
+            for trial in self.trials:
+                trial.progress.stage, trial.progress.stage_start = 0, 0
+                log_stage_start(trial.run, trial.model, trial.progress, 0, self.stage, trial.lr)
+        else:
+            checkpoints.restore(state, self.heads, self.optimizer, self.trials)
+            self.progress.load_state(state["position"])
+
+    def save(self) -> None:
+        checkpoints.save(self.ckpt_path, self.heads, self.optimizer, self.trials, self.progress)
+        self.last_checkpoint = time.monotonic()
+
+    def save_if_due(self) -> None:
+        """At most every `every_s` seconds, and not after the last epoch (the group ends then)."""
+        if (time.monotonic() - self.last_checkpoint >= self.every_s and any(t.running for t in self.trials)
+                and self.progress.epoch < self.stage.epochs):
+            self.save()
+
+
 def _train(trials: list[_Trial], data, device, precision: Precision, stage, group: Progress, ckpt_path: Path,
            state: dict | None, every_s: float) -> None:
-    first, cfg0 = trials[0].recipe, trials[0].recipe.train
-    out = trials[0].run.path.parent
-    cache_dir = Path(cfg0.cache_dir).expanduser() if cfg0.cache_dir else out / ".cache" / "features"
-    with phase(group, "feature caching"):
-        stage_data = cache_features(first, trials[0].model, data, device, cache_dir, precision)
-    for trial in trials[1:]:
-        trial.model.cached = trials[0].model.cached  # same encoders and data: one set of features
-    train_loader, val_loader, _ = make_loaders(first, trials[0].model, stage_data, device)
-    heads = StackedHeads([t.model for t in trials])
-    optimizer = _stacked_optimizer(heads, trials)
-    if state is None:
-        for trial in trials:
-            trial.progress.stage, trial.progress.stage_start = 0, 0
-            log_stage_start(trial.run, trial.model, trial.progress, 0, stage, trial.lr)
-    else:
-        checkpoints.restore(state, heads, optimizer, trials)
-        group.load_state(state["position"])
-    max_norm = torch.tensor([t.recipe.train.grad_clip_norm or math.inf for t in trials], device=device)
-    clipping = bool(torch.isfinite(max_norm).any())
-    max_log_scale = torch.tensor([math.log(t.recipe.loss.max_logit_scale) for t in trials], device=device)
-    features = trials[0].model.cached
-    last_checkpoint = time.monotonic()
-
-    def save() -> None:
-        nonlocal last_checkpoint
-        checkpoints.save(ckpt_path, heads, optimizer, trials, group)
-        last_checkpoint = time.monotonic()
-
-    while group.epoch < stage.epochs or group.batch_in_epoch > 0:
-        if not any(t.running for t in trials):
-            break
+    """The stage's epochs for every running trial; each trial ends through the engine's own run ending."""
+    shared = _Group(trials, data, device, precision, stage, group, ckpt_path, every_s)
+    shared.start(state)
+    while (group.epoch < stage.epochs or group.batch_in_epoch > 0) and any(t.running for t in trials):
         if group.batch_in_epoch == 0:
             group.epoch += 1
-        epoch = group.epoch
         live = [t for t in trials if t.running]
         for t in live:
-            t.progress.epoch = epoch
-        train_loader.batch_sampler.set_epoch(epoch, start_batch=group.batch_in_epoch)
-        heads.train(True)
-        wait = compute = 0.0
-        skipped = [0] * len(trials)
-        t_fetch = time.perf_counter()
-        with phase(group, "training steps"):
-            for batch in train_loader:
-                t_start = time.perf_counter()
-                wait += t_start - t_fetch
-                _step(trials, heads, optimizer, batch, features, device, precision, group, max_norm, clipping, max_log_scale,
-                      skipped)
-                t_fetch = time.perf_counter()
-                compute += t_fetch - t_start
-                if group.stop_signal:
-                    save()
-                    raise TrainingInterrupted(group.stop_signal, ckpt_path)
-        group.batch_in_epoch = 0
-        train_loader.batch_sampler.set_epoch(epoch + 1)
-        due = [t for t in live if t.running and val_loader is not None
-               and (epoch % t.recipe.eval.every_epochs == 0 or epoch == t.recipe.train.epochs)]
-        with phase(group, "evaluation"):
-            evaluations = _evaluate_all(heads, trials, val_loader, features, device, precision) if due else {}
-        for i, t in enumerate(trials):
-            if t not in live or not t.running:
-                continue
-            t.progress.batch_in_epoch = 0
-            _log_epoch(t.run, t.progress, train_loader, wait, compute, skipped[i])
-            if t in due:
-                _log_evaluation(t, evaluations[i])
-                if after_evaluation(t.recipe, t.model, t.run, t.progress, evaluations[i]):
-                    t.progress.stopped_early = True
-                    _finish(t, precision, len(trials))
-        if time.monotonic() - last_checkpoint >= every_s and any(t.running for t in trials) and group.epoch < stage.epochs:
-            save()
+            t.progress.epoch = group.epoch
+        wait, compute, skipped = _train_epoch(shared)
+        _end_epoch(shared, live, wait, compute, skipped)
+        shared.save_if_due()
     for t in trials:
         if t.running:
             _finish(t, precision, len(trials))
+
+
+def _train_epoch(shared: _Group) -> tuple[float, float, list[int]]:
+    """The optimizer steps of one epoch (or its rest, after a resume): (data wait s, compute s, skipped
+    steps per trial). A stop signal ends it after the current step with the group's checkpoint."""
+    group, loader = shared.progress, shared.train_loader
+    loader.batch_sampler.set_epoch(group.epoch, start_batch=group.batch_in_epoch)
+    shared.heads.train(True)
+    wait = compute = 0.0
+    skipped = [0] * len(shared.trials)
+    t_fetch = time.perf_counter()
+    with phase(group, "training steps"):
+        for batch in loader:
+            t_start = time.perf_counter()
+            wait += t_start - t_fetch
+            _step(shared, batch, skipped)
+            t_fetch = time.perf_counter()
+            compute += t_fetch - t_start
+            if group.stop_signal:
+                shared.save()
+                raise TrainingInterrupted(group.stop_signal, shared.ckpt_path)
+    group.batch_in_epoch = 0
+    loader.batch_sampler.set_epoch(group.epoch + 1)
+    return wait, compute, skipped
+
+
+def _end_epoch(shared: _Group, live: list[_Trial], wait: float, compute: float, skipped: list[int]) -> None:
+    """Each trial's epoch line, and where due its evaluation (one stacked pass for all), recorded and acted on
+    (selection, early stopping) by the engine's own functions."""
+    epoch, trials = shared.progress.epoch, shared.trials
+    due = [t for t in live if t.running and shared.val_loader is not None
+           and (epoch % t.recipe.eval.every_epochs == 0 or epoch == t.recipe.train.epochs)]
+    with phase(shared.progress, "evaluation"):
+        evaluations = _evaluate_all(shared.heads, trials, shared.val_loader, shared.features, shared.device,
+                                    shared.precision) if due else {}
+    for i, t in enumerate(trials):
+        if t not in live or not t.running:
+            continue
+        t.progress.batch_in_epoch = 0
+        log_epoch(t.run, t.progress, shared.train_loader, wait, compute, skipped[i])
+        if t in due:
+            record_evaluation(t.run, t.progress, evaluations[i])
+            if after_evaluation(t.recipe, t.model, t.run, t.progress, evaluations[i]):
+                t.progress.stopped_early = True
+                _finish(t, shared.precision, len(trials))
 
 
 def _stacked_optimizer(heads: StackedHeads, trials: list[_Trial]) -> StackedAdamW:
@@ -293,49 +321,52 @@ def _stacked_optimizer(heads: StackedHeads, trials: list[_Trial]) -> StackedAdam
                         [{n: t.group_of[model_name(n)] for n in heads.params} for t in trials])
 
 
-def _step(trials: list[_Trial], heads: StackedHeads, optimizer: StackedAdamW, batch, features, device, precision: Precision,
-          group: Progress, max_norm: torch.Tensor, clipping: bool, max_log_scale: torch.Tensor, skipped: list[int]) -> None:
-    """One optimizer step of every running trial, as peftzoo_engine.epoch._optimizer_step for each."""
+def _step(shared: _Group, batch, skipped: list[int]) -> None:
+    """One optimizer step of every running trial, as peftzoo_engine.epoch's optimizer step for each."""
+    trials, heads, group, device = shared.trials, shared.heads, shared.progress, shared.device
     for t in trials:
         t.scheduler.step_update(num_updates=group.step)
     for p in heads.params.values():
         p.grad = None
     index = batch["index"].to(device, non_blocking=True)
-    groups = batch["group"].to(device, non_blocking=True)
-    with precision.autocast():
-        losses = heads.losses(features["eeg"][index], features["video"][index], groups)
+    groups = batch["stimulus" if "stimulus" in batch else "group"].to(device, non_blocking=True)
+    with shared.precision.autocast():
+        losses = heads.losses(shared.features["eeg"][index], shared.features["video"][index], groups)
     losses.sum().backward()  # the trials share no parameter: each slice gets its own gradient
-    grads = {n: p.grad for n, p in heads.params.items() if p.grad is not None}
-    # as torch.nn.utils.get_total_norm per trial: the norm of the parameters' gradient norms
-    norms = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.reshape(g.shape[0], -1), dim=1)
-                                                  for g in grads.values()]), dim=0)
-    if clipping:  # as clip_grads_with_norm_: each trial's gradients times min(1, max_norm / (norm + 1e-6))
-        clip = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-        for g in grads.values():
-            g.mul_(clip.reshape(-1, *([1] * (g.ndim - 1))).to(g.dtype))
-    finite = torch.isfinite(losses.detach() + norms)
-    finite_list = finite.tolist()  # the step's one host sync
+    norms = _clipped_norms(heads, shared.max_norm if shared.clipping else None)
+    finite_list = torch.isfinite(losses.detach() + norms).tolist()  # the step's one host sync
     active = [t.running and ok for t, ok in zip(trials, finite_list)]
-    optimizer.step(active)
-    heads.clamp_logit_scale(max_log_scale, torch.tensor(active, device=device))
+    shared.optimizer.step(active)
+    heads.after_step(torch.tensor(active, device=device))
     group.step += 1
     group.batch_in_epoch += 1
     values = None
     for i, t in enumerate(trials):
         if not t.running:
             continue
-        progress = t.progress
         if finite_list[i]:
-            progress.skipped_in_a_row = 0
+            t.progress.skipped_in_a_row = 0
         else:
             skipped[i] += 1
             _count_nonfinite(t)
-        progress.step = group.step
-        progress.batch_in_epoch = group.batch_in_epoch
+        t.progress.step, t.progress.batch_in_epoch = group.step, group.batch_in_epoch
         if group.step % t.recipe.train.log_every == 0 and finite_list[i] and t.running:
             values = values or losses.detach().tolist()
-            t.run.log({"type": "train", "epoch": progress.epoch, "step": group.step, "train/loss": values[i],
+            t.run.log({"type": "train", "epoch": t.progress.epoch, "step": group.step, "train/loss": values[i],
                        "lr": scheduled_lr(t.optimizer), **t.model.loss.log_values()})
+
+
+def _clipped_norms(heads: StackedHeads, max_norm: torch.Tensor | None) -> torch.Tensor:
+    """Each trial's gradient norm, as torch.nn.utils.get_total_norm (the norm of the parameters' gradient
+    norms); with `max_norm`, its gradients clipped as clip_grads_with_norm_ (times min(1, max / (norm + 1e-6)))."""
+    grads = [p.grad for p in heads.params.values() if p.grad is not None]
+    norms = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.reshape(g.shape[0], -1), dim=1)
+                                                  for g in grads]), dim=0)
+    if max_norm is not None:
+        clip = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(clip.reshape(-1, *([1] * (g.ndim - 1))).to(g.dtype))
+    return norms
 
 
 def _evaluate_all(heads: StackedHeads, trials: list[_Trial], val_loader, features, device, precision) -> dict[int, dict]:
@@ -343,7 +374,7 @@ def _evaluate_all(heads: StackedHeads, trials: list[_Trial], val_loader, feature
     them for one model (the split in the loader's order, the loss over it as one batch)."""
     batches = list(val_loader)
     index = torch.cat([b["index"] for b in batches]).to(device)
-    groups = torch.cat([b["group"] for b in batches]).to(device)
+    groups = torch.cat([b["stimulus" if "stimulus" in b else "group"] for b in batches]).to(device)
     with precision.autocast():
         eeg, video, losses = heads.evaluation(features["eeg"][index], features["video"][index], groups)
     same = loader_same_video(val_loader, index.cpu().numpy())  # pairs sharing a video, as evaluate() does
@@ -370,31 +401,18 @@ def _evaluate_all(heads: StackedHeads, trials: list[_Trial], val_loader, feature
     return out
 
 
-def _log_evaluation(trial: _Trial, metrics: dict) -> None:
-    """As peftzoo_engine.evaluation.evaluate_epoch: the eval line and the progress counters."""
-    progress = trial.progress
-    trial.run.log({"type": "eval", "epoch": progress.epoch, "step": progress.step, **metrics})
-    r1 = metrics["val/eeg_to_video/R@1"]
-    progress.last_eval, progress.best = metrics, r1 if progress.best is None else max(progress.best, r1)
-
-
 def _count_nonfinite(trial: _Trial) -> None:
-    """The engine's rule per trial: too many skipped steps in a row fail that trial alone."""
-    progress, cfg = trial.progress, trial.recipe.train
-    progress.skipped_total += 1
-    progress.skipped_in_a_row += 1
-    if progress.skipped_in_a_row >= cfg.max_nonfinite_steps:
-        error = (f"{progress.skipped_in_a_row} steps in a row had a NaN or inf loss or gradient (epoch {progress.epoch}, "
-                 f"step {progress.step + 1}); lower train.lr, set train.grad_clip_norm, or check the data")
-        logger.warning("%s: %s", trial.run.run_id, error)
+    """The engine's rule (peftzoo_engine.epoch.count_nonfinite) per trial: too many skipped steps in a row
+    fail that trial alone, with the engine's message."""
+    try:
+        count_nonfinite(trial.progress, trial.recipe.train, trial.run)
+    except NonFiniteError as exc:
+        logger.warning("%s: %s", trial.run.run_id, exc)
         trial.running = False
-        trial.run.finish("failed", error=error)
+        trial.run.finish("failed", error=str(exc))
 
 
 def _finish(trial: _Trial, precision: Precision, group_size: int) -> None:
-    model, run, progress = trial.model, trial.run, trial.progress
-    save_trainable(model, run.weights_path, weights_metadata(trial.recipe, model))
-    run.finish("completed", final_metrics=progress.last_eval, best_val_eeg_to_video_R1=progress.best, steps=progress.step,
-               skipped_steps=progress.skipped_total, precision=str(precision.dtype or torch.float32),
-               batched_heads={"trials": group_size})
+    """The engine's run ending (weights, then run.json), with the group's size recorded."""
+    finish_run(trial.recipe, trial.model, trial.run, trial.progress, precision, batched_heads={"trials": group_size})
     trial.running = False
