@@ -135,73 +135,144 @@ class Channels:
     """File name -> why it was dropped."""
 
 
-def choose_channels(raw, spec: EEGSpec, where: str, triggers: set[str] = frozenset()) -> Channels:
-    """EEG channels by type, then by name (exclude list, unknown sites), renamed and normalized.
+_UNKNOWN_SITE = "no 10-20 name"  # the drop reason of a channel whose name has no known site
 
-    `triggers`: channels read as the trigger (a BDF or BrainVision file may type them EEG).
-    Channels the file marks bad are dropped here under `eeg.bads: drop`; otherwise they stay and
-    `preprocess` interpolates (or keeps) them."""
+
+@dataclasses.dataclass
+class _ChannelRules:
+    """What each channel is judged by, gathered once from the file and the spec."""
+
+    spec: EEGSpec
+    normalize: object  # encoders.channels.normalize
+    position: object  # encoders.channels.position
+    not_a_site: type  # encoders.channels.ChannelError
+    types: dict[str, str]
+    bads: set[str]
+    exclude: set[str]
+    wanted: list[str]
+    triggers: set[str]
+
+
+def _channel_rules(raw, spec: EEGSpec, triggers: set[str]) -> _ChannelRules:
+    """The file's channel types and bad marks with the spec's exclude and wanted lists, as normalized names."""
     channel_names = _channel_names()
+    normalize = channel_names.normalize
+    return _ChannelRules(
+        spec=spec, normalize=normalize, position=channel_names.position, not_a_site=channel_names.ChannelError,
+        types=dict(zip(raw.ch_names, raw.get_channel_types())),
+        bads=set(raw.info["bads"]),
+        exclude={normalize(n) for n in spec.exclude},
+        wanted=[normalize(c) for c in spec.channels] if spec.channels is not None else [],
+        triggers=triggers,
+    )
 
-    types = dict(zip(raw.ch_names, raw.get_channel_types()))
-    exclude = {channel_names.normalize(n) for n in spec.exclude}
-    bads = set(raw.info["bads"])
-    wanted = [channel_names.normalize(c) for c in spec.channels] if spec.channels is not None else []
+
+def _file_reason(name: str, rules: _ChannelRules) -> str | None:
+    """Why the file itself rules a channel out (the trigger, a non-EEG type, marked bad), or None."""
+    kind = rules.types[name]
+    if name in rules.triggers:
+        return "trigger channel (events.stim_channel)"
+    if kind in _NON_EEG_TYPES or kind not in ("eeg", "seeg", "ecog"):
+        return f"channel type {kind}"
+    if name in rules.bads and rules.spec.bads == "drop":
+        return "marked bad in the file (eeg.bads: drop)"
+    return None
+
+
+def _name_reason(normal: str, rules: _ChannelRules) -> str | None:
+    """Why a channel's normalized name rules it out (excluded, physiological, no known site), or None.
+
+    An unknown site gives _UNKNOWN_SITE, which eeg.unknown_channels decides about later, unless
+    eeg.channels (the list of what is kept) already leaves the channel out."""
+    if normal in rules.exclude:
+        return "in eeg.exclude"
+    physiological = PHYSIOLOGICAL.match(normal)
+    if physiological and normal not in rules.wanted:  # TUH's `EEG EKG1-REF`: typed EEG, an ECG by its name
+        return f"{physiological.group(1).replace('EKG', 'ECG')} channel (by its name)"
+    try:
+        rules.position(normal)
+    except rules.not_a_site:
+        if rules.spec.channels is not None and normal not in rules.wanted:
+            return "not in eeg.channels"
+        return _UNKNOWN_SITE
+    return None
+
+
+def _sort_channels(raw, rules: _ChannelRules):
+    """Each file channel kept (with its normalized name), dropped (with why) or of unknown site, in file order."""
     kept, names, dropped, unknown = [], [], {}, []
     for name in raw.ch_names:
-        if name in triggers:
-            dropped[name] = "trigger channel (events.stim_channel)"
-            continue
-        if types[name] in _NON_EEG_TYPES or types[name] not in ("eeg", "seeg", "ecog"):
-            dropped[name] = f"channel type {types[name]}"
-            continue
-        if name in bads and spec.bads == "drop":
-            dropped[name] = "marked bad in the file (eeg.bads: drop)"
-            continue
-        normal = channel_names.normalize(spec.rename.get(name, name))
-        if normal in exclude:
-            dropped[name] = "in eeg.exclude"
-            continue
-        physiological = PHYSIOLOGICAL.match(normal)
-        if physiological and normal not in wanted:  # TUH's `EEG EKG1-REF`: typed EEG, an ECG by its name
-            dropped[name] = f"{physiological.group(1).replace('EKG', 'ECG')} channel (by its name)"
-            continue
-        try:
-            channel_names.position(normal)
-        except channel_names.ChannelError:
-            if spec.channels is not None and normal not in wanted:  # eeg.channels lists what is kept
-                dropped[name] = "not in eeg.channels"
-            else:
-                unknown.append(name)
-            continue
-        kept.append(name)
-        names.append(normal)
+        normal = None
+        reason = _file_reason(name, rules)
+        if reason is None:
+            normal = rules.normalize(rules.spec.rename.get(name, name))
+            reason = _name_reason(normal, rules)
+        if reason is None:
+            kept.append(name)
+            names.append(normal)
+        elif reason == _UNKNOWN_SITE:
+            unknown.append(name)
+        else:
+            dropped[name] = reason
+    return kept, names, dropped, unknown
+
+
+def _drop_unknown(unknown: list[str], dropped: dict[str, str], spec: EEGSpec, where: str) -> None:
+    """Channels without a known site are an error unless eeg.unknown_channels: drop says to drop them."""
     if unknown and spec.unknown_channels == "error":
         raise IngestError(
             f"{where}: channels {unknown} have no 10-20/10-10 name LaBraM knows; map them with "
             f"eeg.rename ({{{unknown[0]!r}: Fz, ...}}), drop them with eeg.exclude, or set eeg.unknown_channels: drop"
         )
     for name in unknown:
-        dropped[name] = "no 10-20 name"
+        dropped[name] = _UNKNOWN_SITE
+
+
+def _unique_names(kept: list[str], names: list[str], where: str) -> dict[str, str]:
+    """Normalized name -> file name; two file channels with one normalized name are a mistake to fix."""
     seen: dict[str, str] = {}
     for file_name, normal in zip(kept, names):
         if normal in seen:
-            raise IngestError(f"{where}: channels {seen[normal]!r} and {file_name!r} both are {normal}; rename or exclude one (eeg.rename / eeg.exclude)")
+            raise IngestError(f"{where}: channels {seen[normal]!r} and {file_name!r} both are {normal}; "
+                              f"rename or exclude one (eeg.rename / eeg.exclude)")
         seen[normal] = file_name
+    return seen
+
+
+def _missing_wanted(missing: list[str], names: list[str], rules: _ChannelRules, where: str) -> IngestError:
+    """The error for eeg.channels naming channels not kept: dropped as bad, or not in the file at all."""
+    spec = rules.spec
+    bad = [c for c in missing if any(rules.normalize(spec.rename.get(n, n)) == c for n in rules.bads)]
+    if bad:
+        return IngestError(f"{where}: eeg.channels asks for {bad}, which the file marks bad and eeg.bads: drop "
+                           f"removed; set eeg.bads: interpolate or remove them from eeg.channels")
+    return IngestError(f"{where}: eeg.channels asks for {missing}, which the file lacks (it has {names}); "
+                       f"map file names with eeg.rename or remove them from eeg.channels")
+
+
+def _select_wanted(kept, names, seen, dropped, rules: _ChannelRules, where: str):
+    """With eeg.channels, exactly those channels in its order; every one must be there."""
+    missing = [c for c in rules.wanted if c not in seen]
+    if missing:
+        raise _missing_wanted(missing, names, rules, where)
+    for file_name, normal in zip(kept, names):
+        if normal not in rules.wanted:
+            dropped[file_name] = "not in eeg.channels"
+    return [seen[c] for c in rules.wanted], rules.wanted
+
+
+def choose_channels(raw, spec: EEGSpec, where: str, triggers: set[str] = frozenset()) -> Channels:
+    """EEG channels by type, then by name (exclude list, unknown sites), renamed and normalized.
+
+    `triggers`: channels read as the trigger (a BDF or BrainVision file may type them EEG).
+    Channels the file marks bad are dropped here under `eeg.bads: drop`; otherwise they stay and
+    `preprocess` interpolates (or keeps) them."""
+    rules = _channel_rules(raw, spec, triggers)
+    kept, names, dropped, unknown = _sort_channels(raw, rules)
+    _drop_unknown(unknown, dropped, spec, where)
+    seen = _unique_names(kept, names, where)
     if spec.channels is not None:
-        missing = [c for c in wanted if c not in seen]
-        if missing:
-            bad = [c for c in missing if any(channel_names.normalize(spec.rename.get(n, n)) == c for n in bads)]
-            if bad:
-                raise IngestError(f"{where}: eeg.channels asks for {bad}, which the file marks bad and eeg.bads: drop removed; "
-                                  f"set eeg.bads: interpolate or remove them from eeg.channels")
-            raise IngestError(f"{where}: eeg.channels asks for {missing}, which the file lacks (it has {names}); "
-                              f"map file names with eeg.rename or remove them from eeg.channels")
-        for file_name, normal in zip(kept, names):
-            if normal not in wanted:
-                dropped[file_name] = "not in eeg.channels"
-        kept = [seen[c] for c in wanted]
-        names = wanted
+        kept, names = _select_wanted(kept, names, seen, dropped, rules, where)
     if not kept:
         raise IngestError(f"{where}: no EEG channel is left (dropped: {dropped}); map channel names with eeg.rename")
     return Channels(kept, names, dropped)
