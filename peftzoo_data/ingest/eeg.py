@@ -336,6 +336,85 @@ class Prepared:
 SKIP = ("edge", "bad_acq_skip", NONFINITE.lower())
 
 
+def _check_rate(sfreq: float, spec: EEGSpec, where: str) -> None:
+    """A low-pass at or above the file's Nyquist cannot be applied; a file below the target rate is upsampled."""
+    if spec.h_freq is not None and spec.h_freq >= sfreq / 2:
+        raise IngestError(
+            f"{where}: sampled at {sfreq:g} Hz, too low for the low-pass eeg.h_freq {spec.h_freq:g} Hz "
+            f"(it must be below {sfreq / 2:g} Hz, half the sampling rate); lower eeg.h_freq"
+        )
+    if sfreq < spec.sfreq:
+        logger.warning("%s: sampled at %g Hz, below the target %g Hz; it is upsampled", where, sfreq, spec.sfreq)
+
+
+def _apply_projectors(raw, spec: EEGSpec, done: dict) -> None:
+    """SSP projectors: applied (eeg.projectors: apply) or dropped; before picking, as a projector spans the
+    channels it was made on. Ones the file has already applied to its data cannot be taken back."""
+    if not raw.info["projs"]:
+        return
+    done["projectors"] = {"action": spec.projectors, "names": [p["desc"] for p in raw.info["projs"]],
+                          "already_applied_in_file": [p["desc"] for p in raw.info["projs"] if p["active"]]}
+    if spec.projectors == "apply":
+        raw.apply_proj(verbose="error")
+    else:
+        raw.del_proj([i for i, p in enumerate(raw.info["projs"]) if not p["active"]])
+
+
+def _pick_and_rename(raw, chans: Channels):
+    """The chosen channels under their normalized names."""
+    if list(raw.ch_names) != chans.kept:  # MNE's pick copies every sample even when it keeps them all
+        raw = raw.pick(chans.kept)
+    raw.rename_channels(dict(zip(chans.kept, chans.names)))
+    return raw
+
+
+def _handle_bad_channels(raw, spec: EEGSpec, where: str, done: dict) -> None:
+    """Channels the file marks bad: interpolated (eeg.bads: interpolate), or kept as recorded."""
+    bads = list(raw.info["bads"])
+    if not bads:
+        return
+    done["bad_channels"] = {"names": bads, "action": spec.bads}
+    if spec.bads == "interpolate":
+        _interpolate(raw, bads, where)
+    else:  # keep: the recorded signal goes through as it is
+        raw.info["bads"] = []
+
+
+def _zero_holes(data: np.ndarray, done: dict) -> None:
+    """The gaps (NaN/inf): zeros, so neither resampler nor filter spreads NaN (their windows are dropped as
+    BAD_nonfinite)."""
+    holes = ~np.isfinite(data)
+    if holes.any():
+        data[holes] = 0.0
+        done["nonfinite_samples_zeroed"] = int(holes.any(axis=0).sum())
+
+
+def _filter_settings(spec: EEGSpec, nyquist: float, done: dict) -> list[float]:
+    """The notches below `nyquist` (the others cannot be applied), recorded with the band-pass in `done`."""
+    notches = [f for f in spec.notch if f < nyquist]
+    done["notch"] = notches
+    if set(spec.notch) - set(notches):
+        done["notch_above_nyquist"] = sorted(set(spec.notch) - set(notches))
+    if spec.l_freq is not None or spec.h_freq is not None:
+        done["bandpass"] = [spec.l_freq, spec.h_freq]
+    return notches
+
+
+def _resample_and_filter(data, events, sfreq: float, spec: EEGSpec, notches, skip, done: dict):
+    """Filter at the lower of the two rates: downsample first, or filter first and then upsample."""
+    downsample = sfreq > spec.sfreq + 1e-9
+    if not downsample:
+        _filter(data, sfreq, spec, notches, skip, sfreq)
+    out_rate = sfreq
+    if abs(sfreq - spec.sfreq) > 1e-9:
+        data, events, done["resample"] = resample(data, sfreq, spec.sfreq, events)
+        out_rate = spec.sfreq
+    if downsample:
+        _filter(data, spec.sfreq, spec, notches, skip, sfreq)
+    done["order"] = "resample, then filter" if downsample else "filter, then resample"
+    return data, events, out_rate
+
+
 def preprocess(raw, chans: Channels, spec: EEGSpec, where: str, events: np.ndarray | None = None) -> Prepared:
     """Pick, reference, then resample and filter in the cheaper order, in microvolts.
 
@@ -347,63 +426,24 @@ def preprocess(raw, chans: Channels, spec: EEGSpec, where: str, events: np.ndarr
     order). A file sampled below the target is filtered first, at its own rate, then upsampled.
     `events`: trigger events (E, 3) at the file's rate, moved onto the output grid."""
     sfreq = float(raw.info["sfreq"])
-    if spec.h_freq is not None and spec.h_freq >= sfreq / 2:
-        raise IngestError(
-            f"{where}: sampled at {sfreq:g} Hz, too low for the low-pass eeg.h_freq {spec.h_freq:g} Hz "
-            f"(it must be below {sfreq / 2:g} Hz, half the sampling rate); lower eeg.h_freq"
-        )
-    if sfreq < spec.sfreq:
-        logger.warning("%s: sampled at %g Hz, below the target %g Hz; it is upsampled", where, sfreq, spec.sfreq)
+    _check_rate(sfreq, spec, where)
     done: dict = {"file_sfreq": sfreq}
     file_units = dict(getattr(raw, "_orig_units", None) or {})
     header = {normal: file_units.get(name) for name, normal in zip(chans.kept, chans.names)}
     reader = type(raw).__name__
-    if raw.info["projs"]:
-        done["projectors"] = {"action": spec.projectors, "names": [p["desc"] for p in raw.info["projs"]],
-                              "already_applied_in_file": [p["desc"] for p in raw.info["projs"] if p["active"]]}
-        if spec.projectors == "apply":  # before picking: a projector spans the channels it was made on
-            raw.apply_proj(verbose="error")
-        else:  # ones the file has already applied to its data cannot be taken back
-            raw.del_proj([i for i, p in enumerate(raw.info["projs"]) if not p["active"]])
-    if list(raw.ch_names) != chans.kept:  # MNE's pick copies every sample even when it keeps them all
-        raw = raw.pick(chans.kept)
-    raw.rename_channels(dict(zip(chans.kept, chans.names)))
-    bads = list(raw.info["bads"])
-    if bads:
-        done["bad_channels"] = {"names": bads, "action": spec.bads}
-        if spec.bads == "interpolate":
-            _interpolate(raw, bads, where)
-        else:  # keep: the recorded signal goes through as it is
-            raw.info["bads"] = []
+    _apply_projectors(raw, spec, done)
+    raw = _pick_and_rename(raw, chans)
+    _handle_bad_channels(raw, spec, where, done)
     if not raw.preload:  # streamable(): read block by block, downsampled as it is read
         return _preprocess_streamed(raw, spec, where, events, sfreq, done, header, reader)
     data = raw._data  # MNE's preloaded (C, N) float64 volts, edited in place (the Raw is not used after)
-    holes = ~np.isfinite(data)
-    if holes.any():
-        # the gaps: zeros, so neither resampler nor filter spreads NaN (their windows are dropped as BAD_nonfinite)
-        data[holes] = 0.0
-        done["nonfinite_samples_zeroed"] = int(holes.any(axis=0).sum())
-    del holes
+    _zero_holes(data, done)
     if spec.reference == "average":  # linear and per sample: the same before or after filtering
         data -= data.mean(axis=0, keepdims=True)
     done["reference"] = spec.reference or "as recorded"
     skip = _skipped_spans(raw)
-    notches = [f for f in spec.notch if f < min(sfreq, spec.sfreq) / 2]
-    done["notch"] = notches
-    if set(spec.notch) - set(notches):
-        done["notch_above_nyquist"] = sorted(set(spec.notch) - set(notches))
-    if spec.l_freq is not None or spec.h_freq is not None:
-        done["bandpass"] = [spec.l_freq, spec.h_freq]
-    downsample = sfreq > spec.sfreq + 1e-9
-    if not downsample:
-        _filter(data, sfreq, spec, notches, skip, sfreq)
-    out_rate = sfreq
-    if abs(sfreq - spec.sfreq) > 1e-9:
-        data, events, done["resample"] = resample(data, sfreq, spec.sfreq, events)
-        out_rate = spec.sfreq
-    if downsample:
-        _filter(data, spec.sfreq, spec, notches, skip, sfreq)
-    done["order"] = "resample, then filter" if downsample else "filter, then resample"
+    notches = _filter_settings(spec, min(sfreq, spec.sfreq) / 2, done)
+    data, events, out_rate = _resample_and_filter(data, events, sfreq, spec, notches, skip, done)
     done["sfreq"] = spec.sfreq
     factor, done["units"] = unit_factors(reader, header, spec)
     data *= factor[:, None]
@@ -451,12 +491,7 @@ def _preprocess_streamed(raw, spec: EEGSpec, where: str, events, sfreq: float, d
             skip.append((a / sfreq, b / sfreq))
         skip.sort()
     done["reference"] = spec.reference or "as recorded"
-    notches = [f for f in spec.notch if f < spec.sfreq / 2]
-    done["notch"] = notches
-    if set(spec.notch) - set(notches):
-        done["notch_above_nyquist"] = sorted(set(spec.notch) - set(notches))
-    if spec.l_freq is not None or spec.h_freq is not None:
-        done["bandpass"] = [spec.l_freq, spec.h_freq]
+    notches = _filter_settings(spec, spec.sfreq / 2, done)
     _filter(data, spec.sfreq, spec, notches, skip, sfreq)
     done["order"] = "resample, then filter"
     done["sfreq"] = spec.sfreq
