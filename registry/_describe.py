@@ -65,48 +65,94 @@ def _first_line(text: str | None) -> str:
     return text.strip().splitlines()[0].strip() if text and text.strip() else ""
 
 
+def _parse(module: str) -> ast.Module | None:
+    """The module's syntax tree, or None when its source cannot be found or read (listing then shows no text)."""
+    path = _module_file(module)
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return ast.parse(f.read())
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+def _class_description(node: ast.ClassDef) -> str | None:
+    """A class attribute `description = "..."` (plain or annotated), which wins over the docstring."""
+    for item in node.body:
+        target = None
+        if isinstance(item, ast.Assign) and len(item.targets) == 1:
+            target = item.targets[0]
+        elif isinstance(item, ast.AnnAssign):
+            target = item.target
+        if (
+            isinstance(target, ast.Name)
+            and target.id == "description"
+            and isinstance(item.value, ast.Constant)
+            and isinstance(item.value.value, str)
+        ):
+            return _first_line(item.value.value)
+    return None
+
+
+def _assigned(node: ast.Assign, module: str, name: str, rest: list[str], depth: int) -> str | None:
+    """For `name = ...`: a table row's description, or the one an alias `name = TABLE.row` points at."""
+    if not any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+        return None
+    if rest:
+        return _row_description(_member(node.value, rest[0]))
+    if isinstance(node.value, ast.Attribute) and depth < 3:  # an alias of a row: `Old = TABLE.row`
+        return static_description(module, ast.unparse(node.value), depth + 1)
+    return None
+
+
+def _defined(node: ast.ClassDef | ast.FunctionDef, name: str) -> str | None:
+    """For `class name` or `def name`: its description attribute (a class's), else its docstring's first line."""
+    if node.name != name:
+        return None
+    if isinstance(node, ast.ClassDef):
+        described = _class_description(node)
+        if described is not None:
+            return described
+    return _first_line(ast.get_docstring(node))
+
+
+def _imported(node: ast.ImportFrom, name: str, depth: int) -> str | None:
+    """For `from pkg.impl import name` (absolute): the description where the name is defined."""
+    if not (node.module and node.level == 0 and depth < 3):
+        return None
+    for alias in node.names:
+        if (alias.asname or alias.name) == name:
+            return static_description(node.module, alias.name, depth + 1)
+    return None
+
+
+def _statement_description(node: ast.AST, module: str, name: str, rest: list[str], depth: int) -> str | None:
+    """The description a top-level statement gives `name` (an assignment, a definition or an import),
+    or None when the statement is not about it and the search goes on."""
+    if isinstance(node, ast.Assign):
+        return _assigned(node, module, name, rest, depth)
+    if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+        return _defined(node, name)
+    if isinstance(node, ast.ImportFrom):
+        return _imported(node, name, depth)
+    return None
+
+
 @lru_cache(maxsize=None)
 def static_description(module: str, attr: str | None, _depth: int = 0) -> str:
     """The description of `module:attr` read from source, or '' when it cannot be read statically.
 
     A name the module re-exports (`from pkg.impl import Name`, absolute) is followed, a few levels deep.
     """
-    path = _module_file(module)
-    if path is None:
-        return ""
-    try:
-        with open(path, encoding="utf-8") as f:
-            tree = ast.parse(f.read())
-    except (OSError, SyntaxError, ValueError):
+    tree = _parse(module)
+    if tree is None:
         return ""
     if not attr:
         return _first_line(ast.get_docstring(tree))
     top_attr, *rest = attr.split(".")
     for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else []
-        if any(isinstance(t, ast.Name) and t.id == top_attr for t in targets):
-            if rest:
-                return _row_description(_member(node.value, rest[0]))
-            if isinstance(node.value, ast.Attribute) and _depth < 3:  # an alias of a row: `Old = TABLE.row`
-                return static_description(module, ast.unparse(node.value), _depth + 1)
-        if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name == top_attr:
-            if isinstance(node, ast.ClassDef):
-                for item in node.body:
-                    target = None
-                    if isinstance(item, ast.Assign) and len(item.targets) == 1:
-                        target = item.targets[0]
-                    elif isinstance(item, ast.AnnAssign):
-                        target = item.target
-                    if (
-                        isinstance(target, ast.Name)
-                        and target.id == "description"
-                        and isinstance(item.value, ast.Constant)
-                        and isinstance(item.value.value, str)
-                    ):
-                        return _first_line(item.value.value)
-            return _first_line(ast.get_docstring(node))
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and _depth < 3:
-            for alias in node.names:
-                if (alias.asname or alias.name) == top_attr:
-                    return static_description(node.module, alias.name, _depth + 1)
+        found = _statement_description(node, module, top_attr, rest, _depth)
+        if found is not None:
+            return found
     return ""
