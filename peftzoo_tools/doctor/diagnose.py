@@ -107,29 +107,51 @@ def tie_symptoms(findings: list[Finding]) -> list[Finding]:
     masked is exactly 0 and sends no gradient); collapsed embeddings of either side under divergence (an lr
     far too high throws a head's outputs onto one direction: the planted lr jump in tests/test_doctor.py
     spikes the loss, then both sides collapse and the loss sits at ln(B); lowering the lr fixes both)."""
-    # One no_negatives: the data's numbers where the data were read, else the live count.
-    said = [f for f in findings if f.code == "no_negatives"]
-    if len(said) > 1:
-        findings = [f for f in findings if f.code != "no_negatives" or f is said[-1]]
-    codes = {f.code for f in findings if f.severity != "info"}
-    causes = [c for c in EXPLAINS_FROZEN if c in codes]
-    if causes:
-        findings = [f.demoted(f"explained by {', '.join(causes)}: no loss, no gradient; fix that first")
-                    if f.code == "frozen_adapter" and f.severity != "info" else f for f in findings]
+    findings = _one_no_negatives(findings)
+    findings = _tie_frozen(findings)
     # Collapse first, so that a flat loss names the root cause, not a collapse explained itself.
     for symptom in ("embedding_collapse", "flat_loss"):
-        codes = {f.code for f in findings if f.severity != "info"}
-        out = []
-        for f in findings:
-            causes = []
-            if f.code == symptom and f.severity != "info":
-                if symptom == "flat_loss":
-                    causes = [c for c in EXPLAINS_FLAT_LOSS if c in codes]
-                else:
-                    causes = [c for c in EXPLAINS_COLLAPSE if c in codes and (c != "eeg_units" or f.evidence.startswith("eeg "))]
-            out.append(f.demoted(f"explained by {', '.join(causes)}; fix that first") if causes else f)
-        findings = out
+        findings = _tie_symptom(findings, symptom)
     return findings
+
+
+def _one_no_negatives(findings: list[Finding]) -> list[Finding]:
+    """One no_negatives: the data's numbers where the data were read (the last said), else the live count."""
+    said = [f for f in findings if f.code == "no_negatives"]
+    if len(said) <= 1:
+        return findings
+    return [f for f in findings if f.code != "no_negatives" or f is said[-1]]
+
+
+def _active_codes(findings: list[Finding]) -> set[str]:
+    """Codes of the findings still in force (not demoted to info): only those explain a symptom."""
+    return {f.code for f in findings if f.severity != "info"}
+
+
+def _tie_frozen(findings: list[Finding]) -> list[Finding]:
+    """A frozen adapter under EXPLAINS_FROZEN: a loss with no negatives is 0 and sends the adapter no gradient."""
+    causes = [c for c in EXPLAINS_FROZEN if c in _active_codes(findings)]
+    if not causes:
+        return findings
+    return [f.demoted(f"explained by {', '.join(causes)}: no loss, no gradient; fix that first")
+            if f.code == "frozen_adapter" and f.severity != "info" else f for f in findings]
+
+
+def _causes(f: Finding, codes: set[str]) -> list[str]:
+    """The findings in force that explain symptom `f`; eeg_units explains only a collapse of the EEG side."""
+    if f.code == "flat_loss":
+        return [c for c in EXPLAINS_FLAT_LOSS if c in codes]
+    return [c for c in EXPLAINS_COLLAPSE if c in codes and (c != "eeg_units" or f.evidence.startswith("eeg "))]
+
+
+def _tie_symptom(findings: list[Finding], symptom: str) -> list[Finding]:
+    """Demote each in-force `symptom` finding that a finding of its cause explains."""
+    codes = _active_codes(findings)
+    out = []
+    for f in findings:
+        causes = _causes(f, codes) if f.code == symptom and f.severity != "info" else []
+        out.append(f.demoted(f"explained by {', '.join(causes)}; fix that first") if causes else f)
+    return out
 
 
 def diagnose(path: str | Path, model: bool = True, sample: int = 256, device: str = "cpu") -> Report:
