@@ -301,8 +301,9 @@ def build_recipe_model(reg: Registry) -> type[BaseModel]:
             f"{modality.title()}Side",
             __base__=StrictNumbers,
             encoder=(_union(ComponentMarker("encoders", modality), by_modality[modality]), ...),
-            strategy=(strategies, "head_only"),
-            head=(head, "linear"),
+            # defaults validated like written values: a bare default string would stay a string (its letters iterated)
+            strategy=(strategies, Field("head_only", validate_default=True)),
+            head=(head, Field("linear", validate_default=True)),
         )
 
     stage_side = create_model("StageSide", __base__=StrictNumbers, strategy=(strategies, ...))
