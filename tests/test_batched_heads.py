@@ -134,12 +134,12 @@ def test_an_interrupted_batched_group_resumes_from_its_checkpoint(tmp_path):
     import signal
     import subprocess
     import sys
-    import time
 
     import yaml
 
     import registry
     from tests.conftest import ROOT
+    from tests.waiting import GENEROUS, wait_until
 
     epochs = 40  # still training when the signal comes, 50 ms after its first evaluation, on an idle machine too
     head = {"name": "mlp", "hidden": [16], "dropout": 0.1}
@@ -151,14 +151,13 @@ def test_an_interrupted_batched_group_resumes_from_its_checkpoint(tmp_path):
     command = [sys.executable, "-m", "recipes.sweep", *space, "--output-dir", str(tmp_path / "stopped")]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:  # the group is training: its trials have evaluated an epoch
+    def training() -> bool:  # the group is training: its trials have evaluated an epoch
         lines = [p.read_text() for p in (tmp_path / "stopped").glob("*/trial-*/*/metrics.jsonl")]
-        if len(lines) == 4 and all('"eval"' in text for text in lines):
-            break
-        time.sleep(0.05)
+        return len(lines) == 4 and all('"eval"' in text for text in lines)
+
+    wait_until(training, "the batched group's first evaluation (4 trials' metrics.jsonl with an eval line)", proc=proc)
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=GENEROUS)
     assert proc.returncode == 130, err
     sweep = Path(out.strip().splitlines()[-1].removeprefix("sweep: "))
     trials = json.loads((sweep / "sweep.json").read_text())["trials"]
@@ -169,7 +168,7 @@ def test_an_interrupted_batched_group_resumes_from_its_checkpoint(tmp_path):
     assert 0 < stopped_at < epochs * 6
     runs = [Path(t["run"]) for t in trials]
 
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=GENEROUS)
     assert done.returncode == 0, done.stderr
     assert "resuming from" in done.stderr and "training 4 trials" not in done.stderr
     resumed = json.loads((sweep / "sweep.json").read_text())["trials"]
