@@ -25,7 +25,7 @@ GROUPS = {"encoders", "strategies", "heads", "losses", "datasets"}
 
 
 def snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()  # FixedInfoNCE: fixed_info_nce
 
 
 def page_examples() -> dict[str, tuple[str, str]]:
@@ -80,8 +80,9 @@ def test_every_smallest_example_passes_the_kit_end_to_end_included(docs_site):
     passed = set(re.findall(r"test_conformance\.py::(\S+) PASSED", out.stdout))
     for kind, name in names.items():
         assert f"test_trains_in_a_recipe[{kind}-{name}]" in passed, (kind, sorted(passed))
-    assert "test_encoder_output_dtype_and_device[docs_spectrum]" in passed
-    assert "test_loss_temperatures_and_batch_sizes[docs_fixed_info_nce]" in passed
+    assert f"test_encoder_output_dtype_and_device[{names['encoders']}]" in passed
+    assert f"test_loss_temperatures_and_batch_sizes[{names['losses']}]" in passed
+    assert f"test_strategy_trainable_tensors_get_gradients[{names['strategies']}]" in passed
 
 
 def test_every_smallest_example_trains_in_one_recipe(docs_site, tmp_path):
