@@ -104,9 +104,11 @@ def check_output_dtype_and_device(name: str) -> None:
         encoder = build_small(name).to(device)
         if encoder.modality == "video":
             spec = encoder.input_spec
-            clip = encoder.preprocess(torch.zeros(2, spec.frames, spec.size, spec.size, 3, dtype=torch.uint8, device=device))
-            require(clip.dtype == torch.float32 and clip.device.type == device.type, "output_dtype_and_device", KIND, name,
-                    f"preprocess(uint8 frames on {device}) gave {clip.dtype} on {clip.device}, not float32 on {device}")
+            frames = torch.zeros(2, spec.frames, spec.size, spec.size, 3, dtype=torch.uint8, device=device)
+            clip = encoder.preprocess(frames)
+            require(clip.dtype == torch.float32 and clip.device.type == device.type, "output_dtype_and_device", KIND,
+                    name, f"preprocess(uint8 frames on {device}) gave {clip.dtype} on {clip.device}, "
+                          f"not float32 on {device}")
         args, kwargs = probes.example_call(encoder.cpu())
         encoder.to(device)
         call = (tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in args), kwargs)
@@ -130,7 +132,8 @@ def check_input_not_modified(name: str) -> None:
                                generator=torch.Generator().manual_seed(5))
         kept = frames.clone()
         encoder.preprocess(frames)
-        require(torch.equal(frames, kept), "input_not_modified", KIND, name, "preprocess(frames) changed the frames it was given")
+        require(torch.equal(frames, kept), "input_not_modified", KIND, name,
+                "preprocess(frames) changed the frames it was given")
     for mode in ("train", "eval"):
         call = probes.example_call(encoder)
         before = [t.clone() for t in _tensors(call)]

@@ -126,7 +126,8 @@ def check_temperatures_and_batch_sizes(name: str) -> None:
             value = evaluate(loss, eeg, video, groups, index)
             where = f"with {options or 'its defaults'} on a batch of {n} normalized pairs"
             require(isinstance(value, torch.Tensor) and value.ndim == 0 and bool(torch.isfinite(value.detach())),
-                    "loss_temperatures_and_batch_sizes", KIND, name, f"gave {value!r} {where}; it must be a finite scalar")
+                    "loss_temperatures_and_batch_sizes", KIND, name,
+                    f"gave {value!r} {where}; it must be a finite scalar")
             if value.requires_grad:
                 value.backward()
                 for side, t in (("eeg", eeg), ("video", video)):

@@ -38,7 +38,8 @@ def reference_for(modality: str) -> dict[str, Any]:
     for spec in probes.reference_encoders():
         if getattr(registry.get("encoders", spec["name"]), "modality", None) == modality:
             return spec
-    raise ConformanceError(CHECK, "encoders", modality, f"no installed {modality} encoder declares `conformance_reference = True`")
+    raise ConformanceError(CHECK, "encoders", modality,
+                           f"no installed {modality} encoder declares `conformance_reference = True`")
 
 
 def kit_data(directory: Path) -> dict[str, Any]:
@@ -134,9 +135,10 @@ def _trains_in_a_recipe(name: str, kind: str, directory: Path) -> bool:
     except Exception as exc:  # noqa: BLE001 - reported under this check, naming the stage
         _fail(kind, name, f"recipes.load of the trained run, then embedding, failed: {type(exc).__name__}: {exc}")
     for what, e in (("EEG", eeg), ("video", video)):
-        if tuple(e.shape) != (n, EMBED_DIM) or not bool(e.isfinite().all()):
-            _fail(kind, name, f"the loaded run embeds {n} {what} samples as {tuple(e.shape)} "
-                              f"{'with NaN or inf' if e.numel() and not bool(e.isfinite().all()) else ''}, not ({n}, {EMBED_DIM})")
+        finite = bool(e.isfinite().all())
+        if tuple(e.shape) != (n, EMBED_DIM) or not finite:
+            _fail(kind, name, f"the loaded run embeds {n} {what} samples as {tuple(e.shape)}"
+                              f"{'' if finite else ' with NaN or inf'}; expected finite ({n}, {EMBED_DIM})")
     code, _, err = _call(evaluate_main, [str(run), "--split", "val", "--no-plot", "--resamples", "10", "-q"])
     if code != 0:
         _fail(kind, name, f"python -m recipes.evaluate on the trained run failed (exit {code}): {_last_line(err)}")

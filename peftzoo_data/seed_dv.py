@@ -165,8 +165,9 @@ def _labels(root: Path, concepts: int = CONCEPTS) -> np.ndarray:
     ids = raw - 1 if raw.min() == 1 else raw
     outside = sorted({int(r) for r, i in zip(raw.ravel(), ids.ravel()) if not 0 <= i < CONCEPTS})
     if outside:
-        raise DataError(f"{path} holds concept ids {outside[:5]} outside 1..{CONCEPTS} (SEED-DV has {CONCEPTS} concepts; "
-                        f"the table is 1-based, as EEG2Video's, or 0-based 0..{CONCEPTS - 1}); fix the table")
+        raise DataError(f"{path} holds concept ids {outside[:5]} outside 1..{CONCEPTS} "
+                        f"(SEED-DV has {CONCEPTS} concepts; the table is 1-based, as EEG2Video's, "
+                        f"or 0-based 0..{CONCEPTS - 1}); fix the table")
     return ids
 
 

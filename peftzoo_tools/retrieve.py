@@ -82,7 +82,8 @@ def refuse_nonfinite(embeddings: torch.Tensor, what: str) -> None:
     bad = (~torch.isfinite(embeddings)).flatten(1).any(1) if embeddings.numel() else torch.zeros(0, dtype=torch.bool)
     if bad.any():
         rows = torch.nonzero(bad).flatten().tolist()
-        raise UserError(f"{what} holds NaN or inf in {len(rows)} of {len(embeddings)} rows ({rows[:10]}{' ...' if len(rows) > 10 else ''}); "
+        shown = f"{rows[:10]}{' ...' if len(rows) > 10 else ''}"
+        raise UserError(f"{what} holds NaN or inf in {len(rows)} of {len(embeddings)} rows ({shown}); "
                         f"drop those rows or embed them again with python -m recipes.embed")
 
 

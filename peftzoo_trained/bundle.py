@@ -32,7 +32,15 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from peftzoo_engine.rundir import atomic_write, now, versions
-from peftzoo_trained.bundle_schema import AGAIN, FORMAT, FORMAT_VERSION, BundleError, BundleInfo, read_manifest, validate_info
+from peftzoo_trained.bundle_schema import (
+    AGAIN,
+    FORMAT,
+    FORMAT_VERSION,
+    BundleError,
+    BundleInfo,
+    read_manifest,
+    validate_info,
+)
 from registry.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -339,7 +347,8 @@ def read_bundle(path: Path, device: torch.device, checkpoint: str | None = None)
         head = _build(reg, "heads", spec.head.model_dump(), bundle_json, f"{side}.head",
                       in_dim=encoder.feature_dim, out_dim=info.embed_dim)
         prefix = f"{side}.head."
-        _load_strict(head, {k[len(prefix):]: v for k, v in heads.items() if k.startswith(prefix)}, path / "heads.safetensors",
+        head_state = {k[len(prefix):]: v for k, v in heads.items() if k.startswith(prefix)}
+        _load_strict(head, head_state, path / "heads.safetensors",
                      f"embed_dim {info.embed_dim} and {side}.head {_options(spec.head.model_dump())} on the encoder's "
                      f"{encoder.feature_dim} features", prefix)
         tower = Tower(encoder, head, report, [s for s, _ in applied.values()])
@@ -350,7 +359,8 @@ def read_bundle(path: Path, device: torch.device, checkpoint: str | None = None)
     _check_shapes(loss, loss_state, path / "heads.safetensors", f"loss {_options(info.loss.model_dump())}", "loss.")
     result = loss.load_state_dict(loss_state, strict=False)
     if result.unexpected_keys:
-        raise BundleError(f"{path / 'heads.safetensors'} holds loss tensors {result.unexpected_keys} this loss lacks; {AGAIN}")
+        raise BundleError(f"{path / 'heads.safetensors'} holds loss tensors {result.unexpected_keys} this loss lacks; "
+                          f"{AGAIN}")
     data = info.data.model_dump()
     model = DualEncoderCLIP(towers["eeg"], towers["video"], loss, channels=data.get("channels") or [])
     logger.info("%s: bundle of %s (%s weights)", path, info.source.run, held)

@@ -117,9 +117,9 @@ def validate_info(raw: dict, file: Path) -> BundleInfo:
                           f"v{raw.get('format_version')}); export it again with this version")
     flags = trust_flags(raw)
     if flags:
-        raise BundleError(f"{file} sets {', '.join(flags)}: a bundle may not turn on unpickling (it would let the bundle "
-                          f"run code on this machine), so the flag is refused, not followed; a bundle's weights are "
-                          f"safetensors and need no trust. Export the bundle again from its run")
+        raise BundleError(f"{file} sets {', '.join(flags)}: a bundle may not turn on unpickling (it would let the "
+                          f"bundle run code on this machine), so the flag is refused, not followed; a bundle's "
+                          f"weights are safetensors and need no trust. Export the bundle again from its run")
     try:
         return BundleInfo.model_validate(raw)
     except ValidationError as exc:
@@ -155,7 +155,8 @@ def read_manifest(path: Path) -> dict[str, dict]:
         raise BundleError(f"{file} does not list {', '.join(missing)}; {AGAIN}")
     present = {}
     for entry in path.iterdir():
-        if entry.name == "manifest.json" or (entry.name in OUTPUT_FOLDERS and entry.is_dir() and not entry.is_symlink()):
+        output = entry.name in OUTPUT_FOLDERS and entry.is_dir() and not entry.is_symlink()
+        if entry.name == "manifest.json" or output:
             continue
         present[entry.name] = entry
     unlisted = sorted(set(present) - set(files))
@@ -166,5 +167,6 @@ def read_manifest(path: Path) -> dict[str, dict]:
         raise BundleError(f"{path / absent[0]} is missing from the bundle; {AGAIN}")
     for name, entry in present.items():
         if entry.is_symlink() or not entry.is_file():
-            raise BundleError(f"{entry} is not a regular file (a link or a folder); a bundle holds only its own files; {AGAIN}")
+            raise BundleError(f"{entry} is not a regular file (a link or a folder); a bundle holds only its own files; "
+                              f"{AGAIN}")
     return files

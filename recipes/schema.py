@@ -364,9 +364,12 @@ def resolve(source: str | Path) -> Path:
             return bundled
     if path.is_dir():
         inside = sorted(p.name for p in path.glob("*.y*ml"))
-        hint = (f"; a run directory continues with --resume {str(source)!r}, or give its recipe file {str(path / 'recipe.yaml')!r}"
-                if "recipe.yaml" in inside else f" (it holds {', '.join(inside[:5])})" if inside else "")
-        raise RecipeError(f"recipe {str(source)!r} is a directory, not a recipe file; give the path of a .yaml recipe{hint}")
+        if "recipe.yaml" in inside:
+            hint = f"; a run directory continues with --resume {str(source)!r}, or give {str(path / 'recipe.yaml')!r}"
+        else:
+            hint = f" (it holds {', '.join(inside[:5])})" if inside else ""
+        raise RecipeError(f"recipe {str(source)!r} is a directory, not a recipe file; give the path of a .yaml "
+                          f"recipe{hint}")
     names = bundled_names()
     raise RecipeError(
         f"recipe {str(source)!r} is neither a file nor a bundled recipe{did_you_mean(name, names)} "

@@ -126,8 +126,8 @@ def test_sweep_trains_eligible_trials_batched(tmp_path):
 
 
 def test_an_interrupted_batched_group_resumes_from_its_checkpoint(tmp_path):
-    """SIGTERM to a sweep training a batched group (sent while it is inside a training step: tests/batched_stop_worker.py)
-    stops it after that step with one group checkpoint;
+    """SIGTERM to a sweep training a batched group (sent while it is inside a training step:
+    tests/batched_stop_worker.py) stops it after that step with one group checkpoint;
     the same command resumes the group from there (not from epoch 0) and every trial ends as the
     uninterrupted group ends: the same metrics and weights (dropout included: the random state is
     in the checkpoint)."""
@@ -155,7 +155,8 @@ def test_an_interrupted_batched_group_resumes_from_its_checkpoint(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     # the group is held inside the first step of epoch 2 (after its first evaluation) until the signal comes
     proc = subprocess.Popen([sys.executable, "-m", "tests.batched_stop_worker", *arguments], cwd=ROOT,
-                            env={**env, "PEFTZOO_TEST_READY": str(ready)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env={**env, "PEFTZOO_TEST_READY": str(ready)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     wait_until(ready.exists, "the batched group's first training step of epoch 2", proc=proc)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=GENEROUS)

@@ -166,7 +166,8 @@ def test_every_listed_file_is_checked_before_any_is_read(bundle, tmp_path):
 
 
 @pytest.mark.parametrize("edit, fragments", [
-    (lambda i: i.__setitem__("embed_dim", 64), ("embed_dim 64", "heads.safetensors", "eeg.head.proj.bias is (32,)", "gives (64,)")),
+    (lambda i: i.__setitem__("embed_dim", 64),
+     ("embed_dim 64", "heads.safetensors", "eeg.head.proj.bias is (32,)", "gives (64,)")),
     (lambda i: i.__setitem__("embed_dim", True), ("embed_dim",)),
     (lambda i: i.__setitem__("embed_dim", -3), ("embed_dim", "greater than 0")),
     (lambda i: i["data"].__setitem__("sfreq", float("nan")), ("data.sfreq",)),

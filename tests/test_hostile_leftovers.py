@@ -67,11 +67,12 @@ def test_a_gallery_holding_nan_is_refused_with_the_row_count(run, tmp_path, caps
     gallery[[2, 7]] = np.nan
     np.savez(tmp_path / "g.npz", video=gallery, index=np.arange(10))
     np.savez(tmp_path / "q.npz", eeg=rng.standard_normal((3, 32)).astype(np.float32), index=np.arange(3))
-    err = one_error_line(capsys, retrieve_main([str(run), "--eeg", str(tmp_path / "q.npz"), "--gallery", str(tmp_path / "g.npz"), "-q"]))
+    argv = [str(run), "--eeg", str(tmp_path / "q.npz"), "--gallery", str(tmp_path / "g.npz"), "-q"]
+    err = one_error_line(capsys, retrieve_main(argv))
     assert "holds NaN or inf in 2 of 10 rows ([2, 7])" in err and "g.npz" in err
     gallery[[2, 7]] = 0.5
     np.savez(tmp_path / "g.npz", video=gallery, index=np.arange(10))
-    assert retrieve_main([str(run), "--eeg", str(tmp_path / "q.npz"), "--gallery", str(tmp_path / "g.npz"), "-q"]) == 0
+    assert retrieve_main(argv) == 0
 
 
 # -- SEED-DV ---------------------------------------------------------------------------------------

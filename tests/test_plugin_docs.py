@@ -60,7 +60,8 @@ def docs_site(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     for kind, (code, cls) in sorted(examples.items()):
         (package / f"{kind}.py").write_text(code)
         names[kind] = f"docs_{snake(cls)}"
-        entry_points.append(f'[project.entry-points."peftzoo.{kind}"]\n{names[kind]} = "peftzoo_docs_examples.{kind}:{cls}"\n')
+        target = f"peftzoo_docs_examples.{kind}:{cls}"
+        entry_points.append(f'[project.entry-points."peftzoo.{kind}"]\n{names[kind]} = "{target}"\n')
     (work / "src" / "pyproject.toml").write_text(
         '[build-system]\nrequires = ["setuptools>=64"]\nbuild-backend = "setuptools.build_meta"\n\n'
         '[project]\nname = "peftzoo-docs-examples"\nversion = "0.1.0"\n\n' + "\n".join(entry_points)
@@ -75,7 +76,7 @@ def docs_site(tmp_path_factory) -> tuple[Path, dict[str, str]]:
 def test_every_smallest_example_passes_the_kit_end_to_end_included(docs_site):
     site, names = docs_site
     out = run_python("-m", "peftzoo_conformance", "-v", "--peftzoo-distribution", "peftzoo-docs-examples",
-                     env={"PYTHONPATH": str(site)}, timeout=900)
+                     env={"PYTHONPATH": str(site)}, timeout=2400)  # generous: every component trains end to end
     assert out.returncode == 0, out.stdout[-5000:]
     passed = set(re.findall(r"test_conformance\.py::(\S+) PASSED", out.stdout))
     for kind, name in names.items():
@@ -99,12 +100,13 @@ def test_every_smallest_example_trains_in_one_recipe(docs_site, tmp_path):
     })
     path = tmp_path / "docs.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    out = run_python("-m", "recipes.run", str(path), "--output-dir", str(tmp_path / "runs"), "-q", env={"PYTHONPATH": str(site)})
+    env = {"PYTHONPATH": str(site)}
+    out = run_python("-m", "recipes.run", str(path), "--output-dir", str(tmp_path / "runs"), "-q", env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     run = Path(out.stdout.strip().splitlines()[-1].removeprefix("run: "))
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "completed"
     assert info["strategies"]["video"].startswith(f"{names['strategies']}:")
-    out = run_python("-m", "recipes.evaluate", str(run), "--split", "val", "--no-plot", "-q", env={"PYTHONPATH": str(site)})
+    out = run_python("-m", "recipes.evaluate", str(run), "--split", "val", "--no-plot", "-q", env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert 0 <= json.loads((run / "eval" / "val.json").read_text())["val/eeg_to_video/R@1"] <= 1

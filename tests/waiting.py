@@ -31,7 +31,8 @@ def wait_until(condition: Callable[[], T], what: str, timeout: float = GENEROUS,
             return result
         if proc is not None and proc.poll() is not None:
             _, err = proc.communicate()
-            pytest.fail(f"waiting for {what}: the process ended (exit {proc.returncode}) before it happened\n{(err or '')[-3000:]}")
+            pytest.fail(f"waiting for {what}: the process ended (exit {proc.returncode}) before it happened\n"
+                        f"{(err or '')[-3000:]}")
         if time.monotonic() > deadline:
             if proc is not None:
                 proc.kill()
