@@ -130,6 +130,9 @@ class VideoSwinConfig(PretrainedConfig):
                 raise ValueError(f"{option} {values} must be positive in every entry")
         if min(self.depths) < 1:
             raise ValueError(f"depths {self.depths}: every stage needs at least one block")
+        if sum(self.depths) < 2:  # torchvision spreads stochastic depth as block_id / (blocks - 1)
+            raise ValueError(f"depths {self.depths} make one block in all; Video Swin needs at least two "
+                             f"(e.g. depths [2], or [1, 1] with num_heads for two stages)")
         if len(self.depths) != len(self.num_heads):
             raise ValueError(f"depths {self.depths} and num_heads {self.num_heads} must have one entry per stage")
         for i, heads in enumerate(self.num_heads):

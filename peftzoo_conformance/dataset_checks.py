@@ -8,7 +8,7 @@ import numpy as np
 
 import registry
 from peftzoo_conformance import probes
-from peftzoo_conformance.errors import ConformanceError, require
+from peftzoo_conformance.errors import ConformanceError, named_check, require
 
 KIND = "datasets"
 # Scalp EEG in microvolts has a standard deviation of a few to a few hundred; volts give ~1e-5.
@@ -23,6 +23,7 @@ def build_small(name: str, directory: Path):
     return registry.build(KIND, {"name": name, **options}, seed=0)
 
 
+@named_check("dataset_arrays", KIND)
 def check_arrays(name: str, directory: Path) -> bool:
     """False when the kit cannot build a small instance (required options and no conformance_example)."""
     data = build_small(name, directory)

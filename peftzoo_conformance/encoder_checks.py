@@ -1,4 +1,5 @@
-"""Encoder checks: a small build, the input contract, pooled features, trainability, no-decay names."""
+"""Encoder checks: a small build, the input contract, pooled features (float32, on the input's device), the
+input left as it was, trainability, no-decay names."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import torch
 
 import registry
 from peftzoo_conformance import probes
-from peftzoo_conformance.errors import require
+from peftzoo_conformance.errors import ConformanceError, named_check, require
 
 KIND = "encoders"
 
@@ -17,6 +18,7 @@ def build_small(name: str):
     return registry.build(KIND, {"name": name, **probes.small_options(KIND, name, component)}).eval()
 
 
+@named_check("builds_with_defaults", KIND)
 def check_builds_with_defaults(name: str) -> None:
     """The defaults validate, and a (small) build has what the core reads."""
     component = registry.get(KIND, name)
@@ -34,6 +36,7 @@ def check_builds_with_defaults(name: str) -> None:
             "`blocks` must be the ordered sequence of the encoder's blocks (modules), for strategies that train the last blocks")
 
 
+@named_check("forward_gives_pooled_features", KIND)
 def check_forward_gives_pooled_features(name: str) -> None:
     encoder = build_small(name)
     spec = encoder.input_spec
@@ -53,6 +56,7 @@ def check_forward_gives_pooled_features(name: str) -> None:
     require(bool(torch.isfinite(out).all()), "forward_gives_pooled_features", KIND, name, "features hold NaN or inf")
 
 
+@named_check("all_parameters_train", KIND)
 def check_all_parameters_train(name: str) -> None:
     """With every parameter trainable (full fine-tuning), one step changes the output."""
     encoder = build_small(name)
@@ -70,6 +74,7 @@ def check_all_parameters_train(name: str) -> None:
             "one step on every parameter left the output unchanged")
 
 
+@named_check("no_weight_decay_names", KIND)
 def check_no_weight_decay_names(name: str) -> bool:
     """`no_weight_decay()` (timm's convention) names existing parameters. False when not offered."""
     encoder = build_small(name)
@@ -82,3 +87,61 @@ def check_no_weight_decay_names(name: str) -> bool:
     unknown = sorted(n for n in names if n not in params and not any(p.startswith(n + ".") for p in params))
     require(not unknown, "no_weight_decay_names", KIND, name, f"no_weight_decay() names no parameter of the encoder: {unknown[:5]}")
     return True
+
+
+def _tensors(call: tuple[tuple, dict]) -> list[torch.Tensor]:
+    args, kwargs = call
+    return [t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)]
+
+
+@named_check("output_dtype_and_device", KIND)
+def check_output_dtype_and_device(name: str) -> None:
+    """float32 input (and float32 weights) give float32 features on the input's device: the heads are
+    float32, so float64 features stop training at the first head; features on another device too. On a
+    machine with a GPU the encoder is also run there."""
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    for device in devices:
+        encoder = build_small(name).to(device)
+        if encoder.modality == "video":
+            spec = encoder.input_spec
+            frames = torch.zeros(2, spec.frames, spec.size, spec.size, 3, dtype=torch.uint8, device=device)
+            clip = encoder.preprocess(frames)
+            require(clip.dtype == torch.float32 and clip.device.type == device.type, "output_dtype_and_device", KIND,
+                    name, f"preprocess(uint8 frames on {device}) gave {clip.dtype} on {clip.device}, "
+                          f"not float32 on {device}")
+        args, kwargs = probes.example_call(encoder.cpu())
+        encoder.to(device)
+        call = (tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in args), kwargs)
+        with torch.no_grad():
+            out = probes.run(encoder, call)
+        require(isinstance(out, torch.Tensor) and out.dtype == torch.float32, "output_dtype_and_device", KIND, name,
+                f"float32 input gave features of dtype {getattr(out, 'dtype', type(out).__name__)}, not float32 "
+                f"(the heads after it are float32; cast inside forward, e.g. `.float()`)")
+        require(out.device.type == device.type, "output_dtype_and_device", KIND, name,
+                f"input on {device} gave features on {out.device}; keep every tensor on the input's device")
+
+
+@named_check("input_not_modified", KIND)
+def check_input_not_modified(name: str) -> None:
+    """forward (train and eval mode) and a video encoder's preprocess leave their input as it was: the
+    trainer feeds one batch to more than one place (the feature cache, both loss directions, evaluation)."""
+    encoder = build_small(name)
+    if encoder.modality == "video":
+        spec = encoder.input_spec
+        frames = torch.randint(0, 256, (2, spec.frames, spec.size, spec.size, 3), dtype=torch.uint8,
+                               generator=torch.Generator().manual_seed(5))
+        kept = frames.clone()
+        encoder.preprocess(frames)
+        require(torch.equal(frames, kept), "input_not_modified", KIND, name,
+                "preprocess(frames) changed the frames it was given")
+    for mode in ("train", "eval"):
+        call = probes.example_call(encoder)
+        before = [t.clone() for t in _tensors(call)]
+        encoder.train(mode == "train")
+        with torch.set_grad_enabled(mode == "train"):
+            probes.run(encoder, call)
+        changed = [i for i, (t, b) in enumerate(zip(_tensors(call), before)) if not torch.equal(t, b)]
+        if changed:
+            raise ConformanceError("input_not_modified", KIND, name,
+                                   f"forward in {mode} mode changed its input tensor in place (argument {changed[0]}); "
+                                   f"work on a copy (`x = x / s`, not `x /= s`)")

@@ -6,11 +6,12 @@ import torch
 
 import registry
 from peftzoo_conformance import probes
-from peftzoo_conformance.errors import require
+from peftzoo_conformance.errors import named_check, require
 
 KIND = "heads"
 
 
+@named_check("head_maps_dimensions", KIND)
 def check_maps_dimensions_and_trains(name: str) -> None:
     component = registry.get(KIND, name)
     component.Config.model_validate({})

@@ -11,16 +11,16 @@ import torch.nn.functional as F
 
 import registry
 from peftzoo_conformance import probes
-from peftzoo_conformance.errors import require
+from peftzoo_conformance.errors import named_check, require
 
 KIND = "losses"
 
 
-def build(name: str):
+def build(name: str, **options):
     component = registry.get(KIND, name)
     component.Config.model_validate({})
     torch.manual_seed(0)
-    return registry.build(KIND, {"name": name, **probes.small_options(KIND, name, component)})
+    return registry.build(KIND, {"name": name, **probes.small_options(KIND, name, component), **options})
 
 
 def pairs(n: int = 8, dim: int = 16, seed: int = 0):
@@ -42,6 +42,7 @@ def evaluate(loss, eeg, video, groups, index):
 BATCH_SIZES = (2, 8)
 
 
+@named_check("loss_finite_scalar", KIND)
 def check_finite_scalar(name: str) -> None:
     loss = build(name)
     for n in BATCH_SIZES:
@@ -63,6 +64,7 @@ def check_finite_scalar(name: str) -> None:
                 f"not finite on a batch of {n} when called without groups and index")
 
 
+@named_check("loss_symmetric", KIND)
 def check_symmetric(name: str) -> bool:
     loss = build(name)
     if getattr(loss, "symmetric", False) is not True:
@@ -75,6 +77,7 @@ def check_symmetric(name: str) -> bool:
     return True
 
 
+@named_check("loss_gradient_reaches_both_sides", KIND)
 def check_gradient_reaches_both_sides(name: str) -> None:
     loss = build(name)
     eeg, video, groups, index = pairs()
@@ -84,3 +87,49 @@ def check_gradient_reaches_both_sides(name: str) -> None:
     for side, t in (("eeg", eeg), ("video", video)):
         require(t.grad is not None and bool(torch.isfinite(t.grad).all()) and float(t.grad.abs().sum()) > 0,
                 "loss_gradient_reaches_both_sides", KIND, name, f"no finite, non-zero gradient reaches the {side} embeddings")
+
+
+# Temperatures (and logit scales, their inverse) a recipe may set: a loss must stay finite over the
+# range its Config accepts, at the smallest batch, odd ones and the usual ones.
+TEMPERATURES = (0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 50.0, 100.0)
+RANGE_BATCH_SIZES = (2, 3, 8, 32)
+
+
+def temperature_options(component) -> list[str]:
+    """The loss's float options that set a temperature or logit scale (by name), for the range check."""
+    fields = getattr(component.Config, "model_fields", {})
+    return sorted(f for f, info in fields.items()
+                  if ("temp" in f.lower() or "scale" in f.lower()) and info.annotation in (float, int, float | None))
+
+
+@named_check("loss_temperatures_and_batch_sizes", KIND)
+def check_temperatures_and_batch_sizes(name: str) -> None:
+    """Every temperature (or logit scale) option over TEMPERATURES, each value its Config accepts, at
+    batches of RANGE_BATCH_SIZES: a finite scalar with a finite gradient on both sides."""
+    from pydantic import ValidationError
+
+    component = registry.get(KIND, name)
+    settings: list[dict] = [{}]
+    for option in temperature_options(component):
+        for value in TEMPERATURES:
+            try:
+                component.Config.model_validate({**probes.small_options(KIND, name, component), option: value})
+            except ValidationError:
+                continue  # outside what the Config accepts: a recipe cannot set it
+            settings.append({option: value})
+    for options in settings:
+        loss = build(name, **options)
+        for n in RANGE_BATCH_SIZES:
+            eeg, video, groups, index = pairs(n, seed=n)
+            eeg.requires_grad_(True)
+            video.requires_grad_(True)
+            value = evaluate(loss, eeg, video, groups, index)
+            where = f"with {options or 'its defaults'} on a batch of {n} normalized pairs"
+            require(isinstance(value, torch.Tensor) and value.ndim == 0 and bool(torch.isfinite(value.detach())),
+                    "loss_temperatures_and_batch_sizes", KIND, name,
+                    f"gave {value!r} {where}; it must be a finite scalar")
+            if value.requires_grad:
+                value.backward()
+                for side, t in (("eeg", eeg), ("video", video)):
+                    require(t.grad is None or bool(torch.isfinite(t.grad).all()), "loss_temperatures_and_batch_sizes",
+                            KIND, name, f"its gradient on the {side} embeddings is not finite {where}")

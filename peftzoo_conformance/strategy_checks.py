@@ -20,7 +20,7 @@ import registry
 from adapters.strategies.base import StrategyError
 from adapters.strategies.base import offers as base_offers
 from peftzoo_conformance import probes
-from peftzoo_conformance.errors import ConformanceError, require
+from peftzoo_conformance.errors import ConformanceError, named_check, require
 
 KIND = "strategies"
 MERGE_TOLERANCE = 1e-5
@@ -94,6 +94,7 @@ def trainable(encoder: nn.Module) -> list[str]:
     return sorted(n for n, p in encoder.named_parameters() if p.requires_grad)
 
 
+@named_check("report_matches_trainable", KIND)
 def check_report_matches_trainable(name: str) -> None:
     a = apply(name)
     reported, actual = sorted(set(a.report.trainable)), trainable(a.encoder)
@@ -136,6 +137,7 @@ def one_step(a: AppliedStrategy, check: str, lr: float = 1e-2) -> torch.Tensor |
     return loss
 
 
+@named_check("step_changes_output", KIND)
 def check_step_changes_output(name: str) -> None:
     a = apply(name)
     if not a.report.trains_encoder:
@@ -151,6 +153,7 @@ def check_step_changes_output(name: str) -> None:
             "used in the forward pass (adapter never called?) or get no gradient")
 
 
+@named_check("step_changes_only_reported", KIND)
 def check_step_changes_only_reported(name: str) -> None:
     a = apply(name)
     if not a.report.trains_encoder:
@@ -173,6 +176,7 @@ def _equal(x: Any, y: Any) -> bool:
     return x == y
 
 
+@named_check("state_round_trips", KIND)
 def check_state_round_trips(name: str) -> bool:
     """After a step, the strategy's state saved in a checkpoint and loaded into a fresh strategy
     is the same state and gives the same outputs. False when the strategy has no state hook."""
@@ -225,6 +229,7 @@ def _perturbed_with_outputs(name: str, hook: str):
         return a, call, probes.run(a.encoder, call).clone()
 
 
+@named_check("merge_preserves_outputs", KIND)
 def check_merge_preserves_outputs(name: str) -> bool:
     """`merge(encoder)` folds the adapters into the base weights: same outputs within 1e-5, and the
     parameters the strategy added are gone. False when the strategy offers no merge."""
@@ -245,6 +250,7 @@ def check_merge_preserves_outputs(name: str) -> bool:
     return True
 
 
+@named_check("export_writes_files", KIND)
 def check_export_writes_files(name: str, directory: Path) -> bool:
     """`export(encoder, directory)` writes its files and leaves the encoder as it was. False when not offered."""
     offered = _perturbed_with_outputs(name, "export")
@@ -269,6 +275,7 @@ def replaced_modules(a: AppliedStrategy) -> list[str]:
     return sorted(n for n, m in a.modules_before.items() if n and after.get(n) is not m)
 
 
+@named_check("wrapped_modules_declared", KIND)
 def check_wrapped_modules_declared(name: str) -> bool:
     """`wrapped_modules(encoder)` names every module `apply` replaced, so the core can detect two
     strategies adapting one layer. False when not offered (the core then compares module trees)."""
@@ -281,3 +288,26 @@ def check_wrapped_modules_declared(name: str) -> bool:
     require(not undeclared, "wrapped_modules_declared", KIND, name,
             f"apply() replaced modules that wrapped_modules() does not name: {undeclared[:5]}")
     return True
+
+
+@named_check("trainable_tensors_get_gradients", KIND)
+def check_trainable_tensors_get_gradients(name: str) -> None:
+    """Every tensor the report names receives a gradient from a training loss (plus the strategy's
+    regularization): a tensor detached in forward, or never used, would be optimized and saved while
+    never learning."""
+    a = apply(name)
+    if not a.report.trains_encoder:
+        return
+    call = probes.example_call(a.encoder)
+    a.encoder.train()
+    out = probes.run(a.encoder, call)
+    loss = (out - torch.randn(out.shape, generator=torch.Generator().manual_seed(7))).pow(2).mean()
+    reg = a.strategy.regularization() if callable(getattr(a.strategy, "regularization", None)) else None
+    if reg is not None:
+        loss = loss + reg
+    if loss.requires_grad:
+        loss.backward()
+    dead = [n for n in a.report.trainable if a.encoder.get_parameter(n).grad is None]
+    require(not dead, "trainable_tensors_get_gradients", KIND, name,
+            f"{len(dead)} of {len(a.report.trainable)} reported trainable tensors get no gradient from the output "
+            f"(detached in forward, or unused): {dead[:5]}")

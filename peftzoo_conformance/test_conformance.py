@@ -9,21 +9,23 @@ from __future__ import annotations
 import pytest
 
 import registry
-from peftzoo_conformance import dataset_checks, encoder_checks, head_checks, loss_checks, strategy_checks
+from peftzoo_conformance import dataset_checks, encoder_checks, head_checks, loss_checks, recipe_checks, strategy_checks
 from peftzoo_conformance.quick import quick_problems
 from peftzoo_conformance.selection import components
 
 
 def pytest_generate_tests(metafunc) -> None:
-    """Parametrize `encoder`, `strategy`, `head`, `loss`, `dataset` and `component` over what is installed."""
+    """Parametrize `encoder`, `strategy`, `head`, `loss`, `dataset`, `component` (every kind) and `trainable`
+    (the kinds a recipe names) over what is installed."""
     distribution = metafunc.config.getoption("peftzoo_distribution", default=None)
     singular = {"encoder": "encoders", "strategy": "strategies", "head": "heads", "loss": "losses", "dataset": "datasets"}
     for arg, kind in singular.items():
         if arg in metafunc.fixturenames:
             metafunc.parametrize(arg, components(kind, distribution))
-    if "component" in metafunc.fixturenames:
-        pairs = [(kind, name) for kind in registry.KINDS for name in components(kind, distribution)]
-        metafunc.parametrize("component", pairs, ids=[f"{k}-{n}" for k, n in pairs])
+    for arg, kinds in (("component", registry.KINDS), ("trainable", tuple(singular.values()))):
+        if arg in metafunc.fixturenames:
+            pairs = [(kind, name) for kind in kinds for name in components(kind, distribution)]
+            metafunc.parametrize(arg, pairs, ids=[f"{k}-{n}" for k, n in pairs])
 
 
 def not_offered(what: str) -> None:
@@ -46,6 +48,14 @@ def test_encoder_forward_gives_pooled_features(encoder):
     encoder_checks.check_forward_gives_pooled_features(encoder)
 
 
+def test_encoder_output_dtype_and_device(encoder):
+    encoder_checks.check_output_dtype_and_device(encoder)
+
+
+def test_encoder_input_not_modified(encoder):
+    encoder_checks.check_input_not_modified(encoder)
+
+
 def test_encoder_all_parameters_train(encoder):
     encoder_checks.check_all_parameters_train(encoder)
 
@@ -62,6 +72,10 @@ def test_strategy_report_matches_trainable(strategy):
 
 def test_strategy_step_changes_output(strategy):
     strategy_checks.check_step_changes_output(strategy)
+
+
+def test_strategy_trainable_tensors_get_gradients(strategy):
+    strategy_checks.check_trainable_tensors_get_gradients(strategy)
 
 
 def test_strategy_step_changes_only_reported(strategy):
@@ -106,6 +120,18 @@ def test_loss_gradient_reaches_both_sides(loss):
     loss_checks.check_gradient_reaches_both_sides(loss)
 
 
+def test_loss_temperatures_and_batch_sizes(loss):
+    loss_checks.check_temperatures_and_batch_sizes(loss)
+
+
 def test_dataset_arrays(dataset, tmp_path):
     if not dataset_checks.check_arrays(dataset, tmp_path):
+        pytest.skip("required options and no `conformance_example(directory)` to build a small instance")
+
+
+# -- every kind but the quick part: end to end ------------------------------------------------------
+def test_trains_in_a_recipe(trainable, tmp_path):
+    """Two steps of a tiny recipe with the component, saved, loaded with recipes.load, evaluated."""
+    kind, name = trainable
+    if not recipe_checks.check_trains_in_a_recipe(name, kind, tmp_path):
         pytest.skip("required options and no `conformance_example(directory)` to build a small instance")

@@ -77,7 +77,7 @@ def _load_npy(path: Path, what: str) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:
-        if "pickled" in str(exc) or "allow_pickle" in str(exc):
+        if "pickled" in str(exc) or "allow_pickle" in str(exc) or "Python objects" in str(exc):
             raise DataError(f"{path} holds Python objects (an object array), not numbers; save a numeric array with np.save") from None
         raise DataError(f"{path} is truncated or damaged ({exc}); write it again with np.save") from None
     except (OSError, EOFError) as exc:

@@ -33,6 +33,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from peftzoo_data.arrays import _load_npy
 from peftzoo_data.base import DataError, DatasetConfig, PairedData, PairedDataset
 
 logger = logging.getLogger("peftzoo_data.seed_dv")
@@ -162,10 +163,19 @@ def _layout(root: Path, subjects: list[str] | None) -> tuple[list[Path], list[Pa
 def _labels(root: Path, concepts: int = CONCEPTS) -> np.ndarray:
     """(7, concepts) 0-based concept ids per block position."""
     path = root / "meta_info" / "All_video_label.npy"
-    table = np.load(path) if path.is_file() else np.asarray(ORDER)
+    table = np.asarray(_load_npy(path, "the label table (7, 40)")) if path.exists() else np.asarray(ORDER)
     if table.shape != (BLOCKS, concepts):
         raise DataError(f"{path} has shape {table.shape}; the label table must be (7, {concepts}) (blocks, concepts per block)")
-    return (table - 1 if table.min() == 1 else table).astype(np.int64)
+    if table.dtype.kind not in "iu":
+        raise DataError(f"{path} holds {table.dtype} values; concept ids are integers 1..{CONCEPTS} (save it as int64)")
+    raw = table.astype(np.int64)
+    ids = raw - 1 if raw.min() == 1 else raw
+    outside = sorted({int(r) for r, i in zip(raw.ravel(), ids.ravel()) if not 0 <= i < CONCEPTS})
+    if outside:
+        raise DataError(f"{path} holds concept ids {outside[:5]} outside 1..{CONCEPTS} "
+                        f"(SEED-DV has {CONCEPTS} concepts; the table is 1-based, as EEG2Video's, "
+                        f"or 0-based 0..{CONCEPTS - 1}); fix the table")
+    return ids
 
 
 def clip_starts(concepts: int = CONCEPTS) -> np.ndarray:
@@ -186,6 +196,17 @@ def _filtered(block: np.ndarray, config: SeedDVConfig) -> np.ndarray:
     return raw.get_data(units="uV").astype(np.float32)
 
 
+def _subject(path: Path, expected: tuple[int, int, int]) -> np.ndarray:
+    """One subject's EEG, memory-mapped and checked: never unpickled (a pickle or a text file is one message)."""
+    subject = _load_npy(path, f"one subject's EEG {expected}")
+    if subject.dtype.kind not in "fiu":
+        raise DataError(f"{path} holds {subject.dtype} values; SEED-DV EEG is a numeric array (float)")
+    if subject.ndim != 3 or subject.shape[:2] != expected[:2] or subject.shape[2] < expected[2]:
+        raise DataError(f"{path} has shape {subject.shape}; SEED-DV subjects are {expected} "
+                        f"(blocks, channels, {expected[2] / SFREQ:.0f} s x 200 Hz)")
+    return subject
+
+
 def build(out: Path, eeg_files: list[Path], videos: list[Path], labels: np.ndarray, config: SeedDVConfig) -> None:
     """Write the arrays directory: pairs ordered subject, block, position, clip."""
     from tqdm.auto import tqdm
@@ -193,6 +214,9 @@ def build(out: Path, eeg_files: list[Path], videos: list[Path], labels: np.ndarr
     from peftzoo_data.ingest import video as video_io
 
     concepts = config.concepts_per_block
+    expected = (BLOCKS, len(CHANNELS), int(concepts * CONCEPT_S * SFREQ))
+    for path in eeg_files:  # every subject's file checked before minutes of video decoding
+        _subject(path, expected)
     starts = clip_starts(concepts)
     length = int(CLIP_S * SFREQ)
     n = len(eeg_files) * BLOCKS * concepts * CLIPS
@@ -214,10 +238,7 @@ def build(out: Path, eeg_files: list[Path], videos: list[Path], labels: np.ndarr
                 a = (s * BLOCKS + b) * per_block
                 video_out[a:a + per_block] = frames
         for s, path in enumerate(tqdm(eeg_files, desc="seed_dv eeg", unit="subject")):
-            subject = np.load(path, mmap_mode="r")
-            expected = (BLOCKS, len(CHANNELS), int(concepts * CONCEPT_S * SFREQ))
-            if subject.ndim != 3 or subject.shape[:2] != expected[:2] or subject.shape[2] < expected[2]:
-                raise DataError(f"{path} has shape {subject.shape}; SEED-DV subjects are {expected} (blocks, channels, {concepts * CONCEPT_S:.0f} s x 200 Hz)")
+            subject = _subject(path, expected)
             if eeg_out is None:
                 eeg_out = np.lib.format.open_memmap(tmp / "eeg.npy", "w+", np.float32, (n, len(CHANNELS), length))
             for b in range(BLOCKS):

@@ -30,6 +30,7 @@ from peftzoo_engine.cache.code import code_identity
 from peftzoo_data.base import PairedData, PairTorchDataset
 from peftzoo_tools.evaluate import eval_mode
 from peftzoo_model.model import Tower
+from registry.component import name_of
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def key_spec(side: str, tower: Tower, data: PairedData, device: torch.device, dt
     encoder = tower.encoder
     spec = {
         "side": side,
-        "encoder": getattr(encoder, "name", type(encoder).__name__),
+        "encoder": name_of(encoder),
         "config": encoder.cfg.model_dump(mode="json", exclude={"checkpoint", "trust_checkpoint"}),
         "input_spec": repr(getattr(encoder, "input_spec", None)),
         "weights": weights_digest(encoder),

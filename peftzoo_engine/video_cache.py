@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from encoders.base import VideoEncoder
 from encoders.video_preprocess import VideoPreprocess
 from peftzoo_engine.cache import content, store
+from registry.component import name_of
 from peftzoo_engine.cache.code import code_identity
 from peftzoo_data.base import PairedData, PairTorchDataset
 from registry.errors import UserError
@@ -170,7 +171,7 @@ def prepare(encoder: VideoEncoder, data: PairedData, cache_dir: Path | None, bat
     """
     preprocessing = split_preprocessing(encoder)
     if preprocessing is None:
-        logger.info("video clips: %s has its own preprocess; frames are preprocessed per batch", getattr(encoder, "name", type(encoder).__name__))
+        logger.info("video clips: %s has its own preprocess; frames are preprocessed per batch", name_of(encoder))
         return data
     shape = (len(data), preprocessing.frames, preprocessing.size, preprocessing.size, 3)
     found = key_spec(preprocessing, data, device, cache_dir)
@@ -189,7 +190,7 @@ def prepare(encoder: VideoEncoder, data: PairedData, cache_dir: Path | None, bat
             "sha256": sha256,
             "shape": list(shape),
             "dtype": "uint8",
-            "describe": {"side": "video", "encoder": getattr(encoder, "name", type(encoder).__name__),
+            "describe": {"side": "video", "encoder": name_of(encoder),
                          "data": found[1], "pairs": len(data), "device": device.type,
                          "clips": f"{preprocessing.frames}x{preprocessing.size}x{preprocessing.size}"},
             "spec": found[0],

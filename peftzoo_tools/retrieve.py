@@ -109,6 +109,16 @@ def gallery_embeddings(trained, path: Path, modality: str, batch_size: int,
     return trained.embed_eeg(data.eeg, channels=data.channels, batch_size=batch_size), rows, names
 
 
+def refuse_nonfinite(embeddings: torch.Tensor, what: str) -> None:
+    """NaN or inf in embeddings would rank arbitrarily (NaN compares false with everything): one message instead."""
+    bad = (~torch.isfinite(embeddings)).flatten(1).any(1) if embeddings.numel() else torch.zeros(0, dtype=torch.bool)
+    if bad.any():
+        rows = torch.nonzero(bad).flatten().tolist()
+        shown = f"{rows[:10]}{' ...' if len(rows) > 10 else ''}"
+        raise UserError(f"{what} holds NaN or inf in {len(rows)} of {len(embeddings)} rows ({shown}); "
+                        f"drop those rows or embed them again with python -m recipes.embed")
+
+
 @quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     from peftzoo_engine.rundir import atomic_write
@@ -136,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         channels = [c.strip() for c in args.channels.split(",")] if args.channels else None
         q, shows = query_embeddings(trained, args.eeg or args.video, query_side, channels, args.batch_size)
         g, ids, names = gallery_embeddings(trained, args.gallery, gallery_side, args.batch_size, args.all_pairs)
+        refuse_nonfinite(q, f"--{query_side} {str(args.eeg or args.video)!r}")
+        refuse_nonfinite(g, f"--gallery {str(args.gallery)!r}")
         if q.shape[1] != g.shape[1]:
             raise UserError(f"queries have {q.shape[1]}-dim embeddings but the gallery {g.shape[1]}; embed both with the same model")
         found = trained.retrieve(q, g, args.k)

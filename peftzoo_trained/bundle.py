@@ -32,12 +32,19 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from peftzoo_engine.rundir import atomic_write, now, versions
+from peftzoo_trained.bundle_schema import (
+    AGAIN,
+    FORMAT,
+    FORMAT_VERSION,
+    BundleError,
+    BundleInfo,
+    read_manifest,
+    validate_info,
+)
 from registry.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "peftzoo.bundle"
-FORMAT_VERSION = 1
 SIDES = ("eeg", "video")
 
 
@@ -91,7 +98,11 @@ def has_checkpoint_option(config: dict) -> bool:
 
 
 def without_checkpoint(config: dict) -> dict:
-    return {**config, "checkpoint": None} if has_checkpoint_option(config) else dict(config)
+    """The encoder's options with no checkpoint file, and no trust flag (a bundle never unpickles)."""
+    out = {**config, "checkpoint": None} if has_checkpoint_option(config) else dict(config)
+    if "trust_checkpoint" in out:
+        out["trust_checkpoint"] = False
+    return out
 
 
 def _spec(config) -> dict:
@@ -197,16 +208,21 @@ def _torch_bytes(value) -> bytes:
 
 
 def _read_strategy_states(path: Path) -> dict:
-    """Side -> list of re-applied strategies' states; {} where no strategy keeps state (no file)."""
+    """Side -> list of re-applied strategies' states; {} where no strategy keeps state (no file).
+    Read with torch's weights-only reader, which refuses any object beyond tensors and plain
+    containers: a pickle planted here never runs."""
     file = path / "strategies.pt"
     if not file.is_file():
         return {}
     try:
         states = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged or foreign file
-        raise UserError(f"{file} cannot be read ({type(exc).__name__}: {exc}); the bundle is damaged: export it again") from None
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = next((line for line in lines if "WeightsUnpickler error" in line), lines[0] if lines else "")
+        raise BundleError(f"{file} cannot be read as plain tensors ({type(exc).__name__}: {reason}); "
+                          f"it is not the strategy states a bundle holds: {AGAIN}") from None
     if not isinstance(states, dict):
-        raise UserError(f"{file} does not hold strategy states per side; the bundle is damaged: export it again")
+        raise BundleError(f"{file} does not hold strategy states per side; {AGAIN}")
     return states
 
 
@@ -237,105 +253,139 @@ def _merged_recipe(recipe, out: Path) -> str:
 
 
 # -- reading ------------------------------------------------------------------------------------
-def _read_json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path} cannot be read as JSON ({exc}); the bundle is damaged: export it again") from None
-    if not isinstance(value, dict):
-        raise UserError(f"{path} is not a JSON object; the bundle is damaged: export it again")
-    return value
-
-
-def verify(path: Path) -> None:
-    """Every file the manifest lists is present with its sha256."""
-    manifest = _read_json(path / "manifest.json") if (path / "manifest.json").is_file() else None
-    if manifest is None or not isinstance(manifest.get("files"), dict):
-        raise UserError(f"{path / 'manifest.json'} is missing or malformed; the bundle is incomplete: export it again")
-    for name, entry in manifest["files"].items():
+def verify(path: Path) -> dict[str, dict]:
+    """The manifest lists exactly the bundle's files (peftzoo_trained/bundle_schema.py), and every one
+    has its size and sha256: checked before any file of the bundle is read."""
+    files = read_manifest(path)
+    for name, entry in files.items():
         file = path / name
-        if not file.is_file():
-            raise UserError(f"{file} is missing from the bundle; export it again")
-        if sha256_file(file) != entry.get("sha256"):
-            raise UserError(f"{file} differs from the bundle's manifest (sha256); it was changed or damaged: export it again")
+        if file.stat().st_size != entry["bytes"] or sha256_file(file) != entry["sha256"]:
+            raise BundleError(f"{file} differs from the bundle's manifest (size or sha256); {AGAIN}")
+    return files
+
+
+def _read_info(path: Path) -> BundleInfo:
+    file = path / "bundle.json"
+    try:
+        raw = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{file} cannot be read as JSON ({exc}); {AGAIN}") from None
+    if not isinstance(raw, dict):
+        raise BundleError(f"{file} is not a JSON object; {AGAIN}")
+    return validate_info(raw, file)
 
 
 def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors (never a pickle: safetensors holds none)."""
     try:
         return load_file(str(path))
-    except (SafetensorError, OSError) as exc:
-        raise UserError(f"{path} is not a readable safetensors file ({exc}); export the bundle again") from None
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise BundleError(f"{path} is not a readable safetensors file ({exc}); {AGAIN}") from None
+
+
+def _build(reg, kind: str, spec: dict, file: Path, where: str, **context):
+    """A component from bundle.json; its own Config refuses edited options (one message naming the key)."""
+    try:
+        return reg.build(kind, spec, **context)
+    except UserError as exc:
+        raise BundleError(f"{file}: {where}: {exc}; {AGAIN}") from None
 
 
 def read_bundle(path: Path, device: torch.device, checkpoint: str | None = None):
     """The TrainedModel a bundle holds, without the run, its data or the base checkpoints.
 
-    A bundle holds one set of weights; asking for the other (`checkpoint`) is an error."""
+    Nothing in the bundle is trusted: the manifest and every file's sha256 first, then bundle.json's
+    schema (no trust flag, no checkpoint path), then the safetensors files, and the architecture
+    bundle.json describes is checked against their shapes. A bundle holds one set of weights; asking
+    for the other (`checkpoint`) is an error."""
     import registry
     from adapters.strategies.base import apply_strategies, report_for
     from peftzoo_model.model import DualEncoderCLIP, Tower
     from peftzoo_trained.loading import TrainedModel
 
-    info = _read_json(path / "bundle.json")
-    if info.get("format") != FORMAT or info.get("format_version") != FORMAT_VERSION:
-        raise UserError(f"{path / 'bundle.json'} is not a {FORMAT} v{FORMAT_VERSION} bundle (found {info.get('format')} "
-                        f"v{info.get('format_version')}); export it again with this version")
-    held = (info.get("source") or {}).get("weights")
+    verify(path)
+    info = _read_info(path)
+    held = info.source.weights
     if checkpoint is not None and checkpoint != held:
         raise UserError(f"{path} is a bundle of the run's {held} weights only; export the {checkpoint} ones with "
                         f"python -m recipes.export RUN --bundle OUT --checkpoint {checkpoint}")
-    verify(path)
     reg = registry.default()
     heads = _load_tensors(path / "heads.safetensors")
+    encoder_states = {side: _load_tensors(path / f"{side}_encoder.safetensors") for side in SIDES}
     strategy_states = _read_strategy_states(path)
+    bundle_json = path / "bundle.json"
     towers = {}
     for side in SIDES:
-        spec = info[side]
+        spec = getattr(info, side)
+        encoder_spec = spec.encoder.model_dump()
+        if "trust_checkpoint" in encoder_spec:
+            encoder_spec["trust_checkpoint"] = False  # refused above when set; never on for a bundle
         file = path / f"{side}_encoder.safetensors"
         applied: dict = {}
-        if spec.get("plain") and has_checkpoint_option(spec["encoder"]):
-            # the merged weights are the whole encoder: load them as its checkpoint (LaBraM converts them)
-            encoder = reg.build("encoders", {**spec["encoder"], "checkpoint": str(file)})
-            report = report_for("merged", encoder, [])
-        elif spec.get("plain"):  # an encoder without the option takes them as its own state dict, below
-            encoder = reg.build("encoders", spec["encoder"])
+        if spec.plain and has_checkpoint_option(encoder_spec):
+            # the merged weights are the whole encoder: load them as its checkpoint (LaBraM converts them);
+            # the file was read above as safetensors, so the encoder's reader takes it as such, never as a pickle
+            encoder = _build(reg, "encoders", {**encoder_spec, "checkpoint": str(file)}, bundle_json, f"{side}.encoder")
+        else:
+            encoder = _build(reg, "encoders", encoder_spec, bundle_json, f"{side}.encoder")
+        if spec.plain:
             report = report_for("merged", encoder, [])
         else:
-            encoder = reg.build("encoders", spec["encoder"])
             report = report_for("bundle", encoder, [])
-            states = strategy_states.get(side) or [{}] * len(spec["strategies"])
-            if len(states) != len(spec["strategies"]):
-                raise UserError(f"{path / 'strategies.pt'} holds {len(states)} {side} strategy states for "
-                                f"{len(spec['strategies'])} strategies in bundle.json; the bundle is damaged: export it again")
-            for strategy_spec, state in zip(spec["strategies"], states):
-                strategy = reg.build("strategies", strategy_spec)
+            strategy_specs = [s.model_dump() for s in spec.strategies]
+            states = strategy_states.get(side) or [{}] * len(strategy_specs)
+            if not isinstance(states, list) or len(states) != len(strategy_specs):
+                raise BundleError(f"{path / 'strategies.pt'} does not hold one {side} state for each of the "
+                                  f"{len(strategy_specs)} strategies in bundle.json; {AGAIN}")
+            for i, (strategy_spec, state) in enumerate(zip(strategy_specs, states)):
+                strategy = _build(reg, "strategies", strategy_spec, bundle_json, f"{side}.strategies[{i}]")
                 report = apply_strategies(encoder, [strategy], applied)
                 if state:
                     strategy.load_state_dict(state)
-        _load_strict(encoder, _load_tensors(file), file)
+        _load_strict(encoder, encoder_states[side], file, f"{side}.encoder {_options(encoder_spec)}")
         encoder.requires_grad_(False)
-        head = reg.build("heads", spec["head"], in_dim=encoder.feature_dim, out_dim=info["embed_dim"])
+        head = _build(reg, "heads", spec.head.model_dump(), bundle_json, f"{side}.head",
+                      in_dim=encoder.feature_dim, out_dim=info.embed_dim)
         prefix = f"{side}.head."
-        _load_strict(head, {k[len(prefix):]: v for k, v in heads.items() if k.startswith(prefix)}, path / "heads.safetensors")
+        head_state = {k[len(prefix):]: v for k, v in heads.items() if k.startswith(prefix)}
+        _load_strict(head, head_state, path / "heads.safetensors",
+                     f"embed_dim {info.embed_dim} and {side}.head {_options(spec.head.model_dump())} on the encoder's "
+                     f"{encoder.feature_dim} features", prefix)
         tower = Tower(encoder, head, report, [s for s, _ in applied.values()])
         tower.applied = applied
         towers[side] = tower
-    loss = reg.build("losses", info["loss"])
+    loss = _build(reg, "losses", info.loss.model_dump(), bundle_json, "loss")
     loss_state = {k[len("loss."):]: v for k, v in heads.items() if k.startswith("loss.")}
+    _check_shapes(loss, loss_state, path / "heads.safetensors", f"loss {_options(info.loss.model_dump())}", "loss.")
     result = loss.load_state_dict(loss_state, strict=False)
     if result.unexpected_keys:
-        raise UserError(f"{path / 'heads.safetensors'} holds loss tensors {result.unexpected_keys} this loss lacks; export it again")
-    data = info.get("data") or {}
+        raise BundleError(f"{path / 'heads.safetensors'} holds loss tensors {result.unexpected_keys} this loss lacks; "
+                          f"{AGAIN}")
+    data = info.data.model_dump()
     model = DualEncoderCLIP(towers["eeg"], towers["video"], loss, channels=data.get("channels") or [])
-    source = info.get("source", {})
-    logger.info("%s: bundle of %s (%s weights)", path, source.get("run"), source.get("weights"))
-    return TrainedModel(model, source=path, weights=f"{source.get('weights', 'unknown')} (bundle)", weights_path=None,
-                        recipe=None, data_info=data, device=device, name=info.get("name", path.name))
+    logger.info("%s: bundle of %s (%s weights)", path, info.source.run, held)
+    return TrainedModel(model, source=path, weights=f"{held} (bundle)", weights_path=None,
+                        recipe=None, data_info=data, device=device, name=info.name)
 
 
-def _load_strict(module: torch.nn.Module, state: dict, file: Path) -> None:
+def _options(spec: dict) -> str:
+    return json.dumps(spec, sort_keys=True)
+
+
+def _check_shapes(module: torch.nn.Module, state: dict, file: Path, described: str, prefix: str = "") -> None:
+    """One message when a tensor's shape differs from what bundle.json's numbers build (an edited
+    embed_dim or architecture option), instead of torch's size-mismatch traceback."""
+    own = module.state_dict()
+    for key, tensor in state.items():
+        if key in own and tuple(own[key].shape) != tuple(tensor.shape):
+            raise BundleError(f"{file}: {prefix}{key} is {tuple(tensor.shape)}, but bundle.json's {described} gives "
+                              f"{tuple(own[key].shape)}: bundle.json does not describe these weights; {AGAIN}")
+
+
+def _load_strict(module: torch.nn.Module, state: dict, file: Path, described: str, prefix: str = "") -> None:
+    _check_shapes(module, state, file, described, prefix)
     result = module.load_state_dict(state, strict=False)
     missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
     if missing or unexpected:
-        raise UserError(f"{file} does not fit the architecture in bundle.json (missing {missing[:5]}, unexpected "
-                        f"{unexpected[:5]}); the bundle is damaged or from another version: export it again")
+        raise BundleError(f"{file} does not fit the architecture in bundle.json ({described}: missing {missing[:5]}, "
+                          f"unexpected {unexpected[:5]}); {AGAIN}")

@@ -24,6 +24,7 @@ import torch
 from peftzoo_engine import rundir
 from peftzoo_engine.device import resolve_device
 from peftzoo_engine.rng import seed_everything
+from registry.component import name_of
 from registry.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -81,9 +82,9 @@ class TrainedModel:
                             f"{' (the training data has these)' if channels is self.channels else ''}")
         encoder = self.model.eeg.encoder
         spec = encoder.input_spec  # the encoder contract's check (docs/plugins.md), plugin encoders included
-        spec.check(sfreq=spec.sfreq, channels=list(channels), n_samples=x.shape[2], encoder=getattr(encoder, "name", "the EEG encoder"))
+        spec.check(sfreq=spec.sfreq, channels=list(channels), n_samples=x.shape[2], encoder=name_of(encoder))
         if sfreq is not None:
-            encoder.input_spec.check(sfreq=sfreq, channels=channels, n_samples=x.shape[2], encoder=encoder.name)
+            encoder.input_spec.check(sfreq=sfreq, channels=channels, n_samples=x.shape[2], encoder=name_of(encoder))
 
         def one(batch: np.ndarray | torch.Tensor, start: int) -> torch.Tensor:
             t = batch.float() if torch.is_tensor(batch) else torch.from_numpy(np.array(batch, dtype=np.float32))  # a copy: memmaps are read-only
@@ -103,7 +104,7 @@ class TrainedModel:
         if frames.shape[-1] != 3 or frames.dtype not in (np.uint8, torch.uint8, np.dtype(np.uint8)):
             raise UserError(f"video must be uint8 RGB frames (N, frames, height, width, 3), got {frames.dtype} {tuple(frames.shape)}")
         encoder = self.model.video.encoder
-        encoder.input_spec.check(frame_shape=tuple(frames.shape[1:]), encoder=encoder.name)
+        encoder.input_spec.check(frame_shape=tuple(frames.shape[1:]), encoder=name_of(encoder))
 
         def one(batch, start: int) -> torch.Tensor:
             t = batch if torch.is_tensor(batch) else torch.from_numpy(np.array(batch))

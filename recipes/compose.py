@@ -18,6 +18,7 @@ from adapters.strategies.base import StrategyError, apply_strategies, strategy_k
 from encoders.base import Encoder, InputSpecError
 from peftzoo_data.base import PairedData
 from peftzoo_model.model import DualEncoderCLIP, Tower
+from registry.component import name_of
 from registry.core import Registry
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ logger = logging.getLogger(__name__)
 def check_data(encoder: Encoder, data: PairedData, side: str) -> None:
     """Check the data against the encoder's declared `modality` and `input_spec` (the encoder
     contract, docs/plugins.md): a plugin encoder need not subclass the built-in bases."""
-    name = encoder.name
+    name = name_of(encoder)  # the registry name: the contract requires no `name` attribute
     modality = getattr(encoder, "modality", None)
     if modality != side:
         raise InputSpecError(

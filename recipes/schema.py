@@ -302,8 +302,9 @@ def build_recipe_model(reg: Registry) -> type[BaseModel]:
             f"{modality.title()}Side",
             __base__=StrictNumbers,
             encoder=(_union(ComponentMarker("encoders", modality), by_modality[modality]), ...),
-            strategy=(strategies, "head_only"),
-            head=(head, "linear"),
+            # defaults validated like written values: a bare default string would stay a string (its letters iterated)
+            strategy=(strategies, Field("head_only", validate_default=True)),
+            head=(head, Field("linear", validate_default=True)),
         )
 
     stage_side = create_model("StageSide", __base__=StrictNumbers, strategy=(strategies, ...))
@@ -362,6 +363,14 @@ def resolve(source: str | Path) -> Path:
         bundled = BUNDLED_DIR / name
         if bundled.is_file():
             return bundled
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob("*.y*ml"))
+        if "recipe.yaml" in inside:
+            hint = f"; a run directory continues with --resume {str(source)!r}, or give {str(path / 'recipe.yaml')!r}"
+        else:
+            hint = f" (it holds {', '.join(inside[:5])})" if inside else ""
+        raise RecipeError(f"recipe {str(source)!r} is a directory, not a recipe file; give the path of a .yaml "
+                          f"recipe{hint}")
     names = bundled_names()
     raise RecipeError(
         f"recipe {str(source)!r} is neither a file nor a bundled recipe{did_you_mean(name, names)} "

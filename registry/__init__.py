@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from registry.component import ComponentConfig, describe
+from registry.component import ComponentConfig, describe, name_of
 from registry.core import ComponentConfigError, Entry, Registry
 from registry.errors import (
     ComponentLoadError,
@@ -76,6 +76,7 @@ __all__ = [
     "did_you_mean",
     "entries",
     "get",
+    "name_of",
     "names",
     "refresh",
 ]

@@ -32,6 +32,26 @@ def protocol_problem(obj: Any) -> str | None:
     return None
 
 
+NAME_ATTRIBUTE = "peftzoo_name"
+"""Where `Registry.build` records the registry name a part was built by (the contract requires no `name`)."""
+
+
+def remember_name(obj: Any, name: str) -> Any:
+    """Record on a built part the registry name it was built by (a part without a `__dict__` keeps none)."""
+    try:
+        vars(obj)[NAME_ATTRIBUTE] = name
+    except TypeError:
+        pass
+    return obj
+
+
+def name_of(obj: Any, default: str | None = None) -> str:
+    """The registry name `obj` was built by: what the core names a part by, built-in or plugin. A part
+    made without the registry: `default`, else its class name."""
+    recorded = getattr(obj, "__dict__", {}).get(NAME_ATTRIBUTE)
+    return recorded if isinstance(recorded, str) else (default or type(obj).__name__)
+
+
 def describe(obj: Any) -> str:
     """The component's one-line description: its `description`, else its docstring's first line."""
     text = getattr(obj, "description", None) or getattr(obj, "__doc__", None) or ""

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from registry import _describe, _discovery
-from registry.component import describe, protocol_problem
+from registry.component import describe, protocol_problem, remember_name
 from registry.errors import (
     ComponentLoadError,
     DuplicateComponentError,
@@ -181,7 +181,7 @@ class Registry:
             name = getattr(spec, "name", None)
             if not isinstance(name, str):
                 raise TypeError("a config passed to build() must carry its component `name`")
-            return self.get(kind, name).from_config(spec, name=name, **context)
+            return remember_name(self.get(kind, name).from_config(spec, name=name, **context), name)
         if isinstance(spec, str):
             name, options = spec, {}
         elif isinstance(spec, Mapping):
@@ -196,7 +196,7 @@ class Registry:
             config = component.Config.model_validate(options)
         except ValidationError as exc:
             raise ComponentConfigError(kind, name, exc) from None
-        return component.from_config(config, name=name, **context)
+        return remember_name(component.from_config(config, name=name, **context), name)
 
 
 def _provider(rec: _discovery.EntryPointRecord) -> str:

@@ -2,8 +2,10 @@
 
 Usage: python tests/cache_worker.py CACHE_DIR OUT.npy READY_FILE GO_FILE
 Builds a tiny EEG encoder (no registry, no composing: this runs beside a loaded test suite), says
-it is ready, waits for GO_FILE so both processes ask at once, then asks the cache; computing is
-slowed so the other process arrives while it runs. Prints `computed` or `reused`.
+it is ready, waits for GO_FILE so both processes ask at once, then asks the cache. The one that computes
+waits (before computing) until the other says it is waiting for the entry's lock (a WAITING file beside
+GO_FILE, touched when the cache logs that it waits), so the other always arrives while it computes, on a
+loaded machine too. Prints `computed` or `reused`.
 """
 
 import logging
@@ -35,7 +37,25 @@ def main() -> None:
     )
     computed = []
     real = feature_cache.compute
-    feature_cache.compute = lambda *a, **k: computed.append(1) or time.sleep(2) or real(*a, **k)
+    waiting = go.parent / "WAITING"
+
+    class SayWaiting(logging.Handler):
+        def emit(self, record):
+            if "waiting for it to finish" in record.getMessage():
+                waiting.touch()
+
+    logging.getLogger("peftzoo_engine.cache.store").addHandler(SayWaiting())
+
+    def compute_once_the_other_waits(*args, **kwargs):
+        computed.append(1)
+        deadline = time.monotonic() + 900
+        while not waiting.exists():
+            if time.monotonic() > deadline:
+                sys.exit("the other worker never waited for the entry's lock within 900 s")
+            time.sleep(0.02)
+        return real(*args, **kwargs)
+
+    feature_cache.compute = compute_once_the_other_waits
     ready.touch()
     while not go.exists():
         time.sleep(0.02)

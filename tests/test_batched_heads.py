@@ -126,7 +126,8 @@ def test_sweep_trains_eligible_trials_batched(tmp_path):
 
 
 def test_an_interrupted_batched_group_resumes_from_its_checkpoint(tmp_path):
-    """SIGTERM to a sweep training a batched group stops it after a step with one group checkpoint;
+    """SIGTERM to a sweep training a batched group (sent while it is inside a training step:
+    tests/batched_stop_worker.py) stops it after that step with one group checkpoint;
     the same command resumes the group from there (not from epoch 0) and every trial ends as the
     uninterrupted group ends: the same metrics and weights (dropout included: the random state is
     in the checkpoint)."""
@@ -134,31 +135,31 @@ def test_an_interrupted_batched_group_resumes_from_its_checkpoint(tmp_path):
     import signal
     import subprocess
     import sys
-    import time
 
     import yaml
 
     import registry
     from tests.conftest import ROOT
+    from tests.waiting import GENEROUS, wait_until
 
-    epochs = 40  # still training when the signal comes, 50 ms after its first evaluation, on an idle machine too
+    epochs = 6
     head = {"name": "mlp", "hidden": [16], "dropout": 0.1}
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(yaml.safe_dump(tiny_recipe(**{"data.n": 64, "train.epochs": epochs, "train.batch_size": 8,
                                                     "eeg.head": head, "video.head": head})))
     space = [str(recipe), "train.lr=[1e-3,3e-3]", "train.weight_decay=[0.0,0.1]"]
 
-    command = [sys.executable, "-m", "recipes.sweep", *space, "--output-dir", str(tmp_path / "stopped")]
+    arguments = [*space, "--output-dir", str(tmp_path / "stopped")]
+    command = [sys.executable, "-m", "recipes.sweep", *arguments]
+    ready = tmp_path / "in-step"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:  # the group is training: its trials have evaluated an epoch
-        lines = [p.read_text() for p in (tmp_path / "stopped").glob("*/trial-*/*/metrics.jsonl")]
-        if len(lines) == 4 and all('"eval"' in text for text in lines):
-            break
-        time.sleep(0.05)
+    # the group is held inside the first step of epoch 2 (after its first evaluation) until the signal comes
+    proc = subprocess.Popen([sys.executable, "-m", "tests.batched_stop_worker", *arguments], cwd=ROOT,
+                            env={**env, "PEFTZOO_TEST_READY": str(ready)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    wait_until(ready.exists, "the batched group's first training step of epoch 2", proc=proc)
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=GENEROUS)
     assert proc.returncode == 130, err
     sweep = Path(out.strip().splitlines()[-1].removeprefix("sweep: "))
     trials = json.loads((sweep / "sweep.json").read_text())["trials"]
@@ -166,10 +167,10 @@ def test_an_interrupted_batched_group_resumes_from_its_checkpoint(tmp_path):
     checkpoints = list((sweep / ".batched").glob("group-*.pt"))
     assert len(checkpoints) == 1  # one checkpoint for the whole group
     stopped_at = torch.load(checkpoints[0], weights_only=True)["position"]["step"]
-    assert 0 < stopped_at < epochs * 6
+    assert stopped_at == 7  # the first step of epoch 2 (6 steps an epoch), where the worker held it
     runs = [Path(t["run"]) for t in trials]
 
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=GENEROUS)
     assert done.returncode == 0, done.stderr
     assert "resuming from" in done.stderr and "training 4 trials" not in done.stderr
     resumed = json.loads((sweep / "sweep.json").read_text())["trials"]

@@ -17,6 +17,7 @@ from peftzoo_engine import video_cache
 from peftzoo_data.base import PairedData
 from tests.cache_support import entry_files
 from tests.conftest import ROOT
+from tests.waiting import GENEROUS, wait_until
 
 
 def test_two_processes_compute_one_feature_entry_once(tmp_path):
@@ -30,12 +31,10 @@ def test_two_processes_compute_one_feature_entry_once(tmp_path):
         for i in range(2)
     ]
     try:
-        deadline = time.monotonic() + 120
-        while not all((tmp_path / f"ready{i}").exists() for i in range(2)):
-            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "a worker died before it was ready"
-            time.sleep(0.05)
+        for i, p in enumerate(procs):
+            wait_until(lambda i=i: (tmp_path / f"ready{i}").exists(), f"worker {i} to be ready", proc=p)
         go.touch()
-        outputs = [p.communicate(timeout=120) for p in procs]
+        outputs = [p.communicate(timeout=GENEROUS) for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
@@ -111,7 +110,7 @@ def test_waiting_for_another_writer_stops_at_once_on_a_signal(tmp_path):
         with pytest.raises(KeyboardInterrupt):
             with entry.locked():
                 pytest.fail("took a lock another writer holds")
-        assert time.monotonic() - start < 1.5
+        assert time.monotonic() - start < 10  # at once (0.3 s + one 0.1-s poll when idle), not after the other writer
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

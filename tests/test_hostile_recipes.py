@@ -16,7 +16,8 @@ import yaml
 from recipes import schema
 from tests.conftest import tiny_recipe
 
-SWIN = {"name": "video_swin", "embed_dim": 16, "depths": [1], "num_heads": [2], "window_size": [2, 4, 4], "frames": 4, "size": 32}
+SWIN = {"name": "video_swin", "embed_dim": 16, "depths": [2], "num_heads": [2], "window_size": [2, 4, 4], "frames": 4,
+        "size": 32}
 
 CASES = [
     ("lr_inf", tiny_recipe(**{"train.lr": float("inf")}), ["train.lr: Input should be a finite number"]),
@@ -47,6 +48,9 @@ CASES = [
     ("swin_heads_do_not_divide", tiny_recipe(**{"video.encoder": {**SWIN, "num_heads": [3]}}),
      ["video.encoder: stage 0 width 16 is not divisible by its 3 heads"]),
     ("swin_depth_zero", tiny_recipe(**{"video.encoder": {**SWIN, "depths": [0]}}), ["video.encoder: depths [0]: every stage needs at least one block"]),
+    # was a ZeroDivisionError in torchvision
+    ("swin_one_block", tiny_recipe(**{"video.encoder": {**SWIN, "depths": [1]}}),
+     ["video.encoder: depths [1] make one block in all; Video Swin needs at least two"]),
     ("swin_huge", tiny_recipe(**{"video.encoder": {**SWIN, "embed_dim": 2**20, "num_heads": [2]}}), ["video.encoder: embed_dim 1048576"]),
     ("tiny_video_patch_zero", tiny_recipe(**{"video.encoder": {"name": "tiny_video", "patch_size": [0, 8, 8]}}),
      ["video.encoder: patch_size [0, 8, 8] must be positive"]),

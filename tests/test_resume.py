@@ -73,17 +73,16 @@ def test_sigterm_to_a_real_process_stops_cleanly(tmp_path):
     """The CLI in its own process: SIGTERM gives a checkpoint, status 'interrupted', no traceback."""
     import subprocess
     import sys
-    import time
+
+    from tests.waiting import GENEROUS, wait_until
 
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(tiny_recipe(**{"train.epochs": 200, "train.feature_cache": False})))
     proc = subprocess.Popen([sys.executable, "-m", "recipes.run", str(path), "--output-dir", str(tmp_path / "runs")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not list((tmp_path / "runs").glob("*/checkpoints/last.pt")):
-        time.sleep(0.5)
+    wait_until(lambda: list((tmp_path / "runs").glob("*/checkpoints/last.pt")), "the run's first checkpoint", proc=proc)
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=GENEROUS)
     assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
     assert "Traceback" not in err and "--resume" in err
     run_dir = run_dir_in(tmp_path / "runs")

@@ -19,6 +19,7 @@ from peftzoo_tools.sweep import space as spaces
 from peftzoo_tools.sweep import summary
 from peftzoo_tools.sweep.cli import main
 from tests.conftest import ROOT, tiny_recipe
+from tests.waiting import GENEROUS, wait_until
 
 
 def small_recipe(tmp_path: Path, **changes) -> Path:
@@ -154,17 +155,11 @@ def test_an_interrupted_sweep_resumes_its_trials_from_their_checkpoints(tmp_path
     command = [sys.executable, "-m", "recipes.sweep", str(recipe), "seed=[0]", "--output-dir", str(tmp_path / "sweeps"), "--quiet"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     sweep_proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    metrics = None
-    while time.time() < deadline:
-        found = list((tmp_path / "sweeps").glob("*/trial-000/*/checkpoints/last.pt"))
-        if found:
-            metrics = found[0].parent.parent / "metrics.jsonl"
-            break
-        time.sleep(0.2)
-    assert metrics is not None, "the trial never wrote a checkpoint"
+    found = wait_until(lambda: list((tmp_path / "sweeps").glob("*/trial-000/*/checkpoints/last.pt")),
+                       "the trial's first checkpoint", proc=sweep_proc, interval=0.2)
+    metrics = found[0].parent.parent / "metrics.jsonl"
     sweep_proc.send_signal(signal.SIGTERM)
-    out, err = sweep_proc.communicate(timeout=120)
+    out, err = sweep_proc.communicate(timeout=GENEROUS)
     assert sweep_proc.returncode == 130, err
     sweep = Path(out.strip().splitlines()[-1].removeprefix("sweep: "))
     trial = json.loads((sweep / "sweep.json").read_text())["trials"][0]

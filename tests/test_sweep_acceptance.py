@@ -16,6 +16,7 @@ from pathlib import Path
 
 from peftzoo_tools.compare.cli import main as compare
 from tests.conftest import ROOT
+from tests.waiting import GENEROUS, wait_until
 
 SWEEP = ["head_only_tiny", "train.lr=[1e-3,3e-3]", "eeg.head.dropout=[0.0,0.2]", "seed=[0,1]",
          "train.epochs=3", "data.n=160", "train.loggers=[[jsonl,tensorboard]]"]
@@ -37,16 +38,14 @@ def completed(sweep_json: Path) -> list[str]:
 def test_a_sweep_of_lr_dropout_and_seed_runs_resumes_and_reports(tmp_path, capsys):
     out = tmp_path / "sweeps"
     first = sweep_process(out)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and first.poll() is None:
+    def one_completed() -> list[Path]:
         found = list(out.glob("*/sweep.json"))
-        if found and completed(found[0]):
-            break
-        time.sleep(0.1)
-    assert first.poll() is None, f"the sweep ended before it could be interrupted: {first.stderr.read()[-2000:]}"
+        return found if found and completed(found[0]) else []
+
+    found = wait_until(one_completed, "the sweep's first completed trial", proc=first, interval=0.1)
     done_before = completed(found[0])
     first.send_signal(signal.SIGTERM)
-    _, stderr = first.communicate(timeout=120)
+    _, stderr = first.communicate(timeout=GENEROUS)
     assert first.returncode != 0, stderr[-2000:]
     sweep = found[0].parent
     stamps = {t: (sweep / t).stat().st_mtime for t in done_before}

@@ -7,6 +7,7 @@ import dataclasses
 from torch import nn
 
 from adapters.strategies.base import StrategyError, clash_message, wrapped_by, wrapper_of
+from registry.component import name_of as registry_name
 
 
 @dataclasses.dataclass
@@ -39,7 +40,7 @@ def choose_blocks(encoder: nn.Module, layers: list[int] | None, who: str) -> lis
     n = len(list(encoder.blocks))
     if layers is None:
         return list(range(n))
-    name = getattr(encoder, "name", "the encoder")
+    name = registry_name(encoder, "the encoder")
     if not layers:
         raise StrategyError(f"{who}: layers is empty, so it would adapt nothing; name blocks (0..{n - 1}, or -1 for the last) or drop layers for all")
     bad = [i for i in layers if not -n <= i < n]

@@ -118,3 +118,33 @@ class OpenConfig(Strategy):
             p.requires_grad_(True)
             names.append(n)
         return report_for(self.name, encoder, names)
+
+
+class GainShiftLinear(nn.Module):
+    def __init__(self, base: nn.Linear):
+        super().__init__()
+        self.base = base
+        self.gain = nn.Parameter(torch.ones(base.out_features))
+        self.shift = nn.Parameter(torch.zeros(base.out_features))
+
+    def forward(self, x):
+        return self.base(x) * self.gain + self.shift.detach()  # the planted flaw: the shift never gets a gradient
+
+
+class DetachedShift(Strategy):
+    """Flaw: a gain and a shift on each qkv; the shift is detached in forward, so it never learns
+    although it is reported, optimized and saved (the gain trains: every other check passes)."""
+
+    description = "broken: a reported tensor is detached in forward"
+
+    def apply(self, encoder: nn.Module) -> StrategyReport:
+        self.wrapped = {}
+        for n, m in list(encoder.named_modules()):
+            if isinstance(getattr(m, "qkv", None), nn.Linear):
+                name = f"{n}.qkv" if n else "qkv"
+                self.wrapped[name] = GainShiftLinear(m.qkv)
+                encoder.set_submodule(name, self.wrapped[name])
+        return report_for(self.name, encoder, [f"{n}.{p}" for n in self.wrapped for p in ("gain", "shift")])
+
+    def wrapped_modules(self, encoder: nn.Module) -> list[str]:
+        return sorted(self.wrapped)
