@@ -180,6 +180,15 @@ def loud(report) -> set[str]:
     return {f.code for f in report.findings if f.severity != "info"}
 
 
+# Measured, not planted: how long a step waited for data depends on the machine's load, so a test about
+# another fault leaves this code out (its own planted case checks that it is found).
+TIMING_CODES = {"data_bound"}
+
+
+def loud_model_findings(report) -> set[str]:
+    return loud(report) - TIMING_CODES
+
+
 @pytest.mark.parametrize("code", list(CASES))
 def test_doctor_names_the_planted_fault(planted, code):
     run = planted(code)
@@ -343,7 +352,7 @@ def test_frozen_adapter_seen_in_the_features_when_the_weights_moved(planted, tmp
     changes = {**BASE, "train.epochs": 4, "eeg.strategy": "train_mode_only"}
     run = train(tiny_recipe(**changes), tmp_path / "train_mode_only")
     report = diagnose(run)
-    assert loud(report) == {"frozen_adapter"}, [f.to_json() for f in report.findings]
+    assert loud_model_findings(report) == {"frozen_adapter"}, [f.to_json() for f in report.findings]
     finding = next(f for f in report.findings if f.code == "frozen_adapter")
     assert "features equal the base encoder's" in finding.evidence and "eval mode" in finding.fix
     # The weights did move: the feature comparison, not the weight check, found it.
