@@ -1,7 +1,8 @@
 """The run directory (design section 5): recipe.yaml, run.json, metrics.jsonl, weights, checkpoints.
 
-Every metrics line also goes to the sinks the recipe's `train.loggers` names (peftzoo_engine.loggers:
-TensorBoard under RUN/tensorboard/), so the training loop logs through `RunDir.log` alone.
+Loggers beside metrics.jsonl (train.loggers: TensorBoard) are training callbacks (peftzoo_engine/loggers/);
+`loggers` here are sinks a caller may attach: each gets every metrics line (`log(record)`) and the end
+(`finish(info, recipe)`).
 
 Every file is written atomically (temporary file, then rename), so a crash never leaves a
 half-written file; metrics.jsonl is appended line by line and flushed. Under torchrun only the main
@@ -94,7 +95,7 @@ class RunDir:
             (self.path / "checkpoints").mkdir()
         self.info: dict[str, Any] = {}
         self.loggers: list = []
-        """Sinks beside metrics.jsonl from the recipe's train.loggers (peftzoo_engine.loggers), main process only."""
+        """Sinks a caller attached beside metrics.jsonl, main process only."""
         self._recipe: dict[str, Any] = {}
 
     @classmethod
@@ -117,8 +118,6 @@ class RunDir:
         self.info.setdefault("resumed", []).append({"time": now(), "from_step": step})
         self.info.update(status="running", end_time=None)
         self.write_info()
-        recipe_path = self.path / "recipe.yaml"
-        self._open_loggers(recipe_path.read_text() if recipe_path.is_file() else "", resume_step=step)
 
     @property
     def metrics_path(self) -> Path:
@@ -144,15 +143,8 @@ class RunDir:
             "versions": versions(),
             **extra,
         }
+        self._recipe = yaml.safe_load(recipe_yaml) or {}
         self.write_info()
-        self._open_loggers(recipe_yaml)
-
-    def _open_loggers(self, recipe_yaml: str, resume_step: int | None = None) -> None:
-        from peftzoo_engine import loggers
-
-        self._recipe = yaml.safe_load(recipe_yaml) or {} if recipe_yaml else {}
-        names = (self._recipe.get("train") or {}).get("loggers") or ["jsonl"]
-        self.loggers = loggers.make(names, self.path, resume_step) if self.writes else []
 
     def write_info(self) -> None:
         if self.writes:

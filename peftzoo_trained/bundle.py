@@ -32,6 +32,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from peftzoo_engine.rundir import atomic_write, now, versions
+from peftzoo_trained.trained_model import TrainedModel
 from registry.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -274,7 +275,6 @@ def read_bundle(path: Path, device: torch.device, checkpoint: str | None = None)
     import registry
     from adapters.strategies.base import apply_strategies, report_for
     from peftzoo_model.model import DualEncoderCLIP, Tower
-    from peftzoo_trained.loading import TrainedModel
 
     info = _read_json(path / "bundle.json")
     if info.get("format") != FORMAT or info.get("format_version") != FORMAT_VERSION:

@@ -1,15 +1,19 @@
-"""TensorBoard logging of a run: every metrics.jsonl line as scalars under the same names, at the
-line's global step, and at the end the recipe's hyperparameters with the final metrics (add_hparams).
+"""TensorBoard logging of a run, as a training callback: every metrics.jsonl line as scalars under the
+same names, at the line's global step, and at the end the recipe's hyperparameters with the final
+metrics (the hparams summaries). `train.loggers: [jsonl, tensorboard]` adds it; so does
+`train.callbacks: [tensorboard]` (entry point `peftzoo.callbacks`).
 
-torch.utils.tensorboard is imported here only, when a recipe asks for it (extra `tensorboard`).
+torch.utils.tensorboard is imported when the run starts, only when a recipe asks for it (extra `tensorboard`).
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
+from peftzoo_engine.callbacks import Callback
 from recipes.errors import RecipeError
 
 SKIPPED = ("type", "epoch", "step", "stage")
@@ -33,18 +37,38 @@ def hparam_value(value: Any) -> int | float | str | bool:
     return str(value)
 
 
-class TensorBoardLogger:
-    def __init__(self, log_dir: Path, resume_step: int | None = None):
+class TensorBoardCallback(Callback):
+    """TensorBoard event files under RUN/tensorboard/: every metrics line, and the hyperparameters at the end."""
+
+    description = "TensorBoard event files under RUN/tensorboard/: every metrics line, the recipe's hyperparameters"
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def from_config(cls, config: BaseModel, **context: Any) -> "TensorBoardCallback":
+        return cls()
+
+    def __init__(self) -> None:
+        self.writer = None
+        self.last_step = 0
+
+    def on_run_start(self, ctx) -> None:
+        if not ctx.run.writes:
+            return
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             raise RecipeError("train.loggers: tensorboard needs the tensorboard package: pip install 'peftzoo[tensorboard]'") from None
         # On resume, events an earlier attempt wrote after the checkpoint's step are purged, as metrics.jsonl's lines are.
+        resume_step = ctx.resumed_at
         purge = resume_step + 1 if resume_step is not None else None
-        self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge)
+        self.writer = SummaryWriter(log_dir=str(ctx.run.path / "tensorboard"), purge_step=purge)
         self.last_step = resume_step or 0
 
-    def log(self, record: dict[str, Any]) -> None:
+    def on_log(self, ctx, record: dict[str, Any]) -> None:
+        if self.writer is None:
+            return
         step = int(record.get("step", self.last_step))
         self.last_step = max(self.last_step, step)
         for name, value in record.items():
@@ -53,11 +77,14 @@ class TensorBoardLogger:
             self.writer.add_scalar(name, value, global_step=step)
         self.writer.flush()
 
-    def finish(self, info: dict[str, Any], recipe: dict[str, Any]) -> None:
-        if info.get("status") == "completed":
+    def on_run_end(self, ctx, status: str) -> None:
+        if self.writer is None:
+            return
+        info = ctx.run.info
+        if status == "completed":
             final = info.get("final_metrics") or {}
             metrics = {k: float(v) for k, v in final.items() if isinstance(v, (int, float)) and math.isfinite(v)}
-            hparams = {k: hparam_value(v) for k, v in flatten(recipe).items()}
+            hparams = {k: hparam_value(v) for k, v in flatten(ctx.recipe.model_dump(mode="json")).items()}
             if metrics:
                 # The three hparams summaries add_hparams writes, written here by hand: add_hparams would open a
                 # second event file (in a timestamped subfolder unless run_name=".") and log every final metric
@@ -69,3 +96,4 @@ class TensorBoardLogger:
                 for summary in hparams_summaries(hparams, metrics):
                     writer.add_summary(summary, self.last_step)
         self.writer.close()
+        self.writer = None
