@@ -36,9 +36,8 @@ def train_epoch(ctx: TrainContext) -> None:
     step_hooks = ctx.callbacks.step_hooks
     wait = compute = 0.0
     skipped = trained = 0
-    logged_loss = False
-    loss = None
-    finite = False
+    first_step = progress.step - progress.batch_in_epoch // cfg.accum_freq + 1  # the epoch's, even after a resume
+    loss, finite = None, False
     params = list(model.trainable_parameters().values())
     t_fetch = time.perf_counter()
     micro_batches = iter(loader)
@@ -66,21 +65,35 @@ def train_epoch(ctx: TrainContext) -> None:
             _check_nonfinite(progress, cfg, ctx.run)
         if progress.step % cfg.log_every == 0 and finite:
             _log_train(ctx, loss)
-            logged_loss = True
         progress.batch_in_epoch += len(chunk)
         # Under torchrun a signal may reach one process only: all stop after the same step.
         stop = distributed.max_over_processes(progress.stop_signal or 0, ctx.device)
         t_fetch = time.perf_counter()
         compute += t_fetch - t_start
         if stop:
+            if progress.batch_in_epoch + cfg.accum_freq > len(loader):  # its last step: the epoch's end comes first
+                _log_epoch_loss(ctx, loss, finite, first_step)
             save_checkpoint(ctx)
             raise TrainingInterrupted(stop, ctx.run.checkpoint_path)
-    if not logged_loss and finite:  # the training loss at least once per epoch, whatever log_every is
-        _log_train(ctx, loss)
+    _log_epoch_loss(ctx, loss, finite, first_step)
     progress.batch_in_epoch = 0
     loader.batch_sampler.set_epoch(progress.epoch + 1)
     record = log_epoch(ctx.run, progress, loader, wait, compute, skipped, batches=trained, log=ctx.log)
     ctx.callbacks.call("on_epoch_end", ctx, record)
+
+
+def _log_epoch_loss(ctx: TrainContext, loss: torch.Tensor | None, finite: bool, first_step: int) -> None:
+    """The training loss at least once per epoch, whatever train.log_every is: a train line at the epoch's last
+    step when none of its steps was a multiple of log_every. Decided from step numbers alone, so a resumed
+    run writes the lines an uninterrupted one does."""
+    if loss is not None and finite and loss_line_due(ctx.progress.step, ctx.recipe.train.log_every, first_step):
+        _log_train(ctx, loss)
+
+
+def loss_line_due(step: int, log_every: int, first_step: int) -> bool:
+    """No step of the epoch from `first_step` to `step` (its last) was a multiple of `log_every`, so its last
+    step gets a train line (a trainer that logs its own lines keeps the same rule with this)."""
+    return step // log_every * log_every < first_step
 
 
 def _log_train(ctx: TrainContext, loss: torch.Tensor) -> None:
