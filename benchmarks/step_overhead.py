@@ -1,6 +1,6 @@
 """Our training step against a hand-written minimal PyTorch loop: same model, batch, optimizer, data.
 
-    python benchmarks/step_overhead.py [--case lora_qv|head_only_cached] [--epochs E] [--rounds R]
+    python benchmarks/step_overhead.py [--case lora_qv|head_only_cached] [--epochs E] [--rounds R] [--shallow]
 
 lora_qv: lora_qv's model (labram_base with LoRA on q and v, swin3d_t frozen, heads) at the bundled
 recipe's input sizes, with the feature cache off so both loops run the same encoders every step.
@@ -12,6 +12,10 @@ head hyper-parameters; the minimal loop indexes the cached feature tensors with 
 permutation and runs heads, loss, backward and AdamW, nothing else. A step here is about a
 millisecond, so any per-step cost of the trainer (data loading, scheduler, gradient-norm and
 non-finite checks, logging) shows.
+
+--shallow (head_only_cached only) builds the encoders with one block per stage: the features keep their
+widths (200 and 768), so the heads and every measured step are the same, and only the feature caching
+before the rounds is quicker (minutes on a busy CPU otherwise).
 
 Both loops call the model's loss the same way (with the pairs' groups, which it masks). Ours is
 `peftzoo_engine.train`. Both measure samples/s over their training epochs only (evaluation
@@ -51,10 +55,16 @@ CASES = {
 }
 
 
+SHALLOW = ["eeg.encoder.depth=1", "video.encoder.depths=[1,1,1,1]"]
+"""--shallow: one block per encoder stage; the features' widths, so the heads and the cached steps, are unchanged."""
+OPTIONS: list[str] = []
+
+
 def build(case: str, epochs: int, cache_dir: Path):
     reg = registry.default()
     name, extra = CASES[case]
-    raw = overrides.apply(schema.read_yaml(schema.resolve(name)), [f"train.epochs={epochs}", f"train.cache_dir={cache_dir}", *extra])
+    raw = overrides.apply(schema.read_yaml(schema.resolve(name)),
+                          [f"train.epochs={epochs}", f"train.cache_dir={cache_dir}", *extra, *OPTIONS])
     recipe = schema.validate(raw, reg)
     seed_everything(recipe.seed)
     data = reg.build("datasets", recipe.data, seed=recipe.seed)
@@ -126,7 +136,12 @@ def main() -> None:
     parser.add_argument("--case", choices=sorted(CASES), default="lora_qv")
     parser.add_argument("--epochs", type=int, default=None, help="default: 2 for lora_qv, 5 for head_only_cached")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--shallow", action="store_true", help="head_only_cached: one block per encoder stage (see above)")
     args = parser.parse_args()
+    if args.shallow:
+        if args.case != "head_only_cached":
+            parser.error("--shallow changes the encoders' compute: it is for head_only_cached, whose steps skip them")
+        OPTIONS.extend(SHALLOW)
     epochs = args.epochs or (5 if args.case == "head_only_cached" else 2)
     logging.disable(logging.WARNING)
     torch.set_num_threads(torch.get_num_threads())
@@ -137,7 +152,8 @@ def main() -> None:
             results["minimal loop"].append(minimal(args.case, epochs, Path(tmp)))
             results["peftzoo train()"].append(ours(args.case, epochs, Path(tmp)))
     pairs = {"lora_qv": 256, "head_only_cached": 2048}[args.case]
-    print(f"{args.case}, {pairs} training pairs, batch 32, CPU ({torch.get_num_threads()} threads), {args.rounds} alternating rounds of {epochs} epochs")
+    print(f"{args.case}{' (shallow encoders)' if args.shallow else ''}, {pairs} training pairs, batch 32, "
+          f"CPU ({torch.get_num_threads()} threads), {args.rounds} alternating rounds of {epochs} epochs")
     print("| loop | samples/s (median of rounds) | rounds |")
     print("|---|---|---|")
     for name, values in results.items():

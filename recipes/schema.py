@@ -13,6 +13,7 @@ allowed:  `eeg.strategy.name: 'lora_q' is not a strategy; did you mean 'lora'? (
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import importlib.util
 import json
@@ -37,7 +38,7 @@ from pydantic import (
 )
 
 from peftzoo_model.metric_names import SELECTABLE_METRICS, lower_is_better
-from registry import yamlio
+from registry import default, yamlio
 from recipes.errors import RecipeError
 from registry.core import Registry
 from registry.errors import did_you_mean
@@ -571,10 +572,6 @@ def json_schema(reg: Registry) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Print the JSON Schema of recipes (for editors: yaml-language-server, VS Code, ...)."""
-    import argparse
-
-    from registry import default
-
     parser = argparse.ArgumentParser(
         prog="python -m recipes.schema",
         description="Print the JSON Schema of peftzoo recipes for the installed components "
