@@ -4,28 +4,36 @@ frozen sides' feature caches, its loaders, optimizer and schedule, and its epoch
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from peftzoo_data.base import PairedData
 from peftzoo_engine import feature_cache, video_cache
 from peftzoo_engine.checkpoint import restore_training_state, restore_weights, save_checkpoint
 from peftzoo_engine.context import StageParts, TrainContext
+from peftzoo_engine.device import Precision
 from peftzoo_engine.distributed import BatchEmbedder
 from peftzoo_engine.epoch import train_epoch
 from peftzoo_engine.evaluation import evaluate_epoch, start_loss_epoch
 from peftzoo_engine.loaders import make_loaders
 from peftzoo_engine.optim import make_optimizer, make_scheduler
+from peftzoo_engine.progress import Progress
+from peftzoo_engine.rundir import RunDir
 from peftzoo_engine.selection import after_evaluation
 from peftzoo_engine.signals import phase
 from peftzoo_engine.summary import strategies_summary
+from peftzoo_model.model import DualEncoderCLIP
+from recipes.schema import Recipe
 
 logger = logging.getLogger(__name__)
 
 
-def cache_features(ctx: TrainContext) -> PairedData:
+def cache_features(recipe: Recipe, model: DualEncoderCLIP, data: PairedData, device, cache_dir: Path,
+                   precision: Precision) -> PairedData:
     """With train.feature_cache, a frozen side's encoder features are computed once (model.cached)
-    and a training video encoder reads clips cached at input size; returns the data to train on."""
-    recipe, model, data, device = ctx.recipe, ctx.model, ctx.data, ctx.device
+    and a training video encoder reads clips cached at input size; returns the data to train on.
+    (Public: the batched sweep trainer caches with it too.)"""
     cfg = recipe.train
     model.cached = {}
     if not cfg.feature_cache:
@@ -34,28 +42,28 @@ def cache_features(ctx: TrainContext) -> PairedData:
     for side in ("eeg", "video"):
         tower = getattr(model, side)
         if not tower.report.trains_encoder:
-            model.cached[side] = feature_cache.features(side, tower, data, device, ctx.cache_dir, batch, cfg.num_workers,
-                                                        ctx.precision.dtype)
+            model.cached[side] = feature_cache.features(side, tower, data, device, cache_dir, batch, cfg.num_workers,
+                                                        precision.dtype)
     if model.video.report.trains_encoder:
         # The video encoder trains: cache its clips at input size instead (resize and crop once).
-        return video_cache.prepare(model.video.encoder, data, ctx.cache_dir, batch, cfg.num_workers, device)
+        return video_cache.prepare(model.video.encoder, data, cache_dir, batch, cfg.num_workers, device)
     return data
 
 
-def log_stage_start(ctx: TrainContext) -> None:
-    """The stage's summary into run.json's stages and metrics.jsonl, and a log line."""
-    run, model, parts = ctx.run, ctx.model, ctx.stage
-    lr = _stage_lr(ctx, parts.stage)
+def log_stage_start(run: RunDir, model: DualEncoderCLIP, progress: Progress, index: int, stage, lr: float,
+                    log: Callable[[dict], None] | None = None) -> None:
+    """The stage's summary into run.json's stages and metrics.jsonl (with `log`, default run.log), and a log line.
+    (Public: the batched sweep trainer logs its stages with it too.)"""
     summary: dict[str, Any] = {
-        "stage": parts.index, "epochs": parts.stage.epochs, "lr": lr,
+        "stage": index, "epochs": stage.epochs, "lr": lr,
         "trainable_parameters": sum(p.numel() for p in model.trainable_parameters().values()),
         "strategies": strategies_summary(model),
         "cached_features": sorted(model.cached),
     }
     run.info["stages"].append(summary)
     run.write_info()
-    ctx.log({"type": "stage", "epoch": ctx.progress.epoch, "step": ctx.progress.step, **summary})
-    logger.info("stage %d: %d epochs at lr %g, %s trainable parameters (%s; %s)", parts.index, parts.stage.epochs, lr,
+    (log or run.log)({"type": "stage", "epoch": progress.epoch, "step": progress.step, **summary})
+    logger.info("stage %d: %d epochs at lr %g, %s trainable parameters (%s; %s)", index, stage.epochs, lr,
                 f"{summary['trainable_parameters']:,}", summary["strategies"]["eeg"], summary["strategies"]["video"])
 
 
@@ -66,7 +74,7 @@ def _stage_lr(ctx: TrainContext, stage) -> float:
 def build_stage(ctx: TrainContext, index: int, stage, first_epoch: int, steps: int) -> StageParts:
     """The stage's feature caches, loaders, optimizer and schedule (its strategies are applied already)."""
     with phase(ctx.progress, "feature caching"):
-        stage_data = cache_features(ctx)
+        stage_data = cache_features(ctx.recipe, ctx.model, ctx.data, ctx.device, ctx.cache_dir, ctx.precision)
     train_loader, val_loader, in_order_loader = make_loaders(ctx.recipe, ctx.model, stage_data, ctx.device)
     lr = _stage_lr(ctx, stage)
     optimizer = make_optimizer(ctx.recipe, ctx.model, lr)
@@ -86,7 +94,7 @@ def run_stage(ctx: TrainContext, index: int, stage, first_epoch: int, steps: int
         restore_training_state(checkpoint, ctx.model, ctx.stage.optimizer, ctx.stage.scheduler, ctx.precision, progress)
     else:
         progress.stage, progress.stage_start = index, progress.step
-        log_stage_start(ctx)
+        log_stage_start(ctx.run, ctx.model, progress, index, stage, _stage_lr(ctx, stage), log=ctx.log)
     # An epoch is unfinished after a mid-epoch resume (batch_in_epoch > 0), the stage's last one included.
     while not progress.stopped_early and (progress.epoch < first_epoch + stage.epochs or progress.batch_in_epoch > 0):
         if progress.batch_in_epoch == 0:
