@@ -48,7 +48,8 @@ def train_epoch(ctx: TrainContext) -> None:
         t_start = time.perf_counter()
         wait += t_start - t_fetch
         parts.scheduler.step_update(num_updates=progress.step - progress.stage_start)
-        loss, finite = _optimizer_step(model, chunk, parts.optimizer, params, cfg, ctx.device, ctx.precision, parts.embed)
+        loss, finite = _optimizer_step(model, chunk, parts.optimizer, params, cfg, ctx.device, ctx.precision,
+                                       parts.embed)
         if finite:
             for strategy in model.strategies():
                 strategy.after_optimizer_step(progress.step - progress.stage_start)
@@ -97,11 +98,13 @@ def loss_line_due(step: int, log_every: int, first_step: int) -> bool:
 
 
 def _log_train(ctx: TrainContext, loss: torch.Tensor) -> None:
-    ctx.log({"type": "train", "epoch": ctx.progress.epoch, "step": ctx.progress.step, "train/loss": loss.detach().item(),
-             "lr": scheduled_lr(ctx.stage.optimizer), **ctx.model.loss.log_values()})
+    ctx.log({"type": "train", "epoch": ctx.progress.epoch, "step": ctx.progress.step,
+             "train/loss": loss.detach().item(), "lr": scheduled_lr(ctx.stage.optimizer),
+             **ctx.model.loss.log_values()})
 
 
-def _optimizer_step(model, chunk, optimizer, params, cfg, device, precision: Precision, embed) -> tuple[torch.Tensor, bool]:
+def _optimizer_step(model, chunk, optimizer, params, cfg, device, precision: Precision,
+                    embed) -> tuple[torch.Tensor, bool]:
     """Backward over the chunk's micro-batches, clip, and step unless the loss or gradient is not
     finite; returns (loss, finite)."""
     optimizer.zero_grad(set_to_none=True)
@@ -135,9 +138,10 @@ def _optimizer_step(model, chunk, optimizer, params, cfg, device, precision: Pre
 def _check_nonfinite(progress: Progress, cfg, run: RunDir) -> None:
     """Too many skipped steps in a row end the run."""
     if progress.skipped_in_a_row >= cfg.max_nonfinite_steps:
+        last = run.checkpoint_path if run.checkpoint_path.exists() else "not written yet"
         raise NonFiniteError(
             f"{progress.skipped_in_a_row} steps in a row had a NaN or inf loss or gradient (epoch {progress.epoch}, "
-            f"step {progress.step}); the last good checkpoint is {run.checkpoint_path if run.checkpoint_path.exists() else 'not written yet'}; "
+            f"step {progress.step}); the last good checkpoint is {last}; "
             f"lower train.lr, set train.grad_clip_norm, or check the data"
         )
 
@@ -150,8 +154,9 @@ def log_epoch(run: RunDir, progress: Progress, loader, wait: float, compute: flo
     total = wait + compute
     batches = len(loader) if batches is None else batches
     samples = batches * loader.batch_sampler.batch_size
-    record = {"type": "epoch", "epoch": progress.epoch, "step": progress.step, "data_wait_frac": wait / total if total else 0.0,
-              "samples_per_s": samples / total if total else 0.0, "skipped_steps": skipped}
+    record = {"type": "epoch", "epoch": progress.epoch, "step": progress.step,
+              "data_wait_frac": wait / total if total else 0.0, "samples_per_s": samples / total if total else 0.0,
+              "skipped_steps": skipped}
     (log or run.log)(record)
     if record["data_wait_frac"] > 0.2 and not progress.warned_wait and run.writes:
         progress.warned_wait = True

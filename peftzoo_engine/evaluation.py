@@ -18,7 +18,8 @@ def start_loss_epoch(ctx: TrainContext) -> None:
     with eval_mode(model), ctx.precision.autocast():
         eeg, video, _ = embed_split(model, ctx.stage.in_order_loader, device)
     train_idx = ctx.data.split("train")
-    model.loss.start_epoch(ctx.progress.epoch, eeg.float(), video.float(), torch.as_tensor(train_idx, dtype=torch.long, device=device))
+    index = torch.as_tensor(train_idx, dtype=torch.long, device=device)
+    model.loss.start_epoch(ctx.progress.epoch, eeg.float(), video.float(), index)
 
 
 def evaluate_epoch(ctx: TrainContext) -> dict:

@@ -84,7 +84,8 @@ def build_stage(ctx: TrainContext, index: int, stage, first_epoch: int, steps: i
                       in_order_loader=in_order_loader, embed=BatchEmbedder(ctx.model, ctx.device))
 
 
-def run_stage(ctx: TrainContext, index: int, stage, first_epoch: int, steps: int, checkpoint: dict[str, Any] | None) -> None:
+def run_stage(ctx: TrainContext, index: int, stage, first_epoch: int, steps: int,
+              checkpoint: dict[str, Any] | None) -> None:
     """Train one stage whose strategies are applied, from its start or from `checkpoint` inside it."""
     progress = ctx.progress
     if checkpoint is not None:

@@ -89,7 +89,8 @@ def make_context(recipe: Recipe, model: DualEncoderCLIP, data: PairedData, run: 
     named, named_keys = recipe_callbacks(recipe, reg)
     cfg = recipe.train
     cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else run.path.parent / ".cache" / "features"
-    return TrainContext(recipe=recipe, model=model, data=data, run=run, device=device, precision=Precision(cfg.precision, device),
+    return TrainContext(recipe=recipe, model=model, data=data, run=run, device=device,
+                        precision=Precision(cfg.precision, device),
                         reg=reg, cache_dir=cache_dir, steps_per_epoch=planned_steps(recipe, data, 1),
                         total_steps=planned_steps(recipe, data, cfg.epochs) or 0,
                         callbacks=Callbacks(given + named, keys + named_keys))
