@@ -217,7 +217,8 @@ class TrainConfig(_Section):
     device: str = "auto"
     """auto (cuda if available, else cpu), cpu, cuda, cuda:N."""
     log_every: int = Field(10, ge=1)
-    """Steps between training-loss lines in metrics.jsonl."""
+    """Steps between training-loss lines in metrics.jsonl; an epoch none of whose steps is a multiple of it
+    logs its last step's loss, so every epoch has one."""
     select: Select | None = None
     """Keep the best evaluated epoch's weights as best.safetensors: {metric, mode}; None keeps the last only."""
     early_stopping: EarlyStopping | None = None
