@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from peftzoo_engine.loggers.tensorboard import TensorBoardCallback, TensorBoardLogger
+
 NAMES = ("jsonl", "tensorboard")
 
 
 def make(name: str) -> Any:
     """The callback of the logger `name` (other than jsonl)."""
     if name == "tensorboard":
-        from peftzoo_engine.loggers.tensorboard import TensorBoardCallback  # imports torch.utils.tensorboard's helpers
-
         return TensorBoardCallback()
     raise ValueError(f"{name!r} is not a logger; use one of {', '.join(NAMES)}")
 
@@ -27,6 +27,4 @@ def attach(run, recipe, resume_step: int | None = None) -> None:
     """The recipe's loggers (beyond jsonl) as sinks of `run`, which feeds them every metrics line and its end:
     for a trainer that writes run directories without `train()` (peftzoo_tools/sweep/batched/trainer.py)."""
     if run.writes and "tensorboard" in recipe.train.loggers:
-        from peftzoo_engine.loggers.tensorboard import TensorBoardLogger
-
         run.loggers.append(TensorBoardLogger(run.path / "tensorboard", resume_step, recipe.model_dump(mode="json")))
