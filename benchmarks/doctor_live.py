@@ -21,8 +21,8 @@ import yaml
 
 from run_recipe import train_recipe  # benchmarks/ is on sys.path when this file runs as a script
 from recipes import schema
+import peftzoo_tools.doctor.live as live
 from peftzoo_tools.doctor.live import LiveDoctor
-import peftzoo_engine.trainer as trainer
 
 
 class _NullRun:
@@ -73,16 +73,16 @@ def whole_runs(rounds: int, epochs: int) -> dict[str, float]:
     recipe["train"]["epochs"] = epochs
     recipe["train"]["log_every"] = 1
     rates: dict[str, list[float]] = {"with doctor": [], "no-op doctor": []}
-    real = trainer.LiveDoctor
+    real = live.LiveDoctor  # what the run command's LiveDoctorCallback builds
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(rounds):
             pair = [("with doctor", real), ("no-op doctor", NoDoctor)]
             for name, cls in pair if r % 2 == 0 else pair[::-1]:  # alternate which goes first
-                trainer.LiveDoctor = cls
+                live.LiveDoctor = cls
                 try:
                     _, lines, _ = train_recipe(recipe, Path(tmp) / f"{name.replace(' ', '_')}{r}")
                 finally:
-                    trainer.LiveDoctor = real
+                    live.LiveDoctor = real
                 rates[name] += [line["samples_per_s"] for line in lines if line.get("type") == "epoch"][1:]
     for k, v in rates.items():
         print(f"{k}: samples/s per epoch {[round(x) for x in v]}")

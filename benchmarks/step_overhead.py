@@ -1,6 +1,7 @@
 """Our training step against a hand-written minimal PyTorch loop: same model, batch, optimizer, data.
 
-    python benchmarks/step_overhead.py [--case lora_qv|head_only_cached] [--epochs E] [--rounds R]
+    python benchmarks/step_overhead.py [--case lora_qv|head_only_cached] [--epochs E] [--rounds R] [--shallow]
+                                       [--clock wall|thread]
 
 lora_qv: lora_qv's model (labram_base with LoRA on q and v, swin3d_t frozen, heads) at the bundled
 recipe's input sizes, with the feature cache off so both loops run the same encoders every step.
@@ -12,6 +13,14 @@ head hyper-parameters; the minimal loop indexes the cached feature tensors with 
 permutation and runs heads, loss, backward and AdamW, nothing else. A step here is about a
 millisecond, so any per-step cost of the trainer (data loading, scheduler, gradient-norm and
 non-finite checks, logging) shows.
+
+--shallow (head_only_cached only) builds the encoders with one block per stage: the features keep their
+widths (200 and 768), so the heads and every measured step are the same, and only the feature caching
+before the rounds is quicker (minutes on a busy CPU otherwise).
+
+--clock thread runs torch on one thread and times both loops by that thread's CPU time (time.thread_time,
+which the trainer's epoch timing then reads too): on a machine shared with other work, wall time mostly
+measures the others; the default is wall time.
 
 Both loops call the model's loss the same way (with the pairs' groups, which it masks). Ours is
 `peftzoo_engine.train`. Both measure samples/s over their training epochs only (evaluation
@@ -26,6 +35,7 @@ import logging
 import statistics
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import torch
@@ -38,6 +48,10 @@ from recipes.compose import compose
 from peftzoo_data.base import PairTorchDataset
 from peftzoo_engine.rundir import RunDir
 from peftzoo_engine import seed_everything, train
+import peftzoo_engine.epoch
+
+CLOCK = types.SimpleNamespace(perf_counter=time.perf_counter)
+"""What both loops are timed with (--clock)."""
 
 
 CASES = {
@@ -51,10 +65,16 @@ CASES = {
 }
 
 
+SHALLOW = ["eeg.encoder.depth=1", "video.encoder.depths=[1,1,1,1]"]
+"""--shallow: one block per encoder stage; the features' widths, so the heads and the cached steps, are unchanged."""
+OPTIONS: list[str] = []
+
+
 def build(case: str, epochs: int, cache_dir: Path):
     reg = registry.default()
     name, extra = CASES[case]
-    raw = overrides.apply(schema.read_yaml(schema.resolve(name)), [f"train.epochs={epochs}", f"train.cache_dir={cache_dir}", *extra])
+    raw = overrides.apply(schema.read_yaml(schema.resolve(name)),
+                          [f"train.epochs={epochs}", f"train.cache_dir={cache_dir}", *extra, *OPTIONS])
     recipe = schema.validate(raw, reg)
     seed_everything(recipe.seed)
     data = reg.build("datasets", recipe.data, seed=recipe.seed)
@@ -75,14 +95,14 @@ def hand_loop(model, recipe, epochs: int, epoch_batches, loss_of) -> float:
     rates = []
     for _ in range(epochs):
         model.train()
-        start, seen = time.perf_counter(), 0
+        start, seen = CLOCK.perf_counter(), 0
         for batch in epoch_batches():
             loss, n = loss_of(batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             seen += n
-        rates.append(seen / (time.perf_counter() - start))
+        rates.append(seen / (CLOCK.perf_counter() - start))
     return statistics.mean(rates)
 
 
@@ -126,10 +146,20 @@ def main() -> None:
     parser.add_argument("--case", choices=sorted(CASES), default="lora_qv")
     parser.add_argument("--epochs", type=int, default=None, help="default: 2 for lora_qv, 5 for head_only_cached")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--clock", choices=("wall", "thread"), default="wall",
+                        help="thread: one torch thread, both loops timed by its CPU time (see above)")
+    parser.add_argument("--shallow", action="store_true", help="head_only_cached: one block per encoder stage (see above)")
     args = parser.parse_args()
+    if args.shallow:
+        if args.case != "head_only_cached":
+            parser.error("--shallow changes the encoders' compute: it is for head_only_cached, whose steps skip them")
+        OPTIONS.extend(SHALLOW)
     epochs = args.epochs or (5 if args.case == "head_only_cached" else 2)
     logging.disable(logging.WARNING)
-    torch.set_num_threads(torch.get_num_threads())
+    torch.set_num_threads(1 if args.clock == "thread" else torch.get_num_threads())
+    if args.clock == "thread":
+        CLOCK.perf_counter = time.thread_time
+        peftzoo_engine.epoch.time = CLOCK  # the trainer's epoch lines (samples_per_s) read the same clock
     results = {"minimal loop": [], "peftzoo train()": []}
     with tempfile.TemporaryDirectory() as tmp:
         minimal(args.case, 1, Path(tmp))  # warm-up, not counted: lazy initialization, caches, allocator
@@ -137,7 +167,8 @@ def main() -> None:
             results["minimal loop"].append(minimal(args.case, epochs, Path(tmp)))
             results["peftzoo train()"].append(ours(args.case, epochs, Path(tmp)))
     pairs = {"lora_qv": 256, "head_only_cached": 2048}[args.case]
-    print(f"{args.case}, {pairs} training pairs, batch 32, CPU ({torch.get_num_threads()} threads), {args.rounds} alternating rounds of {epochs} epochs")
+    print(f"{args.case}{' (shallow encoders)' if args.shallow else ''}, {pairs} training pairs, batch 32, "
+          f"CPU ({torch.get_num_threads()} threads, {args.clock} clock), {args.rounds} alternating rounds of {epochs} epochs")
     print("| loop | samples/s (median of rounds) | rounds |")
     print("|---|---|---|")
     for name, values in results.items():

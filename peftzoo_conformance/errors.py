@@ -1,21 +1,14 @@
-"""The one error the kit raises: it names the check that failed and the component it failed on."""
+"""The one error the kit raises: it names the check that failed and the component it failed on.
+
+Defined beside the quick checks in registry/quick.py (list-registry raises it without the kit)."""
 
 from __future__ import annotations
 
 import functools
 
+from registry.quick import ConformanceError, require
 
-class ConformanceError(AssertionError):
-    """A component breaks the plugin contract; the message starts with `[check_name]`."""
-
-    def __init__(self, check: str, kind: str, name: str, message: str):
-        self.check, self.kind, self.name = check, kind, name
-        super().__init__(f"[{check}] {kind} {name!r}: {message}")
-
-
-def require(condition: bool, check: str, kind: str, name: str, message: str) -> None:
-    if not condition:
-        raise ConformanceError(check, kind, name, message)
+__all__ = ["ConformanceError", "crash_message", "named_check", "require"]
 
 
 def crash_message(exc: BaseException) -> str:

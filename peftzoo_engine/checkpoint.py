@@ -1,5 +1,5 @@
-"""checkpoints/last.pt: everything an exact resume needs (trained weights, running statistics, strategies' and loss's
-state, optimizer, scheduler, scaler, progress and every process's random state), written atomically.
+"""checkpoints/last.pt: everything an exact resume needs (trained weights, running statistics, strategies', loss's
+and callbacks' state, optimizer, scheduler, scaler, progress and every process's random state), written atomically.
 
 It holds tensors and plain Python values only and is read with `torch.load(weights_only=True)`:
 a resume path comes from the user, and unpickling arbitrary objects from it would run code.
@@ -16,22 +16,25 @@ from typing import Any
 import torch
 
 from peftzoo_engine import distributed
+from peftzoo_engine.context import TrainContext
 from peftzoo_engine.progress import Progress
 from peftzoo_engine.rng import restore_rng, rng_state
 from recipes.errors import RecipeError
 from peftzoo_model.model import DualEncoderCLIP
-from peftzoo_engine.rundir import RunDir, atomic_write
+from peftzoo_engine.rundir import atomic_write
 from peftzoo_engine.weights import statistics_buffers, strategy_states, trained_names
 
-FORMAT = 3  # 3: strategies' state; RNG states as tensors (loadable with weights_only=True)
+FORMAT = 3  # 3: strategies' state; RNG states as tensors (loadable with weights_only=True); "callbacks" may be absent
 
 
 class CheckpointError(RecipeError):
     """A checkpoint given to --resume that cannot be read or does not belong to this run."""
 
 
-def save_checkpoint(run: RunDir, model: DualEncoderCLIP, optimizer, scheduler, precision, progress: Progress) -> None:
+def save_checkpoint(ctx: TrainContext) -> None:
     """Called on every process (each one's random state is gathered); only the main process writes."""
+    run, model, progress, precision = ctx.run, ctx.model, ctx.progress, ctx.precision
+    optimizer, scheduler = ctx.stage.optimizer, ctx.stage.scheduler
     rng = distributed.gather_objects(rng_state())
     if not run.writes:
         return
@@ -49,6 +52,7 @@ def save_checkpoint(run: RunDir, model: DualEncoderCLIP, optimizer, scheduler, p
             "scheduler": scheduler.state_dict(),
             "scaler": precision.scaler.state_dict() if precision.scaler else None,
             "rng": rng,
+            "callbacks": ctx.callbacks.state_dict(),
         },
         buffer,
     )

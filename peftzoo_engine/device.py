@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from recipes.errors import RecipeError
@@ -38,4 +40,6 @@ class Precision:
         self.scaler = torch.amp.GradScaler(device.type) if self.dtype == torch.float16 else None
 
     def autocast(self):
-        return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None)
+        if self.dtype is None:  # fp32: no context at all (making a disabled torch.autocast asks CUDA whether it is there)
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)

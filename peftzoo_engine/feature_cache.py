@@ -23,14 +23,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from peftzoo_engine.cache import content, store
 from peftzoo_engine.cache.code import code_identity
 from peftzoo_data.base import PairedData, PairTorchDataset
-from peftzoo_tools.evaluate import eval_mode
+from peftzoo_model.metrics import eval_mode
 from peftzoo_model.model import Tower
 from registry.component import name_of
+from peftzoo_engine.display import progress
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def compute(side: str, tower: Tower, channels: list[str], data: PairedData, devi
                         generator=torch.Generator())
     out = []
     with eval_mode(tower.encoder):
-        for batch in tqdm(loader, desc=f"caching {side} features", leave=False, disable=None):
+        for batch in progress(loader, f"caching {side} features"):
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 if side == "eeg":
                     feats = tower.encoder(batch["eeg"].to(device, non_blocking=True), channels=channels)

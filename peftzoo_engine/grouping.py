@@ -9,10 +9,10 @@ import fnmatch
 from typing import Any
 
 import torch
-from pydantic import BaseModel
 
 from peftzoo_model.model import DualEncoderCLIP
 from adapters import peft_names
+from recipes.schema import LrScales
 
 _NO_DECAY_LEAVES = ("bias", "logit_scale", "logit_bias")
 _NO_DECAY_SUFFIXES = ("_embed", "_token", "_bias", "bias_table")
@@ -66,7 +66,7 @@ def role(model: DualEncoderCLIP, name: str) -> str:
     return "encoder" if peft_names.unwrapped(rest) in pretrained else "adapter"
 
 
-def param_groups(model: DualEncoderCLIP, weight_decay: float, lr_scales: BaseModel | None = None) -> list[dict[str, Any]]:
+def param_groups(model: DualEncoderCLIP, weight_decay: float, lr_scales: LrScales | None = None) -> list[dict[str, Any]]:
     """Trainable parameters grouped by (weight decay, role, lr multiplier); the multiplier is the
     role's train.lr_scales entry times the strategy's own (layer decay, full's lr_scale)."""
     lr_scale = {f"eeg.encoder.{n}": s for n, s in model.eeg.report.lr_scale.items()}

@@ -6,18 +6,18 @@ import logging
 
 import numpy as np
 import torch
-from pydantic import BaseModel
 from torch.utils.data import DataLoader
 
 from peftzoo_engine import distributed
 from peftzoo_data.base import DataError, PairedData, PairTorchDataset
 from peftzoo_data.sampler import GroupDisjointBatches, InOrder, IndexBatches, ShuffledBatches
 from peftzoo_model.model import DualEncoderCLIP
+from recipes.schema import Recipe
 
 logger = logging.getLogger(__name__)
 
 
-def use_group_disjoint(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData) -> bool:
+def use_group_disjoint(recipe: Recipe, model: DualEncoderCLIP, data: PairedData) -> bool:
     """train.sampler: group_disjoint, random, or auto (group_disjoint when pairs share groups and the
     loss does not mask same-group pairs itself)."""
     choice = recipe.train.sampler
@@ -27,7 +27,7 @@ def use_group_disjoint(recipe: BaseModel, model: DualEncoderCLIP, data: PairedDa
     return shares and not getattr(model.loss, "masks_groups", False)
 
 
-def make_loaders(recipe: BaseModel, model: DualEncoderCLIP, data: PairedData, device: torch.device):
+def make_loaders(recipe: Recipe, model: DualEncoderCLIP, data: PairedData, device: torch.device):
     """Train and validation loaders, and for losses that look at every training pair each epoch
     (protonce) a loader over the train split in order; a side with cached features is not read.
 

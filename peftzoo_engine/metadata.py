@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
 
 from peftzoo_engine.summary import strategies_summary
 from peftzoo_model.model import DualEncoderCLIP
 from recipes.schema import dump
 from peftzoo_engine.weights import sha256_of
+from recipes.schema import Recipe
 
 
-def weights_metadata(recipe: BaseModel, model: DualEncoderCLIP) -> dict[str, Any]:
+def weights_metadata(recipe: Recipe, model: DualEncoderCLIP) -> dict[str, Any]:
     """The recipe, the base checkpoints (path and hash) and the strategies that produced the weights."""
     return {
         "recipe": dump(recipe),

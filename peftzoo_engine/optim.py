@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import timm.optim
-from pydantic import BaseModel
 from timm.scheduler import CosineLRScheduler
 
 from peftzoo_engine import grouping
 from recipes.errors import RecipeError
 from peftzoo_model.model import DualEncoderCLIP
+from recipes.schema import Recipe
 
 
-def make_optimizer(recipe: BaseModel, model: DualEncoderCLIP, lr: float):
+def make_optimizer(recipe: Recipe, model: DualEncoderCLIP, lr: float):
     cfg = recipe.train
     groups = grouping.param_groups(model, cfg.weight_decay, cfg.lr_scales)
     if not groups:
@@ -19,13 +19,13 @@ def make_optimizer(recipe: BaseModel, model: DualEncoderCLIP, lr: float):
     return timm.optim.create_optimizer_v2(groups, opt=cfg.optimizer, lr=lr, weight_decay=cfg.weight_decay)
 
 
-def warmup_steps(recipe: BaseModel, total_steps: int) -> int:
+def warmup_steps(recipe: Recipe, total_steps: int) -> int:
     """train.warmup_steps, or train.warmup_fraction of the stage's steps."""
     cfg = recipe.train
     return cfg.warmup_steps if cfg.warmup_steps is not None else int(round(cfg.warmup_fraction * total_steps))
 
 
-def make_scheduler(recipe: BaseModel, optimizer, total_steps: int, lr: float) -> CosineLRScheduler:
+def make_scheduler(recipe: Recipe, optimizer, total_steps: int, lr: float) -> CosineLRScheduler:
     warmup = min(warmup_steps(recipe, total_steps), max(total_steps - 1, 0))
     return CosineLRScheduler(
         optimizer,

@@ -4,14 +4,14 @@ keeps the learning rate near 0 for the whole run."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel
 
 from recipes.compose import planned_steps, stage_plan
 from peftzoo_data.base import PairedData
 from recipes.errors import RecipeError
+from recipes.schema import Recipe
 
 
-def check(recipe: BaseModel, data: PairedData) -> None:
+def check(recipe: Recipe, data: PairedData) -> None:
     """Refuse, with the numbers, a plan that trains nothing or never finishes its warmup.
 
     `train()` calls it first; the run command should call it after composing, before it makes the

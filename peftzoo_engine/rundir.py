@@ -6,8 +6,9 @@ damaged file is one DamagedRunFile naming the file, the line and the fix whereve
 process trains into a run directory it holds RUN/.lock (`RunDir._hold`): a second `--resume` is refused.
 A full disk while writing is one DiskFull naming the path, with nothing partial left.
 
-Every metrics line also goes to the sinks the recipe's `train.loggers` names (peftzoo_engine.loggers:
-TensorBoard under RUN/tensorboard/), so the training loop logs through `RunDir.log` alone.
+Loggers beside metrics.jsonl (train.loggers: TensorBoard) are training callbacks (peftzoo_engine/loggers/);
+`loggers` here are sinks a caller may attach: each gets every metrics line (`log(record)`) and the end
+(`finish(info, recipe)`).
 
 Every file is written atomically (temporary file, then rename), so a crash never leaves a
 half-written file; metrics.jsonl is appended line by line and flushed. Under torchrun only the main
@@ -152,7 +153,7 @@ class RunDir:
             self._hold()
         self.info: dict[str, Any] = {}
         self.loggers: list = []
-        """Sinks beside metrics.jsonl from the recipe's train.loggers (peftzoo_engine.loggers), main process only."""
+        """Sinks a caller attached beside metrics.jsonl, main process only."""
         self._recipe: dict[str, Any] = {}
 
     @classmethod
@@ -217,7 +218,6 @@ class RunDir:
         self.info.setdefault("resumed", []).append({"time": now(), "from_step": step})
         self.info.update(status="running", end_time=None)
         self.write_info()
-        self._open_loggers(recipe_yaml, resume_step=step)
 
     @property
     def metrics_path(self) -> Path:
@@ -243,15 +243,8 @@ class RunDir:
             "versions": versions(),
             **extra,
         }
+        self._recipe = yaml.safe_load(recipe_yaml) or {}
         self.write_info()
-        self._open_loggers(recipe_yaml)
-
-    def _open_loggers(self, recipe_yaml: str, resume_step: int | None = None) -> None:
-        from peftzoo_engine import loggers
-
-        self._recipe = yaml.safe_load(recipe_yaml) or {} if recipe_yaml else {}
-        names = _logger_names(recipe_yaml)
-        self.loggers = loggers.make(names, self.path, resume_step) if self.writes else []
 
     def write_info(self) -> None:
         if self.writes:

@@ -11,7 +11,6 @@ import logging
 import math
 from typing import Any
 
-from pydantic import BaseModel
 
 from peftzoo_engine.metadata import weights_metadata
 from peftzoo_engine.progress import Progress
@@ -19,13 +18,14 @@ from peftzoo_model.model import DualEncoderCLIP
 from peftzoo_engine.rundir import RunDir
 from peftzoo_engine import rundir
 from peftzoo_engine.weights import save_trainable
+from recipes.schema import Recipe
 
 logger = logging.getLogger(__name__)
 
 BEST_FILE = rundir.BEST_WEIGHTS
 
 
-def watched(recipe: BaseModel) -> tuple[str, str]:
+def watched(recipe: Recipe) -> tuple[str, str]:
     """(metric, mode) that selection and early stopping follow."""
     select = recipe.train.select
     return (select.metric, select.mode) if select is not None else ("val/eeg_to_video/R@1", "max")
@@ -40,7 +40,7 @@ def better(value: float, than: float | None, mode: str, by: float = 0.0) -> bool
     return value > than + by if mode == "max" else value < than - by
 
 
-def after_evaluation(recipe: BaseModel, model: DualEncoderCLIP, run: RunDir, progress: Progress, metrics: dict[str, float]) -> bool:
+def after_evaluation(recipe: Recipe, model: DualEncoderCLIP, run: RunDir, progress: Progress, metrics: dict[str, float]) -> bool:
     """Keep the weights if this epoch is the best so far; returns True when early stopping ends the run."""
     cfg = recipe.train
     if cfg.select is None and cfg.early_stopping is None:
@@ -68,7 +68,7 @@ def after_evaluation(recipe: BaseModel, model: DualEncoderCLIP, run: RunDir, pro
     return True
 
 
-def _keep_best(recipe: BaseModel, model: DualEncoderCLIP, run: RunDir, progress: Progress, metric: str, mode: str,
+def _keep_best(recipe: Recipe, model: DualEncoderCLIP, run: RunDir, progress: Progress, metric: str, mode: str,
                value: float) -> None:
     best: dict[str, Any] = {"epoch": progress.epoch, "step": progress.step, "metric": metric, "mode": mode, "value": value}
     if run.writes:

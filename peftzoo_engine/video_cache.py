@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from encoders.base import VideoEncoder
 from encoders.video_preprocess import VideoPreprocess
@@ -33,6 +32,7 @@ from peftzoo_engine.cache import content, store
 from registry.component import name_of
 from peftzoo_engine.cache.code import code_identity
 from peftzoo_data.base import PairedData, PairTorchDataset
+from peftzoo_engine.display import progress
 from registry.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def clip_batches(preprocessing: VideoPreprocess, data: PairedData, device: torch
                         # Its own generator: iterating a loader draws a seed from the global RNG otherwise, and
                         # only the process that computes an entry (the others read it) would draw it.
                         generator=torch.Generator())
-    for batch in tqdm(loader, desc="resizing video clips", leave=False, disable=None):
+    for batch in progress(loader, "resizing video clips"):
         clips = preprocessing.sample_resize_crop(batch["video"].to(device, non_blocking=True))
         yield clips.cpu().numpy()
 

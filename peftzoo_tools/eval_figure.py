@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from peftzoo_tools.evaluate import DIRECTIONS, ranks
 from peftzoo_engine.rundir import atomic_write
+from peftzoo_model.metrics import DIRECTIONS, ranks
 from registry.errors import UserError
 
 MAX_SHOWN = 400

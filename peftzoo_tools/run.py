@@ -29,6 +29,7 @@ from recipes.errors import RecipeError
 from peftzoo_engine import TrainingInterrupted, resolve_device, seed_everything, train
 from peftzoo_engine.checkpoint import read_checkpoint
 from peftzoo_engine.plan import check as check_plan
+from peftzoo_tools.doctor.live import LiveDoctorCallback
 from registry.errors import UserError
 from registry.pipes import quiet_on_broken_pipe
 
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             distributed.broadcast_object(str(run.path))
         else:
             run = RunDir.follower(Path(distributed.broadcast_object(None)))
-        train(recipe, model, data, run, device, reg, resume=resume)
+        train(recipe, model, data, run, device, reg, resume=resume, callbacks=[LiveDoctorCallback()])
     except UserError as exc:
         _end_refused(run, exc)
         resumable = isinstance(exc, DiskFull) and run is not None and run.checkpoint_path.is_file()

@@ -41,6 +41,7 @@ from peftzoo_trained.bundle_schema import (
     read_manifest,
     validate_info,
 )
+from peftzoo_trained.trained_model import TrainedModel
 from registry.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -301,7 +302,6 @@ def read_bundle(path: Path, device: torch.device, checkpoint: str | None = None)
     import registry
     from adapters.strategies.base import apply_strategies, report_for
     from peftzoo_model.model import DualEncoderCLIP, Tower
-    from peftzoo_trained.loading import TrainedModel
 
     verify(path)
     info = _read_info(path)

@@ -13,13 +13,15 @@ allowed:  `eeg.strategy.name: 'lora_q' is not a strategy; did you mean 'lora'? (
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import importlib.util
 import json
 import sys
 import types
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -35,7 +37,8 @@ from pydantic import (
     model_validator,
 )
 
-from registry import yamlio
+from peftzoo_model.metric_names import SELECTABLE_METRICS, lower_is_better
+from registry import default, yamlio
 from recipes.errors import RecipeError
 from registry.core import Registry
 from registry.errors import did_you_mean
@@ -43,7 +46,8 @@ from registry.pipes import quiet_on_broken_pipe
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 
-WORDS = {"encoders": "encoder", "strategies": "strategy", "heads": "head", "losses": "loss", "datasets": "data set"}
+WORDS = {"encoders": "encoder", "strategies": "strategy", "heads": "head", "losses": "loss", "datasets": "data set",
+         "callbacks": "training callback"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,9 +116,26 @@ SCHEMA_DESCRIPTION = (
 )
 
 
-class _RecipeBase(StrictNumbers):
+class Recipe(StrictNumbers):
+    # The static type of a validated recipe: the base of the model `recipe_model(reg)` builds from the installed
+    # components, so code that takes a recipe can say `Recipe` (the component sections' own types exist only at
+    # run time: each is a union over what is installed).
     __doc__ = SCHEMA_DESCRIPTION
     model_config = ConfigDict(json_schema_extra={"$comment": "peftzoo recipe"})
+
+    if TYPE_CHECKING:  # the fields build_recipe_model declares, for readers and type checkers
+        name: str
+        seed: int
+        data: Any
+        eeg: Any
+        video: Any
+        embed_dim: int
+        loss: Any
+        train: TrainConfig
+        eval: EvalConfig
+
+
+_RecipeBase = Recipe
 
 
 class LrScales(_Section):
@@ -129,9 +150,6 @@ class LrScales(_Section):
     """The loss's own parameters (temperature, bias)."""
 
 
-# Metrics the per-epoch evaluation logs that train.select may rank epochs by (peftzoo_tools.evaluate.evaluate).
-SELECTABLE_METRICS = ("val/loss", *(f"val/{d}/{m}" for d in ("eeg_to_video", "video_to_eeg")
-                                    for m in ("R@1", "R@5", "R@10", "mean_rank", "median_rank")))
 
 
 class Select(_Section):
@@ -152,7 +170,7 @@ class Select(_Section):
     @model_validator(mode="after")
     def _default_mode(self) -> "Select":
         if self.mode is None:
-            self.mode = "min" if self.metric == "val/loss" or self.metric.endswith("_rank") else "max"
+            self.mode = "min" if lower_is_better(self.metric) else "max"
         return self
 
 
@@ -200,7 +218,8 @@ class TrainConfig(_Section):
     device: str = "auto"
     """auto (cuda if available, else cpu), cpu, cuda, cuda:N."""
     log_every: int = Field(10, ge=1)
-    """Steps between training-loss lines in metrics.jsonl."""
+    """Steps between training-loss lines in metrics.jsonl; an epoch none of whose steps is a multiple of it
+    logs its last step's loss, so every epoch has one."""
     select: Select | None = None
     """Keep the best evaluated epoch's weights as best.safetensors: {metric, mode}; None keeps the last only."""
     early_stopping: EarlyStopping | None = None
@@ -208,14 +227,19 @@ class TrainConfig(_Section):
     val/eeg_to_video/R@1, max) by more than min_delta."""
     loggers: list[Literal["jsonl", "tensorboard"]] = Field(default_factory=lambda: ["jsonl"])
     """Where metrics go: jsonl (metrics.jsonl, always kept: evaluate, compare and doctor read it) and
-    tensorboard (RUN/tensorboard/, the same names, plus the recipe's hyperparameters; extra `tensorboard`)."""
+    tensorboard (RUN/tensorboard/, the same names, plus the recipe's hyperparameters; extra `tensorboard`).
+    A logger other than jsonl is the training callback of that name (train.callbacks)."""
 
     @field_validator("loggers")
     @classmethod
     def _loggers_available(cls, names: list[str]) -> list[str]:
-        from peftzoo_engine.loggers import check_available  # the sweep engineer's logger modules
-
-        return check_available(names)
+        unique = list(dict.fromkeys(names))
+        if "jsonl" not in unique:
+            raise ValueError("metrics.jsonl is part of every run directory (evaluate, compare and doctor read it); "
+                             "keep jsonl in the list")
+        if "tensorboard" in unique and importlib.util.find_spec("tensorboard") is None:
+            raise ValueError("tensorboard needs the tensorboard package: pip install 'peftzoo[tensorboard]'")
+        return unique
 
     @model_validator(mode="after")
     def _epochs_match_stages(self) -> "TrainConfig":
@@ -258,6 +282,11 @@ def _as_list(value: Any) -> Any:
     if isinstance(value, list):
         return value
     raise ValueError(f"expected a strategy name, a mapping with `name`, or a list of them, got {value!r}")
+
+
+def _no_callback_installed(value: Any) -> Any:
+    name = value.get("name") if isinstance(value, dict) else value
+    raise ValueError(f"{name!r} is not a training callback (installed: none)")
 
 
 def _variant(kind: str, name: str, component: Any) -> type[BaseModel]:
@@ -317,10 +346,18 @@ def build_recipe_model(reg: Registry) -> type[BaseModel]:
         eeg=(stage_side | None, None),
         video=(stage_side | None, None),
     )
+    installed_callbacks = reg.load_all("callbacks")
+    if installed_callbacks:
+        callback = _union(ComponentMarker("callbacks"), installed_callbacks)
+    else:  # none installed: every name is refused, as an unknown one is
+        callback = Annotated[Any, BeforeValidator(_no_callback_installed), ComponentMarker("callbacks")]
     train = create_model(
         "Train",
         __base__=TrainConfig,
         stages=(list[stage] | None, Field(None, min_length=1)),
+        callbacks=(list[callback], Field(default_factory=list, description=(
+            "Training callbacks (their registry names, or {name, options}): hooks at the run's start and end, "
+            "each step, epoch and evaluation, with state kept in checkpoints (peftzoo_engine/callbacks.py)."))),
     )
 
     recipe = create_model(
@@ -547,10 +584,6 @@ def json_schema(reg: Registry) -> dict[str, Any]:
 @quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     """Print the JSON Schema of recipes (for editors: yaml-language-server, VS Code, ...)."""
-    import argparse
-
-    from registry import default
-
     parser = argparse.ArgumentParser(
         prog="python -m recipes.schema",
         description="Print the JSON Schema of peftzoo recipes for the installed components "

@@ -1,7 +1,7 @@
 """`list-registry` (also `python -m registry`): what is installed, from metadata alone.
 
 --check imports each component, runs the quick, import-level part of the conformance kit on it
-(peftzoo_conformance/quick.py: Config is pydantic and refuses unknown keys, a description, what its
+(registry/quick.py: Config is pydantic and refuses unknown keys, a description, what its
 kind needs on the class) and reports `ok` or `error: <Type>: <message>` per row; it exits 1 when any
 row is in error, so scripts and CI can rely on it. The full kit: `python -m peftzoo_conformance`.
 """
@@ -17,6 +17,7 @@ from registry.core import Registry
 from registry.errors import UserError
 from registry.kinds import KINDS
 from registry.pipes import quiet_on_broken_pipe
+from registry.quick import quick_problems
 
 
 def _check(reg: Registry, entry) -> str:
@@ -24,8 +25,6 @@ def _check(reg: Registry, entry) -> str:
     status = reg.check(entry)
     if status != "ok":
         return status
-    from peftzoo_conformance.quick import quick_problems  # imports registry and pydantic only
-
     problems = quick_problems(entry.kind, entry.name, reg.get(entry.kind, entry.name))
     return f"error: ConformanceError: {'; '.join(problems)}" if problems else "ok"
 
@@ -87,7 +86,7 @@ def _table(rows: list[dict], check: bool) -> str:
 @quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="list-registry", description="List the encoders, strategies, heads, losses and data sets installed."
+        prog="list-registry", description="List the encoders, strategies, heads, losses, data sets and training callbacks installed."
     )
     parser.add_argument("--kind", choices=KINDS, help="only this kind")
     parser.add_argument("--json", action="store_true", help="print a JSON list of objects")

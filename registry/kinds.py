@@ -6,6 +6,7 @@ KIND_GROUPS: dict[str, str] = {
     "heads": "peftzoo.heads",
     "losses": "peftzoo.losses",
     "datasets": "peftzoo.datasets",
+    "callbacks": "peftzoo.callbacks",  # training callbacks (peftzoo_engine/callbacks.py), named in train.callbacks
 }
 
 KINDS: tuple[str, ...] = tuple(KIND_GROUPS)

@@ -12,11 +12,11 @@ from peftzoo_tools.run import main
 if __name__ == "__main__":
     real_evaluate_epoch = peftzoo_engine.stages.evaluate_epoch
 
-    def slow_evaluate_epoch(model, val_loader, run, device, progress, precision):
-        if progress.epoch == 2:
+    def slow_evaluate_epoch(ctx):
+        if ctx.progress.epoch == 2:
             print("evaluating", flush=True)
             time.sleep(300)
-        return real_evaluate_epoch(model, val_loader, run, device, progress, precision)
+        return real_evaluate_epoch(ctx)
 
     peftzoo_engine.stages.evaluate_epoch = slow_evaluate_epoch
     sys.exit(main(sys.argv[1:]))

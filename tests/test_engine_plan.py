@@ -53,9 +53,9 @@ def planted(monkeypatch, values):
     """Evaluation reports `values[epoch - 1]` as val/loss (the rest as evaluated)."""
     real = peftzoo_engine.stages.evaluate_epoch
 
-    def evaluate_epoch(model, val_loader, run, device, progress, precision):
-        metrics = real(model, val_loader, run, device, progress, precision)
-        metrics["val/loss"] = values[progress.epoch - 1]
+    def evaluate_epoch(ctx):
+        metrics = real(ctx)
+        metrics["val/loss"] = values[ctx.progress.epoch - 1]
         return metrics
 
     monkeypatch.setattr(peftzoo_engine.stages, "evaluate_epoch", evaluate_epoch)
@@ -89,9 +89,9 @@ def test_early_stopping_ends_at_the_right_epoch(tmp_path, capsys, monkeypatch):
     real = peftzoo_engine.stages.evaluate_epoch
     values = [0.1, 0.3, 0.305, 0.31, 0.9, 0.9]
 
-    def evaluate_epoch(model, val_loader, run, device, progress, precision):
-        metrics = real(model, val_loader, run, device, progress, precision)
-        metrics["val/eeg_to_video/R@1"] = values[progress.epoch - 1]
+    def evaluate_epoch(ctx):
+        metrics = real(ctx)
+        metrics["val/eeg_to_video/R@1"] = values[ctx.progress.epoch - 1]
         return metrics
 
     monkeypatch.setattr(peftzoo_engine.stages, "evaluate_epoch", evaluate_epoch)

@@ -103,7 +103,8 @@ def trained(examples_site, tmp_path_factory) -> dict:
     work = tmp_path_factory.mktemp("e2e")
     write_npz_folder(work / "pairs")
     recipe = work / "examples.yaml"
-    recipe.write_text(yaml.safe_dump(example_recipe(work / "pairs")))
+    # step_log (a plugin training callback) records every step; its count is checkpoint state
+    recipe.write_text(yaml.safe_dump(example_recipe(work / "pairs", **{"train.callbacks": [{"name": "step_log"}]})))
     env = {"PYTHONPATH": str(examples_site)}
     first = run_python("-c", TRAIN_AND_STOP, str(recipe), str(work), env=env)
     straight, stopped = (next(p for p in (work / d).iterdir() if not p.name.startswith(".")) for d in ("straight", "stopped"))
@@ -130,6 +131,40 @@ def test_examples_train_stop_and_resume_exactly(trained):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert any(k.endswith("lambda_b") for k in a)
     assert list((trained["work"] / "pairs" / ".npz_folder_cache").iterdir())  # packed once, memory-mapped
+
+
+def step_log(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "steps.jsonl").read_text().splitlines()]
+
+
+def test_example_callback_records_every_step_once_and_its_state_survives_the_resume(trained):
+    """A plugin callback (examples' step_log, named in train.callbacks) sees every optimizer step; its
+    count is saved in the checkpoint at the SIGTERM and given back to the resumed process, so the resumed
+    run's log equals the straight run's: each step once, counted on from where it stopped."""
+    assert trained["resumed"].returncode == 0, trained["resumed"].stderr[-3000:]
+    straight, stopped = step_log(trained["straight"]), step_log(trained["stopped"])
+    total = json.loads((trained["straight"] / "run.json").read_text())["steps"]
+    steps = [line for line in straight if "step" in line]
+    assert [line["step"] for line in steps] == list(range(1, total + 1))
+    assert all(line["count"] == line["step"] for line in steps)
+    assert straight[-1] == {"end": "completed", "count": total}
+    # the stopped run: steps 1..5, its interruption, then the resumed process from step 6 with the count at 5
+    assert {"end": "interrupted", "count": 5} in stopped
+    resumed_steps = [line for line in stopped if "step" in line]
+    assert [line["step"] for line in resumed_steps] == list(range(1, total + 1))
+    assert all(line["count"] == line["step"] for line in resumed_steps)  # a fresh count would restart at 1
+    assert stopped[-1] == {"end": "completed", "count": total}
+    assert [(a["step"], a["loss"]) for a in steps] == [(b["step"], b["loss"]) for b in resumed_steps]
+
+
+def test_a_recipe_naming_an_unknown_callback_is_refused_with_a_suggestion(examples_site, tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe(**{"train.callbacks": ["step_logg"]})))
+    out = run_python("-m", "recipes.run", str(recipe), "--output-dir", str(tmp_path / "runs"),
+                     env={"PYTHONPATH": str(examples_site)})
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "train.callbacks.0.name: 'step_logg' is not a training callback; did you mean 'step_log'?" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "runs").exists()
 
 
 # One process evaluates the resumed run, exports it as a bundle and merged, and compares embeddings.

@@ -1,37 +1,30 @@
-"""Metric sinks beside metrics.jsonl, chosen by `train.loggers` (peftzoo_engine.rundir.RunDir forwards to them).
+"""Metric loggers beside metrics.jsonl (recipe key `train.loggers`): each is a training callback
+(peftzoo_engine/callbacks.py) that sees every metrics line through `on_log`.
 
-metrics.jsonl (`jsonl`) is written by RunDir itself and is always kept: evaluate, compare and doctor
-read it. `tensorboard` mirrors every line into RUN/tensorboard/ under the same names.
+- jsonl: RUN/metrics.jsonl, always written by the run directory itself;
+- tensorboard: RUN/tensorboard/ event files (peftzoo_engine/loggers/tensorboard.py), the same names.
+
+The recipe schema checks the names and that tensorboard is installed, before any run directory exists.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+
+from peftzoo_engine.loggers.tensorboard import TensorBoardCallback, TensorBoardLogger
+
+NAMES = ("jsonl", "tensorboard")  # the values recipes.schema allows for train.loggers
 
 
-class MetricLogger(Protocol):
-    def log(self, record: dict[str, Any]) -> None: ...
-
-    def finish(self, info: dict[str, Any], recipe: dict[str, Any]) -> None: ...
-
-
-def check_available(names: list[str]) -> list[str]:
-    """`train.loggers` checked at validation time, before any run directory exists."""
-    unique = list(dict.fromkeys(names))
-    if "jsonl" not in unique:
-        raise ValueError("metrics.jsonl is part of every run directory (evaluate, compare and doctor read it); keep jsonl in the list")
-    if "tensorboard" in unique and importlib.util.find_spec("tensorboard") is None:
-        raise ValueError("tensorboard needs the tensorboard package: pip install 'peftzoo[tensorboard]'")
-    return unique
+def make(name: str) -> Any:
+    """The callback of the logger `name` (other than jsonl)."""
+    if name == "tensorboard":
+        return TensorBoardCallback()
+    raise ValueError(f"{name!r} is not a logger; use one of {', '.join(NAMES)}")
 
 
-def make(names: list[str], run_path: Path, resume_step: int | None = None) -> list[MetricLogger]:
-    """The loggers other than jsonl for a run; `resume_step` drops what an earlier attempt logged after it."""
-    out: list[MetricLogger] = []
-    if "tensorboard" in names:
-        from peftzoo_engine.loggers.tensorboard import TensorBoardLogger
-
-        out.append(TensorBoardLogger(run_path / "tensorboard", resume_step=resume_step))
-    return out
+def attach(run, recipe, resume_step: int | None = None) -> None:
+    """The recipe's loggers (beyond jsonl) as sinks of `run`, which feeds them every metrics line and its end:
+    for a trainer that writes run directories without `train()` (peftzoo_tools/sweep/batched/trainer.py)."""
+    if run.writes and "tensorboard" in recipe.train.loggers:
+        run.loggers.append(TensorBoardLogger(run.path / "tensorboard", resume_step, recipe.model_dump(mode="json")))

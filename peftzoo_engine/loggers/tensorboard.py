@@ -1,7 +1,9 @@
-"""TensorBoard logging of a run: every metrics.jsonl line as scalars under the same names, at the
-line's global step, and at the end the recipe's hyperparameters with the final metrics (add_hparams).
+"""TensorBoard logging of a run, as a training callback: every metrics.jsonl line as scalars under the
+same names, at the line's global step, and at the end the recipe's hyperparameters with the final
+metrics (the hparams summaries). `train.loggers: [jsonl, tensorboard]` adds it; so does
+`train.callbacks: [tensorboard]` (entry point `peftzoo.callbacks`).
 
-torch.utils.tensorboard is imported here only, when a recipe asks for it (extra `tensorboard`).
+torch.utils.tensorboard is imported when the run starts, only when a recipe asks for it (extra `tensorboard`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
+from peftzoo_engine.callbacks import Callback
 from recipes.errors import RecipeError
 
 SKIPPED = ("type", "epoch", "step", "stage")
@@ -34,7 +39,11 @@ def hparam_value(value: Any) -> int | float | str | bool:
 
 
 class TensorBoardLogger:
-    def __init__(self, log_dir: Path, resume_step: int | None = None):
+    """The event files of one run: `log(record)` per metrics line, `finish(info, recipe)` at its end."""
+
+    def __init__(self, log_dir: Path, resume_step: int | None = None, recipe: dict[str, Any] | None = None):
+        self.recipe = recipe or {}
+        """The hyperparameters written at the end, when finish() is given none."""
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
@@ -57,7 +66,7 @@ class TensorBoardLogger:
         if info.get("status") == "completed":
             final = info.get("final_metrics") or {}
             metrics = {k: float(v) for k, v in final.items() if isinstance(v, (int, float)) and math.isfinite(v)}
-            hparams = {k: hparam_value(v) for k, v in flatten(recipe).items()}
+            hparams = {k: hparam_value(v) for k, v in flatten(recipe or self.recipe).items()}
             if metrics:
                 # The three hparams summaries add_hparams writes, written here by hand: add_hparams would open a
                 # second event file (in a timestamped subfolder unless run_name=".") and log every final metric
@@ -69,3 +78,32 @@ class TensorBoardLogger:
                 for summary in hparams_summaries(hparams, metrics):
                     writer.add_summary(summary, self.last_step)
         self.writer.close()
+
+
+class TensorBoardCallback(Callback):
+    """TensorBoard event files under RUN/tensorboard/: every metrics line, and the hyperparameters at the end."""
+
+    description = "TensorBoard event files under RUN/tensorboard/: every metrics line, the recipe's hyperparameters"
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def from_config(cls, config: BaseModel, **context: Any) -> "TensorBoardCallback":
+        return cls()
+
+    def __init__(self) -> None:
+        self.logger: TensorBoardLogger | None = None
+
+    def on_run_start(self, ctx) -> None:
+        if ctx.run.writes:
+            self.logger = TensorBoardLogger(ctx.run.path / "tensorboard", resume_step=ctx.resumed_at)
+
+    def on_log(self, ctx, record: dict[str, Any]) -> None:
+        if self.logger is not None:
+            self.logger.log(record)
+
+    def on_run_end(self, ctx, status: str) -> None:
+        if self.logger is not None:
+            self.logger.finish({**ctx.run.info, "status": status}, ctx.recipe.model_dump(mode="json"))
+            self.logger = None

@@ -1,14 +1,13 @@
 """Checks while training: the doctor's cheap checks, run by the training loop as it goes.
 
-The loop owns one `LiveDoctor` and calls it at four places (nothing else; every method is cheap):
+`LiveDoctorCallback` is a training callback (peftzoo_engine/callbacks.py) that the run command passes to
+`train()`; it runs a `LiveDoctor` on the process that writes the run directory, at these hooks only
+(every call is cheap):
 
-    doctor = LiveDoctor.for_recipe(recipe, total_steps, splits)   # main process only
-    doctor.emit(run, doctor.start(model, eeg=data.eeg))  # before the first step: EEG units, encoder fingerprints
-    doctor.emit(run, doctor.after_step(step, finite))  # each step: a Python bool, no tensor work
-    doctor.log(run, record)                            # instead of run.log(record) for train/epoch/eval lines
-    doctor.emit(run, doctor.after_eval(epoch, step, model=model, loader=val_loader, device=device))
-
-peftzoo_engine (trainer.py, epoch.py, evaluation.py) makes exactly these calls.
+    on_run_start        doctor.start(model, eeg=data.eeg): EEG units, encoder fingerprints
+    on_step_end         doctor.after_step(step, finite): a Python bool, no tensor work
+    on_log              doctor.observe(line) for train, epoch and eval lines
+    on_evaluation_end   doctor.after_eval(epoch, step, model=model, loader=val_loader, device=device)
 
 Each method returns `diagnosis` lines for metrics.jsonl (`{"type": "diagnosis", "epoch", "step",
 "code", "severity", "evidence", "fix"}`) and logs a warning the first time a code appears; a code is
@@ -26,7 +25,10 @@ from typing import Any
 
 import torch
 
+from peftzoo_engine.callbacks import Callback
+from peftzoo_model.metrics import eval_mode
 from peftzoo_tools.doctor import data_checks, embedding_checks, loss_checks, stability, temperature, throughput
+from peftzoo_tools.doctor.diagnose import EXPLAINS_FLAT_LOSS
 from peftzoo_tools.doctor.findings import Finding
 from peftzoo_tools.doctor.run_reader import RunRecord
 
@@ -92,8 +94,6 @@ class LiveDoctor:
         if line.get("type") == "eval" and step >= 0.8 * self.record.total_steps():
             # Early in training a loss near ln(B) is where every run starts: judged in the last fifth only.
             findings += loss_checks.check_flat_loss(self.record)
-        from peftzoo_tools.doctor.diagnose import EXPLAINS_FLAT_LOSS
-
         causes = [c for c in EXPLAINS_FLAT_LOSS if c in self.reported]
         if causes:  # a flat loss is what those look like from the curve: not a second alarm
             findings = [f for f in findings if f.code != "flat_loss"]
@@ -146,10 +146,47 @@ class LiveDoctor:
         return lines
 
 
+OBSERVED = ("train", "epoch", "eval")
+"""The metrics lines the doctor reads (its own diagnosis lines and stage lines are not curves)."""
+
+
+class LiveDoctorCallback(Callback):
+    """The live doctor as a training callback: diagnosis lines in metrics.jsonl while the run trains."""
+
+    def __init__(self) -> None:
+        self.doctor: LiveDoctor | None = None
+
+    def on_run_start(self, ctx) -> None:
+        if not ctx.run.writes:
+            return
+        splits = {k: int(len(v)) for k, v in ctx.data.splits.items()}
+        self.doctor = LiveDoctor.for_recipe(ctx.recipe, ctx.total_steps, splits)
+        self._emit(ctx, self.doctor.start(ctx.model, eeg=ctx.data.eeg))
+
+    def on_step_end(self, ctx, loss, finite: bool) -> None:
+        if self.doctor is not None and not finite:
+            self._emit(ctx, self.doctor.after_step(ctx.progress.step, finite))
+
+    def on_log(self, ctx, record: dict[str, Any]) -> None:
+        if self.doctor is not None and record.get("type") in OBSERVED:
+            self._emit(ctx, self.doctor.observe(record))
+
+    def on_evaluation_end(self, ctx, metrics: dict[str, Any]) -> None:
+        if self.doctor is None:
+            return
+        with ctx.precision.autocast():  # one validation batch's embeddings
+            lines = self.doctor.after_eval(ctx.progress.epoch, ctx.progress.step, model=ctx.model,
+                                           loader=ctx.stage.val_loader, device=ctx.device)
+        self._emit(ctx, lines)
+
+    @staticmethod
+    def _emit(ctx, lines: list[dict[str, Any]]) -> None:
+        for line in lines:
+            ctx.log(line)
+
+
 @torch.no_grad()
 def _first_batch_embeddings(model, loader, device) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    from peftzoo_tools.evaluate import eval_mode
-
     batch = next(iter(loader), None)
     if batch is None:
         return None, None

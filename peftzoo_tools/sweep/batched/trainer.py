@@ -33,6 +33,7 @@ from recipes import schema
 from recipes.compose import compose, planned_steps, stage_plan, switch_stage
 from peftzoo_data.checks import check_eeg
 from peftzoo_engine.device import Precision, resolve_device
+from peftzoo_engine import loggers
 from peftzoo_engine.epoch import count_nonfinite, log_epoch
 from peftzoo_engine.errors import NonFiniteError, TrainingInterrupted
 from peftzoo_engine.evaluation import record_evaluation
@@ -46,7 +47,7 @@ from peftzoo_engine.signals import StopRequested, phase, stop_requests
 from peftzoo_engine.stages import cache_features, log_stage_start
 from peftzoo_engine.trainer import finish_run, start_run
 from recipes.errors import RecipeError
-from peftzoo_tools.evaluate import KS, loader_same_video, ranks
+from peftzoo_model.metrics import KS, loader_same_video, ranks
 from peftzoo_engine.rundir import RunDir
 from peftzoo_tools.sweep.batched import checkpoint as checkpoints
 from peftzoo_tools.sweep.batched.adamw import StackedAdamW
@@ -145,6 +146,7 @@ def train_batched(recipes: list[BaseModel], output_dirs: list[str | Path], reg: 
                 run = RunDir(out, recipe.name)
                 runs.append(run)
                 start_run(recipe, model, data, run, device)
+                loggers.attach(run, recipe)
                 run.info["batched_heads"] = {"trials": len(recipes), "checkpoint": checkpoints.relative(ckpt_path, run.path)}
                 run.write_info()
         seed_everything(recipes[0].seed)  # as the engine's seed_this_process (one process) before training
@@ -167,11 +169,12 @@ def resume_batched(checkpoint_path: str | Path, reg: Registry | None = None,
         with _setting_up(group, runs, "before training resumed", Path(checkpoint_path)):  # the checkpoint still holds
             data, models = _build(recipes, reg)
             device = resolve_device(recipes[0].train.device)
-            for model, run_dir, saved in zip(models, run_dirs, state["trials"]):
+            for recipe, model, run_dir, saved in zip(recipes, models, run_dirs, state["trials"]):
                 model.to(device)
                 if saved["running"]:
                     run = RunDir.open(run_dir)
                     run.resume(state["position"]["step"])
+                    loggers.attach(run, recipe, resume_step=state["position"]["step"])
                 else:  # finished (or failed) before the interruption: its run directory is left as it is
                     run = RunDir(run_dir.parent, "", existing=run_dir, writes=False)
                 runs.append(run)
