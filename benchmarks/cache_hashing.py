@@ -48,7 +48,7 @@ def main() -> None:
         rng = np.random.default_rng(0)
         array = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, 23, 2000))
         for start in range(0, rows, 64):
-            array[start:start + 64] = rng.standard_normal((min(64, rows - start), 23, 2000), dtype=np.float32)
+            array[start : start + 64] = rng.standard_normal((min(64, rows - start), 23, 2000), dtype=np.float32)
         array.flush()
         del array
         size = path.stat().st_size / 2**20

@@ -22,11 +22,10 @@ from unittest import mock
 
 import numpy as np
 import torch
-
-from recipes import schema
+from run_recipe import TUAB, train_recipe  # benchmarks/ is on sys.path when this file runs as a script
 
 from peftzoo_engine import video_cache
-from run_recipe import TUAB, train_recipe  # benchmarks/ is on sys.path when this file runs as a script
+from recipes import schema
 
 FRAMES, HEIGHT, WIDTH, SECONDS, SFREQ, PAIRS_PER_RECORDING = 16, 128, 160, 4, 200, 8
 VIDEO_ENCODER = {"name": "swin3d_t", "frames": 8, "size": 32, "resize": 36}
@@ -37,9 +36,11 @@ def write_arrays(root: Path, pairs: int) -> None:
     root.mkdir(parents=True)
     rng = np.random.default_rng(0)
     np.save(root / "eeg.npy", (rng.standard_normal((pairs, len(TUAB), SECONDS * SFREQ)) * 20).astype(np.float32))
-    video = np.lib.format.open_memmap(root / "video.npy", mode="w+", dtype=np.uint8, shape=(pairs, FRAMES, HEIGHT, WIDTH, 3))
+    video = np.lib.format.open_memmap(
+        root / "video.npy", mode="w+", dtype=np.uint8, shape=(pairs, FRAMES, HEIGHT, WIDTH, 3)
+    )
     for start in range(0, pairs, 64):
-        video[start:start + 64] = rng.integers(0, 256, video[start:start + 64].shape, dtype=np.uint8)
+        video[start : start + 64] = rng.integers(0, 256, video[start : start + 64].shape, dtype=np.uint8)
     video.flush()
     del video
     np.save(root / "groups.npy", np.arange(pairs, dtype=np.int64) // PAIRS_PER_RECORDING)
@@ -81,14 +82,22 @@ def main() -> None:
             full = run(recipe, Path(tmp) / "full")
         cached = run(recipe, Path(tmp) / "cached")
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"arrays, {args.pairs} pairs: EEG {len(TUAB)} ch x {SECONDS} s at {SFREQ} Hz, video {FRAMES} x {HEIGHT}x{WIDTH} uint8; "
-          f"labram_base head_only + swin3d_t last_k k=1 at {VIDEO_ENCODER['frames']} x {VIDEO_ENCODER['size']}^2; batch {defaults.batch_size}, "
-          f"num_workers {defaults.num_workers}, {device}")
-    print("| epoch | data_wait_frac, full frames | data_wait_frac, cached clips | samples/s, full frames | samples/s, cached clips |")
+    print(
+        f"arrays, {args.pairs} pairs: EEG {len(TUAB)} ch x {SECONDS} s at {SFREQ} Hz, video {FRAMES} x {HEIGHT}x{WIDTH} uint8; "
+        f"labram_base head_only + swin3d_t last_k k=1 at {VIDEO_ENCODER['frames']} x {VIDEO_ENCODER['size']}^2; batch {defaults.batch_size}, "
+        f"num_workers {defaults.num_workers}, {device}"
+    )
+    print(
+        "| epoch | data_wait_frac, full frames | data_wait_frac, cached clips | samples/s, full frames | samples/s, cached clips |"
+    )
     print("|---|---|---|---|---|")
     for a, b in zip(full["epochs"], cached["epochs"]):
-        print(f"| {a['epoch']} | {a['data_wait_frac']:.3f} | {b['data_wait_frac']:.3f} | {a['samples_per_s']:.1f} | {b['samples_per_s']:.1f} |")
-    print(f"whole run incl. evaluation (s): full frames {full['wall_s']:.1f}, cached clips {cached['wall_s']:.1f} (includes caching them once)")
+        print(
+            f"| {a['epoch']} | {a['data_wait_frac']:.3f} | {b['data_wait_frac']:.3f} | {a['samples_per_s']:.1f} | {b['samples_per_s']:.1f} |"
+        )
+    print(
+        f"whole run incl. evaluation (s): full frames {full['wall_s']:.1f}, cached clips {cached['wall_s']:.1f} (includes caching them once)"
+    )
     if not cached["clips_cached"]:
         print("warning: the cached-clips run wrote no video clips: train.py does not call video_cache.prepare")
     if full["clips_cached"]:

@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 
 import yaml
-
 from run_recipe import train_recipe  # benchmarks/ is on sys.path when this file runs as a script
-from recipes import schema
+
 import peftzoo_tools.doctor.live as live
 from peftzoo_tools.doctor.live import LiveDoctor
+from recipes import schema
 
 
 class _NullRun:
@@ -57,13 +57,32 @@ def per_call(n: int = 20000) -> dict[str, float]:
     out["after_step_us"] = 1e6 * (time.perf_counter() - t) / n
     t = time.perf_counter()
     for step in range(1, n + 1):
-        doctor.log(run, {"type": "train", "epoch": 1 + step // 100, "step": step, "train/loss": 4.0 - step / n, "lr": 1e-3,
-                         "logit_scale": 14.0})
+        doctor.log(
+            run,
+            {
+                "type": "train",
+                "epoch": 1 + step // 100,
+                "step": step,
+                "train/loss": 4.0 - step / n,
+                "lr": 1e-3,
+                "logit_scale": 14.0,
+            },
+        )
     out["log_train_line_us"] = 1e6 * (time.perf_counter() - t) / n
     t = time.perf_counter()
     k = 20
     for epoch in range(k):
-        doctor.log(run, {"type": "epoch", "epoch": epoch, "step": n, "data_wait_frac": 0.05, "samples_per_s": 1e4, "skipped_steps": 0})
+        doctor.log(
+            run,
+            {
+                "type": "epoch",
+                "epoch": epoch,
+                "step": n,
+                "data_wait_frac": 0.05,
+                "samples_per_s": 1e4,
+                "skipped_steps": 0,
+            },
+        )
     out[f"log_epoch_line_ms_with_{n}_train_lines"] = 1e3 * (time.perf_counter() - t) / k
     return out
 

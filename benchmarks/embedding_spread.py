@@ -50,11 +50,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-
 from run_recipe import train_recipe  # benchmarks/ is on sys.path when this file runs as a script
-from recipes import schema
+
 from peftzoo_tools.doctor.embedding_checks import effective_rank, spread
 from peftzoo_tools.doctor.run_reader import read_run
+from recipes import schema
 
 VARIANTS = {
     "healthy": {},
@@ -105,20 +105,27 @@ def measure(name: str, tmp: Path) -> list[tuple[str, str, str, dict, float]]:
         wall, lines, run_dir = train_recipe(recipe, tmp / f"{name}-{variant}")
         r1 = [line["val/eeg_to_video/R@1"] for line in lines if line.get("type") == "eval"][-1]
         print(f"# {name} {variant}: trained in {wall:.0f} s", flush=True)
-        for trained in ([True, False] if variant == "healthy" else [True]):
+        for trained in [True, False] if variant == "healthy" else [True]:
             label = variant if trained else "untrained"
             for side, z in embeddings(run_dir, trained).items():
                 rows.append((name, label, side, stats(z), r1 if trained else float("nan")))
                 s = rows[-1][3]
-                print(f"{name:22s} {label:15s} {side:6s} d={s['d']:4d} spread={s['spread']:.3f} "
-                      f"mean_cos={s['mean_cos']:.3f} erank={s['erank']:6.2f} R@1={rows[-1][4]:.3f}", flush=True)
+                print(
+                    f"{name:22s} {label:15s} {side:6s} d={s['d']:4d} spread={s['spread']:.3f} "
+                    f"mean_cos={s['mean_cos']:.3f} erank={s['erank']:6.2f} R@1={rows[-1][4]:.3f}",
+                    flush=True,
+                )
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipes", nargs="+", default=["head_only_tiny", "head_only_labram_swin"],
-                        help="bundled frozen-encoder recipes to measure (default: both)")
+    parser.add_argument(
+        "--recipes",
+        nargs="+",
+        default=["head_only_tiny", "head_only_labram_swin"],
+        help="bundled frozen-encoder recipes to measure (default: both)",
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     np.random.seed(0)

@@ -22,7 +22,31 @@ CASES = {
     "labram_base": {"options": {}, "input": ("eeg", (23, 2000))},
     "swin3d_t": {"options": {}, "input": ("video", (3, 16, 224, 224))},
 }
-TUAB_CHANNELS = ["FP1", "FP2", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2", "F7", "F8", "T3", "T4", "T5", "T6", "A1", "A2", "FZ", "CZ", "PZ", "T1", "T2"]
+TUAB_CHANNELS = [
+    "FP1",
+    "FP2",
+    "F3",
+    "F4",
+    "C3",
+    "C4",
+    "P3",
+    "P4",
+    "O1",
+    "O2",
+    "F7",
+    "F8",
+    "T3",
+    "T4",
+    "T5",
+    "T6",
+    "A1",
+    "A2",
+    "FZ",
+    "CZ",
+    "PZ",
+    "T1",
+    "T2",
+]
 
 
 def _rss_mb() -> float:
@@ -94,7 +118,9 @@ def main() -> None:
     print("| model | device | input | params | median ms | min ms | peak memory MiB |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['device']} | {r['input']} | {r['params']:,} | {r['median_ms']:.1f} | {r['min_ms']:.1f} | {r['peak_mb']:.0f} |")
+        print(
+            f"| {r['model']} | {r['device']} | {r['input']} | {r['params']:,} | {r['median_ms']:.1f} | {r['min_ms']:.1f} | {r['peak_mb']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

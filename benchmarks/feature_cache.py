@@ -21,7 +21,11 @@ from run_recipe import TUAB, train_recipe  # benchmarks/ is on sys.path when thi
 def run(recipe: dict, out: Path) -> dict:
     wall, lines, _ = train_recipe(recipe, out)
     epochs = [r for r in lines if r["type"] == "epoch"]
-    return {"wall_s": wall, "samples_per_s": sum(r["samples_per_s"] for r in epochs) / len(epochs), "epochs": len(epochs)}
+    return {
+        "wall_s": wall,
+        "samples_per_s": sum(r["samples_per_s"] for r in epochs) / len(epochs),
+        "epochs": len(epochs),
+    }
 
 
 def main() -> None:
@@ -32,7 +36,16 @@ def main() -> None:
     logging.disable(logging.WARNING)
     recipe = {
         "name": "cache_bench",
-        "data": {"name": "synthetic", "n": args.pairs, "channels": TUAB, "seconds": 10, "frames": 16, "height": 256, "width": 256, "val_fraction": 0.2},
+        "data": {
+            "name": "synthetic",
+            "n": args.pairs,
+            "channels": TUAB,
+            "seconds": 10,
+            "frames": 16,
+            "height": 256,
+            "width": 256,
+            "val_fraction": 0.2,
+        },
         "eeg": {"encoder": "labram_base", "strategy": "head_only", "head": {"name": "mlp", "hidden": [512]}},
         "video": {"encoder": "swin3d_t", "strategy": "head_only", "head": "linear"},
         "train": {"epochs": args.epochs, "batch_size": 8, "lr": 1e-3},
@@ -41,7 +54,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         results = {}
         for cached in (False, True):
-            results[cached] = run({**recipe, "train": {**recipe["train"], "feature_cache": cached}}, Path(tmp) / str(cached))
+            results[cached] = run(
+                {**recipe, "train": {**recipe["train"], "feature_cache": cached}}, Path(tmp) / str(cached)
+            )
     n_train = int(args.pairs * 0.8)
     epoch = {k: n_train / v["samples_per_s"] for k, v in results.items()}
     print(f"head_only, labram_base (23 ch x 10 s) + swin3d_t (16 x 224^2), {n_train} training pairs, batch 8, CPU")

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 import torch
-
 from data_wait import write_arrays  # benchmarks/ is on sys.path when this file runs as a script
+
 from peftzoo_tools.run import main as run_main
 
 
@@ -43,7 +43,9 @@ def main() -> int:
         overrides = [
             "data={name: arrays, val_fraction: 0.1, path: " + str(data) + "}",
             "video.encoder={name: swin3d_t, checkpoint: null, frames: 16, size: 112, resize: 128}",
-            f"train.epochs={args.epochs}", f"train.device={args.device}", f"train.precision={args.precision}",
+            f"train.epochs={args.epochs}",
+            f"train.device={args.device}",
+            f"train.precision={args.precision}",
         ]
         start = time.perf_counter()
         if run_main(["lora_qv.yaml", *overrides, "--output-dir", str(Path(tmp) / "runs"), "--quiet"]) != 0:
@@ -51,15 +53,19 @@ def main() -> int:
         wall = time.perf_counter() - start
         run_dir = next(p for p in (Path(tmp) / "runs").iterdir() if not p.name.startswith("."))
         lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
+    device = (
+        torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
+    )
     print(f"lora_qv, arrays of {args.pairs} pairs, {args.precision}, {device}")
     print("| epoch | samples/s | data_wait_frac |")
     print("|---|---|---|")
     for r in (r for r in lines if r["type"] == "epoch"):
         print(f"| {r['epoch']} | {r['samples_per_s']:.1f} | {r['data_wait_frac']:.3f} |")
     final = [r for r in lines if r["type"] == "eval"][-1]
-    print(f"whole run incl. caching the video features and evaluation: {wall:.1f} s; "
-          f"val R@1 eeg->video {final['val/eeg_to_video/R@1']:.3f} (chance {final['val/chance_R@1']:.3f})")
+    print(
+        f"whole run incl. caching the video features and evaluation: {wall:.1f} s; "
+        f"val R@1 eeg->video {final['val/eeg_to_video/R@1']:.3f} (chance {final['val/chance_R@1']:.3f})"
+    )
     return 0
 
 

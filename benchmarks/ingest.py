@@ -31,7 +31,11 @@ def make_eeg(path: Path, minutes: float, channels: int = 64, sfreq: float = 1000
     from peftzoo_data.seed_dv import CHANNELS
 
     n = int(minutes * 60 * sfreq)
-    names = CHANNELS[:channels] if channels <= len(CHANNELS) else CHANNELS + [f"EXG{i}" for i in range(channels - len(CHANNELS))]
+    names = (
+        CHANNELS[:channels]
+        if channels <= len(CHANNELS)
+        else CHANNELS + [f"EXG{i}" for i in range(channels - len(CHANNELS))]
+    )
     rng = np.random.default_rng(0)
     data = (rng.standard_normal((channels, n), dtype=np.float32) * 20e-6).astype(np.float64)
     types = ["eeg"] * min(channels, len(CHANNELS)) + ["misc"] * max(0, channels - len(CHANNELS))
@@ -77,7 +81,9 @@ def main() -> None:
         t = time.perf_counter()
         make_eeg(eeg_path, eeg_min)
         n_frames = make_video(movie, video_min)
-        print(f"generated {eeg_min:g} min of 64-ch 1000 Hz EEG and {n_frames} frames of 720p video in {time.perf_counter() - t:.0f} s")
+        print(
+            f"generated {eeg_min:g} min of 64-ch 1000 Hz EEG and {n_frames} frames of 720p video in {time.perf_counter() - t:.0f} s"
+        )
 
         from peftzoo_data.ingest import eeg as eeg_io
         from peftzoo_data.ingest import ingest
@@ -99,19 +105,41 @@ def main() -> None:
         video_s = time.perf_counter() - t
 
         t = time.perf_counter()
-        report = ingest({
-            "recordings": {"files": str(eeg_path)}, "events": {"match": "movie/(?P<stim>.+)"},
-            "window": {"seconds": 2}, "video": {"movie": str(movie), "frames": 8, "short_side": 128},
-            "split": {"val": 0.0}, "preview": 2,
-        }, work / "out", quiet=True)
+        report = ingest(
+            {
+                "recordings": {"files": str(eeg_path)},
+                "events": {"match": "movie/(?P<stim>.+)"},
+                "window": {"seconds": 2},
+                "video": {"movie": str(movie), "frames": 8, "short_side": 128},
+                "split": {"val": 0.0},
+                "preview": 2,
+            },
+            work / "out",
+            quiet=True,
+        )
         e2e_s = time.perf_counter() - t
         result = {
-            "eeg": {"minutes": eeg_min, "channels": 64, "sfreq": 1000, "seconds": round(eeg_s, 2),
-                    "hours_per_minute": round(hours_per_min, 2), "shape_out": list(data.shape)},
-            "video": {"frames_decoded": n_frames, "seconds": round(video_s, 2), "frames_per_s": round(n_frames / video_s, 1),
-                      "windows": len(times) // 8, "out_shape": list(frames.shape)},
-            "end_to_end": {"pairs": report["pairs"], "seconds": round(e2e_s, 2), "pairs_per_s": round(report["pairs"] / e2e_s, 2),
-                           "dropped": sum(r["windows_dropped_count"] for r in report["recordings"])},
+            "eeg": {
+                "minutes": eeg_min,
+                "channels": 64,
+                "sfreq": 1000,
+                "seconds": round(eeg_s, 2),
+                "hours_per_minute": round(hours_per_min, 2),
+                "shape_out": list(data.shape),
+            },
+            "video": {
+                "frames_decoded": n_frames,
+                "seconds": round(video_s, 2),
+                "frames_per_s": round(n_frames / video_s, 1),
+                "windows": len(times) // 8,
+                "out_shape": list(frames.shape),
+            },
+            "end_to_end": {
+                "pairs": report["pairs"],
+                "seconds": round(e2e_s, 2),
+                "pairs_per_s": round(report["pairs"] / e2e_s, 2),
+                "dropped": sum(r["windows_dropped_count"] for r in report["recordings"]),
+            },
         }
         print(json.dumps(result, indent=1))
 

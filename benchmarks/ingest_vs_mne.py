@@ -97,11 +97,13 @@ def write_spec(path: Path, files: str, duplicates: bool = False) -> None:
     """The ingest spec; `duplicates`: the recordings are byte-for-byte copies (the --workers run), which
     ingest refuses unless the recording set allows them."""
     allow = ", duplicates: allow" if duplicates else ""
-    path.write_text(f"recordings: {{files: '{files}'{allow}}}\n"
-                    "events: {match: 'movie/(?P<stim>\\w+)'}\n"
-                    "window: {seconds: 2}\n"
-                    "video: {clips: 'stim/{stim}.mp4', frames: 8, short_side: 64}\n"
-                    "split: {val: 0.0}\n")
+    path.write_text(
+        f"recordings: {{files: '{files}'{allow}}}\n"
+        "events: {match: 'movie/(?P<stim>\\w+)'}\n"
+        "window: {seconds: 2}\n"
+        "video: {clips: 'stim/{stim}.mp4', frames: 8, short_side: 64}\n"
+        "split: {val: 0.0}\n"
+    )
 
 
 def one_thread_env() -> dict:
@@ -150,10 +152,22 @@ def main() -> None:
         make_clip(work / "stim" / "clip.mp4")
         (work / "mne_script.py").write_text(MNE_SCRIPT)
         write_spec(work / "one.yaml", "one/*.fif")
-        print(f"wrote {args.minutes:g} min of 62-channel {SFREQ:g} Hz EEG with {events} events in {time.perf_counter() - t:.0f} s",
-              file=sys.stderr)
+        print(
+            f"wrote {args.minutes:g} min of 62-channel {SFREQ:g} Hz EEG with {events} events in {time.perf_counter() - t:.0f} s",
+            file=sys.stderr,
+        )
         env = one_thread_env()
-        ours = [sys.executable, "-m", "recipes.ingest", str(work / "one.yaml"), "--out", str(work / "out"), "--quiet", "--workers", "1"]
+        ours = [
+            sys.executable,
+            "-m",
+            "recipes.ingest",
+            str(work / "one.yaml"),
+            "--out",
+            str(work / "out"),
+            "--quiet",
+            "--workers",
+            "1",
+        ]
         plain = [sys.executable, str(work / "mne_script.py"), str(work / "one" / "rec_raw.fif"), str(work / "mne.npy")]
         times: dict[str, list[float]] = {"ingest": [], "mne": []}
         cpu: dict[str, list[float]] = {"ingest": [], "mne": []}
@@ -169,16 +183,26 @@ def main() -> None:
         result = {
             "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
             "one_recording": {
-                "minutes": args.minutes, "channels": 62, "sfreq": SFREQ, "events": events, "threads": 1,
-                "ingest_s": round(min(times["ingest"]), 2), "mne_script_s": round(min(times["mne"]), 2),
+                "minutes": args.minutes,
+                "channels": 62,
+                "sfreq": SFREQ,
+                "events": events,
+                "threads": 1,
+                "ingest_s": round(min(times["ingest"]), 2),
+                "mne_script_s": round(min(times["mne"]), 2),
                 "all_s": {k: [round(v, 2) for v in vs] for k, vs in times.items()},
                 "speedup": round(min(times["mne"]) / min(times["ingest"]), 2),
-                "ingest_cpu_s": round(min(cpu["ingest"]), 2), "mne_script_cpu_s": round(min(cpu["mne"]), 2),
+                "ingest_cpu_s": round(min(cpu["ingest"]), 2),
+                "mne_script_cpu_s": round(min(cpu["mne"]), 2),
                 "all_cpu_s": {k: [round(v, 2) for v in vs] for k, vs in cpu.items()},
                 "speedup_cpu": round(min(cpu["mne"]) / min(cpu["ingest"]), 2),
                 "windows": [len(a), len(b)],
-                "rms_difference_0.5_70_hz": float(np.sqrt(np.mean((band(a) - band(b)) ** 2)) / np.sqrt(np.mean(band(b) ** 2))),
-                "pulses_on_the_same_sample": bool([int(np.argmax(w[cz])) for w in a] == [int(np.argmax(w[cz])) for w in b]),
+                "rms_difference_0.5_70_hz": float(
+                    np.sqrt(np.mean((band(a) - band(b)) ** 2)) / np.sqrt(np.mean(band(b) ** 2))
+                ),
+                "pulses_on_the_same_sample": bool(
+                    [int(np.argmax(w[cz])) for w in a] == [int(np.argmax(w[cz])) for w in b]
+                ),
             },
         }
         if args.recordings:
@@ -186,18 +210,32 @@ def main() -> None:
             for i in range(args.recordings):
                 target = work / "many" / f"rec{i:02d}_raw.fif"
                 if not target.exists():
-                    os.link(work / "one" / "rec_raw.fif", target) if i == 0 else shutil.copy(work / "one" / "rec_raw.fif", target)
+                    os.link(work / "one" / "rec_raw.fif", target) if i == 0 else shutil.copy(
+                        work / "one" / "rec_raw.fif", target
+                    )
             write_spec(work / "many.yaml", "many/*.fif", duplicates=True)
             workers = args.workers or len(os.sched_getaffinity(0))
             runs = {}
             for n in (1, workers):
                 shutil.rmtree(work / "out_many", ignore_errors=True)
-                command = [sys.executable, "-m", "recipes.ingest", str(work / "many.yaml"), "--out", str(work / "out_many"),
-                           "--quiet", "--workers", str(n)]
+                command = [
+                    sys.executable,
+                    "-m",
+                    "recipes.ingest",
+                    str(work / "many.yaml"),
+                    "--out",
+                    str(work / "out_many"),
+                    "--quiet",
+                    "--workers",
+                    str(n),
+                ]
                 runs[n] = timed(command, {**os.environ, "PYTHONPATH": env["PYTHONPATH"]})[0]
-            result["many_recordings"] = {"recordings": args.recordings, "workers": workers,
-                                         "seconds": {str(k): round(v, 2) for k, v in runs.items()},
-                                         "speedup": round(runs[1] / runs[workers], 2)}
+            result["many_recordings"] = {
+                "recordings": args.recordings,
+                "workers": workers,
+                "seconds": {str(k): round(v, 2) for k, v in runs.items()},
+                "speedup": round(runs[1] / runs[workers], 2),
+            }
         print(json.dumps(result, indent=1))
 
 

@@ -9,7 +9,31 @@ from pathlib import Path
 from peftzoo_tools.run import main as run_main
 
 # The 23 channels of the TUH abnormal corpus, a common LaBraM fine-tuning montage.
-TUAB = ["FP1", "FP2", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2", "F7", "F8", "T3", "T4", "T5", "T6", "A1", "A2", "FZ", "CZ", "PZ", "T1", "T2"]
+TUAB = [
+    "FP1",
+    "FP2",
+    "F3",
+    "F4",
+    "C3",
+    "C4",
+    "P3",
+    "P4",
+    "O1",
+    "O2",
+    "F7",
+    "F8",
+    "T3",
+    "T4",
+    "T5",
+    "T6",
+    "A1",
+    "A2",
+    "FZ",
+    "CZ",
+    "PZ",
+    "T1",
+    "T2",
+]
 
 
 def train_recipe(recipe: dict, out: Path) -> tuple[float, list[dict], Path]:

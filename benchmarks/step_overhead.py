@@ -41,14 +41,13 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-import registry
-from recipes import overrides, schema
-from peftzoo_engine import feature_cache
-from recipes.compose import compose
-from peftzoo_data.base import PairTorchDataset
-from peftzoo_engine.rundir import RunDir
-from peftzoo_engine import seed_everything, train
 import peftzoo_engine.epoch
+import registry
+from peftzoo_data.base import PairTorchDataset
+from peftzoo_engine import feature_cache, seed_everything, train
+from peftzoo_engine.rundir import RunDir
+from recipes import overrides, schema
+from recipes.compose import compose
 
 CLOCK = types.SimpleNamespace(perf_counter=time.perf_counter)
 """What both loops are timed with (--clock)."""
@@ -58,10 +57,19 @@ CASES = {
     "lora_qv": ("lora_qv.yaml", ["train.feature_cache=false"]),
     # Small encoder inputs only make caching quick: the features (200 and 768 wide) and heads are the
     # recipe's. 2,048 training pairs give 64 steps an epoch, so per-epoch costs do not blur the step's.
-    "head_only_cached": ("head_only_labram_swin.yaml", [
-        "data.n=2560", "data.seconds=2", "data.frames=4", "data.height=36", "data.width=36",
-        "video.encoder.frames=4", "video.encoder.size=32", "video.encoder.resize=36",
-    ]),
+    "head_only_cached": (
+        "head_only_labram_swin.yaml",
+        [
+            "data.n=2560",
+            "data.seconds=2",
+            "data.frames=4",
+            "data.height=36",
+            "data.width=36",
+            "video.encoder.frames=4",
+            "video.encoder.size=32",
+            "video.encoder.resize=36",
+        ],
+    ),
 }
 
 
@@ -73,8 +81,10 @@ OPTIONS: list[str] = []
 def build(case: str, epochs: int, cache_dir: Path):
     reg = registry.default()
     name, extra = CASES[case]
-    raw = overrides.apply(schema.read_yaml(schema.resolve(name)),
-                          [f"train.epochs={epochs}", f"train.cache_dir={cache_dir}", *extra, *OPTIONS])
+    raw = overrides.apply(
+        schema.read_yaml(schema.resolve(name)),
+        [f"train.epochs={epochs}", f"train.cache_dir={cache_dir}", *extra, *OPTIONS],
+    )
     recipe = schema.validate(raw, reg)
     seed_everything(recipe.seed)
     data = reg.build("datasets", recipe.data, seed=recipe.seed)
@@ -91,7 +101,9 @@ def ours(case: str, epochs: int, root: Path) -> float:
 
 def hand_loop(model, recipe, epochs: int, epoch_batches, loss_of) -> float:
     """Mean samples/s of the loop one writes by hand: per batch the loss, backward and an AdamW step."""
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=recipe.train.lr, weight_decay=0.05)
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=recipe.train.lr, weight_decay=0.05
+    )
     rates = []
     for _ in range(epochs):
         model.train()
@@ -122,7 +134,9 @@ def minimal_cached(epochs: int, root: Path) -> float:
 
     def loss_of(idx):
         groups = torch.from_numpy(data.groups[idx.numpy()])
-        return model.loss(model.eeg.from_features(feats["eeg"][idx]), model.video.from_features(feats["video"][idx]), groups), len(idx)
+        return model.loss(
+            model.eeg.from_features(feats["eeg"][idx]), model.video.from_features(feats["video"][idx]), groups
+        ), len(idx)
 
     return hand_loop(model, recipe, epochs, epoch_batches, loss_of)
 
@@ -131,7 +145,9 @@ def minimal(case: str, epochs: int, root: Path) -> float:
     if case == "head_only_cached":
         return minimal_cached(epochs, root)
     recipe, data, model, _ = build(case, epochs, root / "cache")
-    loader = DataLoader(PairTorchDataset(data, data.split("train")), batch_size=recipe.train.batch_size, shuffle=True, drop_last=True)
+    loader = DataLoader(
+        PairTorchDataset(data, data.split("train")), batch_size=recipe.train.batch_size, shuffle=True, drop_last=True
+    )
 
     def loss_of(batch):
         e = model.encode_eeg(batch["eeg"])
@@ -146,9 +162,15 @@ def main() -> None:
     parser.add_argument("--case", choices=sorted(CASES), default="lora_qv")
     parser.add_argument("--epochs", type=int, default=None, help="default: 2 for lora_qv, 5 for head_only_cached")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--clock", choices=("wall", "thread"), default="wall",
-                        help="thread: one torch thread, both loops timed by its CPU time (see above)")
-    parser.add_argument("--shallow", action="store_true", help="head_only_cached: one block per encoder stage (see above)")
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "thread"),
+        default="wall",
+        help="thread: one torch thread, both loops timed by its CPU time (see above)",
+    )
+    parser.add_argument(
+        "--shallow", action="store_true", help="head_only_cached: one block per encoder stage (see above)"
+    )
     args = parser.parse_args()
     if args.shallow:
         if args.case != "head_only_cached":
@@ -167,8 +189,10 @@ def main() -> None:
             results["minimal loop"].append(minimal(args.case, epochs, Path(tmp)))
             results["peftzoo train()"].append(ours(args.case, epochs, Path(tmp)))
     pairs = {"lora_qv": 256, "head_only_cached": 2048}[args.case]
-    print(f"{args.case}{' (shallow encoders)' if args.shallow else ''}, {pairs} training pairs, batch 32, "
-          f"CPU ({torch.get_num_threads()} threads, {args.clock} clock), {args.rounds} alternating rounds of {epochs} epochs")
+    print(
+        f"{args.case}{' (shallow encoders)' if args.shallow else ''}, {pairs} training pairs, batch 32, "
+        f"CPU ({torch.get_num_threads()} threads, {args.clock} clock), {args.rounds} alternating rounds of {epochs} epochs"
+    )
     print("| loop | samples/s (median of rounds) | rounds |")
     print("|---|---|---|")
     for name, values in results.items():

@@ -149,11 +149,22 @@ class VideoInputSpec:
         target = self.resize or round(self.size * 256 / 224)
         factor = target / min(height, width)
         if factor > MAX_QUIET_UPSCALE:
-            logger.warning("video frames of %dx%d pixels are upscaled x%.1f (short side to %d) for %s; export larger frames if you can",
-                           height, width, factor, target, encoder)
+            logger.warning(
+                "video frames of %dx%d pixels are upscaled x%.1f (short side to %d) for %s; export larger frames if you can",
+                height,
+                width,
+                factor,
+                target,
+                encoder,
+            )
         if frames < self.frames:
-            logger.warning("video samples have %d frames and %s takes %d: each frame is repeated about x%.1f",
-                           frames, encoder, self.frames, self.frames / frames)
+            logger.warning(
+                "video samples have %d frames and %s takes %d: each frame is repeated about x%.1f",
+                frames,
+                encoder,
+                self.frames,
+                self.frames / frames,
+            )
 
 
 class Encoder(nn.Module, metaclass=abc.ABCMeta):
@@ -177,11 +188,13 @@ class Encoder(nn.Module, metaclass=abc.ABCMeta):
         self.load_report: LoadReport | None = None
 
     @classmethod
-    def from_config(cls, config: EncoderConfig, *, name: str | None = None, **context) -> "Encoder":
+    def from_config(cls, config: EncoderConfig, *, name: str | None = None, **context) -> Encoder:
         model = cls(config)
         model.name = name or model.name
         if config.checkpoint:
-            model.load_report = model.load_checkpoint(config.checkpoint, trust=config.trust_checkpoint, strict=config.strict)
+            model.load_report = model.load_checkpoint(
+                config.checkpoint, trust=config.trust_checkpoint, strict=config.strict
+            )
             logger.info("%s: loaded %s (%s)", type(model).__name__, config.checkpoint, model.load_report)
         return model
 
@@ -216,7 +229,9 @@ class Encoder(nn.Module, metaclass=abc.ABCMeta):
             logger.info("%s: stripped the wrapper prefix %r from its keys to fit the model", what, stripped)
         bad = nonfinite_keys(state)
         if bad:
-            raise CheckpointError(f"{what} holds NaN or inf weights in {fmt_keys(bad)} (a diverged training run?); use another checkpoint")
+            raise CheckpointError(
+                f"{what} holds NaN or inf weights in {fmt_keys(bad)} (a diverged training run?); use another checkpoint"
+            )
         try:
             report = load_into(self, state)
         except CheckpointError as exc:

@@ -79,11 +79,17 @@ def read_file(path: str | Path, *, trust: bool = False) -> Any:
     kind = sniff(path)
     size = path.stat().st_size
     if kind == "empty":
-        raise CheckpointError(f"checkpoint {str(path)!r} is empty (0 bytes): the download or copy did not finish; fetch it again")
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is empty (0 bytes): the download or copy did not finish; fetch it again"
+        )
     if kind == "text":
         with open(path, "rb") as f:
             start = f.read(60).decode("utf-8", "replace").splitlines()[0] if size else ""
-        hint = "a git-lfs pointer: run `git lfs pull`" if start.startswith("version https://git-lfs") else "an HTML error page or a note?"
+        hint = (
+            "a git-lfs pointer: run `git lfs pull`"
+            if start.startswith("version https://git-lfs")
+            else "an HTML error page or a note?"
+        )
         raise CheckpointError(
             f"checkpoint {str(path)!r} is a text file (it starts {start!r}), not weights ({hint}); "
             f"give a .safetensors, .pth or .pt weights file"
@@ -113,7 +119,9 @@ def read_file(path: str | Path, *, trust: bool = False) -> Any:
                 return torch.load(f, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as exc:
         if trust:
-            raise CheckpointError(f"checkpoint {str(path)!r} could not be unpickled: {str(exc).splitlines()[0]}") from None
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} could not be unpickled: {str(exc).splitlines()[0]}"
+            ) from None
         raise CheckpointError(
             f"checkpoint {str(path)!r} holds Python objects beyond tensors, and unpickling them can run "
             f"arbitrary code; if you trust the file, set `trust_checkpoint: true` for this encoder "
@@ -171,7 +179,9 @@ def fit_keys(
     """
     raw = unwrap_container(obj)
     if not isinstance(raw, dict):
-        raise CheckpointError(f"the file holds a {type(raw).__name__}, not a state dict (a mapping of names to tensors)")
+        raise CheckpointError(
+            f"the file holds a {type(raw).__name__}, not a state dict (a mapping of names to tensors)"
+        )
     best = (*convert(obj), "")
     best_fit = len(own & best[0].keys())
     if best_fit == len(own):
@@ -239,6 +249,10 @@ def likely_cause(report: LoadReport, n_own: int, sample_file_keys: list[str]) ->
     """A guess at why keys did not fit, for the error message."""
     if len(report.missing) >= n_own:
         shown = ", ".join(sample_file_keys[:3]) or "none"
-        return (f"none of its keys fit (the file has e.g. {shown}): it is likely the weights of another model, "
-                f"or of this one under a wrapper prefix not stripped here")
-    return "the file is likely of another variant or a partial save (a different depth, a head-only or adapter-only file)"
+        return (
+            f"none of its keys fit (the file has e.g. {shown}): it is likely the weights of another model, "
+            f"or of this one under a wrapper prefix not stripped here"
+        )
+    return (
+        "the file is likely of another variant or a partial save (a different depth, a head-only or adapter-only file)"
+    )

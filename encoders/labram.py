@@ -57,7 +57,7 @@ class LaBraMConfig(PretrainedConfig):
     """Longest window in 1-s patches (LaBraM's time embedding has 16 rows)."""
 
     @model_validator(mode="after")
-    def _consistent(self) -> "LaBraMConfig":
+    def _consistent(self) -> LaBraMConfig:
         if self.embed_dim % self.num_heads:
             raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
         if self.conv_channels % 4:
@@ -67,8 +67,10 @@ class LaBraMConfig(PretrainedConfig):
                 f"embed_dim {self.embed_dim} must equal 25 x conv_channels ({25 * self.conv_channels}): "
                 f"the temporal convolutions turn 200 samples into 25 steps of conv_channels features"
             )
-        check_parameter_memory(transformer_parameters(self.embed_dim, self.depth, self.mlp_ratio),
-                               f"embed_dim {self.embed_dim}, depth {self.depth}")
+        check_parameter_memory(
+            transformer_parameters(self.embed_dim, self.depth, self.mlp_ratio),
+            f"embed_dim {self.embed_dim}, depth {self.depth}",
+        )
         return self
 
 
@@ -197,13 +199,12 @@ class LaBraM(EEGEncoder):
             block.mlp.fc2.weight.data.div_(math.sqrt(2.0 * layer_id))
 
     @classmethod
-    def from_config(cls, config: LaBraMConfig, **context) -> "LaBraM":
+    def from_config(cls, config: LaBraMConfig, **context) -> LaBraM:
         return super().from_config(with_pretrained_file(config), **context)  # `pretrained: NAME` -> its cache file
 
     @property
     def input_spec(self) -> EEGInputSpec:
         return EEGInputSpec(sfreq=self.sfreq, patch_samples=self.patch_samples, max_patches=self.cfg.max_patches)
-
 
     def forward(self, x: torch.Tensor, channels: list[str] | tuple[str, ...]) -> torch.Tensor:
         self.check_input(x, channels)
@@ -229,7 +230,7 @@ class LaBraM(EEGEncoder):
                 block.attn.add_qv_bias()
         if isinstance(obj, dict) and any(k.startswith("student.") for k in obj):
             ignored += [k for k in obj if not k.startswith("student.")]
-            obj = {k[len("student."):]: v for k, v in obj.items() if k.startswith("student.")}
+            obj = {k[len("student.") :]: v for k, v in obj.items() if k.startswith("student.")}
         for key, value in dict(obj).items():
             if key.startswith(_PRETRAIN_ONLY) or key.endswith("relative_position_index"):
                 ignored.append(key)
@@ -242,17 +243,32 @@ class LaBraM(EEGEncoder):
         return ("fc_norm.", "attn.q_bias", "attn.v_bias")
 
 
-PRESETS = Presets(LaBraM, {
-    # architecture numbers of the official labram_{base,large,huge}_patch200_200
-    "labram_base": Preset("LaBraM-Base EEG transformer (5.8M parameters; pretrained: labram-base, released weights)",
-                          pretrained="labram-base"),
-    "labram_large": Preset("LaBraM-Large EEG transformer (46M parameters; weights not released)",
-                           no_weights="LaBraM-Large weights were not released",
-                           embed_dim=400, depth=24, num_heads=16, conv_channels=16),
-    "labram_huge": Preset("LaBraM-Huge EEG transformer (369M parameters; weights not released)",
-                          no_weights="LaBraM-Huge weights were not released",
-                          embed_dim=800, depth=48, num_heads=16, conv_channels=32),
-})
+PRESETS = Presets(
+    LaBraM,
+    {
+        # architecture numbers of the official labram_{base,large,huge}_patch200_200
+        "labram_base": Preset(
+            "LaBraM-Base EEG transformer (5.8M parameters; pretrained: labram-base, released weights)",
+            pretrained="labram-base",
+        ),
+        "labram_large": Preset(
+            "LaBraM-Large EEG transformer (46M parameters; weights not released)",
+            no_weights="LaBraM-Large weights were not released",
+            embed_dim=400,
+            depth=24,
+            num_heads=16,
+            conv_channels=16,
+        ),
+        "labram_huge": Preset(
+            "LaBraM-Huge EEG transformer (369M parameters; weights not released)",
+            no_weights="LaBraM-Huge weights were not released",
+            embed_dim=800,
+            depth=48,
+            num_heads=16,
+            conv_channels=32,
+        ),
+    },
+)
 
 # Where entry points installed before presets became data point (a re-install points at PRESETS).
 LaBraMBase = PRESETS.labram_base

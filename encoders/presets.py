@@ -57,8 +57,13 @@ def preset_config(family_config: type, name: str, preset: Preset) -> type:
         info.default, info.default_factory = value, None
         fields[key] = (info.annotation, info)
     namespace: dict[str, Any] = {"__doc__": f"Options of the {name} preset: {preset.description}."}
-    config = create_model(f"{_class_name(name)}Config", __base__=family_config, __module__=family_config.__module__,
-                          __doc__=namespace["__doc__"], **fields)
+    config = create_model(
+        f"{_class_name(name)}Config",
+        __base__=family_config,
+        __module__=family_config.__module__,
+        __doc__=namespace["__doc__"],
+        **fields,
+    )
     if issubclass(config, PretrainedConfig):
         config.default_pretrained = preset.pretrained
         config.no_weights_reason = preset.no_weights_reason

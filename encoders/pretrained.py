@@ -89,8 +89,10 @@ def hash_matches(entry: Checkpoint, digest: str) -> bool | None:
 
 
 def mismatch_message(entry: Checkpoint, path: Path, digest: str) -> str:
-    return (f"{path} has sha256 {digest}, but {entry.name}'s publisher gives {published_hash(entry)}: it is damaged "
-            f"or another file; delete it and download it again: {download_command(entry)}")
+    return (
+        f"{path} has sha256 {digest}, but {entry.name}'s publisher gives {published_hash(entry)}: it is damaged "
+        f"or another file; delete it and download it again: {download_command(entry)}"
+    )
 
 
 def torch_hub_copy(entry: Checkpoint) -> Path | None:
@@ -142,8 +144,10 @@ class PretrainedConfig(EncoderConfig):
             return None
         if self.pretrained is True:
             if self.default_pretrained is None:
-                raise ValueError(f"pretrained: true names no checkpoint here ({self.no_weights_reason}); "
-                                 f"give one by name ({', '.join(self.fitting())}) or leave pretrained out")
+                raise ValueError(
+                    f"pretrained: true names no checkpoint here ({self.no_weights_reason}); "
+                    f"give one by name ({', '.join(self.fitting())}) or leave pretrained out"
+                )
             return self.default_pretrained
         return self.pretrained
 
@@ -152,20 +156,26 @@ class PretrainedConfig(EncoderConfig):
         return [c.name for c in KNOWN.values() if c.family == cls.weights_family]
 
     @model_validator(mode="after")
-    def _one_known_source(self) -> "PretrainedConfig":
+    def _one_known_source(self) -> PretrainedConfig:
         name = self.pretrained_name()
         if name is None:
             return self
         if self.checkpoint:
-            raise ValueError("give either `pretrained` (a named checkpoint from the weights cache) or `checkpoint` "
-                             "(a weights file path), not both")
+            raise ValueError(
+                "give either `pretrained` (a named checkpoint from the weights cache) or `checkpoint` "
+                "(a weights file path), not both"
+            )
         if name not in KNOWN:
-            raise ValueError(f"{name!r} is not a known pretrained checkpoint{did_you_mean(name, KNOWN)}; "
-                             f"for this encoder: {', '.join(self.fitting())} (peftzoo weights list)")
+            raise ValueError(
+                f"{name!r} is not a known pretrained checkpoint{did_you_mean(name, KNOWN)}; "
+                f"for this encoder: {', '.join(self.fitting())} (peftzoo weights list)"
+            )
         family = KNOWN[name].family
         if self.weights_family and family != self.weights_family:
-            raise ValueError(f"{name!r} holds weights of a {family} encoder, not of this {self.weights_family} one; "
-                             f"for this encoder: {', '.join(self.fitting())}")
+            raise ValueError(
+                f"{name!r} holds weights of a {family} encoder, not of this {self.weights_family} one; "
+                f"for this encoder: {', '.join(self.fitting())}"
+            )
         return self
 
 

@@ -23,8 +23,10 @@ class TinyEEGConfig(TinyTrunkConfig):
     max_patches: int = Field(16, gt=0)
 
     @model_validator(mode="after")
-    def _fits_memory(self) -> "TinyEEGConfig":
-        check_parameter_memory(transformer_parameters(self.dim, self.depth, self.mlp_ratio), f"dim {self.dim}, depth {self.depth}")
+    def _fits_memory(self) -> TinyEEGConfig:
+        check_parameter_memory(
+            transformer_parameters(self.dim, self.depth, self.mlp_ratio), f"dim {self.dim}, depth {self.depth}"
+        )
         return self
 
 
@@ -53,7 +55,6 @@ class TinyEEGEncoder(EEGEncoder):
     def input_spec(self) -> EEGInputSpec:
         c = self.cfg
         return EEGInputSpec(sfreq=c.sfreq, patch_samples=c.patch_samples, max_patches=c.max_patches)
-
 
     def forward(self, x: torch.Tensor, channels: list[str] | tuple[str, ...]) -> torch.Tensor:
         self.check_input(x, channels)

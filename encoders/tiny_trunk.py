@@ -23,7 +23,7 @@ class TinyTrunkConfig(EncoderConfig):
     """Stochastic depth of the last block; off in eval mode."""
 
     @model_validator(mode="after")
-    def _heads_divide_dim(self) -> "TinyTrunkConfig":
+    def _heads_divide_dim(self) -> TinyTrunkConfig:
         if self.dim % self.heads:
             raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
         return self

@@ -33,12 +33,14 @@ class TinyVideoConfig(TinyTrunkConfig):
     """Short side before cropping; None is size * 256 / 224."""
 
     @model_validator(mode="after")
-    def _fits_patches(self) -> "TinyVideoConfig":
+    def _fits_patches(self) -> TinyVideoConfig:
         pt, ph, pw = self.patch_size
         if min(self.patch_size) < 1:
             raise ValueError(f"patch_size {list(self.patch_size)} must be positive in every dimension")
         if self.frames % pt or self.size % ph or self.size % pw:
-            raise ValueError(f"frames {self.frames} and size {self.size} must be multiples of the patch {self.patch_size}")
+            raise ValueError(
+                f"frames {self.frames} and size {self.size} must be multiples of the patch {self.patch_size}"
+            )
         tokens = (self.frames // pt) * (self.size // ph) * (self.size // pw)
         check_parameter_memory(
             transformer_parameters(self.dim, self.depth, self.mlp_ratio) + (tokens + 3 * pt * ph * pw) * self.dim,
@@ -76,7 +78,6 @@ class TinyVideoEncoder(VideoEncoder):
     def input_spec(self) -> VideoInputSpec:
         c = self.cfg
         return VideoInputSpec(frames=c.frames, size=c.size, resize=c.resize, mean=KINETICS_MEAN, std=KINETICS_STD)
-
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         c = self.cfg

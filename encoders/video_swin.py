@@ -69,7 +69,9 @@ class ModuleCallWindowAttention3d(ShiftedWindowAttention3d):
         nt, nh, nw = tp // window_size[0], hp // window_size[1], wp // window_size[2]
         num_windows = nt * nh * nw
         x = x.view(b, nt, window_size[0], nh, window_size[1], nw, window_size[2], c)
-        x = x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(b * num_windows, window_size[0] * window_size[1] * window_size[2], c)
+        x = x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(
+            b * num_windows, window_size[0] * window_size[1] * window_size[2], c
+        )
 
         qkv = self.qkv(x).reshape(x.size(0), x.size(1), 3, num_heads, c // num_heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
@@ -122,7 +124,7 @@ class VideoSwinConfig(PretrainedConfig):
     """Short side before the crop (256 for the released weights); None is size * 256 / 224."""
 
     @model_validator(mode="after")
-    def _consistent(self) -> "VideoSwinConfig":
+    def _consistent(self) -> VideoSwinConfig:
         # torchvision divides by these without checking (ZeroDivisionError deep inside the model)
         for option in ("window_size", "patch_size", "num_heads"):
             values = list(getattr(self, option))
@@ -131,15 +133,19 @@ class VideoSwinConfig(PretrainedConfig):
         if min(self.depths) < 1:
             raise ValueError(f"depths {self.depths}: every stage needs at least one block")
         if sum(self.depths) < 2:  # torchvision spreads stochastic depth as block_id / (blocks - 1)
-            raise ValueError(f"depths {self.depths} make one block in all; Video Swin needs at least two "
-                             f"(e.g. depths [2], or [1, 1] with num_heads for two stages)")
+            raise ValueError(
+                f"depths {self.depths} make one block in all; Video Swin needs at least two "
+                f"(e.g. depths [2], or [1, 1] with num_heads for two stages)"
+            )
         if len(self.depths) != len(self.num_heads):
             raise ValueError(f"depths {self.depths} and num_heads {self.num_heads} must have one entry per stage")
         for i, heads in enumerate(self.num_heads):
             if (self.embed_dim * 2**i) % heads:
                 raise ValueError(f"stage {i} width {self.embed_dim * 2**i} is not divisible by its {heads} heads")
         if self.frames < self.patch_size[0] or self.size < max(self.patch_size[1:]):
-            raise ValueError(f"frames {self.frames} and size {self.size} are smaller than one patch {list(self.patch_size)}")
+            raise ValueError(
+                f"frames {self.frames} and size {self.size} are smaller than one patch {list(self.patch_size)}"
+            )
         n = sum(transformer_parameters(self.embed_dim * 2**i, d, self.mlp_ratio) for i, d in enumerate(self.depths))
         check_parameter_memory(n, f"embed_dim {self.embed_dim}, depths {self.depths}")
         return self
@@ -153,10 +159,19 @@ class VideoSwin(VideoEncoder):
     """Video Swin Transformer (torchvision), any architecture; loads mmaction2 and torchvision weights."""
 
     description = "Video Swin Transformer on torchvision, architecture options; loads mmaction2 and torchvision weights"
-    prompt_refusal = "Video Swin attends within shifted local windows of a token grid, so added tokens have no window to join"
+    prompt_refusal = (
+        "Video Swin attends within shifted local windows of a token grid, so added tokens have no window to join"
+    )
     Config = VideoSwinConfig
-    conformance_options = {"embed_dim": 8, "depths": [1, 1], "num_heads": [1, 2], "window_size": [2, 4, 4], "frames": 4,
-                           "size": 32, "drop_path": 0.0}
+    conformance_options = {
+        "embed_dim": 8,
+        "depths": [1, 1],
+        "num_heads": [1, 2],
+        "window_size": [2, 4, 4],
+        "frames": 4,
+        "size": 32,
+        "drop_path": 0.0,
+    }
     conformance_reference = True
 
     def __init__(self, config: VideoSwinConfig):
@@ -174,11 +189,16 @@ class VideoSwin(VideoEncoder):
             block=_block,
         )
         # Adopt torchvision's parts directly, so state-dict keys are torchvision's (minus the head).
-        self.patch_embed, self.pos_drop, self.features, self.norm = model.patch_embed, model.pos_drop, model.features, model.norm
+        self.patch_embed, self.pos_drop, self.features, self.norm = (
+            model.patch_embed,
+            model.pos_drop,
+            model.features,
+            model.norm,
+        )
         self.feature_dim = model.num_features
 
     @classmethod
-    def from_config(cls, config: VideoSwinConfig, **context) -> "VideoSwin":
+    def from_config(cls, config: VideoSwinConfig, **context) -> VideoSwin:
         return super().from_config(with_pretrained_file(config), **context)  # `pretrained: NAME` -> its cache file
 
     @property
@@ -225,20 +245,33 @@ class VideoSwin(VideoEncoder):
             elif m := _MMACTION_DOWNSAMPLE.match(key):
                 key = f"features.{2 * int(m.group(1)) + 1}.{m.group(2)}"
             elif key.startswith("norm3."):  # mmaction2 1.x names the final norm norm3
-                key = "norm." + key[len("norm3."):]
+                key = "norm." + key[len("norm3.") :]
             state[key] = value
         return state, ignored
 
 
-PRESETS = Presets(VideoSwin, {
-    # torchvision's swin3d_t/s/b builders (the official Video-Swin T/S/B configs); window (8, 7, 7), patch (2, 4, 4)
-    "swin3d_t": Preset("Video Swin-T (torchvision swin3d_t, 27.9M parameters without head; pretrained: swin3d-t-k400)",
-                       pretrained="swin3d-t-k400"),
-    "swin3d_s": Preset("Video Swin-S (torchvision swin3d_s, 49.5M parameters without head; pretrained: swin3d-s-k400)",
-                       pretrained="swin3d-s-k400", depths=[2, 2, 18, 2]),
-    "swin3d_b": Preset("Video Swin-B (torchvision swin3d_b, 87.6M parameters without head; pretrained: swin3d-b-k400)",
-                       pretrained="swin3d-b-k400", embed_dim=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32]),
-})
+PRESETS = Presets(
+    VideoSwin,
+    {
+        # torchvision's swin3d_t/s/b builders (the official Video-Swin T/S/B configs); window (8, 7, 7), patch (2, 4, 4)
+        "swin3d_t": Preset(
+            "Video Swin-T (torchvision swin3d_t, 27.9M parameters without head; pretrained: swin3d-t-k400)",
+            pretrained="swin3d-t-k400",
+        ),
+        "swin3d_s": Preset(
+            "Video Swin-S (torchvision swin3d_s, 49.5M parameters without head; pretrained: swin3d-s-k400)",
+            pretrained="swin3d-s-k400",
+            depths=[2, 2, 18, 2],
+        ),
+        "swin3d_b": Preset(
+            "Video Swin-B (torchvision swin3d_b, 87.6M parameters without head; pretrained: swin3d-b-k400)",
+            pretrained="swin3d-b-k400",
+            embed_dim=128,
+            depths=[2, 2, 18, 2],
+            num_heads=[4, 8, 16, 32],
+        ),
+    },
+)
 
 # Where entry points installed before presets became data point (a re-install points at PRESETS).
 Swin3DTiny = PRESETS.swin3d_t

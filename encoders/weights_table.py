@@ -43,8 +43,9 @@ _TORCHVISION = "https://docs.pytorch.org/vision/stable/models/generated/torchvis
 _TORCHVISION_NOTE = "torchvision state dict; the file name carries the first 8 hex digits of its sha256"
 _VIDEO_SWIN = "https://github.com/SwinTransformer/Video-Swin-Transformer#kinetics-400"
 _VIDEO_SWIN_RELEASE = "https://github.com/SwinTransformer/storage/releases/download/v1.0.4/"
-_VIDEO_SWIN_NOTE = ("official Video-Swin (mmaction2 0.x) file: weights under state_dict, keys backbone.*; "
-                    "no size or hash published")
+_VIDEO_SWIN_NOTE = (
+    "official Video-Swin (mmaction2 0.x) file: weights under state_dict, keys backbone.*; no size or hash published"
+)
 
 CHECKPOINTS: tuple[Checkpoint, ...] = (
     Checkpoint(
@@ -56,7 +57,7 @@ CHECKPOINTS: tuple[Checkpoint, ...] = (
         source="https://github.com/935963004/LaBraM/tree/main/checkpoints",
         description="LaBraM-Base pretrained on about 2,500 hours of EEG (ICLR 2024); the only released LaBraM size",
         notes="a pretraining checkpoint: weights under model, backbone under student., beside optimizer state and "
-              "the training arguments (an argparse Namespace, read without unpickling code); no size or hash published",
+        "the training arguments (an argparse Namespace, read without unpickling code); no size or hash published",
     ),
     Checkpoint(
         name="swin3d-t-k400",
@@ -102,7 +103,7 @@ CHECKPOINTS: tuple[Checkpoint, ...] = (
         file="swin3d_b_22k-7c6ae6fa.pth",
         source=_TORCHVISION.format("swin3d_b"),
         description="Video Swin-B, ImageNet-22k then Kinetics-400 "
-                    "(torchvision Swin3D_B_Weights.KINETICS400_IMAGENET22K_V1)",
+        "(torchvision Swin3D_B_Weights.KINETICS400_IMAGENET22K_V1)",
         size_mb=364.134,
         sha256_prefix="7c6ae6fa",
         notes=_TORCHVISION_NOTE,

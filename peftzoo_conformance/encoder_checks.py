@@ -25,15 +25,36 @@ def check_builds_with_defaults(name: str) -> None:
     component.Config.model_validate({})
     encoder = build_small(name)
     dim = getattr(encoder, "feature_dim", None)
-    require(isinstance(dim, int) and dim > 0, "builds_with_defaults", KIND, name, f"feature_dim must be a positive int, got {dim!r}")
-    require(getattr(encoder, "modality", None) == component.modality, "builds_with_defaults", KIND, name,
-            "the built encoder's `modality` differs from its class's")
+    require(
+        isinstance(dim, int) and dim > 0,
+        "builds_with_defaults",
+        KIND,
+        name,
+        f"feature_dim must be a positive int, got {dim!r}",
+    )
+    require(
+        getattr(encoder, "modality", None) == component.modality,
+        "builds_with_defaults",
+        KIND,
+        name,
+        "the built encoder's `modality` differs from its class's",
+    )
     spec = getattr(encoder, "input_spec", None)
-    require(spec is not None and callable(getattr(spec, "check", None)), "builds_with_defaults", KIND, name,
-            "`input_spec` must have a `check(...)` method (see encoders.base.EEGInputSpec / VideoInputSpec)")
+    require(
+        spec is not None and callable(getattr(spec, "check", None)),
+        "builds_with_defaults",
+        KIND,
+        name,
+        "`input_spec` must have a `check(...)` method (see encoders.base.EEGInputSpec / VideoInputSpec)",
+    )
     blocks = getattr(encoder, "blocks", None)
-    require(blocks is not None and all(isinstance(b, torch.nn.Module) for b in blocks), "builds_with_defaults", KIND, name,
-            "`blocks` must be the ordered sequence of the encoder's blocks (modules), for strategies that train the last blocks")
+    require(
+        blocks is not None and all(isinstance(b, torch.nn.Module) for b in blocks),
+        "builds_with_defaults",
+        KIND,
+        name,
+        "`blocks` must be the ordered sequence of the encoder's blocks (modules), for strategies that train the last blocks",
+    )
 
 
 @named_check("forward_gives_pooled_features", KIND)
@@ -45,14 +66,23 @@ def check_forward_gives_pooled_features(name: str) -> None:
     else:
         frames = torch.zeros(2, spec.frames, spec.size, spec.size, 3, dtype=torch.uint8)
         clip = encoder.preprocess(frames)
-        require(clip.dtype.is_floating_point and tuple(clip.shape) == (2, 3, spec.frames, spec.size, spec.size),
-                "forward_gives_pooled_features", KIND, name,
-                f"preprocess(uint8 (2, {spec.frames}, {spec.size}, {spec.size}, 3)) must give float (2, 3, {spec.frames}, "
-                f"{spec.size}, {spec.size}), got {clip.dtype} {tuple(clip.shape)}")
+        require(
+            clip.dtype.is_floating_point and tuple(clip.shape) == (2, 3, spec.frames, spec.size, spec.size),
+            "forward_gives_pooled_features",
+            KIND,
+            name,
+            f"preprocess(uint8 (2, {spec.frames}, {spec.size}, {spec.size}, 3)) must give float (2, 3, {spec.frames}, "
+            f"{spec.size}, {spec.size}), got {clip.dtype} {tuple(clip.shape)}",
+        )
     with torch.no_grad():
         out = probes.run(encoder, probes.example_call(encoder, batch=3))
-    require(tuple(out.shape) == (3, encoder.feature_dim), "forward_gives_pooled_features", KIND, name,
-            f"a batch of 3 gave shape {tuple(out.shape)}, not (3, feature_dim={encoder.feature_dim})")
+    require(
+        tuple(out.shape) == (3, encoder.feature_dim),
+        "forward_gives_pooled_features",
+        KIND,
+        name,
+        f"a batch of 3 gave shape {tuple(out.shape)}, not (3, feature_dim={encoder.feature_dim})",
+    )
     require(bool(torch.isfinite(out).all()), "forward_gives_pooled_features", KIND, name, "features hold NaN or inf")
 
 
@@ -70,8 +100,13 @@ def check_all_parameters_train(name: str) -> None:
     encoder.eval()
     with torch.no_grad():
         after = probes.run(encoder, call)
-    require(not torch.allclose(before, after, atol=1e-6, rtol=0), "all_parameters_train", KIND, name,
-            "one step on every parameter left the output unchanged")
+    require(
+        not torch.allclose(before, after, atol=1e-6, rtol=0),
+        "all_parameters_train",
+        KIND,
+        name,
+        "one step on every parameter left the output unchanged",
+    )
 
 
 @named_check("no_weight_decay_names", KIND)
@@ -85,7 +120,13 @@ def check_no_weight_decay_names(name: str) -> bool:
     params = {n for n, _ in encoder.named_parameters()}
     # timm allows module-name prefixes as well as full parameter names
     unknown = sorted(n for n in names if n not in params and not any(p.startswith(n + ".") for p in params))
-    require(not unknown, "no_weight_decay_names", KIND, name, f"no_weight_decay() names no parameter of the encoder: {unknown[:5]}")
+    require(
+        not unknown,
+        "no_weight_decay_names",
+        KIND,
+        name,
+        f"no_weight_decay() names no parameter of the encoder: {unknown[:5]}",
+    )
     return True
 
 
@@ -106,19 +147,33 @@ def check_output_dtype_and_device(name: str) -> None:
             spec = encoder.input_spec
             frames = torch.zeros(2, spec.frames, spec.size, spec.size, 3, dtype=torch.uint8, device=device)
             clip = encoder.preprocess(frames)
-            require(clip.dtype == torch.float32 and clip.device.type == device.type, "output_dtype_and_device", KIND,
-                    name, f"preprocess(uint8 frames on {device}) gave {clip.dtype} on {clip.device}, "
-                          f"not float32 on {device}")
+            require(
+                clip.dtype == torch.float32 and clip.device.type == device.type,
+                "output_dtype_and_device",
+                KIND,
+                name,
+                f"preprocess(uint8 frames on {device}) gave {clip.dtype} on {clip.device}, not float32 on {device}",
+            )
         args, kwargs = probes.example_call(encoder.cpu())
         encoder.to(device)
         call = (tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in args), kwargs)
         with torch.no_grad():
             out = probes.run(encoder, call)
-        require(isinstance(out, torch.Tensor) and out.dtype == torch.float32, "output_dtype_and_device", KIND, name,
-                f"float32 input gave features of dtype {getattr(out, 'dtype', type(out).__name__)}, not float32 "
-                f"(the heads after it are float32; cast inside forward, e.g. `.float()`)")
-        require(out.device.type == device.type, "output_dtype_and_device", KIND, name,
-                f"input on {device} gave features on {out.device}; keep every tensor on the input's device")
+        require(
+            isinstance(out, torch.Tensor) and out.dtype == torch.float32,
+            "output_dtype_and_device",
+            KIND,
+            name,
+            f"float32 input gave features of dtype {getattr(out, 'dtype', type(out).__name__)}, not float32 "
+            f"(the heads after it are float32; cast inside forward, e.g. `.float()`)",
+        )
+        require(
+            out.device.type == device.type,
+            "output_dtype_and_device",
+            KIND,
+            name,
+            f"input on {device} gave features on {out.device}; keep every tensor on the input's device",
+        )
 
 
 @named_check("input_not_modified", KIND)
@@ -128,12 +183,22 @@ def check_input_not_modified(name: str) -> None:
     encoder = build_small(name)
     if encoder.modality == "video":
         spec = encoder.input_spec
-        frames = torch.randint(0, 256, (2, spec.frames, spec.size, spec.size, 3), dtype=torch.uint8,
-                               generator=torch.Generator().manual_seed(5))
+        frames = torch.randint(
+            0,
+            256,
+            (2, spec.frames, spec.size, spec.size, 3),
+            dtype=torch.uint8,
+            generator=torch.Generator().manual_seed(5),
+        )
         kept = frames.clone()
         encoder.preprocess(frames)
-        require(torch.equal(frames, kept), "input_not_modified", KIND, name,
-                "preprocess(frames) changed the frames it was given")
+        require(
+            torch.equal(frames, kept),
+            "input_not_modified",
+            KIND,
+            name,
+            "preprocess(frames) changed the frames it was given",
+        )
     for mode in ("train", "eval"):
         call = probes.example_call(encoder)
         before = [t.clone() for t in _tensors(call)]
@@ -142,6 +207,10 @@ def check_input_not_modified(name: str) -> None:
             probes.run(encoder, call)
         changed = [i for i, (t, b) in enumerate(zip(_tensors(call), before)) if not torch.equal(t, b)]
         if changed:
-            raise ConformanceError("input_not_modified", KIND, name,
-                                   f"forward in {mode} mode changed its input tensor in place (argument {changed[0]}); "
-                                   f"work on a copy (`x = x / s`, not `x /= s`)")
+            raise ConformanceError(
+                "input_not_modified",
+                KIND,
+                name,
+                f"forward in {mode} mode changed its input tensor in place (argument {changed[0]}); "
+                f"work on a copy (`x = x / s`, not `x /= s`)",
+            )

@@ -50,18 +50,38 @@ def check_finite_scalar(name: str) -> None:
         eeg.requires_grad_(True)
         video.requires_grad_(True)
         value = evaluate(loss, eeg, video, groups, index)
-        require(isinstance(value, torch.Tensor) and value.ndim == 0, "loss_finite_scalar", KIND, name,
-                f"must return a scalar tensor, got {type(value).__name__} {getattr(value, 'shape', '')}")
-        require(bool(torch.isfinite(value.detach())), "loss_finite_scalar", KIND, name,
-                f"gave {float(value.detach())} on a batch of {n} normalized pairs (groups of 2)")
+        require(
+            isinstance(value, torch.Tensor) and value.ndim == 0,
+            "loss_finite_scalar",
+            KIND,
+            name,
+            f"must return a scalar tensor, got {type(value).__name__} {getattr(value, 'shape', '')}",
+        )
+        require(
+            bool(torch.isfinite(value.detach())),
+            "loss_finite_scalar",
+            KIND,
+            name,
+            f"gave {float(value.detach())} on a batch of {n} normalized pairs (groups of 2)",
+        )
         if value.requires_grad:
             value.backward()
             for side, t in (("eeg", eeg), ("video", video)):
-                require(t.grad is None or bool(torch.isfinite(t.grad).all()), "loss_finite_scalar", KIND, name,
-                        f"its gradient on the {side} embeddings is not finite on a batch of {n} normalized pairs (groups of 2)")
+                require(
+                    t.grad is None or bool(torch.isfinite(t.grad).all()),
+                    "loss_finite_scalar",
+                    KIND,
+                    name,
+                    f"its gradient on the {side} embeddings is not finite on a batch of {n} normalized pairs (groups of 2)",
+                )
         value_eval = loss(*pairs(n)[:2])  # evaluation calls it without groups and index
-        require(bool(torch.isfinite(value_eval)), "loss_finite_scalar", KIND, name,
-                f"not finite on a batch of {n} when called without groups and index")
+        require(
+            bool(torch.isfinite(value_eval)),
+            "loss_finite_scalar",
+            KIND,
+            name,
+            f"not finite on a batch of {n} when called without groups and index",
+        )
 
 
 @named_check("loss_symmetric", KIND)
@@ -72,8 +92,13 @@ def check_symmetric(name: str) -> bool:
     eeg, video, groups, index = pairs()
     with torch.no_grad():
         forward, swapped = loss(eeg, video, groups=groups), loss(video, eeg, groups=groups)
-    require(torch.allclose(forward, swapped, atol=1e-6, rtol=1e-6), "loss_symmetric", KIND, name,
-            f"claims symmetry but loss(eeg, video) = {float(forward):.6g} and loss(video, eeg) = {float(swapped):.6g}")
+    require(
+        torch.allclose(forward, swapped, atol=1e-6, rtol=1e-6),
+        "loss_symmetric",
+        KIND,
+        name,
+        f"claims symmetry but loss(eeg, video) = {float(forward):.6g} and loss(video, eeg) = {float(swapped):.6g}",
+    )
     return True
 
 
@@ -85,8 +110,13 @@ def check_gradient_reaches_both_sides(name: str) -> None:
     video.requires_grad_(True)
     evaluate(loss, eeg, video, groups, index).backward()
     for side, t in (("eeg", eeg), ("video", video)):
-        require(t.grad is not None and bool(torch.isfinite(t.grad).all()) and float(t.grad.abs().sum()) > 0,
-                "loss_gradient_reaches_both_sides", KIND, name, f"no finite, non-zero gradient reaches the {side} embeddings")
+        require(
+            t.grad is not None and bool(torch.isfinite(t.grad).all()) and float(t.grad.abs().sum()) > 0,
+            "loss_gradient_reaches_both_sides",
+            KIND,
+            name,
+            f"no finite, non-zero gradient reaches the {side} embeddings",
+        )
 
 
 # Temperatures (and logit scales, their inverse) a recipe may set: a loss must stay finite over the
@@ -98,8 +128,11 @@ RANGE_BATCH_SIZES = (2, 3, 8, 32)
 def temperature_options(component) -> list[str]:
     """The loss's float options that set a temperature or logit scale (by name), for the range check."""
     fields = getattr(component.Config, "model_fields", {})
-    return sorted(f for f, info in fields.items()
-                  if ("temp" in f.lower() or "scale" in f.lower()) and info.annotation in (float, int, float | None))
+    return sorted(
+        f
+        for f, info in fields.items()
+        if ("temp" in f.lower() or "scale" in f.lower()) and info.annotation in (float, int, float | None)
+    )
 
 
 @named_check("loss_temperatures_and_batch_sizes", KIND)
@@ -125,11 +158,20 @@ def check_temperatures_and_batch_sizes(name: str) -> None:
             video.requires_grad_(True)
             value = evaluate(loss, eeg, video, groups, index)
             where = f"with {options or 'its defaults'} on a batch of {n} normalized pairs"
-            require(isinstance(value, torch.Tensor) and value.ndim == 0 and bool(torch.isfinite(value.detach())),
-                    "loss_temperatures_and_batch_sizes", KIND, name,
-                    f"gave {value!r} {where}; it must be a finite scalar")
+            require(
+                isinstance(value, torch.Tensor) and value.ndim == 0 and bool(torch.isfinite(value.detach())),
+                "loss_temperatures_and_batch_sizes",
+                KIND,
+                name,
+                f"gave {value!r} {where}; it must be a finite scalar",
+            )
             if value.requires_grad:
                 value.backward()
                 for side, t in (("eeg", eeg), ("video", video)):
-                    require(t.grad is None or bool(torch.isfinite(t.grad).all()), "loss_temperatures_and_batch_sizes",
-                            KIND, name, f"its gradient on the {side} embeddings is not finite {where}")
+                    require(
+                        t.grad is None or bool(torch.isfinite(t.grad).all()),
+                        "loss_temperatures_and_batch_sizes",
+                        KIND,
+                        name,
+                        f"its gradient on the {side} embeddings is not finite {where}",
+                    )

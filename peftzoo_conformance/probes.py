@@ -35,7 +35,12 @@ def small_options(kind: str, name: str, component: Any) -> dict[str, Any]:
     if not isinstance(own, dict):
         from peftzoo_conformance.errors import ConformanceError
 
-        raise ConformanceError("conformance_options", kind, name, f"`conformance_options` must be a dict of options, got {type(own).__name__}")
+        raise ConformanceError(
+            "conformance_options",
+            kind,
+            name,
+            f"`conformance_options` must be a dict of options, got {type(own).__name__}",
+        )
     return dict(own)
 
 
@@ -49,7 +54,9 @@ def reference_encoders() -> list[dict[str, Any]]:
         except Exception:  # noqa: BLE001 - reported by the encoder's own checks, never breaking strategies'
             continue
         if getattr(component, "conformance_reference", False) is True:
-            found.append((getattr(component, "modality", None) != "eeg", name, small_options("encoders", name, component)))
+            found.append(
+                (getattr(component, "modality", None) != "eeg", name, small_options("encoders", name, component))
+            )
     return [{"name": name, **options} for _, name, options in sorted(found, key=lambda f: (f[0], f[1]))]
 
 

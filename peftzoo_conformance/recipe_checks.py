@@ -38,8 +38,9 @@ def reference_for(modality: str) -> dict[str, Any]:
     for spec in probes.reference_encoders():
         if getattr(registry.get("encoders", spec["name"]), "modality", None) == modality:
             return spec
-    raise ConformanceError(CHECK, "encoders", modality,
-                           f"no installed {modality} encoder declares `conformance_reference = True`")
+    raise ConformanceError(
+        CHECK, "encoders", modality, f"no installed {modality} encoder declares `conformance_reference = True`"
+    )
 
 
 def kit_data(directory: Path) -> dict[str, Any]:
@@ -57,9 +58,14 @@ def tiny_recipe(kind: str, name: str, directory: Path) -> dict[str, Any] | None:
     (a data set with required options and no `conformance_example`)."""
     component = registry.get(kind, name)
     own = {"name": name, **probes.small_options(kind, name, component)}
-    recipe: dict[str, Any] = {"name": "conformance", "seed": 0, "embed_dim": EMBED_DIM,
-                              "eeg": {"encoder": reference_for("eeg")}, "video": {"encoder": reference_for("video")},
-                              "train": {"epochs": 1, "lr": 1e-3, "feature_cache": False}}
+    recipe: dict[str, Any] = {
+        "name": "conformance",
+        "seed": 0,
+        "embed_dim": EMBED_DIM,
+        "eeg": {"encoder": reference_for("eeg")},
+        "video": {"encoder": reference_for("video")},
+        "train": {"epochs": 1, "lr": 1e-3, "feature_cache": False},
+    }
     if kind == "datasets":
         options = probes.dataset_options(name, component, directory / "data")
         if options is None:
@@ -137,8 +143,12 @@ def _trains_in_a_recipe(name: str, kind: str, directory: Path) -> bool:
     for what, e in (("EEG", eeg), ("video", video)):
         finite = bool(e.isfinite().all())
         if tuple(e.shape) != (n, EMBED_DIM) or not finite:
-            _fail(kind, name, f"the loaded run embeds {n} {what} samples as {tuple(e.shape)}"
-                              f"{'' if finite else ' with NaN or inf'}; expected finite ({n}, {EMBED_DIM})")
+            _fail(
+                kind,
+                name,
+                f"the loaded run embeds {n} {what} samples as {tuple(e.shape)}"
+                f"{'' if finite else ' with NaN or inf'}; expected finite ({n}, {EMBED_DIM})",
+            )
     code, _, err = _call(evaluate_main, [str(run), "--split", "val", "--no-plot", "--resamples", "10", "-q"])
     if code != 0:
         _fail(kind, name, f"python -m recipes.evaluate on the trained run failed (exit {code}): {_last_line(err)}")

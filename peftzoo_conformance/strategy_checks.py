@@ -47,9 +47,13 @@ def encoder_specs(name: str) -> list[dict]:
     component = registry.get(KIND, name)
     specs = list(getattr(component, "conformance_encoders", None) or probes.reference_encoders())
     if not specs:
-        raise ConformanceError("strategy_applies", KIND, name,
-                               "no encoder to check it on: no installed encoder declares `conformance_reference = True`; "
-                               "set `conformance_encoders` on the strategy class to encoder specs it accepts")
+        raise ConformanceError(
+            "strategy_applies",
+            KIND,
+            name,
+            "no encoder to check it on: no installed encoder declares `conformance_reference = True`; "
+            "set `conformance_encoders` on the strategy class to encoder specs it accepts",
+        )
     return specs
 
 
@@ -78,7 +82,9 @@ def apply(name: str, encoder_spec: dict | None = None, seed: int = 0, strategy_s
             continue
         return AppliedStrategy(name, strategy, encoder.eval(), report, spec, pretrained, modules_before)
     raise ConformanceError(
-        "strategy_applies", KIND, name,
+        "strategy_applies",
+        KIND,
+        name,
         f"refused every encoder the kit tried ({'; '.join(refusals)}); set `conformance_encoders` on the "
         f"strategy class to encoder specs it accepts",
     )
@@ -99,15 +105,30 @@ def check_report_matches_trainable(name: str) -> None:
     a = apply(name)
     reported, actual = sorted(set(a.report.trainable)), trainable(a.encoder)
     extra, missing = sorted(set(actual) - set(reported)), sorted(set(reported) - set(actual))
-    require(not extra and not missing, "report_matches_trainable", KIND, name,
-            f"the report differs from the parameters that require grad: trains but does not report "
-            f"{extra[:5]}, reports but frozen {missing[:5]}")
+    require(
+        not extra and not missing,
+        "report_matches_trainable",
+        KIND,
+        name,
+        f"the report differs from the parameters that require grad: trains but does not report "
+        f"{extra[:5]}, reports but frozen {missing[:5]}",
+    )
     params = dict(a.encoder.named_parameters())
     count = sum(params[n].numel() for n in reported)
-    require(a.report.num_trainable == count, "report_matches_trainable", KIND, name,
-            f"report.num_trainable is {a.report.num_trainable} but the reported tensors hold {count} elements")
-    require(a.report.trains_encoder == bool(reported), "report_matches_trainable", KIND, name,
-            f"report.trains_encoder is {a.report.trains_encoder} with {len(reported)} reported tensors")
+    require(
+        a.report.num_trainable == count,
+        "report_matches_trainable",
+        KIND,
+        name,
+        f"report.num_trainable is {a.report.num_trainable} but the reported tensors hold {count} elements",
+    )
+    require(
+        a.report.trains_encoder == bool(reported),
+        "report_matches_trainable",
+        KIND,
+        name,
+        f"report.trains_encoder is {a.report.trains_encoder} with {len(reported)} reported tensors",
+    )
 
 
 def one_step(a: AppliedStrategy, check: str, lr: float = 1e-2) -> torch.Tensor | None:
@@ -121,8 +142,13 @@ def one_step(a: AppliedStrategy, check: str, lr: float = 1e-2) -> torch.Tensor |
     loss = (out - target).pow(2).mean()
     if not out.requires_grad:  # nothing can train: step_changes_output names that; the other checks have nothing to see
         a.encoder.eval()
-        require(check != "step_changes_output", check, KIND, a.name,
-                "the encoder's output does not depend on any trainable parameter: the adapter is never called in forward")
+        require(
+            check != "step_changes_output",
+            check,
+            KIND,
+            a.name,
+            "the encoder's output does not depend on any trainable parameter: the adapter is never called in forward",
+        )
         return None
     reg = a.strategy.regularization() if callable(getattr(a.strategy, "regularization", None)) else None
     if reg is not None:
@@ -148,9 +174,14 @@ def check_step_changes_output(name: str) -> None:
     one_step(a, "step_changes_output")
     with torch.no_grad():
         after = probes.run(a.encoder, call)
-    require(not torch.allclose(before, after, atol=1e-6, rtol=0), "step_changes_output", KIND, name,
-            "one optimizer step (lr 1e-2) left the encoder's output unchanged: the trainable parameters are not "
-            "used in the forward pass (adapter never called?) or get no gradient")
+    require(
+        not torch.allclose(before, after, atol=1e-6, rtol=0),
+        "step_changes_output",
+        KIND,
+        name,
+        "one optimizer step (lr 1e-2) left the encoder's output unchanged: the trainable parameters are not "
+        "used in the forward pass (adapter never called?) or get no gradient",
+    )
 
 
 @named_check("step_changes_only_reported", KIND)
@@ -162,8 +193,13 @@ def check_step_changes_only_reported(name: str) -> None:
     one_step(a, "step_changes_only_reported")
     changed = {n for n, p in a.encoder.named_parameters() if n in before and not torch.equal(before[n], p.detach())}
     outside = sorted(changed - set(a.report.trainable))
-    require(not outside, "step_changes_only_reported", KIND, name,
-            f"one optimizer step changed parameters outside the report: {outside[:5]}")
+    require(
+        not outside,
+        "step_changes_only_reported",
+        KIND,
+        name,
+        f"one optimizer step changed parameters outside the report: {outside[:5]}",
+    )
 
 
 def _equal(x: Any, y: Any) -> bool:
@@ -186,7 +222,13 @@ def check_state_round_trips(name: str) -> bool:
     if a.report.trains_encoder:
         one_step(a, "state_round_trips")
     buffer = io.BytesIO()
-    torch.save({"strategy": a.strategy.state_dict(), "weights": {n: a.encoder.get_parameter(n).detach() for n in a.report.trainable}}, buffer)
+    torch.save(
+        {
+            "strategy": a.strategy.state_dict(),
+            "weights": {n: a.encoder.get_parameter(n).detach() for n in a.report.trainable},
+        },
+        buffer,
+    )
     buffer.seek(0)
     checkpoint = torch.load(buffer, weights_only=False)
     # the same base encoder, another random state: what the strategy drew at apply time must come
@@ -196,16 +238,26 @@ def check_state_round_trips(name: str) -> bool:
         for n, value in checkpoint["weights"].items():
             fresh.encoder.get_parameter(n).copy_(value)
     fresh.strategy.load_state_dict(checkpoint["strategy"])
-    require(_equal(fresh.strategy.state_dict(), a.strategy.state_dict()), "state_round_trips", KIND, name,
-            "state_dict() of a fresh strategy after load_state_dict(saved) differs from the saved one: "
-            "load_state_dict loses state, so a resumed run would not continue where it stopped")
+    require(
+        _equal(fresh.strategy.state_dict(), a.strategy.state_dict()),
+        "state_round_trips",
+        KIND,
+        name,
+        "state_dict() of a fresh strategy after load_state_dict(saved) differs from the saved one: "
+        "load_state_dict loses state, so a resumed run would not continue where it stopped",
+    )
     call = probes.example_call(a.encoder)
     with torch.no_grad():
         same = torch.equal(probes.run(fresh.encoder, call), probes.run(a.encoder, call))
-    require(same, "state_round_trips", KIND, name,
-            "after loading the saved weights (the reported parameters) and strategy state, a fresh encoder's outputs "
-            "differ from the saved one's: the state does not restore what apply() drew, or a trained parameter is "
-            "missing from the report (only reported parameters are saved)")
+    require(
+        same,
+        "state_round_trips",
+        KIND,
+        name,
+        "after loading the saved weights (the reported parameters) and strategy state, a fresh encoder's outputs "
+        "differ from the saved one's: the state does not restore what apply() drew, or a trained parameter is "
+        "missing from the report (only reported parameters are saved)",
+    )
     return True
 
 
@@ -241,12 +293,22 @@ def check_merge_preserves_outputs(name: str) -> bool:
         a.strategy.merge(a.encoder)
         merged = probes.run(a.encoder, call)
     diff = float((merged - adapted).abs().max())
-    require(diff <= MERGE_TOLERANCE, "merge_preserves_outputs", KIND, name,
-            f"merged outputs differ from the unmerged ones by {diff:.3g} (> {MERGE_TOLERANCE:g})")
+    require(
+        diff <= MERGE_TOLERANCE,
+        "merge_preserves_outputs",
+        KIND,
+        name,
+        f"merged outputs differ from the unmerged ones by {diff:.3g} (> {MERGE_TOLERANCE:g})",
+    )
     added = set(a.report.trainable) - a.pretrained
     left = sorted(added & {n for n, _ in a.encoder.named_parameters()})
-    require(not left, "merge_preserves_outputs", KIND, name,
-            f"after merge the strategy's own parameters are still in the encoder: {left[:5]}")
+    require(
+        not left,
+        "merge_preserves_outputs",
+        KIND,
+        name,
+        f"after merge the strategy's own parameters are still in the encoder: {left[:5]}",
+    )
     return True
 
 
@@ -259,13 +321,28 @@ def check_export_writes_files(name: str, directory: Path) -> bool:
     a, call, before = offered
     written = a.strategy.export(a.encoder, directory)
     paths = [Path(p) for p in (written or [])]
-    require(bool(paths) and all(p.is_file() and p.stat().st_size > 0 for p in paths), "export_writes_files", KIND, name,
-            f"export() must return the non-empty files it wrote; got {[str(p) for p in paths]}")
-    require(all(directory in p.resolve().parents or p.resolve().parent == directory.resolve() for p in paths),
-            "export_writes_files", KIND, name, "export() wrote outside the directory it was given")
+    require(
+        bool(paths) and all(p.is_file() and p.stat().st_size > 0 for p in paths),
+        "export_writes_files",
+        KIND,
+        name,
+        f"export() must return the non-empty files it wrote; got {[str(p) for p in paths]}",
+    )
+    require(
+        all(directory in p.resolve().parents or p.resolve().parent == directory.resolve() for p in paths),
+        "export_writes_files",
+        KIND,
+        name,
+        "export() wrote outside the directory it was given",
+    )
     with torch.no_grad():
-        require(torch.equal(probes.run(a.encoder, call), before), "export_writes_files", KIND, name,
-                "export() changed the encoder's outputs; it must leave the encoder as it was")
+        require(
+            torch.equal(probes.run(a.encoder, call), before),
+            "export_writes_files",
+            KIND,
+            name,
+            "export() changed the encoder's outputs; it must leave the encoder as it was",
+        )
     return True
 
 
@@ -284,9 +361,16 @@ def check_wrapped_modules_declared(name: str) -> bool:
         return False
     declare = a.strategy.wrapped_modules
     declared = set(declare(a.encoder))
-    undeclared = [n for n in replaced_modules(a) if n not in declared and not any(n.startswith(d + ".") for d in declared)]
-    require(not undeclared, "wrapped_modules_declared", KIND, name,
-            f"apply() replaced modules that wrapped_modules() does not name: {undeclared[:5]}")
+    undeclared = [
+        n for n in replaced_modules(a) if n not in declared and not any(n.startswith(d + ".") for d in declared)
+    ]
+    require(
+        not undeclared,
+        "wrapped_modules_declared",
+        KIND,
+        name,
+        f"apply() replaced modules that wrapped_modules() does not name: {undeclared[:5]}",
+    )
     return True
 
 
@@ -308,6 +392,11 @@ def check_trainable_tensors_get_gradients(name: str) -> None:
     if loss.requires_grad:
         loss.backward()
     dead = [n for n in a.report.trainable if a.encoder.get_parameter(n).grad is None]
-    require(not dead, "trainable_tensors_get_gradients", KIND, name,
-            f"{len(dead)} of {len(a.report.trainable)} reported trainable tensors get no gradient from the output "
-            f"(detached in forward, or unused): {dead[:5]}")
+    require(
+        not dead,
+        "trainable_tensors_get_gradients",
+        KIND,
+        name,
+        f"{len(dead)} of {len(a.report.trainable)} reported trainable tensors get no gradient from the output "
+        f"(detached in forward, or unused): {dead[:5]}",
+    )

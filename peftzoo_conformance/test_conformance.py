@@ -18,7 +18,13 @@ def pytest_generate_tests(metafunc) -> None:
     """Parametrize `encoder`, `strategy`, `head`, `loss`, `dataset`, `component` (every kind) and `trainable`
     (the kinds a recipe names) over what is installed."""
     distribution = metafunc.config.getoption("peftzoo_distribution", default=None)
-    singular = {"encoder": "encoders", "strategy": "strategies", "head": "heads", "loss": "losses", "dataset": "datasets"}
+    singular = {
+        "encoder": "encoders",
+        "strategy": "strategies",
+        "head": "heads",
+        "loss": "losses",
+        "dataset": "datasets",
+    }
     for arg, kind in singular.items():
         if arg in metafunc.fixturenames:
             metafunc.parametrize(arg, components(kind, distribution))

@@ -51,7 +51,9 @@ class ArrayPairs(PairedDataset):
         np.save(directory / "eeg.npy", (rng.standard_normal((n, 4, 200)) * 20).astype(np.float32))  # microvolts
         np.save(directory / "video.npy", rng.integers(0, 256, (n, 2, 8, 8, 3), dtype=np.uint8))
         np.save(directory / "groups.npy", np.repeat(np.arange(n // 2), 2).astype(np.int64))
-        (directory / "meta.json").write_text(json.dumps({"sfreq": 200, "channels": ["Fp1", "Fp2", "Cz", "Oz"], "fps": 8}))
+        (directory / "meta.json").write_text(
+            json.dumps({"sfreq": 200, "channels": ["Fp1", "Fp2", "Cz", "Oz"], "fps": 8})
+        )
         return {"path": str(directory), "val_fraction": 0.25}
 
 
@@ -78,7 +80,9 @@ def _load_npy(path: Path, what: str) -> np.ndarray:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:
         if "pickled" in str(exc) or "allow_pickle" in str(exc) or "Python objects" in str(exc):
-            raise DataError(f"{path} holds Python objects (an object array), not numbers; save a numeric array with np.save") from None
+            raise DataError(
+                f"{path} holds Python objects (an object array), not numbers; save a numeric array with np.save"
+            ) from None
         raise DataError(f"{path} is truncated or damaged ({exc}); write it again with np.save") from None
     except (OSError, EOFError) as exc:
         raise DataError(f"{path} is truncated or damaged ({exc}); write it again with np.save") from None
@@ -112,14 +116,20 @@ def _read_meta(path: Path, n_channels: int) -> tuple[float, list[str], float, di
     def positive_number(key: str) -> float:
         value = meta[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            raise DataError(f"{path}: {key} must be a positive number (e.g. {key}: {200 if key == 'sfreq' else 8}), got {value!r}")
+            raise DataError(
+                f"{path}: {key} must be a positive number (e.g. {key}: {200 if key == 'sfreq' else 8}), got {value!r}"
+            )
         return float(value)
 
     channels = meta["channels"]
     if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
-        raise DataError(f"{path}: channels must be a list of channel names (strings) in EEG row order, got {channels!r:.80}")
+        raise DataError(
+            f"{path}: channels must be a list of channel names (strings) in EEG row order, got {channels!r:.80}"
+        )
     if len(channels) != n_channels:
-        raise DataError(f"{path}: channels names {len(channels)} channels but eeg.npy has {n_channels} rows per pair; give one name per row")
+        raise DataError(
+            f"{path}: channels names {len(channels)} channels but eeg.npy has {n_channels} rows per pair; give one name per row"
+        )
     fps = positive_number("fps") if "fps" in meta else 0.0
     return positive_number("sfreq"), list(channels), fps, meta
 
@@ -145,13 +155,18 @@ def _names(meta: dict, key: str, ids: np.ndarray, path: Path, strict: bool = Tru
     if not fits:
         raise DataError(f"{path}: {key} must be a list of names (strings) indexed by id, got {names!r:.80}")
     if not covers:
-        raise DataError(f"{path}: {key} names {len(names)} ids but the ids run from {int(ids.min())} to {int(ids.max())}; "
-                        f"give one name per id")
+        raise DataError(
+            f"{path}: {key} names {len(names)} ids but the ids run from {int(ids.min())} to {int(ids.max())}; "
+            f"give one name per id"
+        )
     return list(names)
+
 
 def load(root: Path, val_fraction: float, seed: int) -> PairedData:
     if not root.is_dir():
-        raise DataError(f"data.path {str(root)!r} is not a directory; point it at the folder with eeg.npy, video.npy, meta.json")
+        raise DataError(
+            f"data.path {str(root)!r} is not a directory; point it at the folder with eeg.npy, video.npy, meta.json"
+        )
     eeg = _load_npy(root / "eeg.npy", "eeg.npy, float32 (N, channels, samples) in microvolts")
     video = _load_npy(root / "video.npy", "video.npy, uint8 (N, frames, height, width, 3)")
     if eeg.dtype != np.float32:
@@ -168,12 +183,20 @@ def load(root: Path, val_fraction: float, seed: int) -> PairedData:
     groups = _ids(root, "groups.npy", n) if has_groups else np.arange(n, dtype=np.int64)
     stimulus = _ids(root, "stimulus.npy", n) if has_stimulus else None
     if has_stimulus:
-        logger.info("%s: stimulus.npy gives the negatives (%d stimuli), groups.npy the leakage unit (%s)", root,
-                    len(np.unique(stimulus)), f"{len(np.unique(groups))} groups" if has_groups else "every pair its own")
+        logger.info(
+            "%s: stimulus.npy gives the negatives (%d stimuli), groups.npy the leakage unit (%s)",
+            root,
+            len(np.unique(stimulus)),
+            f"{len(np.unique(groups))} groups" if has_groups else "every pair its own",
+        )
     elif has_groups:
-        logger.info("%s: no stimulus.npy, so groups.npy (%d groups) is read as before, with both meanings: a split never "
-                    "cuts a group and pairs of one group are not each other's negatives; write stimulus.npy to separate "
-                    "them", root, len(np.unique(groups)))
+        logger.info(
+            "%s: no stimulus.npy, so groups.npy (%d groups) is read as before, with both meanings: a split never "
+            "cuts a group and pairs of one group are not each other's negatives; write stimulus.npy to separate "
+            "them",
+            root,
+            len(np.unique(groups)),
+        )
     group_names = _names(meta, "group_names", groups, root / "meta.json", strict=False) if has_groups else None
     # without stimulus.npy the stimulus ids are the group ids, and so are their names
     stimuli = _names(meta, "stimuli", stimulus, root / "meta.json") if has_stimulus else group_names
@@ -202,4 +225,6 @@ def load(root: Path, val_fraction: float, seed: int) -> PairedData:
 def _fingerprint(root: Path) -> str:
     """The folder's files by path, size and modification time: changes when any file is rewritten."""
     stats = {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.iterdir()) if p.is_file()}
-    return hashlib.sha256(json.dumps({"arrays": str(root.resolve()), "files": stats}, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps({"arrays": str(root.resolve()), "files": stats}, sort_keys=True).encode()
+    ).hexdigest()

@@ -87,13 +87,17 @@ class PairedData:
     def __post_init__(self) -> None:
         n = len(self.eeg)
         if self.stimulus is not None and len(self.stimulus) != n:
-            raise DataError(f"EEG has {n} pairs but stimulus has {len(self.stimulus)} ids; give one stimulus id per pair")
+            raise DataError(
+                f"EEG has {n} pairs but stimulus has {len(self.stimulus)} ids; give one stimulus id per pair"
+            )
         if self.eeg.ndim != 3:
             raise DataError(f"EEG must be (N, channels, samples), got shape {self.eeg.shape}")
         if self.video.ndim != 5 or self.video.shape[-1] != 3:
             raise DataError(f"video must be (N, frames, height, width, 3) RGB, got shape {self.video.shape}")
         if len(self.video) != n or len(self.groups) != n:
-            raise DataError(f"EEG has {n} pairs but video has {len(self.video)} and groups {len(self.groups)}; they must match")
+            raise DataError(
+                f"EEG has {n} pairs but video has {len(self.video)} and groups {len(self.groups)}; they must match"
+            )
         if self.eeg.shape[1] != len(self.channels):
             raise DataError(f"EEG has {self.eeg.shape[1]} channels but {len(self.channels)} channel names are given")
 
@@ -139,8 +143,14 @@ class PairTorchDataset(torch.utils.data.Dataset):
     so the model knows to only normalize it.
     """
 
-    def __init__(self, data: PairedData, indices: np.ndarray, video_transform: Callable | None = None,
-                 load_eeg: bool = True, load_video: bool = True):
+    def __init__(
+        self,
+        data: PairedData,
+        indices: np.ndarray,
+        video_transform: Callable | None = None,
+        load_eeg: bool = True,
+        load_video: bool = True,
+    ):
         self.data, self.indices, self.video_transform = data, np.asarray(indices), video_transform
         self.load_eeg, self.load_video = load_eeg, load_video
 

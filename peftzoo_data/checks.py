@@ -29,6 +29,8 @@ CHUNK_BYTES = 64 * 2**20
 MAX_ABS_UV = 1e6
 """1 V: beyond any scalp EEG, and where float32 attention starts to overflow."""
 SAMPLE_WINDOWS = 256
+
+
 def _shown(indices: np.ndarray, limit: int = 10) -> str:
     head = ", ".join(str(int(i)) for i in indices[:limit])
     return head + (f", ... ({len(indices)} in all)" if len(indices) > limit else "")
@@ -59,8 +61,10 @@ def check_amplitude(eeg, keep: np.ndarray, where: str) -> None:
     """Refuse EEG that cannot be in microvolts, warn on implausible amplitudes; each names the factor."""
     median, peak = amplitude_uv(eeg, keep)
     if peak == 0:
-        raise DataError(f"{where}: the EEG is all zeros (in {min(SAMPLE_WINDOWS, len(keep))} windows sampled over the data); "
-                        f"check the export, training on it would retrieve at chance")
+        raise DataError(
+            f"{where}: the EEG is all zeros (in {min(SAMPLE_WINDOWS, len(keep))} windows sampled over the data); "
+            f"check the export, training on it would retrieve at chance"
+        )
     if median == 0:
         logger.warning("%s: the median absolute EEG value is 0 (mostly flat channels?); check the data", where)
         return
@@ -75,8 +79,10 @@ def check_eeg(data: PairedData, drop_nonfinite: bool = False, where: str = "data
     """`data` after the up-front EEG checks; with `drop_nonfinite`, without its non-finite pairs."""
     bad = bad_pairs(data.eeg)
     if len(bad) == len(data):
-        raise DataError(f"{where}: the EEG of every pair ({len(data)}) holds NaN, inf or values beyond 1 V, which cannot be "
-                        f"microvolts; check the export and the unit (eeg.npy must be float32 microvolts)")
+        raise DataError(
+            f"{where}: the EEG of every pair ({len(data)}) holds NaN, inf or values beyond 1 V, which cannot be "
+            f"microvolts; check the export and the unit (eeg.npy must be float32 microvolts)"
+        )
     if len(bad) and not drop_nonfinite:
         raise DataError(
             f"{where}: the EEG of {len(bad)} of {len(data)} pairs holds NaN, inf or values beyond 1 V (pairs {_shown(bad)}); "
@@ -86,8 +92,13 @@ def check_eeg(data: PairedData, drop_nonfinite: bool = False, where: str = "data
     check_amplitude(data.eeg, keep, where)
     if not len(bad):
         return data
-    logger.warning("%s: left out %d of %d pairs whose EEG holds NaN, inf or values beyond 1 V (pairs %s)",
-                   where, len(bad), len(data), _shown(bad))
+    logger.warning(
+        "%s: left out %d of %d pairs whose EEG holds NaN, inf or values beyond 1 V (pairs %s)",
+        where,
+        len(bad),
+        len(data),
+        _shown(bad),
+    )
     return drop_pairs(data, keep)
 
 
@@ -96,7 +107,9 @@ def drop_pairs(data: PairedData, keep: np.ndarray) -> PairedData:
     splits = {name: np.searchsorted(keep, idx[np.isin(idx, keep)]) for name, idx in data.splits.items()}
     fingerprint = None
     if data.fingerprint is not None:
-        fingerprint = hashlib.sha256(f"{data.fingerprint}:keep:{hashlib.sha256(keep.tobytes()).hexdigest()}".encode()).hexdigest()
+        fingerprint = hashlib.sha256(
+            f"{data.fingerprint}:keep:{hashlib.sha256(keep.tobytes()).hexdigest()}".encode()
+        ).hexdigest()
     return dataclasses.replace(
         data,
         eeg=RowSubset(data.eeg, keep),

@@ -54,11 +54,13 @@ class Negatives:
         return self.batch > 1 and (self.mean <= 0 or self.mean < self.floor)
 
     def describe(self) -> str:
-        return (f"{self.pairs} training pairs of {self.stimuli} distinct stimulus id{'s' if self.stimuli != 1 else ''} "
-                f"(the largest has {self.largest} pairs), batches of {self.batch}"
-                + (", masking pairs of one stimulus" if self.masked else "")
-                + f": {self.mean:.2f} unmasked negatives per anchor on average (least {self.least:.2f}) of "
-                f"{self.batch - 1} others, {100 * self.masked_share:.0f}% of the logits masked")
+        return (
+            f"{self.pairs} training pairs of {self.stimuli} distinct stimulus id{'s' if self.stimuli != 1 else ''} "
+            f"(the largest has {self.largest} pairs), batches of {self.batch}"
+            + (", masking pairs of one stimulus" if self.masked else "")
+            + f": {self.mean:.2f} unmasked negatives per anchor on average (least {self.least:.2f}) of "
+            f"{self.batch - 1} others, {100 * self.masked_share:.0f}% of the logits masked"
+        )
 
 
 def expected_negatives(ids: np.ndarray, batch: int, masked: bool, disjoint: bool) -> Negatives:

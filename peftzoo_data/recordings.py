@@ -39,7 +39,7 @@ class RecordingsConfig(DatasetConfig, IngestSections):
     """Folder that relative paths start from; None: the current folder."""
 
     @model_validator(mode="after")
-    def _one_split(self) -> "RecordingsConfig":
+    def _one_split(self) -> RecordingsConfig:
         if self.split is not None and "val_fraction" in self.model_fields_set:
             raise ValueError("give either val_fraction or split (split.by: fraction takes val/test shares), not both")
         # the spec's checks across sections (split ids need entities, bids events need a BIDS root)

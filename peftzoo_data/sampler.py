@@ -15,6 +15,7 @@ only its contiguous slice of each, so the slices gathered in rank order are the 
 from __future__ import annotations
 
 import abc
+
 import numpy as np
 import torch
 from torch.utils.data import Sampler
@@ -110,8 +111,11 @@ class IndexBatches:
     def __iter__(self):
         for positions in self.batch_sampler:
             index = self.indices[positions]
-            yield {"index": torch.from_numpy(index), "group": torch.from_numpy(self.groups[index]),
-                   "stimulus": torch.from_numpy(self.stimulus[index])}
+            yield {
+                "index": torch.from_numpy(index),
+                "group": torch.from_numpy(self.groups[index]),
+                "stimulus": torch.from_numpy(self.stimulus[index]),
+            }
 
     def __len__(self) -> int:
         return len(self.batch_sampler)

@@ -32,7 +32,9 @@ def group_split(groups: np.ndarray, val_fraction: float, seed: int) -> dict[str,
         count += counts[g]
     is_val = np.isin(groups, np.asarray(val_groups))
     if val_fraction > 0 and is_val.all():
-        raise DataError(f"val_fraction {val_fraction} leaves no pair for training (only {len(unique)} groups); lower it")
+        raise DataError(
+            f"val_fraction {val_fraction} leaves no pair for training (only {len(unique)} groups); lower it"
+        )
     return {"train": np.flatnonzero(~is_val), "val": np.flatnonzero(is_val)}
 
 

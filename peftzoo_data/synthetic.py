@@ -19,7 +19,25 @@ from peftzoo_data.base import DatasetConfig, PairedData, PairedDataset, group_sp
 
 # Sites of the standard 19-channel 10-20 montage (as in TUAB and the LaBraM parity fixture).
 DEFAULT_CHANNELS = [
-    "FP1", "FP2", "F7", "F3", "FZ", "F4", "F8", "T3", "C3", "CZ", "C4", "T4", "T5", "P3", "PZ", "P4", "T6", "O1", "O2",
+    "FP1",
+    "FP2",
+    "F7",
+    "F3",
+    "FZ",
+    "F4",
+    "F8",
+    "T3",
+    "C3",
+    "CZ",
+    "C4",
+    "T4",
+    "T5",
+    "P3",
+    "PZ",
+    "P4",
+    "T6",
+    "O1",
+    "O2",
 ]
 
 
@@ -96,7 +114,9 @@ def generate(cfg: SyntheticConfig, seed: int) -> PairedData:
         fps=cfg.fps,
         groups=groups,
         splits=group_split(groups, cfg.val_fraction, seed),
-        fingerprint=hashlib.sha256(json.dumps({"synthetic": cfg.model_dump(mode="json"), "seed": seed}, sort_keys=True).encode()).hexdigest(),
+        fingerprint=hashlib.sha256(
+            json.dumps({"synthetic": cfg.model_dump(mode="json"), "seed": seed}, sort_keys=True).encode()
+        ).hexdigest(),
     )
 
 

@@ -14,9 +14,16 @@ IMPOSSIBLE_UV = (1e-3, 1e5)
 def _unit_advice(median: float) -> str:
     """The unit a median absolute value suggests, as a power of 1000 away from the typical ~20 microvolts."""
     exponent = int(round(np.log10(20.0 / median) / 3) * 3)
-    names = {6: "volts: multiply by 1e6", 3: "millivolts: multiply by 1e3", -3: "nanovolts: multiply by 1e-3",
-             -6: "picovolts: multiply by 1e-6"}
-    return names.get(exponent, f"another unit: scale by 1e{exponent} to reach microvolts" if exponent else "microvolts: check the export")
+    names = {
+        6: "volts: multiply by 1e6",
+        3: "millivolts: multiply by 1e3",
+        -3: "nanovolts: multiply by 1e-3",
+        -6: "picovolts: multiply by 1e-6",
+    }
+    return names.get(
+        exponent,
+        f"another unit: scale by 1e{exponent} to reach microvolts" if exponent else "microvolts: check the export",
+    )
 
 
 def judge_amplitude(median: float) -> tuple[str | None, str]:

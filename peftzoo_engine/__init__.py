@@ -26,12 +26,25 @@ from peftzoo_engine.callbacks import Callback
 from peftzoo_engine.context import TrainContext
 from peftzoo_engine.device import Precision, resolve_device, resolve_precision
 from peftzoo_engine.errors import NonFiniteError, TrainingInterrupted
-from peftzoo_engine.loaders import make_loaders, use_group_disjoint
 from peftzoo_engine.grouping import decays, param_groups, role
+from peftzoo_engine.loaders import make_loaders, use_group_disjoint
 from peftzoo_engine.rng import seed_everything
 from peftzoo_engine.trainer import train
 
 __all__ = [
-    "Callback", "TrainContext", "NonFiniteError", "Precision", "TrainingInterrupted", "accumulated_backward", "decays", "make_loaders",
-    "param_groups", "resolve_device", "resolve_precision", "role", "seed_everything", "train", "use_group_disjoint",
+    "Callback",
+    "TrainContext",
+    "NonFiniteError",
+    "Precision",
+    "TrainingInterrupted",
+    "accumulated_backward",
+    "decays",
+    "make_loaders",
+    "param_groups",
+    "resolve_device",
+    "resolve_precision",
+    "role",
+    "seed_everything",
+    "train",
+    "use_group_disjoint",
 ]

@@ -6,8 +6,8 @@ import contextlib
 
 import torch
 
-from peftzoo_engine.distributed import BatchEmbedder, gather, gather_with_grad
 from peftzoo_engine.device import Precision
+from peftzoo_engine.distributed import BatchEmbedder, gather, gather_with_grad
 from peftzoo_model.model import DualEncoderCLIP
 
 
@@ -16,8 +16,13 @@ def _global(e: torch.Tensor, v: torch.Tensor, groups: torch.Tensor, index: torch
     return gather_with_grad(e), gather_with_grad(v), gather(groups), gather(index)
 
 
-def accumulated_backward(model: DualEncoderCLIP, micro_batches: list, device: torch.device, precision: Precision,
-                         embed: BatchEmbedder | None = None) -> torch.Tensor:
+def accumulated_backward(
+    model: DualEncoderCLIP,
+    micro_batches: list,
+    device: torch.device,
+    precision: Precision,
+    embed: BatchEmbedder | None = None,
+) -> torch.Tensor:
     """Backpropagate the loss of all micro-batches together, one micro-batch at a time; returns the loss.
 
     open_clip's accum-freq: a first pass without gradients embeds every micro-batch; then each is

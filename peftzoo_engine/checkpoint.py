@@ -19,10 +19,10 @@ from peftzoo_engine import distributed
 from peftzoo_engine.context import TrainContext
 from peftzoo_engine.progress import Progress
 from peftzoo_engine.rng import restore_rng, rng_state
-from recipes.errors import RecipeError
-from peftzoo_model.model import DualEncoderCLIP
 from peftzoo_engine.rundir import atomic_write
 from peftzoo_engine.weights import statistics_buffers, strategy_states, trained_names
+from peftzoo_model.model import DualEncoderCLIP
+from recipes.errors import RecipeError
 
 FORMAT = 3  # 3: strategies' state; RNG states as tensors (loadable with weights_only=True); "callbacks" may be absent
 
@@ -64,15 +64,21 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"{str(path)!r} holds objects other than tensors and plain values, so it is not a checkpoint "
-                              f"peftzoo wrote ({str(exc).splitlines()[0]}); it is not loaded") from None
+        raise CheckpointError(
+            f"{str(path)!r} holds objects other than tensors and plain values, so it is not a checkpoint "
+            f"peftzoo wrote ({str(exc).splitlines()[0]}); it is not loaded"
+        ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
-        raise CheckpointError(f"{str(path)!r} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'empty'}); "
-                              f"it is truncated or damaged, so this run cannot resume from it") from None
+        raise CheckpointError(
+            f"{str(path)!r} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'empty'}); "
+            f"it is truncated or damaged, so this run cannot resume from it"
+        ) from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         found = checkpoint.get("format") if isinstance(checkpoint, dict) else type(checkpoint).__name__
-        raise CheckpointError(f"{str(path)!r} is not a peftzoo checkpoint of format {FORMAT} (found {found!r}); "
-                              f"it was written by another version or program and cannot be resumed")
+        raise CheckpointError(
+            f"{str(path)!r} is not a peftzoo checkpoint of format {FORMAT} (found {found!r}); "
+            f"it was written by another version or program and cannot be resumed"
+        )
     return checkpoint
 
 
@@ -82,7 +88,9 @@ def restore_weights(checkpoint: dict[str, Any], model: DualEncoderCLIP) -> None:
     params = dict(model.named_parameters())
     missing = sorted(set(checkpoint["trained"]) - set(params))
     if missing:
-        raise CheckpointError(f"the checkpoint holds parameters this model lacks ({missing[:3]}); resume with the run's own recipe.yaml")
+        raise CheckpointError(
+            f"the checkpoint holds parameters this model lacks ({missing[:3]}); resume with the run's own recipe.yaml"
+        )
     with torch.no_grad():
         for name, value in checkpoint["trained"].items():
             params[name].copy_(value)
@@ -90,20 +98,25 @@ def restore_weights(checkpoint: dict[str, Any], model: DualEncoderCLIP) -> None:
     with torch.no_grad():
         for name, value in checkpoint.get("statistics", {}).items():
             if name not in statistics:
-                raise CheckpointError(f"the checkpoint holds statistics this model lacks ({name}); resume with the run's own recipe.yaml")
+                raise CheckpointError(
+                    f"the checkpoint holds statistics this model lacks ({name}); resume with the run's own recipe.yaml"
+                )
             statistics[name].copy_(value)
     model.ever_trainable |= set(checkpoint["trained"])
     for side, states in checkpoint["strategies"].items():
         applied = getattr(model, side).applied
         for key, state in states.items():
             if key not in applied:
-                raise CheckpointError(f"the checkpoint holds state of {side} strategy {key} that this run never applied; "
-                                      f"resume with the run's own recipe.yaml")
+                raise CheckpointError(
+                    f"the checkpoint holds state of {side} strategy {key} that this run never applied; "
+                    f"resume with the run's own recipe.yaml"
+                )
             applied[key][0].load_state_dict(state)
 
 
-def restore_training_state(checkpoint: dict[str, Any], model: DualEncoderCLIP, optimizer, scheduler, precision,
-                           progress: Progress) -> None:
+def restore_training_state(
+    checkpoint: dict[str, Any], model: DualEncoderCLIP, optimizer, scheduler, precision, progress: Progress
+) -> None:
     """Loss, optimizer, scheduler, scaler, progress and random state; after the stage's optimizer exists."""
     model.loss.load_state_dict(checkpoint["loss"])
     optimizer.load_state_dict(checkpoint["optimizer"])

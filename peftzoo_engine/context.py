@@ -50,8 +50,9 @@ class Callbacks:
 
     def state_dict(self) -> dict[str, Any]:
         """Each stateful callback's state by its key (the checkpoint's "callbacks")."""
-        return {key: c.state_dict() for key, c in zip(self.keys, self.items)
-                if callable(getattr(c, "state_dict", None))}
+        return {
+            key: c.state_dict() for key, c in zip(self.keys, self.items) if callable(getattr(c, "state_dict", None))
+        }
 
     def load_state_dict(self, states: dict[str, Any]) -> None:
         """Give each callback the state the checkpoint holds for its key; a stateful callback whose key the

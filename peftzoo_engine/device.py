@@ -40,6 +40,8 @@ class Precision:
         self.scaler = torch.amp.GradScaler(device.type) if self.dtype == torch.float16 else None
 
     def autocast(self):
-        if self.dtype is None:  # fp32: no context at all (making a disabled torch.autocast asks CUDA whether it is there)
+        if (
+            self.dtype is None
+        ):  # fp32: no context at all (making a disabled torch.autocast asks CUDA whether it is there)
             return contextlib.nullcontext()
         return torch.autocast(self.device_type, dtype=self.dtype)

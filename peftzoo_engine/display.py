@@ -66,9 +66,16 @@ class ProgressDisplay(Callback):
         self.loss: float | None = None
         self.what = f"epoch {ctx.progress.epoch}/{cfg.epochs}"
         if self.terminal:
-            self.bar = tqdm(total=self.total * self.samples_per_step, initial=self.done * self.samples_per_step,
-                            desc=self.what, unit="samples", unit_scale=True, leave=False, dynamic_ncols=True,
-                            mininterval=self.refresh_s)
+            self.bar = tqdm(
+                total=self.total * self.samples_per_step,
+                initial=self.done * self.samples_per_step,
+                desc=self.what,
+                unit="samples",
+                unit_scale=True,
+                leave=False,
+                dynamic_ncols=True,
+                mininterval=self.refresh_s,
+            )
 
     def on_step_end(self, ctx, loss, finite: bool) -> None:
         if not self.active:
@@ -90,8 +97,12 @@ class ProgressDisplay(Callback):
 
     def _line(self, now: float) -> str:
         steps = self.done - self.first
-        rate = rate_text(steps * self.samples_per_step, (self.total - self.first) * self.samples_per_step,
-                         now - self.start, "samples")
+        rate = rate_text(
+            steps * self.samples_per_step,
+            (self.total - self.first) * self.samples_per_step,
+            now - self.start,
+            "samples",
+        )
         loss = f", loss {self.loss:.4f}" if self.loss is not None else ""
         return f"{self.what}: step {self.done}/{self.total} ({100 * self.done / max(self.total, 1):.0f}%){loss}, {rate}"
 
@@ -102,8 +113,12 @@ class ProgressDisplay(Callback):
             self.bar.close()
             self.bar = None
         else:
-            logger.info("%s done in %s: %s samples/s", self.what, tqdm.format_interval(time.monotonic() - self.start),
-                        f"{record.get('samples_per_s', 0.0):,.0f}")
+            logger.info(
+                "%s done in %s: %s samples/s",
+                self.what,
+                tqdm.format_interval(time.monotonic() - self.start),
+                f"{record.get('samples_per_s', 0.0):,.0f}",
+            )
 
     def on_log(self, ctx, record: dict[str, Any]) -> None:
         if record.get("type") == "train" and "train/loss" in record:
@@ -132,14 +147,26 @@ class _Lines:
             if now >= next_at:
                 next_at = now + self.interval_s
                 of = f"/{self.total}" if self.total else ""
-                logger.info("%s: %d%s %ses, %s", self.desc, done, of, self.unit,
-                            rate_text(done, self.total or 0, now - start, self.unit))
+                logger.info(
+                    "%s: %d%s %ses, %s",
+                    self.desc,
+                    done,
+                    of,
+                    self.unit,
+                    rate_text(done, self.total or 0, now - start, self.unit),
+                )
         if done and time.monotonic() - start >= self.interval_s:
             logger.info("%s: %d %ses in %s", self.desc, done, self.unit, tqdm.format_interval(time.monotonic() - start))
 
 
-def progress(iterable: Iterable, desc: str, total: int | None = None, unit: str = "batch",
-             terminal: bool | None = None, interval_s: float = INTERVAL_S) -> Iterable:
+def progress(
+    iterable: Iterable,
+    desc: str,
+    total: int | None = None,
+    unit: str = "batch",
+    terminal: bool | None = None,
+    interval_s: float = INTERVAL_S,
+) -> Iterable:
     """`iterable` with its progress shown: a tqdm bar on a terminal, plain lines every `interval_s` seconds elsewhere
     (feature and clip caching, which take minutes with big encoders)."""
     total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)

@@ -168,4 +168,3 @@ class BatchEmbedder:
 def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-

@@ -7,7 +7,8 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -48,8 +49,9 @@ def train_epoch(ctx: TrainContext) -> None:
         t_start = time.perf_counter()
         wait += t_start - t_fetch
         parts.scheduler.step_update(num_updates=progress.step - progress.stage_start)
-        loss, finite = _optimizer_step(model, chunk, parts.optimizer, params, cfg, ctx.device, ctx.precision,
-                                       parts.embed)
+        loss, finite = _optimizer_step(
+            model, chunk, parts.optimizer, params, cfg, ctx.device, ctx.precision, parts.embed
+        )
         if finite:
             for strategy in model.strategies():
                 strategy.after_optimizer_step(progress.step - progress.stage_start)
@@ -79,8 +81,17 @@ def train_epoch(ctx: TrainContext) -> None:
     _log_epoch_loss(ctx, loss, finite, first_step)
     progress.batch_in_epoch = 0
     loader.batch_sampler.set_epoch(progress.epoch + 1)
-    record = log_epoch(ctx.run, progress, loader, wait, compute, skipped, batches=trained, log=ctx.log,
-                       loss_values=getattr(model.loss, "epoch_values", dict)())
+    record = log_epoch(
+        ctx.run,
+        progress,
+        loader,
+        wait,
+        compute,
+        skipped,
+        batches=trained,
+        log=ctx.log,
+        loss_values=getattr(model.loss, "epoch_values", dict)(),
+    )
     ctx.callbacks.call("on_epoch_end", ctx, record)
 
 
@@ -99,13 +110,21 @@ def loss_line_due(step: int, log_every: int, first_step: int) -> bool:
 
 
 def _log_train(ctx: TrainContext, loss: torch.Tensor) -> None:
-    ctx.log({"type": "train", "epoch": ctx.progress.epoch, "step": ctx.progress.step,
-             "train/loss": loss.detach().item(), "lr": scheduled_lr(ctx.stage.optimizer),
-             **ctx.model.loss.log_values()})
+    ctx.log(
+        {
+            "type": "train",
+            "epoch": ctx.progress.epoch,
+            "step": ctx.progress.step,
+            "train/loss": loss.detach().item(),
+            "lr": scheduled_lr(ctx.stage.optimizer),
+            **ctx.model.loss.log_values(),
+        }
+    )
 
 
-def _optimizer_step(model, chunk, optimizer, params, cfg, device, precision: Precision,
-                    embed) -> tuple[torch.Tensor, bool]:
+def _optimizer_step(
+    model, chunk, optimizer, params, cfg, device, precision: Precision, embed
+) -> tuple[torch.Tensor, bool]:
     """Backward over the chunk's micro-batches, clip, and step unless the loss or gradient is not
     finite; returns (loss, finite)."""
     optimizer.zero_grad(set_to_none=True)
@@ -155,9 +174,17 @@ def _check_nonfinite(progress: Progress, cfg, run: RunDir) -> None:
         )
 
 
-def log_epoch(run: RunDir, progress: Progress, loader, wait: float, compute: float, skipped: int,
-              batches: int | None = None, log: Callable[[dict], None] | None = None,
-              loss_values: dict | None = None) -> dict[str, Any]:
+def log_epoch(
+    run: RunDir,
+    progress: Progress,
+    loader,
+    wait: float,
+    compute: float,
+    skipped: int,
+    batches: int | None = None,
+    log: Callable[[dict], None] | None = None,
+    loss_values: dict | None = None,
+) -> dict[str, Any]:
     """The epoch line (data_wait_frac, samples_per_s, skipped_steps), written with `log` (default run.log);
     returns it. `batches`: the loader batches this pass trained (fewer than the epoch's after a mid-epoch
     resume; default all of them), so samples/s counts only what the timed steps trained. `loss_values`: the
@@ -165,15 +192,23 @@ def log_epoch(run: RunDir, progress: Progress, loader, wait: float, compute: flo
     total = wait + compute
     batches = len(loader) if batches is None else batches
     samples = batches * loader.batch_sampler.batch_size
-    record = {"type": "epoch", "epoch": progress.epoch, "step": progress.step,
-              "data_wait_frac": wait / total if total else 0.0, "samples_per_s": samples / total if total else 0.0,
-              "skipped_steps": skipped, **(loss_values or {})}
+    record = {
+        "type": "epoch",
+        "epoch": progress.epoch,
+        "step": progress.step,
+        "data_wait_frac": wait / total if total else 0.0,
+        "samples_per_s": samples / total if total else 0.0,
+        "skipped_steps": skipped,
+        **(loss_values or {}),
+    }
     (log or run.log)(record)
     if record["data_wait_frac"] > 0.2 and not progress.warned_wait and run.writes:
         progress.warned_wait = True
         logger.warning(
             "epoch %d spent %.0f%% of its step time waiting for data (data_wait_frac in metrics.jsonl); "
-            "raise train.num_workers", progress.epoch, 100 * record["data_wait_frac"]
+            "raise train.num_workers",
+            progress.epoch,
+            100 * record["data_wait_frac"],
         )
     if skipped:
         logger.warning("epoch %d skipped %d steps with a NaN or inf loss or gradient", progress.epoch, skipped)

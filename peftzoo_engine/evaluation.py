@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -34,7 +34,9 @@ def evaluate_epoch(ctx: TrainContext) -> dict:
     return metrics
 
 
-def record_evaluation(run: RunDir, progress: Progress, metrics: dict, log: Callable[[dict], None] | None = None) -> None:
+def record_evaluation(
+    run: RunDir, progress: Progress, metrics: dict, log: Callable[[dict], None] | None = None
+) -> None:
     """An evaluation's eval line (written with `log`, default run.log) and the progress counters (last
     metrics, best R@1); the batched sweep trainer records its trials' evaluations here too."""
     (log or run.log)({"type": "eval", "epoch": progress.epoch, "step": progress.step, **metrics})
@@ -42,5 +44,9 @@ def record_evaluation(run: RunDir, progress: Progress, metrics: dict, log: Calla
     progress.last_eval, progress.best = metrics, r1 if progress.best is None else max(progress.best, r1)
     logger.info(
         "epoch %d: val/loss %.4f, R@1 eeg->video %.3f video->eeg %.3f (chance %.3f)",
-        progress.epoch, metrics["val/loss"], r1, metrics["val/video_to_eeg/R@1"], metrics["val/chance_R@1"],
+        progress.epoch,
+        metrics["val/loss"],
+        r1,
+        metrics["val/video_to_eeg/R@1"],
+        metrics["val/chance_R@1"],
     )

@@ -24,13 +24,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load, save
 from torch.utils.data import DataLoader
 
+from peftzoo_data.base import PairedData, PairTorchDataset
 from peftzoo_engine.cache import content, store
 from peftzoo_engine.cache.code import code_identity
-from peftzoo_data.base import PairedData, PairTorchDataset
+from peftzoo_engine.display import progress
 from peftzoo_model.metrics import eval_mode
 from peftzoo_model.model import Tower
 from registry.component import name_of
-from peftzoo_engine.display import progress
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +48,9 @@ def weights_digest(module: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def key_spec(side: str, tower: Tower, data: PairedData, device: torch.device, dtype: torch.dtype | None,
-             cache_dir: Path) -> tuple[dict, str] | None:
+def key_spec(
+    side: str, tower: Tower, data: PairedData, device: torch.device, dtype: torch.dtype | None, cache_dir: Path
+) -> tuple[dict, str] | None:
     """(everything the features depend on, a description of the data); None: the data cannot be keyed."""
     array = data.eeg if side == "eeg" else data.video
     found = content.identity(array, data.fingerprint, cache_dir)
@@ -66,7 +67,9 @@ def key_spec(side: str, tower: Tower, data: PairedData, device: torch.device, dt
         "data": data_identity,
         "channels": list(data.channels) if side == "eeg" else None,
         "rate": data.sfreq if side == "eeg" else data.fps,
-        "code": code_identity([encoder] + ([encoder.preprocessing] if hasattr(encoder, "preprocessing") else []), COMPUTING_CODE),
+        "code": code_identity(
+            [encoder] + ([encoder.preprocessing] if hasattr(encoder, "preprocessing") else []), COMPUTING_CODE
+        ),
         "device": device.type,
         "dtype": str(dtype),
     }
@@ -77,14 +80,28 @@ cache_key = store.spec_key
 
 
 @torch.no_grad()
-def compute(side: str, tower: Tower, channels: list[str], data: PairedData, device: torch.device, batch_size: int,
-            num_workers: int, dtype: torch.dtype | None) -> torch.Tensor:
+def compute(
+    side: str,
+    tower: Tower,
+    channels: list[str],
+    data: PairedData,
+    device: torch.device,
+    batch_size: int,
+    num_workers: int,
+    dtype: torch.dtype | None,
+) -> torch.Tensor:
     """Features (N, D) float32 of every pair, in index order (held in memory until complete)."""
     dataset = PairTorchDataset(data, np.arange(len(data)), load_eeg=side == "eeg", load_video=side == "video")
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda",
-                        # Its own generator: iterating a loader draws a seed from the global RNG otherwise, and
-                        # only the process that computes an entry (the others read it) would draw it.
-                        generator=torch.Generator())
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+        # Its own generator: iterating a loader draws a seed from the global RNG otherwise, and
+        # only the process that computes an entry (the others read it) would draw it.
+        generator=torch.Generator(),
+    )
     out = []
     with eval_mode(tower.encoder):
         for batch in progress(loader, f"caching {side} features"):
@@ -117,20 +134,35 @@ def read(entry: store.Entry, shape: tuple[int, int | None]) -> torch.Tensor | No
     if feats is None:
         raise store.Damaged("it holds no 'features' tensor")
     n, dim = shape
-    if feats.dtype != torch.float32 or feats.ndim != 2 or feats.shape[0] != n or (dim is not None and feats.shape[1] != dim):
+    if (
+        feats.dtype != torch.float32
+        or feats.ndim != 2
+        or feats.shape[0] != n
+        or (dim is not None and feats.shape[1] != dim)
+    ):
         want = f"({n}, {dim if dim is not None else 'D'}) float32"
         raise store.Damaged(f"it holds {tuple(feats.shape)} {feats.dtype} features where this key implies {want}")
     return feats
 
 
-def features(side: str, tower: Tower, data: PairedData, device: torch.device, cache_dir: Path | None, batch_size: int,
-             num_workers: int = 0, dtype: torch.dtype | None = None) -> torch.Tensor:
+def features(
+    side: str,
+    tower: Tower,
+    data: PairedData,
+    device: torch.device,
+    cache_dir: Path | None,
+    batch_size: int,
+    num_workers: int = 0,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
     """The side's cached features on `device`: read from `cache_dir` when there and sound, else computed (and written).
 
     Another process computing the same entry is waited for, and its result read. An exception while
     computing (Ctrl-C, SIGTERM raised by the trainer's handler) leaves no entry and no temporary file.
     """
-    found = key_spec(side, tower, data, device, dtype, store.ensure_directory(cache_dir)) if cache_dir is not None else None
+    found = (
+        key_spec(side, tower, data, device, dtype, store.ensure_directory(cache_dir)) if cache_dir is not None else None
+    )
     if found is None:
         return compute(side, tower, list(data.channels), data, device, batch_size, num_workers, dtype)
     spec, data_description = found
@@ -140,15 +172,24 @@ def features(side: str, tower: Tower, data: PairedData, device: torch.device, ca
     def compute_and_publish(entry: store.Entry) -> torch.Tensor:
         feats = compute(side, tower, list(data.channels), data, device, batch_size, num_workers, dtype)
         raw = save({"features": feats.cpu().contiguous()})
-        entry.publish_bytes(raw, {
-            "kind": "features",
-            "sha256": hashlib.sha256(raw).hexdigest(),
-            "shape": list(feats.shape),
-            "dtype": "float32",
-            "describe": {"side": side, "encoder": spec["encoder"], "data": data_description, "pairs": len(data),
-                         "device": device.type, "dtype": str(dtype)},
-            "spec": spec,
-        })
+        entry.publish_bytes(
+            raw,
+            {
+                "kind": "features",
+                "sha256": hashlib.sha256(raw).hexdigest(),
+                "shape": list(feats.shape),
+                "dtype": "float32",
+                "describe": {
+                    "side": side,
+                    "encoder": spec["encoder"],
+                    "data": data_description,
+                    "pairs": len(data),
+                    "device": device.type,
+                    "dtype": str(dtype),
+                },
+                "spec": spec,
+            },
+        )
         logger.info("%s features: computed for %d pairs, cached at %s", side, len(feats), entry.data_path)
         return feats
 

@@ -10,15 +10,15 @@ from typing import Any
 
 import torch
 
-from peftzoo_model.model import DualEncoderCLIP
 from adapters import peft_names
+from peftzoo_model.model import DualEncoderCLIP
 from recipes.schema import LrScales
 
 _NO_DECAY_LEAVES = ("bias", "logit_scale", "logit_bias")
 _NO_DECAY_SUFFIXES = ("_embed", "_token", "_bias", "bias_table")
 
 
-def decays(name: str, param: torch.nn.Parameter, declared: "NoDecayDeclarations | None" = None) -> bool:
+def decays(name: str, param: torch.nn.Parameter, declared: NoDecayDeclarations | None = None) -> bool:
     """Weight decay only on weight matrices: not biases, norms (1-D), embeddings, temperature.
 
     Under a module with timm's `no_weight_decay()`, its list (names relative to it, fnmatch
@@ -66,7 +66,9 @@ def role(model: DualEncoderCLIP, name: str) -> str:
     return "encoder" if peft_names.unwrapped(rest) in pretrained else "adapter"
 
 
-def param_groups(model: DualEncoderCLIP, weight_decay: float, lr_scales: LrScales | None = None) -> list[dict[str, Any]]:
+def param_groups(
+    model: DualEncoderCLIP, weight_decay: float, lr_scales: LrScales | None = None
+) -> list[dict[str, Any]]:
     """Trainable parameters grouped by (weight decay, role, lr multiplier); the multiplier is the
     role's train.lr_scales entry times the strategy's own (layer decay, full's lr_scale)."""
     lr_scale = {f"eeg.encoder.{n}": s for n, s in model.eeg.report.lr_scale.items()}
@@ -80,7 +82,14 @@ def param_groups(model: DualEncoderCLIP, weight_decay: float, lr_scales: LrScale
         scale = lr_scale.get(name, 1.0) * (getattr(lr_scales, kind) if lr_scales is not None else 1.0)
         key = (decays(name, p, declared), kind, scale)
         group = groups.setdefault(
-            key, {"params": [], "names": [], "role": kind, "weight_decay": weight_decay if key[0] else 0.0, "lr_scale": scale}
+            key,
+            {
+                "params": [],
+                "names": [],
+                "role": kind,
+                "weight_decay": weight_decay if key[0] else 0.0,
+                "lr_scale": scale,
+            },
         )
         group["params"].append(p)
         group["names"].append(name)

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from peftzoo_engine import distributed
 from peftzoo_data.base import DataError, PairedData, PairTorchDataset
-from peftzoo_data.sampler import GroupDisjointBatches, InOrder, IndexBatches, ShuffledBatches
+from peftzoo_data.sampler import GroupDisjointBatches, IndexBatches, InOrder, ShuffledBatches
+from peftzoo_engine import distributed
 from peftzoo_model.model import DualEncoderCLIP
 from recipes.schema import Recipe
 
@@ -36,7 +36,9 @@ def make_loaders(recipe: Recipe, model: DualEncoderCLIP, data: PairedData, devic
     world = distributed.current()
     train_idx, val_idx = data.split("train"), data.split("val")
     if len(train_idx) < 2 * world.size:
-        raise DataError(f"the train split has {len(train_idx)} pairs; contrastive training needs at least 2 per process")
+        raise DataError(
+            f"the train split has {len(train_idx)} pairs; contrastive training needs at least 2 per process"
+        )
     batch = recipe.train.batch_size
     distributed.check_batch_size(batch, world)
     if batch > len(train_idx):
@@ -54,7 +56,9 @@ def make_loaders(recipe: Recipe, model: DualEncoderCLIP, data: PairedData, devic
     if use_group_disjoint(recipe, model, data):
         batches = GroupDisjointBatches(data.stimulus_ids[train_idx], batch, recipe.seed)
         if len(batches) == 0:
-            raise DataError(f"no batch of {batch} pairs of {batch} different stimuli can be formed; lower train.batch_size")
+            raise DataError(
+                f"no batch of {batch} pairs of {batch} different stimuli can be formed; lower train.batch_size"
+            )
     else:
         batches = ShuffledBatches(len(train_idx), batch, recipe.seed)
     batches.shard(world.rank, world.size)

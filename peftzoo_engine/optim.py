@@ -6,8 +6,8 @@ import timm.optim
 from timm.scheduler import CosineLRScheduler
 
 from peftzoo_engine import grouping
-from recipes.errors import RecipeError
 from peftzoo_model.model import DualEncoderCLIP
+from recipes.errors import RecipeError
 from recipes.schema import Recipe
 
 

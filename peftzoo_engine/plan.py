@@ -4,9 +4,8 @@ keeps the learning rate near 0 for the whole run."""
 
 from __future__ import annotations
 
-
-from recipes.compose import planned_steps, stage_plan
 from peftzoo_data.base import PairedData
+from recipes.compose import planned_steps, stage_plan
 from recipes.errors import RecipeError
 from recipes.schema import Recipe
 
@@ -28,8 +27,10 @@ def check(recipe: Recipe, data: PairedData) -> None:
         )
     if (cfg.select is not None or cfg.early_stopping is not None) and len(data.split("val")) < 2:
         key = "train.select" if cfg.select is not None else "train.early_stopping"
-        raise RecipeError(f"{key} ranks epochs by their validation metrics, but the validation split has "
-                          f"{len(data.split('val'))} pairs (at least 2 are needed); raise data.val_fraction or drop {key}")
+        raise RecipeError(
+            f"{key} ranks epochs by their validation metrics, but the validation split has "
+            f"{len(data.split('val'))} pairs (at least 2 are needed); raise data.val_fraction or drop {key}"
+        )
     if cfg.warmup_steps is None:
         return  # warmup_fraction < 1 always leaves steps after the warmup
     plan = stage_plan(recipe)

@@ -8,8 +8,19 @@ from typing import Any
 class Progress:
     """Counters of the run; `state()` is saved in checkpoints and set back on resume."""
 
-    SAVED = ("step", "epoch", "last_eval", "best", "skipped_in_a_row", "skipped_total", "stage", "stage_start", "batch_in_epoch",
-             "selection", "stopped_early")
+    SAVED = (
+        "step",
+        "epoch",
+        "last_eval",
+        "best",
+        "skipped_in_a_row",
+        "skipped_total",
+        "stage",
+        "stage_start",
+        "batch_in_epoch",
+        "selection",
+        "stopped_early",
+    )
 
     def __init__(self) -> None:
         self.step, self.epoch, self.last_eval, self.best, self.warned_wait = 0, 0, {}, None, False

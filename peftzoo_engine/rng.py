@@ -43,7 +43,9 @@ def restore_rng(states: list[dict[str, Any]]) -> None:
     """This process's random state from a checkpoint's per-process states (same number of processes)."""
     world = distributed.current()
     if len(states) != world.size:
-        raise RecipeError(f"the checkpoint was written by {len(states)} processes; resume it with as many (got {world.size})")
+        raise RecipeError(
+            f"the checkpoint was written by {len(states)} processes; resume it with as many (got {world.size})"
+        )
     state = states[world.rank]
     torch.set_rng_state(state["torch"])
     if state.get("cuda") is not None and torch.cuda.is_available():

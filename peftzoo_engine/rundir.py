@@ -62,8 +62,10 @@ class DiskFull(UserError):
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        super().__init__(f"no space left on the disk to write {self.path} (nothing partial was left there); "
-                         f"free space on it (df -h {self.path.parent}) or write elsewhere, then run the command again")
+        super().__init__(
+            f"no space left on the disk to write {self.path} (nothing partial was left there); "
+            f"free space on it (df -h {self.path.parent}) or write elsewhere, then run the command again"
+        )
 
 
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
@@ -157,7 +159,7 @@ class RunDir:
         self._recipe: dict[str, Any] = {}
 
     @classmethod
-    def open(cls, path: Path, writes: bool = True) -> "RunDir":
+    def open(cls, path: Path, writes: bool = True) -> RunDir:
         """An existing run directory, to resume."""
         run = cls(path.parent, "", existing=path, writes=writes)
         if writes:
@@ -176,9 +178,11 @@ class RunDir:
         try:
             lock.acquire(timeout=0)
         except filelock.Timeout:
-            raise RunLocked(f"{self.path} is being trained by another process (it holds {self.path / LOCK}); "
-                            "wait until that process ends, or stop it (Ctrl-C or kill PID writes a checkpoint) "
-                            "and resume then") from None
+            raise RunLocked(
+                f"{self.path} is being trained by another process (it holds {self.path / LOCK}); "
+                "wait until that process ends, or stop it (Ctrl-C or kill PID writes a checkpoint) "
+                "and resume then"
+            ) from None
         self._lock = lock
 
     @staticmethod
@@ -199,7 +203,7 @@ class RunDir:
             self._lock = None
 
     @classmethod
-    def follower(cls, path: Path) -> "RunDir":
+    def follower(cls, path: Path) -> RunDir:
         """The run directory the main process made, seen from another process: it writes nothing."""
         return cls(path.parent, "", existing=path, writes=False)
 
@@ -209,8 +213,10 @@ class RunDir:
         recipe_yaml = recipe_path.read_text() if recipe_path.is_file() else ""
         board = self.path / TENSORBOARD
         if self.writes and board.exists() and not board.is_dir() and "tensorboard" in _logger_names(recipe_yaml):
-            raise UserError(f"{board} is a file, but the recipe's train.loggers has tensorboard, which writes its "
-                            f"events into a directory of that name; move the file away and resume again")
+            raise UserError(
+                f"{board} is a file, but the recipe's train.loggers has tensorboard, which writes its "
+                f"events into a directory of that name; move the file away and resume again"
+            )
         if self.writes and self.metrics_path.is_file():
             # A last line cut by the crash that stopped the run is after the checkpoint's step: dropped with the rest.
             kept = [line for line in read_metrics(self.path, partial_last_line_ok=True) if line.get("step", 0) <= step]
@@ -268,7 +274,7 @@ class RunDir:
             try:
                 rest = memoryview((json.dumps(record) + "\n").encode())
                 while rest:
-                    rest = rest[f.write(rest):]
+                    rest = rest[f.write(rest) :]
             except OSError as exc:
                 f.truncate(size)  # no cut line left behind: the file ends with the last whole line
                 if exc.errno in FULL_DISK:
@@ -294,8 +300,11 @@ def weights_path(run_dir: Path, which: str = "last") -> Path:
 
 
 def _kind(value: Any) -> str:
-    return "null" if value is None else {dict: "object", list: "list", str: "string", bool: "boolean"}.get(
-        type(value), "number")
+    return (
+        "null"
+        if value is None
+        else {dict: "object", list: "list", str: "string", bool: "boolean"}.get(type(value), "number")
+    )
 
 
 def _read_text(path: Path, fix: str) -> str:
@@ -314,14 +323,17 @@ def read_info(run_dir: Path, missing_ok: bool = False) -> dict[str, Any]:
     if not path.is_file():
         if missing_ok:
             return {}
-        raise DamagedRunFile(f"{path} is missing, so {str(Path(run_dir))!r} is not a run directory; "
-                             "give the directory that `run:` printed")
+        raise DamagedRunFile(
+            f"{path} is missing, so {str(Path(run_dir))!r} is not a run directory; "
+            "give the directory that `run:` printed"
+        )
     text = _read_text(path, fix)
     try:
         info = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DamagedRunFile(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg}); "
-                             f"the file is damaged: {fix}") from None
+        raise DamagedRunFile(
+            f"{path}, line {exc.lineno}: not valid JSON ({exc.msg}); the file is damaged: {fix}"
+        ) from None
     if not isinstance(info, dict):
         raise DamagedRunFile(f"{path}, line 1: a JSON {_kind(info)}, not an object; the file is damaged: {fix}")
     return info
@@ -351,15 +363,19 @@ def read_metrics(run_dir: Path, partial_last_line_ok: bool = False) -> list[dict
                 break
             what = "cut short (a write interrupted by a crash)" if last else f"not valid JSON ({exc.msg})"
             if last:
-                fix = (f"delete line {number} (`sed -i '{number}d' {path}`), or resume the run "
-                       f"(python -m recipes.run --resume {Path(run_dir)}), which rewrites it")
+                fix = (
+                    f"delete line {number} (`sed -i '{number}d' {path}`), or resume the run "
+                    f"(python -m recipes.run --resume {Path(run_dir)}), which rewrites it"
+                )
             else:
                 fix = "train the run again, or delete the line if it is not needed"
             raise DamagedRunFile(f"{path}, line {number}: {what}; {fix}") from None
         if not isinstance(line, dict):
-            raise DamagedRunFile(f"{path}, line {number}: a JSON {_kind(line)}, not an object; every line of "
-                                 f"metrics.jsonl is one object: delete the line (`sed -i '{number}d' {path}`) "
-                                 "or train the run again")
+            raise DamagedRunFile(
+                f"{path}, line {number}: a JSON {_kind(line)}, not an object; every line of "
+                f"metrics.jsonl is one object: delete the line (`sed -i '{number}d' {path}`) "
+                "or train the run again"
+            )
         lines.append(line)
     return lines
 
@@ -378,6 +394,7 @@ def read_recipe(run_dir: Path) -> dict[str, Any]:
         where = f", line {mark.line + 1}" if mark else ""
         raise DamagedRunFile(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', None) or exc}); {fix}") from None
     if not isinstance(raw, dict):
-        raise DamagedRunFile(f"{path}, line 1: a YAML {_kind(raw)}, not a mapping of sections; "
-                             f"the file is damaged: {fix}")
+        raise DamagedRunFile(
+            f"{path}, line 1: a YAML {_kind(raw)}, not a mapping of sections; the file is damaged: {fix}"
+        )
     return raw

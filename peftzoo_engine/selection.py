@@ -11,13 +11,12 @@ import logging
 import math
 from typing import Any
 
-
+from peftzoo_engine import rundir
 from peftzoo_engine.metadata import weights_metadata
 from peftzoo_engine.progress import Progress
-from peftzoo_model.model import DualEncoderCLIP
 from peftzoo_engine.rundir import RunDir
-from peftzoo_engine import rundir
 from peftzoo_engine.weights import save_trainable
+from peftzoo_model.model import DualEncoderCLIP
 from recipes.schema import Recipe
 
 logger = logging.getLogger(__name__)
@@ -40,7 +39,9 @@ def better(value: float, than: float | None, mode: str, by: float = 0.0) -> bool
     return value > than + by if mode == "max" else value < than - by
 
 
-def after_evaluation(recipe: Recipe, model: DualEncoderCLIP, run: RunDir, progress: Progress, metrics: dict[str, float]) -> bool:
+def after_evaluation(
+    recipe: Recipe, model: DualEncoderCLIP, run: RunDir, progress: Progress, metrics: dict[str, float]
+) -> bool:
     """Keep the weights if this epoch is the best so far; returns True when early stopping ends the run."""
     cfg = recipe.train
     if cfg.select is None and cfg.early_stopping is None:
@@ -60,17 +61,26 @@ def after_evaluation(recipe: Recipe, model: DualEncoderCLIP, run: RunDir, progre
     state["evaluations_without_improvement"] = state.get("evaluations_without_improvement", 0) + 1
     if state["evaluations_without_improvement"] < stopping.patience:
         return False
-    reason = (f"{metric} did not improve on {state.get('reference')} by more than {stopping.min_delta} "
-              f"for {stopping.patience} evaluations")
+    reason = (
+        f"{metric} did not improve on {state.get('reference')} by more than {stopping.min_delta} "
+        f"for {stopping.patience} evaluations"
+    )
     run.info["stopped_early"] = {"epoch": progress.epoch, "reason": reason}
     run.write_info()
     logger.info("early stopping after epoch %d: %s", progress.epoch, reason)
     return True
 
 
-def _keep_best(recipe: Recipe, model: DualEncoderCLIP, run: RunDir, progress: Progress, metric: str, mode: str,
-               value: float) -> None:
-    best: dict[str, Any] = {"epoch": progress.epoch, "step": progress.step, "metric": metric, "mode": mode, "value": value}
+def _keep_best(
+    recipe: Recipe, model: DualEncoderCLIP, run: RunDir, progress: Progress, metric: str, mode: str, value: float
+) -> None:
+    best: dict[str, Any] = {
+        "epoch": progress.epoch,
+        "step": progress.step,
+        "metric": metric,
+        "mode": mode,
+        "value": value,
+    }
     if run.writes:
         metadata = {**weights_metadata(recipe, model), "epoch": progress.epoch, "metric": metric, "value": value}
         save_trainable(model, run.path / BEST_FILE, metadata)

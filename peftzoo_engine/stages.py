@@ -29,8 +29,9 @@ from recipes.schema import Recipe
 logger = logging.getLogger(__name__)
 
 
-def cache_features(recipe: Recipe, model: DualEncoderCLIP, data: PairedData, device, cache_dir: Path,
-                   precision: Precision) -> PairedData:
+def cache_features(
+    recipe: Recipe, model: DualEncoderCLIP, data: PairedData, device, cache_dir: Path, precision: Precision
+) -> PairedData:
     """With train.feature_cache, a frozen side's encoder features are computed once (model.cached)
     and a training video encoder reads clips cached at input size; returns the data to train on.
     (Public: the batched sweep trainer caches with it too.)"""
@@ -42,20 +43,30 @@ def cache_features(recipe: Recipe, model: DualEncoderCLIP, data: PairedData, dev
     for side in ("eeg", "video"):
         tower = getattr(model, side)
         if not tower.report.trains_encoder:
-            model.cached[side] = feature_cache.features(side, tower, data, device, cache_dir, batch, cfg.num_workers,
-                                                        precision.dtype)
+            model.cached[side] = feature_cache.features(
+                side, tower, data, device, cache_dir, batch, cfg.num_workers, precision.dtype
+            )
     if model.video.report.trains_encoder:
         # The video encoder trains: cache its clips at input size instead (resize and crop once).
         return video_cache.prepare(model.video.encoder, data, cache_dir, batch, cfg.num_workers, device)
     return data
 
 
-def log_stage_start(run: RunDir, model: DualEncoderCLIP, progress: Progress, index: int, stage, lr: float,
-                    log: Callable[[dict], None] | None = None) -> None:
+def log_stage_start(
+    run: RunDir,
+    model: DualEncoderCLIP,
+    progress: Progress,
+    index: int,
+    stage,
+    lr: float,
+    log: Callable[[dict], None] | None = None,
+) -> None:
     """The stage's summary into run.json's stages and metrics.jsonl (with `log`, default run.log), and a log line.
     (Public: the batched sweep trainer logs its stages with it too.)"""
     summary: dict[str, Any] = {
-        "stage": index, "epochs": stage.epochs, "lr": lr,
+        "stage": index,
+        "epochs": stage.epochs,
+        "lr": lr,
         "trainable_parameters": sum(p.numel() for p in model.trainable_parameters().values()),
         "strategies": strategies_summary(model),
         "cached_features": sorted(model.cached),
@@ -63,8 +74,15 @@ def log_stage_start(run: RunDir, model: DualEncoderCLIP, progress: Progress, ind
     run.info["stages"].append(summary)
     run.write_info()
     (log or run.log)({"type": "stage", "epoch": progress.epoch, "step": progress.step, **summary})
-    logger.info("stage %d: %d epochs at lr %g, %s trainable parameters (%s; %s)", index, stage.epochs, lr,
-                f"{summary['trainable_parameters']:,}", summary["strategies"]["eeg"], summary["strategies"]["video"])
+    logger.info(
+        "stage %d: %d epochs at lr %g, %s trainable parameters (%s; %s)",
+        index,
+        stage.epochs,
+        lr,
+        f"{summary['trainable_parameters']:,}",
+        summary["strategies"]["eeg"],
+        summary["strategies"]["video"],
+    )
 
 
 def _stage_lr(ctx: TrainContext, stage) -> float:
@@ -79,13 +97,23 @@ def build_stage(ctx: TrainContext, index: int, stage, first_epoch: int, steps: i
     lr = _stage_lr(ctx, stage)
     optimizer = make_optimizer(ctx.recipe, ctx.model, lr)
     scheduler = make_scheduler(ctx.recipe, optimizer, steps, lr)
-    return StageParts(index=index, stage=stage, first_epoch=first_epoch, steps=steps, optimizer=optimizer,
-                      scheduler=scheduler, train_loader=train_loader, val_loader=val_loader,
-                      in_order_loader=in_order_loader, embed=BatchEmbedder(ctx.model, ctx.device))
+    return StageParts(
+        index=index,
+        stage=stage,
+        first_epoch=first_epoch,
+        steps=steps,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        train_loader=train_loader,
+        val_loader=val_loader,
+        in_order_loader=in_order_loader,
+        embed=BatchEmbedder(ctx.model, ctx.device),
+    )
 
 
-def run_stage(ctx: TrainContext, index: int, stage, first_epoch: int, steps: int,
-              checkpoint: dict[str, Any] | None) -> None:
+def run_stage(
+    ctx: TrainContext, index: int, stage, first_epoch: int, steps: int, checkpoint: dict[str, Any] | None
+) -> None:
     """Train one stage whose strategies are applied, from its start or from `checkpoint` inside it."""
     progress = ctx.progress
     if checkpoint is not None:

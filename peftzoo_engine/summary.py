@@ -19,7 +19,10 @@ def side_summary(model: DualEncoderCLIP, side: str) -> str:
         count = counts.setdefault(role(model, full), [0, 0])
         count[0] += params[full].numel()
         count[1] += 1
-    parts = [f"{n:,} {kind} parameters in {tensors} tensors" for kind, (n, tensors) in sorted(counts.items(), key=lambda kv: kv[0] != "adapter")]
+    parts = [
+        f"{n:,} {kind} parameters in {tensors} tensors"
+        for kind, (n, tensors) in sorted(counts.items(), key=lambda kv: kv[0] != "adapter")
+    ]
     return f"{report.strategy}: {' and '.join(parts)}"
 
 

@@ -35,8 +35,14 @@ logger = logging.getLogger(__name__)
 
 
 def train(
-    recipe: Recipe, model: DualEncoderCLIP, data: PairedData, run: RunDir, device: torch.device,
-    reg: Registry | None = None, resume: Path | dict[str, Any] | None = None, callbacks: list[Any] | None = None,
+    recipe: Recipe,
+    model: DualEncoderCLIP,
+    data: PairedData,
+    run: RunDir,
+    device: torch.device,
+    reg: Registry | None = None,
+    resume: Path | dict[str, Any] | None = None,
+    callbacks: list[Any] | None = None,
     display: bool = True,
 ) -> dict[str, Any]:
     """Train `model` as `recipe` says, stage by stage, writing everything into `run`; returns the final metrics.
@@ -74,19 +80,34 @@ def train(
     return ctx.progress.last_eval
 
 
-def finish_run(recipe: Recipe, model: DualEncoderCLIP, run: RunDir, progress: Progress, precision: Precision,
-               **extra: Any) -> None:
+def finish_run(
+    recipe: Recipe, model: DualEncoderCLIP, run: RunDir, progress: Progress, precision: Precision, **extra: Any
+) -> None:
     """The end of a completed run: its trainable weights, then run.json's final record (also each trial's
     of a batched sweep, with `extra` keys)."""
     if run.writes:
         save_trainable(model, run.weights_path, weights_metadata(recipe, model))
-    run.finish("completed", final_metrics=progress.last_eval, best_val_eeg_to_video_R1=progress.best,
-               steps=progress.step, skipped_steps=progress.skipped_total,
-               precision=str(precision.dtype or torch.float32), **extra)
+    run.finish(
+        "completed",
+        final_metrics=progress.last_eval,
+        best_val_eeg_to_video_R1=progress.best,
+        steps=progress.step,
+        skipped_steps=progress.skipped_total,
+        precision=str(precision.dtype or torch.float32),
+        **extra,
+    )
 
 
-def make_context(recipe: Recipe, model: DualEncoderCLIP, data: PairedData, run: RunDir, device: torch.device,
-                 reg: Registry, callbacks: list[Any] | None = None, display: bool = True) -> TrainContext:
+def make_context(
+    recipe: Recipe,
+    model: DualEncoderCLIP,
+    data: PairedData,
+    run: RunDir,
+    device: torch.device,
+    reg: Registry,
+    callbacks: list[Any] | None = None,
+    display: bool = True,
+) -> TrainContext:
     """The run's context: its callbacks are those given, then the progress display, then the recipe's."""
     given = list(callbacks or [])
     keys = [default_key(c, i) for i, c in enumerate(given)]
@@ -96,11 +117,19 @@ def make_context(recipe: Recipe, model: DualEncoderCLIP, data: PairedData, run: 
     named, named_keys = recipe_callbacks(recipe, reg)
     cfg = recipe.train
     cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else run.path.parent / ".cache" / "features"
-    return TrainContext(recipe=recipe, model=model, data=data, run=run, device=device,
-                        precision=Precision(cfg.precision, device),
-                        reg=reg, cache_dir=cache_dir, steps_per_epoch=planned_steps(recipe, data, 1),
-                        total_steps=planned_steps(recipe, data, cfg.epochs) or 0,
-                        callbacks=Callbacks(given + named, keys + named_keys))
+    return TrainContext(
+        recipe=recipe,
+        model=model,
+        data=data,
+        run=run,
+        device=device,
+        precision=Precision(cfg.precision, device),
+        reg=reg,
+        cache_dir=cache_dir,
+        steps_per_epoch=planned_steps(recipe, data, 1),
+        total_steps=planned_steps(recipe, data, cfg.epochs) or 0,
+        callbacks=Callbacks(given + named, keys + named_keys),
+    )
 
 
 def recipe_callbacks(recipe, reg) -> tuple[list[Any], list[str]]:
@@ -157,14 +186,24 @@ def _log_resume(run: RunDir, progress: dict[str, Any], plan: list) -> None:
     """Where a resumed run continues: stage, epoch and step (and the batch, mid-epoch)."""
     epoch, batch = progress["epoch"], progress["batch_in_epoch"]
     at = f"epoch {epoch} after its batch {batch}" if batch else f"the start of epoch {epoch + 1}"
-    logger.info("resuming run %s from step %d: stage %d of %d, %s", run.run_id, progress["step"], progress["stage"] + 1,
-                len(plan), at)
+    logger.info(
+        "resuming run %s from step %d: stage %d of %d, %s",
+        run.run_id,
+        progress["step"],
+        progress["stage"] + 1,
+        len(plan),
+        at,
+    )
 
 
 def data_shape(data: PairedData) -> dict[str, Any]:
     """What loaders of the run need to know of its training data (run.json["data"])."""
-    return {"channels": list(data.channels), "sfreq": float(data.sfreq), "n_samples": int(data.eeg.shape[2]),
-            "frame_shape": [int(x) for x in data.video.shape[1:]]}
+    return {
+        "channels": list(data.channels),
+        "sfreq": float(data.sfreq),
+        "n_samples": int(data.eeg.shape[2]),
+        "frame_shape": [int(x) for x in data.video.shape[1:]],
+    }
 
 
 @contextlib.contextmanager

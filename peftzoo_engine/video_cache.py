@@ -28,11 +28,11 @@ from torch.utils.data import DataLoader
 
 from encoders.base import VideoEncoder
 from encoders.video_preprocess import VideoPreprocess
-from peftzoo_engine.cache import content, store
-from registry.component import name_of
-from peftzoo_engine.cache.code import code_identity
 from peftzoo_data.base import PairedData, PairTorchDataset
+from peftzoo_engine.cache import content, store
+from peftzoo_engine.cache.code import code_identity
 from peftzoo_engine.display import progress
+from registry.component import name_of
 from registry.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -45,8 +45,9 @@ class VideoCacheError(UserError, OSError):
     """The cache directory cannot hold the clips."""
 
 
-def key_spec(preprocessing: VideoPreprocess, data: PairedData, device: torch.device,
-             cache_dir: Path | None) -> tuple[dict, str] | None:
+def key_spec(
+    preprocessing: VideoPreprocess, data: PairedData, device: torch.device, cache_dir: Path | None
+) -> tuple[dict, str] | None:
     """(what the clips depend on, a description of the data); None when the data has no fingerprint.
 
     With a cache directory the video array is keyed by its content (peftzoo_engine/cache/content.py);
@@ -73,13 +74,21 @@ cache_key = store.spec_key
 
 
 @torch.no_grad()
-def clip_batches(preprocessing: VideoPreprocess, data: PairedData, device: torch.device, batch_size: int, num_workers: int):
+def clip_batches(
+    preprocessing: VideoPreprocess, data: PairedData, device: torch.device, batch_size: int, num_workers: int
+):
     """uint8 clips (B, frames, size, size, 3) as numpy arrays, every pair in index order."""
     dataset = PairTorchDataset(data, np.arange(len(data)), load_eeg=False)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda",
-                        # Its own generator: iterating a loader draws a seed from the global RNG otherwise, and
-                        # only the process that computes an entry (the others read it) would draw it.
-                        generator=torch.Generator())
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+        # Its own generator: iterating a loader draws a seed from the global RNG otherwise, and
+        # only the process that computes an entry (the others read it) would draw it.
+        generator=torch.Generator(),
+    )
     for batch in progress(loader, "resizing video clips"):
         clips = preprocessing.sample_resize_crop(batch["video"].to(device, non_blocking=True))
         yield clips.cpu().numpy()
@@ -137,8 +146,15 @@ def read(entry: store.Entry, shape: tuple[int, ...]) -> np.ndarray | None:
         clips = np.load(entry.data_path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise store.Damaged(f"it is not a readable .npy file ({exc})") from None
-    if not isinstance(clips, np.memmap) or clips.dtype != np.uint8 or clips.shape != shape or not clips.flags.c_contiguous:
-        raise store.Damaged(f"it holds {getattr(clips, 'shape', '?')} {getattr(clips, 'dtype', '?')} where this key implies {shape} uint8")
+    if (
+        not isinstance(clips, np.memmap)
+        or clips.dtype != np.uint8
+        or clips.shape != shape
+        or not clips.flags.c_contiguous
+    ):
+        raise store.Damaged(
+            f"it holds {getattr(clips, 'shape', '?')} {getattr(clips, 'dtype', '?')} where this key implies {shape} uint8"
+        )
     if int(clips.offset) + clips.nbytes != entry.data_path.stat().st_size:
         raise store.Damaged(f"its size does not match its {shape} header")
     entry.verify(manifest)
@@ -151,7 +167,10 @@ def split_preprocessing(encoder) -> VideoPreprocess | None:
     or the `VideoEncoder` base's own `preprocess` (= its `preprocessing`) not overridden. Else None:
     a plugin's own `preprocess` is then the only way its frames are prepared, so no clip cache."""
     preprocessing = getattr(encoder, "preprocessing", None)
-    if not (callable(getattr(preprocessing, "sample_resize_crop", None)) and callable(getattr(preprocessing, "normalize", None))):
+    if not (
+        callable(getattr(preprocessing, "sample_resize_crop", None))
+        and callable(getattr(preprocessing, "normalize", None))
+    ):
         return None
     declared = getattr(encoder, "preprocess_split", None)
     if declared is None:
@@ -159,8 +178,14 @@ def split_preprocessing(encoder) -> VideoPreprocess | None:
     return preprocessing if declared else None
 
 
-def prepare(encoder: VideoEncoder, data: PairedData, cache_dir: Path | None, batch_size: int, num_workers: int = 0,
-            device: torch.device = torch.device("cpu")) -> PairedData:
+def prepare(
+    encoder: VideoEncoder,
+    data: PairedData,
+    cache_dir: Path | None,
+    batch_size: int,
+    num_workers: int = 0,
+    device: torch.device = torch.device("cpu"),
+) -> PairedData:
     """`data` with its video replaced by clips at `encoder`'s input size (`video_at_input_size`).
 
     The clips are read from `cache_dir` when there and sound, else computed on `device` and written
@@ -185,19 +210,30 @@ def prepare(encoder: VideoEncoder, data: PairedData, cache_dir: Path | None, bat
     def compute_and_publish(entry: store.Entry) -> np.ndarray:
         temporary = entry.temporary()
         sha256 = write_npy(temporary, shape, clip_batches(preprocessing, data, device, batch_size, num_workers))
-        entry.publish(temporary, {
-            "kind": "video-clips",
-            "sha256": sha256,
-            "shape": list(shape),
-            "dtype": "uint8",
-            "describe": {"side": "video", "encoder": name_of(encoder),
-                         "data": found[1], "pairs": len(data), "device": device.type,
-                         "clips": f"{preprocessing.frames}x{preprocessing.size}x{preprocessing.size}"},
-            "spec": found[0],
-        })
-        logger.info("video clips at input size %s: computed for %d pairs, cached at %s", shape[1:], len(data), entry.data_path)
+        entry.publish(
+            temporary,
+            {
+                "kind": "video-clips",
+                "sha256": sha256,
+                "shape": list(shape),
+                "dtype": "uint8",
+                "describe": {
+                    "side": "video",
+                    "encoder": name_of(encoder),
+                    "data": found[1],
+                    "pairs": len(data),
+                    "device": device.type,
+                    "clips": f"{preprocessing.frames}x{preprocessing.size}x{preprocessing.size}",
+                },
+                "spec": found[0],
+            },
+        )
+        logger.info(
+            "video clips at input size %s: computed for %d pairs, cached at %s", shape[1:], len(data), entry.data_path
+        )
         return np.load(entry.data_path, mmap_mode="r", allow_pickle=False)
 
-    clips = store.read_or_compute(entry, lambda entry: read(entry, shape), compute_and_publish,
-                                  f"video clips at input size {shape[1:]}")
+    clips = store.read_or_compute(
+        entry, lambda entry: read(entry, shape), compute_and_publish, f"video clips at input size {shape[1:]}"
+    )
     return dataclasses.replace(data, video=clips, video_at_input_size=True, fingerprint=fingerprint)

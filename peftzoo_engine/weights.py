@@ -51,8 +51,11 @@ def statistics_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
     """
     out: dict[str, torch.Tensor] = {}
     for prefix, module in model.named_modules():
-        own = {n: b for n, b in module.named_buffers(recurse=False)
-               if b is not None and n not in module._non_persistent_buffers_set}
+        own = {
+            n: b
+            for n, b in module.named_buffers(recurse=False)
+            if b is not None and n not in module._non_persistent_buffers_set
+        }
         if any(b.is_floating_point() for b in own.values()):
             out.update({f"{prefix}.{n}" if prefix else n: b for n, b in own.items()})
     return out
@@ -61,8 +64,11 @@ def statistics_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
 def strategy_states(model: nn.Module) -> dict[str, dict[str, dict]]:
     """Side -> strategy key -> `Strategy.state_dict()`, for every strategy applied so far (frozen
     ones too); {} for a model without towers (an encoder alone)."""
-    return {side: {key: strategy.state_dict() for key, (strategy, _) in getattr(model, side).applied.items()}
-            for side in ("eeg", "video") if hasattr(getattr(model, side, None), "applied")}
+    return {
+        side: {key: strategy.state_dict() for key, (strategy, _) in getattr(model, side).applied.items()}
+        for side in ("eeg", "video")
+        if hasattr(getattr(model, side, None), "applied")
+    }
 
 
 def strategy_state_path(weights: Path) -> Path:
@@ -91,8 +97,11 @@ def save_trainable(model: nn.Module, path: Path, metadata: dict[str, Any]) -> in
     state = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if n in names}
     state.update({n: b.detach().cpu().contiguous() for n, b in statistics_buffers(model).items()})
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
-    states = {side: kept for side, by_key in strategy_states(model).items()
-              if (kept := {key: _on_cpu(s) for key, s in by_key.items() if s})}
+    states = {
+        side: kept
+        for side, by_key in strategy_states(model).items()
+        if (kept := {key: _on_cpu(s) for key, s in by_key.items() if s})
+    }
     sidecar = strategy_state_path(path)
     if states:
         buffer = io.BytesIO()
@@ -113,15 +122,19 @@ def load_strategy_states(model: nn.Module, weights: Path) -> list[str]:
     try:
         states = torch.load(sidecar, map_location="cpu", weights_only=True)
     except Exception as exc:  # a damaged or foreign file: one message, the run is not loaded half-way
-        raise UserError(f"{sidecar} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'empty'}); "
-                        f"it is damaged: copy the run again") from None
+        raise UserError(
+            f"{sidecar} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'empty'}); "
+            f"it is damaged: copy the run again"
+        ) from None
     loaded = []
     for side, by_key in states.items():
         applied = getattr(getattr(model, side, None), "applied", None)
         for key, state in by_key.items():
             if applied is None or key not in applied:
-                raise UserError(f"{sidecar} holds state of {side} strategy {key}, which this model does not apply; "
-                                f"build it from the run's recipe.yaml")
+                raise UserError(
+                    f"{sidecar} holds state of {side} strategy {key}, which this model does not apply; "
+                    f"build it from the run's recipe.yaml"
+                )
             applied[key][0].load_state_dict(state)
             loaded.append(f"{side}:{key}")
     return loaded
@@ -186,8 +199,13 @@ def load_trainable(model: nn.Module, path: str | Path) -> list[str]:
     if found:
         raise UserError(f"{path} does not fit this model (build it from the run's recipe.yaml): " + "; ".join(found))
     if statistics and not saved_statistics:
-        logger.warning("%s holds no running statistics (written before peftzoo saved them): %d statistics buffers such as %s "
-                       "keep the base encoder's values", path, len(statistics), next(iter(statistics)))
+        logger.warning(
+            "%s holds no running statistics (written before peftzoo saved them): %d statistics buffers such as %s "
+            "keep the base encoder's values",
+            path,
+            len(statistics),
+            next(iter(statistics)),
+        )
     with torch.no_grad():
         for name, value in state.items():
             params[name].copy_(value)

@@ -19,7 +19,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from peftzoo_model.metric_names import (  # noqa: F401 (the names, re-exported beside the code that computes them)
-    DIRECTIONS, KS, RANK_METRICS, RETRIEVAL_METRICS, SELECTABLE_METRICS, lower_is_better,
+    DIRECTIONS,
+    KS,
+    RANK_METRICS,
+    RETRIEVAL_METRICS,
+    SELECTABLE_METRICS,
+    lower_is_better,
 )
 
 logger = logging.getLogger(__name__)
@@ -47,8 +52,10 @@ def same_video_labels(video, indices: np.ndarray) -> np.ndarray:
     """(len(indices),) int64: pairs whose uint8 videos are byte-identical share a label (read row by
     row, so a memory-mapped array is never loaded whole)."""
     seen: dict[bytes, int] = {}
-    return np.array([seen.setdefault(hashlib.sha1(np.ascontiguousarray(video[i]).tobytes()).digest(), len(seen))
-                     for i in indices], dtype=np.int64)
+    return np.array(
+        [seen.setdefault(hashlib.sha1(np.ascontiguousarray(video[i]).tobytes()).digest(), len(seen)) for i in indices],
+        dtype=np.int64,
+    )
 
 
 def nonfinite(embeddings: torch.Tensor) -> int:
@@ -62,7 +69,6 @@ def retrieval_metrics(similarity: torch.Tensor, prefix: str, same=None) -> dict[
     out[f"{prefix}/mean_rank"] = float(r.mean())
     out[f"{prefix}/median_rank"] = float(r.median())
     return out
-
 
 
 @contextlib.contextmanager
@@ -129,5 +135,7 @@ def evaluate(model, loader: DataLoader, device: torch.device, prefix: str = "val
     metrics[f"{prefix}/chance_R@1"] = 1.0 / max(len(eeg) if same is None else len(np.unique(same)), 1)
     metrics[f"{prefix}/nonfinite"] = nonfinite(eeg) + nonfinite(video)
     if metrics[f"{prefix}/nonfinite"]:
-        logger.warning("%s: %d embeddings hold NaN or inf; their pairs rank last", prefix, metrics[f"{prefix}/nonfinite"])
+        logger.warning(
+            "%s: %d embeddings hold NaN or inf; their pairs rank last", prefix, metrics[f"{prefix}/nonfinite"]
+        )
     return metrics

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from adapters import peft_names
 from adapters.strategies.base import StrategyReport
 from peftzoo_model.losses.base import ContrastiveLoss
-from adapters import peft_names
 
 
 class Tower(nn.Module):
@@ -25,7 +25,7 @@ class Tower(nn.Module):
         self.strategies = list(strategies or [])
         self.applied: dict = {}  # strategy key -> (strategy, report), across training stages
 
-    def train(self, mode: bool = True) -> "Tower":
+    def train(self, mode: bool = True) -> Tower:
         if self.report.trains_encoder:
             return super().train(mode)
         # A frozen encoder stays in eval mode; not walking its hundreds of modules at every

@@ -12,16 +12,29 @@ import importlib
 import importlib.util
 import runpy
 import sys
+
 from registry.pipes import quiet_on_broken_pipe
 
 COMMANDS: dict[str, tuple[str, list[str], str]] = {
     # name: (module run as `python -m`, arguments put first, one-line description)
     "run": ("peftzoo_tools.run", [], "train a recipe: peftzoo run RECIPE [key=value ...] [--output-dir DIR]"),
     "resume": ("peftzoo_tools.run", ["--resume"], "continue an interrupted run: peftzoo resume RUN|latest [RECIPE]"),
-    "evaluate": ("peftzoo_tools.evaluate", [], "test-split metrics with 95% intervals: peftzoo evaluate RUN [--split test]"),
+    "evaluate": (
+        "peftzoo_tools.evaluate",
+        [],
+        "test-split metrics with 95% intervals: peftzoo evaluate RUN [--split test]",
+    ),
     "embed": ("peftzoo_tools.embed", [], "embeddings of a data set: peftzoo embed RUN --out FILE.npz"),
-    "retrieve": ("peftzoo_tools.retrieve", [], "top-k retrieval: peftzoo retrieve RUN --eeg FILE --gallery DIR_OR_NPZ -k 5"),
-    "export": ("peftzoo_trained.export", [], "bundle, adapters (native or peft) or merged encoders: peftzoo export RUN --bundle OUT"),
+    "retrieve": (
+        "peftzoo_tools.retrieve",
+        [],
+        "top-k retrieval: peftzoo retrieve RUN --eeg FILE --gallery DIR_OR_NPZ -k 5",
+    ),
+    "export": (
+        "peftzoo_trained.export",
+        [],
+        "bundle, adapters (native or peft) or merged encoders: peftzoo export RUN --bundle OUT",
+    ),
     "list": ("registry.cli", [], "list installed encoders, strategies, heads, losses, data sets"),
     "ingest": ("peftzoo_data.ingest", [], "recordings to an arrays directory: peftzoo ingest SPEC --out DIR"),
     "sweep": ("peftzoo_tools.sweep", [], "grid or random sweeps of a recipe"),
@@ -42,8 +55,11 @@ def available(module: str) -> bool:
 
 def _usage() -> str:
     rows = [f"  {name:<9} {description}" for name, (module, _, description) in COMMANDS.items() if available(module)]
-    return ("usage: peftzoo SUBCOMMAND [ARGS ...]\n\nsubcommands (each has its own --help):\n" + "\n".join(rows) +
-            "\n\nThe module forms work as well: peftzoo evaluate ... is python -m recipes.evaluate ...")
+    return (
+        "usage: peftzoo SUBCOMMAND [ARGS ...]\n\nsubcommands (each has its own --help):\n"
+        + "\n".join(rows)
+        + "\n\nThe module forms work as well: peftzoo evaluate ... is python -m recipes.evaluate ..."
+    )
 
 
 @quiet_on_broken_pipe
@@ -59,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module, first, description = COMMANDS[name]
     if name == "resume" and (not rest or rest[0] in ("-h", "--help")):
-        print(f"usage: peftzoo resume RUN|latest [RECIPE] [--output-dir DIR]\n\n{description}\n"
-              f"(python -m recipes.run --resume RUN|latest; see peftzoo run --help)")
+        print(
+            f"usage: peftzoo resume RUN|latest [RECIPE] [--output-dir DIR]\n\n{description}\n"
+            f"(python -m recipes.run --resume RUN|latest; see peftzoo run --help)"
+        )
         return 0 if rest else 2
     target = importlib.import_module(module)
     if callable(getattr(target, "main", None)):  # the module's own command line, as `python -m` runs it
@@ -87,6 +105,7 @@ def _exit_code(code) -> int:
         return code
     print(code, file=sys.stderr)
     return 1
+
 
 if __name__ == "__main__":
     sys.exit(main())

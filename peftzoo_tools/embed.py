@@ -35,7 +35,9 @@ def resolve_data(trained, data_path: Path | None):
     if data_path is not None:
         data_path = Path(data_path).expanduser()
         if not data_path.is_dir():
-            raise UserError(f"--data-path {str(data_path)!r} is not a directory; give an arrays directory (eeg.npy, video.npy, meta.json)")
+            raise UserError(
+                f"--data-path {str(data_path)!r} is not a directory; give an arrays directory (eeg.npy, video.npy, meta.json)"
+            )
         data = reg.build("datasets", {"name": "arrays", "path": str(data_path)}, seed=seed)
         where = str(data_path)
     elif trained.recipe is None:
@@ -59,7 +61,9 @@ def split_indices(data, split: str, where: str) -> np.ndarray:
     if len(indices) == 0:
         have = ", ".join(f"{name}: {len(idx)}" for name, idx in data.splits.items() if len(idx)) or "none"
         hint = " (a test split comes from split.npy in an arrays directory)" if split == "test" else ""
-        raise UserError(f"{where} has no {split!r} pairs{hint}; it has {have} pairs; choose one of them or 'all' with --split")
+        raise UserError(
+            f"{where} has no {split!r} pairs{hint}; it has {have} pairs; choose one of them or 'all' with --split"
+        )
     return np.asarray(indices)
 
 
@@ -115,12 +119,17 @@ def main(argv: list[str] | None = None) -> int:
         data, where = resolve_data(trained, args.data_path)
         indices = split_indices(data, args.split, where)
         eeg, video = embed_pairs(trained, data, indices, args.batch_size)
-        save_npz(args.out, {
-            "eeg": eeg.cpu().numpy().astype(np.float32), "video": video.cpu().numpy().astype(np.float32),
-            "index": indices.astype(np.int64), "group": np.asarray(data.groups[indices], dtype=np.int64),
-            "stimulus": np.asarray(data.stimulus_ids[indices], dtype=np.int64),
-            "stimulus_name": np.asarray([data.stimulus_name(i) for i in data.stimulus_ids[indices]], dtype=str),
-        })
+        save_npz(
+            args.out,
+            {
+                "eeg": eeg.cpu().numpy().astype(np.float32),
+                "video": video.cpu().numpy().astype(np.float32),
+                "index": indices.astype(np.int64),
+                "group": np.asarray(data.groups[indices], dtype=np.int64),
+                "stimulus": np.asarray(data.stimulus_ids[indices], dtype=np.int64),
+                "stimulus_name": np.asarray([data.stimulus_name(i) for i in data.stimulus_ids[indices]], dtype=str),
+            },
+        )
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

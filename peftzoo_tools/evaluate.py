@@ -24,17 +24,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from registry.pipes import quiet_on_broken_pipe
 
 from peftzoo_engine.rundir import atomic_write
 from peftzoo_model.metrics import (  # noqa: F401 (their home; imported from here by older code)
-    DIRECTIONS, KS, embed_split, eval_mode, evaluate, loader_same_video, nonfinite, ranks, retrieval_metrics,
+    DIRECTIONS,
+    KS,
+    embed_split,
+    eval_mode,
+    evaluate,
+    loader_same_video,
+    nonfinite,
+    ranks,
+    retrieval_metrics,
     same_video_labels,
 )
 from peftzoo_tools.embed import embed_pairs, resolve_data, split_indices
 from peftzoo_tools.eval_figure import draw, require_matplotlib
 from peftzoo_trained.cli_args import add_model_arguments, load_model, parse_model_arguments
 from registry.errors import UserError
+from registry.pipes import quiet_on_broken_pipe
 
 logger = logging.getLogger(__name__)
 
@@ -61,12 +69,15 @@ def group_draws(groups: np.ndarray, resamples: int = 1000, seed: int = 0) -> tup
         return None
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, g, size=(resamples, g))
-    counts = np.bincount((draws + g * np.arange(resamples)[:, None]).ravel(), minlength=resamples * g).reshape(resamples, g)
+    counts = np.bincount((draws + g * np.arange(resamples)[:, None]).ravel(), minlength=resamples * g).reshape(
+        resamples, g
+    )
     return inverse, counts
 
 
-def bootstrap_ci(values: dict[str, np.ndarray], groups: np.ndarray, resamples: int = 1000, seed: int = 0,
-                 level: float = 0.95) -> dict[str, list[float] | None]:
+def bootstrap_ci(
+    values: dict[str, np.ndarray], groups: np.ndarray, resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, list[float] | None]:
     """Percentile bootstrap intervals of per-pair means, resampling whole groups with replacement.
 
     Pairs of one group (a recording) are not independent, so a pair bootstrap would give intervals
@@ -90,8 +101,9 @@ def bootstrap_ci(values: dict[str, np.ndarray], groups: np.ndarray, resamples: i
     return {name: [float(low[j]), float(high[j])] for j, name in enumerate(names)}
 
 
-def bootstrap_median_ci(ranks_: np.ndarray, groups: np.ndarray, resamples: int = 1000, seed: int = 0,
-                        level: float = 0.95, chunk: int = 100) -> list[float] | None:
+def bootstrap_median_ci(
+    ranks_: np.ndarray, groups: np.ndarray, resamples: int = 1000, seed: int = 0, level: float = 0.95, chunk: int = 100
+) -> list[float] | None:
     """Percentile interval of the median rank over the same group resamples as `bootstrap_ci`.
 
     A median is not a ratio of sums, so each resample's median is read from its rank histogram:
@@ -108,16 +120,23 @@ def bootstrap_median_ci(ranks_: np.ndarray, groups: np.ndarray, resamples: int =
     np.add.at(hist, (inverse, rank_index), 1.0)
     medians = np.empty(len(counts))
     for a in range(0, len(counts), chunk):
-        cum = np.cumsum(counts[a:a + chunk] @ hist, axis=1)
+        cum = np.cumsum(counts[a : a + chunk] @ hist, axis=1)
         half = (cum[:, -1] + 1) // 2  # lower median: the ceil(n / 2)-th smallest rank
-        medians[a:a + chunk] = values[(cum < half[:, None]).sum(axis=1)]
+        medians[a : a + chunk] = values[(cum < half[:, None]).sum(axis=1)]
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(medians, [tail, 100 - tail])
     return [float(low), float(high)]
 
 
-def split_report(eeg: torch.Tensor, video: torch.Tensor, groups: np.ndarray, split: str, resamples: int = 1000,
-                 seed: int = 0, same: np.ndarray | None = None) -> dict:
+def split_report(
+    eeg: torch.Tensor,
+    video: torch.Tensor,
+    groups: np.ndarray,
+    split: str,
+    resamples: int = 1000,
+    seed: int = 0,
+    same: np.ndarray | None = None,
+) -> dict:
     """Every metric of a split, prefixed `<split>/`, with per-group R@1 and 95% group-bootstrap intervals.
 
     `same` labels pairs with identical videos (`same_video_labels`): they are not counted against
@@ -139,10 +158,17 @@ def split_report(eeg: torch.Tensor, video: torch.Tensor, groups: np.ndarray, spl
     report[f"{split}/per_group"] = {str(g): float(hits[groups == g].mean()) for g in np.unique(groups)}
     intervals = bootstrap_ci(values, groups, resamples, seed)
     for direction in DIRECTIONS:  # the median from the same group resamples as the means
-        intervals[f"{direction}/median_rank"] = bootstrap_median_ci(values[f"{direction}/mean_rank"], groups, resamples, seed)
+        intervals[f"{direction}/median_rank"] = bootstrap_median_ci(
+            values[f"{direction}/mean_rank"], groups, resamples, seed
+        )
     report[f"{split}/ci95"] = {f"{split}/{name}": ci for name, ci in intervals.items()}
     # the unit resampled is the leakage unit (the data's groups: recording, subject, session or block)
-    report[f"{split}/bootstrap"] = {"resamples": resamples, "seed": seed, "unit": "group", "groups": int(len(np.unique(groups)))}
+    report[f"{split}/bootstrap"] = {
+        "resamples": resamples,
+        "seed": seed,
+        "unit": "group",
+        "groups": int(len(np.unique(groups))),
+    }
     return report
 
 
@@ -173,8 +199,9 @@ def gallery_ranks(scores: torch.Tensor) -> torch.Tensor:
     return scores.shape[1] - torch.searchsorted(ordered, scores.contiguous(), right=False)
 
 
-def permutation_test(rank_matrix: torch.Tensor, target: np.ndarray, k: int = 1, permutations: int = 1000,
-                     seed: int = 0, chunk: int = 100) -> dict:
+def permutation_test(
+    rank_matrix: torch.Tensor, target: np.ndarray, k: int = 1, permutations: int = 1000, seed: int = 0, chunk: int = 100
+) -> dict:
     """R@k of the windows' true gallery items against the same with the items shuffled among the windows.
 
     Under the null hypothesis (the model knows nothing of which stimulus a window shows) the true items
@@ -190,9 +217,14 @@ def permutation_test(rank_matrix: torch.Tensor, target: np.ndarray, k: int = 1, 
         b = min(a + chunk, permutations)
         shuffled = np.stack([target[rng.permutation(len(target))] for _ in range(b - a)])
         null[a:b] = hits[rows[None, :], shuffled].mean(axis=1)
-    return {"metric": f"eeg_to_stimulus/R@{k}", "observed": observed, "null_mean": float(null.mean()),
-            "p_value": float((1 + (null >= observed).sum()) / (1 + permutations)), "permutations": permutations,
-            "seed": seed}
+    return {
+        "metric": f"eeg_to_stimulus/R@{k}",
+        "observed": observed,
+        "null_mean": float(null.mean()),
+        "p_value": float((1 + (null >= observed).sum()) / (1 + permutations)),
+        "permutations": permutations,
+        "seed": seed,
+    }
 
 
 def _hits_by(rank_of_target: np.ndarray, keys: list[str]) -> dict[str, dict]:
@@ -205,8 +237,18 @@ def _hits_by(rank_of_target: np.ndarray, keys: list[str]) -> dict[str, dict]:
     return out
 
 
-def stimulus_report(eeg: torch.Tensor, video: torch.Tensor, labels: np.ndarray, names: list[str], unit_names: list[str],
-                    pairs: np.ndarray, split: str, k: int = 5, permutations: int = 1000, seed: int = 0) -> dict:
+def stimulus_report(
+    eeg: torch.Tensor,
+    video: torch.Tensor,
+    labels: np.ndarray,
+    names: list[str],
+    unit_names: list[str],
+    pairs: np.ndarray,
+    split: str,
+    k: int = 5,
+    permutations: int = 1000,
+    seed: int = 0,
+) -> dict:
     """EEG windows ranked against the gallery of distinct stimuli (`labels`: each pair's item, `names`: each
     item's name): R@k, top-k per window with scores, R@k per stimulus and per leakage unit (`unit_names`:
     each pair's), and the permutation test of R@1. Keys under `<split>/`."""
@@ -224,10 +266,16 @@ def stimulus_report(eeg: torch.Tensor, video: torch.Tensor, labels: np.ndarray, 
     shown = min(k, n_items)
     top_scores, top_items = torch.topk(torch.nan_to_num(scores, nan=float("-inf")), shown, dim=1)
     report[f"{split}/top_k"] = [
-        {"pair": int(p), "stimulus": names[int(t)], "unit": u, "rank": int(r),
-         "top": [{"stimulus": names[int(j)], "score": float(v)} for j, v in zip(items, vals)]}
-        for p, t, u, r, items, vals in zip(pairs, labels, unit_names, rank_of_target, top_items.tolist(),
-                                           top_scores.tolist())
+        {
+            "pair": int(p),
+            "stimulus": names[int(t)],
+            "unit": u,
+            "rank": int(r),
+            "top": [{"stimulus": names[int(j)], "score": float(v)} for j, v in zip(items, vals)],
+        }
+        for p, t, u, r, items, vals in zip(
+            pairs, labels, unit_names, rank_of_target, top_items.tolist(), top_scores.tolist()
+        )
     ]
     report[f"{split}/per_stimulus"] = _hits_by(rank_of_target, [names[int(t)] for t in labels])
     report[f"{split}/per_unit"] = _hits_by(rank_of_target, list(unit_names))
@@ -238,8 +286,10 @@ def stimulus_report(eeg: torch.Tensor, video: torch.Tensor, labels: np.ndarray, 
 
 def _print_stimulus_report(report: dict, split: str, shown: int = 10) -> None:
     perm = report[f"{split}/permutation"]
-    print(f"{split}: EEG windows against {report[f'{split}/gallery']['items']} distinct stimuli: R@1 {perm['observed']:.4f}"
-          f" (chance {perm['chance']:.4f}), permutation p = {perm['p_value']:.4g} ({perm['permutations']} relabellings)")
+    print(
+        f"{split}: EEG windows against {report[f'{split}/gallery']['items']} distinct stimuli: R@1 {perm['observed']:.4f}"
+        f" (chance {perm['chance']:.4f}), permutation p = {perm['p_value']:.4g} ({perm['permutations']} relabellings)"
+    )
     for title, key in (("stimulus", "per_stimulus"), ("unit", "per_unit")):
         rows = report[f"{split}/{key}"]
         width = max([len(title), *map(len, rows)])
@@ -247,8 +297,10 @@ def _print_stimulus_report(report: dict, split: str, shown: int = 10) -> None:
         for name, row in rows.items():
             print(f"  {name:<{width}} {row['n']:>5} {row['R@1']:>6.3f} {row['R@5']:>6.3f} {row['R@10']:>6.3f}")
     top = report[f"{split}/top_k"]
-    print(f"  top-{len(top[0]['top']) if top else 0} stimuli of the first {min(shown, len(top))} of {len(top)} windows "
-          "(all in the JSON):")
+    print(
+        f"  top-{len(top[0]['top']) if top else 0} stimuli of the first {min(shown, len(top))} of {len(top)} windows "
+        "(all in the JSON):"
+    )
     for row in top[:shown]:
         hits = ", ".join(f"{t['stimulus']} {t['score']:.3f}" for t in row["top"])
         print(f"  pair {row['pair']} ({row['unit']}, shows {row['stimulus']}, rank {row['rank']}): {hits}")
@@ -259,13 +311,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recipes.evaluate", description=__doc__.splitlines()[0])
     add_model_arguments(parser)
     parser.add_argument("--split", default="test", help="train, val, test, or all (default: test)")
-    parser.add_argument("--data-path", type=Path, metavar="DIR", help="evaluate on another arrays directory (same channels)")
+    parser.add_argument(
+        "--data-path", type=Path, metavar="DIR", help="evaluate on another arrays directory (same channels)"
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
-    parser.add_argument("--gallery-by", choices=("video", "stimulus"), default="video",
-                        help="gallery items: the split's distinct videos (default) or its stimulus ids")
+    parser.add_argument(
+        "--gallery-by",
+        choices=("video", "stimulus"),
+        default="video",
+        help="gallery items: the split's distinct videos (default) or its stimulus ids",
+    )
     parser.add_argument("-k", type=int, default=5, help="stimuli listed per EEG window (default 5)")
     parser.add_argument("--permutations", type=int, default=1000, help="relabellings of the permutation test")
     args = parse_model_arguments(parser, argv)
@@ -283,9 +341,20 @@ def main(argv: list[str] | None = None) -> int:
         same = same_video_labels(data.video, indices)
         report = split_report(eeg, video, data.groups[indices], args.split, args.resamples, args.seed, same)
         labels = same if args.gallery_by == "video" else gallery_labels(data, indices, "stimulus")
-        report.update(stimulus_report(eeg, video, labels, gallery_names(data, indices, labels),
-                                      [data.group_name(g) for g in data.groups[indices]], indices, args.split, args.k,
-                                      args.permutations, args.seed))
+        report.update(
+            stimulus_report(
+                eeg,
+                video,
+                labels,
+                gallery_names(data, indices, labels),
+                [data.group_name(g) for g in data.groups[indices]],
+                indices,
+                args.split,
+                args.k,
+                args.permutations,
+                args.seed,
+            )
+        )
         report[f"{args.split}/gallery"]["by"] = args.gallery_by
         with torch.no_grad():
             stimulus = torch.as_tensor(np.asarray(data.stimulus_ids)[indices]).to(eeg.device)
@@ -295,9 +364,13 @@ def main(argv: list[str] | None = None) -> int:
         out = args.run / "eval" / f"{args.split}.json"
         atomic_write(out, json.dumps(report, indent=2) + "\n")
         if not args.no_plot:
-            draw(eeg @ video.t(), out.with_suffix(".png"),
-                 title=f"{trained.name}: {args.split} ({trained.weights} weights)",
-                 labels=labels, names=report[f"{args.split}/gallery"]["names"])
+            draw(
+                eeg @ video.t(),
+                out.with_suffix(".png"),
+                title=f"{trained.name}: {args.split} ({trained.weights} weights)",
+                labels=labels,
+                names=report[f"{args.split}/gallery"]["names"],
+            )
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -307,9 +380,11 @@ def main(argv: list[str] | None = None) -> int:
             key = f"{args.split}/{direction}/{metric}"
             interval = f"  95% CI [{ci[key][0]:.4f}, {ci[key][1]:.4f}]" if ci.get(key) else ""
             print(f"{key} = {report[key]:.4f}{interval}")
-    print(f"{args.split}/chance_R@1 = {report[f'{args.split}/chance_R@1']:.4f}  n = {report[f'{args.split}/n']}"
-          f"  distinct videos: {report[f'{args.split}/distinct_videos']}"
-          f"  weights: {trained.weights}  nonfinite embeddings: {report[f'{args.split}/nonfinite']}")
+    print(
+        f"{args.split}/chance_R@1 = {report[f'{args.split}/chance_R@1']:.4f}  n = {report[f'{args.split}/n']}"
+        f"  distinct videos: {report[f'{args.split}/distinct_videos']}"
+        f"  weights: {trained.weights}  nonfinite embeddings: {report[f'{args.split}/nonfinite']}"
+    )
     _print_stimulus_report(report, args.split)
     print(f"eval: {out}")
     return 0

@@ -34,7 +34,9 @@ def _npz(path: Path, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | Non
     try:
         with np.load(path, allow_pickle=False) as f:
             if key not in f:
-                raise UserError(f"{path} has no {key!r} array (it has {sorted(f.files)}); write it with python -m recipes.embed")
+                raise UserError(
+                    f"{path} has no {key!r} array (it has {sorted(f.files)}); write it with python -m recipes.embed"
+                )
             values = np.asarray(f[key], dtype=np.float32)
             ids = np.asarray(f["index"]) if "index" in f else np.arange(len(values))
             stimulus = np.asarray(f["stimulus"]) if "stimulus" in f else None
@@ -61,12 +63,15 @@ def _npy(path: Path) -> np.ndarray:
         raise UserError(f"{path} cannot be read as a numpy array ({exc}); save it with np.save") from None
 
 
-def query_embeddings(trained, path: Path, modality: str, channels: list[str] | None,
-                     batch_size: int) -> tuple[torch.Tensor, list[str] | None]:
+def query_embeddings(
+    trained, path: Path, modality: str, channels: list[str] | None, batch_size: int
+) -> tuple[torch.Tensor, list[str] | None]:
     """(embeddings, the stimulus each query shows where the file says so: an .npz from peftzoo_tools.embed)."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise UserError(f"--{modality} {str(path)!r} is not a file; give a .npy of {'EEG' if modality == 'eeg' else 'video'} or an .npz from peftzoo_tools.embed")
+        raise UserError(
+            f"--{modality} {str(path)!r} is not a file; give a .npy of {'EEG' if modality == 'eeg' else 'video'} or an .npz from peftzoo_tools.embed"
+        )
     if path.suffix == ".npz":
         values, _, _, names = _npz(path, modality)
         return torch.from_numpy(values).to(trained.device), names
@@ -76,8 +81,9 @@ def query_embeddings(trained, path: Path, modality: str, channels: list[str] | N
     return trained.embed_video(array, batch_size=batch_size), None
 
 
-def gallery_embeddings(trained, path: Path, modality: str, batch_size: int,
-                       all_pairs: bool = False) -> tuple[torch.Tensor, np.ndarray, list[str]]:
+def gallery_embeddings(
+    trained, path: Path, modality: str, batch_size: int, all_pairs: bool = False
+) -> tuple[torch.Tensor, np.ndarray, list[str]]:
     """(embeddings, item ids, item names) of the gallery's `modality` side: for video, one item per
     distinct stimulus unless `all_pairs`."""
     path = Path(path).expanduser()
@@ -103,8 +109,11 @@ def gallery_embeddings(trained, path: Path, modality: str, batch_size: int,
         labels = same_video_labels(data.video, rows)
         keep = rows if all_pairs else _first_of_each(labels)
         names = gallery_names(data, rows, labels)
-        return (trained.embed_video(_Rows(data.video, keep), batch_size=batch_size), keep,
-                [names[labels[i]] for i in keep])
+        return (
+            trained.embed_video(_Rows(data.video, keep), batch_size=batch_size),
+            keep,
+            [names[labels[i]] for i in keep],
+        )
     names = [data.stimulus_name(data.stimulus_ids[i]) for i in rows]
     return trained.embed_eeg(data.eeg, channels=data.channels, batch_size=batch_size), rows, names
 
@@ -115,8 +124,10 @@ def refuse_nonfinite(embeddings: torch.Tensor, what: str) -> None:
     if bad.any():
         rows = torch.nonzero(bad).flatten().tolist()
         shown = f"{rows[:10]}{' ...' if len(rows) > 10 else ''}"
-        raise UserError(f"{what} holds NaN or inf in {len(rows)} of {len(embeddings)} rows ({shown}); "
-                        f"drop those rows or embed them again with python -m recipes.embed")
+        raise UserError(
+            f"{what} holds NaN or inf in {len(rows)} of {len(embeddings)} rows ({shown}); "
+            f"drop those rows or embed them again with python -m recipes.embed"
+        )
 
 
 @quiet_on_broken_pipe
@@ -127,15 +138,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recipes.retrieve", description=__doc__.splitlines()[0])
     add_model_arguments(parser)
     queries = parser.add_mutually_exclusive_group(required=True)
-    queries.add_argument("--eeg", type=Path, metavar="FILE", help="EEG queries (.npy microvolts, or .npz from peftzoo_tools.embed)")
-    queries.add_argument("--video", type=Path, metavar="FILE", help="video queries (.npy uint8 clips, or .npz from peftzoo_tools.embed)")
-    parser.add_argument("--gallery", type=Path, required=True, metavar="DIR_OR_NPZ", help="arrays directory or .npz from peftzoo_tools.embed")
+    queries.add_argument(
+        "--eeg", type=Path, metavar="FILE", help="EEG queries (.npy microvolts, or .npz from peftzoo_tools.embed)"
+    )
+    queries.add_argument(
+        "--video", type=Path, metavar="FILE", help="video queries (.npy uint8 clips, or .npz from peftzoo_tools.embed)"
+    )
+    parser.add_argument(
+        "--gallery",
+        type=Path,
+        required=True,
+        metavar="DIR_OR_NPZ",
+        help="arrays directory or .npz from peftzoo_tools.embed",
+    )
     parser.add_argument("-k", type=int, default=5, help="items per query (default 5)")
-    parser.add_argument("--channels", help="comma-separated channel names of the --eeg .npy rows (default: the training data's)")
+    parser.add_argument(
+        "--channels", help="comma-separated channel names of the --eeg .npy rows (default: the training data's)"
+    )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results as JSON")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--all-pairs", action="store_true",
-                        help="a video gallery of every pair, not one item per distinct stimulus")
+    parser.add_argument(
+        "--all-pairs", action="store_true", help="a video gallery of every pair, not one item per distinct stimulus"
+    )
     args = parse_model_arguments(parser, argv)
     query_side = "eeg" if args.eeg else "video"
     gallery_side = "video" if query_side == "eeg" else "eeg"
@@ -149,31 +173,58 @@ def main(argv: list[str] | None = None) -> int:
         refuse_nonfinite(q, f"--{query_side} {str(args.eeg or args.video)!r}")
         refuse_nonfinite(g, f"--gallery {str(args.gallery)!r}")
         if q.shape[1] != g.shape[1]:
-            raise UserError(f"queries have {q.shape[1]}-dim embeddings but the gallery {g.shape[1]}; embed both with the same model")
+            raise UserError(
+                f"queries have {q.shape[1]}-dim embeddings but the gallery {g.shape[1]}; embed both with the same model"
+            )
         found = trained.retrieve(q, g, args.k)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     scores, rows = found.scores.cpu().numpy(), found.indices.cpu().numpy()
     results = [
-        {"query": i, **({"shows": shows[i]} if shows is not None else {}),
-         "results": [{"rank": r + 1, "item": int(ids[rows[i, r]]), "stimulus": names[rows[i, r]],
-                      "similarity": float(scores[i, r])} for r in range(args.k)]}
+        {
+            "query": i,
+            **({"shows": shows[i]} if shows is not None else {}),
+            "results": [
+                {
+                    "rank": r + 1,
+                    "item": int(ids[rows[i, r]]),
+                    "stimulus": names[rows[i, r]],
+                    "similarity": float(scores[i, r]),
+                }
+                for r in range(args.k)
+            ],
+        }
         for i in range(len(rows))
     ]
     width = max([8, *(len(n) for n in names)])
-    print(f"{'query':>6} {'rank':>4} {gallery_side + ' item':>12} {'stimulus':<{width}} {'similarity':>10}   "
-          f"({query_side} -> {gallery_side}, {len(ids)} gallery items, {trained.weights} weights)")
+    print(
+        f"{'query':>6} {'rank':>4} {gallery_side + ' item':>12} {'stimulus':<{width}} {'similarity':>10}   "
+        f"({query_side} -> {gallery_side}, {len(ids)} gallery items, {trained.weights} weights)"
+    )
     for res in results:
         if "shows" in res:
             print(f"{res['query']:>6} shows {res['shows']}")
         for hit in res["results"]:
-            print(f"{res['query']:>6} {hit['rank']:>4} {hit['item']:>12} {hit['stimulus']:<{width}} "
-                  f"{hit['similarity']:>10.4f}")
+            print(
+                f"{res['query']:>6} {hit['rank']:>4} {hit['item']:>12} {hit['stimulus']:<{width}} "
+                f"{hit['similarity']:>10.4f}"
+            )
     if args.json is not None:
-        atomic_write(args.json, json.dumps({"direction": f"{query_side}_to_{gallery_side}", "k": args.k,
-                                            "gallery_items": len(ids),
-                                            "weights": trained.weights, "queries": results}, indent=2) + "\n")
+        atomic_write(
+            args.json,
+            json.dumps(
+                {
+                    "direction": f"{query_side}_to_{gallery_side}",
+                    "k": args.k,
+                    "gallery_items": len(ids),
+                    "weights": trained.weights,
+                    "queries": results,
+                },
+                indent=2,
+            )
+            + "\n",
+        )
         print(f"json: {args.json}")
     return 0
 

@@ -19,17 +19,15 @@ import sys
 from pathlib import Path
 
 import registry
-from recipes import overrides, preflight, schema
-from peftzoo_engine import distributed
-from recipes.compose import compose
 from peftzoo_data.checks import check_eeg
-from peftzoo_engine import rundir
-from peftzoo_engine.rundir import DiskFull, RunDir
-from recipes.errors import RecipeError
-from peftzoo_engine import TrainingInterrupted, resolve_device, seed_everything, train
+from peftzoo_engine import TrainingInterrupted, distributed, resolve_device, rundir, seed_everything, train
 from peftzoo_engine.checkpoint import read_checkpoint
 from peftzoo_engine.plan import check as check_plan
+from peftzoo_engine.rundir import DiskFull, RunDir
 from peftzoo_tools.doctor.live import LiveDoctorCallback
+from recipes import overrides, preflight, schema
+from recipes.compose import compose
+from recipes.errors import RecipeError
 from registry.errors import UserError
 from registry.pipes import quiet_on_broken_pipe
 
@@ -78,22 +76,31 @@ def _find_resume(args, parser) -> tuple[Path, Path]:
         name = schema.validate(schema.read_yaml(schema.resolve(args.recipe)), registry.default()).name
         root = Path(args.output_dir).expanduser()
         candidates = sorted(
-            (p for p in root.glob(f"{name}-*")
-             if rundir.checkpoint_path(p).is_file() and (p / rundir.RUN_JSON).is_file()),
+            (
+                p
+                for p in root.glob(f"{name}-*")
+                if rundir.checkpoint_path(p).is_file() and (p / rundir.RUN_JSON).is_file()
+            ),
             key=lambda p: p.stat().st_mtime,
         )
         candidates = [p for p in candidates if _unfinished(p)]
         if not candidates:
-            raise RecipeError(f"no unfinished run of {name!r} with a checkpoint under {str(root)!r}; start it without --resume")
+            raise RecipeError(
+                f"no unfinished run of {name!r} with a checkpoint under {str(root)!r}; start it without --resume"
+            )
         run_dir = candidates[-1]
     else:
         given = Path(args.resume).expanduser()
         if not given.exists():
-            raise RecipeError(f"--resume {args.resume!r} does not exist; give the run directory that `run:` printed, or latest")
+            raise RecipeError(
+                f"--resume {args.resume!r} does not exist; give the run directory that `run:` printed, or latest"
+            )
         run_dir = given.parent.parent if given.is_file() else given
     checkpoint = rundir.checkpoint_path(run_dir)
     if not checkpoint.is_file() or not (run_dir / rundir.RECIPE).is_file():
-        raise RecipeError(f"{str(run_dir)!r} is not a run directory with a checkpoint (checkpoints/last.pt); give the one `run:` printed")
+        raise RecipeError(
+            f"{str(run_dir)!r} is not a run directory with a checkpoint (checkpoints/last.pt); give the one `run:` printed"
+        )
     info = _run_info(run_dir)
     if info.get("status") == "completed":
         raise RecipeError(f"run {run_dir.name} has completed already; there is nothing to resume")
@@ -139,10 +146,14 @@ def _remove_if_empty(path: Path) -> None:
 @quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recipes.run", description=__doc__.splitlines()[0])
-    parser.add_argument("recipe", nargs="?", help=f"recipe path, or a bundled recipe: {', '.join(schema.bundled_names())}")
+    parser.add_argument(
+        "recipe", nargs="?", help=f"recipe path, or a bundled recipe: {', '.join(schema.bundled_names())}"
+    )
     parser.add_argument("overrides", nargs="*", help="dotted overrides parsed as YAML, e.g. train.lr=3e-4")
     parser.add_argument("--output-dir", default="runs", help="where run directories are made (default: runs)")
-    parser.add_argument("--resume", metavar="RUN|latest", help="continue an interrupted run exactly: its directory, or latest")
+    parser.add_argument(
+        "--resume", metavar="RUN|latest", help="continue an interrupted run exactly: its directory, or latest"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     args = parser.parse_intermixed_args(argv)
     if not args.recipe and not args.resume:
@@ -169,8 +180,13 @@ def main(argv: list[str] | None = None) -> int:
         data = check_eeg(data, getattr(recipe.data, "drop_nonfinite", False), where=f"data ({recipe.data.name})")
         model = compose(recipe, data, reg)
         if not resume:  # the splits and output places first: a plan over 0 training pairs is not the news
-            preflight.check_run(recipe, data, args.output_dir, int(os.environ.get("WORLD_SIZE", "1")),
-                                masks_groups=bool(getattr(model.loss, "masks_groups", False)))
+            preflight.check_run(
+                recipe,
+                data,
+                args.output_dir,
+                int(os.environ.get("WORLD_SIZE", "1")),
+                masks_groups=bool(getattr(model.loss, "masks_groups", False)),
+            )
             preflight.check_stages(recipe, data, reg)
         check_plan(recipe, data)  # before the run directory exists
         device = resolve_device(recipe.train.device)
@@ -187,15 +203,20 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         _end_refused(run, exc)
         resumable = isinstance(exc, DiskFull) and run is not None and run.checkpoint_path.is_file()
-        hint = (f"; the run keeps its last checkpoint: free space, then python -m recipes.run --resume {run.path}"
-                if resumable else "")
+        hint = (
+            f"; the run keeps its last checkpoint: free space, then python -m recipes.run --resume {run.path}"
+            if resumable
+            else ""
+        )
         print(f"{_rank_prefix(world)}error: {exc}{hint}", file=sys.stderr)
         return 2
     except TrainingInterrupted as stop:
         run.finish("interrupted", checkpoint=str(stop.checkpoint))
         if world.is_main:
-            print(f"interrupted ({signal.Signals(stop.signum).name}); continue with: python -m recipes.run --resume {run.path}",
-                  file=sys.stderr)
+            print(
+                f"interrupted ({signal.Signals(stop.signum).name}); continue with: python -m recipes.run --resume {run.path}",
+                file=sys.stderr,
+            )
             print(f"run: {run.path}")
         return 128 + stop.signum
     except KeyboardInterrupt:

@@ -39,11 +39,20 @@ def _hash(entry: Checkpoint) -> str:
 def _row(entry: Checkpoint) -> dict:
     path = pretrained.path_of(entry)
     return {
-        "name": entry.name, "family": entry.family, "preset": entry.preset, "description": entry.description,
-        "url": entry.url, "source": entry.source, "file": entry.file, "path": str(path),
-        "present": path.is_file(), "size_mb": entry.size_mb, "sha256": entry.sha256,
+        "name": entry.name,
+        "family": entry.family,
+        "preset": entry.preset,
+        "description": entry.description,
+        "url": entry.url,
+        "source": entry.source,
+        "file": entry.file,
+        "path": str(path),
+        "present": path.is_file(),
+        "size_mb": entry.size_mb,
+        "sha256": entry.sha256,
         "sha256_prefix": entry.sha256_prefix,
-        "download": pretrained.download_command(entry), "notes": entry.notes,
+        "download": pretrained.download_command(entry),
+        "notes": entry.notes,
     }
 
 
@@ -108,8 +117,10 @@ def verify_command(names: list[str]) -> int:
     missing = [e for e in entries if not pretrained.path_of(e).is_file()]
     if names and missing:
         e = missing[0]
-        raise pretrained.WeightsError(f"{e.name} is not in the weights cache ({pretrained.path_of(e)}); "
-                                      f"download it with: {pretrained.download_command(e)}")
+        raise pretrained.WeightsError(
+            f"{e.name} is not in the weights cache ({pretrained.path_of(e)}); "
+            f"download it with: {pretrained.download_command(e)}"
+        )
     print(_cache_line())
     bad = 0
     for entry in entries:
@@ -121,8 +132,11 @@ def verify_command(names: list[str]) -> int:
         bad += not ok
         print(line)
     if bad:
-        print(f"error: {bad} file{'s' if bad > 1 else ''} in the weights cache disagree with the published hash; "
-              f"delete and download them again", file=sys.stderr)
+        print(
+            f"error: {bad} file{'s' if bad > 1 else ''} in the weights cache disagree with the published hash; "
+            f"delete and download them again",
+            file=sys.stderr,
+        )
         return 2
     return 0
 
@@ -143,20 +157,28 @@ def download_command(name: str, force: bool) -> int:
     except RuntimeError as exc:  # torch.hub's hash-prefix mismatch (the partial file is removed)
         raise pretrained.WeightsError(f"downloading {name}: {exc}") from None
     except OSError as exc:
-        raise pretrained.WeightsError(f"downloading {name} from {entry.url} failed ({exc}); check the network, "
-                                      f"or fetch it by hand: {pretrained.download_command(entry)}") from None
+        raise pretrained.WeightsError(
+            f"downloading {name} from {entry.url} failed ({exc}); check the network, "
+            f"or fetch it by hand: {pretrained.download_command(entry)}"
+        ) from None
     digest = pretrained.file_sha256(path)
     if pretrained.hash_matches(entry, digest) is False:
         path.unlink()
-        raise pretrained.WeightsError(f"the download of {name} has sha256 {digest}, not the published "
-                                      f"{pretrained.published_hash(entry)}; it was removed")
+        raise pretrained.WeightsError(
+            f"the download of {name} has sha256 {digest}, not the published "
+            f"{pretrained.published_hash(entry)}; it was removed"
+        )
     print(f"{path} ({path.stat().st_size:,} bytes, sha256 {digest})")
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="peftzoo weights", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_cache_line())
+    p = argparse.ArgumentParser(
+        prog="peftzoo weights",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_cache_line(),
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="{list,where,verify,download}")
     ls = sub.add_parser("list", help="every known checkpoint, whether it is in the cache, and how to download it")
     ls.add_argument("--json", action="store_true", help="a JSON list of objects instead of text")

@@ -136,8 +136,10 @@ def write_bundle(trained, out: Path, *, require_merged: bool = False, final_path
     if require_merged:
         for side in SIDES:
             if not has_checkpoint_option(_spec(getattr(model, side).encoder.cfg)):
-                raise UserError(f"{side}: encoder {getattr(recipe, side).encoder.name} has no `checkpoint` option, so a recipe "
-                                f"cannot train on from merged weights; export with --bundle (loads with recipes.load)")
+                raise UserError(
+                    f"{side}: encoder {getattr(recipe, side).encoder.name} has no `checkpoint` option, so a recipe "
+                    f"cannot train on from merged weights; export with --bundle (loads with recipes.load)"
+                )
     sides, states, strategy_states = {}, {}, {}
     for side in SIDES:
         tower = getattr(model, side)
@@ -147,8 +149,10 @@ def write_bundle(trained, out: Path, *, require_merged: bool = False, final_path
         plain = loads_as_plain(config, states[side])
         if not plain and not others:
             extra = sorted(set(states[side]) - set(tower.encoder.state_dict()))
-            raise UserError(f"{side}: merging left weights ({', '.join(extra[:3]) or 'changed structure'}) that no strategy "
-                            f"of this side re-creates; export with --peft or use the run directory")
+            raise UserError(
+                f"{side}: merging left weights ({', '.join(extra[:3]) or 'changed structure'}) that no strategy "
+                f"of this side re-creates; export with --peft or use the run directory"
+            )
         if require_merged and not plain:
             raise UserError(
                 f"{side}: strategy {', '.join(s.name for s in others)} adds weights that cannot be merged into the encoder; "
@@ -168,8 +172,11 @@ def write_bundle(trained, out: Path, *, require_merged: bool = False, final_path
         "format_version": FORMAT_VERSION,
         "name": trained.name,
         "created": now(),
-        "source": {"run": str(trained.source), "weights": trained.weights,
-                   "weights_sha256": sha256_file(trained.weights_path) if trained.weights_path else None},
+        "source": {
+            "run": str(trained.source),
+            "weights": trained.weights,
+            "weights_sha256": sha256_file(trained.weights_path) if trained.weights_path else None,
+        },
         "embed_dim": int(recipe.embed_dim),
         "loss": _spec(recipe.loss),
         "data": {k: trained.data_info.get(k) for k in ("channels", "sfreq", "n_samples", "frame_shape")},
@@ -220,8 +227,10 @@ def _read_strategy_states(path: Path) -> dict:
     except Exception as exc:  # torch raises many types for a damaged or foreign file
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         reason = next((line for line in lines if "WeightsUnpickler error" in line), lines[0] if lines else "")
-        raise BundleError(f"{file} cannot be read as plain tensors ({type(exc).__name__}: {reason}); "
-                          f"it is not the strategy states a bundle holds: {AGAIN}") from None
+        raise BundleError(
+            f"{file} cannot be read as plain tensors ({type(exc).__name__}: {reason}); "
+            f"it is not the strategy states a bundle holds: {AGAIN}"
+        ) from None
     if not isinstance(states, dict):
         raise BundleError(f"{file} does not hold strategy states per side; {AGAIN}")
     return states
@@ -245,7 +254,7 @@ def _merged_recipe(recipe, out: Path) -> str:
 
     raw = recipe.model_dump(mode="json")
     for side in SIDES:
-        raw[side]["encoder"]["checkpoint"] = str((Path(out).resolve() / f"{side}_encoder.safetensors"))
+        raw[side]["encoder"]["checkpoint"] = str(Path(out).resolve() / f"{side}_encoder.safetensors")
         raw[side]["strategy"] = ["head_only"]
     raw["train"]["stages"] = None
     if recipe.train.stages:
@@ -307,8 +316,10 @@ def read_bundle(path: Path, device: torch.device, checkpoint: str | None = None)
     info = _read_info(path)
     held = info.source.weights
     if checkpoint is not None and checkpoint != held:
-        raise UserError(f"{path} is a bundle of the run's {held} weights only; export the {checkpoint} ones with "
-                        f"python -m recipes.export RUN --bundle OUT --checkpoint {checkpoint}")
+        raise UserError(
+            f"{path} is a bundle of the run's {held} weights only; export the {checkpoint} ones with "
+            f"python -m recipes.export RUN --bundle OUT --checkpoint {checkpoint}"
+        )
     reg = registry.default()
     heads = _load_tensors(path / "heads.safetensors")
     encoder_states = {side: _load_tensors(path / f"{side}_encoder.safetensors") for side in SIDES}
@@ -335,8 +346,10 @@ def read_bundle(path: Path, device: torch.device, checkpoint: str | None = None)
             strategy_specs = [s.model_dump() for s in spec.strategies]
             states = strategy_states.get(side) or [{}] * len(strategy_specs)
             if not isinstance(states, list) or len(states) != len(strategy_specs):
-                raise BundleError(f"{path / 'strategies.pt'} does not hold one {side} state for each of the "
-                                  f"{len(strategy_specs)} strategies in bundle.json; {AGAIN}")
+                raise BundleError(
+                    f"{path / 'strategies.pt'} does not hold one {side} state for each of the "
+                    f"{len(strategy_specs)} strategies in bundle.json; {AGAIN}"
+                )
             for i, (strategy_spec, state) in enumerate(zip(strategy_specs, states)):
                 strategy = _build(reg, "strategies", strategy_spec, bundle_json, f"{side}.strategies[{i}]")
                 report = apply_strategies(encoder, [strategy], applied)
@@ -344,28 +357,49 @@ def read_bundle(path: Path, device: torch.device, checkpoint: str | None = None)
                     strategy.load_state_dict(state)
         _load_strict(encoder, encoder_states[side], file, f"{side}.encoder {_options(encoder_spec)}")
         encoder.requires_grad_(False)
-        head = _build(reg, "heads", spec.head.model_dump(), bundle_json, f"{side}.head",
-                      in_dim=encoder.feature_dim, out_dim=info.embed_dim)
+        head = _build(
+            reg,
+            "heads",
+            spec.head.model_dump(),
+            bundle_json,
+            f"{side}.head",
+            in_dim=encoder.feature_dim,
+            out_dim=info.embed_dim,
+        )
         prefix = f"{side}.head."
-        head_state = {k[len(prefix):]: v for k, v in heads.items() if k.startswith(prefix)}
-        _load_strict(head, head_state, path / "heads.safetensors",
-                     f"embed_dim {info.embed_dim} and {side}.head {_options(spec.head.model_dump())} on the encoder's "
-                     f"{encoder.feature_dim} features", prefix)
+        head_state = {k[len(prefix) :]: v for k, v in heads.items() if k.startswith(prefix)}
+        _load_strict(
+            head,
+            head_state,
+            path / "heads.safetensors",
+            f"embed_dim {info.embed_dim} and {side}.head {_options(spec.head.model_dump())} on the encoder's "
+            f"{encoder.feature_dim} features",
+            prefix,
+        )
         tower = Tower(encoder, head, report, [s for s, _ in applied.values()])
         tower.applied = applied
         towers[side] = tower
     loss = _build(reg, "losses", info.loss.model_dump(), bundle_json, "loss")
-    loss_state = {k[len("loss."):]: v for k, v in heads.items() if k.startswith("loss.")}
+    loss_state = {k[len("loss.") :]: v for k, v in heads.items() if k.startswith("loss.")}
     _check_shapes(loss, loss_state, path / "heads.safetensors", f"loss {_options(info.loss.model_dump())}", "loss.")
     result = loss.load_state_dict(loss_state, strict=False)
     if result.unexpected_keys:
-        raise BundleError(f"{path / 'heads.safetensors'} holds loss tensors {result.unexpected_keys} this loss lacks; "
-                          f"{AGAIN}")
+        raise BundleError(
+            f"{path / 'heads.safetensors'} holds loss tensors {result.unexpected_keys} this loss lacks; {AGAIN}"
+        )
     data = info.data.model_dump()
     model = DualEncoderCLIP(towers["eeg"], towers["video"], loss, channels=data.get("channels") or [])
     logger.info("%s: bundle of %s (%s weights)", path, info.source.run, held)
-    return TrainedModel(model, source=path, weights=f"{held} (bundle)", weights_path=None,
-                        recipe=None, data_info=data, device=device, name=info.name)
+    return TrainedModel(
+        model,
+        source=path,
+        weights=f"{held} (bundle)",
+        weights_path=None,
+        recipe=None,
+        data_info=data,
+        device=device,
+        name=info.name,
+    )
 
 
 def _options(spec: dict) -> str:
@@ -378,8 +412,10 @@ def _check_shapes(module: torch.nn.Module, state: dict, file: Path, described: s
     own = module.state_dict()
     for key, tensor in state.items():
         if key in own and tuple(own[key].shape) != tuple(tensor.shape):
-            raise BundleError(f"{file}: {prefix}{key} is {tuple(tensor.shape)}, but bundle.json's {described} gives "
-                              f"{tuple(own[key].shape)}: bundle.json does not describe these weights; {AGAIN}")
+            raise BundleError(
+                f"{file}: {prefix}{key} is {tuple(tensor.shape)}, but bundle.json's {described} gives "
+                f"{tuple(own[key].shape)}: bundle.json does not describe these weights; {AGAIN}"
+            )
 
 
 def _load_strict(module: torch.nn.Module, state: dict, file: Path, described: str, prefix: str = "") -> None:
@@ -387,5 +423,7 @@ def _load_strict(module: torch.nn.Module, state: dict, file: Path, described: st
     result = module.load_state_dict(state, strict=False)
     missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
     if missing or unexpected:
-        raise BundleError(f"{file} does not fit the architecture in bundle.json ({described}: missing {missing[:5]}, "
-                          f"unexpected {unexpected[:5]}); {AGAIN}")
+        raise BundleError(
+            f"{file} does not fit the architecture in bundle.json ({described}: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}); {AGAIN}"
+        )

@@ -76,8 +76,10 @@ class Side(_Model):
     @classmethod
     def _no_checkpoint(cls, value: Component):
         if (value.model_extra or {}).get("checkpoint") is not None:
-            raise ValueError("names a checkpoint file; a bundle's encoder weights are its own "
-                             "<side>_encoder.safetensors, so `checkpoint` must be null")
+            raise ValueError(
+                "names a checkpoint file; a bundle's encoder weights are its own "
+                "<side>_encoder.safetensors, so `checkpoint` must be null"
+            )
         return value
 
 
@@ -113,13 +115,17 @@ def trust_flags(value: Any, where: str = "") -> list[str]:
 def validate_info(raw: dict, file: Path) -> BundleInfo:
     """bundle.json checked: no trust flag (refused, never ignored silently), then the schema."""
     if raw.get("format") != FORMAT or raw.get("format_version") != FORMAT_VERSION:
-        raise BundleError(f"{file} is not a {FORMAT} v{FORMAT_VERSION} bundle (found {raw.get('format')} "
-                          f"v{raw.get('format_version')}); export it again with this version")
+        raise BundleError(
+            f"{file} is not a {FORMAT} v{FORMAT_VERSION} bundle (found {raw.get('format')} "
+            f"v{raw.get('format_version')}); export it again with this version"
+        )
     flags = trust_flags(raw)
     if flags:
-        raise BundleError(f"{file} sets {', '.join(flags)}: a bundle may not turn on unpickling (it would let the "
-                          f"bundle run code on this machine), so the flag is refused, not followed; a bundle's "
-                          f"weights are safetensors and need no trust. Export the bundle again from its run")
+        raise BundleError(
+            f"{file} sets {', '.join(flags)}: a bundle may not turn on unpickling (it would let the "
+            f"bundle run code on this machine), so the flag is refused, not followed; a bundle's "
+            f"weights are safetensors and need no trust. Export the bundle again from its run"
+        )
     try:
         return BundleInfo.model_validate(raw)
     except ValidationError as exc:
@@ -145,10 +151,16 @@ def read_manifest(path: Path) -> dict[str, dict]:
         if not isinstance(name, str) or Path(name).name != name or name in ("", ".", "..", "manifest.json"):
             raise BundleError(f"{file} lists {name!r}, which is not a file in the bundle's own folder; {AGAIN}")
         if name not in REQUIRED_FILES | OPTIONAL_FILES:
-            raise BundleError(f"{file} lists {name!r}, which is not a bundle file (a bundle holds "
-                              f"{', '.join(sorted(REQUIRED_FILES | OPTIONAL_FILES))}); {AGAIN}")
-        if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and isinstance(entry.get("bytes"), int)
-                and not isinstance(entry.get("bytes"), bool)):
+            raise BundleError(
+                f"{file} lists {name!r}, which is not a bundle file (a bundle holds "
+                f"{', '.join(sorted(REQUIRED_FILES | OPTIONAL_FILES))}); {AGAIN}"
+            )
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("sha256"), str)
+            and isinstance(entry.get("bytes"), int)
+            and not isinstance(entry.get("bytes"), bool)
+        ):
             raise BundleError(f"{file}: the entry of {name!r} needs `sha256` and `bytes`; {AGAIN}")
     missing = sorted(REQUIRED_FILES - set(files))
     if missing:
@@ -167,6 +179,7 @@ def read_manifest(path: Path) -> dict[str, dict]:
         raise BundleError(f"{path / absent[0]} is missing from the bundle; {AGAIN}")
     for name, entry in present.items():
         if entry.is_symlink() or not entry.is_file():
-            raise BundleError(f"{entry} is not a regular file (a link or a folder); a bundle holds only its own files; "
-                              f"{AGAIN}")
+            raise BundleError(
+                f"{entry} is not a regular file (a link or a folder); a bundle holds only its own files; {AGAIN}"
+            )
     return files

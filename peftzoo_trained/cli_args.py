@@ -16,11 +16,18 @@ LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 RUN_HELP = "a run directory (the one `run:` printed) or an exported bundle"
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, *, run_help: str = RUN_HELP,
-                        checkpoint_help: str = "weights to use", device: bool = True) -> None:
+def add_model_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    run_help: str = RUN_HELP,
+    checkpoint_help: str = "weights to use",
+    device: bool = True,
+) -> None:
     """RUN, --checkpoint, --device (unless the command picks the device itself) and -q/--quiet."""
     parser.add_argument("run", type=Path, help=run_help)
-    parser.add_argument("--checkpoint", choices=("best", "last"), help=f"{checkpoint_help} (default: best when the run kept them)")
+    parser.add_argument(
+        "--checkpoint", choices=("best", "last"), help=f"{checkpoint_help} (default: best when the run kept them)"
+    )
     if device:
         parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")

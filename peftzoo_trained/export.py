@@ -46,6 +46,7 @@ from registry.pipes import quiet_on_broken_pipe
 
 logger = logging.getLogger(__name__)
 
+
 def check_output(out: Path) -> None:
     """An export goes into a new or empty directory: an existing file, or a non-empty directory, is
     an error (nothing is overwritten)."""
@@ -95,28 +96,44 @@ def exporting_strategies(model, peft_only: bool = False) -> dict[str, list]:
     plan: dict[str, list] = {}
     refused: list[str] = []
     for side in SIDES:
-        strategies = [s for s, _ in getattr(model, side).applied.values() if not getattr(s, "trains_nothing_by_design", False)]
+        strategies = [
+            s for s, _ in getattr(model, side).applied.values() if not getattr(s, "trains_nothing_by_design", False)
+        ]
         if peft_only:
-            bad = [s.name for s in strategies if not offers(s, "export") or getattr(s, "export_format", None) != PEFT_FORMAT]
+            bad = [
+                s.name
+                for s in strategies
+                if not offers(s, "export") or getattr(s, "export_format", None) != PEFT_FORMAT
+            ]
             if bad:
-                refused.append(f"{side}: strategy {', '.join(bad)} cannot be exported in peft's format (peft cannot load it back "
-                               f"onto the plain encoder)")
+                refused.append(
+                    f"{side}: strategy {', '.join(bad)} cannot be exported in peft's format (peft cannot load it back "
+                    f"onto the plain encoder)"
+                )
             elif len(strategies) > 1:
-                refused.append(f"{side}: strategies {', '.join(s.name for s in strategies)} are two adapters, and a peft "
-                               f"adapter directory holds one; use --native (one directory per strategy)")
+                refused.append(
+                    f"{side}: strategies {', '.join(s.name for s in strategies)} are two adapters, and a peft "
+                    f"adapter directory holds one; use --native (one directory per strategy)"
+                )
         else:
             bad = [s.name for s in strategies if not offers(s, "export")]
             if bad:
-                refused.append(f"{side}: strategy {', '.join(bad)} offers no export() hook, so its trained weights have no "
-                               f"outside format to be written in")
+                refused.append(
+                    f"{side}: strategy {', '.join(bad)} offers no export() hook, so its trained weights have no "
+                    f"outside format to be written in"
+                )
         if strategies and not refused:
             plan[side] = strategies
     if refused:
-        raise UserError(f"{'; '.join(refused)}; use --bundle (any strategy, loads with recipes.load) or --merged "
-                        f"(adapters folded into the encoder weights)")
+        raise UserError(
+            f"{'; '.join(refused)}; use --bundle (any strategy, loads with recipes.load) or --merged "
+            f"(adapters folded into the encoder weights)"
+        )
     if not plan:
-        raise UserError(f"this run trained no adapter on either side (head_only); there is nothing to export with "
-                        f"--{'peft' if peft_only else 'native'}; use --bundle")
+        raise UserError(
+            f"this run trained no adapter on either side (head_only); there is nothing to export with "
+            f"--{'peft' if peft_only else 'native'}; use --bundle"
+        )
     return plan
 
 
@@ -137,15 +154,20 @@ def export_adapters(trained, out: Path, peft_only: bool = False) -> dict:
     """Write every adapter of the run with its strategy's own `export()` hook, plus OUT/manifest.json;
     `peft_only` is `--peft` (peft's format, OUT/<side>/ directly), else `--native`
     (OUT/<side>/<strategy>/). Returns the manifest."""
-    from peftzoo_trained.bundle import sha256_file
     from peftzoo_engine.rundir import atomic_write, now, versions
+    from peftzoo_trained.bundle import sha256_file
 
     model = trained.model
     plan = exporting_strategies(model, peft_only)
     places = adapter_directories(plan, flat=peft_only)
     manifest = {
-        "format": NATIVE_FORMAT, "format_version": 1, "created": now(), "layout": "peft" if peft_only else "native",
-        "source": {"run": str(trained.source), "weights": trained.weights}, "versions": versions(), "sides": {},
+        "format": NATIVE_FORMAT,
+        "format_version": 1,
+        "created": now(),
+        "layout": "peft" if peft_only else "native",
+        "source": {"run": str(trained.source), "weights": trained.weights},
+        "versions": versions(),
+        "sides": {},
     }
     with staged_output(out) as tmp:
         for side, strategy, relative in places:
@@ -153,18 +175,28 @@ def export_adapters(trained, out: Path, peft_only: bool = False) -> dict:
             written = [Path(p) for p in (strategy.export(encoder, tmp / relative) or [])]
             inside = [p for p in written if p.is_file() and (tmp / relative).resolve() in p.resolve().parents]
             if not written or len(inside) != len(written):
-                raise RuntimeError(f"{side} strategy {strategy.name}'s export() returned {[str(p) for p in written]}: it must "
-                                   f"return the files it wrote inside the directory it was given (docs/plugins.md)")
-            entry = manifest["sides"].setdefault(side, {"encoder": getattr(model, side).encoder.cfg.model_dump(mode="json"),
-                                                        "adapters": []})
-            entry["adapters"].append({
-                "strategy": strategy.name,
-                "options": strategy.cfg.model_dump(mode="json", exclude={"name"}),
-                "format": getattr(strategy, "export_format", None) or strategy.name,
-                "directory": relative,
-                "files": {p.resolve().relative_to(tmp.resolve()).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
-                          for p in sorted(inside)},
-            })
+                raise RuntimeError(
+                    f"{side} strategy {strategy.name}'s export() returned {[str(p) for p in written]}: it must "
+                    f"return the files it wrote inside the directory it was given (docs/plugins.md)"
+                )
+            entry = manifest["sides"].setdefault(
+                side, {"encoder": getattr(model, side).encoder.cfg.model_dump(mode="json"), "adapters": []}
+            )
+            entry["adapters"].append(
+                {
+                    "strategy": strategy.name,
+                    "options": strategy.cfg.model_dump(mode="json", exclude={"name"}),
+                    "format": getattr(strategy, "export_format", None) or strategy.name,
+                    "directory": relative,
+                    "files": {
+                        p.resolve().relative_to(tmp.resolve()).as_posix(): {
+                            "sha256": sha256_file(p),
+                            "bytes": p.stat().st_size,
+                        }
+                        for p in sorted(inside)
+                    },
+                }
+            )
         atomic_write(tmp / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return manifest
 
@@ -182,13 +214,28 @@ def main(argv: list[str] | None = None) -> int:
     from peftzoo_trained.cli_args import add_model_arguments, load_model, parse_model_arguments
 
     parser = argparse.ArgumentParser(prog="python -m recipes.export", description=__doc__.splitlines()[0])
-    add_model_arguments(parser, run_help="a finished run directory (the one `run:` printed)", checkpoint_help="weights to export", device=False)
+    add_model_arguments(
+        parser,
+        run_help="a finished run directory (the one `run:` printed)",
+        checkpoint_help="weights to export",
+        device=False,
+    )
     group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--bundle", type=Path, metavar="OUT", help="write a self-contained model that recipes.load reads")
-    group.add_argument("--native", type=Path, metavar="OUT",
-                       help="write each strategy's adapters in its own outside format (its export() hook), OUT/<side>/<strategy>/")
-    group.add_argument("--peft", type=Path, metavar="OUT", help="write adapters in Hugging Face PEFT format, OUT/<side>/")
-    group.add_argument("--merged", type=Path, metavar="OUT", help="write encoders with every adapter merged into their weights")
+    group.add_argument(
+        "--bundle", type=Path, metavar="OUT", help="write a self-contained model that recipes.load reads"
+    )
+    group.add_argument(
+        "--native",
+        type=Path,
+        metavar="OUT",
+        help="write each strategy's adapters in its own outside format (its export() hook), OUT/<side>/<strategy>/",
+    )
+    group.add_argument(
+        "--peft", type=Path, metavar="OUT", help="write adapters in Hugging Face PEFT format, OUT/<side>/"
+    )
+    group.add_argument(
+        "--merged", type=Path, metavar="OUT", help="write encoders with every adapter merged into their weights"
+    )
     args = parse_model_arguments(parser, argv)
     from peftzoo_trained.bundle import is_bundle
 
@@ -200,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
         trained = load_model(args, device="cpu")
         if args.peft or args.native:
             manifest = export_adapters(trained, out, peft_only=bool(args.peft))
-            what = ", ".join(f"{a['directory']} ({a['format']})" for side in manifest["sides"].values() for a in side["adapters"])
+            what = ", ".join(
+                f"{a['directory']} ({a['format']})" for side in manifest["sides"].values() for a in side["adapters"]
+            )
             print(f"{'peft' if args.peft else 'native'} adapters ({what}; {trained.weights} weights): {out}")
         else:
             export_bundle(trained, out, merged=bool(args.merged))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+
 import torch
 
 import registry
@@ -57,13 +58,17 @@ def weights_file(run_dir: Path, checkpoint: str | None) -> tuple[str, Path]:
     """("best" | "last", path) of the weights to use."""
     best, last = rundir.weights_path(run_dir, "best"), rundir.weights_path(run_dir, "last")
     if checkpoint == "best" and not best.is_file():
-        raise UserError(f"{best} is missing: the run kept no best weights (set train.select in the recipe); use --checkpoint last")
+        raise UserError(
+            f"{best} is missing: the run kept no best weights (set train.select in the recipe); use --checkpoint last"
+        )
     if checkpoint == "last" or (checkpoint is None and not best.is_file()):
         if not last.is_file():
             status = read_run_json(run_dir).get("status")
             if status in ("interrupted", "running", "failed") and rundir.checkpoint_path(run_dir).is_file():
-                raise UserError(f"{last} is missing: the run is {status} and has not written its weights yet; "
-                                f"finish it first: python -m recipes.run --resume {run_dir}")
+                raise UserError(
+                    f"{last} is missing: the run is {status} and has not written its weights yet; "
+                    f"finish it first: python -m recipes.run --resume {run_dir}"
+                )
             raise UserError(f"{last} is missing; give a finished run directory (python -m recipes.run prints it)")
         return "last", last
     return "best", best
@@ -99,8 +104,12 @@ def training_data_info(recipe, run_info: dict) -> dict:
     except UserError as exc:
         logger.warning("the run's data cannot be read (%s); pass the EEG channel names to embed_eeg", exc)
         return {}
-    return {"channels": list(data.channels), "sfreq": float(data.sfreq), "n_samples": int(data.eeg.shape[-1]),
-            "frame_shape": [int(s) for s in data.video.shape[1:]]}
+    return {
+        "channels": list(data.channels),
+        "sfreq": float(data.sfreq),
+        "n_samples": int(data.eeg.shape[-1]),
+        "frame_shape": [int(s) for s in data.video.shape[1:]],
+    }
 
 
 def _load_run(run_dir: Path, device: torch.device, checkpoint: str | None) -> TrainedModel:
@@ -108,5 +117,13 @@ def _load_run(run_dir: Path, device: torch.device, checkpoint: str | None) -> Tr
     info = training_data_info(recipe, read_run_json(run_dir))
     if info.get("channels"):
         model.channels = tuple(info["channels"])
-    return TrainedModel(model, source=run_dir, weights=which, weights_path=weights, recipe=recipe, data_info=info,
-                        device=device, name=recipe.name)
+    return TrainedModel(
+        model,
+        source=run_dir,
+        weights=which,
+        weights_path=weights,
+        recipe=recipe,
+        data_info=info,
+        device=device,
+        name=recipe.name,
+    )

@@ -24,11 +24,27 @@ class Retrieved(NamedTuple):
 class TrainedModel:
     """A dual-encoder model for inference: embeddings, similarities and retrieval, on one device."""
 
-    def __init__(self, model, *, source: Path, weights: str, weights_path: Path | None, recipe=None,
-                 data_info: dict | None = None, device: torch.device, name: str):
+    def __init__(
+        self,
+        model,
+        *,
+        source: Path,
+        weights: str,
+        weights_path: Path | None,
+        recipe=None,
+        data_info: dict | None = None,
+        device: torch.device,
+        name: str,
+    ):
         self.model = model.to(device).eval()
         self.source, self.weights, self.weights_path, self.recipe, self.device, self.name = (
-            source, weights, weights_path, recipe, device, name)
+            source,
+            weights,
+            weights_path,
+            recipe,
+            device,
+            name,
+        )
         info = data_info or {}
         self.channels: list[str] | None = list(info["channels"]) if info.get("channels") else None
         """The training data's EEG channel names, the default of `embed_eeg`."""
@@ -42,12 +58,20 @@ class TrainedModel:
 
     @property
     def embed_dim(self) -> int:
-        return int(self.model.eeg.head(torch.zeros(1, self.model.eeg.encoder.feature_dim, device=self.device)).shape[-1])
+        return int(
+            self.model.eeg.head(torch.zeros(1, self.model.eeg.encoder.feature_dim, device=self.device)).shape[-1]
+        )
 
     # -- embeddings ------------------------------------------------------------------------------
     @torch.no_grad()
-    def embed_eeg(self, x, channels: list[str] | None = None, batch_size: int = 64, progress: bool | None = None,
-                  sfreq: float | None = None) -> torch.Tensor:
+    def embed_eeg(
+        self,
+        x,
+        channels: list[str] | None = None,
+        batch_size: int = 64,
+        progress: bool | None = None,
+        sfreq: float | None = None,
+    ) -> torch.Tensor:
         """L2-normalized embeddings (N, D) of EEG windows (N, C, T) in microvolts at the encoder's
         sampling rate (a numpy array, memory-mapped or not, or a tensor; one window (C, T) gives (1, D)).
 
@@ -60,8 +84,10 @@ class TrainedModel:
             raise UserError(f"{self.source}: the training data's channel names are not recorded; pass channels=[...]")
         x = _as_batched(x, 3, "EEG", "(N, channels, samples)")
         if x.shape[1] != len(channels):
-            raise UserError(f"EEG has {x.shape[1]} channels but {len(channels)} channel names are given"
-                            f"{' (the training data has these)' if channels is self.channels else ''}")
+            raise UserError(
+                f"EEG has {x.shape[1]} channels but {len(channels)} channel names are given"
+                f"{' (the training data has these)' if channels is self.channels else ''}"
+            )
         encoder = self.model.eeg.encoder
         spec = encoder.input_spec  # the encoder contract's check (docs/plugins.md), plugin encoders included
         spec.check(sfreq=spec.sfreq, channels=list(channels), n_samples=x.shape[2], encoder=name_of(encoder))
@@ -69,11 +95,15 @@ class TrainedModel:
             encoder.input_spec.check(sfreq=sfreq, channels=channels, n_samples=x.shape[2], encoder=name_of(encoder))
 
         def one(batch: np.ndarray | torch.Tensor, start: int) -> torch.Tensor:
-            t = batch.float() if torch.is_tensor(batch) else torch.from_numpy(np.array(batch, dtype=np.float32))  # a copy: memmaps are read-only
+            t = (
+                batch.float() if torch.is_tensor(batch) else torch.from_numpy(np.array(batch, dtype=np.float32))
+            )  # a copy: memmaps are read-only
             bad = (~torch.isfinite(t)).flatten(1).any(1)
             if bad.any():
                 rows = (torch.nonzero(bad).flatten() + start).tolist()
-                raise UserError(f"EEG windows {rows[:10]}{' ...' if len(rows) > 10 else ''} hold NaN or inf; clean or drop them")
+                raise UserError(
+                    f"EEG windows {rows[:10]}{' ...' if len(rows) > 10 else ''} hold NaN or inf; clean or drop them"
+                )
             return self.model.eeg(t.to(self.device), channels=channels)
 
         return self._batched(x, one, batch_size, progress, "EEG")
@@ -84,7 +114,9 @@ class TrainedModel:
         own preprocessing (frame sampling, resize, crop, normalization) is applied."""
         frames = _as_batched(frames, 5, "video", "(N, frames, height, width, 3)")
         if frames.shape[-1] != 3 or frames.dtype not in (np.uint8, torch.uint8, np.dtype(np.uint8)):
-            raise UserError(f"video must be uint8 RGB frames (N, frames, height, width, 3), got {frames.dtype} {tuple(frames.shape)}")
+            raise UserError(
+                f"video must be uint8 RGB frames (N, frames, height, width, 3), got {frames.dtype} {tuple(frames.shape)}"
+            )
         encoder = self.model.video.encoder
         encoder.input_spec.check(frame_shape=tuple(frames.shape[1:]), encoder=name_of(encoder))
 
@@ -100,7 +132,10 @@ class TrainedModel:
         n = len(x)
         starts = range(0, n, batch_size)
         show = progress if progress is not None else n > 4 * batch_size
-        out = [fn(x[s:s + batch_size], s).float() for s in tqdm(starts, desc=f"embed {what}", unit="batch", disable=not show)]
+        out = [
+            fn(x[s : s + batch_size], s).float()
+            for s in tqdm(starts, desc=f"embed {what}", unit="batch", disable=not show)
+        ]
         if not out:
             return torch.zeros(0, self.embed_dim, device=self.device)
         return torch.cat(out)

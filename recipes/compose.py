@@ -50,7 +50,12 @@ def planned_steps(recipe: BaseModel, data: PairedData | None, epochs: int) -> in
 
 
 def build_tower(
-    side: BaseModel, side_name: str, data: PairedData | None, embed_dim: int, reg: Registry, total_steps: int | None = None
+    side: BaseModel,
+    side_name: str,
+    data: PairedData | None,
+    embed_dim: int,
+    reg: Registry,
+    total_steps: int | None = None,
 ) -> Tower:
     encoder = reg.build("encoders", side.encoder)
     # What the encoder had before any strategy: the rest of its trainable parameters are adapters'.
@@ -110,8 +115,9 @@ def compose(recipe: BaseModel, data: PairedData | None, reg: Registry) -> DualEn
     return model
 
 
-def compose_all_stages(recipe: BaseModel, data: PairedData | None, reg: Registry,
-                       steps_of: Callable[[Any], int | None] | None = None) -> DualEncoderCLIP:
+def compose_all_stages(
+    recipe: BaseModel, data: PairedData | None, reg: Registry, steps_of: Callable[[Any], int | None] | None = None
+) -> DualEncoderCLIP:
     """The model as training leaves it: composed, then every stage's strategies applied in order (as
     peftzoo_engine.trainer does, from the first), so a run's weights file fits it. `steps_of(stage)` gives
     the steps a stage's strategies schedule over (None: unknown, as when loading a finished run)."""

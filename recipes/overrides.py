@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from registry import yamlio
 from recipes.errors import RecipeError
+from registry import yamlio
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,12 @@ def _restart(node: dict, path: tuple[str, ...], given: list[tuple[str, ...]], it
     for key in dropped:
         del node[key]
     if dropped:
-        logger.info("override %s starts %s from its defaults: the recipe's %s no longer apply", item, ".".join(path), ", ".join(dropped))
+        logger.info(
+            "override %s starts %s from its defaults: the recipe's %s no longer apply",
+            item,
+            ".".join(path),
+            ", ".join(dropped),
+        )
 
 
 def _child(node: Any, part: str, here: str, item: str) -> Any:

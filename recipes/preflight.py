@@ -60,7 +60,9 @@ def check_splits(data: PairedData, world_size: int = 1) -> None:
     else:
         fix = "put more pairs (groups) in the train split"
     per_process = " per process" if world_size > 1 else ""
-    raise DataError(f"the train split has {n_train} pairs (splits: {sizes}); {fix}; at least {need}{per_process} are needed")
+    raise DataError(
+        f"the train split has {n_train} pairs (splits: {sizes}); {fix}; at least {need}{per_process} are needed"
+    )
 
 
 def _sampling(recipe: BaseModel, data: PairedData, masks_groups: bool, world_size: int) -> tuple[np.ndarray, int, bool]:
@@ -109,12 +111,16 @@ def check_negatives(recipe: BaseModel, data: PairedData, masks_groups: bool, wor
     if not found.too_few:
         return
     if data.stimulus is None:
-        fix = ("these ids are the data's groups (no stimulus ids given), so masking takes out every pair of one "
-               "recording: give each pair its stimulus id (ingest writes stimulus.npy with negatives: {by: stimulus}; "
-               "an arrays folder takes stimulus.npy beside groups.npy), or put more groups in the train split")
+        fix = (
+            "these ids are the data's groups (no stimulus ids given), so masking takes out every pair of one "
+            "recording: give each pair its stimulus id (ingest writes stimulus.npy with negatives: {by: stimulus}; "
+            "an arrays folder takes stimulus.npy beside groups.npy), or put more groups in the train split"
+        )
     else:
-        fix = (f"put pairs of more stimuli in the train split (it has {found.stimuli}), or give stimulus ids that tell "
-               "the stimuli apart (stimulus.npy; ingest's negatives: {by: stimulus})")
+        fix = (
+            f"put pairs of more stimuli in the train split (it has {found.stimuli}), or give stimulus ids that tell "
+            "the stimuli apart (stimulus.npy; ingest's negatives: {by: stimulus})"
+        )
     none = ": the loss would be exactly 0 and nothing would train" if found.mean <= 0 else ""
     raise DataError(
         f"too few negatives: {found.describe()}, below the floor of {found.floor:.2f} "
@@ -122,8 +128,9 @@ def check_negatives(recipe: BaseModel, data: PairedData, masks_groups: bool, wor
     )
 
 
-def check_run(recipe: BaseModel, data: PairedData, output_dir: str | Path, world_size: int = 1,
-              masks_groups: bool = False) -> None:
+def check_run(
+    recipe: BaseModel, data: PairedData, output_dir: str | Path, world_size: int = 1, masks_groups: bool = False
+) -> None:
     """Everything about a new run that can be checked before its directory exists.
 
     `masks_groups`: the composed loss masks pairs of one stimulus itself (then batches may share stimuli).

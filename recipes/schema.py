@@ -38,16 +38,22 @@ from pydantic import (
 )
 
 from peftzoo_model.metric_names import SELECTABLE_METRICS, lower_is_better
-from registry import default, yamlio
 from recipes.errors import RecipeError
+from registry import default, yamlio
 from registry.core import Registry
 from registry.errors import did_you_mean
 from registry.pipes import quiet_on_broken_pipe
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 
-WORDS = {"encoders": "encoder", "strategies": "strategy", "heads": "head", "losses": "loss", "datasets": "data set",
-         "callbacks": "training callback"}
+WORDS = {
+    "encoders": "encoder",
+    "strategies": "strategy",
+    "heads": "head",
+    "losses": "loss",
+    "datasets": "data set",
+    "callbacks": "training callback",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +65,11 @@ class ComponentMarker:
 
     def word(self) -> str:
         base = WORDS[self.kind]
-        return f"{'an' if self.modality == 'eeg' else 'a'} {self.modality.upper() if self.modality == 'eeg' else self.modality} {base}" if self.modality else f"a {base}"
+        return (
+            f"{'an' if self.modality == 'eeg' else 'a'} {self.modality.upper() if self.modality == 'eeg' else self.modality} {base}"
+            if self.modality
+            else f"a {base}"
+        )
 
 
 SEED_MAX = 2**32 - 1  # numpy's seed range
@@ -150,8 +160,6 @@ class LrScales(_Section):
     """The loss's own parameters (temperature, bias)."""
 
 
-
-
 class Select(_Section):
     """Which evaluated epoch's weights to keep as best.safetensors."""
 
@@ -163,12 +171,14 @@ class Select(_Section):
     @classmethod
     def _known_metric(cls, metric: str) -> str:
         if metric not in SELECTABLE_METRICS:
-            raise ValueError(f"{metric!r} is not a metric the evaluation logs{did_you_mean(metric, SELECTABLE_METRICS)}; "
-                             f"use one of {', '.join(SELECTABLE_METRICS)}")
+            raise ValueError(
+                f"{metric!r} is not a metric the evaluation logs{did_you_mean(metric, SELECTABLE_METRICS)}; "
+                f"use one of {', '.join(SELECTABLE_METRICS)}"
+            )
         return metric
 
     @model_validator(mode="after")
-    def _default_mode(self) -> "Select":
+    def _default_mode(self) -> Select:
         if self.mode is None:
             self.mode = "min" if lower_is_better(self.metric) else "max"
         return self
@@ -235,19 +245,23 @@ class TrainConfig(_Section):
     def _loggers_available(cls, names: list[str]) -> list[str]:
         unique = list(dict.fromkeys(names))
         if "jsonl" not in unique:
-            raise ValueError("metrics.jsonl is part of every run directory (evaluate, compare and doctor read it); "
-                             "keep jsonl in the list")
+            raise ValueError(
+                "metrics.jsonl is part of every run directory (evaluate, compare and doctor read it); "
+                "keep jsonl in the list"
+            )
         if "tensorboard" in unique and importlib.util.find_spec("tensorboard") is None:
             raise ValueError("tensorboard needs the tensorboard package: pip install 'peftzoo[tensorboard]'")
         return unique
 
     @model_validator(mode="after")
-    def _epochs_match_stages(self) -> "TrainConfig":
+    def _epochs_match_stages(self) -> TrainConfig:
         stages = getattr(self, "stages", None)
         if stages:
             total = sum(s.epochs for s in stages)
             if "epochs" in self.model_fields_set and self.epochs != total:
-                raise ValueError(f"epochs is {self.epochs} but the stages add up to {total}; drop epochs or make them agree")
+                raise ValueError(
+                    f"epochs is {self.epochs} but the stages add up to {total}; drop epochs or make them agree"
+                )
             self.epochs = total
         return self
 
@@ -317,12 +331,16 @@ def _union(marker: ComponentMarker, components: dict[str, Any]) -> Any:
 def build_recipe_model(reg: Registry) -> type[BaseModel]:
     """The Recipe model for the components installed in `reg`."""
     encoders = reg.load_all("encoders")
-    by_modality = {m: {n: c for n, c in encoders.items() if getattr(c, "modality", None) == m} for m in ("eeg", "video")}
+    by_modality = {
+        m: {n: c for n, c in encoders.items() if getattr(c, "modality", None) == m} for m in ("eeg", "video")
+    }
     strategy = _union(ComponentMarker("strategies"), reg.load_all("strategies"))
     head = _union(ComponentMarker("heads"), reg.load_all("heads"))
     strategies = Annotated[
         list[strategy],
-        BeforeValidator(_as_list, json_schema_input_type=Union[strategy, Annotated[list[strategy], Field(min_length=1)]]),
+        BeforeValidator(
+            _as_list, json_schema_input_type=Union[strategy, Annotated[list[strategy], Field(min_length=1)]]
+        ),
         Field(min_length=1),
     ]
 
@@ -355,9 +373,16 @@ def build_recipe_model(reg: Registry) -> type[BaseModel]:
         "Train",
         __base__=TrainConfig,
         stages=(list[stage] | None, Field(None, min_length=1)),
-        callbacks=(list[callback], Field(default_factory=list, description=(
-            "Training callbacks (their registry names, or {name, options}): hooks at the run's start and end, "
-            "each step, epoch and evaluation, with state kept in checkpoints (peftzoo_engine/callbacks.py)."))),
+        callbacks=(
+            list[callback],
+            Field(
+                default_factory=list,
+                description=(
+                    "Training callbacks (their registry names, or {name, options}): hooks at the run's start and end, "
+                    "each step, epoch and evaluation, with state kept in checkpoints (peftzoo_engine/callbacks.py)."
+                ),
+            ),
+        ),
     )
 
     recipe = create_model(
@@ -406,8 +431,9 @@ def resolve(source: str | Path) -> Path:
             hint = f"; a run directory continues with --resume {str(source)!r}, or give {str(path / 'recipe.yaml')!r}"
         else:
             hint = f" (it holds {', '.join(inside[:5])})" if inside else ""
-        raise RecipeError(f"recipe {str(source)!r} is a directory, not a recipe file; give the path of a .yaml "
-                          f"recipe{hint}")
+        raise RecipeError(
+            f"recipe {str(source)!r} is a directory, not a recipe file; give the path of a .yaml recipe{hint}"
+        )
     names = bundled_names()
     raise RecipeError(
         f"recipe {str(source)!r} is neither a file nor a bundled recipe{did_you_mean(name, names)} "
@@ -430,7 +456,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if raw is None:
         raise RecipeError(f"recipe {str(path)!r} is empty; see the bundled recipes for the sections it needs")
     if not isinstance(raw, dict):
-        raise RecipeError(f"recipe {str(path)!r} must be a mapping of sections (name, data, eeg, video, ...), not a {type(raw).__name__}")
+        raise RecipeError(
+            f"recipe {str(path)!r} must be a mapping of sections (name, data, eeg, video, ...), not a {type(raw).__name__}"
+        )
     return raw
 
 

@@ -15,7 +15,7 @@ import ast
 import importlib.machinery
 import importlib.util
 import sys
-from functools import lru_cache
+from functools import cache
 
 
 def _module_file(module: str) -> str | None:
@@ -139,7 +139,7 @@ def _statement_description(node: ast.AST, module: str, name: str, rest: list[str
     return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def static_description(module: str, attr: str | None, _depth: int = 0) -> str:
     """The description of `module:attr` read from source, or '' when it cannot be read statically.
 

@@ -86,12 +86,16 @@ def _table(rows: list[dict], check: bool) -> str:
 @quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="list-registry", description="List the encoders, strategies, heads, losses, data sets and training callbacks installed."
+        prog="list-registry",
+        description="List the encoders, strategies, heads, losses, data sets and training callbacks installed.",
     )
     parser.add_argument("--kind", choices=KINDS, help="only this kind")
     parser.add_argument("--json", action="store_true", help="print a JSON list of objects")
-    parser.add_argument("--check", action="store_true",
-                        help="import each component, run the conformance kit's quick checks on it, report its status")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="import each component, run the conformance kit's quick checks on it, report its status",
+    )
     args = parser.parse_args(argv)
 
     reg = Registry()

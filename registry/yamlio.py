@@ -25,7 +25,8 @@ class RecipeLoader(yaml.SafeLoader):
                 break
             if first is not None:
                 raise yaml.constructor.ConstructorError(
-                    "while reading a mapping", node.start_mark,
+                    "while reading a mapping",
+                    node.start_mark,
                     f"duplicate key {key!r} (first given at line {first.line + 1}); give each key once",
                     key_node.start_mark,
                 )

@@ -11,9 +11,21 @@ import numpy as np
 CHANNELS = ["FP1", "FP2", "C3", "C4", "O1", "O2"]
 
 
-def write_arrays(root: Path, n: int = 16, *, channels: list[str] | None = None, sfreq: float = 200.0, seconds: float = 1.0,
-                 frames: int = 4, size: int = 20, amplitude_uv: float = 20.0, meta: Any = None, split: list[str] | None = None,
-                 groups: np.ndarray | None = None, seed: int = 0) -> Path:
+def write_arrays(
+    root: Path,
+    n: int = 16,
+    *,
+    channels: list[str] | None = None,
+    sfreq: float = 200.0,
+    seconds: float = 1.0,
+    frames: int = 4,
+    size: int = 20,
+    amplitude_uv: float = 20.0,
+    meta: Any = None,
+    split: list[str] | None = None,
+    groups: np.ndarray | None = None,
+    seed: int = 0,
+) -> Path:
     """eeg.npy (N, C, T) float32 of about `amplitude_uv` microvolts, video.npy (N, F, size, size, 3) uint8, meta.json."""
     rng = np.random.default_rng(seed)
     channels = list(CHANNELS if channels is None else channels)

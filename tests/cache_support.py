@@ -9,10 +9,10 @@ import numpy as np
 import torch
 
 import registry
-from recipes import schema
-from recipes.compose import compose
 from peftzoo_data import arrays
 from peftzoo_data.base import PairedData
+from recipes import schema
+from recipes.compose import compose
 from tests.conftest import tiny_recipe
 
 PAIRS = 40

@@ -20,8 +20,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import encoders  # noqa: E402
-from peftzoo_engine import feature_cache  # noqa: E402
 from peftzoo_data.base import PairedData  # noqa: E402
+from peftzoo_engine import feature_cache  # noqa: E402
 
 
 def main() -> None:
@@ -32,8 +32,13 @@ def main() -> None:
     n, channels = 24, ["FP1", "FP2", "C3", "C4"]
     data = PairedData(
         eeg=np.random.default_rng(0).normal(size=(n, len(channels), 200)).astype(np.float32),
-        video=np.zeros((n, 1, 4, 4, 3), dtype=np.uint8), sfreq=200.0, channels=channels, fps=8.0,
-        groups=np.arange(n), splits={"train": np.arange(n)}, fingerprint="two-process-test",
+        video=np.zeros((n, 1, 4, 4, 3), dtype=np.uint8),
+        sfreq=200.0,
+        channels=channels,
+        fps=8.0,
+        groups=np.arange(n),
+        splits={"train": np.arange(n)},
+        fingerprint="two-process-test",
     )
     computed = []
     real = feature_cache.compute
@@ -59,7 +64,9 @@ def main() -> None:
     ready.touch()
     while not go.exists():
         time.sleep(0.02)
-    result = feature_cache.features("eeg", types.SimpleNamespace(encoder=encoder), data, torch.device("cpu"), cache_dir, batch_size=8)
+    result = feature_cache.features(
+        "eeg", types.SimpleNamespace(encoder=encoder), data, torch.device("cpu"), cache_dir, batch_size=8
+    )
     np.save(out, result.numpy())
     print("computed" if computed else "reused", flush=True)
 

@@ -19,7 +19,11 @@ TINY_RECIPE: dict[str, Any] = {
     "name": "tiny_test",
     "seed": 0,
     "data": {"name": "synthetic", "n": 160, "seconds": 1, "frames": 4, "height": 20, "width": 20, "val_fraction": 0.25},
-    "eeg": {"encoder": {"name": "tiny_eeg", "dim": 32, "depth": 1, "heads": 2}, "strategy": "head_only", "head": "linear"},
+    "eeg": {
+        "encoder": {"name": "tiny_eeg", "dim": 32, "depth": 1, "heads": 2},
+        "strategy": "head_only",
+        "head": "linear",
+    },
     "video": {
         "encoder": {"name": "tiny_video", "dim": 32, "depth": 1, "heads": 2, "frames": 4, "size": 16},
         "strategy": "head_only",

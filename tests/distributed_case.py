@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 import registry
+from peftzoo_data.base import PairTorchDataset
 from recipes import schema
 from recipes.compose import compose
-from peftzoo_data.base import PairTorchDataset
 from tests.conftest import tiny_recipe
 
 BATCH = 8
@@ -29,9 +29,7 @@ def global_batches(data, accum_freq: int) -> list[dict[str, torch.Tensor]]:
     """`accum_freq` micro-batches of BATCH training pairs, collated as the loader does."""
     dataset = PairTorchDataset(data, data.split("train"))
     items = [dataset[i] for i in range(BATCH * accum_freq)]
-    return [
-        torch.utils.data.default_collate(items[k * BATCH : (k + 1) * BATCH]) for k in range(accum_freq)
-    ]
+    return [torch.utils.data.default_collate(items[k * BATCH : (k + 1) * BATCH]) for k in range(accum_freq)]
 
 
 def slice_of(batch: dict[str, torch.Tensor], rank: int, size: int) -> dict[str, torch.Tensor]:

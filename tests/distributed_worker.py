@@ -13,9 +13,8 @@ from pathlib import Path
 
 import torch
 
-from peftzoo_engine import distributed
+from peftzoo_engine import Precision, accumulated_backward, distributed
 from tests.distributed_case import global_batches, model_and_data, slice_of
-from peftzoo_engine import Precision, accumulated_backward
 
 
 def main(out_dir: str, accum_freqs: list[int]) -> None:

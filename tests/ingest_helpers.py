@@ -22,8 +22,10 @@ def need(module: str):
         return __import__(module)
     except ImportError:
         if os.environ.get("CI") == "true":
-            pytest.fail(f"{module} is missing on CI; `make test` installs peftzoo[test], which pulls in peftzoo[ingest]",
-                        pytrace=False)
+            pytest.fail(
+                f"{module} is missing on CI; `make test` installs peftzoo[test], which pulls in peftzoo[ingest]",
+                pytrace=False,
+            )
         pytest.skip(f"{module} is not installed (pip install 'peftzoo[ingest]')", allow_module_level=True)
 
 
@@ -59,9 +61,18 @@ def cfr(n: int, fps: float, first: float = 0.0) -> list[float]:
     return [first + i / fps for i in range(n)]
 
 
-def planted_raw(sfreq: float, seconds: float, events: list[tuple[float, str]], sine_uv: float = 20.0, sine_hz: float = 10.0,
-                pulse_uv: float = 200.0, pulse_at: float = 0.5, names=CHANNELS, extra_types: dict[str, str] | None = None,
-                trigger: dict[str, int] | None = None):
+def planted_raw(
+    sfreq: float,
+    seconds: float,
+    events: list[tuple[float, str]],
+    sine_uv: float = 20.0,
+    sine_hz: float = 10.0,
+    pulse_uv: float = 200.0,
+    pulse_at: float = 0.5,
+    names=CHANNELS,
+    extra_types: dict[str, str] | None = None,
+    trigger: dict[str, int] | None = None,
+):
     """Raw with a sine on every EEG channel, except a pulse (one sample wide) at onset + pulse_at
     of each event on channel Cz, plus annotations for the events. Channel `extra_types` are added
     (e.g. {"EOG": "eog"}) carrying noise."""
@@ -86,7 +97,7 @@ def planted_raw(sfreq: float, seconds: float, events: list[tuple[float, str]], s
         stim = np.zeros(n)
         for onset, desc in events:
             a = int(round(onset * sfreq))
-            stim[a:a + max(1, int(sfreq // 100))] = trigger[desc]
+            stim[a : a + max(1, int(sfreq // 100))] = trigger[desc]
         data = np.vstack([data, stim])
         types.append("stim")
         extra_types = {**extra_types, "STI 014": "stim"}

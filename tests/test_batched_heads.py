@@ -10,20 +10,22 @@ import pytest
 import torch
 
 import recipes
-from recipes import schema
 from peftzoo_engine import seed_everything, train
+from peftzoo_engine.rundir import RunDir
+from peftzoo_engine.weights import read_state
+from peftzoo_tools.sweep.batched import batch_key, train_batched, unsupported_reason
+from recipes import schema
 from recipes.compose import compose
 from recipes.errors import RecipeError
-from peftzoo_engine.rundir import RunDir
-from peftzoo_tools.sweep.batched import batch_key, train_batched, unsupported_reason
-from peftzoo_engine.weights import read_state
 from tests.conftest import tiny_recipe
 
 RUN_FILES = {"recipe.yaml", "run.json", "metrics.jsonl", "trainable.safetensors"}
 
 
 def _recipe(reg, cache, **changes):
-    return schema.validate(tiny_recipe(**{"train.epochs": 2, "train.log_every": 2, "train.cache_dir": str(cache), **changes}), reg)
+    return schema.validate(
+        tiny_recipe(**{"train.epochs": 2, "train.log_every": 2, "train.cache_dir": str(cache), **changes}), reg
+    )
 
 
 def _ordinary(recipe, reg, out):
@@ -37,24 +39,37 @@ def _ordinary(recipe, reg, out):
 
 
 def _lines(run_dir, kind):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
-            if json.loads(line)["type"] == kind]
+    return [
+        json.loads(line)
+        for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+        if json.loads(line)["type"] == kind
+    ]
 
 
-@pytest.mark.parametrize("head", ["linear", {"name": "mlp", "hidden": [24]},
-                                  {"name": "mlp", "hidden": [24, 16], "activation": "relu", "layer_norm": True}])
+@pytest.mark.parametrize(
+    "head",
+    [
+        "linear",
+        {"name": "mlp", "hidden": [24]},
+        {"name": "mlp", "hidden": [24, 16], "activation": "relu", "layer_norm": True},
+    ],
+)
 def test_batched_trials_equal_their_ordinary_runs(tmp_path, reg, head):
     configs = [
         {"train.lr": 1e-3},
         {"train.lr": 3e-3, "train.weight_decay": 0.2, "train.warmup_steps": 2},
-        {"train.lr": 2e-3, "loss": {"name": "clip", "temperature": 0.1, "max_logit_scale": 12.0}, "train.grad_clip_norm": 0.3,
-         "train.min_lr": 1e-4},
+        {
+            "train.lr": 2e-3,
+            "loss": {"name": "clip", "temperature": 0.1, "max_logit_scale": 12.0},
+            "train.grad_clip_norm": 0.3,
+            "train.min_lr": 1e-4,
+        },
     ]
     trial_recipes = [_recipe(reg, tmp_path / "cache", **{"eeg.head": head, "video.head": head, **c}) for c in configs]
     runs = train_batched(trial_recipes, [tmp_path / f"trial-{i}" for i in range(len(configs))], reg)
     assert len(runs) == 3 and len({r.parent for r in runs}) == 3
     for recipe, batched in zip(trial_recipes, runs):
-        assert RUN_FILES <= {p.name for p in batched.iterdir()}
+        assert {p.name for p in batched.iterdir()} >= RUN_FILES
         info = json.loads((batched / "run.json").read_text())
         assert info["status"] == "completed" and info["batched_heads"] == {"trials": 3}
         ordinary = _ordinary(recipe, reg, tmp_path / "alone")
@@ -89,7 +104,12 @@ def test_eligibility_and_grouping(reg, tmp_path):
     assert "feature_cache" in unsupported_reason(_recipe(reg, tmp_path, **{"train.feature_cache": False}))
     # optimizer and temperature numbers share a batched model; architecture, dropout, seed and data do not
     assert batch_key(base) == batch_key(_recipe(reg, tmp_path, **{"train.lr": 5e-3, "train.weight_decay": 0.0}))
-    for change in ({"eeg.head": {"name": "linear", "dropout": 0.1}}, {"seed": 1}, {"train.batch_size": 16}, {"video.head": "mlp"}):
+    for change in (
+        {"eeg.head": {"name": "linear", "dropout": 0.1}},
+        {"seed": 1},
+        {"train.batch_size": 16},
+        {"video.head": "mlp"},
+    ):
         assert batch_key(base) != batch_key(_recipe(reg, tmp_path, **change)), change
 
 
@@ -109,8 +129,15 @@ def test_sweep_trains_eligible_trials_batched(tmp_path):
 
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(yaml.safe_dump(tiny_recipe(**{"train.epochs": 2})))
-    result = run_python("-m", "recipes.sweep", str(recipe), "train.lr=[1e-3,3e-3]", "train.weight_decay=[0.0,0.1]",
-                        "--output-dir", str(tmp_path / "sweeps"))
+    result = run_python(
+        "-m",
+        "recipes.sweep",
+        str(recipe),
+        "train.lr=[1e-3,3e-3]",
+        "train.weight_decay=[0.0,0.1]",
+        "--output-dir",
+        str(tmp_path / "sweeps"),
+    )
     assert result.returncode == 0, result.stderr
     assert "training 4 trials as one batched model" in result.stderr
     directory = tmp_path / "sweeps" / result.stdout.strip().splitlines()[-1].split("sweep: ", 1)[1].split("/")[-1]
@@ -119,7 +146,7 @@ def test_sweep_trains_eligible_trials_batched(tmp_path):
     lrs = set()
     for trial in record["trials"]:
         run_dir = Path(trial["run"])
-        assert RUN_FILES <= {p.name for p in run_dir.iterdir()} and trial["final_metrics"]["val/n"] > 0
+        assert {p.name for p in run_dir.iterdir()} >= RUN_FILES and trial["final_metrics"]["val/n"] > 0
         assert json.loads((run_dir / "run.json").read_text())["batched_heads"] == {"trials": 4}
         lrs.add(yaml.safe_load((run_dir / "recipe.yaml").read_text())["train"]["lr"])
     assert lrs == {1e-3, 3e-3}
@@ -145,8 +172,13 @@ def test_an_interrupted_batched_group_resumes_from_its_checkpoint(tmp_path):
     epochs = 6
     head = {"name": "mlp", "hidden": [16], "dropout": 0.1}
     recipe = tmp_path / "tiny.yaml"
-    recipe.write_text(yaml.safe_dump(tiny_recipe(**{"data.n": 64, "train.epochs": epochs, "train.batch_size": 8,
-                                                    "eeg.head": head, "video.head": head})))
+    recipe.write_text(
+        yaml.safe_dump(
+            tiny_recipe(
+                **{"data.n": 64, "train.epochs": epochs, "train.batch_size": 8, "eeg.head": head, "video.head": head}
+            )
+        )
+    )
     space = [str(recipe), "train.lr=[1e-3,3e-3]", "train.weight_decay=[0.0,0.1]"]
 
     arguments = [*space, "--output-dir", str(tmp_path / "stopped")]
@@ -154,9 +186,14 @@ def test_an_interrupted_batched_group_resumes_from_its_checkpoint(tmp_path):
     ready = tmp_path / "in-step"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     # the group is held inside the first step of epoch 2 (after its first evaluation) until the signal comes
-    proc = subprocess.Popen([sys.executable, "-m", "tests.batched_stop_worker", *arguments], cwd=ROOT,
-                            env={**env, "PEFTZOO_TEST_READY": str(ready)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.batched_stop_worker", *arguments],
+        cwd=ROOT,
+        env={**env, "PEFTZOO_TEST_READY": str(ready)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_until(ready.exists, "the batched group's first training step of epoch 2", proc=proc)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=GENEROUS)
@@ -203,21 +240,28 @@ def test_a_rerun_plans_an_interrupted_group_as_one_resume(tmp_path, reg):
     from peftzoo_tools.sweep.batched.sweep_groups import split_jobs
     from peftzoo_tools.sweep.record import SweepRecord
 
-    record = SweepRecord.load_or_create(tmp_path, {"name": "s"}, [("trial-000", {}), ("trial-001", {}), ("trial-002", {})])
+    record = SweepRecord.load_or_create(
+        tmp_path, {"name": "s"}, [("trial-000", {}), ("trial-001", {}), ("trial-002", {})]
+    )
     checkpoint = tmp_path / ".batched" / "group-abc.pt"
     checkpoint.parent.mkdir()
     checkpoint.write_bytes(b"x")
     for trial_id in ("trial-000", "trial-001"):
         run = tmp_path / trial_id / "tiny-run"
         run.mkdir(parents=True)
-        (run / "run.json").write_text(json.dumps({"status": "interrupted",
-                                                  "batched_heads": {"trials": 2, "checkpoint": "../../.batched/group-abc.pt"}}))
+        (run / "run.json").write_text(
+            json.dumps(
+                {"status": "interrupted", "batched_heads": {"trials": 2, "checkpoint": "../../.batched/group-abc.pt"}}
+            )
+        )
     jobs = [trial_runs.plan_job(record, t, tmp_path / "base.yaml", [], []) for t in record.data["trials"]]
     assert [j.batched_checkpoint for j in jobs] == [checkpoint.resolve(), checkpoint.resolve(), None]
     assert all(j.resume and not j.command for j in jobs[:2]) and jobs[2].command
     recipes_by_id = {t: _recipe(reg, tmp_path) for t in ("trial-000", "trial-001", "trial-002")}
     groups, ordinary = split_jobs(jobs, recipes_by_id, fresh=False)
-    assert [(g.checkpoint, [j.trial_id for j in g.jobs]) for g in groups] == [(checkpoint.resolve(), ["trial-000", "trial-001"])]
+    assert [(g.checkpoint, [j.trial_id for j in g.jobs]) for g in groups] == [
+        (checkpoint.resolve(), ["trial-000", "trial-001"])
+    ]
     assert [j.trial_id for j in ordinary] == ["trial-002"]
 
     checkpoint.unlink()  # stopped before its first checkpoint: nothing to resume

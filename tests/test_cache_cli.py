@@ -10,8 +10,7 @@ import pytest
 import torch
 
 import encoders
-from peftzoo_engine import feature_cache
-from peftzoo_engine import video_cache
+from peftzoo_engine import feature_cache, video_cache
 from peftzoo_engine.cache.cli import main
 from tests.cache_support import entry_files, tiny_model
 from tests.conftest import run_python
@@ -23,7 +22,9 @@ def cache(tmp_path):
     data, model = tiny_model(16)
     directory = tmp_path / "cache"
     feature_cache.features("eeg", model.eeg, data, torch.device("cpu"), directory, batch_size=8)
-    video_cache.prepare(encoders.build("tiny_video", dim=8, depth=1, heads=2, frames=4, size=16), data, directory, batch_size=8)
+    video_cache.prepare(
+        encoders.build("tiny_video", dim=8, depth=1, heads=2, frames=4, size=16), data, directory, batch_size=8
+    )
     (directory / f"video-{'0' * 32}.safetensors").write_bytes(b"half")  # its writer was killed before the manifest
     (directory / f".eeg-{'1' * 32}.safetensors.dead.tmp").write_bytes(b"x")
     (directory / "notes.txt").write_text("not the cache's")
@@ -74,11 +75,14 @@ def test_clear_all_removes_entries_and_temporaries_only(cache, capsys):
     assert entry_files(cache) == ["notes.txt"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["clear"], "needs --all, --older-than DAYS or ENTRY"),
-    (["clear", "--older-than", "-1"], "finite number >= 0"),
-    (["clear", "--older-than", "soon"], "not a number of days"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["clear"], "needs --all, --older-than DAYS or ENTRY"),
+        (["clear", "--older-than", "-1"], "finite number >= 0"),
+        (["clear", "--older-than", "soon"], "not a number of days"),
+    ],
+)
 def test_bad_arguments_exit_2(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as exit_:
         main(["--cache-dir", str(tmp_path), *args])

@@ -13,8 +13,7 @@ import torch
 from safetensors.torch import save
 
 import encoders
-from peftzoo_engine import feature_cache
-from peftzoo_engine import video_cache
+from peftzoo_engine import feature_cache, video_cache
 from tests.cache_support import entry_files, tiny_model
 
 CPU = torch.device("cpu")

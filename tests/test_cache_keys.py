@@ -10,8 +10,7 @@ import pytest
 import torch
 
 import encoders
-from peftzoo_engine import feature_cache
-from peftzoo_engine import video_cache
+from peftzoo_engine import feature_cache, video_cache
 from peftzoo_engine.cache import code, content
 from tests.cache_support import load_arrays, tiny_model, write_arrays
 
@@ -41,7 +40,9 @@ def test_a_rewrite_with_preserved_mtime_gets_new_features(tiny, tmp_path, monkey
     other = np.ascontiguousarray(data.eeg[::-1])  # the same shape and size, other pairs in each row
     np.save(root / "eeg.npy", other)
     os.utime(root / "eeg.npy", ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert (root / "eeg.npy").stat().st_size == stat.st_size and (root / "eeg.npy").stat().st_mtime_ns == stat.st_mtime_ns
+    assert (root / "eeg.npy").stat().st_size == stat.st_size and (
+        root / "eeg.npy"
+    ).stat().st_mtime_ns == stat.st_mtime_ns
     calls = counting(monkeypatch, feature_cache)
     again = feature_cache.features("eeg", model.eeg, load_arrays(root), CPU, cache, batch_size=16)
     assert calls == ["eeg"]
@@ -118,8 +119,11 @@ def test_an_edit_of_the_encoders_code_invalidates(tiny, tmp_path, monkeypatch):
 def test_device_type_and_dtype_are_in_the_key(tiny, tmp_path):
     data, model = tiny
     keys = {
-        feature_cache.cache_key(feature_cache.key_spec("eeg", model.eeg, data, torch.device(device), dtype, tmp_path)[0])
-        for device in ("cpu", "cuda") for dtype in (None, torch.bfloat16)
+        feature_cache.cache_key(
+            feature_cache.key_spec("eeg", model.eeg, data, torch.device(device), dtype, tmp_path)[0]
+        )
+        for device in ("cpu", "cuda")
+        for dtype in (None, torch.bfloat16)
     }
     assert len(keys) == 4
 
@@ -133,6 +137,9 @@ def test_clips_follow_content_and_device(tmp_path, monkeypatch):
     np.save(root / "video.npy", np.ascontiguousarray(data.video[::-1]))
     os.utime(root / "video.npy", ns=(stat.st_atime_ns, stat.st_mtime_ns))
     again = video_cache.prepare(encoder, load_arrays(root), tmp_path / "cache", batch_size=4)
-    assert np.array_equal(np.asarray(again.video), np.asarray(first.video)[::-1]) and again.fingerprint != first.fingerprint
+    assert (
+        np.array_equal(np.asarray(again.video), np.asarray(first.video)[::-1])
+        and again.fingerprint != first.fingerprint
+    )
     specs = [video_cache.key_spec(encoder.preprocessing, data, torch.device(d), tmp_path)[0] for d in ("cpu", "cuda")]
     assert video_cache.cache_key(specs[0]) != video_cache.cache_key(specs[1])

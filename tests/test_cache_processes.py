@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import encoders
-from peftzoo_engine import video_cache
 from peftzoo_data.base import PairedData
+from peftzoo_engine import video_cache
 from tests.cache_support import entry_files
 from tests.conftest import ROOT
 from tests.waiting import GENEROUS, wait_until
@@ -24,9 +24,19 @@ def test_two_processes_compute_one_feature_entry_once(tmp_path):
     cache, go = tmp_path / "cache", tmp_path / "go"
     procs = [
         subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "cache_worker.py"), str(cache), str(tmp_path / f"out{i}.npy"),
-             str(tmp_path / f"ready{i}"), str(go)],
-            cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                str(ROOT / "tests" / "cache_worker.py"),
+                str(cache),
+                str(tmp_path / f"out{i}.npy"),
+                str(tmp_path / f"ready{i}"),
+                str(go),
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for i in range(2)
     ]
@@ -51,9 +61,16 @@ def test_two_processes_compute_one_feature_entry_once(tmp_path):
 def test_two_threads_write_one_clip_entry_once(tmp_path, monkeypatch, caplog):
     """The clip cache takes the same per-entry lock (a file lock, so it holds between threads as between processes)."""
     rng = np.random.default_rng(0)
-    data = PairedData(eeg=np.zeros((20, 1, 8), np.float32), video=rng.integers(0, 256, (20, 6, 20, 20, 3), dtype=np.uint8),
-                      sfreq=200.0, channels=["C3"], fps=8.0, groups=np.arange(20), splits={"train": np.arange(20)},
-                      fingerprint="two-thread-test")
+    data = PairedData(
+        eeg=np.zeros((20, 1, 8), np.float32),
+        video=rng.integers(0, 256, (20, 6, 20, 20, 3), dtype=np.uint8),
+        sfreq=200.0,
+        channels=["C3"],
+        fps=8.0,
+        groups=np.arange(20),
+        splits={"train": np.arange(20)},
+        fingerprint="two-thread-test",
+    )
     encoder = encoders.build("tiny_video", dim=8, depth=1, heads=2, frames=4, size=16)
     real, computed = video_cache.clip_batches, []
 
@@ -107,9 +124,8 @@ def test_waiting_for_another_writer_stops_at_once_on_a_signal(tmp_path):
         assert held.wait(30)
         signal.setitimer(signal.ITIMER_REAL, 0.3)
         start = time.monotonic()
-        with pytest.raises(KeyboardInterrupt):
-            with entry.locked():
-                pytest.fail("took a lock another writer holds")
+        with pytest.raises(KeyboardInterrupt), entry.locked():
+            pytest.fail("took a lock another writer holds")
         assert time.monotonic() - start < 10  # at once (0.3 s + one 0.1-s poll when idle), not after the other writer
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)

@@ -75,30 +75,56 @@ def test_page_opens_in_headless_chromium(sweep_dir, tmp_path, capsys):
     out = tmp_path / "page"
     assert compare([str(sweep_dir), "--html", str(out)]) == 0
     shot = tmp_path / "shot.png"
-    done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1200,1600",
-                           f"--screenshot={shot}", (out / "index.html").as_uri()], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1200,1600",
+            f"--screenshot={shot}",
+            (out / "index.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
     from PIL import Image
 
     with Image.open(shot) as image:
         image.load()
         colors = image.convert("RGB").getcolors(maxcolors=1 << 20)
-        assert image.size == (1200, 1600) and colors is not None and len(colors) > 50  # a rendered page, not a blank one
+        assert (
+            image.size == (1200, 1600) and colors is not None and len(colors) > 50
+        )  # a rendered page, not a blank one
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["{missing}"], "does not exist"),
-    (["{empty}"], "holds no run directory"),
-    (["{sweep}", "--metrics", "val/R@1"], "--metrics: val/R@1 not logged by any of these runs"),
-    (["{sweep}", "--metrics", "train/loss"], "train/loss is logged per step or epoch of training, while compare ranks the evaluation's"),
-    (["{sweep}", "--html", "{occupied}"], "exists and is not a comparison page"),
-    (["{sweep}", "--html", "{occupied}/notes.txt/page"], "is a file, not a directory"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["{missing}"], "does not exist"),
+        (["{empty}"], "holds no run directory"),
+        (["{sweep}", "--metrics", "val/R@1"], "--metrics: val/R@1 not logged by any of these runs"),
+        (
+            ["{sweep}", "--metrics", "train/loss"],
+            "train/loss is logged per step or epoch of training, while compare ranks the evaluation's",
+        ),
+        (["{sweep}", "--html", "{occupied}"], "exists and is not a comparison page"),
+        (["{sweep}", "--html", "{occupied}/notes.txt/page"], "is a file, not a directory"),
+    ],
+)
 def test_mistakes_exit_2_with_one_message(sweep_dir, tmp_path, capsys, argv, message):
     (tmp_path / "empty").mkdir()
     (tmp_path / "occupied").mkdir()
     (tmp_path / "occupied" / "notes.txt").write_text("mine")
-    names = {"missing": tmp_path / "nope", "empty": tmp_path / "empty", "sweep": sweep_dir, "occupied": tmp_path / "occupied"}
+    names = {
+        "missing": tmp_path / "nope",
+        "empty": tmp_path / "empty",
+        "sweep": sweep_dir,
+        "occupied": tmp_path / "occupied",
+    }
     assert compare([a.format(**names) for a in argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err

@@ -8,9 +8,9 @@ from torch import nn
 
 from adapters.heads.linear import LinearHead
 from adapters.heads.mlp import MLPHead
+from peftzoo_engine import param_groups
 from recipes import schema
 from recipes.compose import compose
-from peftzoo_engine import param_groups
 from tests.conftest import tiny_recipe
 
 
@@ -25,7 +25,9 @@ def test_head_only_model(reg):
     assert isinstance(model.eeg.head, LinearHead) and isinstance(model.video.head, LinearHead)
     assert all(not p.requires_grad for p in model.eeg.encoder.parameters())
     trainable = set(model.trainable_parameters())
-    assert trainable == {n for n, _ in model.named_parameters() if n.startswith(("eeg.head", "video.head"))} | {"loss.logit_scale"}
+    assert trainable == {n for n, _ in model.named_parameters() if n.startswith(("eeg.head", "video.head"))} | {
+        "loss.logit_scale"
+    }
     model.train()
     assert model.eeg.head.training and not model.eeg.encoder.training and not model.video.encoder.training
     batch = {
@@ -40,7 +42,14 @@ def test_head_only_model(reg):
 
 
 def test_swaps_are_recipe_edits(reg):
-    _, _, model = make(reg, **{"eeg.head": {"name": "mlp", "hidden": [48]}, "eeg.strategy": {"name": "full", "lr_scale": 0.1}, "embed_dim": 24})
+    _, _, model = make(
+        reg,
+        **{
+            "eeg.head": {"name": "mlp", "hidden": [48]},
+            "eeg.strategy": {"name": "full", "lr_scale": 0.1},
+            "embed_dim": 24,
+        },
+    )
     assert isinstance(model.eeg.head, MLPHead) and model.eeg.head.net[1].out_features == 48
     assert all(p.requires_grad for p in model.eeg.encoder.parameters())
     assert all(not p.requires_grad for p in model.video.encoder.parameters())
@@ -61,7 +70,13 @@ def test_no_weight_decay_on_biases_norms_embeddings_temperature(reg):
     _, _, model = make(reg, **{"eeg.strategy": "full"})
     decayed = {n for g in param_groups(model, 0.05) if g["weight_decay"] > 0 for n in g["names"]}
     assert "eeg.encoder.blocks.0.attn.qkv.weight" in decayed and "eeg.head.proj.weight" in decayed
-    for name in ("loss.logit_scale", "eeg.encoder.channel_embed", "eeg.encoder.time_embed", "eeg.encoder.fc_norm.weight", "eeg.head.proj.bias"):
+    for name in (
+        "loss.logit_scale",
+        "eeg.encoder.channel_embed",
+        "eeg.encoder.time_embed",
+        "eeg.encoder.fc_norm.weight",
+        "eeg.head.proj.bias",
+    ):
         assert name not in decayed, name
 
 
@@ -94,8 +109,13 @@ def test_lr_scales_by_role_multiply_the_strategys_own(reg):
     from recipes.schema import LrScales
 
     scales = LrScales(head=2.0, adapter=3.0, encoder=0.1, loss=0.5)
-    _, _, model = make(reg, **{"eeg.strategy": {"name": "full", "lr_scale": 0.5},
-                              "video.strategy": {"name": "lora", "targets": ["q", "v"], "r": 2}})
+    _, _, model = make(
+        reg,
+        **{
+            "eeg.strategy": {"name": "full", "lr_scale": 0.5},
+            "video.strategy": {"name": "lora", "targets": ["q", "v"], "r": 2},
+        },
+    )
     by_name = {n: (g["role"], g["lr_scale"]) for g in param_groups(model, 0.05, scales) for n in g["names"]}
     assert by_name["eeg.head.proj.weight"] == ("head", 2.0)
     assert by_name["loss.logit_scale"] == ("loss", 0.5)

@@ -23,8 +23,12 @@ PLANTED = [
     ("test_strategy_state_round_trips", "broken_unreported", "strategies", "state_round_trips"),
     ("test_trains_in_a_recipe", "strategies-broken_unreported", "strategies", "trains_in_a_recipe"),
     ("test_strategy_step_changes_output", "broken_never_called", "strategies", "step_changes_output"),
-    ("test_strategy_trainable_tensors_get_gradients", "broken_never_called", "strategies",
-     "trainable_tensors_get_gradients"),
+    (
+        "test_strategy_trainable_tensors_get_gradients",
+        "broken_never_called",
+        "strategies",
+        "trainable_tensors_get_gradients",
+    ),
     ("test_strategy_state_round_trips", "broken_forgetful_state", "strategies", "state_round_trips"),
     ("test_strategy_merge_preserves_outputs", "broken_merge", "strategies", "merge_preserves_outputs"),
     ("test_quick_contract", "strategies-broken_open_config", "strategies", "config_refuses_unknown_keys"),
@@ -32,8 +36,12 @@ PLANTED = [
     ("test_loss_finite_scalar", "broken_small_batch", "losses", "loss_finite_scalar"),
     ("test_loss_temperatures_and_batch_sizes", "broken_small_batch", "losses", "loss_temperatures_and_batch_sizes"),
     # issue 22: faults the kit passed, each caught by a new check
-    ("test_strategy_trainable_tensors_get_gradients", "broken_detached", "strategies",
-     "trainable_tensors_get_gradients"),
+    (
+        "test_strategy_trainable_tensors_get_gradients",
+        "broken_detached",
+        "strategies",
+        "trainable_tensors_get_gradients",
+    ),
     ("test_encoder_output_dtype_and_device", "broken_float64", "encoders", "output_dtype_and_device"),
     ("test_trains_in_a_recipe", "encoders-broken_float64", "encoders", "trains_in_a_recipe"),
     ("test_encoder_input_not_modified", "broken_inplace_input", "encoders", "input_not_modified"),
@@ -42,8 +50,15 @@ PLANTED = [
     # a crash inside a check is reported under that check's name, not as an untagged RuntimeError
     ("test_head_maps_dimensions_and_trains", "broken_crashing_head", "heads", "head_maps_dimensions"),
 ]
-EXAMPLE_COMPONENTS = [("encoders", "eegnet"), ("encoders", "r2plus1d"), ("strategies", "vera"), ("strategies", "gain"), ("heads", "glu"),
-                      ("losses", "dcl"), ("datasets", "npz_folder")]
+EXAMPLE_COMPONENTS = [
+    ("encoders", "eegnet"),
+    ("encoders", "r2plus1d"),
+    ("strategies", "vera"),
+    ("strategies", "gain"),
+    ("heads", "glu"),
+    ("losses", "dcl"),
+    ("datasets", "npz_folder"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -70,20 +85,36 @@ def test_kit_passes_on_builtins_and_examples_and_fails_each_planted_flaw_by_name
         assert f"[{check}] {kind} {name.split('-')[-1]!r}" in out.stdout, check
     assert "crashed with RuntimeError" in out.stdout  # the crashing head, named by its check
     # the examples ran every check that applies to them (vera's hooks included), and so did built-ins of every kind
-    for test in ("test_strategy_state_round_trips[vera]", "test_strategy_merge_preserves_outputs[vera]",
-                 "test_strategy_export_writes_files[vera]", "test_strategy_wrapped_modules_declared[vera]",
-                 "test_strategy_step_changes_output[vera]", "test_strategy_merge_preserves_outputs[gain]",
-                 "test_strategy_state_round_trips[gain]", "test_encoder_forward_gives_pooled_features[eegnet]",
-                 "test_encoder_no_weight_decay_names[eegnet]", "test_encoder_forward_gives_pooled_features[r2plus1d]",
-                 "test_encoder_all_parameters_train[r2plus1d]", "test_encoder_builds_with_defaults[r2plus1d]", "test_head_maps_dimensions_and_trains[glu]",
-                 "test_loss_symmetric[dcl]", "test_loss_gradient_reaches_both_sides[dcl]", "test_dataset_arrays[npz_folder]",
-                 "test_strategy_step_changes_output[lora]", "test_encoder_forward_gives_pooled_features[video_swin]",
-                 "test_loss_symmetric[clip]", "test_dataset_arrays[arrays]", "test_head_maps_dimensions_and_trains[mlp]",
-                 *(f"test_trains_in_a_recipe[{kind}-{name}]" for kind, name in EXAMPLE_COMPONENTS),
-                 "test_trains_in_a_recipe[encoders-broken_inplace_input]",  # trains: only its own check names it
-                 "test_encoder_output_dtype_and_device[eegnet]", "test_encoder_input_not_modified[r2plus1d]",
-                 "test_strategy_trainable_tensors_get_gradients[vera]", "test_loss_temperatures_and_batch_sizes[clip]",
-                 *(f"test_quick_contract[{kind}-{name}]" for kind, name in EXAMPLE_COMPONENTS)):
+    for test in (
+        "test_strategy_state_round_trips[vera]",
+        "test_strategy_merge_preserves_outputs[vera]",
+        "test_strategy_export_writes_files[vera]",
+        "test_strategy_wrapped_modules_declared[vera]",
+        "test_strategy_step_changes_output[vera]",
+        "test_strategy_merge_preserves_outputs[gain]",
+        "test_strategy_state_round_trips[gain]",
+        "test_encoder_forward_gives_pooled_features[eegnet]",
+        "test_encoder_no_weight_decay_names[eegnet]",
+        "test_encoder_forward_gives_pooled_features[r2plus1d]",
+        "test_encoder_all_parameters_train[r2plus1d]",
+        "test_encoder_builds_with_defaults[r2plus1d]",
+        "test_head_maps_dimensions_and_trains[glu]",
+        "test_loss_symmetric[dcl]",
+        "test_loss_gradient_reaches_both_sides[dcl]",
+        "test_dataset_arrays[npz_folder]",
+        "test_strategy_step_changes_output[lora]",
+        "test_encoder_forward_gives_pooled_features[video_swin]",
+        "test_loss_symmetric[clip]",
+        "test_dataset_arrays[arrays]",
+        "test_head_maps_dimensions_and_trains[mlp]",
+        *(f"test_trains_in_a_recipe[{kind}-{name}]" for kind, name in EXAMPLE_COMPONENTS),
+        "test_trains_in_a_recipe[encoders-broken_inplace_input]",  # trains: only its own check names it
+        "test_encoder_output_dtype_and_device[eegnet]",
+        "test_encoder_input_not_modified[r2plus1d]",
+        "test_strategy_trainable_tensors_get_gradients[vera]",
+        "test_loss_temperatures_and_batch_sizes[clip]",
+        *(f"test_quick_contract[{kind}-{name}]" for kind, name in EXAMPLE_COMPONENTS),
+    ):
         assert results.get(test) == "PASSED", (test, results.get(test))
 
 
@@ -94,9 +125,14 @@ ENGLISH_NAMES = {"arrays", "clip", "full", "linear", "prefix", "prompt", "record
 def _docstrings(tree) -> set[int]:
     import ast
 
-    return {id(node.body[0].value) for node in ast.walk(tree)
-            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and node.body
-            and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
 
 
 def test_the_kit_names_no_builtin_component():
@@ -119,14 +155,19 @@ def test_the_kit_names_no_builtin_component():
         text = file.read_text()
         tree = ast.parse(text)
         docstrings = _docstrings(tree)
-        strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings]
+        strings = [
+            n.value
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
+        ]
         for name in names:
             quoted = re.compile(rf"(^|['\"`]){re.escape(name)}($|['\"`])")
             assert not [s for s in strings if quoted.search(s)], (file.name, name)
             if name not in ENGLISH_NAMES:
                 assert not re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text, re.IGNORECASE), (file.name, name)
-        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | \
-            {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
+            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+        }
         assert not imported & modules, (file.name, imported & modules)
 
 
@@ -143,7 +184,10 @@ def test_builtins_declare_the_hooks_the_kit_reads():
         options = probes.small_options(kind, name, registry.get(kind, name))
         assert options, (kind, name)
     assert probes.small_options("encoders", "labram_huge", registry.get("encoders", "labram_huge"))["depth"] == 1
-    assert {n for n in registry.names("losses") if getattr(registry.get("losses", n), "symmetric", False)} >= {"clip", "siglip"}
+    assert {n for n in registry.names("losses") if getattr(registry.get("losses", n), "symmetric", False)} >= {
+        "clip",
+        "siglip",
+    }
     assert registry.get("losses", "protonce").symmetric is False
     with tempfile.TemporaryDirectory() as tmp:
         options = probes.dataset_options("arrays", registry.get("datasets", "arrays"), Path(tmp))
@@ -172,7 +216,9 @@ def test_list_registry_check_runs_the_quick_part_of_the_kit(site):
     status = rows[("strategies", "broken_open_config")]["status"]
     assert status.startswith("error: ConformanceError: [config_refuses_unknown_keys]") and "extra='forbid'" in status
     for key in EXAMPLE_COMPONENTS:
-        assert rows[key]["distribution"] == "peftzoo_examples" and rows[key]["status"] == "ok" and rows[key]["description"], rows[key]
+        assert (
+            rows[key]["distribution"] == "peftzoo_examples" and rows[key]["status"] == "ok" and rows[key]["description"]
+        ), rows[key]
     # flaws that need a build and a training step are the full kit's, not the quick check's
     assert rows[("strategies", "broken_merge")]["status"] == rows[("strategies", "lora")]["status"] == "ok"
     assert [k for k, r in rows.items() if r["status"] != "ok"] == [("strategies", "broken_open_config")]

@@ -13,10 +13,10 @@ import torch
 
 import peftzoo_engine.grouping
 import registry
+from peftzoo_engine import seed_everything, train
+from peftzoo_engine.rundir import RunDir
 from recipes import overrides, schema
 from recipes.compose import compose
-from peftzoo_engine.rundir import RunDir
-from peftzoo_engine import seed_everything, train
 
 DISTRIBUTION = "peftzoo"  # built-in components are the entry points of this distribution
 FACTOR = 5  # R@1 must reach this multiple of chance (1 / validation pairs)
@@ -24,13 +24,22 @@ FACTOR = 5  # R@1 must reach this multiple of chance (1 / validation pairs)
 # Size-only overrides per encoder family (by name prefix), the data's frames following the video encoder's.
 SHRINK = {
     "labram_": [
-        "eeg.encoder.depth=3", "eeg.encoder.embed_dim=100", "eeg.encoder.conv_channels=4", "eeg.encoder.num_heads=5",
+        "eeg.encoder.depth=3",
+        "eeg.encoder.embed_dim=100",
+        "eeg.encoder.conv_channels=4",
+        "eeg.encoder.num_heads=5",
         "data.seconds=2",
     ],
     "swin3d_": [
-        "video.encoder.embed_dim=24", "video.encoder.depths=[1,1,1,1]", "video.encoder.num_heads=[1,2,4,8]",
-        "video.encoder.frames=4", "video.encoder.size=32", "video.encoder.resize=36",
-        "data.frames=4", "data.height=36", "data.width=36",
+        "video.encoder.embed_dim=24",
+        "video.encoder.depths=[1,1,1,1]",
+        "video.encoder.num_heads=[1,2,4,8]",
+        "video.encoder.frames=4",
+        "video.encoder.size=32",
+        "video.encoder.resize=36",
+        "data.frames=4",
+        "data.height=36",
+        "data.width=36",
     ],
 }
 
@@ -71,7 +80,9 @@ def assert_learns(recipe_name: str, tmp_path, *extra: str) -> dict:
         f"below {FACTOR}x (R@5 {metrics['val/eeg_to_video/R@5']:.3f}, val/loss {metrics['val/loss']:.3f})"
     )
     unchanged = sorted(n for n, p in model.eeg.encoder.named_parameters() if n in before and torch.equal(p, before[n]))
-    assert not unchanged, f"{recipe_name}: the strategy's encoder parameters did not train: {unchanged[:3]} ({len(unchanged)} of {len(before)})"
+    assert not unchanged, (
+        f"{recipe_name}: the strategy's encoder parameters did not train: {unchanged[:3]} ({len(unchanged)} of {len(before)})"
+    )
     return metrics
 
 
@@ -88,7 +99,9 @@ def cases() -> list:
     out = []
     for strategy in builtin:
         names = [name for name, used in uses.items() if strategy in used] or [None]
-        out += [pytest.param(strategy, n, id=f"{strategy}-{n.removesuffix('.yaml') if n else 'missing'}") for n in names]
+        out += [
+            pytest.param(strategy, n, id=f"{strategy}-{n.removesuffix('.yaml') if n else 'missing'}") for n in names
+        ]
     return out
 
 

@@ -26,7 +26,9 @@ def test_synthetic_is_deterministic_and_shaped(reg):
 
 def test_synthetic_sides_share_a_signal(reg):
     """Linear regression from EEG to video pixels recovers more on true pairs than on shuffled ones."""
-    data = build(reg, {"name": "synthetic", "n": 300, "seconds": 1, "frames": 2, "height": 8, "width": 8, "latent_dim": 4})
+    data = build(
+        reg, {"name": "synthetic", "n": 300, "seconds": 1, "frames": 2, "height": 8, "width": 8, "latent_dim": 4}
+    )
     x = data.eeg.reshape(300, -1)[:, ::7].astype(np.float64)
     y = data.video.reshape(300, -1).astype(np.float64)
     x, y = x - x.mean(0), y - y.mean(0)
@@ -138,12 +140,14 @@ def test_group_disjoint_batches_never_put_a_group_twice_and_resume_mid_epoch():
 
 
 def test_auto_sampler_separates_groups_when_the_loss_does_not_mask(reg, tmp_path):
+    from peftzoo_engine import use_group_disjoint
     from recipes import schema
     from recipes.compose import compose
-    from peftzoo_engine import use_group_disjoint
     from tests.conftest import tiny_recipe
 
     for mask, expected in ((True, False), (False, True)):
-        recipe = schema.validate(tiny_recipe(**{"data.group_size": 4, "loss": {"name": "clip", "mask_same_group": mask}}), reg)
+        recipe = schema.validate(
+            tiny_recipe(**{"data.group_size": 4, "loss": {"name": "clip", "mask_same_group": mask}}), reg
+        )
         data = reg.build("datasets", recipe.data, seed=0)
         assert use_group_disjoint(recipe, compose(recipe, data, reg), data) is expected

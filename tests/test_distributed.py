@@ -29,10 +29,25 @@ def launch_two(*args: str) -> list[tuple[int, str]]:
     port = free_port()
     procs = []
     for rank in range(2):
-        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
-        procs.append(subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        env = {
+            **os.environ,
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": "2",
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "OMP_NUM_THREADS": "1",
+        }
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", *args],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
     outputs = [p.communicate(timeout=240)[0] for p in procs]
     return [(p.returncode, out) for p, out in zip(procs, outputs)]
 
@@ -69,11 +84,26 @@ def test_two_processes_equal_one_process_on_the_concatenated_batch(two_process_r
 def test_torchrun_trains_like_one_process(tmp_path):
     """`torchrun --nproc_per_node=2 -m recipes.run` writes one run directory and ends where one process ends."""
     recipe = tmp_path / "tiny.yaml"
-    recipe.write_text(yaml.safe_dump(tiny_recipe(**{"eeg.strategy": "full", "train.epochs": 2, "train.batch_size": 16})))
-    assert main([str(recipe), "--output-dir", str(tmp_path / "one"), "-q"]) == 0  # in this process: one interpreter start less
-    two = run_python("-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
-                     "-m", "recipes.run", str(recipe), "--output-dir", str(tmp_path / "two"), "-q",
-                     env={"OMP_NUM_THREADS": "1"}, timeout=300)
+    recipe.write_text(
+        yaml.safe_dump(tiny_recipe(**{"eeg.strategy": "full", "train.epochs": 2, "train.batch_size": 16}))
+    )
+    assert (
+        main([str(recipe), "--output-dir", str(tmp_path / "one"), "-q"]) == 0
+    )  # in this process: one interpreter start less
+    two = run_python(
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={free_port()}",
+        "-m",
+        "recipes.run",
+        str(recipe),
+        "--output-dir",
+        str(tmp_path / "two"),
+        "-q",
+        env={"OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
     assert two.returncode == 0, two.stdout + two.stderr
     assert two.stdout.count("run: ") == 1
 
@@ -102,9 +132,17 @@ def test_sigterm_to_one_process_stops_both_and_the_resume_is_exact(tmp_path):
     from safetensors.torch import load_file
 
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(yaml.safe_dump(tiny_recipe(**{
-        "eeg.strategy": {"name": "lora", "targets": ["q", "v"], "r": 2, "dropout": 0.2}, "train.epochs": 3, "train.log_every": 1,
-    })))
+    recipe.write_text(
+        yaml.safe_dump(
+            tiny_recipe(
+                **{
+                    "eeg.strategy": {"name": "lora", "targets": ["q", "v"], "r": 2, "dropout": 0.2},
+                    "train.epochs": 3,
+                    "train.log_every": 1,
+                }
+            )
+        )
+    )
 
     def run(at_step: int, *args: str) -> list[tuple[int, str]]:
         return launch_two("tests.distributed_run_worker", str(at_step), *args)
@@ -122,7 +160,9 @@ def test_sigterm_to_one_process_stops_both_and_the_resume_is_exact(tmp_path):
     run_a = run_dir_in(tmp_path / "a")
     lines = {r: [json.loads(x) for x in (r / "metrics.jsonl").read_text().splitlines()] for r in (run_a, run_b)}
     for kind in ("eval", "train"):
-        picked = {r: [{k: v for k, v in x.items() if k != "time"} for x in lines[r] if x["type"] == kind] for r in lines}
+        picked = {
+            r: [{k: v for k, v in x.items() if k != "time"} for x in lines[r] if x["type"] == kind] for r in lines
+        }
         assert picked[run_a] and picked[run_a] == picked[run_b], kind
     a, b = load_file(str(run_a / "trainable.safetensors")), load_file(str(run_b / "trainable.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -123,27 +123,52 @@ CASES = {
     "temperature_at_clamp": lambda tmp: {"loss": {"name": "clip", "temperature": 0.01, "learnable_temperature": False}},
     "temperature_collapsed": lambda tmp: {"loss": {"name": "clip", "temperature": 1.0, "learnable_temperature": False}},
     "embedding_collapse": lambda tmp: {"data.video_signal": 0, "data.video_noise": 0},
-    "data_bound": lambda tmp: {"data.name": "slow_synthetic", "data.delay_s": 0.004, "train.feature_cache": False, "train.epochs": 3},
+    "data_bound": lambda tmp: {
+        "data.name": "slow_synthetic",
+        "data.delay_s": 0.004,
+        "train.feature_cache": False,
+        "train.epochs": 3,
+    },
     "same_group_negatives": lambda tmp: {"data": arrays_data(repeated_stimuli_without_groups(tmp / "repeated"))},
     # lr 1e30 on the heads (not the temperature): the first update throws the embeddings to inf.
     "nonfinite_steps": lambda tmp: {"train.lr": 1e30, "train.lr_scales.loss": 0},
     "eeg_units": lambda tmp: {"data": arrays_data(eeg_in_millivolts(tmp / "millivolts"))},
     # Heads trained 4 epochs at a sound lr, then a second stage at 6x that lr: the loss spikes from 3.1
     # to 5.2 and the heads collapse (a fixed temperature, as ImageBind, so only the heads diverge).
-    "divergence": lambda tmp: {"loss": {"name": "clip", "temperature": 0.07, "learnable_temperature": False},
-                               "train.lr": 0.05, "train.epochs": None,
-                               "train.stages": [{"epochs": 4}, {"epochs": 4, "lr": 0.3}]},
+    "divergence": lambda tmp: {
+        "loss": {"name": "clip", "temperature": 0.07, "learnable_temperature": False},
+        "train.lr": 0.05,
+        "train.epochs": None,
+        "train.stages": [{"epochs": 4}, {"epochs": 4, "lr": 0.3}],
+    },
     # Large heads without weight decay, 40 epochs on half-mispaired training pairs: validation R@1
     # peaks (0.195 at epoch 16) and falls (0.121 at epoch 40) while the training loss keeps falling.
-    "overfitting": lambda tmp: {"data": {"name": "arrays", "path": str(half_mispaired(tmp / "mispaired"))},
-                                "train.epochs": 40, "eval.every_epochs": 2, "train.log_every": 3, "train.weight_decay": 0.0,
-                                "eeg.head": {"name": "mlp", "hidden": [512]}, "video.head": {"name": "mlp", "hidden": [512]}},
+    "overfitting": lambda tmp: {
+        "data": {"name": "arrays", "path": str(half_mispaired(tmp / "mispaired"))},
+        "train.epochs": 40,
+        "eval.every_epochs": 2,
+        "train.log_every": 3,
+        "train.weight_decay": 0.0,
+        "eeg.head": {"name": "mlp", "hidden": [512]},
+        "video.head": {"name": "mlp", "hidden": [512]},
+    },
 }
 
 
 # Codes the live checks can see during training (the others need the data or the finished weights).
-LIVE_SEES = {"eeg_units", "nonnegative_embeddings", "frozen_adapter", "temperature_at_clamp", "temperature_collapsed",
-             "embedding_collapse", "data_bound", "nonfinite_steps", "flat_loss", "divergence", "overfitting"}
+LIVE_SEES = {
+    "eeg_units",
+    "nonnegative_embeddings",
+    "frozen_adapter",
+    "temperature_at_clamp",
+    "temperature_collapsed",
+    "embedding_collapse",
+    "data_bound",
+    "nonfinite_steps",
+    "flat_loss",
+    "divergence",
+    "overfitting",
+}
 
 
 def train(recipe: dict, out: Path) -> Path:
@@ -206,7 +231,9 @@ def test_doctor_names_the_planted_fault(planted, code):
 def test_an_lr_too_high_from_the_start_is_divergence(tmp_path):
     """lr 0.3 from the first step: the loss jumps during warm-up (3.7 to 5.8 at step 2) and the heads
     collapse; the doctor names the spike, and the collapse it causes only as explained by it."""
-    recipe = tiny_recipe(**{**BASE, "loss": {"name": "clip", "temperature": 0.07, "learnable_temperature": False}, "train.lr": 0.3})
+    recipe = tiny_recipe(
+        **{**BASE, "loss": {"name": "clip", "temperature": 0.07, "learnable_temperature": False}, "train.lr": 0.3}
+    )
     recipe["name"] = "lr_from_start"
     report = diagnose(train(recipe, tmp_path))
     assert loud(report) == {"divergence"}, [f.to_json() for f in report.findings]
@@ -263,8 +290,13 @@ def test_live_doctor_embedding_and_frozen_checks():
     from peftzoo_tools.doctor.embedding_checks import check_embeddings
 
     torch.manual_seed(0)
-    model = torch.nn.ModuleDict({"eeg": torch.nn.ModuleDict({"encoder": torch.nn.Linear(4, 4), "head": torch.nn.Sequential(
-        torch.nn.Linear(4, 8), torch.nn.ReLU())})})
+    model = torch.nn.ModuleDict(
+        {
+            "eeg": torch.nn.ModuleDict(
+                {"encoder": torch.nn.Linear(4, 4), "head": torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU())}
+            )
+        }
+    )
     live = LiveDoctor(tiny_recipe(), total_steps=10)
     live.start(model)
     healthy = torch.nn.functional.normalize(torch.randn(64, 16), dim=1)
@@ -281,11 +313,26 @@ def _record(losses, evals, **recipe_train):
     stay quiet, train.select turning overfitting into info) beside the planted runs above."""
     from peftzoo_tools.doctor.run_reader import RunRecord
 
-    lines = [{"type": "train", "epoch": 1 + i // 10, "step": i + 1, "train/loss": v, "logit_scale": 14.0} for i, v in enumerate(losses)]
+    lines = [
+        {"type": "train", "epoch": 1 + i // 10, "step": i + 1, "train/loss": v, "logit_scale": 14.0}
+        for i, v in enumerate(losses)
+    ]
     for epoch, r1 in evals:
-        lines.append({"type": "eval", "epoch": epoch, "step": epoch * 10, "val/eeg_to_video/R@1": r1,
-                      "val/video_to_eeg/R@1": r1, "val/chance_R@1": 0.01, "val/n": 100})
-    recipe = {"train": {"batch_size": 32, "lr": 1e-3, "warmup_fraction": 0.1, **recipe_train}, "loss": {"name": "clip", "max_logit_scale": 100}}
+        lines.append(
+            {
+                "type": "eval",
+                "epoch": epoch,
+                "step": epoch * 10,
+                "val/eeg_to_video/R@1": r1,
+                "val/video_to_eeg/R@1": r1,
+                "val/chance_R@1": 0.01,
+                "val/n": 100,
+            }
+        )
+    recipe = {
+        "train": {"batch_size": 32, "lr": 1e-3, "warmup_fraction": 0.1, **recipe_train},
+        "loss": {"name": "clip", "max_logit_scale": 100},
+    }
     return RunRecord(path=Path("."), info={"steps": len(losses), "splits": {"train": 320}}, recipe=recipe, lines=lines)
 
 
@@ -317,7 +364,10 @@ def test_overfitting_needs_a_significant_fall_while_training_loss_falls():
     found = check_overfitting(_record(losses, peak))
     assert [f.code for f in found] == ["overfitting"] and found[0].severity == "warning"
     assert "epoch 3" in found[0].evidence and "train.select" in found[0].fix
-    assert check_overfitting(_record(losses, peak, select={"metric": "val/eeg_to_video/R@1", "mode": "max"}))[0].severity == "info"
+    assert (
+        check_overfitting(_record(losses, peak, select={"metric": "val/eeg_to_video/R@1", "mode": "max"}))[0].severity
+        == "info"
+    )
     wobble = [(1, 0.2), (2, 0.4), (3, 0.5), (4, 0.49), (5, 0.48), (6, 0.5), (7, 0.47), (8, 0.48)]
     assert check_overfitting(_record(losses, wobble)) == []
 
@@ -338,7 +388,11 @@ def test_frozen_adapter_is_an_error_only_when_a_whole_side_never_moved():
     assert check_frozen(init, moved, 10, {}) == []
     assert check_frozen(init, {**moved, "eeg.encoder.a.lora_B": torch.zeros(2, 2)}, 10, {})[0].severity == "info"
     found = check_frozen(init, dict(init), 10, {"train": {"lr_scales": {"adapter": 0}}})
-    assert found[0].severity == "error" and "all zero" in found[0].evidence and found[0].fix.startswith("train.lr_scales.adapter")
+    assert (
+        found[0].severity == "error"
+        and "all zero" in found[0].evidence
+        and found[0].fix.startswith("train.lr_scales.adapter")
+    )
 
 
 def test_frozen_adapter_seen_in_the_features_when_the_weights_moved(planted, tmp_path):
@@ -360,7 +414,9 @@ def test_frozen_adapter_seen_in_the_features_when_the_weights_moved(planted, tmp
     assert why is None and set(probe.base) == {"eeg"}
     names = [n for n in probe.initial if n.startswith("eeg.")]
     assert names and all(not torch.equal(probe.saved[n], probe.initial[n]) for n in names if n.endswith("1.weight"))
-    assert {f.code for f in diagnose(run, model=False).findings} <= {"flat_loss"}  # nothing the curves or live checks see
+    assert {f.code for f in diagnose(run, model=False).findings} <= {
+        "flat_loss"
+    }  # nothing the curves or live checks see
 
     healthy = train(tiny_recipe(**{**changes, "eeg.strategy": "lora"}), tmp_path / "lora")
     probe, _ = model_probe.rebuild(read_run(healthy))
@@ -389,14 +445,15 @@ def test_embedding_collapse_rule_does_not_depend_on_the_dimension(d):
         assert [f.code for f in check_embeddings("eeg", unit(collapsed, dim=1))] == ["embedding_collapse"]
 
 
-@pytest.mark.parametrize("strategy", ["lora", "ia3", "loha", "lokr", "adalora", "bitfit", "full", "last_k", "prompt",
-                                      ["lora", "bitfit"]])
+@pytest.mark.parametrize(
+    "strategy", ["lora", "ia3", "loha", "lokr", "adalora", "bitfit", "full", "last_k", "prompt", ["lora", "bitfit"]]
+)
 def test_base_encoder_is_rebuilt_under_every_strategy(reg, strategy):
     """frozen_adapter's base encoder: the encoder without strategies, holding the run's starting
     weights, found under every built-in strategy's renames (peft's base_layer). Strategies that are
     the identity at the start give exactly the base features then; prompts change them from step 0."""
-    from recipes import schema
     from peftzoo_tools.doctor import model_probe
+    from recipes import schema
 
     recipe = schema.validate(tiny_recipe(**{"eeg.strategy": strategy, "video.strategy": strategy}), reg)
     model_probe._seed(0)
@@ -426,12 +483,23 @@ def _written_run(root: Path, epochs: int, steps: int, status: str = "interrupted
     lines = [{"type": "stage", "epoch": 0, "step": 0, "stage": 0, "epochs": epochs}]
     per_epoch = 192 // batch
     for step in range(1, steps + 1):
-        lines.append({"type": "train", "epoch": (step - 1) // per_epoch + 1, "step": step, "train/loss": float(np.log(batch))})
+        lines.append(
+            {"type": "train", "epoch": (step - 1) // per_epoch + 1, "step": step, "train/loss": float(np.log(batch))}
+        )
         if step % per_epoch == 0:
             epoch = step // per_epoch
             lines.append({"type": "epoch", "epoch": epoch, "step": step, "data_wait_frac": 0.0, "skipped_steps": 0})
-            lines.append({"type": "eval", "epoch": epoch, "step": step, "val/eeg_to_video/R@1": 1 / 64,
-                          "val/video_to_eeg/R@1": 1 / 64, "val/chance_R@1": 1 / 64, "val/n": 64})
+            lines.append(
+                {
+                    "type": "eval",
+                    "epoch": epoch,
+                    "step": step,
+                    "val/eeg_to_video/R@1": 1 / 64,
+                    "val/video_to_eeg/R@1": 1 / 64,
+                    "val/chance_R@1": 1 / 64,
+                    "val/n": 64,
+                }
+            )
     (root / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     return root
 
@@ -446,7 +514,9 @@ def test_flat_loss_waits_for_the_planned_warmup_and_enough_steps(tmp_path):
     assert [(f.code, f.severity) for f in stopped.findings] == [("flat_loss", "info")]
     assert "warm-up (step 12 of 120" in stopped.findings[0].evidence
     short = diagnose(_written_run(tmp_path / "short", epochs=6, steps=6, status="completed", batch=128), model=False)
-    assert [(f.code, f.severity) for f in short.findings] == [("flat_loss", "info")], [f.to_json() for f in short.findings]
+    assert [(f.code, f.severity) for f in short.findings] == [("flat_loss", "info")], [
+        f.to_json() for f in short.findings
+    ]
     full = diagnose(_written_run(tmp_path / "full", epochs=6, steps=36, status="completed"), model=False)
     assert [(f.code, f.severity) for f in full.findings] == [("flat_loss", "error")]
     assert full.run.warmup_steps() == 4  # 10% of 6 epochs x 6 steps, as peftzoo_engine.optim computes it
@@ -472,8 +542,12 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
     import subprocess
 
     run = _written_run(tmp_path / "run", epochs=6, steps=36, status="completed")
-    proc = subprocess.Popen([sys.executable, "-m", "recipes.doctor", str(run), "--no-model"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "recipes.doctor", str(run), "--no-model"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     proc.stdout.close()  # the reader is gone before the doctor writes
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0 and "Traceback" not in err, err
@@ -529,8 +603,10 @@ def test_no_negatives_explains_a_forced_run_and_masking_is_never_the_advice(tmp_
     live_only = diagnose(run, model=False)  # without the data: the logged masked share says it
     assert loud(live_only) == {"no_negatives"} and "100% of the off-diagonal logits" in live_only.findings[0].evidence
 
-    by_hand = train(tiny_recipe(**{**base, "loss": {"name": "clip", "mask_same_group": False}, "train.sampler": "random"}),
-                    tmp_path / "by_hand")
+    by_hand = train(
+        tiny_recipe(**{**base, "loss": {"name": "clip", "mask_same_group": False}, "train.sampler": "random"}),
+        tmp_path / "by_hand",
+    )
     report = diagnose(by_hand)
     for f in report.findings:
         assert "mask_same_group: true" not in f.fix, f.to_json()

@@ -17,7 +17,27 @@ from encoders.base import InputSpecError
 from encoders.channels import ChannelError
 from tests.conftest import shared_path
 
-FIXTURE_CHANNELS = ["FP1", "FP2", "F7", "F3", "FZ", "F4", "F8", "T3", "C3", "CZ", "C4", "T4", "T5", "P3", "PZ", "P4", "T6", "O1", "O2"]
+FIXTURE_CHANNELS = [
+    "FP1",
+    "FP2",
+    "F7",
+    "F3",
+    "FZ",
+    "F4",
+    "F8",
+    "T3",
+    "C3",
+    "CZ",
+    "C4",
+    "T4",
+    "T5",
+    "P3",
+    "PZ",
+    "P4",
+    "T6",
+    "O1",
+    "O2",
+]
 SMALL_LABRAM = {"depth": 2, "embed_dim": 100, "conv_channels": 4, "num_heads": 4}
 SMALL_SWIN = {"embed_dim": 16, "depths": [1, 1], "num_heads": [2, 4], "window_size": [2, 4, 4], "frames": 4, "size": 32}
 
@@ -56,8 +76,14 @@ def test_video_swin_reproduces_the_official_features(tmp_path, final_norm):
 
 @pytest.mark.parametrize(
     "name, expected",
-    [("labram_base", 5_819_936), ("labram_large", 46_258_720), ("labram_huge", 369_235_712),
-     ("swin3d_t", 27_850_470), ("swin3d_s", 49_509_078), ("swin3d_b", 87_638_984)],
+    [
+        ("labram_base", 5_819_936),
+        ("labram_large", 46_258_720),
+        ("labram_huge", 369_235_712),
+        ("swin3d_t", 27_850_470),
+        ("swin3d_s", 49_509_078),
+        ("swin3d_b", 87_638_984),
+    ],
 )
 def test_parameter_counts_match_the_papers(name, expected):
     with torch.device("meta"):  # count without allocating 1.5 GB for labram_huge
@@ -87,7 +113,9 @@ def test_video_swin_matches_torchvision_forward():
 
     torch.manual_seed(0)
     ours = encoders.build("video_swin", **SMALL_SWIN).eval()
-    reference = SwinTransformer3d(patch_size=[2, 4, 4], embed_dim=16, depths=[1, 1], num_heads=[2, 4], window_size=[2, 4, 4], num_classes=5)
+    reference = SwinTransformer3d(
+        patch_size=[2, 4, 4], embed_dim=16, depths=[1, 1], num_heads=[2, 4], window_size=[2, 4, 4], num_classes=5
+    )
     reference.head = nn.Identity()
     reference.load_state_dict(ours.state_dict())
     clip = torch.randn(2, 3, 6, 40, 36)  # padding and shifted windows both exercised
@@ -128,8 +156,8 @@ def test_labram_input_contract(small_labram):
 
 
 def test_labram_refuses_wrong_rate_and_nan_before_training(reg, tmp_path):
-    from recipes.compose import check_data
     from peftzoo_data.base import DataError, PairTorchDataset
+    from recipes.compose import check_data
 
     model = encoders.build("labram_base", **SMALL_LABRAM)
     data = reg.build("datasets", {"name": "synthetic", "n": 8, "sfreq": 250, "seconds": 4})
@@ -146,7 +174,11 @@ def test_labram_refuses_wrong_rate_and_nan_before_training(reg, tmp_path):
 
 def _inputs(name):
     if name == "labram_base":
-        return encoders.build(name, **SMALL_LABRAM).eval(), (torch.randn(2, 4, 400) * 20,), {"channels": ["Fp1", "Fp2", "Cz", "Oz"]}
+        return (
+            encoders.build(name, **SMALL_LABRAM).eval(),
+            (torch.randn(2, 4, 400) * 20,),
+            {"channels": ["Fp1", "Fp2", "Cz", "Oz"]},
+        )
     return encoders.build(name, **SMALL_SWIN).eval(), (torch.randn(2, 3, 4, 32, 32),), {}
 
 
@@ -175,7 +207,9 @@ def test_loralib_changes_the_output(name):
     base = model(*args, **kwargs)
     for _, attn in model.attention_modules():
         old = attn.qkv
-        attn.qkv = loralib.MergedLinear(old.in_features, old.out_features, r=4, enable_lora=[True, False, True], bias=old.bias is not None)
+        attn.qkv = loralib.MergedLinear(
+            old.in_features, old.out_features, r=4, enable_lora=[True, False, True], bias=old.bias is not None
+        )
         attn.qkv.load_state_dict(old.state_dict(), strict=False)
         nn.init.normal_(attn.qkv.lora_B)
     model.train()  # loralib keeps the update unmerged (it runs in forward) in train mode
@@ -191,8 +225,12 @@ def test_torchvision_attention_would_be_a_silent_no_op():
     from torchvision.models.video.swin_transformer import SwinTransformer3d
 
     torch.manual_seed(0)
-    reference = SwinTransformer3d(patch_size=[2, 4, 4], embed_dim=16, depths=[1, 1], num_heads=[2, 4], window_size=[2, 4, 4], num_classes=5).eval()
+    reference = SwinTransformer3d(
+        patch_size=[2, 4, 4], embed_dim=16, depths=[1, 1], num_heads=[2, 4], window_size=[2, 4, 4], num_classes=5
+    ).eval()
     clip = torch.randn(1, 3, 4, 32, 32)
     base = reference(clip)
-    adapted = peft.get_peft_model(reference, peft.LoraConfig(r=4, target_modules=r".*attn\.qkv", init_lora_weights=False))
+    adapted = peft.get_peft_model(
+        reference, peft.LoraConfig(r=4, target_modules=r".*attn\.qkv", init_lora_weights=False)
+    )
     assert torch.equal(adapted(clip), base)

@@ -31,7 +31,9 @@ def test_channel_list_matches_labram():
         channels.position("P8-O2")
 
 
-@pytest.mark.parametrize("bad, message", [("XYZ", "unknown EEG channel"), ("C4-P4", "bipolar"), ("Fpz1", "did you mean")])
+@pytest.mark.parametrize(
+    "bad, message", [("XYZ", "unknown EEG channel"), ("C4-P4", "bipolar"), ("Fpz1", "did you mean")]
+)
 def test_bad_channels(bad, message):
     with pytest.raises(channels.ChannelError, match=message):
         channels.position(bad)
@@ -60,7 +62,12 @@ def test_eeg_encoder_contract(eeg_encoder):
 
 @pytest.mark.parametrize(
     "shape, chans, message",
-    [((2, 4, 300), NAMES, "whole number"), ((2, 4, 3400), NAMES, "longer than"), ((2, 3, 400), NAMES, "4 channel names"), ((4, 400), NAMES, "shape")],
+    [
+        ((2, 4, 300), NAMES, "whole number"),
+        ((2, 4, 3400), NAMES, "longer than"),
+        ((2, 3, 400), NAMES, "4 channel names"),
+        ((4, 400), NAMES, "shape"),
+    ],
 )
 def test_eeg_input_errors(eeg_encoder, shape, chans, message):
     with pytest.raises(InputSpecError, match=message):
@@ -105,7 +112,9 @@ def test_checkpoint_roundtrip_and_safety(tmp_path, eeg_encoder):
     torch.save({"model": state, "args": object.__new__(Opaque)}, tmp_path / "pickled.pth")
     with pytest.raises(CheckpointError, match="trust_checkpoint"):
         encoders.build("tiny_eeg", checkpoint=tmp_path / "pickled.pth", dim=16, depth=2, heads=2)
-    trusted = encoders.build("tiny_eeg", checkpoint=tmp_path / "pickled.pth", trust_checkpoint=True, dim=16, depth=2, heads=2)
+    trusted = encoders.build(
+        "tiny_eeg", checkpoint=tmp_path / "pickled.pth", trust_checkpoint=True, dim=16, depth=2, heads=2
+    )
     assert trusted.load_report.missing == []
     with pytest.raises(CheckpointError, match="does not fit this architecture"):
         encoders.build("tiny_eeg", checkpoint=tmp_path / "w.pth", dim=32, depth=2, heads=2)

@@ -48,17 +48,26 @@ def test_hooks_run_in_list_order_and_base_hooks_cost_no_call():
     for hook in callbacks.step_hooks:
         hook(None, 0.5, True)
     callbacks.call("on_run_end", None, "completed")
-    assert calls == [("a", "step", 0.5), ("b", "step", 0.5), ("a", "end", "completed"), ("plain", "end", "completed"),
-                     ("b", "end", "completed")]
+    assert calls == [
+        ("a", "step", 0.5),
+        ("b", "step", 0.5),
+        ("a", "end", "completed"),
+        ("plain", "end", "completed"),
+        ("b", "end", "completed"),
+    ]
 
 
 def test_state_goes_back_to_the_callback_of_the_same_key(caplog):
     calls = []
-    saved = Callbacks([Recorder("a", calls), Recorder("b", calls)], keys=["train.callbacks[0]:a", "train.callbacks[1]:b"])
+    saved = Callbacks(
+        [Recorder("a", calls), Recorder("b", calls)], keys=["train.callbacks[0]:a", "train.callbacks[1]:b"]
+    )
     saved.items[0].seen, saved.items[1].seen = 3, 7
     state = saved.state_dict()
     assert state == {"train.callbacks[0]:a": {"seen": 3}, "train.callbacks[1]:b": {"seen": 7}}
-    fresh = Callbacks([Recorder("b", calls), Recorder("c", calls)], keys=["train.callbacks[1]:b", "train.callbacks[2]:c"])
+    fresh = Callbacks(
+        [Recorder("b", calls), Recorder("c", calls)], keys=["train.callbacks[1]:b", "train.callbacks[2]:c"]
+    )
     fresh.load_state_dict(state)
     assert [c.seen for c in fresh.items] == [7, 0]
     assert "callback train.callbacks[2]:c has no state in the checkpoint; it starts fresh" in caplog.text
@@ -70,8 +79,11 @@ def test_train_callbacks_are_validated_like_components(reg):
     recipe = schema.validate(tiny_recipe(**{"train.callbacks": ["tensorboard", {"name": "tensorboard"}]}), reg)
     assert [c.name for c in recipe.train.callbacks] == ["tensorboard", "tensorboard"]
     assert schema.validate(tiny_recipe(), reg).train.callbacks == []
-    with pytest.raises(RecipeError, match=r"train.callbacks.0.name: 'tensorbord' is not a training callback; "
-                                          r"did you mean 'tensorboard'\?"):
+    with pytest.raises(
+        RecipeError,
+        match=r"train.callbacks.0.name: 'tensorbord' is not a training callback; "
+        r"did you mean 'tensorboard'\?",
+    ):
         schema.validate(tiny_recipe(**{"train.callbacks": ["tensorbord"]}), reg)
     with pytest.raises(RecipeError, match=r"train.callbacks.0.every: unknown key"):
         schema.validate(tiny_recipe(**{"train.callbacks": [{"name": "tensorboard", "every": 2}]}), reg)

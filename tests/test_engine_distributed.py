@@ -13,7 +13,18 @@ from tests.test_distributed import launch_two
 
 def test_processes_draw_different_dropout_masks(tmp_path):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(yaml.safe_dump(tiny_recipe(**{"train.epochs": 1, "data.n": 40, "train.batch_size": 16, "eeg.strategy": {"name": "lora", "targets": ["q", "v"], "dropout": 0.2}})))
+    recipe.write_text(
+        yaml.safe_dump(
+            tiny_recipe(
+                **{
+                    "train.epochs": 1,
+                    "data.n": 40,
+                    "train.batch_size": 16,
+                    "eeg.strategy": {"name": "lora", "targets": ["q", "v"], "dropout": 0.2},
+                }
+            )
+        )
+    )
     results = launch_two("tests.distributed_dropout_worker", str(recipe), "--output-dir", str(tmp_path / "runs"), "-q")
     assert [code for code, _ in results] == [0, 0], results
     masks = [re.search(r"dropout mask: ([01]+)", out).group(1) for _, out in results]

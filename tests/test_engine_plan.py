@@ -11,8 +11,8 @@ import yaml
 from safetensors.torch import load_file
 
 import peftzoo_engine.stages
-from peftzoo_tools.run import main
 from peftzoo_engine.weights import read_metadata
+from peftzoo_tools.run import main
 from tests.conftest import run_dir_in, tiny_recipe
 
 
@@ -23,12 +23,24 @@ def run(tmp_path, capsys, recipe, *args):
     return code, capsys.readouterr(), run_dir_in(tmp_path / "runs")
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"train.accum_freq": 1000}, "train.accum_freq: 1000 micro-batches of 32 pairs make one optimizer step of 32000 pairs, "
-                                 "but the train split has 120 pairs, so an epoch would take 0 steps"),
-    ({"train.warmup_steps": 50}, "train.warmup_steps: 50 warmup steps, but the run has only 6 optimizer steps (3 per epoch x 2 epochs)"),
-    ({"train.select": {"metric": "val/loss"}, "data.val_fraction": 0.0}, "train.select ranks epochs by their validation metrics"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (
+            {"train.accum_freq": 1000},
+            "train.accum_freq: 1000 micro-batches of 32 pairs make one optimizer step of 32000 pairs, "
+            "but the train split has 120 pairs, so an epoch would take 0 steps",
+        ),
+        (
+            {"train.warmup_steps": 50},
+            "train.warmup_steps: 50 warmup steps, but the run has only 6 optimizer steps (3 per epoch x 2 epochs)",
+        ),
+        (
+            {"train.select": {"metric": "val/loss"}, "data.val_fraction": 0.0},
+            "train.select ranks epochs by their validation metrics",
+        ),
+    ],
+)
 def test_a_plan_that_trains_nothing_is_refused(tmp_path, capsys, changes, message):
     code, out, run_dir = run(tmp_path, capsys, tiny_recipe(**changes))
     assert code == 2 and message in out.err and "Traceback" not in out.err
@@ -71,7 +83,9 @@ def test_best_weights_are_those_of_the_best_epoch(tmp_path, capsys, monkeypatch)
         return real_after(recipe, model, run, progress, metrics)
 
     monkeypatch.setattr(peftzoo_engine.stages, "after_evaluation", after_evaluation)
-    code, out, run_dir = run(tmp_path, capsys, tiny_recipe(**{"train.epochs": 5, "train.select": {"metric": "val/loss"}}))
+    code, out, run_dir = run(
+        tmp_path, capsys, tiny_recipe(**{"train.epochs": 5, "train.select": {"metric": "val/loss"}})
+    )
     assert code == 0, out.err
     info = json.loads((run_dir / "run.json").read_text())
     assert info["best"] == {"epoch": 3, "step": 9, "metric": "val/loss", "mode": "min", "value": 1.0}
@@ -95,8 +109,13 @@ def test_early_stopping_ends_at_the_right_epoch(tmp_path, capsys, monkeypatch):
         return metrics
 
     monkeypatch.setattr(peftzoo_engine.stages, "evaluate_epoch", evaluate_epoch)
-    recipe = tiny_recipe(**{"train.epochs": 6, "train.select": {"metric": "val/eeg_to_video/R@1"},
-                            "train.early_stopping": {"patience": 2, "min_delta": 0.05}})
+    recipe = tiny_recipe(
+        **{
+            "train.epochs": 6,
+            "train.select": {"metric": "val/eeg_to_video/R@1"},
+            "train.early_stopping": {"patience": 2, "min_delta": 0.05},
+        }
+    )
     code, out, run_dir = run(tmp_path, capsys, recipe)
     assert code == 0, out.err
     info = json.loads((run_dir / "run.json").read_text())
@@ -112,6 +131,11 @@ def test_run_json_records_the_training_data_and_adapter_wording(tmp_path, capsys
     code, out, run_dir = run(tmp_path, capsys, recipe)
     assert code == 0, out.err
     info = json.loads((run_dir / "run.json").read_text())
-    assert info["data"] == {"channels": info["data"]["channels"], "sfreq": 200.0, "n_samples": 200, "frame_shape": [4, 20, 20, 3]}
+    assert info["data"] == {
+        "channels": info["data"]["channels"],
+        "sfreq": 200.0,
+        "n_samples": 200,
+        "frame_shape": [4, 20, 20, 3],
+    }
     assert len(info["data"]["channels"]) > 0 and all(isinstance(c, str) for c in info["data"]["channels"])
     assert "adapter parameters" in info["strategies"]["eeg"] and "encoder parameters" not in info["strategies"]["eeg"]

@@ -9,10 +9,10 @@ from torch import nn
 
 import registry
 from adapters.strategies.base import report_for
-from recipes import schema
-from recipes.compose import compose
 from peftzoo_engine import param_groups, train
 from peftzoo_engine.rundir import RunDir
+from recipes import schema
+from recipes.compose import compose
 from tests.conftest import tiny_recipe
 
 

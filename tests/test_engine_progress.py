@@ -32,8 +32,14 @@ def write(tmp_path, recipe) -> str:
 
 def test_the_training_loss_is_logged_once_per_epoch_whatever_log_every_is(tmp_path, capsys):
     # 120 training pairs in batches of 32: 3 steps an epoch, so log_every 10 falls in no epoch but the fourth
-    code = main([write(tmp_path, tiny_recipe(**{"train.epochs": 4, "train.log_every": 10})), "--output-dir",
-                 str(tmp_path / "runs"), "--quiet"])
+    code = main(
+        [
+            write(tmp_path, tiny_recipe(**{"train.epochs": 4, "train.log_every": 10})),
+            "--output-dir",
+            str(tmp_path / "runs"),
+            "--quiet",
+        ]
+    )
     assert code == 0
     train = lines(run_dir_in(tmp_path / "runs"), "train")
     assert [(r["epoch"], r["step"]) for r in train] == [(1, 3), (2, 6), (3, 9), (4, 10)]
@@ -80,7 +86,9 @@ class Ctx:
 
     def __init__(self, steps=4, batch=8, accum=1, done=0):
         self.run = type("Run", (), {"writes": True})()
-        self.recipe = type("R", (), {"train": type("T", (), {"batch_size": batch, "accum_freq": accum, "epochs": 3})()})()
+        self.recipe = type(
+            "R", (), {"train": type("T", (), {"batch_size": batch, "accum_freq": accum, "epochs": 3})()}
+        )()
         self.steps_per_epoch = steps
         self.progress = type("P", (), {"epoch": 2, "step": 0, "batch_in_epoch": done * accum})()
 

@@ -17,11 +17,20 @@ from tests.conftest import run_dir_in, tiny_recipe
 from tests.interrupt import sigterm_during_step
 
 LORA = {"name": "lora", "targets": ["q", "v"], "r": 2}
-ADALORA = {"name": "adalora", "targets": ["q", "k", "v", "o", "mlp"], "init_r": 6, "target_r": 2, "tinit": 1, "tfinal": 0}
+ADALORA = {
+    "name": "adalora",
+    "targets": ["q", "k", "v", "o", "mlp"],
+    "init_r": 6,
+    "target_r": 2,
+    "tinit": 1,
+    "tfinal": 0,
+}
 
 
 def lines(run_dir, kind):
-    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if json.loads(x)["type"] == kind]
+    return [
+        json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if json.loads(x)["type"] == kind
+    ]
 
 
 def staged(stages, **changes):
@@ -47,7 +56,9 @@ def assert_resume_is_exact(tmp_path, monkeypatch, capsys, recipe, stop_at_step: 
     capsys.readouterr()
     assert main(["--resume", str(stopped), "--quiet"]) == 0
     assert lines(stopped, "eval") == lines(straight, "eval")
-    assert [(r["step"], r["train/loss"]) for r in lines(stopped, "train")] == [(r["step"], r["train/loss"]) for r in lines(straight, "train")]
+    assert [(r["step"], r["train/loss"]) for r in lines(stopped, "train")] == [
+        (r["step"], r["train/loss"]) for r in lines(straight, "train")
+    ]
     a, b = load_file(str(straight / "trainable.safetensors")), load_file(str(stopped / "trainable.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     # the strategies' own state (AdaLoRA's allocator statistics) is equal too
@@ -88,8 +99,10 @@ def test_adalora_resume_mid_stage_is_exact(tmp_path, monkeypatch, capsys):
 def test_adalora_listed_again_continues_its_schedule_and_resumes_exactly(tmp_path, monkeypatch, capsys):
     """#9.5: adalora in stages 1 and 3 (head_only between): its budget schedule continues in stage 3
     instead of restarting, and a resume inside stage 3 is exact."""
-    recipe = staged([{"epochs": 1}, {"epochs": 1, "eeg": {"strategy": "head_only"}}, {"epochs": 1, "eeg": {"strategy": ADALORA}}],
-                    **{"eeg.strategy": ADALORA})
+    recipe = staged(
+        [{"epochs": 1}, {"epochs": 1, "eeg": {"strategy": "head_only"}}, {"epochs": 1, "eeg": {"strategy": ADALORA}}],
+        **{"eeg.strategy": ADALORA},
+    )
     straight, _ = assert_resume_is_exact(tmp_path, monkeypatch, capsys, recipe, stop_at_step=8)
     states = torch.load(straight / "checkpoints" / "last.pt", weights_only=True)["strategies"]["eeg"]
     (adalora,) = [state for key, state in states.items() if '"adalora"' in key]

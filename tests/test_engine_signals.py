@@ -18,8 +18,13 @@ from tests.conftest import ROOT, run_dir_in, tiny_recipe
 def test_ctrl_c_during_evaluation_stops_at_once_and_the_run_resumes(tmp_path, capsys):
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(tiny_recipe(**{"train.epochs": 3, "train.feature_cache": False})))
-    proc = subprocess.Popen([sys.executable, "-m", "tests.slow_eval_worker", str(path), "--output-dir", str(tmp_path / "runs")],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.slow_eval_worker", str(path), "--output-dir", str(tmp_path / "runs")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout.readline().strip() == "evaluating"  # epoch 2's evaluation, which sleeps 300 s
         sent = time.monotonic()

@@ -11,15 +11,23 @@ import torch
 import yaml
 
 import registry
-from recipes import schema
 from peftzoo_data.synthetic import DEFAULT_CHANNELS
-from peftzoo_trained.export import main as export_main
-from peftzoo_tools.run import main as run_main
 from peftzoo_engine.weights import read_metadata
+from peftzoo_tools.run import main as run_main
+from peftzoo_trained.export import main as export_main
+from recipes import schema
 from tests.conftest import load_run, run_dir_in, run_python, tiny_recipe
 
 LABRAM = {"name": "labram_base", "depth": 2, "embed_dim": 100, "conv_channels": 4, "num_heads": 4}
-SWIN = {"name": "video_swin", "embed_dim": 16, "depths": [1, 1], "num_heads": [2, 4], "window_size": [2, 4, 4], "frames": 4, "size": 32}
+SWIN = {
+    "name": "video_swin",
+    "embed_dim": 16,
+    "depths": [1, 1],
+    "num_heads": [2, 4],
+    "window_size": [2, 4, 4],
+    "frames": 4,
+    "size": 32,
+}
 
 
 @pytest.fixture(scope="module")
@@ -74,15 +82,17 @@ def fake_run(root: Path, **changes) -> Path:
     """A run directory as training leaves it (recipe.yaml, trainable.safetensors), with every trained
     tensor set to random values instead of trained ones: LaBraM from a base file on the EEG side."""
     from adapters.strategies.base import Strategy  # noqa: F401  (registry components)
-    from recipes.compose import compose, stage_plan, switch_stage
-    from peftzoo_trained.loading import seed_everything
     from peftzoo_engine.weights import save_trainable
+    from peftzoo_trained.loading import seed_everything
+    from recipes.compose import compose, stage_plan, switch_stage
 
     root.mkdir(parents=True, exist_ok=True)
     if not (root / "labram.pth").is_file():
         torch.manual_seed(0)
         torch.save(registry.build("encoders", LABRAM).state_dict(), root / "labram.pth")
-    raw = tiny_recipe(**{"data.seconds": 2, "eeg.encoder": {**LABRAM, "checkpoint": str(root / "labram.pth")}, **changes})
+    raw = tiny_recipe(
+        **{"data.seconds": 2, "eeg.encoder": {**LABRAM, "checkpoint": str(root / "labram.pth")}, **changes}
+    )
     reg = registry.default()
     recipe = schema.validate(raw, reg)
     seed_everything(recipe.seed)
@@ -143,7 +153,9 @@ def test_peft_export_refuses_what_peft_cannot_load(strategy):
 
     built = registry.build("strategies", strategy)
     model = SimpleNamespace(eeg=SimpleNamespace(applied={"x": (built, None)}), video=SimpleNamespace(applied={}))
-    with pytest.raises(UserError, match=f"eeg: strategy {built.name} cannot be exported in peft's format.*--bundle.*--merged"):
+    with pytest.raises(
+        UserError, match=f"eeg: strategy {built.name} cannot be exported in peft's format.*--bundle.*--merged"
+    ):
         exporting_strategies(model, peft_only=True)
     with pytest.raises(UserError, match=f"eeg: strategy {built.name} offers no export\\(\\) hook.*--bundle.*--merged"):
         exporting_strategies(model)
@@ -161,7 +173,9 @@ def test_export_plan_names_every_strategy_it_refuses_and_numbers_repeated_names(
         built = lambda specs: {str(i): (registry.build("strategies", s), None) for i, s in enumerate(specs)}
         return SimpleNamespace(eeg=SimpleNamespace(applied=built(eeg)), video=SimpleNamespace(applied=built(video)))
 
-    with pytest.raises(UserError, match=r"eeg: strategy bitfit offers no export.*; video: strategy prefix offers no export"):
+    with pytest.raises(
+        UserError, match=r"eeg: strategy bitfit offers no export.*; video: strategy prefix offers no export"
+    ):
         exporting_strategies(model(["lora", "bitfit"], ["prefix"]))
     with pytest.raises(UserError, match=r"eeg: strategies lora, ia3 are two adapters.*--native"):
         exporting_strategies(model(["lora", {"name": "ia3", "targets": ["mlp"]}]), peft_only=True)
@@ -205,7 +219,11 @@ def test_native_export_refuses_a_strategy_without_the_hook_and_leaves_nothing(tm
     run = fake_run(tmp_path, **{"eeg.strategy": [{"name": "lora", "r": 2}, "bitfit"]})
     assert export_main([str(run), "--native", str(tmp_path / "n")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: eeg: strategy bitfit offers no export() hook") and "--bundle" in err and "Traceback" not in err
+    assert (
+        err.startswith("error: eeg: strategy bitfit offers no export() hook")
+        and "--bundle" in err
+        and "Traceback" not in err
+    )
     assert not (tmp_path / "n").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
@@ -226,7 +244,9 @@ def test_peft_export_of_qv_lora_alone(tmp_path):
     base_state = registry.build("encoders", LABRAM).state_dict()
     enc = registry.build("encoders", LABRAM).eval()
     enc.load_state_dict(base_state)
-    report = apply_strategies(enc, [registry.build("strategies", {"name": "lora", "targets": ["q", "v"], "r": 4, "alpha": 8})])
+    report = apply_strategies(
+        enc, [registry.build("strategies", {"name": "lora", "targets": ["q", "v"], "r": 4, "alpha": 8})]
+    )
     with torch.no_grad():
         for n in report.trainable:
             enc.get_parameter(n).normal_(std=0.1)
@@ -267,7 +287,10 @@ def test_merged_export_loads_back_with_the_runs_outputs(trained_run, tmp_path):
             assert (plain(*args, **kwargs) - getattr(model, side).encoder(*args, **kwargs)).abs().max() < 1e-5
     loaded = recipes.load(tmp_path / "m", device="cpu")
     g = torch.Generator().manual_seed(0)
-    eeg, frames = torch.randn(3, 19, 400, generator=g) * 20, torch.randint(0, 255, (3, 4, 36, 36, 3), dtype=torch.uint8, generator=g)
+    eeg, frames = (
+        torch.randn(3, 19, 400, generator=g) * 20,
+        torch.randint(0, 255, (3, 4, 36, 36, 3), dtype=torch.uint8, generator=g),
+    )
     assert (loaded.embed_eeg(eeg) - run_model.embed_eeg(eeg)).abs().max() < 1e-5
     assert (loaded.embed_video(frames) - run_model.embed_video(frames)).abs().max() < 1e-5
 
@@ -275,13 +298,24 @@ def test_merged_export_loads_back_with_the_runs_outputs(trained_run, tmp_path):
 def test_merged_export_drops_stages_and_refuses_what_cannot_merge(tmp_path, capsys):
     import recipes
 
-    run = fake_run(tmp_path / "staged", **{
-        "eeg.strategy": [{"name": "lora", "r": 2}],
-        "train": {"batch_size": 32, "lr": 1e-3, "stages": [{"epochs": 1}, {"epochs": 1, "eeg": {"strategy": ["bitfit"]}}]},
-    })
+    run = fake_run(
+        tmp_path / "staged",
+        **{
+            "eeg.strategy": [{"name": "lora", "r": 2}],
+            "train": {
+                "batch_size": 32,
+                "lr": 1e-3,
+                "stages": [{"epochs": 1}, {"epochs": 1, "eeg": {"strategy": ["bitfit"]}}],
+            },
+        },
+    )
     assert export_main([str(run), "--merged", str(tmp_path / "m")]) == 0
     merged = schema.read_yaml(tmp_path / "m" / "recipe.yaml")
-    assert merged["train"].get("stages") is None and merged["train"]["epochs"] == 2 and merged["eeg"]["strategy"] == [{"name": "head_only"}]
+    assert (
+        merged["train"].get("stages") is None
+        and merged["train"]["epochs"] == 2
+        and merged["eeg"]["strategy"] == [{"name": "head_only"}]
+    )
     g = torch.Generator().manual_seed(0)
     eeg = torch.randn(2, 19, 400, generator=g) * 20
     assert (recipes.load(tmp_path / "m").embed_eeg(eeg) - recipes.load(run).embed_eeg(eeg)).abs().max() < 1e-5

@@ -10,10 +10,10 @@ import torch
 import yaml
 
 import registry
-from recipes import schema
 from peftzoo_engine import feature_cache
-from recipes.compose import compose
 from peftzoo_tools.run import main
+from recipes import schema
+from recipes.compose import compose
 from tests.conftest import run_dir_in, tiny_recipe
 
 
@@ -64,7 +64,9 @@ def test_training_with_and_without_the_cache_agree(tmp_path, capsys):
         run_dir = run_dir_in(out)
         info = json.loads((run_dir / "run.json").read_text())
         assert info["stages"][0]["cached_features"] == (["eeg", "video"] if use else [])
-        results[use] = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if '"eval"' in x][-1]
+        results[use] = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if '"eval"' in x][
+            -1
+        ]
     capsys.readouterr()
     for key in ("val/loss", "val/eeg_to_video/mean_rank", "val/video_to_eeg/mean_rank"):
         assert np.isclose(results[True][key], results[False][key], rtol=1e-3), key
@@ -87,7 +89,8 @@ def test_cached_stage_batches_are_indices_only_in_the_loaders_order(composed):
     model.cached = {"eeg": torch.zeros(len(data), 4), "video": torch.zeros(len(data), 4)}
     train_loader, val_loader, _ = make_loaders(recipe, model, data, torch.device("cpu"))
     reference = torch.utils.data.DataLoader(
-        PairTorchDataset(data, data.split("train"), load_eeg=False, load_video=False), batch_sampler=train_loader.batch_sampler
+        PairTorchDataset(data, data.split("train"), load_eeg=False, load_video=False),
+        batch_sampler=train_loader.batch_sampler,
     )
     got, want = list(train_loader), list(reference)
     assert len(got) == len(want) == len(data.split("train")) // recipe.train.batch_size

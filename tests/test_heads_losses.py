@@ -12,7 +12,9 @@ from torch import nn
 ACTIVATIONS = (nn.ReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid)
 
 
-@pytest.mark.parametrize("options", [{}, {"hidden": [16]}, {"hidden": [32, 16], "activation": "relu", "dropout": 0.1}, {"layer_norm": True}])
+@pytest.mark.parametrize(
+    "options", [{}, {"hidden": [16]}, {"hidden": [32, 16], "activation": "relu", "dropout": 0.1}, {"layer_norm": True}]
+)
 def test_mlp_never_begins_or_ends_with_an_activation(reg, options):
     head = reg.build("heads", {"name": "mlp", **options}, in_dim=24, out_dim=8)
     layers = [m for m in head.net if not isinstance(m, nn.Dropout)]
@@ -51,7 +53,9 @@ def test_clip_label_smoothing_matches_torch_without_groups(reg):
     e, v = _embeddings()
     logits = 5.0 * e @ v.t()
     labels = torch.arange(len(e))
-    expected = (F.cross_entropy(logits, labels, label_smoothing=0.1) + F.cross_entropy(logits.t(), labels, label_smoothing=0.1)) / 2
+    expected = (
+        F.cross_entropy(logits, labels, label_smoothing=0.1) + F.cross_entropy(logits.t(), labels, label_smoothing=0.1)
+    ) / 2
     assert torch.allclose(loss(e, v), expected, atol=1e-5)
 
 

@@ -38,8 +38,9 @@ def bundle(tmp_path_factory) -> Path:
     from peftzoo_trained.export import main as export_main
 
     root = tmp_path_factory.mktemp("bundle")
-    recipe = tiny_recipe(**{"train.epochs": 1, "data.n": 64, "video.strategy": [{"name": "lora", "r": 2}],
-                            "eeg.strategy": "bitfit"})
+    recipe = tiny_recipe(
+        **{"train.epochs": 1, "data.n": 64, "video.strategy": [{"name": "lora", "r": 2}], "eeg.strategy": "bitfit"}
+    )
     (root / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     assert run_main([str(root / "recipe.yaml"), "--output-dir", str(root / "runs"), "--quiet"]) == 0
     assert export_main([str(run_dir_in(root / "runs")), "--bundle", str(root / "b"), "-q"]) == 0
@@ -60,8 +61,11 @@ def edit_json(path: Path, change) -> None:
 
 def restamp(bundle: Path) -> None:
     """Rewrite the manifest to match the files as they are now (what an attacker does after editing)."""
-    files = {p.name: {"sha256": hashlib.sha256(p.read_bytes()).hexdigest(), "bytes": p.stat().st_size}
-             for p in sorted(bundle.iterdir()) if p.is_file() and p.name != "manifest.json"}
+    files = {
+        p.name: {"sha256": hashlib.sha256(p.read_bytes()).hexdigest(), "bytes": p.stat().st_size}
+        for p in sorted(bundle.iterdir())
+        if p.is_file() and p.name != "manifest.json"
+    }
     (bundle / "manifest.json").write_text(json.dumps({"files": files}))
 
 
@@ -106,6 +110,7 @@ def test_a_planted_pickle_with_a_trust_flag_is_refused_and_never_runs(bundle, tm
 
         def plant(info):
             info["eeg"]["encoder"].update(trust_checkpoint=True, checkpoint=str(received / "strategies.pt"))
+
     edit_json(received / "bundle.json", plant)
     restamp(received)
     refused(received, "trust_checkpoint", "refused")
@@ -143,8 +148,10 @@ def test_the_manifest_lists_exactly_the_bundles_files(bundle, tmp_path):
     outside = tmp_path / "outside.safetensors"
     shutil.copy(received / "heads.safetensors", outside)
     for name in ("../outside.safetensors", str(outside), "sub/heads.safetensors"):
-        edit_json(received / "manifest.json",
-                  lambda m, name=name: m["files"].__setitem__(name, {"sha256": "0" * 64, "bytes": 1}))
+        edit_json(
+            received / "manifest.json",
+            lambda m, name=name: m["files"].__setitem__(name, {"sha256": "0" * 64, "bytes": 1}),
+        )
         refused(received, "not a file in the bundle's own folder")
         restamp(received)
     edit_json(received / "manifest.json", lambda m: m.__setitem__("files", {}))
@@ -165,17 +172,22 @@ def test_every_listed_file_is_checked_before_any_is_read(bundle, tmp_path):
     refused(received, "bundle.json", "cannot be read as JSON")
 
 
-@pytest.mark.parametrize("edit, fragments", [
-    (lambda i: i.__setitem__("embed_dim", 64),
-     ("embed_dim 64", "heads.safetensors", "eeg.head.proj.bias is (32,)", "gives (64,)")),
-    (lambda i: i.__setitem__("embed_dim", True), ("embed_dim",)),
-    (lambda i: i.__setitem__("embed_dim", -3), ("embed_dim", "greater than 0")),
-    (lambda i: i["data"].__setitem__("sfreq", float("nan")), ("data.sfreq",)),
-    (lambda i: i.__setitem__("surprise", 1), ("surprise", "Extra inputs")),
-    (lambda i: i["eeg"]["encoder"].__setitem__("dim", 48), ("eeg.encoder", "eeg_encoder.safetensors")),
-    (lambda i: i["video"]["head"].__setitem__("name", "no_such_head"), ("video.head", "no_such_head")),
-    (lambda i: i["eeg"].pop("head"), ("eeg.head", "Field required")),
-])
+@pytest.mark.parametrize(
+    "edit, fragments",
+    [
+        (
+            lambda i: i.__setitem__("embed_dim", 64),
+            ("embed_dim 64", "heads.safetensors", "eeg.head.proj.bias is (32,)", "gives (64,)"),
+        ),
+        (lambda i: i.__setitem__("embed_dim", True), ("embed_dim",)),
+        (lambda i: i.__setitem__("embed_dim", -3), ("embed_dim", "greater than 0")),
+        (lambda i: i["data"].__setitem__("sfreq", float("nan")), ("data.sfreq",)),
+        (lambda i: i.__setitem__("surprise", 1), ("surprise", "Extra inputs")),
+        (lambda i: i["eeg"]["encoder"].__setitem__("dim", 48), ("eeg.encoder", "eeg_encoder.safetensors")),
+        (lambda i: i["video"]["head"].__setitem__("name", "no_such_head"), ("video.head", "no_such_head")),
+        (lambda i: i["eeg"].pop("head"), ("eeg.head", "Field required")),
+    ],
+)
 def test_bundle_json_is_validated_and_checked_against_the_weights(bundle, tmp_path, edit, fragments):
     """Before: an edited embed_dim gave torch's size-mismatch traceback."""
     received = copy_of(bundle, tmp_path)

@@ -68,18 +68,44 @@ def _video_state():
 
 
 REFUSED = [
-    ("another_model", lambda s: _other_model_state(), {},
-     ["leaves", "at their random initialization", "none of its keys fit", "likely the weights of another model",
-      "`strict: false`"]),
+    (
+        "another_model",
+        lambda s: _other_model_state(),
+        {},
+        [
+            "leaves",
+            "at their random initialization",
+            "none of its keys fit",
+            "likely the weights of another model",
+            "`strict: false`",
+        ],
+    ),
     ("video_encoder_weights", lambda s: _video_state(), {}, ["does not fit this architecture", "patch_embed"]),
     ("unknown_prefix", lambda s: _prefixed(s, "net."), {}, ["none of its keys fit (the file has e.g. net."]),
-    ("partial", lambda s: {k: v for k, v in s.items() if not k.startswith("blocks.1.")}, {},
-     ["blocks.1.", "another variant or a partial save", "`strict: false`"]),
-    ("nan_weights", lambda s: {**s, "blocks.0.attn.qkv.weight": torch.full_like(s["blocks.0.attn.qkv.weight"], float("nan"))}, {},
-     ["holds NaN or inf weights in blocks.0.attn.qkv.weight"]),
-    ("inf_weights_partial_allowed", lambda s: {"patch_embed.bias": torch.full_like(s["patch_embed.bias"], float("inf"))},
-     {"strict": False}, ["holds NaN or inf weights in patch_embed.bias"]),
-    ("wrong_shape", lambda s: {**s, "blocks.0.attn.qkv.weight": torch.zeros(3, 3)}, {}, ["does not fit this architecture"]),
+    (
+        "partial",
+        lambda s: {k: v for k, v in s.items() if not k.startswith("blocks.1.")},
+        {},
+        ["blocks.1.", "another variant or a partial save", "`strict: false`"],
+    ),
+    (
+        "nan_weights",
+        lambda s: {**s, "blocks.0.attn.qkv.weight": torch.full_like(s["blocks.0.attn.qkv.weight"], float("nan"))},
+        {},
+        ["holds NaN or inf weights in blocks.0.attn.qkv.weight"],
+    ),
+    (
+        "inf_weights_partial_allowed",
+        lambda s: {"patch_embed.bias": torch.full_like(s["patch_embed.bias"], float("inf"))},
+        {"strict": False},
+        ["holds NaN or inf weights in patch_embed.bias"],
+    ),
+    (
+        "wrong_shape",
+        lambda s: {**s, "blocks.0.attn.qkv.weight": torch.zeros(3, 3)},
+        {},
+        ["does not fit this architecture"],
+    ),
     ("not_a_state_dict", lambda s: [1, 2, 3], {}, ["holds a list, not a state dict"]),
 ]
 
@@ -121,8 +147,12 @@ def _write(path, source, kind):
     return path
 
 
-FORMATS = [("safetensors_named_bin", "w.bin", "safetensors"), ("zip_named_safetensors", "w.safetensors", "zip"),
-           ("legacy_pickle_named_pt", "w.pt", "legacy"), ("safetensors_no_suffix", "weights", "safetensors")]
+FORMATS = [
+    ("safetensors_named_bin", "w.bin", "safetensors"),
+    ("zip_named_safetensors", "w.safetensors", "zip"),
+    ("legacy_pickle_named_pt", "w.pt", "legacy"),
+    ("safetensors_no_suffix", "weights", "safetensors"),
+]
 
 
 @pytest.mark.parametrize("case_id, name, kind", FORMATS, ids=[c[0] for c in FORMATS])
@@ -140,17 +170,33 @@ def _truncated(tmp_path, source, kind, name):
 
 BAD_FILES = [
     ("empty_pth", lambda t, s: _bytes(t / "w.pth", b""), ["is empty (0 bytes)", "fetch it again"]),
-    ("text_file", lambda t, s: _bytes(t / "w.pth", b"<html><body>404 Not Found</body></html>\n"),
-     ["is a text file (it starts '<html>", "give a .safetensors, .pth or .pt"]),
-    ("git_lfs_pointer", lambda t, s: _bytes(t / "w.safetensors", b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\n"),
-     ["git-lfs pointer", "git lfs pull"]),
+    (
+        "text_file",
+        lambda t, s: _bytes(t / "w.pth", b"<html><body>404 Not Found</body></html>\n"),
+        ["is a text file (it starts '<html>", "give a .safetensors, .pth or .pt"],
+    ),
+    (
+        "git_lfs_pointer",
+        lambda t, s: _bytes(t / "w.safetensors", b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\n"),
+        ["git-lfs pointer", "git lfs pull"],
+    ),
     ("truncated_zip", lambda t, s: _truncated(t, s, "zip", "w.pth"), ["is a truncated or damaged torch archive"]),
-    ("truncated_safetensors", lambda t, s: _truncated(t, s, "safetensors", "w.safetensors"),
-     ["is a truncated or damaged safetensors file"]),
-    ("truncated_safetensors_named_bin", lambda t, s: _truncated(t, s, "safetensors", "w.bin"),
-     ["is a truncated or damaged safetensors file"]),
+    (
+        "truncated_safetensors",
+        lambda t, s: _truncated(t, s, "safetensors", "w.safetensors"),
+        ["is a truncated or damaged safetensors file"],
+    ),
+    (
+        "truncated_safetensors_named_bin",
+        lambda t, s: _truncated(t, s, "safetensors", "w.bin"),
+        ["is a truncated or damaged safetensors file"],
+    ),
     ("truncated_legacy_pickle", lambda t, s: _truncated(t, s, "legacy", "w.pth"), ["is truncated or damaged"]),
-    ("random_bytes", lambda t, s: _bytes(t / "w.pth", bytes(range(256)) * 8), ["is not a weights file peftzoo can read"]),
+    (
+        "random_bytes",
+        lambda t, s: _bytes(t / "w.pth", bytes(range(256)) * 8),
+        ["is not a weights file peftzoo can read"],
+    ),
     ("npz_archive", lambda t, s: _npz(t / "w.npz"), ["is a zip archive but not a torch checkpoint"]),
     ("directory", lambda t, s: t, ["is a directory; give the path of a weights file"]),
 ]

@@ -55,11 +55,22 @@ def recipe_file(tmp_path):
 
 RESUME_ARGUMENTS = [
     ("run_and_override", lambda r, run: ["--resume", str(run), "train.lr=1"], ["takes no overrides (train.lr=1)"]),
-    ("override_before_resume", lambda r, run: ["train.lr=1", "--resume", str(run)], ["takes no overrides (train.lr=1)"]),
+    (
+        "override_before_resume",
+        lambda r, run: ["train.lr=1", "--resume", str(run)],
+        ["takes no overrides (train.lr=1)"],
+    ),
     ("other_recipe", lambda r, run: [str(r), "--resume", str(run)], ["takes no RECIPE or overrides", "recipe.yaml"]),
-    ("other_recipe_and_override", lambda r, run: [str(r), "--resume", str(run), "seed=3"],
-     ["takes no RECIPE or overrides", "seed=3"]),
-    ("latest_with_override", lambda r, run: [str(r), "--resume", "latest", "train.lr=1"], ["takes no overrides (train.lr=1)"]),
+    (
+        "other_recipe_and_override",
+        lambda r, run: [str(r), "--resume", str(run), "seed=3"],
+        ["takes no RECIPE or overrides", "seed=3"],
+    ),
+    (
+        "latest_with_override",
+        lambda r, run: [str(r), "--resume", "latest", "train.lr=1"],
+        ["takes no overrides (train.lr=1)"],
+    ),
 ]
 
 
@@ -72,8 +83,11 @@ def test_resume_refuses_recipe_and_overrides(tmp_path, capsys, recipe_file, case
 
 RUN_JSON = [
     ("missing", None, ["has no run.json", "give the directory that `run:` printed"]),
-    ("corrupt", '{"status": "interr',
-     ["run.json, line 1: not valid JSON", "the file is damaged", "train the run again"]),
+    (
+        "corrupt",
+        '{"status": "interr',
+        ["run.json, line 1: not valid JSON", "the file is damaged", "train the run again"],
+    ),
     ("not_an_object", "[1, 2]", ["run.json, line 1: a JSON list, not an object", "train the run again"]),
     ("empty", "", ["run.json, line 1: not valid JSON", "the file is damaged"]),
 ]
@@ -88,7 +102,9 @@ def test_resume_of_a_run_directory_without_a_readable_run_json(tmp_path, capsys,
 
 def test_resume_latest_skips_a_damaged_run_json(tmp_path, capsys, recipe_file):
     fake_run_dir(tmp_path / "runs", "{broken")
-    code, out, created = run_cli(tmp_path, capsys, [str(recipe_file), "--resume", "latest", "--output-dir", str(tmp_path / "runs")])
+    code, out, created = run_cli(
+        tmp_path, capsys, [str(recipe_file), "--resume", "latest", "--output-dir", str(tmp_path / "runs")]
+    )
     check_refused(code, out, created, ["no unfinished run of 'tiny_test' with a checkpoint"])
 
 
@@ -103,13 +119,31 @@ def _a_file(tmp_path):
 
 
 OUTPUT_PATHS = [
-    ("output_dir_is_a_file", lambda t: ["--output-dir", str(_a_file(t))], ["--output-dir", "it is a file, not a directory"]),
-    ("output_dir_below_a_file", lambda t: ["--output-dir", str(_a_file(t) / "runs")], ["--output-dir", "on its way is a file"]),
-    ("output_dir_unwritable", lambda t: ["--output-dir", "/proc/peftzoo-runs"], ["--output-dir '/proc/peftzoo-runs' is not writable"]),
-    ("cache_dir_is_a_file", lambda t: [f"train.cache_dir={_a_file(t)}", "--output-dir", str(t / "runs")],
-     ["train.cache_dir", "it is a file, not a directory"]),
-    ("cache_dir_unwritable", lambda t: ["train.cache_dir=/proc/peftzoo-cache", "--output-dir", str(t / "runs")],
-     ["train.cache_dir '/proc/peftzoo-cache' is not writable"]),
+    (
+        "output_dir_is_a_file",
+        lambda t: ["--output-dir", str(_a_file(t))],
+        ["--output-dir", "it is a file, not a directory"],
+    ),
+    (
+        "output_dir_below_a_file",
+        lambda t: ["--output-dir", str(_a_file(t) / "runs")],
+        ["--output-dir", "on its way is a file"],
+    ),
+    (
+        "output_dir_unwritable",
+        lambda t: ["--output-dir", "/proc/peftzoo-runs"],
+        ["--output-dir '/proc/peftzoo-runs' is not writable"],
+    ),
+    (
+        "cache_dir_is_a_file",
+        lambda t: [f"train.cache_dir={_a_file(t)}", "--output-dir", str(t / "runs")],
+        ["train.cache_dir", "it is a file, not a directory"],
+    ),
+    (
+        "cache_dir_unwritable",
+        lambda t: ["train.cache_dir=/proc/peftzoo-cache", "--output-dir", str(t / "runs")],
+        ["train.cache_dir '/proc/peftzoo-cache' is not writable"],
+    ),
 ]
 
 
@@ -129,12 +163,25 @@ def _arrays_recipe(tmp_path, **kwargs):
 
 UNTRAINABLE = [
     ("one_pair", dict(n=1), ["the train split has", "the data set holds 1 pair", "at least 2"]),
-    ("all_val", dict(n=6, split=["val"] * 6), ["the train split has 0 pairs (splits: val 6)", "every pair is held out"]),
-    ("all_test", dict(n=6, split=["test"] * 6), ["the train split has 0 pairs (splits: test 6)", "label some pairs 'train'"]),
+    (
+        "all_val",
+        dict(n=6, split=["val"] * 6),
+        ["the train split has 0 pairs (splits: val 6)", "every pair is held out"],
+    ),
+    (
+        "all_test",
+        dict(n=6, split=["test"] * 6),
+        ["the train split has 0 pairs (splits: test 6)", "label some pairs 'train'"],
+    ),
     ("one_train_pair", dict(n=6, split=["train"] + ["val"] * 5), ["the train split has 1 pairs", "put more pairs"]),
-    ("too_few_groups_for_a_batch", dict(n=12, groups=[0, 1, 2] * 4, split=["train"] * 12),
-     ["no batch of 12 pairs of 12 different stimuli can be formed: the train split has 3 distinct stimulus ids",
-      "at most 3"]),
+    (
+        "too_few_groups_for_a_batch",
+        dict(n=12, groups=[0, 1, 2] * 4, split=["train"] * 12),
+        [
+            "no batch of 12 pairs of 12 different stimuli can be formed: the train split has 3 distinct stimulus ids",
+            "at most 3",
+        ],
+    ),
 ]
 OVERRIDES = {"too_few_groups_for_a_batch": ["train.sampler=group_disjoint"]}
 
@@ -142,7 +189,9 @@ OVERRIDES = {"too_few_groups_for_a_batch": ["train.sampler=group_disjoint"]}
 @pytest.mark.parametrize("case_id, arrays, fragments", UNTRAINABLE, ids=[c[0] for c in UNTRAINABLE])
 def test_data_that_cannot_train_leaves_no_run_directory(tmp_path, capsys, case_id, arrays, fragments):
     recipe = _arrays_recipe(tmp_path, **arrays)
-    code, out, created = run_cli(tmp_path, capsys, [str(recipe), *OVERRIDES.get(case_id, []), "--output-dir", str(tmp_path / "runs")])
+    code, out, created = run_cli(
+        tmp_path, capsys, [str(recipe), *OVERRIDES.get(case_id, []), "--output-dir", str(tmp_path / "runs")]
+    )
     check_refused(code, out, created, fragments)
 
 

@@ -28,6 +28,7 @@ def _nan_pairs(*pairs):
     def edit(eeg):
         for p in pairs:
             eeg[p, 1, 7] = np.nan
+
     return edit
 
 
@@ -40,6 +41,7 @@ def _set(name, content):
             path.mkdir()
         else:
             path.write_bytes(content)
+
     return make
 
 
@@ -48,41 +50,89 @@ def _write_npy(name, array):
 
 
 CASES = [
-    ("sfreq_word", dict(meta={"sfreq": "fast", "channels": ["FP1", "FP2", "C3", "C4", "O1", "O2"]}), None,
-     ["meta.json: sfreq must be a positive number (e.g. sfreq: 200), got 'fast'"]),
-    ("sfreq_null", dict(meta={"sfreq": None, "channels": ["FP1", "FP2", "C3", "C4", "O1", "O2"]}), None,
-     ["sfreq must be a positive number", "got None"]),
-    ("sfreq_list", dict(meta={"sfreq": [200], "channels": ["FP1", "FP2", "C3", "C4", "O1", "O2"]}), None,
-     ["sfreq must be a positive number", "got [200]"]),
+    (
+        "sfreq_word",
+        dict(meta={"sfreq": "fast", "channels": ["FP1", "FP2", "C3", "C4", "O1", "O2"]}),
+        None,
+        ["meta.json: sfreq must be a positive number (e.g. sfreq: 200), got 'fast'"],
+    ),
+    (
+        "sfreq_null",
+        dict(meta={"sfreq": None, "channels": ["FP1", "FP2", "C3", "C4", "O1", "O2"]}),
+        None,
+        ["sfreq must be a positive number", "got None"],
+    ),
+    (
+        "sfreq_list",
+        dict(meta={"sfreq": [200], "channels": ["FP1", "FP2", "C3", "C4", "O1", "O2"]}),
+        None,
+        ["sfreq must be a positive number", "got [200]"],
+    ),
     ("sfreq_bool", dict(meta={"sfreq": True, "channels": ["FP1", "FP2", "C3", "C4", "O1", "O2"]}), None, ["got True"]),
     ("meta_bare_string", dict(meta="200 Hz"), None, ["meta.json holds a str ('200 Hz'), not an object"]),
-    ("channels_not_a_list", dict(meta={"sfreq": 200, "channels": "FP1,FP2"}), None,
-     ["channels must be a list of channel names (strings)"]),
-    ("channels_count", dict(meta={"sfreq": 200, "channels": ["FP1", "FP2"]}), None,
-     ["channels names 2 channels but eeg.npy has 6 rows per pair"]),
-    ("fps_negative", dict(meta={"sfreq": 200, "channels": ["FP1", "FP2", "C3", "C4", "O1", "O2"], "fps": -8}), None,
-     ["fps must be a positive number"]),
+    (
+        "channels_not_a_list",
+        dict(meta={"sfreq": 200, "channels": "FP1,FP2"}),
+        None,
+        ["channels must be a list of channel names (strings)"],
+    ),
+    (
+        "channels_count",
+        dict(meta={"sfreq": 200, "channels": ["FP1", "FP2"]}),
+        None,
+        ["channels names 2 channels but eeg.npy has 6 rows per pair"],
+    ),
+    (
+        "fps_negative",
+        dict(meta={"sfreq": 200, "channels": ["FP1", "FP2", "C3", "C4", "O1", "O2"], "fps": -8}),
+        None,
+        ["fps must be a positive number"],
+    ),
     ("eeg_empty_file", {}, _set("eeg.npy", b""), ["eeg.npy is empty (0 bytes)", "write it again with np.save"]),
-    ("eeg_text", {}, _set("eeg.npy", b"1.0 2.0 3.0\n4.0 5.0 6.0\n"),
-     ["eeg.npy is a text file", "not a numpy .npy array", "not np.savetxt"]),
-    ("eeg_truncated", {}, lambda r: (r / "eeg.npy").write_bytes((r / "eeg.npy").read_bytes()[:200]),
-     ["eeg.npy is truncated or damaged"]),
+    (
+        "eeg_text",
+        {},
+        _set("eeg.npy", b"1.0 2.0 3.0\n4.0 5.0 6.0\n"),
+        ["eeg.npy is a text file", "not a numpy .npy array", "not np.savetxt"],
+    ),
+    (
+        "eeg_truncated",
+        {},
+        lambda r: (r / "eeg.npy").write_bytes((r / "eeg.npy").read_bytes()[:200]),
+        ["eeg.npy is truncated or damaged"],
+    ),
     ("eeg_directory", {}, _set("eeg.npy", "dir"), ["eeg.npy is a directory, not a file"]),
     ("meta_directory", {}, _set("meta.json", "dir"), ["meta.json is a directory, not a file"]),
     ("split_directory", {}, _set("split.npy", "dir"), ["split.npy is a directory, not a file"]),
     ("zero_pairs", {}, _write_npy("eeg.npy", np.zeros((0, 6, 200), np.float32)), ["eeg.npy holds 0 pairs"]),
-    ("nan_pairs", {}, lambda r: _edit_eeg(r, _nan_pairs(3, 11)),
-     ["the EEG of 2 of 16 pairs holds NaN, inf or values beyond 1 V (pairs 3, 11)", "set data.drop_nonfinite: true"]),
+    (
+        "nan_pairs",
+        {},
+        lambda r: _edit_eeg(r, _nan_pairs(3, 11)),
+        ["the EEG of 2 of 16 pairs holds NaN, inf or values beyond 1 V (pairs 3, 11)", "set data.drop_nonfinite: true"],
+    ),
     ("inf_pair", {}, lambda r: _edit_eeg(r, lambda e: e.__setitem__((0, 0, 0), np.inf)), ["(pairs 0)"]),
-    ("eeg_1e30", {}, lambda r: _edit_eeg(r, lambda e: e.__imul__(np.float32(1e29))),
-     ["the EEG of every pair (16) holds NaN, inf or values beyond 1 V"]),
+    (
+        "eeg_1e30",
+        {},
+        lambda r: _edit_eeg(r, lambda e: e.__imul__(np.float32(1e29))),
+        ["the EEG of every pair (16) holds NaN, inf or values beyond 1 V"],
+    ),
     ("volts", dict(amplitude_uv=20e-6), None, ["which cannot be microvolts", "volts: multiply by 1e6"]),
     ("all_zeros", dict(amplitude_uv=0.0), None, ["the EEG is all zeros"]),
     ("video_2x2", dict(size=2), None, ["video frames of 2x2 pixels are below the 8-pixel floor"]),
-    ("old_and_new_name_of_one_site", dict(channels=["FP1", "FP2", "T7", "C4", "O1", "T3"]), None,
-     ["EEG channels 'T7' and 'T3' are the same site (T7, under its old and new 10-20 names)"]),
-    ("bipolar_in_labram_list", dict(channels=["FP1-F7", "FP2", "C3", "C4", "O1", "O2"]), None,
-     ["EEG channel 'FP1-F7' is a bipolar derivation", "give referential channels"]),
+    (
+        "old_and_new_name_of_one_site",
+        dict(channels=["FP1", "FP2", "T7", "C4", "O1", "T3"]),
+        None,
+        ["EEG channels 'T7' and 'T3' are the same site (T7, under its old and new 10-20 names)"],
+    ),
+    (
+        "bipolar_in_labram_list",
+        dict(channels=["FP1-F7", "FP2", "C3", "C4", "O1", "O2"]),
+        None,
+        ["EEG channel 'FP1-F7' is a bipolar derivation", "give referential channels"],
+    ),
 ]
 
 
@@ -106,7 +156,9 @@ def test_hostile_arrays_directory(tmp_path, capsys, case_id, arrays, damage, fra
     if damage is not None:
         damage(root)
     code, out = _run(tmp_path, capsys, _recipe(tmp_path))
-    assert code == 2 and out.err.startswith("error: ") and out.err.count("error: ") == 1 and "Traceback" not in out.err, out.err
+    assert (
+        code == 2 and out.err.startswith("error: ") and out.err.count("error: ") == 1 and "Traceback" not in out.err
+    ), out.err
     for fragment in fragments:
         assert fragment in out.err, f"{fragment!r} not in {out.err!r}"
     assert "val_fraction" not in out.err and "pickled" not in out.err
@@ -137,7 +189,9 @@ def test_check_eeg_keeps_arrays_on_disk_and_renumbers_splits(tmp_path, reg):
     assert np.isfinite(np.asarray(kept.eeg)).all()
 
 
-@pytest.mark.parametrize("amplitude, fragment", [(20e-3, "millivolts: multiply by 1e3"), (5e3, "nanovolts: multiply by 1e-3")])
+@pytest.mark.parametrize(
+    "amplitude, fragment", [(20e-3, "millivolts: multiply by 1e3"), (5e3, "nanovolts: multiply by 1e-3")]
+)
 def test_implausible_amplitude_warns_with_the_factor(tmp_path, reg, caplog, amplitude, fragment):
     root = write_arrays(tmp_path / "pairs", amplitude_uv=amplitude)
     with caplog.at_level(logging.WARNING):

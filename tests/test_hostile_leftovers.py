@@ -28,8 +28,15 @@ def one_error_line(capsys, code: int) -> str:
 
 
 def test_a_video_swin_of_one_block_is_refused_by_its_config():
-    spec = {"name": "video_swin", "embed_dim": 8, "depths": [1], "num_heads": [1], "window_size": [2, 4, 4],
-            "frames": 4, "size": 32}
+    spec = {
+        "name": "video_swin",
+        "embed_dim": 8,
+        "depths": [1],
+        "num_heads": [1],
+        "window_size": [2, 4, 4],
+        "frames": 4,
+        "size": 32,
+    }
     with pytest.raises(UserError, match=r"depths \[1\] make one block in all; Video Swin needs at least two"):
         registry.build("encoders", spec)
     encoder = registry.build("encoders", {**spec, "depths": [2]})  # two blocks in one stage: builds
@@ -98,12 +105,15 @@ def seed_dv_layout(root: Path, concepts: int = 2) -> dict:
     return {"name": "seed_dv", "root": str(root), "concepts_per_block": concepts, "cache_dir": str(root / "cache")}
 
 
-@pytest.mark.parametrize("table, fragment", [
-    (np.stack([[1, 41]] * 7), "concept ids [41] outside 1..40"),
-    (np.stack([[0, 57]] * 7), "concept ids [57] outside 1..40"),
-    (np.stack([[1, -3]] * 7), "concept ids [-3] outside 1..40"),
-    (np.stack([[1.0, 2.5]] * 7), "float64 values; concept ids are integers"),
-])
+@pytest.mark.parametrize(
+    "table, fragment",
+    [
+        (np.stack([[1, 41]] * 7), "concept ids [41] outside 1..40"),
+        (np.stack([[0, 57]] * 7), "concept ids [57] outside 1..40"),
+        (np.stack([[1, -3]] * 7), "concept ids [-3] outside 1..40"),
+        (np.stack([[1.0, 2.5]] * 7), "float64 values; concept ids are integers"),
+    ],
+)
 def test_seed_dv_labels_out_of_range_are_refused(tmp_path, table, fragment):
     spec = seed_dv_layout(tmp_path / "SEED-DV")
     np.save(tmp_path / "SEED-DV" / "meta_info" / "All_video_label.npy", table)

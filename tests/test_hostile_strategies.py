@@ -21,23 +21,49 @@ from tests.conftest import tiny_recipe
 LABRAM = {"name": "labram_base", "depth": 2}
 
 CASES = [
-    ("lora_layers_empty", {"eeg.strategy": {"name": "lora", "layers": []}},
-     ["eeg.strategy.layers: layers is empty, so nothing would be adapted"]),
-    ("prefix_layers_empty", {"eeg.encoder": LABRAM, "eeg.strategy": {"name": "prefix", "layers": []}},
-     ["eeg.strategy.layers: layers is empty"]),
-    ("prefix_layer_beyond_depth", {"eeg.encoder": LABRAM, "eeg.strategy": {"name": "prefix", "layers": [20]}},
-     ["eeg.strategy: prefix: layers [20] do not exist; labram_base has 2 blocks (0..1, or -2..-1 from the end)"]),
-    ("prefix_negative_beyond_depth", {"eeg.encoder": LABRAM, "eeg.strategy": {"name": "prefix", "layers": [-3]}},
-     ["prefix: layers [-3] do not exist"]),
-    ("lora_layer_beyond_depth", {"eeg.strategy": {"name": "lora", "layers": [0, 5]}},
-     ["eeg.strategy: lora: layers [5] do not exist; tiny_eeg has 1 blocks"]),
-    ("ia3_layers_empty", {"eeg.strategy": {"name": "ia3", "layers": []}},
-     ["eeg.strategy: ia3: layers is empty, so it would adapt nothing"]),
-    ("last_k_zero", {"eeg.strategy": {"name": "last_k", "k": 0}},
-     ["eeg.strategy: last_k trains nothing in this encoder with these options", "use head_only"]),
-    ("last_k_zero_on_video", {"video.encoder": {"name": "tiny_video", "dim": 32, "depth": 1, "heads": 2, "frames": 4,
-                                                 "size": 16}, "video.strategy": {"name": "last_k", "k": 0}},
-     ["video.strategy: last_k trains nothing"]),
+    (
+        "lora_layers_empty",
+        {"eeg.strategy": {"name": "lora", "layers": []}},
+        ["eeg.strategy.layers: layers is empty, so nothing would be adapted"],
+    ),
+    (
+        "prefix_layers_empty",
+        {"eeg.encoder": LABRAM, "eeg.strategy": {"name": "prefix", "layers": []}},
+        ["eeg.strategy.layers: layers is empty"],
+    ),
+    (
+        "prefix_layer_beyond_depth",
+        {"eeg.encoder": LABRAM, "eeg.strategy": {"name": "prefix", "layers": [20]}},
+        ["eeg.strategy: prefix: layers [20] do not exist; labram_base has 2 blocks (0..1, or -2..-1 from the end)"],
+    ),
+    (
+        "prefix_negative_beyond_depth",
+        {"eeg.encoder": LABRAM, "eeg.strategy": {"name": "prefix", "layers": [-3]}},
+        ["prefix: layers [-3] do not exist"],
+    ),
+    (
+        "lora_layer_beyond_depth",
+        {"eeg.strategy": {"name": "lora", "layers": [0, 5]}},
+        ["eeg.strategy: lora: layers [5] do not exist; tiny_eeg has 1 blocks"],
+    ),
+    (
+        "ia3_layers_empty",
+        {"eeg.strategy": {"name": "ia3", "layers": []}},
+        ["eeg.strategy: ia3: layers is empty, so it would adapt nothing"],
+    ),
+    (
+        "last_k_zero",
+        {"eeg.strategy": {"name": "last_k", "k": 0}},
+        ["eeg.strategy: last_k trains nothing in this encoder with these options", "use head_only"],
+    ),
+    (
+        "last_k_zero_on_video",
+        {
+            "video.encoder": {"name": "tiny_video", "dim": 32, "depth": 1, "heads": 2, "frames": 4, "size": 16},
+            "video.strategy": {"name": "last_k", "k": 0},
+        },
+        ["video.strategy: last_k trains nothing"],
+    ),
 ]
 
 
@@ -99,9 +125,15 @@ def _tiny_eeg():
 @pytest.mark.parametrize("backend", ["peft", "loralib"])
 def test_two_adapters_on_one_layer_are_refused_in_either_order(backend):
     lora = {"name": "lora", "targets": ["o"], "backend": backend}
-    with pytest.raises(StrategyError, match=r"gain replaced layers that lora adapted \(blocks\.0\.attn\.proj\..*one layer carries one adapter"):
+    with pytest.raises(
+        StrategyError,
+        match=r"gain replaced layers that lora adapted \(blocks\.0\.attn\.proj\..*one layer carries one adapter",
+    ):
         apply_strategies(_tiny_eeg(), [registry.build("strategies", lora), GainOnProj()])
-    with pytest.raises(StrategyError, match=r"lora: blocks\.0\.attn\.proj already carries an adapter from an earlier strategy \(gain wraps"):
+    with pytest.raises(
+        StrategyError,
+        match=r"lora: blocks\.0\.attn\.proj already carries an adapter from an earlier strategy \(gain wraps",
+    ):
         apply_strategies(_tiny_eeg(), [GainOnProj(), registry.build("strategies", lora)])
 
 
@@ -124,19 +156,27 @@ def test_a_plugin_strategy_that_trains_nothing_is_refused_but_head_only_is_not()
 def test_the_log_tells_adapter_parameters_from_unfrozen_encoder_weights():
     enc = _tiny_eeg()
     enc.pretrained_parameter_names = frozenset(n for n, _ in enc.named_parameters())  # as the composer sets it
-    report = apply_strategies(enc, [registry.build("strategies", {"name": "lora", "targets": ["q", "v"], "r": 2}),
-                                    registry.build("strategies", {"name": "last_k", "k": 1})])
+    report = apply_strategies(
+        enc,
+        [
+            registry.build("strategies", {"name": "lora", "targets": ["q", "v"], "r": 2}),
+            registry.build("strategies", {"name": "last_k", "k": 1}),
+        ],
+    )
     adapters = sum(p.numel() for n, p in enc.named_parameters() if "lora_" in n)
     assert report.num_adapter == adapters > 0
-    assert f"{adapters:,} adapter parameters + {report.num_trainable - adapters:,} unfrozen encoder parameters" in report.summary()
+    assert (
+        f"{adapters:,} adapter parameters + {report.num_trainable - adapters:,} unfrozen encoder parameters"
+        in report.summary()
+    )
 
 
 def test_the_up_front_stage_check_leaves_the_run_as_it_was(tmp_path):
     """recipes.preflight.check_stages builds a second model to apply every stage's strategies (a
     stage that cannot apply is refused before the run directory exists: tests/test_stages.py); the
     run trains exactly as without the check."""
-    from recipes import preflight
     from peftzoo_tools.run import main
+    from recipes import preflight
     from tests.conftest import run_dir_in
 
     lora = {"name": "lora", "targets": ["q", "v"], "r": 2}
@@ -154,6 +194,10 @@ def test_the_up_front_stage_check_leaves_the_run_as_it_was(tmp_path):
 
     def losses(run: str) -> list[tuple]:
         lines = map(json.loads, (run_dir_in(tmp_path / run) / "metrics.jsonl").read_text().splitlines())
-        return [(x["step"], x.get("train/loss"), x.get("val/eeg_to_video/R@1")) for x in lines if x["type"] in ("train", "eval")]
+        return [
+            (x["step"], x.get("train/loss"), x.get("val/eeg_to_video/R@1"))
+            for x in lines
+            if x["type"] in ("train", "eval")
+        ]
 
     assert losses("a") == losses("b")

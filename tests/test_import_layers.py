@@ -22,8 +22,14 @@ def lint_imports() -> subprocess.CompletedProcess:
             pytest.fail("import-linter is missing on CI; it comes with the test extra: pip install -e '.[test]'")
         pytest.skip("import-linter is not installed (pip install -e '.[test]')")
     script = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
-    return subprocess.run([sys.executable, "-c", script, "--no-cache"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return subprocess.run(
+        [sys.executable, "-c", script, "--no-cache"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
 
 def test_the_import_contracts_hold():
@@ -46,8 +52,14 @@ def test_an_upward_import_breaks_the_layers_contract(tmp_path):
     kinds.write_text(kinds.read_text() + "\n\ndef _engine():\n    from peftzoo_engine import trainer  # upward\n")
     script = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
     lint_imports()  # skips where import-linter is absent
-    out = subprocess.run([sys.executable, "-c", script, "--no-cache"], cwd=copy, capture_output=True, text=True,
-                         timeout=300, env={**os.environ, "PYTHONPATH": str(copy)})
+    out = subprocess.run(
+        [sys.executable, "-c", script, "--no-cache"],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(copy)},
+    )
     assert out.returncode != 0
     assert "registry is not allowed to import peftzoo_engine" in out.stdout
     assert "registry.kinds -> peftzoo_engine.trainer" in out.stdout

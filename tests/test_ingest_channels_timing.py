@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from ingest_helpers import cfr, export, need, planted_raw, write_video
 
 need("mne")
@@ -32,8 +31,14 @@ def root(tmp_path: Path) -> Path:
 
 
 def spec(**sections) -> dict:
-    out = {"recordings": {"files": "rec/*"}, "events": {"match": r"movie/(?P<stim>\w+)"}, "window": {"seconds": 2},
-           "video": {"clips": "stim/{stim}.mp4", "frames": 2, "short_side": 16}, "split": {"val": 0.0}, "preview": 0}
+    out = {
+        "recordings": {"files": "rec/*"},
+        "events": {"match": r"movie/(?P<stim>\w+)"},
+        "window": {"seconds": 2},
+        "video": {"clips": "stim/{stim}.mp4", "frames": 2, "short_side": 16},
+        "split": {"val": 0.0},
+        "preview": 0,
+    }
     return {**out, **sections}
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from registry.errors import UserError
 from conftest import run_dir_in, run_python, tiny_recipe
 from ingest_helpers import cfr, export, need, planted_raw, write_video
+
+from registry.errors import UserError
 
 need("mne")
 av = need("av")
@@ -33,11 +33,15 @@ def study(tmp_path: Path) -> Path:
 
 def recordings_block(study: Path, cache: Path) -> dict:
     return {
-        "name": "recordings", "base": str(study), "cache_dir": str(cache),
+        "name": "recordings",
+        "base": str(study),
+        "cache_dir": str(cache),
         "recordings": {"files": "rec/*.fif", "entities": r"sub-(?P<subject>\d+)"},
-        "events": {"match": r"movie/(?P<stim>\w+)"}, "window": {"seconds": 1},
+        "events": {"match": r"movie/(?P<stim>\w+)"},
+        "window": {"seconds": 1},
         "video": {"clips": "stim/{stim}.mp4", "frames": 4, "short_side": 16},
-        "split": {"by": "subject", "val": ["03"]}, "preview": 1,
+        "split": {"by": "subject", "val": ["03"]},
+        "preview": 1,
     }
 
 
@@ -121,8 +125,16 @@ def _seed_dv_copy(root: Path, subjects: int, concepts: int) -> np.ndarray:
 def test_seed_dv_layout(tmp_path, reg):
     labels = _seed_dv_copy(tmp_path / "SEED-DV", subjects=2, concepts=2)
     component = reg.get("datasets", "seed_dv")
-    config = component.Config.model_validate({"root": str(tmp_path / "SEED-DV"), "concepts_per_block": 2, "frames": 6,
-                                              "short_side": 18, "fold": 3, "cache_dir": str(tmp_path / "cache")})
+    config = component.Config.model_validate(
+        {
+            "root": str(tmp_path / "SEED-DV"),
+            "concepts_per_block": 2,
+            "frames": 6,
+            "short_side": 18,
+            "fold": 3,
+            "cache_dir": str(tmp_path / "cache"),
+        }
+    )
     data = component.from_config(config, seed=0)
     n = 2 * 7 * 2 * 5
     assert data.eeg.shape == (n, 62, 400) and data.video.shape == (n, 6, 18, 32, 3) and data.sfreq == 200.0
@@ -139,11 +151,18 @@ def test_seed_dv_layout(tmp_path, reg):
     assert np.all(np.abs(levels - (40 * position[:, None] + 20)) < 6)
     # stimulus ids (negatives): one per (block, concept), shared by subjects; groups (leakage): the blocks
     assert len(np.unique(data.stimulus)) == 14 and data.stimulus[0] == data.stimulus[70]
-    assert np.array_equal(data.groups, blocks) and data.stimulus_name(data.stimulus[0]) == f"block0/concept{concepts[0]}"
-    by_block = component.from_config(component.Config.model_validate({**config.model_dump(), "groups": "block"}), seed=0)
+    assert (
+        np.array_equal(data.groups, blocks) and data.stimulus_name(data.stimulus[0]) == f"block0/concept{concepts[0]}"
+    )
+    by_block = component.from_config(
+        component.Config.model_validate({**config.model_dump(), "groups": "block"}), seed=0
+    )
     assert len(list((tmp_path / "cache").iterdir())) == 1 and len(np.unique(by_block.stimulus)) == 7  # no rebuild
     for g in np.unique(data.groups):
-        assert len({s for s in ("train", "val", "test") if np.isin(np.flatnonzero(data.groups == g), data.split(s)).any()}) == 1
+        assert (
+            len({s for s in ("train", "val", "test") if np.isin(np.flatnonzero(data.groups == g), data.split(s)).any()})
+            == 1
+        )
     (tmp_path / "SEED-DV" / "Video" / "7th_10min.mp4").unlink()
     with pytest.raises(UserError, match=r"Video lacks \['7th_10min.mp4'\]; SEED-DV has one video per block"):
         component.from_config(config, seed=0)
@@ -153,18 +172,26 @@ def test_recordings_config_is_the_ingest_spec_plus_cache_keys():
     """One source of truth: every section of an ingest spec is a key of the `recordings` data block
     with the same type and default, and the block adds only the dataset and cache keys."""
     from peftzoo_data.base import DatasetConfig
-    from peftzoo_data.recordings import RecordingsConfig, ingest_spec
     from peftzoo_data.ingest.spec import IngestSpec
+    from peftzoo_data.recordings import RecordingsConfig, ingest_spec
 
     spec_fields, block_fields = IngestSpec.model_fields, RecordingsConfig.model_fields
     for name, field in spec_fields.items():
         assert name in block_fields, name
         if name != "split":  # the block may leave the split to val_fraction
-            assert block_fields[name].annotation == field.annotation and block_fields[name].default == field.default, name
+            assert block_fields[name].annotation == field.annotation and block_fields[name].default == field.default, (
+                name
+            )
     assert set(block_fields) - set(spec_fields) == set(DatasetConfig.model_fields) | {"cache_dir", "base"}
-    block = {"recordings": {"files": "rec/*.fif"}, "video": {"clips": "stim/{stim}.mp4"}, "eeg": {"bads": "drop"},
-             "events": {"source": "trigger", "mask": 255}}
+    block = {
+        "recordings": {"files": "rec/*.fif"},
+        "video": {"clips": "stim/{stim}.mp4"},
+        "eeg": {"bads": "drop"},
+        "events": {"source": "trigger", "mask": 255},
+    }
     spec = ingest_spec(RecordingsConfig.model_validate({**block, "val_fraction": 0.25}), seed=3)
-    assert spec == IngestSpec.model_validate({**block, "split": {"by": "fraction", "val": 0.25, "test": 0.0, "seed": 3}})
+    assert spec == IngestSpec.model_validate(
+        {**block, "split": {"by": "fraction", "val": 0.25, "test": 0.0, "seed": 3}}
+    )
     with pytest.raises(Exception, match="split by block needs block ids"):
         RecordingsConfig.model_validate({**block, "split": {"by": "block", "fold": 0}})

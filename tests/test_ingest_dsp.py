@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from ingest_helpers import need
 
 mne = need("mne")
@@ -17,8 +16,10 @@ signal = pytest.importorskip("scipy.signal")
 from peftzoo_data.ingest import dsp  # noqa: E402
 
 
-@pytest.mark.parametrize("sfreq, l_freq, h_freq", [(200, 0.1, 75), (200, 1, 40), (250, 0.5, None), (200, None, 70),
-                                                   (512, 0.1, 75), (200, 0.1, 99), (1000, 2, 30)])
+@pytest.mark.parametrize(
+    "sfreq, l_freq, h_freq",
+    [(200, 0.1, 75), (200, 1, 40), (250, 0.5, None), (200, None, 70), (512, 0.1, 75), (200, 0.1, 99), (1000, 2, 30)],
+)
 def test_bandpass_taps_equal_mne(sfreq, l_freq, h_freq):
     theirs = mne.filter.create_filter(None, sfreq, l_freq, h_freq, verbose="error")
     ours = dsp.bandpass_taps(sfreq, l_freq, h_freq)
@@ -39,16 +40,30 @@ def test_bandpass_then_notch_equals_mne_in_sequence(n):
     """One merged convolution equals MNE's two passes, edges included; on a signal shorter than the
     band-pass (700 samples < 6601 taps) the edge padding differs slightly (measured 1.6e-5 RMS)."""
     x = np.random.default_rng(1).standard_normal((4, n)) * 10 + np.linspace(0, 50, n)
-    theirs = mne.filter.notch_filter(mne.filter.filter_data(x, 200.0, 0.1, 75.0, verbose="error"), 200.0, [50.0],
-                                     verbose="error")
+    theirs = mne.filter.notch_filter(
+        mne.filter.filter_data(x, 200.0, 0.1, 75.0, verbose="error"), 200.0, [50.0], verbose="error"
+    )
     ours = dsp.zero_phase_filter(x, [dsp.bandpass_taps(200.0, 0.1, 75.0), dsp.notch_taps(200.0, [50.0])])
     tolerance = 1e-10 if n > 6601 else 1e-4
-    assert np.sqrt(np.mean((ours - theirs) ** 2)) < tolerance * np.sqrt(np.mean(theirs ** 2))
+    assert np.sqrt(np.mean((ours - theirs) ** 2)) < tolerance * np.sqrt(np.mean(theirs**2))
 
 
-@pytest.mark.parametrize("n, up, down", [(10_000, 1, 5), (10_001, 1, 5), (997, 1, 2), (5003, 1, 4), (12_345, 1, 8),
-                                         (30_000, 1, 5), (10_000, 4, 5), (10_001, 2, 5), (3001, 3, 7), (2000, 2, 1),
-                                         (25_013, 25, 64)])
+@pytest.mark.parametrize(
+    "n, up, down",
+    [
+        (10_000, 1, 5),
+        (10_001, 1, 5),
+        (997, 1, 2),
+        (5003, 1, 4),
+        (12_345, 1, 8),
+        (30_000, 1, 5),
+        (10_000, 4, 5),
+        (10_001, 2, 5),
+        (3001, 3, 7),
+        (2000, 2, 1),
+        (25_013, 25, 64),
+    ],
+)
 def test_resample_equals_resample_poly(n, up, down):
     """1000, 500 and 250 Hz to 200 Hz, and other ratios (512 Hz: 25/64), edges and block edges included."""
     x = np.random.default_rng(2).standard_normal((11, n)) + 5
@@ -61,9 +76,11 @@ def test_resample_equals_resample_poly(n, up, down):
 
 
 def test_ingest_imports_neither_torch_nor_scipy_signal_nor_matplotlib():
-    code = ("import sys, peftzoo_data.ingest.cli, peftzoo_data.ingest.pipeline, peftzoo_data.ingest.dsp, "
-            "peftzoo_data.ingest.preview, peftzoo_data.splits;"
-            "print(sorted(m for m in ('torch', 'scipy.signal', 'matplotlib') if m in sys.modules))")
+    code = (
+        "import sys, peftzoo_data.ingest.cli, peftzoo_data.ingest.pipeline, peftzoo_data.ingest.dsp, "
+        "peftzoo_data.ingest.preview, peftzoo_data.splits;"
+        "print(sorted(m for m in ('torch', 'scipy.signal', 'matplotlib') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -76,9 +93,15 @@ def _ingest(root, out: str, reference: str | None) -> tuple[np.ndarray, dict, di
 
     from peftzoo_data.ingest import ingest
 
-    spec = {"recordings": {"files": "rec/*"}, "events": {"match": r"movie/(?P<stim>\w+)"}, "window": {"seconds": 2},
-            "video": {"clips": "stim/{stim}.mp4", "frames": 2, "short_side": 16}, "split": {"val": 0.0}, "preview": 1,
-            "eeg": {"reference": reference}}
+    spec = {
+        "recordings": {"files": "rec/*"},
+        "events": {"match": r"movie/(?P<stim>\w+)"},
+        "window": {"seconds": 2},
+        "video": {"clips": "stim/{stim}.mp4", "frames": 2, "short_side": 16},
+        "split": {"val": 0.0},
+        "preview": 1,
+        "eeg": {"reference": reference},
+    }
     ingest(spec, root / out, base=root, quiet=True)
     report = json.loads((root / out / "ingest_report.json").read_text())["recordings"][0]
     return np.load(root / out / "eeg.npy"), json.loads((root / out / "meta.json").read_text()), report
@@ -99,7 +122,7 @@ def test_reading_block_by_block_equals_loading_the_whole_file(tmp_path, monkeypa
     for name in ("a", "b"):
         write_video(tmp_path / "stim" / f"{name}.mp4", cfr(30, 10))
     raw = planted_raw(sfreq, 14.0, EVENTS)
-    raw._data[1, int(8.5 * sfreq):int(8.7 * sfreq)] = np.nan
+    raw._data[1, int(8.5 * sfreq) : int(8.7 * sfreq)] = np.nan
     export(raw, tmp_path / "rec" / "s01_raw.fif")
     streamed, meta, report = _ingest(tmp_path, "streamed", reference)
     assert "dsp.py" in report["preprocessing"]["resample"]["method"]  # the block-by-block path ran

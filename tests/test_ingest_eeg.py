@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from ingest_helpers import cfr, export, need, planted_raw, write_video
 
 need("mne")
@@ -108,17 +107,28 @@ def test_trigger_channel_events_resampled_with_the_data(stimuli):
     assert [p["stim"] for p in meta["pairs"]] == ["a", "b", "a"]
     assert [p["onset"] for p in meta["pairs"]] == [2.0, 5.0, 8.0]
     assert [int(np.argmax(p[meta["channels"].index("CZ")])) for p in eeg] == [100, 100, 100]
-    with pytest.raises(IngestError, match=r"no trigger event with a code in events.codes \[7\] \(codes found: \['3', '5'\]\)"):
+    with pytest.raises(
+        IngestError, match=r"no trigger event with a code in events.codes \[7\] \(codes found: \['3', '5'\]\)"
+    ):
         ingest(spec(events={"source": "trigger", "codes": {7: "q"}}), stimuli / "out2", base=stimuli, quiet=True)
 
 
 def test_csv_events_offset_stride_count(stimuli):
     (stimuli / "rec").mkdir()
     (stimuli / "rec" / "rec_raw_events.csv").write_text("onset,stim_file\n2.0,a\n5.0,b\n8.0,\n")
-    eeg, meta, report = run(stimuli, planted_raw(500.0, 11.0, EVENTS), "rec_raw.fif",
-                            **{"events": {"source": "csv", "file": "{dir}/{stem}_events.csv"},
-                               "window.seconds": 1, "window.offset": 0.25, "window.count": 2, "window.stride": 0.5,
-                               "recordings.files": "rec/*.fif"})
+    eeg, meta, report = run(
+        stimuli,
+        planted_raw(500.0, 11.0, EVENTS),
+        "rec_raw.fif",
+        **{
+            "events": {"source": "csv", "file": "{dir}/{stem}_events.csv"},
+            "window.seconds": 1,
+            "window.offset": 0.25,
+            "window.count": 2,
+            "window.stride": 0.5,
+            "recordings.files": "rec/*.fif",
+        },
+    )
     assert [(p["stim"], p["start"]) for p in meta["pairs"]] == [("a", 2.25), ("a", 2.75), ("b", 5.25), ("b", 5.75)]
     # the pulse at onset + 0.5 s: sample 50 of a window starting at +0.25 s, absent from the one at +0.75 s
     assert int(np.argmax(eeg[0, 2])) == 50 and eeg[1, 2].max() < 0.2 * eeg[0, 2].max()
@@ -128,7 +138,9 @@ def test_bad_annotations_and_short_recording_are_reported_drops(stimuli):
     raw = planted_raw(250.0, 11.0, EVENTS + [(10.0, "movie/b")])
     import mne
 
-    raw.set_annotations(raw.annotations + mne.Annotations([5.5], [0.2], ["BAD_blink"], orig_time=raw.annotations.orig_time))
+    raw.set_annotations(
+        raw.annotations + mne.Annotations([5.5], [0.2], ["BAD_blink"], orig_time=raw.annotations.orig_time)
+    )
     eeg, meta, report = run(stimuli, raw, "rec_raw.fif")
     rec = report["recordings"][0]
     assert rec["events_found"] == 4 and rec["windows_made"] == 2 and len(eeg) == 2
@@ -138,8 +150,12 @@ def test_bad_annotations_and_short_recording_are_reported_drops(stimuli):
 
 
 def test_average_reference_and_channel_list(stimuli):
-    eeg, meta, _ = run(stimuli, planted_raw(200.0, 11.0, EVENTS), "rec_raw.fif",
-                       eeg={"channels": ["Cz", "Fz", "Pz"], "reference": "average"})
+    eeg, meta, _ = run(
+        stimuli,
+        planted_raw(200.0, 11.0, EVENTS),
+        "rec_raw.fif",
+        eeg={"channels": ["Cz", "Fz", "Pz"], "reference": "average"},
+    )
     assert meta["channels"] == ["CZ", "FZ", "PZ"]
     assert np.abs(eeg.mean(axis=1)).max() < 1e-3  # average reference: channels sum to zero
 
@@ -152,14 +168,19 @@ def test_pyedflib_wheel_files(tmp_path):
     if not source.is_file():
         pytest.skip(f"{source} is not in this pyedflib wheel")
     write_video(tmp_path / "starts.mp4", cfr(30, 10))
-    report = ingest({
-        "recordings": {"files": str(source)},
-        "events": {"match": r"Recording (?P<stim>starts)"},
-        "eeg": {"rename": {"sine 8 Hz": "O1", "sine 15 Hz": "O2"}, "unknown_channels": "drop", "notch": []},
-        "window": {"seconds": 2, "offset": 1},
-        "video": {"clips": str(tmp_path / "{stim}.mp4"), "frames": 2, "short_side": 16},
-        "split": {"val": 0.0}, "preview": 1,
-    }, tmp_path / "out", quiet=True)
+    report = ingest(
+        {
+            "recordings": {"files": str(source)},
+            "events": {"match": r"Recording (?P<stim>starts)"},
+            "eeg": {"rename": {"sine 8 Hz": "O1", "sine 15 Hz": "O2"}, "unknown_channels": "drop", "notch": []},
+            "window": {"seconds": 2, "offset": 1},
+            "video": {"clips": str(tmp_path / "{stim}.mp4"), "frames": 2, "short_side": 16},
+            "split": {"val": 0.0},
+            "preview": 1,
+        },
+        tmp_path / "out",
+        quiet=True,
+    )
     meta = json.loads((tmp_path / "out" / "meta.json").read_text())
     eeg = np.load(tmp_path / "out" / "eeg.npy")
     assert meta["channels"] == ["O1", "O2"] and eeg.shape == (1, 2, 400)
@@ -185,8 +206,15 @@ def test_bad_eeg_inputs_have_located_messages(stimuli, tmp_path):
     export(planted_raw(250.0, 11.0, EVENTS, names=["Fp1", "Cz", "Foo"]), stimuli / "rec" / "odd_raw.fif")
     with pytest.raises(IngestError, match=r"channels \['Foo'\] have no 10-20/10-10 name.*eeg.rename"):
         ingest(spec(), stimuli / "out", base=stimuli, quiet=True)
-    with pytest.raises(IngestError, match=r"no event matches events.match 'nothing(.|\n)*seen instead: \['movie/a', 'movie/b'\]"):
-        ingest(spec(**{"events.match": "nothing", "eeg.unknown_channels": "drop"}), stimuli / "out", base=stimuli, quiet=True)
+    with pytest.raises(
+        IngestError, match=r"no event matches events.match 'nothing(.|\n)*seen instead: \['movie/a', 'movie/b'\]"
+    ):
+        ingest(
+            spec(**{"events.match": "nothing", "eeg.unknown_channels": "drop"}),
+            stimuli / "out",
+            base=stimuli,
+            quiet=True,
+        )
     (stimuli / "rec" / "odd_raw.fif").unlink()
 
     export(planted_raw(250.0, 1.5, [(0.2, "movie/a")]), stimuli / "rec" / "short_raw.fif")

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from ingest_helpers import CHANNELS, cfr, export, need, planted_raw, write_video
 
 mne = need("mne")
@@ -30,14 +29,24 @@ def root(tmp_path: Path) -> Path:
 
 
 def spec(**sections) -> dict:
-    out = {"recordings": {"files": "rec/*"}, "events": {"match": r"movie/(?P<stim>\w+)"}, "window": {"seconds": 2},
-           "video": {"clips": "stim/{stim}.mp4", "frames": 2, "short_side": 16}, "split": {"val": 0.0}, "preview": 0}
+    out = {
+        "recordings": {"files": "rec/*"},
+        "events": {"match": r"movie/(?P<stim>\w+)"},
+        "window": {"seconds": 2},
+        "video": {"clips": "stim/{stim}.mp4", "frames": 2, "short_side": 16},
+        "split": {"val": 0.0},
+        "preview": 0,
+    }
     return {**out, **sections}
 
 
 def read(root: Path, out: str = "out"):
     meta = json.loads((root / out / "meta.json").read_text())
-    return np.load(root / out / "eeg.npy"), meta, json.loads((root / out / "ingest_report.json").read_text())["recordings"][0]
+    return (
+        np.load(root / out / "eeg.npy"),
+        meta,
+        json.loads((root / out / "ingest_report.json").read_text())["recordings"][0],
+    )
 
 
 def pulse_positions(eeg: np.ndarray, meta: dict) -> list[int]:
@@ -52,7 +61,9 @@ def sine_amplitude(x: np.ndarray) -> float:
 def test_eeglab_set(root):
     """EEGLAB .set (written by MNE's exporter through eeglabio), read by mne.io.read_raw."""
     need("eeglabio")
-    mne.export.export_raw(root / "rec" / "s01.set", planted_raw(250.0, 11.0, EVENTS), fmt="eeglab", overwrite=True, verbose="error")
+    mne.export.export_raw(
+        root / "rec" / "s01.set", planted_raw(250.0, 11.0, EVENTS), fmt="eeglab", overwrite=True, verbose="error"
+    )
     ingest(spec(), root / "out", base=root, quiet=True)
     eeg, meta, rec = read(root)
     assert meta["channels"] == ["FP1", "FZ", "CZ", "PZ", "O1", "O2"] and eeg.shape == (3, 6, 400)
@@ -68,12 +79,16 @@ def write_biosemi_bdf(path: Path, sfreq: int, seconds: int, events: list[tuple[f
     raw = planted_raw(float(sfreq), float(seconds), [(t, "x") for t, _ in events])
     data = [row * 1e6 for row in raw.get_data()]
     status = np.full(sfreq * seconds, 1 << 20, dtype=np.int64)
-    status[status.size // 2:] += 1 << 16
+    status[status.size // 2 :] += 1 << 16
     for onset, code in events:
         a = int(round(onset * sfreq))
-        status[a:a + sfreq // 100] += code
-    headers = [pyedflib.highlevel.make_signal_header(name, "uV", sfreq, -400, 400, -8388608, 8388607) for name in raw.ch_names]
-    headers.append(pyedflib.highlevel.make_signal_header("Status", "Boolean", sfreq, -8388608, 8388607, -8388608, 8388607))
+        status[a : a + sfreq // 100] += code
+    headers = [
+        pyedflib.highlevel.make_signal_header(name, "uV", sfreq, -400, 400, -8388608, 8388607) for name in raw.ch_names
+    ]
+    headers.append(
+        pyedflib.highlevel.make_signal_header("Status", "Boolean", sfreq, -8388608, 8388607, -8388608, 8388607)
+    )
     with pyedflib.EdfWriter(str(path), len(headers), file_type=pyedflib.FILETYPE_BDFPLUS) as writer:
         writer.setSignalHeaders(headers)
         writer.writeSamples(data + [status.astype(np.float64)])
@@ -84,7 +99,11 @@ def test_bdf_status_channel_codes_in_the_low_16_bits(root):
     events = {"source": "trigger", "codes": {3: "a", 5: "b"}}
     ingest(spec(events=events), root / "out", base=root, quiet=True)
     eeg, meta, rec = read(root)
-    assert [p["stim"] for p in meta["pairs"]] == ["a", "b", "a"] and [p["onset"] for p in meta["pairs"]] == [2.0, 5.0, 8.0]
+    assert [p["stim"] for p in meta["pairs"]] == ["a", "b", "a"] and [p["onset"] for p in meta["pairs"]] == [
+        2.0,
+        5.0,
+        8.0,
+    ]
     assert pulse_positions(eeg, meta) == [100, 100, 100]  # 512 Hz -> 200 Hz, events resampled with the data
     assert rec["channels_dropped"] == {"Status": "channel type stim"}
     # Unmasked, the third event reads 65539 (MNE keeps 17 bits of a BDF stim channel; bit 16 is set)
@@ -98,7 +117,12 @@ def test_trigger_channel_typed_eeg_is_not_an_eeg_channel(root):
     raw = planted_raw(500.0, 11.0, EVENTS, trigger={"movie/a": 3, "movie/b": 5})
     raw.set_channel_types({"STI 014": "eeg"}, on_unit_change="ignore", verbose="error")
     export(raw, root / "rec" / "s01_raw.fif")
-    ingest(spec(events={"source": "trigger", "codes": {3: "a", 5: "b"}, "stim_channel": "STI 014"}), root / "out", base=root, quiet=True)
+    ingest(
+        spec(events={"source": "trigger", "codes": {3: "a", 5: "b"}, "stim_channel": "STI 014"}),
+        root / "out",
+        base=root,
+        quiet=True,
+    )
     eeg, meta, rec = read(root)
     assert rec["channels_dropped"] == {"STI 014": "trigger channel (events.stim_channel)"}
     assert [p["stim"] for p in meta["pairs"]] == ["a", "b", "a"] and pulse_positions(eeg, meta) == [100, 100, 100]
@@ -129,8 +153,17 @@ def test_brainvision_in_other_units(root, unit):
     pybv = need("pybv")
     raw = planted_raw(500.0, 11.0, EVENTS)
     markers = [{"onset": int(round(t * 500)), "duration": 1, "description": d, "type": "Comment"} for t, d in EVENTS]
-    pybv.write_brainvision(data=raw.get_data(), sfreq=500.0, ch_names=raw.ch_names, fname_base="s01", folder_out=str(root / "rec"),
-                           events=markers, unit=unit, fmt="binary_float32", overwrite=True)
+    pybv.write_brainvision(
+        data=raw.get_data(),
+        sfreq=500.0,
+        ch_names=raw.ch_names,
+        fname_base="s01",
+        folder_out=str(root / "rec"),
+        events=markers,
+        unit=unit,
+        fmt="binary_float32",
+        overwrite=True,
+    )
     with open(root / "rec" / "s01.vhdr") as f:
         assert f"{unit}" in f.read().split("[Channel Infos]")[1]
     ingest(spec(), root / "out", base=root, quiet=True)
@@ -171,11 +204,14 @@ def test_fif_bad_channels_and_projectors(root):
     assert sine_amplitude(eeg[0, 0]) == pytest.approx(20.0, rel=0.03)  # not re-referenced
 
 
-@pytest.mark.parametrize("names", [
-    ["EEG FP1-LE", "EEG FZ-LE", "EEG CZ-LE", "EEG PZ-LE", "EEG O1-LE", "EEG O2-LE"],
-    ["FP1", "FZ", "CZ", "PZ", "O1", "O2"],
-    ["eeg fp1-ref", "Fz", "CZ", "Pz", "O1", "o2"],
-])
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["EEG FP1-LE", "EEG FZ-LE", "EEG CZ-LE", "EEG PZ-LE", "EEG O1-LE", "EEG O2-LE"],
+        ["FP1", "FZ", "CZ", "PZ", "O1", "O2"],
+        ["eeg fp1-ref", "Fz", "CZ", "Pz", "O1", "o2"],
+    ],
+)
 def test_channel_names_in_other_conventions(root, names):
     export(planted_raw(250.0, 11.0, EVENTS, names=names), root / "rec" / "s01_raw.fif")
     ingest(spec(), root / "out", base=root, quiet=True)
@@ -205,7 +241,10 @@ def test_a_recording_shorter_than_a_window_is_reported_beside_good_ones(root):
     report = ingest(spec(), root / "out", base=root, quiet=True)
     by_name = {r["recording"]: r for r in report["recordings"]}
     assert report["pairs"] == 3 and by_name["rec/s02_raw.fif"]["pairs"] == 0
-    assert "outside the recording (0.100-2.100 s; it lasts 0.500 s)" in by_name["rec/s02_raw.fif"]["windows_dropped"][0]["reason"]
+    assert (
+        "outside the recording (0.100-2.100 s; it lasts 0.500 s)"
+        in by_name["rec/s02_raw.fif"]["windows_dropped"][0]["reason"]
+    )
 
 
 def test_nan_gaps_drop_their_windows_and_flat_channels_are_reported(root):
@@ -213,7 +252,7 @@ def test_nan_gaps_drop_their_windows_and_flat_channels_are_reported(root):
     filters run on the pieces around the hole (MNE's skip_by_annotation), the hole's window is a
     reported drop, the others come out finite and intact, and the flat channel is named."""
     raw = planted_raw(250.0, 11.0, EVENTS)
-    raw._data[1, int(5.5 * 250):int(5.7 * 250)] = np.nan
+    raw._data[1, int(5.5 * 250) : int(5.7 * 250)] = np.nan
     raw._data[4] = 0.0  # O1 disconnected
     export(raw, root / "rec" / "s01_raw.fif")
     ingest(spec(), root / "out", base=root, quiet=True)
@@ -228,6 +267,7 @@ def test_recordings_with_the_same_channels_in_another_order(root):
     """A second cap's files list the same sites in another order: rows are put in the first
     recording's order (O2, planted at 40 uV, stays O2), also when a rerun ingests the first again
     and reuses the reordered one from the previous output, whose rows are already reordered."""
+
     def recording(names, sfreq, o2_uv=40.0):
         raw = planted_raw(sfreq, 11.0, EVENTS, names=names)
         t = np.arange(raw.n_times) / sfreq

@@ -14,11 +14,17 @@ from peftzoo_data.ingest import preview  # noqa: E402
 def previews(channels: int, count: int = 2) -> list[dict]:
     t = np.arange(800) / 200
     rng = np.random.default_rng(0)
-    return [{"eeg": (rng.standard_normal((channels, 800)) * 5 + 20 * np.sin(2 * np.pi * 10 * t)).astype(np.float32),
-             "first": 800 * i, "window": [800 * i + 200, 800 * i + 600],
-             "frames": np.stack([np.full((48, 64, 3), (30 * k, 200 - 20 * k, 90), np.uint8) for k in range(4)]),
-             "times": np.array([0.25, 0.75, 1.25, 1.75]),
-             "pair": {"recording": "s01", "stim": "a", "frame_pts": [0.2, 0.7, 1.2, 1.7]}} for i in range(count)]
+    return [
+        {
+            "eeg": (rng.standard_normal((channels, 800)) * 5 + 20 * np.sin(2 * np.pi * 10 * t)).astype(np.float32),
+            "first": 800 * i,
+            "window": [800 * i + 200, 800 * i + 600],
+            "frames": np.stack([np.full((48, 64, 3), (30 * k, 200 - 20 * k, 90), np.uint8) for k in range(4)]),
+            "times": np.array([0.25, 0.75, 1.25, 1.75]),
+            "pair": {"recording": "s01", "stim": "a", "frame_pts": [0.2, 0.7, 1.2, 1.7]},
+        }
+        for i in range(count)
+    ]
 
 
 def test_every_channel_is_drawn_with_a_scale_bar_and_the_marks(tmp_path):

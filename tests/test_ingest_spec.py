@@ -9,15 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from conftest import run_python
 from ingest_helpers import cfr, distinct, export, need, planted_raw, write_video
 
 need("mne")
 need("av")
 
-from peftzoo_data.ingest import IngestError, ingest  # noqa: E402
-from peftzoo_data.ingest import pipeline  # noqa: E402
+from peftzoo_data.ingest import (  # noqa: E402
+    IngestError,
+    ingest,
+    pipeline,  # noqa: E402
+)
 from peftzoo_data.ingest import spec as ingest_spec  # noqa: E402
 
 EVENTS = [(1.0, "movie/a"), (4.0, "movie/b"), (7.0, "movie/a")]
@@ -51,10 +53,14 @@ def study(tmp_path_factory) -> Path:
 
 def test_spec_errors_are_located_and_list_allowed_keys():
     with pytest.raises(IngestError) as err:
-        ingest_spec.validate({
-            "recordings": {"files": "x/*.edf"}, "video": {"clips": "v/{stim}.mp4", "frame": 4},
-            "window": {"seconds": 2.5}, "eeg": {"h_freq": 150},
-        })
+        ingest_spec.validate(
+            {
+                "recordings": {"files": "x/*.edf"},
+                "video": {"clips": "v/{stim}.mp4", "frame": 4},
+                "window": {"seconds": 2.5},
+                "eeg": {"h_freq": 150},
+            }
+        )
     text = str(err.value)
     assert "video.frame: unknown key; did you mean 'frames'? (allowed: clips, movie, sync" in text
     assert "window: seconds 2.5 is not a whole number; LaBraM reads 1-s patches" in text
@@ -86,8 +92,15 @@ def test_cli_schema_and_user_errors_exit_2(tmp_path, study, capsys):
     taken.mkdir()
     (taken / "thesis.tex").write_text("precious")
     good = tmp_path / "good.yaml"
-    good.write_text(yaml.safe_dump({**base_spec(), "recordings": {"files": str(study / "rec" / "*.fif")},
-                                    "video": {"clips": str(study / "stim" / "{stim}.mp4"), "frames": 2, "short_side": 16}}))
+    good.write_text(
+        yaml.safe_dump(
+            {
+                **base_spec(),
+                "recordings": {"files": str(study / "rec" / "*.fif")},
+                "video": {"clips": str(study / "stim" / "{stim}.mp4"), "frames": 2, "short_side": 16},
+            }
+        )
+    )
     assert main([str(good), "--out", str(taken), "--quiet"]) == 2
     assert "exists and is not an ingest output" in capsys.readouterr().err
     assert (taken / "thesis.tex").read_text() == "precious"
@@ -134,11 +147,14 @@ def test_an_interrupted_run_leaves_out_untouched_and_keeps_finished_parts(tmp_pa
     assert [r["reused"] for r in report["recordings"]] == [True] * 3 + [False] * 3 and len(done) == 6
 
 
-@pytest.mark.parametrize("split,groups,expect", [
-    ({"by": "subject", "val": ["02"], "test": ["03"]}, {"by": "recording"}, {"train": 6, "val": 6, "test": 6}),
-    ({"by": "block", "fold": 1}, {"by": "recording"}, {"train": 9, "val": 0, "test": 9}),  # 2 blocks: no val
-    ({"by": "fraction", "val": 0.34, "test": 0.0}, {"by": "subject"}, {"train": 12, "val": 6, "test": 0}),
-])
+@pytest.mark.parametrize(
+    "split,groups,expect",
+    [
+        ({"by": "subject", "val": ["02"], "test": ["03"]}, {"by": "recording"}, {"train": 6, "val": 6, "test": 6}),
+        ({"by": "block", "fold": 1}, {"by": "recording"}, {"train": 9, "val": 0, "test": 9}),  # 2 blocks: no val
+        ({"by": "fraction", "val": 0.34, "test": 0.0}, {"by": "subject"}, {"train": 12, "val": 6, "test": 0}),
+    ],
+)
 def test_groups_and_splits_never_cut_a_group(tmp_path, study, split, groups, expect):
     report = ingest(base_spec(split=split, groups=groups), tmp_path / "out", base=study, quiet=True)
     labels = np.load(tmp_path / "out" / "split.npy")
@@ -155,7 +171,12 @@ def test_groups_and_splits_never_cut_a_group(tmp_path, study, split, groups, exp
 
 def test_a_split_that_would_cut_a_group_is_refused(tmp_path, study):
     with pytest.raises(IngestError, match="split by block cuts a group"):
-        ingest(base_spec(split={"by": "block", "fold": 0}, groups={"by": "subject"}), tmp_path / "out", base=study, quiet=True)
+        ingest(
+            base_spec(split={"by": "block", "fold": 0}, groups={"by": "subject"}),
+            tmp_path / "out",
+            base=study,
+            quiet=True,
+        )
 
 
 def test_bids_dataset_with_events_tsv(tmp_path):
@@ -165,23 +186,37 @@ def test_bids_dataset_with_events_tsv(tmp_path):
     root = tmp_path / "bids"
     for run in ("1", "2"):
         path = mne_bids.BIDSPath(subject="01", session="a", task="movie", run=run, datatype="eeg", root=root)
-        mne_bids.write_raw_bids(distinct(raw, run), path, format="BrainVision", allow_preload=True, overwrite=True,
-                                verbose="error")
+        mne_bids.write_raw_bids(
+            distinct(raw, run), path, format="BrainVision", allow_preload=True, overwrite=True, verbose="error"
+        )
         events = path.copy().update(suffix="events", extension=".tsv").fpath
-        events.write_text("onset\tduration\ttrial_type\tstim_file\n1.0\t0\tmovie\tstimuli/a.mp4\n4.0\t0\tmovie\tstimuli/b.mp4\n"
-                          "7.0\t0\tfixation\tn/a\n")
+        events.write_text(
+            "onset\tduration\ttrial_type\tstim_file\n1.0\t0\tmovie\tstimuli/a.mp4\n4.0\t0\tmovie\tstimuli/b.mp4\n"
+            "7.0\t0\tfixation\tn/a\n"
+        )
     (root / "stimuli").mkdir()
     for name in ("a", "b"):
         write_video(root / "stimuli" / f"{name}.mp4", cfr(20, 10))
-    report = ingest({
-        "recordings": {"bids": {"root": "bids", "task": "movie"}},
-        "events": {"source": "bids", "match": r"stimuli/(?P<stim>\w+)\.mp4"},
-        "window": {"seconds": 1}, "video": {"clips": "bids/stimuli/{stim}.mp4", "frames": 2, "short_side": 16},
-        "split": {"by": "block", "fold": 0}, "preview": 0,
-    }, tmp_path / "out", base=tmp_path, quiet=True)
+    report = ingest(
+        {
+            "recordings": {"bids": {"root": "bids", "task": "movie"}},
+            "events": {"source": "bids", "match": r"stimuli/(?P<stim>\w+)\.mp4"},
+            "window": {"seconds": 1},
+            "video": {"clips": "bids/stimuli/{stim}.mp4", "frames": 2, "short_side": 16},
+            "split": {"by": "block", "fold": 0},
+            "preview": 0,
+        },
+        tmp_path / "out",
+        base=tmp_path,
+        quiet=True,
+    )
     meta = json.loads((tmp_path / "out" / "meta.json").read_text())
     assert [(p["subject"], p["session"], p["block"], p["stim"]) for p in meta["pairs"]] == [
-        ("01", "a", "1", "a"), ("01", "a", "1", "b"), ("01", "a", "2", "a"), ("01", "a", "2", "b")]
+        ("01", "a", "1", "a"),
+        ("01", "a", "1", "b"),
+        ("01", "a", "2", "a"),
+        ("01", "a", "2", "b"),
+    ]
     assert report["split_sizes"] == {"train": 2, "val": 0, "test": 2}
     eeg = np.load(tmp_path / "out" / "eeg.npy")
     assert [int(np.argmax(p[meta["channels"].index("CZ")])) for p in eeg] == [100] * 4
@@ -192,7 +227,9 @@ def test_recordings_with_different_channels_name_the_common_ones(tmp_path, study
     export(planted_raw(200.0, 9.0, EVENTS), tmp_path / "rec" / "sub-01_run-1_raw.fif")
     export(planted_raw(200.0, 9.0, EVENTS, names=["Cz", "Fz", "Oz"]), tmp_path / "rec" / "sub-02_run-1_raw.fif")
     spec = base_spec(video={"clips": str(study / "stim" / "{stim}.mp4"), "frames": 2, "short_side": 16})
-    with pytest.raises(IngestError, match=r"different EEG channels .* set eeg.channels to the ones all share: \['CZ', 'FZ'\]"):
+    with pytest.raises(
+        IngestError, match=r"different EEG channels .* set eeg.channels to the ones all share: \['CZ', 'FZ'\]"
+    ):
         ingest(spec, tmp_path / "out", base=tmp_path, quiet=True)
     report = ingest({**spec, "eeg": {"channels": ["Cz", "Fz"]}}, tmp_path / "out", base=tmp_path, quiet=True)
     assert report["pairs"] == 6 and json.loads((tmp_path / "out" / "meta.json").read_text())["channels"] == ["CZ", "FZ"]

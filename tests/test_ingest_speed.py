@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from ingest_helpers import cfr, export, need, planted_raw, write_video
 
 mne = need("mne")
@@ -33,8 +32,14 @@ def root(tmp_path: Path) -> Path:
 
 
 def spec() -> dict:
-    return {"recordings": {"files": "rec/*"}, "events": {"match": r"movie/(?P<stim>\w+)"}, "window": {"seconds": 2},
-            "video": {"clips": "stim/{stim}.mp4", "frames": 2, "short_side": 16}, "split": {"val": 0.0}, "preview": 0}
+    return {
+        "recordings": {"files": "rec/*"},
+        "events": {"match": r"movie/(?P<stim>\w+)"},
+        "window": {"seconds": 2},
+        "video": {"clips": "stim/{stim}.mp4", "frames": 2, "short_side": 16},
+        "split": {"val": 0.0},
+        "preview": 0,
+    }
 
 
 def rich_raw(sfreq: float):
@@ -43,7 +48,10 @@ def rich_raw(sfreq: float):
     raw = planted_raw(sfreq, SECONDS, EVENTS)
     t = raw.times
     rng = np.random.default_rng(1)
-    extra = sum(a * np.sin(2 * np.pi * f * t + p) for f, a, p in [(1.5, 15, 0.1), (7, 10, 1.0), (23, 6, 2.0), (41, 4, 0.5), (68, 3, 1.3)])
+    extra = sum(
+        a * np.sin(2 * np.pi * f * t + p)
+        for f, a, p in [(1.5, 15, 0.1), (7, 10, 1.0), (23, 6, 2.0), (41, 4, 0.5), (68, 3, 1.3)]
+    )
     extra = extra + 30 * np.sin(2 * np.pi * 50 * t)
     extra = extra + sum(20 * np.sin(2 * np.pi * f * t) for f in (130.0, 180.0) if f < sfreq / 2)
     cz = raw.ch_names.index("Cz")
@@ -70,7 +78,9 @@ def band(x: np.ndarray) -> np.ndarray:
     return np.fft.irfft(spectrum, n=x.shape[-1], axis=-1)
 
 
-@pytest.mark.parametrize("name, sfreq", [("s01_raw.fif", 1000.0), ("s01.edf", 512.0), ("s01.vhdr", 1000.0), ("s01_raw.fif", 250.0)])
+@pytest.mark.parametrize(
+    "name, sfreq", [("s01_raw.fif", 1000.0), ("s01.edf", 512.0), ("s01.vhdr", 1000.0), ("s01_raw.fif", 250.0)]
+)
 def test_resample_first_equals_filter_first_in_the_pass_band(root, name, sfreq):
     path = export(rich_raw(sfreq), root / "rec" / name)
     ingest(spec(), root / "out", base=root, quiet=True)
@@ -80,7 +90,7 @@ def test_resample_first_equals_filter_first_in_the_pass_band(root, name, sfreq):
     reference, names = filter_first(path)
     assert [n.upper().replace("EEG ", "") for n in names] == meta["channels"]
     starts = [int(round(p["start"] * 200)) for p in meta["pairs"]]
-    expected = np.stack([reference[:, s:s + 400] for s in starts])
+    expected = np.stack([reference[:, s : s + 400] for s in starts])
     ours, theirs = band(eeg.astype(np.float64)), band(expected)
     cz = meta["channels"].index("CZ")
     others = [i for i in range(len(names)) if i != cz]

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import run_python
 from ingest_helpers import cfr, distinct, export, need, planted_raw, write_video
 
@@ -27,10 +26,14 @@ EVENTS = [(1.0, "movie/a"), (4.0, "movie/b"), (7.0, "movie/a")]
 
 
 def spec(**sections) -> dict:
-    out = {"recordings": {"files": "rec/*", "entities": r"sub-(?P<subject>\d+)"},
-           "events": {"match": r"movie/(?P<stim>\w+)"},
-           "window": {"seconds": 1}, "video": {"clips": "stim/{stim}.mp4", "frames": 2, "short_side": 16},
-           "split": {"val": 0.0}, "preview": 0}
+    out = {
+        "recordings": {"files": "rec/*", "entities": r"sub-(?P<subject>\d+)"},
+        "events": {"match": r"movie/(?P<stim>\w+)"},
+        "window": {"seconds": 1},
+        "video": {"clips": "stim/{stim}.mp4", "frames": 2, "short_side": 16},
+        "split": {"val": 0.0},
+        "preview": 0,
+    }
     return {**out, **sections}
 
 
@@ -47,26 +50,41 @@ def one(root: Path, name: str = "sub-01_raw.fif", raw=None) -> Path:
     return export(raw if raw is not None else planted_raw(200.0, 9.0, EVENTS), root / "rec" / name)
 
 
-@pytest.mark.parametrize("section, message", [
-    ({"window": {"seconds": float("nan")}}, "window.seconds: Input should be a finite number"),
-    ({"window": {"seconds": 1, "offset": float("inf")}}, "window.offset: Input should be a finite number"),
-    ({"window": {"seconds": 0}}, "window.seconds: Input should be greater than 0"),
-    ({"window": {"seconds": -2}}, "window.seconds: Input should be greater than 0"),
-    ({"window": {"seconds": True}}, "window.seconds: expected a number, got True"),
-    ({"window": {"seconds": 1, "count": True}}, "window.count: expected a number, got True"),
-    ({"eeg": {"sfreq": float("inf")}}, "eeg.sfreq: Input should be a finite number"),
-    ({"eeg": {"sfreq": 0}}, "eeg.sfreq: Input should be greater than 0"),
-    ({"eeg": {"notch": float("nan")}}, "eeg.notch.0: Input should be a finite number"),
-    ({"eeg": {"notch": [-50]}}, "notch -50.0 Hz is not a line frequency"),
-    ({"eeg": {"notch": [True]}}, "eeg.notch: expected a number, got [True]"),
-    ({"eeg": {"channels": ["Fz", "Cz", "FZ"]}}, "channels lists ['FZ'] more than once; list each channel once"),
-    ({"video": {"clips": "s/{stim}.mp4", "frames": 10**9}}, "video.frames: Input should be less than or equal to 512"),
-    ({"video": {"clips": "s/{stim}.mp4", "short_side": 10**7}}, "video.short_side: Input should be less than or equal"),
-    ({"video": {"clips": "s/{stim}.mp4", "short_side": 0}}, "video.short_side: Input should be greater than or equal"),
-    ({"video": {"clips": "s/{stim}.mp4", "size": [0, 100]}}, "size [0, 100] must be [height, width], each from 8"),
-    ({"video": {"clips": "s/{stim}.mp4", "sync_offset": float("nan")}}, "video.sync_offset: Input should be a finite"),
-    ({"events": {"source": "trigger", "mask": 0}}, "mask 0 keeps no bit of the trigger value"),
-])
+@pytest.mark.parametrize(
+    "section, message",
+    [
+        ({"window": {"seconds": float("nan")}}, "window.seconds: Input should be a finite number"),
+        ({"window": {"seconds": 1, "offset": float("inf")}}, "window.offset: Input should be a finite number"),
+        ({"window": {"seconds": 0}}, "window.seconds: Input should be greater than 0"),
+        ({"window": {"seconds": -2}}, "window.seconds: Input should be greater than 0"),
+        ({"window": {"seconds": True}}, "window.seconds: expected a number, got True"),
+        ({"window": {"seconds": 1, "count": True}}, "window.count: expected a number, got True"),
+        ({"eeg": {"sfreq": float("inf")}}, "eeg.sfreq: Input should be a finite number"),
+        ({"eeg": {"sfreq": 0}}, "eeg.sfreq: Input should be greater than 0"),
+        ({"eeg": {"notch": float("nan")}}, "eeg.notch.0: Input should be a finite number"),
+        ({"eeg": {"notch": [-50]}}, "notch -50.0 Hz is not a line frequency"),
+        ({"eeg": {"notch": [True]}}, "eeg.notch: expected a number, got [True]"),
+        ({"eeg": {"channels": ["Fz", "Cz", "FZ"]}}, "channels lists ['FZ'] more than once; list each channel once"),
+        (
+            {"video": {"clips": "s/{stim}.mp4", "frames": 10**9}},
+            "video.frames: Input should be less than or equal to 512",
+        ),
+        (
+            {"video": {"clips": "s/{stim}.mp4", "short_side": 10**7}},
+            "video.short_side: Input should be less than or equal",
+        ),
+        (
+            {"video": {"clips": "s/{stim}.mp4", "short_side": 0}},
+            "video.short_side: Input should be greater than or equal",
+        ),
+        ({"video": {"clips": "s/{stim}.mp4", "size": [0, 100]}}, "size [0, 100] must be [height, width], each from 8"),
+        (
+            {"video": {"clips": "s/{stim}.mp4", "sync_offset": float("nan")}},
+            "video.sync_offset: Input should be a finite",
+        ),
+        ({"events": {"source": "trigger", "mask": 0}}, "mask 0 keeps no bit of the trigger value"),
+    ],
+)
 def test_spec_numbers_follow_the_recipe_rules(section, message):
     with pytest.raises(IngestError) as err:
         ingest_spec.validate(spec(**section))
@@ -165,8 +183,11 @@ def test_a_recordings_cache_dir_that_is_a_file(root, reg, tmp_path):
     (tmp_path / "cache").write_text("not a folder")
     block = {**spec(), "base": str(root), "cache_dir": str(tmp_path / "cache" / "sub")}
     config = reg.get("datasets", "recordings").Config.model_validate(block)
-    with pytest.raises(IngestError, match=r"data.cache_dir: '.*cache/sub' cannot be the ingest cache folder: "
-                                          r"'.*cache' is a file"):
+    with pytest.raises(
+        IngestError,
+        match=r"data.cache_dir: '.*cache/sub' cannot be the ingest cache folder: "
+        r"'.*cache' is a file",
+    ):
         reg.get("datasets", "recordings").from_config(config, seed=0)
 
 
@@ -187,8 +208,11 @@ def test_a_symlink_loop_does_not_ingest_one_file_many_times(root):
 def test_a_copy_under_another_name_is_refused_unless_allowed(root):
     one(root)
     (root / "rec" / "sub-02_raw.fif").write_bytes((root / "rec" / "sub-01_raw.fif").read_bytes())
-    with pytest.raises(IngestError, match=r"'rec/sub-02_raw.fif' holds the same data as 'rec/sub-01_raw.fif'"
-                                          r".*duplicates: allow"):
+    with pytest.raises(
+        IngestError,
+        match=r"'rec/sub-02_raw.fif' holds the same data as 'rec/sub-01_raw.fif'"
+        r".*duplicates: allow",
+    ):
         ingest(spec(), root / "out", base=root, quiet=True)
     allowed = spec(recordings={"files": "rec/*", "entities": r"sub-(?P<subject>\d+)", "duplicates": "allow"})
     assert ingest(allowed, root / "out", base=root, quiet=True)["pairs"] == 6
@@ -197,11 +221,18 @@ def test_a_copy_under_another_name_is_refused_unless_allowed(root):
 def test_windows_that_overlap_across_splits_are_refused():
     from peftzoo_data.ingest.pipeline import _check_overlap_across_splits
 
-    pairs = [{"recording": "r1", "start": 1.0}, {"recording": "r1", "start": 1.5}, {"recording": "r1", "start": 4.0},
-             {"recording": "r2", "start": 1.5}]
+    pairs = [
+        {"recording": "r1", "start": 1.0},
+        {"recording": "r1", "start": 1.5},
+        {"recording": "r1", "start": 4.0},
+        {"recording": "r2", "start": 1.5},
+    ]
     _check_overlap_across_splits(pairs, np.array(["train", "train", "val", "val"]), 2.0)  # r1 1.0/1.5 same side
-    with pytest.raises(IngestError, match=r"1 pair\(s\) of overlapping windows lie on two sides of the split, "
-                                          r"e.g. r1 at 1.0 s \(train\) and 1.5 s \(val\)"):
+    with pytest.raises(
+        IngestError,
+        match=r"1 pair\(s\) of overlapping windows lie on two sides of the split, "
+        r"e.g. r1 at 1.0 s \(train\) and 1.5 s \(val\)",
+    ):
         _check_overlap_across_splits(pairs, np.array(["train", "val", "val", "train"]), 2.0)
 
 
@@ -209,8 +240,12 @@ def test_csv_windows_overlapping_across_a_stimulus_split_are_refused(root):
     one(root)
     write_events(root, "onset,stim_file\n1.0,a\n1.5,b\n4.0,a\n4.5,b\n")
     with pytest.raises(IngestError, match=r"pair\(s\) of overlapping windows lie on two sides of the split"):
-        ingest(spec(events=CSV, recordings={"files": "rec/*.fif"}, groups={"by": "stimulus"}, split={"val": 0.5}),
-               root / "out", base=root, quiet=True)
+        ingest(
+            spec(events=CSV, recordings={"files": "rec/*.fif"}, groups={"by": "stimulus"}, split={"val": 0.5}),
+            root / "out",
+            base=root,
+            quiet=True,
+        )
 
 
 def test_truncated_edf_stops_the_ingest_naming_the_file(root):
@@ -229,16 +264,22 @@ def test_truncated_brainvision_and_a_missing_eeg_file(root):
     data = root / "rec" / "sub-01.eeg"
     with open(data, "r+b") as f:
         f.truncate(data.stat().st_size // 2 + 2)
-    with pytest.raises(IngestError, match=r"sub-01.eeg: holds .* samples of 6 channels; the header sub-01.vhdr "
-                                          r"needs .* truncated"):
+    with pytest.raises(
+        IngestError,
+        match=r"sub-01.eeg: holds .* samples of 6 channels; the header sub-01.vhdr "
+        r"needs .* truncated",
+    ):
         ingest(spec(), root / "out", base=root, quiet=True)
     with open(data, "r+b") as f:  # cut at a whole sample: the marker past the end tells
         f.truncate(6 * 4 * 500)
     with pytest.raises(IngestError, match=r"sub-01.eeg: holds 500 samples but sub-01.vmrk has a marker at sample 1401"):
         ingest(spec(), root / "out", base=root, quiet=True)
     data.unlink()
-    with pytest.raises(IngestError, match=r"sub-01.vhdr: its data file 'sub-01.eeg' \(DataFile= in the header\) "
-                                          r"is missing"):
+    with pytest.raises(
+        IngestError,
+        match=r"sub-01.vhdr: its data file 'sub-01.eeg' \(DataFile= in the header\) "
+        r"is missing",
+    ):
         ingest(spec(recordings={"files": "rec/*.vhdr"}), root / "out", base=root, quiet=True)
     assert path.is_file()
 

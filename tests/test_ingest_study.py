@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import run_python
 from ingest_helpers import cfr, distinct, export, need, planted_raw, write_video
 
@@ -44,8 +43,11 @@ def two_sets(**sections) -> dict:
     spec = {
         "recordings": [
             {"files": "bv/*.vhdr", "entities": r"sub-(?P<subject>\d+)"},
-            {"files": "fif/*.fif", "entities": r"sub-(?P<subject>\d+)",
-             "events": {"source": "trigger", "codes": {9: "clip09", 10: "clip10"}}},
+            {
+                "files": "fif/*.fif",
+                "entities": r"sub-(?P<subject>\d+)",
+                "events": {"source": "trigger", "codes": {9: "clip09", 10: "clip10"}},
+            },
         ],
         "events": {"match": r"movie/(?P<stim>\w+)"},
         "window": {"seconds": 2},
@@ -73,15 +75,22 @@ def test_a_stimulus_map_as_a_mapping(study):
     ingest(two_sets(video={"clips": clips, "frames": 2, "short_side": 16}), study / "out", base=study, quiet=True)
     meta = json.loads((study / "out" / "meta.json").read_text())
     assert {Path(p["video"]).name for p in meta["pairs"]} == {"clip09.mp4", "clip10.mp4"}
-    with pytest.raises(IngestError, match=r"video.clips: the stimulus map has no entry for event id 'clip10' \(it has "
-                                          r"\['clip09'\]\)"):
+    with pytest.raises(
+        IngestError,
+        match=r"video.clips: the stimulus map has no entry for event id 'clip10' \(it has "
+        r"\['clip09'\]\)",
+    ):
         ingest(two_sets(video={"clips": {"clip09": "stimuli/clip09.mp4"}}), study / "out2", base=study, quiet=True)
 
 
 def test_a_glob_must_match_exactly_one_clip(study):
     with pytest.raises(IngestError) as err:
-        ingest(two_sets(video={"clips": "stimuli/{stim}*", "frames": 2, "short_side": 16}), study / "out", base=study,
-               quiet=True)
+        ingest(
+            two_sets(video={"clips": "stimuli/{stim}*", "frames": 2, "short_side": 16}),
+            study / "out",
+            base=study,
+            quiet=True,
+        )
     assert "for stimulus 'clip09'" in str(err.value)
     assert "matches 2 files (['clip09.mp4', 'clip09_vfr.mp4'])" in str(err.value)
     assert not (study / "out").exists()
@@ -90,8 +99,12 @@ def test_a_glob_must_match_exactly_one_clip(study):
 def test_a_missing_clip_stops_the_ingest_with_its_name(study):
     (study / "stimuli" / "clip10.mp4").unlink()
     with pytest.raises(IngestError) as err:
-        ingest(two_sets(video={"clips": "stimuli/{stim}.mp4", "frames": 2, "short_side": 16}), study / "out",
-               base=study, quiet=True)
+        ingest(
+            two_sets(video={"clips": "stimuli/{stim}.mp4", "frames": 2, "short_side": 16}),
+            study / "out",
+            base=study,
+            quiet=True,
+        )
     assert "the clip of stimulus 'clip10'" in str(err.value) and "stimuli/clip10.mp4', does not exist" in str(err.value)
     assert "dropped" not in str(err.value) and not (study / "out").exists()
     assert not (study / ".out.ingest-parts").exists()  # nothing was finished: no parts folder is left
@@ -101,8 +114,12 @@ def test_a_csv_stimulus_path_may_not_climb_out_of_the_stimuli_folder(study):
     (study / "secret").mkdir()
     write_video(study / "secret" / "x.mp4", cfr(25, 10))
     (study / "bv" / "sub-01_run-1_events.csv").write_text("onset,stim_file\n1.0,clip09\n4.0,../secret/x\n")
-    spec = two_sets(recordings={"files": "bv/*.vhdr"}, events={"source": "csv", "file": "{dir}/{stem}_events.csv"},
-                    split={"val": 0.0}, video={"clips": "stimuli/{stim}.mp4", "frames": 2, "short_side": 16})
+    spec = two_sets(
+        recordings={"files": "bv/*.vhdr"},
+        events={"source": "csv", "file": "{dir}/{stem}_events.csv"},
+        split={"val": 0.0},
+        video={"clips": "stimuli/{stim}.mp4", "frames": 2, "short_side": 16},
+    )
     with pytest.raises(IngestError, match=r"stimulus id '\.\./secret/x' leads to .* outside .*stimuli"):
         ingest(spec, study / "out", base=study, quiet=True)
 
@@ -110,24 +127,35 @@ def test_a_csv_stimulus_path_may_not_climb_out_of_the_stimuli_folder(study):
 def test_trigger_error_names_trigger_like_channels_never_an_eeg_channel(study, tmp_path):
     (tmp_path / "edf").mkdir()
     export(planted_raw(200.0, 10.0, EVENTS), tmp_path / "edf" / "s.edf")  # annotations, no trigger channel
-    spec = two_sets(recordings={"files": str(tmp_path / "edf" / "*.edf")}, events={"source": "trigger"},
-                    split={"val": 0.0})
+    spec = two_sets(
+        recordings={"files": str(tmp_path / "edf" / "*.edf")}, events={"source": "trigger"}, split={"val": 0.0}
+    )
     with pytest.raises(IngestError) as err:
         ingest(spec, tmp_path / "out", base=study, quiet=True)
     text = str(err.value)
     assert "no channel of this file looks like a trigger channel" in text and "events.source: annotations" in text
     assert not any(name in text for name in ("'Fp1'", "'Fz'", "'Cz'"))
-    wrong = two_sets(recordings={"files": "fif/*.fif"}, split={"val": 0.0},
-                     events={"source": "trigger", "stim_channel": "TRIG", "codes": {9: "clip09", 10: "clip10"}})
-    with pytest.raises(IngestError, match=r"events.stim_channel 'TRIG' is not a channel of this file; set "
-                                          r"events.stim_channel to the one holding the codes: \['STI 014'\]"):
+    wrong = two_sets(
+        recordings={"files": "fif/*.fif"},
+        split={"val": 0.0},
+        events={"source": "trigger", "stim_channel": "TRIG", "codes": {9: "clip09", 10: "clip10"}},
+    )
+    with pytest.raises(
+        IngestError,
+        match=r"events.stim_channel 'TRIG' is not a channel of this file; set "
+        r"events.stim_channel to the one holding the codes: \['STI 014'\]",
+    ):
         ingest(wrong, tmp_path / "out", base=study, quiet=True)
 
 
 def test_upscaled_video_is_warned(study, caplog):
     with caplog.at_level(logging.WARNING, logger="peftzoo_data.ingest"):
-        ingest(two_sets(video={"clips": "stimuli/{stim}.mp4", "frames": 2, "short_side": 96}), study / "out",
-               base=study, quiet=True)
+        ingest(
+            two_sets(video={"clips": "stimuli/{stim}.mp4", "frames": 2, "short_side": 96}),
+            study / "out",
+            base=study,
+            quiet=True,
+        )
     assert "clip09.mp4 is 64x48; video.short_side/video.size upscale it to 128x96" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="peftzoo_data.ingest"):

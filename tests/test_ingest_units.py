@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from ingest_helpers import cfr, need, planted_raw, write_video
 
 mne = need("mne")
@@ -31,9 +30,15 @@ def root(tmp_path: Path) -> Path:
 
 
 def spec(**eeg) -> dict:
-    return {"recordings": {"files": "rec/*"}, "events": {"match": r"movie/(?P<stim>\w+)"}, "window": {"seconds": 2},
-            "video": {"clips": "stim/{stim}.mp4", "frames": 2, "short_side": 16}, "split": {"val": 0.0}, "preview": 0,
-            "eeg": eeg}
+    return {
+        "recordings": {"files": "rec/*"},
+        "events": {"match": r"movie/(?P<stim>\w+)"},
+        "window": {"seconds": 2},
+        "video": {"clips": "stim/{stim}.mp4", "frames": 2, "short_side": 16},
+        "split": {"val": 0.0},
+        "preview": 0,
+        "eeg": eeg,
+    }
 
 
 def read(root: Path, out: str = "out"):
@@ -84,11 +89,14 @@ def test_edf_that_says_volts_but_holds_microvolts_is_refused_then_read_with_eeg_
     assert np.allclose(eeg_scaled, eeg, atol=1e-3) and rec["preprocessing"]["units"]["scale"] == 1e-6
 
 
-@pytest.mark.parametrize("header, volts_per_unit, verdict", [
-    ("V", 1.0, "error"),  # microvolt numbers under a V header: read 10^6 too large
-    ("mV", 1e-3, "warning"),  # under mV: 10^3 too large, implausible but possible
-    ("nV", 1e-9, "warning"),  # under nV: 10^3 too small
-])
+@pytest.mark.parametrize(
+    "header, volts_per_unit, verdict",
+    [
+        ("V", 1.0, "error"),  # microvolt numbers under a V header: read 10^6 too large
+        ("mV", 1e-3, "warning"),  # under mV: 10^3 too large, implausible but possible
+        ("nV", 1e-9, "warning"),  # under nV: 10^3 too small
+    ],
+)
 def test_brainvision_whose_header_unit_is_wrong(root, header, volts_per_unit, verdict, caplog):
     """pybv writes volts / (volts per header unit): data passed as microvolts x volts_per_unit
     put microvolt numbers in the file under the wrong header. Refused or warned (in the report and
@@ -96,18 +104,31 @@ def test_brainvision_whose_header_unit_is_wrong(root, header, volts_per_unit, ve
     pybv = need("pybv")
     raw = planted_raw(500.0, 11.0, EVENTS)
     markers = [{"onset": int(round(t * 500)), "duration": 1, "description": d, "type": "Comment"} for t, d in EVENTS]
-    pybv.write_brainvision(data=raw.get_data() * 1e6 * volts_per_unit,
-                           sfreq=500.0, ch_names=raw.ch_names, fname_base="s01", folder_out=str(root / "rec"), events=markers,
-                           unit=header, fmt="binary_float32", overwrite=True)
+    pybv.write_brainvision(
+        data=raw.get_data() * 1e6 * volts_per_unit,
+        sfreq=500.0,
+        ch_names=raw.ch_names,
+        fname_base="s01",
+        folder_out=str(root / "rec"),
+        events=markers,
+        unit=header,
+        fmt="binary_float32",
+        overwrite=True,
+    )
     if verdict == "error":
-        with pytest.raises(IngestError, match=r"cannot be microvolts.*eeg\.unit: µV .*header states V.*or eeg\.scale: 1e-06"):
+        with pytest.raises(
+            IngestError, match=r"cannot be microvolts.*eeg\.unit: µV .*header states V.*or eeg\.scale: 1e-06"
+        ):
             ingest(spec(), root / "out", base=root, quiet=True)
     else:
         with caplog.at_level(logging.WARNING, logger="peftzoo_data.ingest"):
             ingest(spec(), root / "out", base=root, quiet=True)
         _, _, rec = read(root)
         assert len(rec["warnings"]) == 1 and "implausible for scalp EEG" in rec["warnings"][0]
-        assert f"eeg.unit: µV (the unit the file's numbers are really in; its header states {header})" in rec["warnings"][0]
+        assert (
+            f"eeg.unit: µV (the unit the file's numbers are really in; its header states {header})"
+            in rec["warnings"][0]
+        )
         assert rec["warnings"][0] in caplog.text
     ingest(spec(unit="µV"), root / "out_fixed", base=root, quiet=True)
     eeg, meta, rec = read(root, "out_fixed")
@@ -119,8 +140,17 @@ def test_a_right_header_needs_no_key_and_a_spec_unit_must_be_known(root):
     pybv = need("pybv")
     raw = planted_raw(500.0, 11.0, EVENTS)
     markers = [{"onset": int(round(t * 500)), "duration": 1, "description": d, "type": "Comment"} for t, d in EVENTS]
-    pybv.write_brainvision(data=raw.get_data(), sfreq=500.0, ch_names=raw.ch_names, fname_base="s01", folder_out=str(root / "rec"),
-                           events=markers, unit="nV", fmt="binary_float32", overwrite=True)
+    pybv.write_brainvision(
+        data=raw.get_data(),
+        sfreq=500.0,
+        ch_names=raw.ch_names,
+        fname_base="s01",
+        folder_out=str(root / "rec"),
+        events=markers,
+        unit="nV",
+        fmt="binary_float32",
+        overwrite=True,
+    )
     ingest(spec(), root / "out", base=root, quiet=True)
     eeg, _, rec = read(root)
     assert sine_amplitude(eeg[0, 0]) == pytest.approx(20.0, rel=0.03) and rec["warnings"] == []

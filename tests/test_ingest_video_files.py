@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from ingest_helpers import LEVEL_STEP, cfr, export, frame_index, need, planted_raw
 
 av = need("av")
@@ -20,8 +19,15 @@ from peftzoo_data.ingest import IngestError, ingest  # noqa: E402
 from peftzoo_data.ingest import video as video_io  # noqa: E402
 
 
-def write(path: Path, pts: list[float], size=(64, 48), codec="libx264", pix_fmt="yuv420p", tick=Fraction(1, 1000),
-          audio_only: bool = False) -> Path:
+def write(
+    path: Path,
+    pts: list[float],
+    size=(64, 48),
+    codec="libx264",
+    pix_fmt="yuv420p",
+    tick=Fraction(1, 1000),
+    audio_only: bool = False,
+) -> Path:
     """Frame i is gray LEVEL_STEP*i+4 with a white top band and a black left half (so orientation
     can be read back), presented at pts[i] in units of `tick`."""
     width, height = size
@@ -34,12 +40,14 @@ def write(path: Path, pts: list[float], size=(64, 48), codec="libx264", pix_fmt=
                 for packet in stream.encode(frame):
                     container.mux(packet)
         else:
-            stream = container.add_stream(codec, rate=round(1 / tick) if tick.numerator == 1 and tick.denominator < 100 else 25)
+            stream = container.add_stream(
+                codec, rate=round(1 / tick) if tick.numerator == 1 and tick.denominator < 100 else 25
+            )
             stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
             stream.time_base = stream.codec_context.time_base = tick
             for i, t in enumerate(pts):
                 img = np.full((height, width, 3), LEVEL_STEP * i + 4, dtype=np.uint8)
-                img[: height // 4, width // 2:] = 255
+                img[: height // 4, width // 2 :] = 255
                 img[:, : width // 4] = 0
                 frame = av.VideoFrame.from_ndarray(img, format="rgb24")
                 frame.pts, frame.time_base = int(round(t / tick)), tick
@@ -53,7 +61,7 @@ def write(path: Path, pts: list[float], size=(64, 48), codec="libx264", pix_fmt=
 def index(frame: np.ndarray) -> int:
     """The frame's index from its gray middle (away from the band and the black strip)."""
     h, w = frame.shape[:2]
-    return frame_index(frame[h // 2:, w // 2:])
+    return frame_index(frame[h // 2 :, w // 2 :])
 
 
 def expected(pts, times) -> list[int]:
@@ -63,11 +71,14 @@ def expected(pts, times) -> list[int]:
 TIMES = np.array([0.05, 0.5, 1.03, 1.99, 2.9])
 
 
-@pytest.mark.parametrize("name,codec,pix_fmt,tick", [
-    ("clip.avi", "mpeg4", "yuv420p", Fraction(1, 10)),
-    ("clip.webm", "libvpx-vp9", "yuv420p", Fraction(1, 1000)),
-    ("clip.mkv", "mjpeg", "yuvj420p", Fraction(1, 1000)),
-])
+@pytest.mark.parametrize(
+    "name,codec,pix_fmt,tick",
+    [
+        ("clip.avi", "mpeg4", "yuv420p", Fraction(1, 10)),
+        ("clip.webm", "libvpx-vp9", "yuv420p", Fraction(1, 1000)),
+        ("clip.mkv", "mjpeg", "yuvj420p", Fraction(1, 1000)),
+    ],
+)
 def test_other_codecs_and_containers(tmp_path, name, codec, pix_fmt, tick):
     pts = cfr(30, 10)
     path = write(tmp_path / name, pts, codec=codec, pix_fmt=pix_fmt, tick=tick)
@@ -100,7 +111,7 @@ def rotate_mp4(path: Path) -> None:
     identity = struct.pack(">9i", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
     at = data.find(identity, data.find(b"tkhd"))
     assert at > 0
-    data[at:at + 36] = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+    data[at : at + 36] = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
     path.write_bytes(bytes(data))
 
 
@@ -123,8 +134,14 @@ def recording(tmp_path: Path) -> Path:
     return tmp_path
 
 
-SPEC = {"recordings": {"files": "rec/*.fif"}, "events": {"match": r"movie/(?P<stim>\w+)"}, "window": {"seconds": 2},
-        "video": {"clips": "stim/{stim}.mkv", "frames": 2, "short_side": 16}, "split": {"val": 0.0}, "preview": 0}
+SPEC = {
+    "recordings": {"files": "rec/*.fif"},
+    "events": {"match": r"movie/(?P<stim>\w+)"},
+    "window": {"seconds": 2},
+    "video": {"clips": "stim/{stim}.mkv", "frames": 2, "short_side": 16},
+    "split": {"val": 0.0},
+    "preview": 0,
+}
 
 
 def test_a_truncated_video_stops_the_ingest_with_one_message(recording):
@@ -152,7 +169,7 @@ def test_a_damaged_video_stops_the_ingest_with_one_message(recording):
         write(recording / "stim" / f"{name}.mkv", cfr(30, 10), codec="mjpeg", pix_fmt="yuvj420p")
     data = bytearray((recording / "stim" / "b.mkv").read_bytes())
     middle = len(data) // 3
-    data[middle:middle + 3000] = bytes((x * 7 + 13) % 256 for x in data[middle:middle + 3000])  # scrambled bytes
+    data[middle : middle + 3000] = bytes((x * 7 + 13) % 256 for x in data[middle : middle + 3000])  # scrambled bytes
     (recording / "stim" / "b.mkv").write_bytes(bytes(data))
     with pytest.raises(IngestError, match=r"b.mkv: (reading the video|decoding) failed .*damaged") as err:
         ingest(SPEC, recording / "out", base=recording, quiet=True)

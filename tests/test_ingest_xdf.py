@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from ingest_helpers import CHANNELS, cfr, frame_index, need, write_video
 from xdf_writer import Stream, write
 
@@ -37,8 +36,15 @@ def eeg_stream(unit: str = "microvolts", scale: float = 1.0, jitter_s: float = 0
         values[cz, int(round((onset + 0.5) * SFREQ))] = 200
     stamps = t + EEG_CLOCK + np.random.default_rng(0).normal(0, jitter_s, n)
     offsets = [(t0 + EEG_CLOCK, -EEG_CLOCK) for t0 in np.arange(0, SECONDS, 2.0)]
-    return Stream("BioSemi", "EEG", SFREQ, stamps, (values.T * scale).astype(np.float32), offsets,
-                  [(name, unit) for name in CHANNELS])
+    return Stream(
+        "BioSemi",
+        "EEG",
+        SFREQ,
+        stamps,
+        (values.T * scale).astype(np.float32),
+        offsets,
+        [(name, unit) for name in CHANNELS],
+    )
 
 
 def marker_stream(name: str = "PsychoPy", markers=MARKERS) -> Stream:
@@ -57,9 +63,15 @@ def root(tmp_path: Path) -> Path:
 
 
 def spec(**xdf) -> dict:
-    return {"recordings": {"files": "rec/*.xdf"}, "events": {"match": r"movie/(?P<stim>\w+)"}, "window": {"seconds": 2},
-            "video": {"clips": "stim/{stim}.mp4", "frames": 2, "short_side": 16}, "split": {"val": 0.0}, "preview": 0,
-            "eeg": {"xdf": xdf}}
+    return {
+        "recordings": {"files": "rec/*.xdf"},
+        "events": {"match": r"movie/(?P<stim>\w+)"},
+        "window": {"seconds": 2},
+        "video": {"clips": "stim/{stim}.mp4", "frames": 2, "short_side": 16},
+        "split": {"val": 0.0},
+        "preview": 0,
+        "eeg": {"xdf": xdf},
+    }
 
 
 def read(root: Path, out: str = "out"):
@@ -86,13 +98,19 @@ def test_offset_clocks_and_jitter_land_the_pulse_on_its_sample(root):
 
 def test_without_clock_synchronization_the_markers_miss_the_recording(root):
     write(root / "rec" / "s.xdf", [eeg_stream(), marker_stream()])
-    with pytest.raises(IngestError, match=r"all 4 markers of stream 'PsychoPy' lie outside the EEG stream .*"
-                                          r"keep eeg.xdf.synchronize_clocks: true \(it is False\)"):
+    with pytest.raises(
+        IngestError,
+        match=r"all 4 markers of stream 'PsychoPy' lie outside the EEG stream .*"
+        r"keep eeg.xdf.synchronize_clocks: true \(it is False\)",
+    ):
         ingest(spec(synchronize_clocks=False), root / "out", base=root, quiet=True)
 
 
 def test_streams_by_name_units_from_the_description_and_located_errors(root):
-    write(root / "rec" / "s.xdf", [eeg_stream(unit="millivolts", scale=1e-3), marker_stream("Stim"), marker_stream("Other")])
+    write(
+        root / "rec" / "s.xdf",
+        [eeg_stream(unit="millivolts", scale=1e-3), marker_stream("Stim"), marker_stream("Other")],
+    )
     ingest(spec(stream="BioSemi", markers="Stim"), root / "out", base=root, quiet=True)
     eeg, meta, rec = read(root)
     assert float(np.sqrt(2) * eeg[0, 0].std()) == pytest.approx(20.0, rel=0.03) and rec["xdf"]["units"] == ["mV"]
@@ -111,7 +129,10 @@ def test_frame_markers_give_the_frames_truly_displayed(root):
             frames += [(onset + 0.1 * k + (0.2 if k >= 5 else 0.0), str(k)) for k in range(20)]
     stamps = np.array([t for t, _ in frames]) + MARKER_CLOCK
     offsets = [(t0 + MARKER_CLOCK, -MARKER_CLOCK) for t0 in np.arange(0, SECONDS, 2.0)]
-    write(root / "rec" / "s.xdf", [eeg_stream(), marker_stream(), Stream("Frames", "VideoFrames", 0.0, stamps, [v for _, v in frames], offsets)])
+    write(
+        root / "rec" / "s.xdf",
+        [eeg_stream(), marker_stream(), Stream("Frames", "VideoFrames", 0.0, stamps, [v for _, v in frames], offsets)],
+    )
     ingest(spec(), root / "nominal", base=root, quiet=True)
     ingest(spec(frames="VideoFrames"), root / "out", base=root, quiet=True)
     for out, expected in (("nominal", [5, 15]), ("out", [4, 13])):

@@ -53,8 +53,12 @@ def study(root: Path, *, stimulus_file: bool = True, train_subjects=(0, 1, 2, 3)
     np.save(root / "video.npy", np.stack(video).astype(np.uint8))
     np.save(root / "groups.npy", np.asarray(group, dtype=np.int64))
     np.save(root / "split.npy", np.asarray(split))
-    meta = {"sfreq": 200, "channels": clips.channels, "fps": 4,
-            "group_names": [f"sub-{s:02d}_run-{r}" for s in range(SUBJECTS) for r in range(RUNS)]}
+    meta = {
+        "sfreq": 200,
+        "channels": clips.channels,
+        "fps": 4,
+        "group_names": [f"sub-{s:02d}_run-{r}" for s in range(SUBJECTS) for r in range(RUNS)],
+    }
     if stimulus_file:
         np.save(root / "stimulus.npy", np.asarray(stim, dtype=np.int64))
         meta["stimuli"] = [f"clip{k:02d}" for k in range(STIMULI)]
@@ -96,7 +100,9 @@ def study_run(tmp_path_factory):
     """(arrays folder, run directory) of the cross-subject study trained 12 epochs with masking by stimulus."""
     tmp = tmp_path_factory.mktemp("study")
     root = study(tmp / "study")
-    recipe = arrays_recipe(root, **{"train.epochs": 12, "train.lr": 5e-3, "train.log_every": 1, "train.sampler": "random"})
+    recipe = arrays_recipe(
+        root, **{"train.epochs": 12, "train.lr": 5e-3, "train.log_every": 1, "train.sampler": "random"}
+    )
     code, err, run = train(recipe, tmp / "out")
     assert code == 0, err
     return root, run
@@ -201,7 +207,11 @@ def test_evaluate_and_retrieve_name_the_stimuli(study_run, tmp_path, capsys):
     assert sum(row["n"] for row in report["test/per_unit"].values()) == 16
     assert report["test/eeg_to_stimulus/R@1"] == pytest.approx(report["test/eeg_to_video/R@1"])
     perm = report["test/permutation"]
-    assert perm["observed"] == report["test/eeg_to_stimulus/R@1"] and perm["p_value"] < 0.05 and perm["permutations"] == 500
+    assert (
+        perm["observed"] == report["test/eeg_to_stimulus/R@1"]
+        and perm["p_value"] < 0.05
+        and perm["permutations"] == 500
+    )
     first = report["test/top_k"][0]
     assert first["stimulus"].startswith("clip") and len(first["top"]) == 5 and first["unit"] == "sub-05_run-0"
     assert first["top"][0]["score"] >= first["top"][1]["score"]
@@ -211,8 +221,23 @@ def test_evaluate_and_retrieve_name_the_stimuli(study_run, tmp_path, capsys):
     assert embed_main([str(run), "--out", str(tmp_path / "e.npz"), "--split", "test", "-q"]) == 0
     with np.load(tmp_path / "e.npz") as f:
         assert f["stimulus_name"][0] == first["stimulus"]
-    assert retrieve_main([str(run), "--eeg", str(tmp_path / "e.npz"), "--gallery", str(root), "-k", "3",
-                          "--json", str(tmp_path / "r.json"), "-q"]) == 0
+    assert (
+        retrieve_main(
+            [
+                str(run),
+                "--eeg",
+                str(tmp_path / "e.npz"),
+                "--gallery",
+                str(root),
+                "-k",
+                "3",
+                "--json",
+                str(tmp_path / "r.json"),
+                "-q",
+            ]
+        )
+        == 0
+    )
     found = json.loads((tmp_path / "r.json").read_text())
     assert found["gallery_items"] == STIMULI  # 96 pairs, 16 distinct clips
     assert found["queries"][0]["shows"] == first["stimulus"]
@@ -244,9 +269,18 @@ def test_gallery_by_video_or_by_stimulus_and_its_names():
     video = np.zeros((6, 1, 2, 2, 3), np.uint8)
     for i, v in enumerate([0, 1, 0, 2, 1, 3]):
         video[i] += v
-    data = PairedData(eeg=np.zeros((6, 1, 4), np.float32), video=video, sfreq=200, channels=["Cz"], fps=1,
-                      groups=np.array([0, 0, 0, 1, 1, 1]), splits={"test": np.arange(6)},
-                      stimulus=np.array([5, 6, 5, 7, 6, 7]), stimuli=[f"s{i}" for i in range(8)], group_names=["A", "B"])
+    data = PairedData(
+        eeg=np.zeros((6, 1, 4), np.float32),
+        video=video,
+        sfreq=200,
+        channels=["Cz"],
+        fps=1,
+        groups=np.array([0, 0, 0, 1, 1, 1]),
+        splits={"test": np.arange(6)},
+        stimulus=np.array([5, 6, 5, 7, 6, 7]),
+        stimuli=[f"s{i}" for i in range(8)],
+        group_names=["A", "B"],
+    )
     idx = np.arange(6)
     by_video = gallery_labels(data, idx, "video")
     assert by_video.tolist() == [0, 1, 0, 2, 1, 3]
@@ -254,8 +288,13 @@ def test_gallery_by_video_or_by_stimulus_and_its_names():
     by_stimulus = gallery_labels(data, idx, "stimulus")
     assert by_stimulus.tolist() == [0, 1, 0, 2, 1, 2] and gallery_names(data, idx, by_stimulus) == ["s5", "s6", "s7"]
     e = torch.nn.functional.one_hot(torch.as_tensor(by_stimulus), 3).float()
-    report = stimulus_report(e, e, by_stimulus, ["s5", "s6", "s7"], ["A"] * 3 + ["B"] * 3, idx, "test", k=2,
-                             permutations=99)
-    assert report["test/eeg_to_stimulus/R@1"] == 1.0 and report["test/per_unit"]["B"] == {"n": 3, "R@1": 1.0, "R@5": 1.0,
-                                                                                         "R@10": 1.0}
+    report = stimulus_report(
+        e, e, by_stimulus, ["s5", "s6", "s7"], ["A"] * 3 + ["B"] * 3, idx, "test", k=2, permutations=99
+    )
+    assert report["test/eeg_to_stimulus/R@1"] == 1.0 and report["test/per_unit"]["B"] == {
+        "n": 3,
+        "R@1": 1.0,
+        "R@5": 1.0,
+        "R@10": 1.0,
+    }
     assert [t["stimulus"] for t in report["test/top_k"][3]["top"]][0] == "s7"

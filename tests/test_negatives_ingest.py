@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from ingest_helpers import cfr, export, need, planted_raw, write_video
 
 need("mne")
@@ -67,8 +66,11 @@ def test_negatives_by_none_or_a_label_and_unknown_labels(tmp_path, study):
     assert data.stimulus.tolist() == list(range(18)) and data.stimulus_name(1) == "b"
     ingest(spec(negatives={"by": "block"}), tmp_path / "block", base=study, quiet=True)
     assert json.loads((tmp_path / "block" / "meta.json").read_text())["stimuli"] == ["1", "2"]
-    with pytest.raises(IngestError, match=r"negatives.by: concept is unknown .* use stimulus, none, or a label the pairs "
-                                          r"carry \(.*subject"):
+    with pytest.raises(
+        IngestError,
+        match=r"negatives.by: concept is unknown .* use stimulus, none, or a label the pairs "
+        r"carry \(.*subject",
+    ):
         ingest(spec(negatives={"by": "concept"}), tmp_path / "bad", base=study, quiet=True)
 
 

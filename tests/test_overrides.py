@@ -21,13 +21,17 @@ def test_flow_collections_and_new_sections():
 
 
 def test_bare_component_name_becomes_mapping():
-    out = overrides.apply({"eeg": {"strategy": "full", "head": "mlp"}}, ["eeg.strategy.lr_scale=0.1", "eeg.head.name=linear"])
+    out = overrides.apply(
+        {"eeg": {"strategy": "full", "head": "mlp"}}, ["eeg.strategy.lr_scale=0.1", "eeg.head.name=linear"]
+    )
     assert out["eeg"]["strategy"] == {"name": "full", "lr_scale": 0.1}
     assert out["eeg"]["head"] == {"name": "linear"}
 
 
 def test_list_items_by_index():
-    out = overrides.apply({"eeg": {"strategy": ["full", {"name": "x", "r": 4}]}}, ["eeg.strategy.0.lr_scale=0.5", "eeg.strategy.1.r=8"])
+    out = overrides.apply(
+        {"eeg": {"strategy": ["full", {"name": "x", "r": 4}]}}, ["eeg.strategy.0.lr_scale=0.5", "eeg.strategy.1.r=8"]
+    )
     assert out["eeg"]["strategy"] == [{"name": "full", "lr_scale": 0.5}, {"name": "x", "r": 8}]
 
 
@@ -57,7 +61,11 @@ def test_bad_overrides(item, message):
 LORA_QV_COMMAND = [  # the command in lora_qv.yaml's own comment
     "eeg.encoder.checkpoint=ckpts/labram-base.pth",
     "video.encoder.checkpoint=ckpts/swin_tiny_patch244_window877_kinetics400_1k.pth",
-    "video.encoder.frames=32", "video.encoder.size=224", "video.encoder.resize=256", "data.name=arrays", "data.path=/data/pairs",
+    "video.encoder.frames=32",
+    "video.encoder.size=224",
+    "video.encoder.resize=256",
+    "data.name=arrays",
+    "data.path=/data/pairs",
 ]
 
 
@@ -74,7 +82,10 @@ def test_the_command_in_lora_qv_yaml_comment_validates(reg):
 def test_name_change_keeps_only_command_line_options_in_either_order():
     raw = {"name": "r", "data": {"name": "synthetic", "n": 320, "seconds": 4, "val_fraction": 0.3}}
     assert overrides.apply(raw, ["data.val_fraction=0.1", "data.name=arrays", "data.path=/d"])["data"] == {
-        "name": "arrays", "val_fraction": 0.1, "path": "/d"}
+        "name": "arrays",
+        "val_fraction": 0.1,
+        "path": "/d",
+    }
     assert overrides.apply(raw, ["data.name=synthetic"])["data"] == raw["data"]  # the same name keeps everything
     strategies = {"name": "r", "eeg": {"strategy": [{"name": "lora", "r": 4, "targets": ["q"]}, "bitfit"]}}
     assert overrides.apply(strategies, ["eeg.strategy.0.name=ia3"])["eeg"]["strategy"] == [{"name": "ia3"}, "bitfit"]
@@ -90,7 +101,16 @@ def test_name_change_runs_on_an_arrays_directory(tmp_path, capsys):
 
     root = write_arrays(tmp_path / "pairs", n=24, channels=["FP1", "FP2", "C3", "C4"])
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(tiny_recipe(**{"train.epochs": 1})))  # data: synthetic with options
-    code = main([str(tmp_path / "r.yaml"), "data.name=arrays", f"data.path={root}", "--output-dir", str(tmp_path / "runs"), "--quiet"])
+    code = main(
+        [
+            str(tmp_path / "r.yaml"),
+            "data.name=arrays",
+            f"data.path={root}",
+            "--output-dir",
+            str(tmp_path / "runs"),
+            "--quiet",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     written = yaml.safe_load((run_dir_in(tmp_path / "runs") / "recipe.yaml").read_text())
     assert written["data"] == {"name": "arrays", "path": str(root), "val_fraction": 0.2, "drop_nonfinite": False}

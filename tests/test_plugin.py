@@ -22,7 +22,18 @@ def plugin_site(tmp_path_factory) -> Path:
     shutil.copytree(ROOT / "examples" / "plugin", source)
     site = work / "site"
     out = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(site), str(source)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(source),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -46,7 +57,9 @@ def test_plugin_trains_in_a_recipe(plugin_site, tmp_path):
     recipe = tiny_recipe(**{"eeg.strategy": "ln_tuning", "eeg.head": "norm_linear", "train.epochs": 4})
     path = tmp_path / "plugin.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    out = run_python("-m", "recipes.run", str(path), "--output-dir", str(tmp_path / "runs"), env={"PYTHONPATH": str(plugin_site)})
+    out = run_python(
+        "-m", "recipes.run", str(path), "--output-dir", str(tmp_path / "runs"), env={"PYTHONPATH": str(plugin_site)}
+    )
     assert out.returncode == 0, out.stderr
     run_dir = Path(out.stdout.strip().splitlines()[-1].removeprefix("run: "))
     info = json.loads((run_dir / "run.json").read_text())
@@ -64,7 +77,14 @@ def test_plugin_trains_in_a_recipe(plugin_site, tmp_path):
 def test_plugin_strategy_gets_the_strategy_test_suite(plugin_site):
     """The strategy tests are parametrized over what is installed: with the plugin, ln_tuning runs them."""
     out = run_python(
-        "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_strategies.py", "-k", "ln_tuning",
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/test_strategies.py",
+        "-k",
+        "ln_tuning",
         env={"PYTHONPATH": str(plugin_site)},
     )
     assert out.returncode == 0, out.stdout[-3000:]

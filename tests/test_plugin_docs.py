@@ -38,9 +38,15 @@ def page_examples() -> dict[str, tuple[str, str]]:
         block = re.search(r"```python\n(.*?)```", section, flags=re.DOTALL)
         assert block, f"docs/plugins.md: no python example in the {group.group(1)} section"
         tree = ast.parse(block.group(1))
-        classes = [node.name for node in tree.body if isinstance(node, ast.ClassDef)
-                   and any(isinstance(s, ast.Assign) and any(getattr(t, "id", None) == "description" for t in s.targets)
-                           for s in node.body)]
+        classes = [
+            node.name
+            for node in tree.body
+            if isinstance(node, ast.ClassDef)
+            and any(
+                isinstance(s, ast.Assign) and any(getattr(t, "id", None) == "description" for t in s.targets)
+                for s in node.body
+            )
+        ]
         assert len(classes) == 1, (group.group(1), classes)
         found[group.group(1)] = (block.group(1), classes[0])
     return found
@@ -64,19 +70,43 @@ def docs_site(tmp_path_factory) -> tuple[Path, dict[str, str]]:
         entry_points.append(f'[project.entry-points."peftzoo.{kind}"]\n{names[kind]} = "{target}"\n')
     (work / "src" / "pyproject.toml").write_text(
         '[build-system]\nrequires = ["setuptools>=64"]\nbuild-backend = "setuptools.build_meta"\n\n'
-        '[project]\nname = "peftzoo-docs-examples"\nversion = "0.1.0"\n\n' + "\n".join(entry_points)
-        + '\n[tool.setuptools]\npackages = ["peftzoo_docs_examples"]\n')
+        '[project]\nname = "peftzoo-docs-examples"\nversion = "0.1.0"\n\n'
+        + "\n".join(entry_points)
+        + '\n[tool.setuptools]\npackages = ["peftzoo_docs_examples"]\n'
+    )
     site = work / "site"
-    out = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                          "--target", str(site), str(work / "src")], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(work / "src"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     return site, names
 
 
 def test_every_smallest_example_passes_the_kit_end_to_end_included(docs_site):
     site, names = docs_site
-    out = run_python("-m", "peftzoo_conformance", "-v", "--peftzoo-distribution", "peftzoo-docs-examples",
-                     env={"PYTHONPATH": str(site)}, timeout=2400)  # generous: every component trains end to end
+    out = run_python(
+        "-m",
+        "peftzoo_conformance",
+        "-v",
+        "--peftzoo-distribution",
+        "peftzoo-docs-examples",
+        env={"PYTHONPATH": str(site)},
+        timeout=2400,
+    )  # generous: every component trains end to end
     assert out.returncode == 0, out.stdout[-5000:]
     passed = set(re.findall(r"test_conformance\.py::(\S+) PASSED", out.stdout))
     for kind, name in names.items():
@@ -89,15 +119,17 @@ def test_every_smallest_example_passes_the_kit_end_to_end_included(docs_site):
 def test_every_smallest_example_trains_in_one_recipe(docs_site, tmp_path):
     """All five in one recipe, through the documented command: the encoder without a `name` attribute included."""
     site, names = docs_site
-    recipe = tiny_recipe(**{
-        "data": {"name": names["datasets"], "n": 32},
-        "eeg.encoder": {"name": names["encoders"], "dim": 16},
-        "eeg.head": names["heads"],
-        "video.strategy": names["strategies"],
-        "video.head": names["heads"],
-        "loss": names["losses"],
-        "train": {"epochs": 2, "batch_size": 8, "lr": 1e-3},
-    })
+    recipe = tiny_recipe(
+        **{
+            "data": {"name": names["datasets"], "n": 32},
+            "eeg.encoder": {"name": names["encoders"], "dim": 16},
+            "eeg.head": names["heads"],
+            "video.strategy": names["strategies"],
+            "video.head": names["heads"],
+            "loss": names["losses"],
+            "train": {"epochs": 2, "batch_size": 8, "lr": 1e-3},
+        }
+    )
     path = tmp_path / "docs.yaml"
     path.write_text(yaml.safe_dump(recipe))
     env = {"PYTHONPATH": str(site)}

@@ -40,8 +40,21 @@ def plugin_site(tmp_path_factory) -> Path:
             copies.append(str(work / source.name))
         site = work / "site"
         out = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(site), *copies],
-            capture_output=True, text=True, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--no-build-isolation",
+                "--target",
+                str(site),
+                *copies,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert out.returncode == 0, out.stderr
         _SITES[base] = site
@@ -61,19 +74,26 @@ def write_npz_folder(folder: Path) -> None:
     folder.mkdir(parents=True)
     (folder / "meta.json").write_text(json.dumps({"sfreq": data.sfreq, "channels": data.channels, "fps": data.fps}))
     for i in range(len(data)):
-        np.savez(folder / f"{i:04d}.npz", eeg=np.asarray(data.eeg[i]), video=np.asarray(data.video[i]), group=int(data.groups[i]))
+        np.savez(
+            folder / f"{i:04d}.npz",
+            eeg=np.asarray(data.eeg[i]),
+            video=np.asarray(data.video[i]),
+            group=int(data.groups[i]),
+        )
 
 
 def example_recipe(data_path: Path, **changes) -> dict:
-    return tiny_recipe(**{
-        "data": {"name": "npz_folder", "path": str(data_path), "val_fraction": 0.25},
-        "eeg.strategy": {"name": "vera", "r": 16, "targets": ["qkv", "fc1"]},
-        "eeg.head": "glu",
-        "loss": "dcl",
-        "train.epochs": 3,
-        "train.lr": 3e-3,
-        **changes,
-    })
+    return tiny_recipe(
+        **{
+            "data": {"name": "npz_folder", "path": str(data_path), "val_fraction": 0.25},
+            "eeg.strategy": {"name": "vera", "r": 16, "targets": ["qkv", "fc1"]},
+            "eeg.head": "glu",
+            "loss": "dcl",
+            "train.epochs": 3,
+            "train.lr": 3e-3,
+            **changes,
+        }
+    )
 
 
 # One process trains straight, then trains again and is stopped by SIGTERM at step 5 (mid-epoch 2);
@@ -107,7 +127,9 @@ def trained(examples_site, tmp_path_factory) -> dict:
     recipe.write_text(yaml.safe_dump(example_recipe(work / "pairs", **{"train.callbacks": [{"name": "step_log"}]})))
     env = {"PYTHONPATH": str(examples_site)}
     first = run_python("-c", TRAIN_AND_STOP, str(recipe), str(work), env=env)
-    straight, stopped = (next(p for p in (work / d).iterdir() if not p.name.startswith(".")) for d in ("straight", "stopped"))
+    straight, stopped = (
+        next(p for p in (work / d).iterdir() if not p.name.startswith(".")) for d in ("straight", "stopped")
+    )
     resumed = run_python("-m", "recipes.run", "--resume", str(stopped), "--quiet", env=env)
     return {"work": work, "env": env, "first": first, "resumed": resumed, "straight": straight, "stopped": stopped}
 
@@ -160,8 +182,9 @@ def test_example_callback_records_every_step_once_and_its_state_survives_the_res
 def test_a_recipe_naming_an_unknown_callback_is_refused_with_a_suggestion(examples_site, tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump(tiny_recipe(**{"train.callbacks": ["step_logg"]})))
-    out = run_python("-m", "recipes.run", str(recipe), "--output-dir", str(tmp_path / "runs"),
-                     env={"PYTHONPATH": str(examples_site)})
+    out = run_python(
+        "-m", "recipes.run", str(recipe), "--output-dir", str(tmp_path / "runs"), env={"PYTHONPATH": str(examples_site)}
+    )
     assert out.returncode == 2, out.stderr[-2000:]
     assert "train.callbacks.0.name: 'step_logg' is not a training callback; did you mean 'step_log'?" in out.stderr
     assert "Traceback" not in out.stderr and not (tmp_path / "runs").exists()
@@ -257,16 +280,34 @@ def test_native_export_of_a_plugin_strategy_reads_back_as_the_run(evaluated):
 
 def test_eegnet_trains_in_a_recipe(examples_site, tmp_path):
     write_npz_folder(tmp_path / "pairs")
-    recipe = example_recipe(tmp_path / "pairs", **{"eeg.encoder": {"name": "eegnet", "f1": 4, "f2": 16}, "eeg.strategy": "full",
-                                                   "train.epochs": 2})
+    recipe = example_recipe(
+        tmp_path / "pairs",
+        **{"eeg.encoder": {"name": "eegnet", "f1": 4, "f2": 16}, "eeg.strategy": "full", "train.epochs": 2},
+    )
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
-    out = run_python("-m", "recipes.run", str(tmp_path / "r.yaml"), "--output-dir", str(tmp_path / "runs"), "--quiet",
-                     env={"PYTHONPATH": str(examples_site)})
+    out = run_python(
+        "-m",
+        "recipes.run",
+        str(tmp_path / "r.yaml"),
+        "--output-dir",
+        str(tmp_path / "runs"),
+        "--quiet",
+        env={"PYTHONPATH": str(examples_site)},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     run_dir = Path(out.stdout.strip().splitlines()[-1].removeprefix("run: "))
     assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
     # EEGNet's BatchNorm statistics trained with it: evaluating the saved run gives training's numbers
-    out = run_python("-m", "recipes.evaluate", str(run_dir), "--split", "val", "--no-plot", "-q", env={"PYTHONPATH": str(examples_site)})
+    out = run_python(
+        "-m",
+        "recipes.evaluate",
+        str(run_dir),
+        "--split",
+        "val",
+        "--no-plot",
+        "-q",
+        env={"PYTHONPATH": str(examples_site)},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     evaluated, last = json.loads((run_dir / "eval" / "val.json").read_text()), metrics(run_dir, "eval")[-1]
     for key in ("val/loss", "val/eeg_to_video/R@1"):
@@ -283,22 +324,28 @@ def load_example_module(name: str):
 
 
 def test_weight_decay_follows_the_encoders_no_weight_decay():
+    import registry
     from adapters.heads.linear import LinearHead
     from adapters.strategies.full import Full
     from peftzoo_engine.grouping import param_groups
     from peftzoo_model.model import DualEncoderCLIP, Tower
-    import registry
 
     eegnet = load_example_module("eegnet")
     encoder = eegnet.EEGNet.from_config(eegnet.EEGNetConfig(f1=4, f2=8))
     report = Full(Full.Config()).apply(encoder)
-    video = registry.build("encoders", {"name": "tiny_video", "dim": 16, "depth": 1, "heads": 2, "frames": 2, "size": 16})
+    video = registry.build(
+        "encoders", {"name": "tiny_video", "dim": 16, "depth": 1, "heads": 2, "frames": 2, "size": 16}
+    )
     head = LinearHead(LinearHead.Config(), in_dim=8, out_dim=8)
     from adapters.strategies.base import StrategyReport
 
     frozen = StrategyReport("head_only", [], 0, False)
-    model = DualEncoderCLIP(Tower(encoder, head, report), Tower(video, LinearHead(LinearHead.Config(), in_dim=16, out_dim=8), frozen),
-                            registry.build("losses", "clip"), channels=["Cz"])
+    model = DualEncoderCLIP(
+        Tower(encoder, head, report),
+        Tower(video, LinearHead(LinearHead.Config(), in_dim=16, out_dim=8), frozen),
+        registry.build("losses", "clip"),
+        channels=["Cz"],
+    )
     no_decay = {n for g in param_groups(model, 0.05) if g["weight_decay"] == 0 for n in g["names"]}
     assert {f"eeg.encoder.{n}" for n in encoder.no_weight_decay()} <= no_decay
     assert "eeg.encoder.spatial_weight" in no_decay  # 2-D: the name rules alone would decay it
@@ -322,8 +369,8 @@ def test_a_plugin_video_encoders_own_preprocess_is_used_when_it_trains():
     import registry
     from adapters.heads.linear import LinearHead
     from adapters.strategies.base import apply_strategies
-    from peftzoo_engine import video_cache
     from peftzoo_data.base import PairTorchDataset
+    from peftzoo_engine import video_cache
     from peftzoo_model.model import DualEncoderCLIP, Tower
 
     spec = tiny_recipe()["video"]["encoder"]
@@ -357,7 +404,14 @@ def test_a_plugin_video_encoders_own_preprocess_is_used_when_it_trains():
 
 
 # -- the video encoder plugin (r2plus1d) end to end, with an EEG encoder that has no `checkpoint` option ---------
-R2PLUS1D_SMALL = {"name": "r2plus1d", "widths": [4, 8, 8, 16], "layers": [1, 1, 1, 1], "stem_width": 4, "frames": 4, "size": 16}
+R2PLUS1D_SMALL = {
+    "name": "r2plus1d",
+    "widths": [4, 8, 8, 16],
+    "layers": [1, 1, 1, 1],
+    "stem_width": 4,
+    "frames": 4,
+    "size": 16,
+}
 
 # `checkpoint` is optional in the encoder contract: this plugin (registered in a dist-info of its own) has none.
 PLAIN_ENCODER = '''
@@ -426,21 +480,38 @@ def video_trained(examples_site, tmp_path_factory) -> dict:
     from tests.test_registry import make_distribution
 
     work = tmp_path_factory.mktemp("video")
-    make_distribution(work / "site", "zoo_plain_encoder", {"peftzoo.encoders": {"plain_eegnet": "zoo_plain_encoder:PlainEEGNet"}},
-                      {"zoo_plain_encoder": PLAIN_ENCODER})
-    recipe = tiny_recipe(**{"eeg.encoder": {"name": "plain_eegnet", "f1": 4, "f2": 16},
-                            "video.encoder": R2PLUS1D_SMALL, "video.strategy": {"name": "last_k", "k": 2}, "train.lr": 3e-3})
+    make_distribution(
+        work / "site",
+        "zoo_plain_encoder",
+        {"peftzoo.encoders": {"plain_eegnet": "zoo_plain_encoder:PlainEEGNet"}},
+        {"zoo_plain_encoder": PLAIN_ENCODER},
+    )
+    recipe = tiny_recipe(
+        **{
+            "eeg.encoder": {"name": "plain_eegnet", "f1": 4, "f2": 16},
+            "video.encoder": R2PLUS1D_SMALL,
+            "video.strategy": {"name": "last_k", "k": 2},
+            "train.lr": 3e-3,
+        }
+    )
     (work / "r.yaml").write_text(yaml.safe_dump(recipe))
     env = {"PYTHONPATH": f"{work / 'site'}:{examples_site}"}
     first = run_python("-c", VIDEO_TRAIN_AND_STOP, str(work / "r.yaml"), str(work), env=env)
     assert first.returncode == 143, first.stderr[-3000:]  # 128 + SIGTERM
-    straight, stopped = (next(p for p in (work / d).iterdir() if not p.name.startswith(".")) for d in ("straight", "stopped"))
+    straight, stopped = (
+        next(p for p in (work / d).iterdir() if not p.name.startswith(".")) for d in ("straight", "stopped")
+    )
     resumed = run_python("-m", "recipes.run", "--resume", str(stopped), "--quiet", env=env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     out = run_python("-c", VIDEO_EVALUATE_AND_EXPORT, str(stopped), str(work), env=env)
     assert out.returncode == 0, out.stderr[-3000:]
-    return {"work": work, "straight": straight, "stopped": stopped, "exports": json.loads(out.stdout.strip().splitlines()[-1]),
-            "stderr": out.stderr}
+    return {
+        "work": work,
+        "straight": straight,
+        "stopped": stopped,
+        "exports": json.loads(out.stdout.strip().splitlines()[-1]),
+        "stderr": out.stderr,
+    }
 
 
 def test_video_encoder_plugin_trains_stops_and_resumes_exactly(video_trained):
@@ -530,7 +601,9 @@ def test_video_encoder_plugin_loads_torchvisions_r2plus1d_weights(tmp_path):
     assert clip.shape == (2, 3, 4, 112, 112) and clip.dtype == torch.float32
     with torch.no_grad():  # a small clip: the parity is in the weights, not the input size
         assert torch.allclose(encoder(clip[:1, :, :2, :32, :32]), reference(clip[:1, :, :2, :32, :32]), atol=1e-5)
-    with pytest.raises(UserError, match=r"does not fit this architecture \(widths \[8, 8, 8, 8\].*other shapes \['layer1"):
+    with pytest.raises(
+        UserError, match=r"does not fit this architecture \(widths \[8, 8, 8, 8\].*other shapes \['layer1"
+    ):
         r2plus1d.R2Plus1D.from_config(options.model_copy(update={"widths": [8, 8, 8, 8]}))
 
 
@@ -553,19 +626,19 @@ def test_strategies_read_a_plugin_encoder_through_the_contracts_defaults(strateg
     elif built.name == "last_k":  # the last two residual blocks, no final norm
         assert {n.split(".")[0] + "." + n.split(".")[1] for n in report.trainable} == {"layer3.0", "layer4.0"}
     else:  # stem at layer 0 (lr x 0.8^5), layer4 (block 4 of 4 after the stem) at 0.8^1
-        assert report.lr_scale["stem.0.weight"] == pytest.approx(0.8 ** 5)
+        assert report.lr_scale["stem.0.weight"] == pytest.approx(0.8**5)
         assert report.lr_scale["layer4.0.conv2.0.0.weight"] == pytest.approx(0.8)
 
 
 def test_a_checkpoint_restores_running_statistics():
     """A resume gets the BatchNorm statistics the interrupted run had reached, not the initial ones."""
+    import registry
     from adapters.heads.linear import LinearHead
     from adapters.strategies.base import StrategyReport
     from adapters.strategies.full import Full
     from peftzoo_engine.checkpoint import CheckpointError, restore_weights
-    from peftzoo_model.model import DualEncoderCLIP, Tower
     from peftzoo_engine.weights import statistics_buffers
-    import registry
+    from peftzoo_model.model import DualEncoderCLIP, Tower
 
     eegnet = load_example_module("eegnet")
 
@@ -573,11 +646,16 @@ def test_a_checkpoint_restores_running_statistics():
         torch.manual_seed(0)
         encoder = eegnet.EEGNet.from_config(eegnet.EEGNetConfig(f1=4, f2=8))
         report = Full(Full.Config()).apply(encoder)
-        video = registry.build("encoders", {"name": "tiny_video", "dim": 16, "depth": 1, "heads": 2, "frames": 2, "size": 16})
+        video = registry.build(
+            "encoders", {"name": "tiny_video", "dim": 16, "depth": 1, "heads": 2, "frames": 2, "size": 16}
+        )
         frozen = StrategyReport("head_only", [], 0, False)
-        return DualEncoderCLIP(Tower(encoder, LinearHead(LinearHead.Config(), in_dim=8, out_dim=8), report),
-                               Tower(video, LinearHead(LinearHead.Config(), in_dim=16, out_dim=8), frozen),
-                               registry.build("losses", "clip"), channels=["Cz"])
+        return DualEncoderCLIP(
+            Tower(encoder, LinearHead(LinearHead.Config(), in_dim=8, out_dim=8), report),
+            Tower(video, LinearHead(LinearHead.Config(), in_dim=16, out_dim=8), frozen),
+            registry.build("losses", "clip"),
+            channels=["Cz"],
+        )
 
     trained = model()
     trained.eeg.encoder.train()(torch.randn(8, 4, 200) * 20, channels=["Fp1", "Fp2", "Cz", "Oz"])

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import tomllib
-
 import pytest
+import tomllib
+from conftest import ROOT
 
 import encoders
 import registry
-from conftest import ROOT
 from encoders import labram, video_swin
 
 FAMILIES = {"encoders.labram": labram, "encoders.video_swin": video_swin}
@@ -24,14 +23,17 @@ def test_every_table_row_is_registered_and_every_registration_is_a_row():
     assert {t for t in points.values() if ":PRESETS." in t} == rows
 
 
-@pytest.mark.parametrize("name, family, numbers", [
-    ("labram_base", labram.LaBraM, {"embed_dim": 200, "depth": 12, "num_heads": 10, "conv_channels": 8}),
-    ("labram_large", labram.LaBraM, {"embed_dim": 400, "depth": 24, "num_heads": 16, "conv_channels": 16}),
-    ("labram_huge", labram.LaBraM, {"embed_dim": 800, "depth": 48, "num_heads": 16, "conv_channels": 32}),
-    ("swin3d_t", video_swin.VideoSwin, {"embed_dim": 96, "depths": [2, 2, 6, 2], "num_heads": [3, 6, 12, 24]}),
-    ("swin3d_s", video_swin.VideoSwin, {"embed_dim": 96, "depths": [2, 2, 18, 2], "num_heads": [3, 6, 12, 24]}),
-    ("swin3d_b", video_swin.VideoSwin, {"embed_dim": 128, "depths": [2, 2, 18, 2], "num_heads": [4, 8, 16, 32]}),
-])
+@pytest.mark.parametrize(
+    "name, family, numbers",
+    [
+        ("labram_base", labram.LaBraM, {"embed_dim": 200, "depth": 12, "num_heads": 10, "conv_channels": 8}),
+        ("labram_large", labram.LaBraM, {"embed_dim": 400, "depth": 24, "num_heads": 16, "conv_channels": 16}),
+        ("labram_huge", labram.LaBraM, {"embed_dim": 800, "depth": 48, "num_heads": 16, "conv_channels": 32}),
+        ("swin3d_t", video_swin.VideoSwin, {"embed_dim": 96, "depths": [2, 2, 6, 2], "num_heads": [3, 6, 12, 24]}),
+        ("swin3d_s", video_swin.VideoSwin, {"embed_dim": 96, "depths": [2, 2, 18, 2], "num_heads": [3, 6, 12, 24]}),
+        ("swin3d_b", video_swin.VideoSwin, {"embed_dim": 128, "depths": [2, 2, 18, 2], "num_heads": [4, 8, 16, 32]}),
+    ],
+)
 def test_a_preset_is_its_family_with_the_rows_numbers_as_defaults(name, family, numbers):
     component = registry.get("encoders", name)
     assert issubclass(component, family) and component.description

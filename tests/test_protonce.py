@@ -12,8 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from recipes.errors import RecipeError
 from peftzoo_model.losses.protonce import ProtoNCELoss, concentrations, spherical_kmeans
+from recipes.errors import RecipeError
 from tests.conftest import tiny_recipe
 
 DIM = 8
@@ -38,7 +38,9 @@ def _pairs(n: int = 6, seed: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
 def test_forward_matches_loops_over_pairs_and_prototypes(reg):
     loss, index = _clustered_loss(reg, proto_weight=0.5)
     eeg, video = _pairs()
-    batch_index = torch.tensor([int(index[0]), int(index[7]), 1000, int(index[12]), 6, int(index[39])])  # 1000, 6: not clustered
+    batch_index = torch.tensor(
+        [int(index[0]), int(index[7]), 1000, int(index[12]), 6, int(index[39])]
+    )  # 1000, 6: not clustered
     groups = torch.tensor([0, 0, 1, 2, 3, 3])
     state = loss.get_extra_state()
     row_of = {int(i): r for r, i in enumerate(index)}
@@ -46,7 +48,9 @@ def test_forward_matches_loops_over_pairs_and_prototypes(reg):
     for clustering in state["clusterings"]:
         directions = []
         for queries, side in ((eeg, "video"), (video, "eeg")):
-            prototypes, phi, assignment = (clustering[side][key] for key in ("prototypes", "concentration", "assignment"))
+            prototypes, phi, assignment = (
+                clustering[side][key] for key in ("prototypes", "concentration", "assignment")
+            )
             pair_losses = []
             for i, dataset_index in enumerate(batch_index.tolist()):
                 if dataset_index not in row_of:
@@ -128,7 +132,9 @@ def test_concentrations_follow_pcl_formula():
     for c in range(k):
         members = points[assignment == c]
         if len(members) > 1:
-            phi[c] = np.linalg.norm(members - members.mean(0), axis=1).sum() / (len(members) * np.log(len(members) + alpha))
+            phi[c] = np.linalg.norm(members - members.mean(0), axis=1).sum() / (
+                len(members) * np.log(len(members) + alpha)
+            )
     phi[phi == 0] = phi.max()
     clipped = np.clip(phi, np.percentile(phi, 10), np.percentile(phi, 90))
     assert clipped.min() > phi.min() and clipped.max() < phi.max(), "the example must clip at both ends"

@@ -13,8 +13,30 @@ from registry.core import Registry
 from tests.conftest import run_python
 
 BUILTINS = {
-    "encoders": {"tiny_eeg", "tiny_video", "labram_base", "labram_large", "labram_huge", "video_swin", "swin3d_t", "swin3d_s", "swin3d_b"},
-    "strategies": {"head_only", "full", "last_k", "bitfit", "lora", "prefix", "prompt", "ia3", "adalora", "loha", "lokr"},
+    "encoders": {
+        "tiny_eeg",
+        "tiny_video",
+        "labram_base",
+        "labram_large",
+        "labram_huge",
+        "video_swin",
+        "swin3d_t",
+        "swin3d_s",
+        "swin3d_b",
+    },
+    "strategies": {
+        "head_only",
+        "full",
+        "last_k",
+        "bitfit",
+        "lora",
+        "prefix",
+        "prompt",
+        "ia3",
+        "adalora",
+        "loha",
+        "lokr",
+    },
     "heads": {"linear", "mlp"},
     "losses": {"clip"},
     "datasets": {"synthetic", "arrays"},
@@ -127,7 +149,9 @@ GOOD_STRATEGY = """
 
 @pytest.fixture()
 def plugin_dir(tmp_path):
-    make_distribution(tmp_path, "zoo_good", {"peftzoo.strategies": {"good": "zoo_good_mod:Good"}}, {"zoo_good_mod": GOOD_STRATEGY})
+    make_distribution(
+        tmp_path, "zoo_good", {"peftzoo.strategies": {"good": "zoo_good_mod:Good"}}, {"zoo_good_mod": GOOD_STRATEGY}
+    )
     make_distribution(
         tmp_path,
         "zoo_broken",
@@ -211,7 +235,9 @@ def test_recipe_naming_a_broken_plugin_says_why(plugin_dir, tmp_path):
 
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump(tiny_recipe(**{"eeg.strategy": "crashes"})))
-    out = run_python("-m", "recipes.run", str(recipe), "--output-dir", str(tmp_path / "runs"), env={"PYTHONPATH": str(plugin_dir)})
+    out = run_python(
+        "-m", "recipes.run", str(recipe), "--output-dir", str(tmp_path / "runs"), env={"PYTHONPATH": str(plugin_dir)}
+    )
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     assert "eeg.strategy.name" in out.stderr and "plugin crashed at import" in out.stderr

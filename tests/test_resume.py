@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import signal
 
+import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
-
-import pytest
 
 from peftzoo_model.losses.clip import ClipLoss
 from peftzoo_model.losses.protonce import ProtoNCELoss
@@ -17,21 +16,33 @@ from peftzoo_tools.run import main
 from tests.conftest import run_dir_in, tiny_recipe
 from tests.interrupt import sigterm_during_step
 
-RECIPE = tiny_recipe(**{
-    "eeg.strategy": {"name": "lora", "targets": ["q", "v"], "r": 2, "dropout": 0.2},  # dropout: the RNG must resume too
-    "train.epochs": 3,
-})
+RECIPE = tiny_recipe(
+    **{
+        "eeg.strategy": {
+            "name": "lora",
+            "targets": ["q", "v"],
+            "r": 2,
+            "dropout": 0.2,
+        },  # dropout: the RNG must resume too
+        "train.epochs": 3,
+    }
+)
 
 
 def lines(run_dir, kind):
-    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if json.loads(x)["type"] == kind]
+    return [
+        json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if json.loads(x)["type"] == kind
+    ]
 
 
 # protonce: its prototypes of epoch 2 (after a 1-epoch warm-up) must survive the interruption too.
 @pytest.mark.parametrize("loss", [ClipLoss, ProtoNCELoss])
 def test_sigterm_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, capsys, monkeypatch, loss):
     path = tmp_path / "r.yaml"
-    recipe = dict(RECIPE, loss={"name": "protonce", "num_clusters": [4, 6], "warmup_epochs": 1} if loss is ProtoNCELoss else "clip")
+    recipe = dict(
+        RECIPE,
+        loss={"name": "protonce", "num_clusters": [4, 6], "warmup_epochs": 1} if loss is ProtoNCELoss else "clip",
+    )
     path.write_text(yaml.safe_dump(recipe))
     assert main([str(path), "--output-dir", str(tmp_path / "a"), "--quiet"]) == 0
     straight = run_dir_in(tmp_path / "a")
@@ -43,7 +54,9 @@ def test_sigterm_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, ca
     info = json.loads((stopped / "run.json").read_text())
     assert info["status"] == "interrupted"
     saved = torch.load(stopped / "checkpoints" / "last.pt", weights_only=False)
-    assert saved["progress"]["step"] == 5 and saved["progress"]["epoch"] == 2 and saved["progress"]["batch_in_epoch"] == 2
+    assert (
+        saved["progress"]["step"] == 5 and saved["progress"]["epoch"] == 2 and saved["progress"]["batch_in_epoch"] == 2
+    )
     monkeypatch.setattr(loss, "forward", real_forward)
     capsys.readouterr()
 
@@ -51,7 +64,9 @@ def test_sigterm_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, ca
     assert capsys.readouterr().out.strip().splitlines()[-1] == f"run: {stopped}"
     assert json.loads((stopped / "run.json").read_text())["status"] == "completed"
     assert lines(stopped, "eval") == lines(straight, "eval")
-    assert [(r["step"], r["train/loss"]) for r in lines(stopped, "train")] == [(r["step"], r["train/loss"]) for r in lines(straight, "train")]
+    assert [(r["step"], r["train/loss"]) for r in lines(stopped, "train")] == [
+        (r["step"], r["train/loss"]) for r in lines(straight, "train")
+    ]
     a, b = load_file(str(straight / "trainable.safetensors")), load_file(str(stopped / "trainable.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
@@ -78,8 +93,12 @@ def test_sigterm_to_a_real_process_stops_cleanly(tmp_path):
 
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(tiny_recipe(**{"train.epochs": 200, "train.feature_cache": False})))
-    proc = subprocess.Popen([sys.executable, "-m", "recipes.run", str(path), "--output-dir", str(tmp_path / "runs")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "recipes.run", str(path), "--output-dir", str(tmp_path / "runs")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_until(lambda: list((tmp_path / "runs").glob("*/checkpoints/last.pt")), "the run's first checkpoint", proc=proc)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=GENEROUS)

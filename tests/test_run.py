@@ -10,8 +10,8 @@ import numpy as np
 import yaml
 from safetensors import safe_open
 
-from recipes import schema
 from peftzoo_tools.run import main
+from recipes import schema
 from tests.conftest import run_python, tiny_recipe
 
 
@@ -74,14 +74,21 @@ def test_zero_learning_rate_stays_at_chance(tmp_path, capsys):
 
 def test_full_strategy_on_arrays_data(tmp_path, capsys, reg):
     """arrays format with groups, full fine-tuning on one side: learns and never splits a group."""
-    data = reg.build("datasets", {"name": "synthetic", "n": 200, "seconds": 1, "frames": 4, "height": 20, "width": 20}, seed=1)
+    data = reg.build(
+        "datasets", {"name": "synthetic", "n": 200, "seconds": 1, "frames": 4, "height": 20, "width": 20}, seed=1
+    )
     root = tmp_path / "pairs"
     root.mkdir()
     np.save(root / "eeg.npy", data.eeg)
     np.save(root / "video.npy", data.video)
     np.save(root / "groups.npy", np.arange(200) // 4)
     (root / "meta.json").write_text(json.dumps({"sfreq": 200, "channels": data.channels, "fps": 8}))
-    recipe = tiny_recipe(**{"data": {"name": "arrays", "path": str(root), "val_fraction": 0.2}, "eeg.strategy": {"name": "full", "lr_scale": 0.5}})
+    recipe = tiny_recipe(
+        **{
+            "data": {"name": "arrays", "path": str(root), "val_fraction": 0.2},
+            "eeg.strategy": {"name": "full", "lr_scale": 0.5},
+        }
+    )
     recipe["train"] = {"epochs": 6, "batch_size": 32, "lr": 2e-3}
     run_dir = run_in_process(tmp_path, recipe, capsys=capsys)
     metrics = final_eval(run_dir)

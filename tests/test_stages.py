@@ -18,7 +18,10 @@ def staged_recipe(**changes):
     recipe["train"]["stages"] = [
         {"epochs": 1},  # heads first (both sides head_only, as the sides say)
         {"epochs": 1, "lr": 5e-4, "eeg": {"strategy": {"name": "lora", "targets": ["q", "v"], "r": 2}}},
-        {"epochs": 1, "eeg": {"strategy": [{"name": "lora", "targets": ["q", "v"], "r": 2}, {"name": "last_k", "k": 1}]}},
+        {
+            "epochs": 1,
+            "eeg": {"strategy": [{"name": "lora", "targets": ["q", "v"], "r": 2}, {"name": "last_k", "k": 1}]},
+        },
     ]
     return recipe
 
@@ -30,7 +33,11 @@ def test_stages_switch_strategies_and_keep_every_stage_weights(tmp_path, capsys)
     run_dir = run_dir_in(tmp_path / "runs")
     info = json.loads((run_dir / "run.json").read_text())
     stages = info["stages"]
-    assert [s["epochs"] for s in stages] == [1, 1, 1] and [s["lr"] for s in stages] == [1e-3, 5e-4, 1e-3]  # a stage without lr uses train.lr
+    assert [s["epochs"] for s in stages] == [1, 1, 1] and [s["lr"] for s in stages] == [
+        1e-3,
+        5e-4,
+        1e-3,
+    ]  # a stage without lr uses train.lr
     counts = [s["trainable_parameters"] for s in stages]
     assert counts[0] < counts[1] < counts[2]
     assert stages[0]["strategies"]["eeg"].startswith("head_only") and stages[1]["strategies"]["eeg"].startswith("lora")

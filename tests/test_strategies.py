@@ -18,7 +18,15 @@ from peftzoo_engine.weights import load_trainable, save_trainable
 
 ENCODERS = {
     "labram_base": {"depth": 2, "embed_dim": 100, "conv_channels": 4, "num_heads": 4, "drop_path": 0.0},
-    "video_swin": {"embed_dim": 16, "depths": [1, 1], "num_heads": [2, 4], "window_size": [2, 4, 4], "frames": 4, "size": 32, "drop_path": 0.0},
+    "video_swin": {
+        "embed_dim": 16,
+        "depths": [1, 1],
+        "num_heads": [2, 4],
+        "window_size": [2, 4, 4],
+        "frames": 4,
+        "size": 32,
+        "drop_path": 0.0,
+    },
 }
 # Options that make a strategy train something on these small encoders (defaults otherwise).
 OPTIONS = {"last_k": {"k": 1}}
@@ -40,7 +48,9 @@ def example_input(name: str):
 def build(encoder: str, strategy: str, checkpoint=None):
     """(encoder, report), or (None, None) after checking the refusal of a combination in REFUSED."""
     torch.manual_seed(0)
-    enc = registry.build("encoders", {"name": encoder, "checkpoint": checkpoint and str(checkpoint), **ENCODERS[encoder]})
+    enc = registry.build(
+        "encoders", {"name": encoder, "checkpoint": checkpoint and str(checkpoint), **ENCODERS[encoder]}
+    )
     strat = registry.build("strategies", {"name": strategy, **OPTIONS.get(strategy, {})})
     if (encoder, strategy) in REFUSED:
         with pytest.raises(StrategyError, match=REFUSED[(encoder, strategy)]):
@@ -136,8 +146,11 @@ def test_saved_weights_reproduce_outputs_on_a_fresh_encoder(encoder_name, strate
         ("swin3d_t", {"name": "bitfit", "relative_position_bias": True}, 52_224 + 349_830),
         ("labram_base", {"name": "bitfit", "qv_bias": False}, 24_728 - 12 * 400),
         # one LaBraM-Base block: norm1, qkv (no bias), q/k norms, proj, norm2, fc1, fc2, two layer scales
-        ("labram_base", {"name": "last_k", "k": 1, "final_norm": False},
-         400 + 3 * 200 * 200 + 2 * 40 + (200 * 200 + 200) + 400 + (200 * 800 + 800) + (800 * 200 + 200) + 400),
+        (
+            "labram_base",
+            {"name": "last_k", "k": 1, "final_norm": False},
+            400 + 3 * 200 * 200 + 2 * 40 + (200 * 200 + 200) + 400 + (200 * 800 + 800) + (800 * 200 + 200) + 400,
+        ),
         ("labram_base", {"name": "last_k", "k": 2}, 2 * 482_480 + 400),
     ],
 )
@@ -158,7 +171,14 @@ def test_lora_qv_adapts_only_q_and_v_rows():
     assert delta[d : 2 * d].abs().sum() == 0 and delta[:d].abs().sum() > 0 and delta[2 * d :].abs().sum() > 0
 
 
-@pytest.mark.parametrize("spec", [{"name": "lora"}, {"name": "lora", "targets": ["q", "k", "v", "o"], "use_dora": True}, {"name": "lora", "targets": ["mlp"], "use_rslora": True}])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"name": "lora"},
+        {"name": "lora", "targets": ["q", "k", "v", "o"], "use_dora": True},
+        {"name": "lora", "targets": ["mlp"], "use_rslora": True},
+    ],
+)
 def test_lora_merge_gives_equal_outputs_and_plain_layers(encoder_name, spec):
     from adapters.strategies.lora import merge
 
@@ -195,7 +215,9 @@ def test_compositions_that_cannot_work_are_refused(specs, message):
 def test_compositions_train_the_union(encoder_name):
     torch.manual_seed(0)
     enc = registry.build("encoders", {"name": encoder_name, **ENCODERS[encoder_name]})
-    report = apply_strategies(enc, [registry.build("strategies", s) for s in ("lora", "bitfit", {"name": "last_k", "k": 1})])
+    report = apply_strategies(
+        enc, [registry.build("strategies", s) for s in ("lora", "bitfit", {"name": "last_k", "k": 1})]
+    )
     names = set(report.trainable)
     assert any(".lora_" in n for n in names) and any(n.endswith("bias") for n in names)
     last = list(enc.blocks)[-1]
@@ -213,7 +235,9 @@ def test_last_k_bounds():
 
 def test_layer_decay_scales(encoder_name):
     enc = registry.build("encoders", {"name": encoder_name, **ENCODERS[encoder_name]})
-    report = apply_strategies(enc, [registry.build("strategies", {"name": "full", "layer_decay": 0.5, "lr_scale": 0.1})])
+    report = apply_strategies(
+        enc, [registry.build("strategies", {"name": "full", "layer_decay": 0.5, "lr_scale": 0.1})]
+    )
     ids = enc.layer_ids()
     top = len(enc.blocks) + 1
     for name, scale in report.lr_scale.items():
@@ -241,7 +265,12 @@ def test_adalora_penalty_and_budget_are_wired_into_training(tmp_path, capsys):
     from peftzoo_tools.run import main
     from tests.conftest import run_dir_in, tiny_recipe
 
-    recipe = tiny_recipe(**{"eeg.strategy": {"name": "adalora", "init_r": 4, "target_r": 2, "targets": ["q", "k", "v", "o"]}, "train.epochs": 3})
+    recipe = tiny_recipe(
+        **{
+            "eeg.strategy": {"name": "adalora", "init_r": 4, "target_r": 2, "targets": ["q", "k", "v", "o"]},
+            "train.epochs": 3,
+        }
+    )
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(recipe))
     assert main([str(path), "--output-dir", str(tmp_path / "runs"), "--quiet"]) == 0
@@ -261,7 +290,10 @@ def test_adalora_penalty_and_budget_are_wired_into_training(tmp_path, capsys):
     "spec, expected",
     [
         ({"name": "prefix", "length": 10}, 12 * 2 * 10 * 200),
-        ({"name": "prefix", "length": 10, "layers": [-1], "reparam_hidden": 64}, 10 * 200 + (200 * 64 + 64) + (64 * 400 + 400)),
+        (
+            {"name": "prefix", "length": 10, "layers": [-1], "reparam_hidden": 64},
+            10 * 200 + (200 * 64 + 64) + (64 * 400 + 400),
+        ),
         ({"name": "prompt", "tokens": 50, "deep": True}, 12 * 50 * 200),
         ({"name": "prompt", "tokens": 5}, 5 * 200),
     ],
@@ -305,7 +337,9 @@ def test_prompt_on_tiny_eeg_and_tiny_video_and_refused_with_the_encoders_reason(
     assert report.num_trainable == 2 * 16
     assert enc(torch.randn(2, 3, 200), channels=["Cz", "Pz", "Oz"]).shape == (2, 16)
     # tiny_video is a plain token sequence: prompts go in front and pooling drops them again
-    video = registry.build("encoders", {"name": "tiny_video", "dim": 16, "heads": 2, "depth": 2, "frames": 4, "size": 16})
+    video = registry.build(
+        "encoders", {"name": "tiny_video", "dim": 16, "heads": 2, "depth": 2, "frames": 4, "size": 16}
+    )
     clip = torch.randn(2, 3, 4, 16, 16)
     before = video.eval()(clip)
     report = apply_strategies(video, [registry.build("strategies", {"name": "prompt", "tokens": 3, "deep": True})])
@@ -318,5 +352,7 @@ def test_prompt_on_tiny_eeg_and_tiny_video_and_refused_with_the_encoders_reason(
     class NoSlot(torch.nn.Module):
         name, blocks = "plugin_encoder", torch.nn.ModuleList([torch.nn.Identity()])
 
-    with pytest.raises(StrategyError, match=r"plugin_encoder takes no prompt tokens \(it does not declare where .*use prefix, lora"):
+    with pytest.raises(
+        StrategyError, match=r"plugin_encoder takes no prompt tokens \(it does not declare where .*use prefix, lora"
+    ):
         apply_strategies(NoSlot(), [registry.build("strategies", "prompt")])

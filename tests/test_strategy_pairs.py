@@ -12,16 +12,21 @@ import torch
 from safetensors.torch import load_file
 
 import registry
-from recipes import schema
-from recipes.compose import compose
 from peftzoo_engine import train
 from peftzoo_engine.rundir import RunDir
+from recipes import schema
+from recipes.compose import compose
 from registry.errors import UserError
 from tests.conftest import tiny_recipe
 
 TINY = {
-    "data.n": 20, "data.frames": 2, "data.height": 8, "data.width": 8, "data.val_fraction": 0.2,
-    "train.batch_size": 16, "train.feature_cache": False,  # 16 training pairs: one step per epoch
+    "data.n": 20,
+    "data.frames": 2,
+    "data.height": 8,
+    "data.width": 8,
+    "data.val_fraction": 0.2,
+    "train.batch_size": 16,
+    "train.feature_cache": False,  # 16 training pairs: one step per epoch
     "eeg.encoder": {"name": "tiny_eeg", "dim": 16, "depth": 1, "heads": 2},
     "video.encoder": {"name": "tiny_video", "dim": 16, "depth": 1, "heads": 2, "frames": 2, "size": 8},
     "embed_dim": 16,

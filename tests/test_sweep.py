@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from recipes.errors import RecipeError
 from peftzoo_tools.sweep import plan as plans
 from peftzoo_tools.sweep import space as spaces
 from peftzoo_tools.sweep import summary
 from peftzoo_tools.sweep.cli import main
+from recipes.errors import RecipeError
 from tests.conftest import ROOT, tiny_recipe
 from tests.waiting import GENEROUS, wait_until
 
@@ -31,7 +31,9 @@ def small_recipe(tmp_path: Path, **changes) -> Path:
 
 # -- the space and the plan (no training) ----------------------------------------------------------
 def test_grid_fixed_values_and_lists_as_values():
-    space = spaces.from_arguments(["train.lr=[1e-3,3e-4]", "seed=[0,1,2]", "train.epochs=3", "eeg.head.hidden=[[64,64]]"])
+    space = spaces.from_arguments(
+        ["train.lr=[1e-3,3e-4]", "seed=[0,1,2]", "train.epochs=3", "eeg.head.hidden=[[64,64]]"]
+    )
     assert space.axes == {"train.lr": [1e-3, 3e-4], "seed": [0, 1, 2], "eeg.head.hidden": [[64, 64]]}
     assert space.fixed == {"train.epochs": 3}
     grid = spaces.trials(space, None, 0)
@@ -39,7 +41,11 @@ def test_grid_fixed_values_and_lists_as_values():
     # the override strings round-trip through recipes.overrides exactly
     from recipes import overrides
 
-    assert overrides.apply({}, spaces.as_override_args(grid[5])) == {"train": {"lr": 3e-4}, "seed": 2, "eeg": {"head": {"hidden": [64, 64]}}}
+    assert overrides.apply({}, spaces.as_override_args(grid[5])) == {
+        "train": {"lr": 3e-4},
+        "seed": 2,
+        "eeg": {"head": {"hidden": [64, 64]}},
+    }
 
 
 def test_random_draws_are_seeded_and_without_replacement():
@@ -48,7 +54,9 @@ def test_random_draws_are_seeded_and_without_replacement():
     assert a == b and len(a) == 7 and len({json.dumps(t, sort_keys=True) for t in a}) == 7
     assert spaces.trials(space, 7, seed=4) != a
     assert len(spaces.trials(space, 100, seed=0)) == 20  # never more than the grid holds
-    dist = spaces.from_mapping({"train.lr": {"loguniform": [1e-5, 1e-2]}, "train.batch_size": {"randint": [8, 16]}}, None, "f")
+    dist = spaces.from_mapping(
+        {"train.lr": {"loguniform": [1e-5, 1e-2]}, "train.batch_size": {"randint": [8, 16]}}, None, "f"
+    )
     drawn = spaces.trials(dist, 50, seed=0)
     assert all(1e-5 <= t["train.lr"] <= 1e-2 and 8 <= t["train.batch_size"] <= 16 for t in drawn)
     with pytest.raises(RecipeError, match="add --random N"):
@@ -60,9 +68,16 @@ def test_random_draws_are_seeded_and_without_replacement():
 def test_sweep_file_names_the_base_recipe_and_its_space(tmp_path, reg):
     base = small_recipe(tmp_path)
     sweep_file = tmp_path / "sweep.yaml"
-    sweep_file.write_text(yaml.safe_dump({"recipe": "recipe.yaml", "overrides": {"train.epochs": 2},
-                                          "space": {"train.lr": [1e-3, 2e-3], "loss.temperature": [0.07]},
-                                          "select": {"metric": "val/loss", "mode": "min"}}))
+    sweep_file.write_text(
+        yaml.safe_dump(
+            {
+                "recipe": "recipe.yaml",
+                "overrides": {"train.epochs": 2},
+                "space": {"train.lr": [1e-3, 2e-3], "loss.temperature": [0.07]},
+                "select": {"metric": "val/loss", "mode": "min"},
+            }
+        )
+    )
     plan = plans.from_command(str(sweep_file), ["seed=[0,1]"], None, None, None)
     assert plan.base["train"]["epochs"] == 2 and plan.name == "tiny_test"
     assert len(plan.trials) == 4 and plan.select == {"metric": "val/loss", "mode": "min"}
@@ -95,12 +110,24 @@ def test_a_bad_key_or_value_is_refused_before_anything_runs(tmp_path, capsys, ar
 
 def test_summary_aggregates_seeds_and_sorts_by_the_selection_metric():
     def trial(i, lr, seed, r1):
-        return {"id": f"trial-{i}", "overrides": {"train.lr": lr, "seed": seed}, "status": "completed",
-                "final_metrics": {"val/eeg_to_video/R@1": r1 - 0.01}, "best_metrics": {"val/eeg_to_video/R@1": r1}}
+        return {
+            "id": f"trial-{i}",
+            "overrides": {"train.lr": lr, "seed": seed},
+            "status": "completed",
+            "final_metrics": {"val/eeg_to_video/R@1": r1 - 0.01},
+            "best_metrics": {"val/eeg_to_video/R@1": r1},
+        }
 
-    data = {"select": {"metric": "val/eeg_to_video/R@1", "mode": "max"},
-            "trials": [trial(0, 0.1, 0, 0.2), trial(1, 0.1, 1, 0.4), trial(2, 0.2, 0, 0.5), trial(3, 0.2, 1, 0.7),
-                       {"id": "trial-4", "overrides": {"train.lr": 0.3, "seed": 0}, "status": "failed"}]}
+    data = {
+        "select": {"metric": "val/eeg_to_video/R@1", "mode": "max"},
+        "trials": [
+            trial(0, 0.1, 0, 0.2),
+            trial(1, 0.1, 1, 0.4),
+            trial(2, 0.2, 0, 0.5),
+            trial(3, 0.2, 1, 0.7),
+            {"id": "trial-4", "overrides": {"train.lr": 0.3, "seed": 0}, "status": "failed"},
+        ],
+    }
     rows = summary.configurations(data)
     assert [r["config"] for r in rows] == [{"train.lr": 0.2}, {"train.lr": 0.1}, {"train.lr": 0.3}]
     assert rows[0]["best_mean"] == pytest.approx(0.6) and rows[0]["best_std"] == pytest.approx(0.1414, abs=1e-4)
@@ -152,11 +179,24 @@ def test_an_interrupted_sweep_resumes_its_trials_from_their_checkpoints(tmp_path
     # Enough epochs that the trial is still training when the signal arrives, on an idle machine too.
     epochs = 60
     recipe = small_recipe(tmp_path, **{"train.epochs": epochs, "train.batch_size": 8})
-    command = [sys.executable, "-m", "recipes.sweep", str(recipe), "seed=[0]", "--output-dir", str(tmp_path / "sweeps"), "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "recipes.sweep",
+        str(recipe),
+        "seed=[0]",
+        "--output-dir",
+        str(tmp_path / "sweeps"),
+        "--quiet",
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     sweep_proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    found = wait_until(lambda: list((tmp_path / "sweeps").glob("*/trial-000/*/checkpoints/last.pt")),
-                       "the trial's first checkpoint", proc=sweep_proc, interval=0.2)
+    found = wait_until(
+        lambda: list((tmp_path / "sweeps").glob("*/trial-000/*/checkpoints/last.pt")),
+        "the trial's first checkpoint",
+        proc=sweep_proc,
+        interval=0.2,
+    )
     metrics = found[0].parent.parent / "metrics.jsonl"
     sweep_proc.send_signal(signal.SIGTERM)
     out, err = sweep_proc.communicate(timeout=GENEROUS)
@@ -173,7 +213,9 @@ def test_an_interrupted_sweep_resumes_its_trials_from_their_checkpoints(tmp_path
     info = json.loads((run / "run.json").read_text())
     assert trial["status"] == "completed" and trial["run"] == str(run)  # the same run, continued
     assert info["status"] == "completed" and info["resumed"] and info["steps"] == epochs * 6
-    assert [json.loads(line)["epoch"] for line in metrics.read_text().splitlines() if '"eval"' in line] == list(range(1, epochs + 1))
+    assert [json.loads(line)["epoch"] for line in metrics.read_text().splitlines() if '"eval"' in line] == list(
+        range(1, epochs + 1)
+    )
 
 
 def test_parallel_workers_split_the_cores_between_their_trials():
@@ -183,8 +225,13 @@ def test_parallel_workers_split_the_cores_between_their_trials():
 
     backend = LocalBackend(workers=2)
     assert backend.threads == max(1, len(os.sched_getaffinity(0)) // 2)
-    probe = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
-                           env=child_environment(1), capture_output=True, text=True, timeout=120)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+        env=child_environment(1),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert probe.stdout.strip() == "1", probe.stderr
 
 
@@ -214,13 +261,16 @@ def test_the_prepass_shares_the_first_stage_features_of_staged_recipes(tmp_path,
     """A staged recipe whose first stage freezes both encoders: the pre-pass caches both sides as the
     trial's first stage will key them, and the trial then computes none itself; its second stage
     (LoRA on the EEG side) leaves the video side unchanged and frozen, so it reads the same entry."""
-    from recipes import schema
     from peftzoo_tools.run import main as run_main
     from peftzoo_tools.sweep import prepass
+    from recipes import schema
 
     raw = tiny_recipe(**{"data.n": 64, "train.cache_dir": str(tmp_path / "cache")})
     del raw["train"]["epochs"]
-    raw["train"]["stages"] = [{"epochs": 1}, {"epochs": 1, "eeg": {"strategy": {"name": "lora", "targets": ["q", "v"], "r": 2}}}]
+    raw["train"]["stages"] = [
+        {"epochs": 1},
+        {"epochs": 1, "eeg": {"strategy": {"name": "lora", "targets": ["q", "v"], "r": 2}}},
+    ]
     recipe = schema.validate(raw, reg)
     assert prepass.signature(recipe) is not None
     assert prepass.fill([recipe, recipe], tmp_path / "cache", reg) == {"groups": 1, "sides": 2}

@@ -18,14 +18,27 @@ from peftzoo_tools.compare.cli import main as compare
 from tests.conftest import ROOT
 from tests.waiting import GENEROUS, wait_until
 
-SWEEP = ["head_only_tiny", "train.lr=[1e-3,3e-3]", "eeg.head.dropout=[0.0,0.2]", "seed=[0,1]",
-         "train.epochs=3", "data.n=160", "train.loggers=[[jsonl,tensorboard]]"]
+SWEEP = [
+    "head_only_tiny",
+    "train.lr=[1e-3,3e-3]",
+    "eeg.head.dropout=[0.0,0.2]",
+    "seed=[0,1]",
+    "train.epochs=3",
+    "data.n=160",
+    "train.loggers=[[jsonl,tensorboard]]",
+]
 
 
 def sweep_process(out: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "recipes.sweep", *SWEEP, "--output-dir", str(out), "--quiet"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "recipes.sweep", *SWEEP, "--output-dir", str(out), "--quiet"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def completed(sweep_json: Path) -> list[str]:
@@ -38,6 +51,7 @@ def completed(sweep_json: Path) -> list[str]:
 def test_a_sweep_of_lr_dropout_and_seed_runs_resumes_and_reports(tmp_path, capsys):
     out = tmp_path / "sweeps"
     first = sweep_process(out)
+
     def one_completed() -> list[Path]:
         found = list(out.glob("*/sweep.json"))
         return found if found and completed(found[0]) else []

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from recipes.errors import RecipeError
 from peftzoo_tools.sweep import plan as plans
 from peftzoo_tools.sweep import space as spaces
 from peftzoo_tools.sweep.cli import main
 from peftzoo_tools.sweep.record import SweepRecord
+from recipes.errors import RecipeError
 from tests.conftest import tiny_recipe
 
 
@@ -25,7 +25,9 @@ def recipe(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("argument", ["train.lr=[1e-3,1e-3]", "train.lr=[1e-3,0.001]", "eeg.head=[linear,{name: mlp},linear]"])
+@pytest.mark.parametrize(
+    "argument", ["train.lr=[1e-3,1e-3]", "train.lr=[1e-3,0.001]", "eeg.head=[linear,{name: mlp},linear]"]
+)
 def test_a_value_listed_twice_is_refused_and_nothing_is_made(recipe, tmp_path, capsys, argument):
     # Two trials of one configuration would be summarized as two "seeds" of it.
     assert main([str(recipe), argument, "--output-dir", str(tmp_path / "sweeps")]) == 2
@@ -42,15 +44,23 @@ def test_distinct_values_that_look_alike_are_kept():
 
 def test_a_sweep_file_repeating_a_value_or_a_choice_is_refused(tmp_path):
     path = tmp_path / "sweep.yaml"
-    path.write_text(yaml.safe_dump({"recipe": tiny_recipe(), "space": {"train.lr": {"choice": [1e-3, 2e-3, 1e-3]}}, "random": 2}))
+    path.write_text(
+        yaml.safe_dump({"recipe": tiny_recipe(), "space": {"train.lr": {"choice": [1e-3, 2e-3, 1e-3]}}, "random": 2})
+    )
     with pytest.raises(RecipeError, match=r"space.train.lr: choice: the value 0.001 is listed twice"):
         plans.from_command(str(path), [], None, None, None)
 
 
 def test_a_mistyped_selection_metric_is_refused_before_anything_runs(recipe, tmp_path, capsys):
-    assert main([str(recipe), "train.lr=[1e-3]", "--metric", "val/eeg_to_video/R@1x", "--output-dir", str(tmp_path / "s")]) == 2
+    assert (
+        main([str(recipe), "train.lr=[1e-3]", "--metric", "val/eeg_to_video/R@1x", "--output-dir", str(tmp_path / "s")])
+        == 2
+    )
     err = capsys.readouterr().err
-    assert "select metric 'val/eeg_to_video/R@1x' is not a metric the evaluation logs; did you mean 'val/eeg_to_video/R@1'" in err
+    assert (
+        "select metric 'val/eeg_to_video/R@1x' is not a metric the evaluation logs; did you mean 'val/eeg_to_video/R@1'"
+        in err
+    )
     assert not (tmp_path / "s").exists()
 
 
@@ -83,11 +93,19 @@ def test_a_rerun_with_another_selection_metric_reranks_the_finished_trials(tmp_p
     record = SweepRecord.load_or_create(tmp_path / "sweep", header, [("trial-000", {"train.lr": 1e-3})])
     from peftzoo_tools.sweep.record import best_line
 
-    record.update("trial-000", status="completed", run=str(run), best_metrics=best_line(run, "val/eeg_to_video/R@1", "max"))
+    record.update(
+        "trial-000", status="completed", run=str(run), best_metrics=best_line(run, "val/eeg_to_video/R@1", "max")
+    )
     assert record.trial("trial-000")["best_metrics"]["epoch"] == 1
-    again = SweepRecord.load_or_create(tmp_path / "sweep", {**header, "select": {"metric": "val/loss", "mode": "min"}},
-                                       [("trial-000", {"train.lr": 1e-3})])
-    assert again.trial("trial-000")["best_metrics"]["epoch"] == 2 and again.trial("trial-000")["best_metrics"]["val/loss"] == 2.0
+    again = SweepRecord.load_or_create(
+        tmp_path / "sweep",
+        {**header, "select": {"metric": "val/loss", "mode": "min"}},
+        [("trial-000", {"train.lr": 1e-3})],
+    )
+    assert (
+        again.trial("trial-000")["best_metrics"]["epoch"] == 2
+        and again.trial("trial-000")["best_metrics"]["val/loss"] == 2.0
+    )
     saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert saved["select"]["metric"] == "val/loss" and saved["trials"][0]["best_metrics"]["epoch"] == 2
 
@@ -126,7 +144,9 @@ def test_random_draws_from_a_huge_grid_without_listing_it_and_choices_do_not_rep
     assert drawn == listed  # every combination once, in grid order
     assert all(t in listed for t in spaces.trials(small, 5, seed=1))
 
-    huge = spaces.from_arguments([f"k{i}=[{','.join(str(v) for v in range(10))}]" for i in range(10)])  # 1e10 combinations
+    huge = spaces.from_arguments(
+        [f"k{i}=[{','.join(str(v) for v in range(10))}]" for i in range(10)]
+    )  # 1e10 combinations
     start = time.perf_counter()
     picks = spaces.trials(huge, 5, seed=0)
     assert time.perf_counter() - start < 5 and len({json.dumps(t, sort_keys=True) for t in picks}) == 5
@@ -136,13 +156,15 @@ def test_random_draws_from_a_huge_grid_without_listing_it_and_choices_do_not_rep
     assert len(drawn) == 4 and len({json.dumps(t, sort_keys=True) for t in drawn}) == 4
 
 
-
-@pytest.mark.parametrize("extra, message", [
-    ({"seed": "abc"}, "seed (of the --random draws) must be an integer, got 'abc'"),
-    ({"seed": 1.5}, "seed (of the --random draws) must be an integer, got 1.5"),
-    ({"name": "a/b"}, "name 'a/b' names the sweep directory"),
-    ({"name": ""}, "name '' names the sweep directory"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"seed": "abc"}, "seed (of the --random draws) must be an integer, got 'abc'"),
+        ({"seed": 1.5}, "seed (of the --random draws) must be an integer, got 1.5"),
+        ({"name": "a/b"}, "name 'a/b' names the sweep directory"),
+        ({"name": ""}, "name '' names the sweep directory"),
+    ],
+)
 def test_a_sweep_file_seed_or_name_that_cannot_be_used_is_refused(tmp_path, capsys, extra, message):
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump({"recipe": tiny_recipe(), "space": {"train.lr": [1e-3]}, **extra}))
@@ -162,5 +184,7 @@ def test_a_seed_without_random_draws_is_the_same_grid_sweep(recipe):
     plain = plans.from_command(str(recipe), ["train.lr=[1e-3,2e-3]"], None, None, None)
     seeded = plans.from_command(str(recipe), ["train.lr=[1e-3,2e-3]"], None, 7, None)
     assert plain.digest() == seeded.digest() and [t.values for t in plain.trials] == [t.values for t in seeded.trials]
-    assert plans.from_command(str(recipe), ["train.lr=[1e-3,2e-3]"], 1, 7, None).digest() != \
-        plans.from_command(str(recipe), ["train.lr=[1e-3,2e-3]"], 1, 8, None).digest()
+    assert (
+        plans.from_command(str(recipe), ["train.lr=[1e-3,2e-3]"], 1, 7, None).digest()
+        != plans.from_command(str(recipe), ["train.lr=[1e-3,2e-3]"], 1, 8, None).digest()
+    )

@@ -21,10 +21,37 @@ def test_ray_backend_runs_the_trials_of_a_sweep(tmp_path, capsys, monkeypatch):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         # a trial asking for more than the cluster has is refused before it waits forever
-        assert main([str(recipe), "seed=[0,1]", "--backend", "ray", "--trial-cpus", "4", "--output-dir", str(tmp_path / "big"), "-q"]) == 2
+        assert (
+            main(
+                [
+                    str(recipe),
+                    "seed=[0,1]",
+                    "--backend",
+                    "ray",
+                    "--trial-cpus",
+                    "4",
+                    "--output-dir",
+                    str(tmp_path / "big"),
+                    "-q",
+                ]
+            )
+            == 2
+        )
         assert "the Ray cluster has 2 CPUs" in capsys.readouterr().err and not (tmp_path / "big").exists()
         assert ray.available_resources().get("CPU") == 2
-        code = main([str(recipe), "seed=[0,1]", "--backend", "ray", "--trial-cpus", "1", "--output-dir", str(tmp_path / "sweeps"), "-q"])
+        code = main(
+            [
+                str(recipe),
+                "seed=[0,1]",
+                "--backend",
+                "ray",
+                "--trial-cpus",
+                "1",
+                "--output-dir",
+                str(tmp_path / "sweeps"),
+                "-q",
+            ]
+        )
     finally:
         ray.shutdown()
     out = capsys.readouterr().out.strip().splitlines()

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from peftzoo_tools.run import main
 from recipes import schema
 from recipes.errors import RecipeError
-from peftzoo_tools.run import main
 from tests.conftest import tiny_recipe
 
 
@@ -20,14 +20,20 @@ def test_tensorboard_gets_every_metric_under_its_metrics_jsonl_name_and_the_hpar
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump(tiny_recipe(**{"data.n": 64, "train.log_every": 1, "train.loggers": ["jsonl", "tensorboard"]})))
+    recipe.write_text(
+        yaml.safe_dump(tiny_recipe(**{"data.n": 64, "train.log_every": 1, "train.loggers": ["jsonl", "tensorboard"]}))
+    )
     assert main([str(recipe), "--output-dir", str(tmp_path / "runs"), "--quiet"]) == 0
     run = Path(capsys.readouterr().out.strip().splitlines()[-1].removeprefix("run: "))
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     expected: dict[str, list[tuple[int, float]]] = {}
     for line in lines:
         for key, value in line.items():
-            if key not in ("type", "epoch", "step", "stage") and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if (
+                key not in ("type", "epoch", "step", "stage")
+                and isinstance(value, (int, float))
+                and not isinstance(value, bool)
+            ):
                 expected.setdefault(key, []).append((line["step"], value))
     assert {"train/loss", "lr", "val/eeg_to_video/R@1", "val/loss", "data_wait_frac"} <= set(expected)
 
@@ -76,7 +82,14 @@ def test_a_resumed_run_replaces_the_events_after_its_checkpoint(tmp_path):
     resumed.finish({"status": "interrupted"}, {})
     events = EventAccumulator(str(tmp_path / "tb"))
     events.Reload()
-    assert [(e.step, e.value) for e in events.Scalars("train/loss")] == [(1, 11), (2, 12), (3, 13), (4, 24), (5, 25), (6, 26)]
+    assert [(e.step, e.value) for e in events.Scalars("train/loss")] == [
+        (1, 11),
+        (2, 12),
+        (3, 13),
+        (4, 24),
+        (5, 25),
+        (6, 26),
+    ]
 
 
 def test_two_resumes_keep_one_point_per_step_and_nested_hparams_become_readable_values(tmp_path):
@@ -95,17 +108,29 @@ def test_two_resumes_keep_one_point_per_step_and_nested_hparams_become_readable_
         if resume != 5:
             logger.writer.close()  # killed: no finish
     recipe = {"eeg": {"head": {"name": "mlp", "hidden": [32, 16], "dropout": None}}, "train": {"lr": 1e-3, "amp": True}}
-    logger.finish({"status": "completed", "final_metrics": {"val/eeg_to_video/R@1": 0.3, "val/n": float("nan")}}, recipe)
+    logger.finish(
+        {"status": "completed", "final_metrics": {"val/eeg_to_video/R@1": 0.3, "val/n": float("nan")}}, recipe
+    )
     events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"scalars": 0})
     events.Reload()
     assert [(e.step, e.value) for e in events.Scalars("train/loss")] == [
-        (1, 11), (2, 12), (3, 13), (4, 24), (5, 25), (6, 36), (7, 37), (8, 38)]
+        (1, 11),
+        (2, 12),
+        (3, 13),
+        (4, 24),
+        (5, 25),
+        (6, 36),
+        (7, 37),
+        (8, 38),
+    ]
     assert [(e.step, e.value) for e in events.Scalars("val/eeg_to_video/R@1")] == [(8, pytest.approx(0.3))]
     content = events.PluginTagToContent("hparams")
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
     assert start.hparams["eeg.head.hidden"].string_value == "[32, 16]"
     assert start.hparams["eeg.head.dropout"].string_value == "None"
-    assert start.hparams["eeg.head.name"].string_value == "mlp" and start.hparams["train.amp"].number_value == 1  # torch writes booleans as numbers
+    assert (
+        start.hparams["eeg.head.name"].string_value == "mlp" and start.hparams["train.amp"].number_value == 1
+    )  # torch writes booleans as numbers
     assert start.hparams["train.lr"].number_value == pytest.approx(1e-3)
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
     assert [m.name.tag for m in experiment.metric_infos] == ["val/eeg_to_video/R@1"]  # NaN left out

@@ -9,11 +9,11 @@ import torch
 import yaml
 
 import registry
-from recipes import schema
-from recipes.compose import compose
+from peftzoo_engine import NonFiniteError, train
 from peftzoo_engine.rundir import RunDir
 from peftzoo_tools.run import main
-from peftzoo_engine import NonFiniteError, train
+from recipes import schema
+from recipes.compose import compose
 from tests.conftest import run_dir_in, tiny_recipe
 
 
@@ -38,7 +38,9 @@ def test_mixed_precision_runs_on_cpu(tmp_path, capsys, precision):
 @pytest.mark.parametrize("loss", registry.default().names("losses"))
 def test_every_registered_loss_learns(tmp_path, capsys, loss):
     """Each loss, with its defaults, trains the demo recipe to 5x chance (protonce: past its warm-up)."""
-    code = main(["head_only_tiny.yaml", f"loss={loss}", "train.epochs=8", "--output-dir", str(tmp_path / "runs"), "--quiet"])
+    code = main(
+        ["head_only_tiny.yaml", f"loss={loss}", "train.epochs=8", "--output-dir", str(tmp_path / "runs"), "--quiet"]
+    )
     assert code == 0, capsys.readouterr().err
     run_dir = run_dir_in(tmp_path / "runs")
     evals = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if '"eval"' in x]
@@ -83,7 +85,12 @@ def test_accumulation_gives_the_gradient_of_the_whole_batch():
     torch.manual_seed(0)
     model = compose(recipe, data, reg).train()
     idx = torch.arange(32)
-    whole = {"eeg": torch.from_numpy(data.eeg[:32]), "video": torch.from_numpy(data.video[:32]), "group": idx, "index": idx}
+    whole = {
+        "eeg": torch.from_numpy(data.eeg[:32]),
+        "video": torch.from_numpy(data.video[:32]),
+        "group": idx,
+        "index": idx,
+    }
     halves = [{k: v[:16] for k, v in whole.items()}, {k: v[16:] for k, v in whole.items()}]
     cpu, fp32 = torch.device("cpu"), Precision("fp32", torch.device("cpu"))
     full_loss = accumulated_backward(model, [whole], cpu, fp32)
@@ -96,15 +103,23 @@ def test_accumulation_gives_the_gradient_of_the_whole_batch():
 
 
 def test_accumulating_run_counts_optimizer_steps(tmp_path, capsys):
-    code, err, run_dir = run(tmp_path, tiny_recipe(**{"train.batch_size": 16, "train.accum_freq": 2, "train.log_every": 1}), capsys)
+    code, err, run_dir = run(
+        tmp_path, tiny_recipe(**{"train.batch_size": 16, "train.accum_freq": 2, "train.log_every": 1}), capsys
+    )
     assert code == 0, err
     steps = [json.loads(x)["step"] for x in (run_dir / "metrics.jsonl").read_text().splitlines() if '"train"' in x]
     assert steps == list(range(1, 7))  # 120 training pairs: 7 micro-batches of 16, 3 steps of 2, per epoch
 
 
 def test_logged_lr_is_the_schedules_whatever_the_multipliers(tmp_path, capsys):
-    recipe = tiny_recipe(**{"train.lr_scales": {"head": 0.5, "loss": 0.25}, "train.warmup_steps": 0,
-                            "train.log_every": 1, "train.epochs": 1})
+    recipe = tiny_recipe(
+        **{
+            "train.lr_scales": {"head": 0.5, "loss": 0.25},
+            "train.warmup_steps": 0,
+            "train.log_every": 1,
+            "train.epochs": 1,
+        }
+    )
     code, err, run_dir = run(tmp_path, recipe, capsys)
     assert code == 0, err
     first = next(json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if '"train"' in x)

@@ -19,11 +19,16 @@ from tests.conftest import run_dir_in, tiny_recipe
 LABRAM = {"name": "labram_base", "depth": 1, "embed_dim": 100, "conv_channels": 4, "num_heads": 2}
 
 
-def write_arrays(root: Path, n: int = 96, group_size: int = 4, channels: list[str] | None = None, split: bool = True) -> Path:
+def write_arrays(
+    root: Path, n: int = 96, group_size: int = 4, channels: list[str] | None = None, split: bool = True
+) -> Path:
     """An arrays directory (docs/reference/arrays.md) from the planted synthetic data, with groups and a
     train/val/test split of whole groups (test: the last quarter of the groups)."""
-    data = registry.build("datasets", {"name": "synthetic", "n": n, "seconds": 1, "frames": 4, "height": 20, "width": 20,
-                                       "group_size": group_size}, seed=3)
+    data = registry.build(
+        "datasets",
+        {"name": "synthetic", "n": n, "seconds": 1, "frames": 4, "height": 20, "width": 20, "group_size": group_size},
+        seed=3,
+    )
     root.mkdir(parents=True)
     np.save(root / "eeg.npy", np.asarray(data.eeg))
     np.save(root / "video.npy", np.asarray(data.video))
@@ -46,13 +51,15 @@ def run(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     torch.save(registry.build("encoders", LABRAM).state_dict(), root / "labram.pth")
     arrays = write_arrays(root / "arrays")
-    recipe = tiny_recipe(**{
-        "data": {"name": "arrays", "path": str(arrays)},
-        "eeg.encoder": {**LABRAM, "checkpoint": str(root / "labram.pth")},
-        "eeg.strategy": [{"name": "prefix", "length": 4}],
-        "video.strategy": [{"name": "lora", "r": 2}],
-        "train": {"epochs": 2, "batch_size": 16, "lr": 1e-2, "select": {"metric": "val/eeg_to_video/R@1"}},
-    })
+    recipe = tiny_recipe(
+        **{
+            "data": {"name": "arrays", "path": str(arrays)},
+            "eeg.encoder": {**LABRAM, "checkpoint": str(root / "labram.pth")},
+            "eeg.strategy": [{"name": "prefix", "length": 4}],
+            "video.strategy": [{"name": "lora", "r": 2}],
+            "train": {"epochs": 2, "batch_size": 16, "lr": 1e-2, "select": {"metric": "val/eeg_to_video/R@1"}},
+        }
+    )
     (root / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     assert run_main([str(root / "recipe.yaml"), "--output-dir", str(root / "runs"), "--quiet"]) == 0
     return run_dir_in(root / "runs")
@@ -108,7 +115,7 @@ def test_planted_split_gives_expected_r1_and_group_intervals():
     assert report["test/eeg_to_video/R@1"] == pytest.approx(0.8)
     assert report["test/eeg_to_video/R@5"] == 1.0 and report["test/n"] == n and report["test/chance_R@1"] == 1 / n
     low, high = report["test/ci95"]["test/eeg_to_video/R@1"]
-    assert low < 0.8 < high and 0.5 <= low and high <= 1.0
+    assert low < 0.8 < high and low >= 0.5 and high <= 1.0
     assert report["test/per_group"]["0"] == 1.0 and report["test/per_group"]["9"] == 0.0
     # Groups, not pairs, are resampled: 8 misses in 2 whole groups vary more than 8 scattered misses.
     values = per_pair_values(eeg @ video.t())
@@ -147,9 +154,15 @@ def test_evaluate_test_split_writes_metrics_intervals_and_figure(run, capsys):
     assert "test/eeg_to_video/R@1 = " in out and "95% CI" in out and "weights: best" in out
     report = json.loads((run / "eval" / "test.json").read_text())
     assert (run / "eval" / "test.png").stat().st_size > 10_000
-    expected = {f"test/{d}/{m}" for d in ("eeg_to_video", "video_to_eeg") for m in ("R@1", "R@5", "R@10", "mean_rank", "median_rank")}
+    expected = {
+        f"test/{d}/{m}"
+        for d in ("eeg_to_video", "video_to_eeg")
+        for m in ("R@1", "R@5", "R@10", "mean_rank", "median_rank")
+    }
     assert expected | {"test/chance_R@1", "test/n", "test/per_group", "test/ci95", "test/nonfinite"} <= set(report)
-    assert report["test/n"] == 24 and report["test/chance_R@1"] == pytest.approx(1 / 24) and report["test/nonfinite"] == 0
+    assert (
+        report["test/n"] == 24 and report["test/chance_R@1"] == pytest.approx(1 / 24) and report["test/nonfinite"] == 0
+    )
     assert len(report["test/per_group"]) == 6  # 6 test groups of 4
     for key, (low, high) in report["test/ci95"].items():
         assert low <= report[key] <= high, key
@@ -163,8 +176,8 @@ def test_evaluate_test_split_writes_metrics_intervals_and_figure(run, capsys):
 
 
 def test_best_weights_are_used_when_present_and_say_so(run, tmp_path, capsys):
-    from peftzoo_tools.evaluate import main as evaluate_main
     from peftzoo_engine.weights import save_trainable
+    from peftzoo_tools.evaluate import main as evaluate_main
 
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
@@ -176,7 +189,9 @@ def test_best_weights_are_used_when_present_and_say_so(run, tmp_path, capsys):
     data = registry.build("datasets", {"name": "arrays", "path": str(run.parent.parent / "arrays")})
     loaded, last = recipes.load(copy, device="cpu"), recipes.load(copy, device="cpu", checkpoint="last")
     assert loaded.weights == "best" and last.weights == "last"
-    assert torch.allclose(loaded.embed_eeg(data.eeg[:4]), best.model.eeg(torch.from_numpy(np.array(data.eeg[:4])), channels=data.channels))
+    assert torch.allclose(
+        loaded.embed_eeg(data.eeg[:4]), best.model.eeg(torch.from_numpy(np.array(data.eeg[:4])), channels=data.channels)
+    )
     assert not torch.allclose(loaded.embed_eeg(data.eeg[:4]), last.embed_eeg(data.eeg[:4]))
     assert evaluate_main([str(copy), "--no-plot", "-q"]) == 0
     assert json.loads((copy / "eval" / "test.json").read_text())["test/weights"] == "best"
@@ -194,7 +209,9 @@ def test_embed_cli_writes_pairs_with_index_and_group(run, tmp_path):
         assert f["eeg"].shape == (24, 32) and f["video"].shape == (24, 32) and f["eeg"].dtype == np.float32
         assert np.allclose(np.linalg.norm(f["eeg"], axis=1), 1, atol=1e-5)
         data = registry.build("datasets", {"name": "arrays", "path": str(run.parent.parent / "arrays")})
-        assert np.array_equal(f["index"], data.split("test")) and np.array_equal(f["group"], data.groups[data.split("test")])
+        assert np.array_equal(f["index"], data.split("test")) and np.array_equal(
+            f["group"], data.groups[data.split("test")]
+        )
         model = recipes.load(run, device="cpu")
         assert np.allclose(f["eeg"], model.embed_eeg(data.eeg[data.split("test")]).numpy(), atol=1e-6)
 
@@ -217,7 +234,11 @@ def test_commands_refuse_bad_input_with_one_message(run, tmp_path, capsys):
     from peftzoo_tools.retrieve import main as retrieve_main
 
     nowhere = tmp_path / "nope"
-    for fn, extra in ((evaluate_main, []), (embed_main, ["--out", tmp_path / "x.npz"]), (retrieve_main, ["--eeg", tmp_path / "q.npy", "--gallery", tmp_path])):
+    for fn, extra in (
+        (evaluate_main, []),
+        (embed_main, ["--out", tmp_path / "x.npz"]),
+        (retrieve_main, ["--eeg", tmp_path / "q.npy", "--gallery", tmp_path]),
+    ):
         fails(capsys, fn, [nowhere, *extra], "does not exist", "run directory")
     unsplit = write_arrays(tmp_path / "unsplit", n=32, split=False)
     fails(capsys, evaluate_main, [run, "--data-path", unsplit, "--no-plot"], "no 'test' pairs", "split.npy", "--split")
@@ -260,15 +281,35 @@ def test_retrieve_returns_the_planted_partner_first(run, tmp_path, capsys):
     np.savez(tmp_path / "q.npz", eeg=queries, video=queries, index=np.arange(12), group=np.arange(12))
     np.savez(tmp_path / "g.npz", eeg=queries[perm], video=queries[perm], index=ids, group=ids)
     for flag in ("--eeg", "--video"):
-        assert retrieve_main([str(run), flag, str(tmp_path / "q.npz"), "--gallery", str(tmp_path / "g.npz"), "-k", "3",
-                              "--json", str(tmp_path / "r.json"), "-q"]) == 0
+        assert (
+            retrieve_main(
+                [
+                    str(run),
+                    flag,
+                    str(tmp_path / "q.npz"),
+                    "--gallery",
+                    str(tmp_path / "g.npz"),
+                    "-k",
+                    "3",
+                    "--json",
+                    str(tmp_path / "r.json"),
+                    "-q",
+                ]
+            )
+            == 0
+        )
         found = json.loads((tmp_path / "r.json").read_text())
         assert found["direction"] == ("eeg_to_video" if flag == "--eeg" else "video_to_eeg")
         first = [q["results"][0]["item"] for q in found["queries"]]
         assert first == [int(ids[np.flatnonzero(perm == i)[0]]) for i in range(12)]
-        assert all(len(q["results"]) == 3 and q["results"][0]["similarity"] == pytest.approx(1.0, abs=1e-5) for q in found["queries"])
+        assert all(
+            len(q["results"]) == 3 and q["results"][0]["similarity"] == pytest.approx(1.0, abs=1e-5)
+            for q in found["queries"]
+        )
     assert " rank " in capsys.readouterr().out
-    fails(capsys, retrieve_main, [run, "--eeg", tmp_path / "q.npz", "--gallery", tmp_path / "g.npz", "-k", "50"], "k=50")
+    fails(
+        capsys, retrieve_main, [run, "--eeg", tmp_path / "q.npz", "--gallery", tmp_path / "g.npz", "-k", "50"], "k=50"
+    )
 
 
 def test_retrieve_from_raw_arrays_agrees_with_load(run, tmp_path):
@@ -277,8 +318,23 @@ def test_retrieve_from_raw_arrays_agrees_with_load(run, tmp_path):
     arrays = write_arrays(tmp_path / "gallery", n=12)
     eeg = np.load(arrays / "eeg.npy")[:5]
     np.save(tmp_path / "q.npy", eeg)
-    assert retrieve_main([str(run), "--eeg", str(tmp_path / "q.npy"), "--gallery", str(arrays), "-k", "2",
-                          "--json", str(tmp_path / "r.json"), "-q"]) == 0
+    assert (
+        retrieve_main(
+            [
+                str(run),
+                "--eeg",
+                str(tmp_path / "q.npy"),
+                "--gallery",
+                str(arrays),
+                "-k",
+                "2",
+                "--json",
+                str(tmp_path / "r.json"),
+                "-q",
+            ]
+        )
+        == 0
+    )
     model = recipes.load(run, device="cpu")
     data = registry.build("datasets", {"name": "arrays", "path": str(arrays)})
     expect = model.retrieve(model.embed_eeg(eeg), model.embed_video(data.video), k=2).indices[:, 0].tolist()
@@ -296,7 +352,13 @@ def test_bundle_loads_alone_with_the_runs_embeddings(run, tmp_path, capsys):
     assert [s["name"] for s in info["eeg"]["strategies"]] == ["prefix"] and info["video"]["merged"] == ["lora"]
     assert info["video"]["strategies"] == [] and info["data"]["channels"] and info["source"]["weights"] == "best"
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())["files"]
-    assert set(manifest) == {"bundle.json", "recipe.yaml", "eeg_encoder.safetensors", "video_encoder.safetensors", "heads.safetensors"}
+    assert set(manifest) == {
+        "bundle.json",
+        "recipe.yaml",
+        "eeg_encoder.safetensors",
+        "video_encoder.safetensors",
+        "heads.safetensors",
+    }
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary directory left
     data = registry.build("datasets", {"name": "arrays", "path": str(run.parent.parent / "arrays")})
     x, frames = np.asarray(data.eeg[:8]), np.asarray(data.video[:8])
@@ -367,7 +429,9 @@ def test_median_rank_interval_is_the_group_bootstrap_of_the_median():
     for row in counts:
         pooled = np.sort(np.concatenate([np.repeat(r[inverse == g], c) for g, c in enumerate(row)]))
         loop.append(pooled[(len(pooled) - 1) // 2])
-    assert bootstrap_median_ci(r, groups, 300, seed=4, chunk=7) == pytest.approx(np.percentile(loop, [2.5, 97.5]).tolist())
+    assert bootstrap_median_ci(r, groups, 300, seed=4, chunk=7) == pytest.approx(
+        np.percentile(loop, [2.5, 97.5]).tolist()
+    )
     assert bootstrap_median_ci(r, np.zeros(57), 300) is None  # one group: no interval
     report = split_report(torch.eye(12), torch.eye(12), np.arange(12) // 3, "test", resamples=100)
     assert report["test/ci95"]["test/eeg_to_video/median_rank"] == [1.0, 1.0]
@@ -400,8 +464,8 @@ def test_one_group_with_repeated_videos_and_a_moved_bundle(run, tmp_path, capsys
     embedded and searched through a bundle that was moved to another folder after export."""
     from peftzoo_tools.embed import main as embed_main
     from peftzoo_tools.evaluate import main as evaluate_main
-    from peftzoo_trained.export import main as export_main
     from peftzoo_tools.retrieve import main as retrieve_main
+    from peftzoo_trained.export import main as export_main
 
     source = run.parent.parent / "arrays"
     arrays = tmp_path / "arrays"
@@ -429,20 +493,54 @@ def test_one_group_with_repeated_videos_and_a_moved_bundle(run, tmp_path, capsys
     assert (v[4:] - v[:4]).abs().max() < 1e-6  # identical videos embed identically: they would tie
     same = np.array([0, 1, 2, 3, 0, 1, 2, 3])
     assert report["test/eeg_to_video/R@1"] == pytest.approx(float((ranks(e @ v.t(), same) == 1).float().mean()))
-    assert embed_main([str(moved), "--data-path", str(arrays), "--split", "test", "--out", str(tmp_path / "e.npz"), "-q"]) == 0
+    assert (
+        embed_main([str(moved), "--data-path", str(arrays), "--split", "test", "--out", str(tmp_path / "e.npz"), "-q"])
+        == 0
+    )
     with np.load(tmp_path / "e.npz") as f:
         assert np.allclose(f["eeg"], e.numpy(), atol=1e-5) and f["group"].tolist() == [5] * 8
     np.save(tmp_path / "q.npy", eeg[:2])
     # the gallery is one item per distinct video: 4, named by the pairs' stimulus (here their group, 5, and
     # the first pair's index, since no stimulus names tell the 4 videos apart); --all-pairs keeps all 8
-    assert retrieve_main([str(moved), "--eeg", str(tmp_path / "q.npy"), "--gallery", str(arrays), "-k", "4",
-                          "--json", str(tmp_path / "r.json"), "-q"]) == 0
+    assert (
+        retrieve_main(
+            [
+                str(moved),
+                "--eeg",
+                str(tmp_path / "q.npy"),
+                "--gallery",
+                str(arrays),
+                "-k",
+                "4",
+                "--json",
+                str(tmp_path / "r.json"),
+                "-q",
+            ]
+        )
+        == 0
+    )
     found = json.loads((tmp_path / "r.json").read_text())["queries"]
     assert [len(q["results"]) for q in found] == [4, 4]
     assert sorted(hit["item"] for hit in found[0]["results"]) == [0, 1, 2, 3]
     assert {hit["stimulus"] for hit in found[0]["results"]} == {f"5 (pair {i})" for i in range(4)}
-    assert retrieve_main([str(moved), "--eeg", str(tmp_path / "q.npy"), "--gallery", str(arrays), "-k", "8", "--all-pairs",
-                          "--json", str(tmp_path / "r.json"), "-q"]) == 0
+    assert (
+        retrieve_main(
+            [
+                str(moved),
+                "--eeg",
+                str(tmp_path / "q.npy"),
+                "--gallery",
+                str(arrays),
+                "-k",
+                "8",
+                "--all-pairs",
+                "--json",
+                str(tmp_path / "r.json"),
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert [len(q["results"]) for q in json.loads((tmp_path / "r.json").read_text())["queries"]] == [8, 8]
 
 
@@ -459,8 +557,12 @@ def test_a_run_whose_validation_is_one_group_with_repeated_videos(tmp_path, caps
     video = np.load(arrays / "video.npy")
     video[2:4] = video[0:2]  # the validation group shows 2 videos twice
     np.save(arrays / "video.npy", video)
-    recipe = tiny_recipe(**{"data": {"name": "arrays", "path": str(arrays)},
-                            "train": {"epochs": 2, "batch_size": 8, "lr": 1e-2, "select": {"metric": "val/eeg_to_video/R@1"}}})
+    recipe = tiny_recipe(
+        **{
+            "data": {"name": "arrays", "path": str(arrays)},
+            "train": {"epochs": 2, "batch_size": 8, "lr": 1e-2, "select": {"metric": "val/eeg_to_video/R@1"}},
+        }
+    )
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
     assert run_main([str(tmp_path / "r.yaml"), "--output-dir", str(tmp_path / "runs"), "--quiet"]) == 0
     run = run_dir_in(tmp_path / "runs")
@@ -469,7 +571,12 @@ def test_a_run_whose_validation_is_one_group_with_repeated_videos(tmp_path, caps
     assert trained["val/chance_R@1"] == 0.5 and trained["val/n"] == 4
     assert evaluate_main([str(run), "--split", "val", "--checkpoint", "last", "--no-plot", "-q"]) == 0
     report = json.loads((run / "eval" / "val.json").read_text())
-    for key in ("val/eeg_to_video/R@1", "val/video_to_eeg/R@1", "val/eeg_to_video/median_rank", "val/video_to_eeg/mean_rank"):
+    for key in (
+        "val/eeg_to_video/R@1",
+        "val/video_to_eeg/R@1",
+        "val/eeg_to_video/median_rank",
+        "val/video_to_eeg/mean_rank",
+    ):
         assert report[key] == pytest.approx(trained[key], abs=1e-6), key
     assert report["val/distinct_videos"] == 2 and list(report["val/per_group"]) == ["0"]
     assert all(ci is None for ci in report["val/ci95"].values())

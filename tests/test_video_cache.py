@@ -10,15 +10,17 @@ import torch
 
 import encoders
 import registry
-from recipes import schema
-from peftzoo_engine import video_cache
-from recipes.compose import compose
 from peftzoo_data.base import PairedData, PairTorchDataset
+from peftzoo_engine import video_cache
+from recipes import schema
+from recipes.compose import compose
 from tests.cache_support import entry_files
 from tests.conftest import tiny_recipe
 
 
-def frames_data(n: int = 6, frames: int = 16, height: int = 96, width: int = 128, fingerprint: str | None = "test-data") -> PairedData:
+def frames_data(
+    n: int = 6, frames: int = 16, height: int = 96, width: int = 128, fingerprint: str | None = "test-data"
+) -> PairedData:
     rng = np.random.default_rng(0)
     return PairedData(
         eeg=np.zeros((n, 2, 200), dtype=np.float32),
@@ -41,7 +43,9 @@ def swin_t():
 def test_normalized_cached_clips_equal_the_full_preprocessing(swin_t, tmp_path):
     data = frames_data()
     prepared = video_cache.prepare(swin_t, data, tmp_path, batch_size=4)
-    assert prepared.video.shape == (6, 8, 64, 64, 3) and prepared.video.dtype == np.uint8 and prepared.video_at_input_size
+    assert (
+        prepared.video.shape == (6, 8, 64, 64, 3) and prepared.video.dtype == np.uint8 and prepared.video_at_input_size
+    )
     cached = swin_t.preprocessing.normalize(torch.from_numpy(np.array(prepared.video)))
     assert torch.equal(cached, swin_t.preprocess(torch.from_numpy(data.video)))
 
@@ -54,7 +58,10 @@ def test_the_model_embeds_cached_clips_exactly_as_full_frames(tmp_path):
     model = compose(recipe, data, reg).eval()
     prepared = video_cache.prepare(model.video.encoder, data, tmp_path, batch_size=32)
     idx = data.split("val")[:16]
-    batches = [torch.utils.data.default_collate([PairTorchDataset(d, idx)[i] for i in range(len(idx))]) for d in (data, prepared)]
+    batches = [
+        torch.utils.data.default_collate([PairTorchDataset(d, idx)[i] for i in range(len(idx))])
+        for d in (data, prepared)
+    ]
     assert "video" in batches[0] and "video_at_input_size" in batches[1]
     with torch.no_grad():
         (e0, v0, _), (e1, v1, _) = (model.embed_batch(b, torch.device("cpu")) for b in batches)
@@ -77,8 +84,12 @@ def test_another_spec_or_data_gets_another_file(swin_t, tmp_path):
     video_cache.prepare(swin_t, data, tmp_path, batch_size=4)
     video_cache.prepare(encoders.build("swin3d_t", frames=8, size=64, resize=80), data, tmp_path, batch_size=4)
     video_cache.prepare(encoders.build("tiny_video", frames=4, size=32), data, tmp_path, batch_size=4)
-    video_cache.prepare(swin_t, dataclasses.replace(data, video=data.video[::-1].copy()), tmp_path, batch_size=4)  # other content
-    video_cache.prepare(swin_t, dataclasses.replace(data, fingerprint="other-name"), tmp_path, batch_size=4)  # same content: reused
+    video_cache.prepare(
+        swin_t, dataclasses.replace(data, video=data.video[::-1].copy()), tmp_path, batch_size=4
+    )  # other content
+    video_cache.prepare(
+        swin_t, dataclasses.replace(data, fingerprint="other-name"), tmp_path, batch_size=4
+    )  # same content: reused
     assert len(list(tmp_path.glob("video-clips-*.npy"))) == 4
 
 
@@ -116,7 +127,10 @@ def test_data_without_fingerprint_is_kept_in_memory(swin_t, tmp_path):
     prepared = video_cache.prepare(swin_t, data, tmp_path, batch_size=4)
     assert not isinstance(prepared.video, np.memmap) and prepared.fingerprint is None
     assert entry_files(tmp_path) == []
-    assert torch.equal(swin_t.preprocessing.normalize(torch.from_numpy(prepared.video)), swin_t.preprocess(torch.from_numpy(data.video)))
+    assert torch.equal(
+        swin_t.preprocessing.normalize(torch.from_numpy(prepared.video)),
+        swin_t.preprocess(torch.from_numpy(data.video)),
+    )
 
 
 def test_clips_of_another_size_are_refused_by_name(swin_t):

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
 from ingest_helpers import need
 
@@ -78,13 +77,13 @@ def write_run(path: Path, subject: int, run: int) -> None:
     onsets = [ONSET_STEP * (i + 0.5) for i in range(len(order))]
     for onset, clip in zip(onsets, order):
         a = int(round(onset * SFREQ))
-        data[:, a:a + int(2.5 * SFREQ)] += signature(int(clip), int(2.5 * SFREQ))
+        data[:, a : a + int(2.5 * SFREQ)] += signature(int(clip), int(2.5 * SFREQ))
     names, types = list(CHANNELS), ["eeg"] * len(CHANNELS)
     if path.name.endswith("_raw.fif"):  # codes on a stim channel, no annotations
         stim = np.zeros(n)
         for onset, clip in zip(onsets, order):
             a = int(round(onset * SFREQ))
-            stim[a:a + 4] = clip + 1
+            stim[a : a + 4] = clip + 1
         data = np.vstack([data, stim])
         names.append("STI 014")
         types.append("stim")
@@ -111,7 +110,7 @@ def write_clip(path: Path, clip: int) -> None:
             img = np.empty((40, 40, 3), np.uint8)
             img[:] = colour
             x = (i * (clip + 1)) % 40
-            img[:, x:x + 6] = 255 - colour
+            img[:, x : x + 6] = 255 - colour
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
             frame.pts = i
             for packet in stream.encode(frame):
@@ -136,9 +135,12 @@ def negatives_contract_present() -> bool:
     return "negatives" in IngestSpec.model_fields
 
 
-@pytest.mark.xfail(not negatives_contract_present(), strict=False,
-                   reason="the walkthrough's spec uses `negatives: {by: stimulus}`, which the negatives branch adds "
-                          "(issue 19 sections 1-3); flip after merging it")
+@pytest.mark.xfail(
+    not negatives_contract_present(),
+    strict=False,
+    reason="the walkthrough's spec uses `negatives: {by: stimulus}`, which the negatives branch adds "
+    "(issue 19 sections 1-3); flip after merging it",
+)
 def test_the_readme_walkthrough_names_held_out_subjects_clips(tmp_path):
     need("mne")
     need("av")
@@ -151,11 +153,22 @@ def test_the_readme_walkthrough_names_held_out_subjects_clips(tmp_path):
     python = bin_dir / "python"  # the commands' `python` is this environment's (a symlink would lose its venv)
     python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     python.chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-           "PEFTZOO_INGEST_CACHE": str(tmp_path / ".cache"), "MPLBACKEND": "Agg"}
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", scripts[0]], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=600)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "PEFTZOO_INGEST_CACHE": str(tmp_path / ".cache"),
+        "MPLBACKEND": "Agg",
+    }
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", scripts[0]],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-5000:]}"
 
     meta = json.loads((tmp_path / "pairs" / "meta.json").read_text())

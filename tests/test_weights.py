@@ -12,16 +12,23 @@ import json
 import pytest
 import torch
 import yaml
+from conftest import run_dir_in, run_python, tiny_recipe
 
 import encoders
 import registry
-from conftest import run_dir_in, run_python, tiny_recipe
 from encoders import pretrained
 from encoders.weights_table import CHECKPOINTS, Checkpoint
 from peftzoo_tools import weights as weights_cli
 
-SMALL_SWIN = {"embed_dim": 8, "depths": [1, 1], "num_heads": [1, 2], "window_size": [2, 4, 4], "frames": 4, "size": 32,
-              "drop_path": 0.0}
+SMALL_SWIN = {
+    "embed_dim": 8,
+    "depths": [1, 1],
+    "num_heads": [1, 2],
+    "window_size": [2, 4, 4],
+    "frames": 4,
+    "size": 32,
+    "drop_path": 0.0,
+}
 SMALL_LABRAM = {"depth": 1, "embed_dim": 100, "num_heads": 2, "conv_channels": 4, "drop_path": 0.0}
 
 
@@ -37,8 +44,15 @@ def plant(monkeypatch, cache, encoder: str, family: str, options: dict, **hashes
     torch.manual_seed(1)
     state = encoders.build(encoder, **options).state_dict()
     cache.mkdir(parents=True, exist_ok=True)
-    entry = Checkpoint(name=f"test-{family}", family=family, preset=encoder, url="https://example.invalid/w.pth",
-                       file=f"test-{family}.pth", source="tests/test_weights.py", description="planted by a test")
+    entry = Checkpoint(
+        name=f"test-{family}",
+        family=family,
+        preset=encoder,
+        url="https://example.invalid/w.pth",
+        file=f"test-{family}.pth",
+        source="tests/test_weights.py",
+        description="planted by a test",
+    )
     torch.save(state, cache / entry.file)
     digest = pretrained.sha256_file(cache / entry.file)
     entry = dataclasses.replace(entry, **{k: (digest if v == "right" else v) for k, v in hashes.items()})
@@ -50,9 +64,12 @@ def test_torchvision_rows_are_torchvision_own_metadata():
     """Nothing in the table is made up: each torchvision row is what torchvision itself publishes."""
     from torchvision.models.video import Swin3D_B_Weights, Swin3D_S_Weights, Swin3D_T_Weights
 
-    published = {"swin3d-t-k400": Swin3D_T_Weights.KINETICS400_V1, "swin3d-s-k400": Swin3D_S_Weights.KINETICS400_V1,
-                 "swin3d-b-k400": Swin3D_B_Weights.KINETICS400_V1,
-                 "swin3d-b-k400-in22k": Swin3D_B_Weights.KINETICS400_IMAGENET22K_V1}
+    published = {
+        "swin3d-t-k400": Swin3D_T_Weights.KINETICS400_V1,
+        "swin3d-s-k400": Swin3D_S_Weights.KINETICS400_V1,
+        "swin3d-b-k400": Swin3D_B_Weights.KINETICS400_V1,
+        "swin3d-b-k400-in22k": Swin3D_B_Weights.KINETICS400_IMAGENET22K_V1,
+    }
     rows = {c.name: c for c in CHECKPOINTS}
     for name, weights in published.items():
         row = rows[name]
@@ -113,8 +130,10 @@ def test_verify_says_ok_for_a_prefix_and_unverified_without_a_published_hash(cac
     assert weights_cli.main(["verify"]) == 0
     out = capsys.readouterr().out
     assert f"{entry.name}: ok (sha256 starts with the published {digest[:8]}; " in out
-    assert f"test-unpublished: present ({(cache / entry.file).stat().st_size:,} bytes), unverified: no hash is " \
-           f"published; its sha256 is {digest}" in out
+    assert (
+        f"test-unpublished: present ({(cache / entry.file).stat().st_size:,} bytes), unverified: no hash is "
+        f"published; its sha256 is {digest}" in out
+    )
     assert "swin3d-t-k400: missing" in out
 
 
@@ -125,8 +144,10 @@ def test_list_shows_source_file_size_hash_presence_and_the_download_command(cach
     assert rows[entry.name]["present"] is True and rows["labram-base"]["present"] is False
     swin = rows["swin3d-t-k400"]
     assert (swin["file"], swin["sha256_prefix"], swin["size_mb"]) == ("swin3d_t-7615ae03.pth", "7615ae03", 121.543)
-    assert swin["download"] == (f"mkdir -p {cache} && curl -L --fail -o {cache}/swin3d_t-7615ae03.pth "
-                                f"https://download.pytorch.org/models/swin3d_t-7615ae03.pth")
+    assert swin["download"] == (
+        f"mkdir -p {cache} && curl -L --fail -o {cache}/swin3d_t-7615ae03.pth "
+        f"https://download.pytorch.org/models/swin3d_t-7615ae03.pth"
+    )
     assert rows["labram-base"]["url"] == "https://github.com/935963004/LaBraM/raw/main/checkpoints/labram-base.pth"
     assert weights_cli.main(["list"]) == 0
     text = capsys.readouterr().out
@@ -143,8 +164,16 @@ def test_download_fetches_only_when_asked_and_checks_the_hash(cache, monkeypatch
     source = tmp_path / "published.pth"
     torch.save({"w": torch.arange(4.0)}, source)
     digest = pretrained.sha256_file(source)
-    good = Checkpoint(name="test-download", family="video_swin", preset="video_swin", url=source.as_uri(),
-                      file="downloaded.pth", source="tests", description="a test row", sha256=digest)
+    good = Checkpoint(
+        name="test-download",
+        family="video_swin",
+        preset="video_swin",
+        url=source.as_uri(),
+        file="downloaded.pth",
+        source="tests",
+        description="a test row",
+        sha256=digest,
+    )
     monkeypatch.setitem(pretrained.KNOWN, good.name, good)
     assert weights_cli.main(["download", good.name]) == 0
     assert pretrained.sha256_file(cache / "downloaded.pth") == digest
@@ -154,12 +183,18 @@ def test_download_fetches_only_when_asked_and_checks_the_hash(cache, monkeypatch
     assert "not the published " + "f" * 64 in capsys.readouterr().err and not (cache / "bad.pth").exists()
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"name": "swin3d_t", "pretrained": "swin3d-t-k400", "checkpoint": "x.pth"}, "not both"),
-    ({"name": "swin3d_t", "pretrained": "swin3d-t-k40"}, "did you mean 'swin3d-t-k400'?"),
-    ({"name": "swin3d_t", "pretrained": "labram-base"}, "holds weights of a labram encoder, not of this video_swin"),
-    ({"name": "labram_large", "pretrained": True}, "LaBraM-Large weights were not released"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"name": "swin3d_t", "pretrained": "swin3d-t-k400", "checkpoint": "x.pth"}, "not both"),
+        ({"name": "swin3d_t", "pretrained": "swin3d-t-k40"}, "did you mean 'swin3d-t-k400'?"),
+        (
+            {"name": "swin3d_t", "pretrained": "labram-base"},
+            "holds weights of a labram encoder, not of this video_swin",
+        ),
+        ({"name": "labram_large", "pretrained": True}, "LaBraM-Large weights were not released"),
+    ],
+)
 def test_wrong_pretrained_options_are_recipe_errors(options, message):
     with pytest.raises(registry.ComponentConfigError, match=message.replace("(", r"\(").replace("?", r"\?")):
         registry.build("encoders", options)
@@ -171,13 +206,19 @@ def test_pretrained_true_takes_the_presets_own_weights(cache):
 
 
 def test_an_offline_run_with_a_missing_checkpoint_is_one_message_and_no_run(tmp_path):
-    recipe = tiny_recipe(**{"video.encoder": {"name": "swin3d_t", "pretrained": "swin3d-t-k400", **SMALL_SWIN},
-                            "data.height": 40, "data.width": 40})
+    recipe = tiny_recipe(
+        **{
+            "video.encoder": {"name": "swin3d_t", "pretrained": "swin3d-t-k400", **SMALL_SWIN},
+            "data.height": 40,
+            "data.width": 40,
+        }
+    )
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
     cache = tmp_path / "empty-cache"
-    result = run_python("-m", "peftzoo_tools.run", str(path), "--output-dir", str(tmp_path / "runs"),
-                        env={pretrained.ENV: str(cache)})
+    result = run_python(
+        "-m", "peftzoo_tools.run", str(path), "--output-dir", str(tmp_path / "runs"), env={pretrained.ENV: str(cache)}
+    )
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
@@ -187,8 +228,10 @@ def test_an_offline_run_with_a_missing_checkpoint_is_one_message_and_no_run(tmp_
 
 
 def test_the_conformance_kit_without_pytest_says_how_to_install_it():
-    hide = ("import runpy, sys; sys.modules['pytest'] = None; sys.argv = ['peftzoo_conformance'];"
-            "runpy.run_module('peftzoo_conformance', run_name='__main__', alter_sys=True)")
+    hide = (
+        "import runpy, sys; sys.modules['pytest'] = None; sys.argv = ['peftzoo_conformance'];"
+        "runpy.run_module('peftzoo_conformance', run_name='__main__', alter_sys=True)"
+    )
     result = run_python("-c", hide)
     assert result.returncode == 2
     assert result.stdout == ""
@@ -198,8 +241,9 @@ def test_the_conformance_kit_without_pytest_says_how_to_install_it():
 
 
 def test_peftzoo_weights_is_a_subcommand():
-    result = run_python("-m", "peftzoo_tools.cli", "weights", "where", "labram-base",
-                        env={pretrained.ENV: "/nonexistent/cache"})
+    result = run_python(
+        "-m", "peftzoo_tools.cli", "weights", "where", "labram-base", env={pretrained.ENV: "/nonexistent/cache"}
+    )
     assert result.returncode == 0 and result.stdout.strip() == "/nonexistent/cache/labram-base.pth"
     result = run_python("-m", "peftzoo_tools.cli", "weights", "where", "labram-bas")
     assert result.returncode == 2 and "did you mean 'labram-base'?" in result.stderr
@@ -210,13 +254,20 @@ def test_a_run_from_named_weights_records_the_file_and_its_bundle_needs_no_cache
     file with its sha256, and the exported bundle reloads after the cache is gone."""
     import recipes
     from peftzoo_engine.weights import read_metadata
-    from peftzoo_trained.export import main as export_main
     from peftzoo_tools.run import main as run_main
+    from peftzoo_trained.export import main as export_main
 
     entry, _ = plant(monkeypatch, cache, "video_swin", "video_swin", SMALL_SWIN, sha256="right")
-    recipe = tiny_recipe(**{"video.encoder": {"name": "video_swin", "pretrained": entry.name, **SMALL_SWIN},
-                            "video.strategy": {"name": "lora", "targets": ["q", "v"], "r": 2},
-                            "data.height": 36, "data.width": 36, "data.n": 64, "train.epochs": 1})
+    recipe = tiny_recipe(
+        **{
+            "video.encoder": {"name": "video_swin", "pretrained": entry.name, **SMALL_SWIN},
+            "video.strategy": {"name": "lora", "targets": ["q", "v"], "r": 2},
+            "data.height": 36,
+            "data.width": 36,
+            "data.n": 64,
+            "train.epochs": 1,
+        }
+    )
     (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     assert run_main([str(tmp_path / "recipe.yaml"), "--output-dir", str(tmp_path / "runs"), "--quiet"]) == 0
     run = run_dir_in(tmp_path / "runs")
@@ -240,14 +291,26 @@ def test_labram_base_by_name_reads_the_official_layout_without_trusting_pickles(
     torch.manual_seed(2)
     source = encoders.build("labram_base", **SMALL_LABRAM)
     student = {f"student.{k}": v for k, v in source.state_dict().items() if not k.startswith("fc_norm.")}
-    student.update({"student.mask_token": torch.zeros(1, 1, 100), "student.norm.weight": torch.ones(100),
-                    "student.lm_head.weight": torch.zeros(8, 100)})
+    student.update(
+        {
+            "student.mask_token": torch.zeros(1, 1, 100),
+            "student.norm.weight": torch.ones(100),
+            "student.lm_head.weight": torch.zeros(8, 100),
+        }
+    )
     optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(3))])
-    top = {"lm_head.weight": torch.zeros(8, 100), "projection_head.0.weight": torch.zeros(4, 100),
-           "logit_scale": torch.ones(())}
-    official = {"model": {**student, **top},
-                "optimizer": optimizer.state_dict(), "epoch": 49, "scaler": {"scale": 65536.0, "_growth_tracker": 0},
-                "args": argparse.Namespace(model="labram_base_patch200_1600_8k_vocab", lr=5e-4, opt_betas=(0.9, 0.98))}
+    top = {
+        "lm_head.weight": torch.zeros(8, 100),
+        "projection_head.0.weight": torch.zeros(4, 100),
+        "logit_scale": torch.ones(()),
+    }
+    official = {
+        "model": {**student, **top},
+        "optimizer": optimizer.state_dict(),
+        "epoch": 49,
+        "scaler": {"scale": 65536.0, "_growth_tracker": 0},
+        "args": argparse.Namespace(model="labram_base_patch200_1600_8k_vocab", lr=5e-4, opt_betas=(0.9, 0.98)),
+    }
     cache.mkdir(parents=True)
     torch.save(official, cache / "labram-base.pth")
     model = encoders.build("labram_base", pretrained="labram-base", **SMALL_LABRAM)

@@ -19,8 +19,13 @@ GENEROUS = 900.0
 """Seconds: far beyond what any condition here takes on an idle machine, so only a real hang reaches it."""
 
 
-def wait_until(condition: Callable[[], T], what: str, timeout: float = GENEROUS, proc: subprocess.Popen | None = None,
-               interval: float = 0.05) -> T:
+def wait_until(
+    condition: Callable[[], T],
+    what: str,
+    timeout: float = GENEROUS,
+    proc: subprocess.Popen | None = None,
+    interval: float = 0.05,
+) -> T:
     """Poll `condition()` until it returns something truthy, and return that. Fails the test, naming `what`,
     when `timeout` seconds pass or `proc` (the process expected to bring the condition about) ends first;
     a process still running then is killed."""
@@ -31,8 +36,10 @@ def wait_until(condition: Callable[[], T], what: str, timeout: float = GENEROUS,
             return result
         if proc is not None and proc.poll() is not None:
             _, err = proc.communicate()
-            pytest.fail(f"waiting for {what}: the process ended (exit {proc.returncode}) before it happened\n"
-                        f"{(err or '')[-3000:]}")
+            pytest.fail(
+                f"waiting for {what}: the process ended (exit {proc.returncode}) before it happened\n"
+                f"{(err or '')[-3000:]}"
+            )
         if time.monotonic() > deadline:
             if proc is not None:
                 proc.kill()

@@ -42,13 +42,20 @@ def _header(sid: int, s: Stream) -> bytes:
     count = 1 if string else s.values.shape[1]
     desc = ""
     if s.channels:
-        desc = "<desc><channels>" + "".join(
-            f"<channel><label>{escape(label)}</label><unit>{escape(unit)}</unit><type>{escape(s.type)}</type></channel>"
-            for label, unit in s.channels) + "</channels></desc>"
-    xml = (f'<?xml version="1.0"?><info><name>{escape(s.name)}</name><type>{escape(s.type)}</type>'
-           f"<channel_count>{count}</channel_count><nominal_srate>{s.srate}</nominal_srate>"
-           f"<channel_format>{'string' if string else 'float32'}</channel_format><created_at>0</created_at>"
-           f"<uid>{sid}</uid>{desc}</info>")
+        desc = (
+            "<desc><channels>"
+            + "".join(
+                f"<channel><label>{escape(label)}</label><unit>{escape(unit)}</unit><type>{escape(s.type)}</type></channel>"
+                for label, unit in s.channels
+            )
+            + "</channels></desc>"
+        )
+    xml = (
+        f'<?xml version="1.0"?><info><name>{escape(s.name)}</name><type>{escape(s.type)}</type>'
+        f"<channel_count>{count}</channel_count><nominal_srate>{s.srate}</nominal_srate>"
+        f"<channel_format>{'string' if string else 'float32'}</channel_format><created_at>0</created_at>"
+        f"<uid>{sid}</uid>{desc}</info>"
+    )
     return _chunk(2, struct.pack("<I", sid) + xml.encode())
 
 
@@ -78,8 +85,10 @@ def write(path: Path, streams: list[Stream], chunk: int = 256) -> Path:
         for t, value in s.offsets:
             data.append(_chunk(4, struct.pack("<Idd", sid, t, value)))
     for sid, s in enumerate(streams, start=1):
-        footer = (f'<?xml version="1.0"?><info><first_timestamp>{s.stamps[0]}</first_timestamp>'
-                  f"<last_timestamp>{s.stamps[-1]}</last_timestamp><sample_count>{len(s.stamps)}</sample_count></info>")
+        footer = (
+            f'<?xml version="1.0"?><info><first_timestamp>{s.stamps[0]}</first_timestamp>'
+            f"<last_timestamp>{s.stamps[-1]}</last_timestamp><sample_count>{len(s.stamps)}</sample_count></info>"
+        )
         data.append(_chunk(6, struct.pack("<I", sid) + footer.encode()))
     path.write_bytes(b"".join(data))
     return path

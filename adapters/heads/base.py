@@ -22,5 +22,5 @@ class Head(nn.Module):
     description: ClassVar[str] = ""
 
     @classmethod
-    def from_config(cls, config: HeadConfig, *, in_dim: int, out_dim: int, **context) -> "Head":
+    def from_config(cls, config: HeadConfig, *, in_dim: int, out_dim: int, **context) -> Head:
         return cls(config, in_dim=in_dim, out_dim=out_dim)

@@ -50,6 +50,7 @@ class AdaLoRA(PeftTuner):
 
     def peft_config(self, targets: RoleTargets) -> peft.PeftConfig:
         import peft
+
         c = self.cfg
         total = self.total_steps
         if total is None:
@@ -60,9 +61,18 @@ class AdaLoRA(PeftTuner):
                 f"for rank allocation; lower them or train longer"
             )
         return peft.AdaLoraConfig(
-            init_r=c.init_r, target_r=c.target_r, lora_alpha=c.alpha, lora_dropout=c.dropout, tinit=c.tinit,
-            tfinal=c.tfinal, deltaT=c.delta_t, beta1=c.beta1, beta2=c.beta2, orth_reg_weight=c.orth_reg_weight,
-            total_step=total, target_modules=module_regex(targets.whole),
+            init_r=c.init_r,
+            target_r=c.target_r,
+            lora_alpha=c.alpha,
+            lora_dropout=c.dropout,
+            tinit=c.tinit,
+            tfinal=c.tfinal,
+            deltaT=c.delta_t,
+            beta1=c.beta1,
+            beta2=c.beta2,
+            orth_reg_weight=c.orth_reg_weight,
+            total_step=total,
+            target_modules=module_regex(targets.whole),
         )
 
     def regularization(self) -> torch.Tensor | None:

@@ -18,9 +18,9 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from adapters import peft_names
 from registry.component import ComponentConfig
 from registry.errors import UserError
-from adapters import peft_names
 
 
 class StrategyConfig(ComponentConfig):
@@ -52,8 +52,14 @@ class StrategyReport:
         tensors = f"in {len(self.trainable)} tensors"
         if self.num_adapter is None:
             return f"{self.strategy}: {self.num_trainable:,} trainable parameters {tensors}"
-        parts = [f"{n:,} {what}" for n, what in ((self.num_adapter, "adapter parameters"),
-                 (self.num_trainable - self.num_adapter, "unfrozen encoder parameters")) if n]
+        parts = [
+            f"{n:,} {what}"
+            for n, what in (
+                (self.num_adapter, "adapter parameters"),
+                (self.num_trainable - self.num_adapter, "unfrozen encoder parameters"),
+            )
+            if n
+        ]
         return f"{self.strategy}: {' + '.join(parts)} trainable {tensors}"
 
 
@@ -80,17 +86,17 @@ class Strategy(abc.ABC):
         """Optimizer steps the training will take; set by the composer before `apply` (AdaLoRA needs it)."""
 
     @classmethod
-    def from_config(cls, config: StrategyConfig, *, name: str | None = None, **context) -> "Strategy":
+    def from_config(cls, config: StrategyConfig, *, name: str | None = None, **context) -> Strategy:
         return cls(config, name=name)
 
     @abc.abstractmethod
     def apply(self, encoder: nn.Module) -> StrategyReport:
         """Make part of the (frozen) encoder trainable, or add trainable parts; report exactly which."""
 
-    def check_composition(self, others: Sequence["Strategy"]) -> None:
+    def check_composition(self, others: Sequence[Strategy]) -> None:
         """Raise StrategyError when this strategy cannot be combined with `others` (the rest of the list)."""
 
-    def regularization(self) -> "torch.Tensor | None":
+    def regularization(self) -> torch.Tensor | None:
         """A term the trainer adds to the loss each step (AdaLoRA's orthogonality penalty), or None."""
         return None
 
@@ -172,7 +178,9 @@ def _refuse_idle(strategy: Strategy, report: StrategyReport) -> None:
     )
 
 
-def _check_earlier_intact(encoder: nn.Module, strategy: Strategy, earlier: list[tuple[Strategy, StrategyReport]]) -> None:
+def _check_earlier_intact(
+    encoder: nn.Module, strategy: Strategy, earlier: list[tuple[Strategy, StrategyReport]]
+) -> None:
     """`strategy` (just applied) left what earlier strategies train in place and trainable.
 
     A strategy that wraps or replaces a layer an earlier one adapted renames or drops that one's
@@ -185,15 +193,18 @@ def _check_earlier_intact(encoder: nn.Module, strategy: Strategy, earlier: list[
         gone = [n for n in report.trainable if n not in params]
         frozen = [n for n in report.trainable if n in params and not params[n].requires_grad]
         if gone or frozen:
-            what = f"replaced layers that {other.name} adapted ({gone[0]} no longer exists)" if gone else \
-                f"froze parameters that {other.name} trains ({frozen[0]})"
+            what = (
+                f"replaced layers that {other.name} adapted ({gone[0]} no longer exists)"
+                if gone
+                else f"froze parameters that {other.name} trains ({frozen[0]})"
+            )
             raise StrategyError(
                 f"{strategy.name} {what}; one layer carries one adapter: give {other.name} and {strategy.name} "
                 f"different targets or layers, or use one of them"
             )
 
 
-_WRAPPED: "weakref.WeakKeyDictionary[nn.Module, dict[str, str]]" = weakref.WeakKeyDictionary()
+_WRAPPED: weakref.WeakKeyDictionary[nn.Module, dict[str, str]] = weakref.WeakKeyDictionary()
 
 
 def wrapped_by(encoder: nn.Module) -> dict[str, str]:
@@ -245,7 +256,9 @@ def strategy_key(strategy: Strategy) -> str:
 
 
 def apply_strategies(
-    encoder: nn.Module, strategies: Sequence[Strategy], applied: dict[str, tuple[Strategy, StrategyReport]] | None = None
+    encoder: nn.Module,
+    strategies: Sequence[Strategy],
+    applied: dict[str, tuple[Strategy, StrategyReport]] | None = None,
 ) -> StrategyReport:
     """Freeze `encoder`, apply each strategy in order, and check the result is what they report.
 

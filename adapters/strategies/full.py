@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from pydantic import Field
 from torch import nn
 
+from adapters import peft_names
 from adapters.strategies import encoder_parts
 from adapters.strategies.base import Strategy, StrategyConfig, StrategyError, StrategyReport, report_for
-from adapters import peft_names
 
 
 class FullConfig(StrategyConfig):
@@ -30,8 +30,9 @@ class Full(Strategy):
         # (docs/guides/training.md, Stages).
         # peft keeps a wrapped layer's pretrained weight under base_layer.
         pretrained = getattr(encoder, "pretrained_parameter_names", None)
-        names = [n for n, _ in encoder.named_parameters()
-                 if pretrained is None or peft_names.unwrapped(n) in pretrained]
+        names = [
+            n for n, _ in encoder.named_parameters() if pretrained is None or peft_names.unwrapped(n) in pretrained
+        ]
         for name in names:
             encoder.get_parameter(name).requires_grad_(True)
         scale = {n: self.cfg.lr_scale for n in names}

@@ -30,5 +30,8 @@ class IA3(PeftTuner):
 
     def peft_config(self, targets: RoleTargets) -> peft.PeftConfig:
         import peft
+
         feedforward = [n for n in targets.whole if ".mlp." in n]  # the mlp role's modules (blocks' `mlp`)
-        return peft.IA3Config(target_modules=module_regex(targets.whole), feedforward_modules=module_regex(feedforward) or None)
+        return peft.IA3Config(
+            target_modules=module_regex(targets.whole), feedforward_modules=module_regex(feedforward) or None
+        )

@@ -23,4 +23,5 @@ class LoHa(PeftTuner):
 
     def peft_config(self, targets: RoleTargets) -> peft.PeftConfig:
         import peft
+
         return peft.LoHaConfig(**self.cfg.lycoris_options(targets))

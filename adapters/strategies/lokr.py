@@ -24,4 +24,5 @@ class LoKr(PeftTuner):
 
     def peft_config(self, targets: RoleTargets) -> peft.PeftConfig:
         import peft
+
         return peft.LoKrConfig(decompose_factor=self.cfg.decompose_factor, **self.cfg.lycoris_options(targets))

@@ -19,9 +19,9 @@ from torch import nn
 if TYPE_CHECKING:  # peft pulls in transformers (seconds per process): imported where a tuner is built
     import peft
 
+from adapters import peft_names
 from adapters.strategies.base import Strategy, StrategyConfig, StrategyError, StrategyReport, report_for
 from adapters.strategies.targets import RoleTargets, resolve
-from adapters import peft_names
 
 Role = Literal["q", "k", "v", "o", "mlp"]
 
@@ -54,8 +54,13 @@ class LycorisConfig(PeftTunerConfig):
 
     def lycoris_options(self, targets: RoleTargets) -> dict:
         """The shared keyword arguments of peft's LoHaConfig and LoKrConfig."""
-        return dict(r=self.r, alpha=self.alpha, rank_dropout=self.rank_dropout, module_dropout=self.module_dropout,
-                    target_modules=module_regex(targets.whole))
+        return dict(
+            r=self.r,
+            alpha=self.alpha,
+            rank_dropout=self.rank_dropout,
+            module_dropout=self.module_dropout,
+            target_modules=module_regex(targets.whole),
+        )
 
 
 def module_regex(names: Sequence[str]) -> str:
@@ -77,6 +82,7 @@ class PeftTuner(Strategy):
 
     def apply(self, encoder: nn.Module) -> StrategyReport:
         import peft
+
         targets = resolve(encoder, list(self.cfg.targets), self.cfg.layers, who=self.name, mlp_layers=self.mlp_layers)
         self.targeted = targets.all_names()  # the layers its merge() folds
         before = {n: p.requires_grad for n, p in encoder.named_parameters()}
@@ -113,4 +119,6 @@ class PeftTuner(Strategy):
         wrap (a clash) is checked from their `wrapped_modules()` as they are applied."""
         clash = [o.name for o in others if isinstance(o, PeftTuner)]
         if clash:
-            raise StrategyError(f"{self.name} and {', '.join(clash)} are both peft tuners, which share peft's one adapter slot; use one of them per side")
+            raise StrategyError(
+                f"{self.name} and {', '.join(clash)} are both peft tuners, which share peft's one adapter slot; use one of them per side"
+            )

@@ -25,6 +25,7 @@ class PrefixConfig(StrategyConfig):
     @classmethod
     def _layers_adapt_something(cls, layers: list[int] | None) -> list[int] | None:
         return check_layers_option(layers)
+
     reparam_hidden: int | None = Field(None, ge=1)
     """Produce the prefixes with an MLP of this width (the paper's reparameterization); None learns them directly."""
     lr_scale: float = Field(1.0, gt=0)
@@ -49,6 +50,8 @@ class Prefix(Strategy):
                 )
             for attn in attns:
                 dim = attn.qkv.in_features
-                attn.prefix = PrefixKV(self.cfg.length, dim, attn.num_heads, self.cfg.reparam_hidden).to(attn.qkv.weight.device)
+                attn.prefix = PrefixKV(self.cfg.length, dim, attn.num_heads, self.cfg.reparam_hidden).to(
+                    attn.qkv.weight.device
+                )
         names = [n for n, _ in encoder.named_parameters() if n not in before]
         return report_for(self.name, encoder, names, lr_scale={n: self.cfg.lr_scale for n in names})

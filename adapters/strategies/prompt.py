@@ -73,8 +73,14 @@ class Prompt(Strategy):
             raise StrategyError("prompt: this encoder has prompts already")
         blocks = list(encoder.blocks)
         cfg = self.cfg
-        prompts = PromptTokens(len(blocks) if cfg.deep else 1, cfg.tokens, encoder.feature_dim, slot, cfg.dropout,
-                               getattr(encoder, "patch_numel", encoder.feature_dim))
+        prompts = PromptTokens(
+            len(blocks) if cfg.deep else 1,
+            cfg.tokens,
+            encoder.feature_dim,
+            slot,
+            cfg.dropout,
+            getattr(encoder, "patch_numel", encoder.feature_dim),
+        )
         encoder.prompt = prompts.to(next(encoder.parameters()).device)
         blocks[0].register_forward_pre_hook(prompts.insert)
         if cfg.deep:

@@ -28,7 +28,9 @@ class RoleTargets:
 def check_layers_option(layers: list[int] | None) -> list[int] | None:
     """Validator of a `layers` option: None (all blocks) or a non-empty list (an empty one adapts nothing)."""
     if layers is not None and not layers:
-        raise ValueError("layers is empty, so nothing would be adapted; name blocks (e.g. [-2, -1]) or drop layers for all")
+        raise ValueError(
+            "layers is empty, so nothing would be adapted; name blocks (e.g. [-2, -1]) or drop layers for all"
+        )
     return layers
 
 
@@ -42,14 +44,20 @@ def choose_blocks(encoder: nn.Module, layers: list[int] | None, who: str) -> lis
         return list(range(n))
     name = registry_name(encoder, "the encoder")
     if not layers:
-        raise StrategyError(f"{who}: layers is empty, so it would adapt nothing; name blocks (0..{n - 1}, or -1 for the last) or drop layers for all")
+        raise StrategyError(
+            f"{who}: layers is empty, so it would adapt nothing; name blocks (0..{n - 1}, or -1 for the last) or drop layers for all"
+        )
     bad = [i for i in layers if not -n <= i < n]
     if bad:
-        raise StrategyError(f"{who}: layers {bad} do not exist; {name} has {n} blocks (0..{n - 1}, or -{n}..-1 from the end)")
+        raise StrategyError(
+            f"{who}: layers {bad} do not exist; {name} has {n} blocks (0..{n - 1}, or -{n}..-1 from the end)"
+        )
     return sorted({i % n for i in layers})
 
 
-def resolve(encoder: nn.Module, roles: list[str], layers: list[int] | None, who: str = "lora", mlp_layers: str = "all") -> RoleTargets:
+def resolve(
+    encoder: nn.Module, roles: list[str], layers: list[int] | None, who: str = "lora", mlp_layers: str = "all"
+) -> RoleTargets:
     """Modules for `roles` in the chosen blocks; `mlp_layers="last"` takes only each MLP's output Linear."""
     blocks = list(encoder.blocks)
     chosen = [blocks[i] for i in choose_blocks(encoder, layers, who)]
@@ -58,7 +66,9 @@ def resolve(encoder: nn.Module, roles: list[str], layers: list[int] | None, who:
 
     def linear(module: nn.Module | None) -> bool:
         """A plain Linear, or one an earlier strategy wrapped (then a clash, said below)."""
-        return isinstance(module, nn.Linear) or (module is not None and wrapper_of(name_of.get(id(module), ""), wrapped) is not None)
+        return isinstance(module, nn.Linear) or (
+            module is not None and wrapper_of(name_of.get(id(module), ""), wrapped) is not None
+        )
 
     mask = tuple(role in roles for role in ("q", "k", "v"))
     fused: dict[str, tuple[bool, bool, bool]] = {}
@@ -79,7 +89,9 @@ def resolve(encoder: nn.Module, roles: list[str], layers: list[int] | None, who:
             mlp = getattr(block, "mlp", None)
             linears = [m for m in mlp.modules() if isinstance(m, nn.Linear)] if mlp is not None else []
             if not linears:
-                raise StrategyError(f"{who}: block {name_of[id(block)]} has no `mlp` with Linear layers for the mlp role")
+                raise StrategyError(
+                    f"{who}: block {name_of[id(block)]} has no `mlp` with Linear layers for the mlp role"
+                )
             whole += [name_of[id(m)] for m in (linears if mlp_layers == "all" else linears[-1:])]
     for module in [*fused, *whole]:
         other = wrapper_of(module, wrapped)
@@ -89,4 +101,3 @@ def resolve(encoder: nn.Module, roles: list[str], layers: list[int] | None, who:
         whole = [*fused, *whole]
         fused = {}
     return RoleTargets(fused=fused, whole=whole)
-

@@ -19,8 +19,13 @@ from peftzoo_data.ingest.spec import IngestSpec
 __all__ = ["IngestError", "IngestSpec", "ingest"]
 
 
-def ingest(spec: IngestSpec | dict | str | Path, out: str | Path, base: str | Path | None = None, quiet: bool = False,
-           workers: int | None = 1) -> dict:
+def ingest(
+    spec: IngestSpec | dict | str | Path,
+    out: str | Path,
+    base: str | Path | None = None,
+    quiet: bool = False,
+    workers: int | None = 1,
+) -> dict:
     """Ingest `spec` (an IngestSpec, a mapping, or a YAML path) into `out`; returns the report.
 
     Relative paths in the spec are taken from `base` (default: the spec file's folder, else the

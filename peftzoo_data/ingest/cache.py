@@ -25,6 +25,8 @@ def cache_root(cache_dir: str | None) -> Path:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
-        raise IngestError(f"{origin}: {str(root)!r} cannot be the ingest cache folder: {str(probe)!r} is a file; "
-                          f"give a folder (or remove the file)")
+        raise IngestError(
+            f"{origin}: {str(root)!r} cannot be the ingest cache folder: {str(probe)!r} is a file; "
+            f"give a folder (or remove the file)"
+        )
     return root

@@ -23,11 +23,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("spec", nargs="?", help="the ingest spec (YAML)")
     parser.add_argument("--out", help="output folder (an arrays directory: eeg.npy, video.npy, meta.json, ...)")
     parser.add_argument("--schema", action="store_true", help="print the spec's JSON Schema and exit")
-    parser.add_argument("--merge", nargs="+", metavar="DIR",
-                        help="join these ingested folders into --out (channels, rates and shapes must agree)")
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="DIR",
+        help="join these ingested folders into --out (channels, rates and shapes must agree)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="recordings processed at once, each in its own process (default: one per CPU core)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="recordings processed at once, each in its own process (default: one per CPU core)",
+    )
     args = parser.parse_args(argv)
     from peftzoo_data.ingest import spec as spec_module
 
@@ -50,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for r in report["recordings"]:
         state = "reused" if r.get("reused") else "ingested"
-        print(f"{r['recording']}: {r['events_found']} events, {r['pairs']} pairs, {r['windows_dropped_count']} windows dropped ({state})")
+        print(
+            f"{r['recording']}: {r['events_found']} events, {r['pairs']} pairs, {r['windows_dropped_count']} windows dropped ({state})"
+        )
     print(f"pairs: {report['pairs']} " + json.dumps(report["split_sizes"]))
     print(f"data: {Path(args.out).expanduser().resolve()}")
     return 0

@@ -40,7 +40,7 @@ def _firwin_design(n: int, freq: list[float], gain: list[float]) -> np.ndarray:
                 raise ValueError(f"filter length {n} is too short for a transition band needing {this_n} samples")
             this_h = firwin_lowpass(this_n, (prev_freq + this_freq) / 2.0, np.hamming(this_n))
             offset = (n - this_n) // 2
-            h[offset:n - offset] += this_h if this_gain else -this_h
+            h[offset : n - offset] += this_h if this_gain else -this_h
         prev_gain, prev_freq = this_gain, this_freq
     return h
 
@@ -93,8 +93,12 @@ def notch_taps(sfreq: float, freqs: list[float]) -> np.ndarray | None:
     tb = 0.5  # half of notch_filter's trans_bandwidth=1
     lows = [f - f / 200 / 2 - tb for f in freqs]
     highs = [f + f / 200 / 2 + tb for f in freqs]
-    points = sorted([(lo, 1) for lo in lows] + [(lo + tb, 0) for lo in lows] + [(hi - tb, 0) for hi in highs]
-                    + [(hi, 1) for hi in highs])
+    points = sorted(
+        [(lo, 1) for lo in lows]
+        + [(lo + tb, 0) for lo in lows]
+        + [(hi - tb, 0) for hi in highs]
+        + [(hi, 1) for hi in highs]
+    )
     freq, gain = [p[0] for p in points], [p[1] for p in points]
     if freq[0] != 0:
         freq, gain = [0.0] + freq, [1] + gain
@@ -137,15 +141,15 @@ def zero_phase_filter(data: np.ndarray, taps: list[np.ndarray], out: np.ndarray 
     rows = 4  # channels per FFT: a buffer reused, small enough for the CPU's cache
     buffer = np.zeros((rows, nfft))
     for a in range(0, len(data), rows):
-        x = data[a:a + rows]
+        x = data[a : a + rows]
         g = len(x)
         buffer[:g, :edge] = 2 * x[:, :1] - x[:, edge:0:-1]
-        buffer[:g, edge:edge + n] = x
-        buffer[:g, edge + n:2 * edge + n] = 2 * x[:, -1:] - x[:, -2:-edge - 2:-1]
-        buffer[:g, 2 * edge + n:] = 0
+        buffer[:g, edge : edge + n] = x
+        buffer[:g, edge + n : 2 * edge + n] = 2 * x[:, -1:] - x[:, -2 : -edge - 2 : -1]
+        buffer[:g, 2 * edge + n :] = 0
         product = np.fft.rfft(buffer[:g], axis=1)
         product *= spectrum
-        out[a:a + g] = np.fft.irfft(product, nfft, axis=1)[:, shift:shift + n]
+        out[a : a + g] = np.fft.irfft(product, nfft, axis=1)[:, shift : shift + n]
     return out
 
 
@@ -193,12 +197,11 @@ def resample(data, up: int, down: int, n: int | None = None, step: int = 4096) -
             if count <= 0:
                 continue
             a = first[k] + ma * down - lo
-            frames = chunk[:, a:a + (count + blocks - 1) * down].reshape(len(chunk), -1, down)
+            frames = chunk[:, a : a + (count + blocks - 1) * down].reshape(len(chunk), -1, down)
             for r in range(0, len(chunk), 4):  # 4 channels at a time: the products stay in the CPU's cache
-                part = np.matmul(weights[k], frames[r:r + 4].transpose(0, 2, 1))  # (rows, blocks, frames)
+                part = np.matmul(weights[k], frames[r : r + 4].transpose(0, 2, 1))  # (rows, blocks, frames)
                 acc = part[:, 0, :count].copy()
                 for b in range(1, blocks):  # y[m] = sum_b part[b, m + b]
-                    acc += part[:, b, b:b + count]
-                out[r:r + 4, k + ma * up:k + (ma + count) * up:up] = acc
+                    acc += part[:, b, b : b + count]
+                out[r : r + 4, k + ma * up : k + (ma + count) * up : up] = acc
     return out
-

@@ -26,27 +26,59 @@ from peftzoo_data.ingest.spec import EEGSpec
 logger = logging.getLogger("peftzoo_data.ingest")
 
 # Types MNE gives non-EEG channels; these are dropped before any name is looked at.
-_NON_EEG_TYPES = {"eog", "ecg", "emg", "stim", "misc", "resp", "bio", "syst", "gsr", "temperature", "chpi", "exci", "ias", "dbs"}
+_NON_EEG_TYPES = {
+    "eog",
+    "ecg",
+    "emg",
+    "stim",
+    "misc",
+    "resp",
+    "bio",
+    "syst",
+    "gsr",
+    "temperature",
+    "chpi",
+    "exci",
+    "ias",
+    "dbs",
+}
 # Names of non-EEG channels that files type EEG (TUH: `EEG EKG1-REF`), after normalization.
 PHYSIOLOGICAL = re.compile(r"^(ECG|EKG|EOG|HEOG|VEOG|EMG)\d*[LR]?$")
 # A BAD annotation, also after BrainVision's `Comment/` prefix (docs/reference/background.md).
 BAD = re.compile(r"(^|/)\s*bad", re.IGNORECASE)
 
 
-_READ_ERRORS = (ValueError, OSError, RuntimeError, KeyError, IndexError, NotImplementedError, UnicodeDecodeError,
-                EOFError)
+_READ_ERRORS = (
+    ValueError,
+    OSError,
+    RuntimeError,
+    KeyError,
+    IndexError,
+    NotImplementedError,
+    UnicodeDecodeError,
+    EOFError,
+)
 
 
 def _unreadable(path, exc) -> IngestError:
-    return IngestError(f"{path}: could not be read as an EEG recording ({type(exc).__name__}: {exc}); "
-                       f"check the file is complete and in a format MNE reads "
-                       f"(EDF, BDF, BrainVision .vhdr, FIF, EEGLAB .set, CNT)")
+    return IngestError(
+        f"{path}: could not be read as an EEG recording ({type(exc).__name__}: {exc}); "
+        f"check the file is complete and in a format MNE reads "
+        f"(EDF, BDF, BrainVision .vhdr, FIF, EEGLAB .set, CNT)"
+    )
 
 
 # The reader mne.io.read_raw picks for these extensions (mne/io/_read_raw.py), called directly:
 # read_raw imports every one of its ~30 readers to choose, a tenth of a second at each start.
-_READERS = {".fif": "read_raw_fif", ".fif.gz": "read_raw_fif", ".edf": "read_raw_edf", ".bdf": "read_raw_bdf",
-            ".gdf": "read_raw_gdf", ".vhdr": "read_raw_brainvision", ".set": "read_raw_eeglab"}
+_READERS = {
+    ".fif": "read_raw_fif",
+    ".fif.gz": "read_raw_fif",
+    ".edf": "read_raw_edf",
+    ".bdf": "read_raw_bdf",
+    ".gdf": "read_raw_gdf",
+    ".vhdr": "read_raw_brainvision",
+    ".set": "read_raw_eeglab",
+}
 
 
 def read_raw(path: Path, bids_path=None, preload: bool = True):
@@ -93,8 +125,13 @@ def streamable(raw, chans: Channels, spec: EEGSpec) -> bool:
         return False
     up, down = resample_ratio(sfreq, spec.sfreq)
     interpolate = spec.bads == "interpolate" and any(b in chans.kept for b in raw.info["bads"])
-    return (not raw.preload and _numpy_resampler(up, down, raw.n_times) and not raw.info["projs"] and not interpolate
-            and not (spec.h_freq is not None and spec.h_freq >= sfreq / 2))
+    return (
+        not raw.preload
+        and _numpy_resampler(up, down, raw.n_times)
+        and not raw.info["projs"]
+        and not interpolate
+        and not (spec.h_freq is not None and spec.h_freq >= sfreq / 2)
+    )
 
 
 # The largest `up` of a rate ratio that dsp.resample handles (1000 -> 200 Hz is 1/5, 500 is 2/5, 250 is
@@ -158,7 +195,10 @@ def _channel_rules(raw, spec: EEGSpec, triggers: set[str]) -> _ChannelRules:
     channel_names = _channel_names()
     normalize = channel_names.normalize
     return _ChannelRules(
-        spec=spec, normalize=normalize, position=channel_names.position, not_a_site=channel_names.ChannelError,
+        spec=spec,
+        normalize=normalize,
+        position=channel_names.position,
+        not_a_site=channel_names.ChannelError,
         types=dict(zip(raw.ch_names, raw.get_channel_types())),
         bads=set(raw.info["bads"]),
         exclude={normalize(n) for n in spec.exclude},
@@ -233,8 +273,10 @@ def _unique_names(kept: list[str], names: list[str], where: str) -> dict[str, st
     seen: dict[str, str] = {}
     for file_name, normal in zip(kept, names):
         if normal in seen:
-            raise IngestError(f"{where}: channels {seen[normal]!r} and {file_name!r} both are {normal}; "
-                              f"rename or exclude one (eeg.rename / eeg.exclude)")
+            raise IngestError(
+                f"{where}: channels {seen[normal]!r} and {file_name!r} both are {normal}; "
+                f"rename or exclude one (eeg.rename / eeg.exclude)"
+            )
         seen[normal] = file_name
     return seen
 
@@ -244,10 +286,14 @@ def _missing_wanted(missing: list[str], names: list[str], rules: _ChannelRules, 
     spec = rules.spec
     bad = [c for c in missing if any(rules.normalize(spec.rename.get(n, n)) == c for n in rules.bads)]
     if bad:
-        return IngestError(f"{where}: eeg.channels asks for {bad}, which the file marks bad and eeg.bads: drop "
-                           f"removed; set eeg.bads: interpolate or remove them from eeg.channels")
-    return IngestError(f"{where}: eeg.channels asks for {missing}, which the file lacks (it has {names}); "
-                       f"map file names with eeg.rename or remove them from eeg.channels")
+        return IngestError(
+            f"{where}: eeg.channels asks for {bad}, which the file marks bad and eeg.bads: drop "
+            f"removed; set eeg.bads: interpolate or remove them from eeg.channels"
+        )
+    return IngestError(
+        f"{where}: eeg.channels asks for {missing}, which the file lacks (it has {names}); "
+        f"map file names with eeg.rename or remove them from eeg.channels"
+    )
 
 
 def _select_wanted(kept, names, seen, dropped, rules: _ChannelRules, where: str):
@@ -307,13 +353,22 @@ def nonfinite_spans(raw, picks: list[str]) -> list[tuple[float, float, str]]:
     sfreq = float(raw.info["sfreq"])
     spans = []
     for a, b in zip(edges[::2], edges[1::2]):
-        start, stop = max(0.0, a / sfreq - NONFINITE_MARGIN_S), min(raw.times[-1] + 1 / sfreq, b / sfreq + NONFINITE_MARGIN_S)
+        start, stop = (
+            max(0.0, a / sfreq - NONFINITE_MARGIN_S),
+            min(raw.times[-1] + 1 / sfreq, b / sfreq + NONFINITE_MARGIN_S),
+        )
         spans.append((start, stop, NONFINITE))
     import mne
 
-    raw.set_annotations(raw.annotations + mne.Annotations(
-        [a / sfreq + raw.first_time for a in edges[::2]], [(b - a) / sfreq for a, b in zip(edges[::2], edges[1::2])],
-        [NONFINITE] * (len(edges) // 2), orig_time=raw.annotations.orig_time))
+    raw.set_annotations(
+        raw.annotations
+        + mne.Annotations(
+            [a / sfreq + raw.first_time for a in edges[::2]],
+            [(b - a) / sfreq for a, b in zip(edges[::2], edges[1::2])],
+            [NONFINITE] * (len(edges) // 2),
+            orig_time=raw.annotations.orig_time,
+        )
+    )
     return spans
 
 
@@ -352,8 +407,11 @@ def _apply_projectors(raw, spec: EEGSpec, done: dict) -> None:
     channels it was made on. Ones the file has already applied to its data cannot be taken back."""
     if not raw.info["projs"]:
         return
-    done["projectors"] = {"action": spec.projectors, "names": [p["desc"] for p in raw.info["projs"]],
-                          "already_applied_in_file": [p["desc"] for p in raw.info["projs"] if p["active"]]}
+    done["projectors"] = {
+        "action": spec.projectors,
+        "names": [p["desc"] for p in raw.info["projs"]],
+        "already_applied_in_file": [p["desc"] for p in raw.info["projs"] if p["active"]],
+    }
     if spec.projectors == "apply":
         raw.apply_proj(verbose="error")
     else:
@@ -450,8 +508,9 @@ def preprocess(raw, chans: Channels, spec: EEGSpec, where: str, events: np.ndarr
     return Prepared(data.astype(np.float32), out_rate, events, done)
 
 
-def _preprocess_streamed(raw, spec: EEGSpec, where: str, events, sfreq: float, done: dict, header: dict,
-                         reader: str) -> Prepared:
+def _preprocess_streamed(
+    raw, spec: EEGSpec, where: str, events, sfreq: float, done: dict, header: dict, reader: str
+) -> Prepared:
     """preprocess for a Raw whose samples are still in the file: each block is read (MNE's
     Raw.get_data), its NaN/inf zeroed and re-referenced (both per sample), and downsampled by the
     polyphase filter (dsp.resample) as it comes, so the recording is never held whole at its own
@@ -476,8 +535,12 @@ def _preprocess_streamed(raw, spec: EEGSpec, where: str, events, sfreq: float, d
         return block
 
     data = dsp.resample(read, up, down, n)
-    done["resample"] = {"method": NUMPY_METHOD, "up": up, "down": down,
-                        "grid_error_ppm": round(abs(up / down * sfreq / spec.sfreq - 1) * 1e6, 6)}
+    done["resample"] = {
+        "method": NUMPY_METHOD,
+        "up": up,
+        "down": down,
+        "grid_error_ppm": round(abs(up / down * sfreq / spec.sfreq - 1) * 1e6, 6),
+    }
     if events is not None and len(events):
         events = events.copy()
         events[:, 0] = np.round(events[:, 0] * (up / down)).astype(events.dtype)
@@ -510,8 +573,14 @@ def _skipped_spans(raw) -> list[tuple[float, float]]:
     return sorted(out)
 
 
-def _filter(data: np.ndarray, sfreq: float, spec: EEGSpec, notches: list[float], skip: list[tuple[float, float]],
-            file_sfreq: float) -> None:
+def _filter(
+    data: np.ndarray,
+    sfreq: float,
+    spec: EEGSpec,
+    notches: list[float],
+    skip: list[tuple[float, float]],
+    file_sfreq: float,
+) -> None:
     """Band-pass and notch `data` (C, N) in place with MNE's FIR filters (MNE's Raw.filter and
     Raw.notch_filter defaults, designed and applied by peftzoo_data/ingest/dsp.py without importing
     scipy.signal), each stretch between skipped spans on its own."""
@@ -560,8 +629,12 @@ def resample(data: np.ndarray, sfreq: float, target: float, events: np.ndarray |
 
         out = signal.resample_poly(data, up, down, axis=1, padtype="reflect")
         method = "scipy.signal.resample_poly (polyphase, Kaiser window 5.0)"
-    record = {"method": method, "up": up, "down": down,
-              "grid_error_ppm": round(abs(up / down * sfreq / target - 1) * 1e6, 6)}
+    record = {
+        "method": method,
+        "up": up,
+        "down": down,
+        "grid_error_ppm": round(abs(up / down * sfreq / target - 1) * 1e6, 6),
+    }
     if events is not None and len(events):
         events = events.copy()
         events[:, 0] = np.round(events[:, 0] * (up / down)).astype(events.dtype)
@@ -605,7 +678,9 @@ def _interpolate(raw, bads: list[str], where: str) -> None:
     import mne
 
     if len(bads) == len(raw.ch_names):
-        raise IngestError(f"{where}: every kept channel is marked bad ({bads}); nothing to interpolate from; set eeg.bads: keep or drop")
+        raise IngestError(
+            f"{where}: every kept channel is marked bad ({bads}); nothing to interpolate from; set eeg.bads: keep or drop"
+        )
     locs = np.array([ch["loc"][:3] for ch in raw.info["chs"]])
     if raw.get_montage() is None or not np.isfinite(locs).all() or not np.abs(locs).sum(axis=1).all():
         builtin = mne.channels.get_builtin_montages()
@@ -614,8 +689,10 @@ def _interpolate(raw, bads: list[str], where: str) -> None:
         known = {n.upper() for n in montage.ch_names}
         missing = [c for c in raw.ch_names if c.upper() not in known]
         if missing:
-            raise IngestError(f"{where}: bad channels {bads} cannot be interpolated: {missing} have no standard 10-05 "
-                              f"position and the file has none; set eeg.bads: drop (and eeg.channels) or keep")
+            raise IngestError(
+                f"{where}: bad channels {bads} cannot be interpolated: {missing} have no standard 10-05 "
+                f"position and the file has none; set eeg.bads: drop (and eeg.channels) or keep"
+            )
         raw.set_montage(montage, match_case=False, on_missing="ignore", verbose="error")
     raw.interpolate_bads(reset_bads=True, verbose="error")
 
@@ -628,8 +705,13 @@ def flat_channels(data: np.ndarray, names: list[str], where: str) -> list[str]:
     (they carry no EEG: mark them bad in the file, or list eeg.exclude, to interpolate or drop them)."""
     flat = [name for name, sd in zip(names, data.std(axis=1)) if not sd >= FLAT_UV]
     if flat:
-        logger.warning("%s: channels %s are flat (standard deviation below %g uV); exclude them (eeg.exclude) "
-                       "or mark them bad in the file to interpolate them", where, flat, FLAT_UV)
+        logger.warning(
+            "%s: channels %s are flat (standard deviation below %g uV); exclude them (eeg.exclude) "
+            "or mark them bad in the file to interpolate them",
+            where,
+            flat,
+            FLAT_UV,
+        )
     return flat
 
 
@@ -660,7 +742,10 @@ def check_units(data: np.ndarray, units: dict, where: str) -> list[str]:
     if "unit" not in units and len(headers) == 1 and len(current) == 1:
         header = headers[0].split(" ")[0]
         true_uv = current[0] * 10.0**exponent * _mne_volts_per_unit(units.get("reader", ""), header)
-        named = next((name for name, uv in UNIT_UV.items() if name not in ("μV", "uV") and abs(np.log10(uv / true_uv)) < 0.01), None)
+        named = next(
+            (name for name, uv in UNIT_UV.items() if name not in ("μV", "uV") and abs(np.log10(uv / true_uv)) < 0.01),
+            None,
+        )
         if named is not None:
             fix = f"eeg.unit: {named} (the unit the file's numbers are really in; its header states {headers[0]}) or {fix}"
     message = f"{where}: as read, {text}; set {fix} in the spec"

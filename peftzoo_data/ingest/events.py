@@ -29,7 +29,7 @@ class Events:
     seen: list[str] = dataclasses.field(default_factory=list)
     """A few descriptions/codes that did not match (for the 'no event matched' message)."""
 
-    def after_resample(self, events: np.ndarray | None, first_samp: int, sfreq: float) -> "Events":
+    def after_resample(self, events: np.ndarray | None, first_samp: int, sfreq: float) -> Events:
         if self.samples is None or events is None:
             return self
         return dataclasses.replace(self, onsets=(events[:, 0] - first_samp) / sfreq, samples=events)
@@ -79,8 +79,15 @@ def from_trigger(raw, spec: EventsSpec, where: str, path: Path | None = None) ->
 
     mask = trigger_mask(spec, path or Path(where))
     try:
-        events = mne.find_events(raw, stim_channel=spec.stim_channel, shortest_event=1, consecutive="increasing",
-                                 mask=mask, mask_type="and", verbose="error")
+        events = mne.find_events(
+            raw,
+            stim_channel=spec.stim_channel,
+            shortest_event=1,
+            consecutive="increasing",
+            mask=mask,
+            mask_type="and",
+            verbose="error",
+        )
     except ValueError as exc:
         raise IngestError(_no_trigger_message(raw, spec, where, exc)) from None
     codes = spec.codes
@@ -88,7 +95,9 @@ def from_trigger(raw, spec: EventsSpec, where: str, path: Path | None = None) ->
     seen = sorted({int(c) for c in events[~keep, 2]})
     events = events[keep]
     stims = [str(c) if codes is None else codes[int(c)] for c in events[:, 2]]
-    return Events((events[:, 0] - raw.first_samp) / raw.info["sfreq"], stims, samples=events, seen=[str(c) for c in seen[:8]])
+    return Events(
+        (events[:, 0] - raw.first_samp) / raw.info["sfreq"], stims, samples=events, seen=[str(c) for c in seen[:8]]
+    )
 
 
 # Names trigger channels go by across systems: Neuromag/MNE `STI 014`/`STI101`, BioSemi `Status`,
@@ -108,8 +117,11 @@ def trigger_like(raw) -> list[str]:
             return False
         return True
 
-    return [name for name, kind in zip(raw.ch_names, raw.get_channel_types())
-            if not is_site(name) and (kind == "stim" or TRIGGER_NAME.search(name.strip()))]
+    return [
+        name
+        for name, kind in zip(raw.ch_names, raw.get_channel_types())
+        if not is_site(name) and (kind == "stim" or TRIGGER_NAME.search(name.strip()))
+    ]
 
 
 def _no_trigger_message(raw, spec: EventsSpec, where: str, exc: Exception) -> str:
@@ -123,8 +135,11 @@ def _no_trigger_message(raw, spec: EventsSpec, where: str, exc: Exception) -> st
         return f"{where}: {problem}; set events.stim_channel to the one holding the codes: {candidates}"
     n = len(raw.annotations)
     seen = sorted({str(d) for d in raw.annotations.description})[:5]
-    alternative = (f"it has {n} annotations ({seen}): use events.source: annotations with events.match"
-                   if n else "read its events from a CSV (events.source: csv) or fix the recording")
+    alternative = (
+        f"it has {n} annotations ({seen}): use events.source: annotations with events.match"
+        if n
+        else "read its events from a CSV (events.source: csv) or fix the recording"
+    )
     return f"{where}: {problem}, and no channel of this file looks like a trigger channel; {alternative}"
 
 
@@ -135,19 +150,27 @@ def from_table(path: Path, spec: EventsSpec, where: str, delimiter: str | None =
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
         byte = path.read_bytes()[exc.start]
-        raise IngestError(f"{path}, line {line}: not UTF-8 text (byte {byte:#04x}; saved as Latin-1 or Windows-1252?); "
-                          f"save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+        raise IngestError(
+            f"{path}, line {line}: not UTF-8 text (byte {byte:#04x}; saved as Latin-1 or Windows-1252?); "
+            f"save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        ) from None
     except OSError as exc:
         raise IngestError(f"{path}: the event file could not be read ({exc.strerror or exc})") from None
     if delimiter is None:
-        delimiter = "\t" if path.suffix == ".tsv" else csv.Sniffer().sniff(text.splitlines()[0] if text else ",", ",;\t").delimiter
+        delimiter = (
+            "\t"
+            if path.suffix == ".tsv"
+            else csv.Sniffer().sniff(text.splitlines()[0] if text else ",", ",;\t").delimiter
+        )
     rows = list(csv.DictReader(text.splitlines(), delimiter=delimiter))
     header = list(rows[0].keys()) if rows else []
     for column in (spec.onset_column, spec.stim_column):
         if column not in header:
-            raise IngestError(f"{path}: no column {column!r} (columns: {header}); set events.onset_column / events.stim_column")
+            raise IngestError(
+                f"{path}: no column {column!r} (columns: {header}); set events.onset_column / events.stim_column"
+            )
     pattern = re.compile(spec.match)
     onsets, stims, seen = [], [], []
     for i, row in enumerate(rows, start=2):
@@ -162,10 +185,14 @@ def from_table(path: Path, spec: EventsSpec, where: str, delimiter: str | None =
         try:
             onset = float(row[spec.onset_column])
         except (TypeError, ValueError):
-            raise IngestError(f"{path}, line {i}: onset {row[spec.onset_column]!r} is not a number of seconds") from None
+            raise IngestError(
+                f"{path}, line {i}: onset {row[spec.onset_column]!r} is not a number of seconds"
+            ) from None
         if not np.isfinite(onset):
-            raise IngestError(f"{path}, line {i}: onset {row[spec.onset_column]!r} is not a finite number of seconds; "
-                              f"give the event's time, or leave its stimulus empty to skip the row")
+            raise IngestError(
+                f"{path}, line {i}: onset {row[spec.onset_column]!r} is not a finite number of seconds; "
+                f"give the event's time, or leave its stimulus empty to skip the row"
+            )
         onsets.append(onset)
         stims.append(stim_id(m))
     return Events(np.asarray(onsets, dtype=np.float64), stims, seen=seen[:8])

@@ -97,13 +97,17 @@ def split_labels(pairs: list[dict], groups: np.ndarray, spec: SplitSpec, groups_
     values = []
     for p in pairs:
         if p.get(key) is None:
-            raise IngestError(f"split.by: {key} is unknown for recording {p['recording']!r}; give recordings.entities with (?P<{key}>...) or read BIDS")
+            raise IngestError(
+                f"split.by: {key} is unknown for recording {p['recording']!r}; give recordings.entities with (?P<{key}>...) or read BIDS"
+            )
         values.append(str(p[key]))
     values_arr = np.asarray(values)
     present = sorted(set(values), key=_sort_key)
     if spec.fold is not None:
         if spec.fold >= len(present):
-            raise IngestError(f"split.fold: {spec.fold} is out of range; there are {len(present)} blocks ({present}), folds 0..{len(present) - 1}")
+            raise IngestError(
+                f"split.fold: {spec.fold} is out of range; there are {len(present)} blocks ({present}), folds 0..{len(present) - 1}"
+            )
         test, val = [present[spec.fold]], [present[spec.fold - 1]] if len(present) > 2 else []
     else:
         test, val = list(spec.test), list(spec.val)
@@ -119,9 +123,12 @@ def split_labels(pairs: list[dict], groups: np.ndarray, spec: SplitSpec, groups_
     for g in np.unique(groups):
         seen = sorted(str(x) for x in set(labels[groups == g]))
         if len(seen) > 1:
-            why = (" (groups.by: stimulus makes the stimulus the leakage unit; for the cross-subject protocol, where "
-                   "every subject sees the same clips, keep groups.by: recording and say negatives: {by: stimulus})"
-                   if groups_by == "stimulus" else "")
+            why = (
+                " (groups.by: stimulus makes the stimulus the leakage unit; for the cross-subject protocol, where "
+                "every subject sees the same clips, keep groups.by: recording and say negatives: {by: stimulus})"
+                if groups_by == "stimulus"
+                else ""
+            )
             raise IngestError(
                 f"split by {key} cuts a group (pairs of one group in {', '.join(seen)}){why}; group by {key} or by "
                 f"something within it (groups.by: recording, or {key})"

@@ -34,28 +34,34 @@ def check_edf(path: Path) -> None:
     with path.open("rb") as f:
         head = f.read(256)
         if len(head) < 256:
-            raise IngestError(f"{path}: could not be read as an EEG recording: {size} bytes is shorter than an EDF "
-                              f"header (256 bytes); the file is truncated or not an EDF file, copy it again")
+            raise IngestError(
+                f"{path}: could not be read as an EEG recording: {size} bytes is shorter than an EDF "
+                f"header (256 bytes); the file is truncated or not an EDF file, copy it again"
+            )
         try:
             header_bytes, records, signals = int(head[184:192]), int(head[236:244]), int(head[252:256])
         except ValueError:
-            raise IngestError(f"{path}: the EDF header is damaged (unreadable record counts); "
-                              f"copy the file again") from None
+            raise IngestError(
+                f"{path}: the EDF header is damaged (unreadable record counts); copy the file again"
+            ) from None
         f.seek(256 + signals * 216)
         per_record = f.read(signals * 8)
     if records < 0:  # -1: unknown (still being recorded); the reader counts records from the size
         return
     try:
-        samples = sum(int(per_record[i * 8:(i + 1) * 8]) for i in range(signals))
+        samples = sum(int(per_record[i * 8 : (i + 1) * 8]) for i in range(signals))
     except ValueError:
-        raise IngestError(f"{path}: the EDF header is damaged (unreadable samples per record); "
-                          f"copy the file again") from None
+        raise IngestError(
+            f"{path}: the EDF header is damaged (unreadable samples per record); copy the file again"
+        ) from None
     width = 3 if head[:1] == b"\xff" else 2
     expected = header_bytes + records * samples * width
     if size < expected:
         have = max(0, (size - header_bytes) // max(1, samples * width))
-        raise IngestError(f"{path}: the header declares {records} data records ({expected} bytes) but the file holds "
-                          f"{size} bytes ({have} complete records); the file is truncated, copy it again")
+        raise IngestError(
+            f"{path}: the header declares {records} data records ({expected} bytes) but the file holds "
+            f"{size} bytes ({have} complete records); the file is truncated, copy it again"
+        )
 
 
 def _read_ini(path: Path) -> configparser.ConfigParser:
@@ -83,13 +89,17 @@ def check_brainvision(vhdr: Path) -> None:
     common = info["Common Infos"] if info.has_section("Common Infos") else {}
     data = vhdr.parent / common.get("DataFile", vhdr.with_suffix(".eeg").name)
     if not data.is_file():
-        raise IngestError(f"{vhdr}: its data file {data.name!r} (DataFile= in the header) is missing from "
-                          f"{vhdr.parent}; copy the .eeg beside the .vhdr (a BrainVision recording is "
-                          f".vhdr + .vmrk + .eeg)")
+        raise IngestError(
+            f"{vhdr}: its data file {data.name!r} (DataFile= in the header) is missing from "
+            f"{vhdr.parent}; copy the .eeg beside the .vhdr (a BrainVision recording is "
+            f".vhdr + .vmrk + .eeg)"
+        )
     marker = vhdr.parent / common.get("MarkerFile", vhdr.with_suffix(".vmrk").name)
     if "MarkerFile" in common and not marker.is_file():
-        raise IngestError(f"{vhdr}: its marker file {marker.name!r} (MarkerFile= in the header) is missing from "
-                          f"{vhdr.parent}; copy the .vmrk beside the .vhdr")
+        raise IngestError(
+            f"{vhdr}: its marker file {marker.name!r} (MarkerFile= in the header) is missing from "
+            f"{vhdr.parent}; copy the .vmrk beside the .vhdr"
+        )
     binary = info["Binary Infos"].get("BinaryFormat", "INT_16") if info.has_section("Binary Infos") else "INT_16"
     try:
         channels = int(common.get("NumberOfChannels", "0"))
@@ -104,12 +114,16 @@ def check_brainvision(vhdr: Path) -> None:
     declared = common.get("DataPoints")
     if size % frame or (declared and declared.strip().isdigit() and int(declared) > points):
         want = f"{int(declared)} samples" if declared and declared.strip().isdigit() else f"a multiple of {frame} bytes"
-        raise IngestError(f"{data}: holds {size} bytes, {size / frame:.2f} samples of {channels} channels; the header "
-                          f"{vhdr.name} needs {want}; the file is truncated, copy it again")
+        raise IngestError(
+            f"{data}: holds {size} bytes, {size / frame:.2f} samples of {channels} channels; the header "
+            f"{vhdr.name} needs {want}; the file is truncated, copy it again"
+        )
     last = _last_marker(marker) if marker.is_file() else 0
     if last > points:
-        raise IngestError(f"{data}: holds {points} samples but {marker.name} has a marker at sample {last}; the data "
-                          f"file is truncated, copy it again")
+        raise IngestError(
+            f"{data}: holds {points} samples but {marker.name} has a marker at sample {last}; the data "
+            f"file is truncated, copy it again"
+        )
 
 
 def _last_marker(vmrk: Path) -> int:

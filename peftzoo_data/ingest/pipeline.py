@@ -171,16 +171,21 @@ def check_out(out: Path) -> Path:
     out = Path(os.path.abspath(out.expanduser()))
     real = out.resolve()
     if any(real == root or real.is_relative_to(root) for root in VIRTUAL_ROOTS):
-        raise IngestError(f"--out {str(out)!r} is inside {real.parts[0]}{real.parts[1]}, a kernel file system, not "
-                          f"storage; choose a folder on a disk")
+        raise IngestError(
+            f"--out {str(out)!r} is inside {real.parts[0]}{real.parts[1]}, a kernel file system, not "
+            f"storage; choose a folder on a disk"
+        )
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / REPORT).is_file())):
-        raise IngestError(f"--out {str(out)!r} exists and is not an ingest output; choose a new folder (nothing was written)")
+        raise IngestError(
+            f"--out {str(out)!r} exists and is not an ingest output; choose a new folder (nothing was written)"
+        )
     ancestor = out.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise IngestError(f"--out {str(out)!r} lies below {str(ancestor)!r}, which is a file, not a folder; choose "
-                          f"another --out")
+        raise IngestError(
+            f"--out {str(out)!r} lies below {str(ancestor)!r}, which is a file, not a folder; choose another --out"
+        )
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise IngestError(f"--out {str(out)!r}: {str(ancestor)!r} is not writable; choose a folder you can write to")
     return out
@@ -196,11 +201,16 @@ def _disk_errors(out: Path, work: Path):
         if exc.errno not in WRITE_ERRORS:
             raise
         where = exc.filename or out.parent
-        kept = (f"; the recordings finished so far are kept in {work} and a rerun continues from them"
-                if _finished(work) else "")
+        kept = (
+            f"; the recordings finished so far are kept in {work} and a rerun continues from them"
+            if _finished(work)
+            else ""
+        )
         reason = "no space left on the device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-        raise IngestError(f"ingest stopped writing {str(where)!r}: {reason}; free space (or choose another --out) and "
-                          f"run it again. --out was left as it was{kept}") from None
+        raise IngestError(
+            f"ingest stopped writing {str(where)!r}: {reason}; free space (or choose another --out) and "
+            f"run it again. --out was left as it was{kept}"
+        ) from None
 
 
 WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO}
@@ -238,13 +248,16 @@ def run(spec: IngestSpec, base: Path, out: Path, quiet: bool = False, workers: i
         _tidy(work)
 
 
-def _run(spec: IngestSpec, base: Path, out: Path, recordings: list[Recording], work: Path, quiet: bool,
-         workers: int | None) -> dict:
+def _run(
+    spec: IngestSpec, base: Path, out: Path, recordings: list[Recording], work: Path, quiet: bool, workers: int | None
+) -> dict:
     """Every recording ingested (or reused) under `work`, then assembled into `out`."""
     work.mkdir(parents=True, exist_ok=True)
     started = time.time()
     entries: list[dict] = []
-    sources: list[tuple[str, object]] = []  # per recording: ("part", Stored) or ("previous", (eeg, video, row channels))
+    sources: list[
+        tuple[str, object]
+    ] = []  # per recording: ("part", Stored) or ("previous", (eeg, video, row channels))
     previous_output = Previous(out)
     todo: list[tuple[int, Recording, str]] = []  # (position, recording, key) still to compute
     for rec in recordings:
@@ -259,8 +272,16 @@ def _run(spec: IngestSpec, base: Path, out: Path, recordings: list[Recording], w
         info = stored.load()  # None when absent, or damaged (then recomputed)
         if info is not None:
             if _valid_hashes(info["video_hashes"]):
-                entries.append({**info["report"], "key": key, "channels": info["channels"], "pairs": info["pairs"],
-                                "video_hashes": info["video_hashes"], "reused": True})
+                entries.append(
+                    {
+                        **info["report"],
+                        "key": key,
+                        "channels": info["channels"],
+                        "pairs": info["pairs"],
+                        "video_hashes": info["video_hashes"],
+                        "reused": True,
+                    }
+                )
                 sources.append(("part", stored))
                 continue
         todo.append((len(entries), rec, key))
@@ -290,7 +311,14 @@ def _ingest_one(rec: Recording, spec: IngestSpec, base: Path, key: str, work: Pa
         return str(exc)
     hashes = {v: sha256(Path(v)) for v in part.report.get("videos", [])}
     Stored(work / key).save(part, hashes)
-    return {**part.report, "key": key, "channels": part.channels, "pairs": part.pairs, "video_hashes": hashes, "reused": False}
+    return {
+        **part.report,
+        "key": key,
+        "channels": part.channels,
+        "pairs": part.pairs,
+        "video_hashes": hashes,
+        "reused": False,
+    }
 
 
 def _worker_start(threads: int) -> None:
@@ -330,8 +358,9 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def map_recordings(todo: list[tuple[int, Recording, str]], spec: IngestSpec, base: Path, work: Path, workers: int | None,
-                   quiet: bool):
+def map_recordings(
+    todo: list[tuple[int, Recording, str]], spec: IngestSpec, base: Path, work: Path, workers: int | None, quiet: bool
+):
     """Yield (position, entry or error text) for every recording in `todo`, computed by up to
     `workers` processes at once (forked where the platform allows: no second start-up), in any
     order. One recording, or workers=1, runs in this process."""
@@ -355,9 +384,12 @@ def map_recordings(todo: list[tuple[int, Recording, str]], spec: IngestSpec, bas
 
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         threads = max(1, cores // workers)
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method), initializer=_worker_start,
-                                 initargs=(threads,)) as pool:
-            futures = {pool.submit(_ingest_one, rec, spec, base, key, work, False): position for position, rec, key in todo}
+        with ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context(method), initializer=_worker_start, initargs=(threads,)
+        ) as pool:
+            futures = {
+                pool.submit(_ingest_one, rec, spec, base, key, work, False): position for position, rec, key in todo
+            }
             for future in as_completed(futures):
                 yield futures[future], future.result()
                 bar.update()
@@ -399,8 +431,10 @@ def _no_pairs(entries: list[dict]) -> IngestError:
         for d in e["windows_dropped"]:
             reasons[d["reason"]] = reasons.get(d["reason"], 0) + 1
     top = sorted(reasons.items(), key=lambda kv: -kv[1])[:5]
-    return IngestError("no window could be made from any recording; nothing was written. Reasons: "
-                       + "; ".join(f"{n} x {r}" for r, n in top))
+    return IngestError(
+        "no window could be made from any recording; nothing was written. Reasons: "
+        + "; ".join(f"{n} x {r}" for r, n in top)
+    )
 
 
 def _common_channels(with_pairs: list[dict]) -> list[str]:
@@ -411,8 +445,10 @@ def _common_channels(with_pairs: list[dict]) -> list[str]:
         common = sorted(set.intersection(*(set(e["channels"]) for e in with_pairs)))
         detail = "; ".join(f"{e['recording']}: {len(e['channels'])} channels" for e in [with_pairs[0], *odd][:4])
         differ = sorted(set(channels) ^ set(odd[0]["channels"]))
-        raise IngestError(f"recordings have different EEG channels ({detail}; {differ} are not in both); "
-                          f"set eeg.channels to the ones all share: {common}")
+        raise IngestError(
+            f"recordings have different EEG channels ({detail}; {differ} are not in both); "
+            f"set eeg.channels to the ones all share: {common}"
+        )
     return channels
 
 
@@ -437,8 +473,10 @@ def _shapes(sources: list, entries: list[dict]) -> tuple[tuple, tuple]:
             shapes.setdefault(video.shape[1:], e["recording"])
             eeg_shape = eeg.shape[1:]
     if len(shapes) > 1:
-        raise IngestError(f"videos of different shapes across recordings ({dict((str(k), v) for k, v in shapes.items())}); "
-                          f"set video.size: [height, width] to resize and centre-crop every video to one shape")
+        raise IngestError(
+            f"videos of different shapes across recordings ({dict((str(k), v) for k, v in shapes.items())}); "
+            f"set video.size: [height, width] to resize and centre-crop every video to one shape"
+        )
     return eeg_shape, next(iter(shapes))
 
 
@@ -453,15 +491,18 @@ def _check_enough_groups(pairs: list[dict], groups: np.ndarray, spec: IngestSpec
     have = len(np.unique(groups))
     if split.by != "fraction" or have >= needed:
         return
+
     def count(by: str) -> int:
         values = {p["stim"] if by == "stimulus" else p.get(by) for p in pairs}
         return len(values - {None})
 
     finer = [g for g in GROUPINGS if g != spec.groups.by and count(g) >= needed]
     advice = f"group by {' or '.join(f'groups.by: {g}' for g in finer)}, or " if finer else ""
-    raise IngestError(f"split: val {split.val} / test {split.test} need {needed} groups, but groups.by: "
-                      f"{spec.groups.by} gives {have}; {advice}set split.val / split.test to 0, "
-                      f"or ingest more recordings")
+    raise IngestError(
+        f"split: val {split.val} / test {split.test} need {needed} groups, but groups.by: "
+        f"{spec.groups.by} gives {have}; {advice}set split.val / split.test to 0, "
+        f"or ingest more recordings"
+    )
 
 
 def _check_overlap_across_splits(pairs: list[dict], split: np.ndarray, seconds: float) -> None:
@@ -474,7 +515,7 @@ def _check_overlap_across_splits(pairs: list[dict], split: np.ndarray, seconds: 
     for rows in by_recording.values():
         rows = sorted(rows, key=lambda i: pairs[i]["start"])
         for a, i in enumerate(rows):
-            for j in rows[a + 1:]:
+            for j in rows[a + 1 :]:
                 if pairs[j]["start"] >= pairs[i]["start"] + seconds - 1e-9:
                     break
                 if split[i] != split[j]:
@@ -486,7 +527,8 @@ def _check_overlap_across_splits(pairs: list[dict], split: np.ndarray, seconds: 
             f"{count} pair(s) of overlapping windows lie on two sides of the split, e.g. {pairs[i]['recording']} at "
             f"{pairs[i]['start']} s ({str(split[i])}) and {pairs[j]['start']} s ({str(split[j])}): their shared EEG "
             f"would leak into evaluation; keep each recording on one side (groups.by: recording, or split by "
-            f"subject/block), or space the events or window.stride so windows do not overlap")
+            f"subject/block), or space the events or window.stride so windows do not overlap"
+        )
 
 
 def _labels(spec: IngestSpec, pairs: list[dict]) -> tuple[np.ndarray, list[str], np.ndarray]:
@@ -499,8 +541,9 @@ def _labels(spec: IngestSpec, pairs: list[dict]) -> tuple[np.ndarray, list[str],
     return groups, group_names, split
 
 
-def _write_rows(tmp: Path, spec: IngestSpec, entries: list[dict], sources: list, order: dict,
-                shapes: tuple) -> list[dict]:
+def _write_rows(
+    tmp: Path, spec: IngestSpec, entries: list[dict], sources: list, order: dict, shapes: tuple
+) -> list[dict]:
     """eeg.npy and video.npy in `tmp`, every recording's rows in turn (sets each entry's `rows`); the
     previews of newly ingested recordings, rows in the output's channel order."""
     n = sum(len(e["pairs"]) for e in entries)
@@ -513,8 +556,8 @@ def _write_rows(tmp: Path, spec: IngestSpec, entries: list[dict], sources: list,
         if k:
             eeg, video = _arrays(kind, src)
             perm = order[e["recording"]]
-            eeg_all[row:row + k] = eeg if perm == sorted(perm) else np.asarray(eeg)[:, perm]
-            video_all[row:row + k] = video
+            eeg_all[row : row + k] = eeg if perm == sorted(perm) else np.asarray(eeg)[:, perm]
+            video_all[row : row + k] = video
             if kind == "part" and len(previews) < spec.preview:
                 for shown in _load_previews(src.folder, e["pairs"], spec.preview - len(previews)):
                     previews.append({**shown, "eeg": shown["eeg"][perm]})
@@ -526,18 +569,34 @@ def _write_rows(tmp: Path, spec: IngestSpec, entries: list[dict], sources: list,
     return previews
 
 
-def _meta(spec: IngestSpec, recordings: list[Recording], entries: list[dict], channels: list[str],
-          group_names: list[str], pairs: list[dict]) -> dict:
+def _meta(
+    spec: IngestSpec,
+    recordings: list[Recording],
+    entries: list[dict],
+    channels: list[str],
+    group_names: list[str],
+    pairs: list[dict],
+) -> dict:
     return {
-        "sfreq": spec.eeg.sfreq, "channels": channels, "fps": spec.video.frames / spec.window.seconds,
-        "window_seconds": spec.window.seconds, "frames_per_window": spec.video.frames,
-        "groups_by": spec.groups.by, "group_names": group_names,
+        "sfreq": spec.eeg.sfreq,
+        "channels": channels,
+        "fps": spec.video.frames / spec.window.seconds,
+        "window_seconds": spec.window.seconds,
+        "frames_per_window": spec.video.frames,
+        "groups_by": spec.groups.by,
+        "group_names": group_names,
         "split": spec.split.model_dump(mode="json"),
         "preprocessing": entries[0].get("preprocessing"),
         "spec": spec.model_dump(mode="json"),
-        "sources": [{"recording": e["recording"], "entities": e["entities"],
-                     "files": {str(p): sha256(p) for p in _rec(recordings, e["recording"]).files()},
-                     "videos": e["video_hashes"]} for e in entries],
+        "sources": [
+            {
+                "recording": e["recording"],
+                "entities": e["entities"],
+                "files": {str(p): sha256(p) for p in _rec(recordings, e["recording"]).files()},
+                "videos": e["video_hashes"],
+            }
+            for e in entries
+        ],
         "pairs": pairs,
         "versions": _versions(),
     }
@@ -547,7 +606,8 @@ def _report(entries: list[dict], split: np.ndarray, started: float) -> dict:
     report = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seconds": round(time.time() - started, 2),
-        "pairs": int(len(split)), "split_sizes": {s: int((split == s).sum()) for s in ("train", "val", "test")},
+        "pairs": int(len(split)),
+        "split_sizes": {s: int((split == s).sum()) for s in ("train", "val", "test")},
         "recordings": [{k: v for k, v in e.items() if k != "pairs"} | {"pairs": len(e["pairs"])} for e in entries],
     }
     for r in report["recordings"]:
@@ -621,6 +681,14 @@ def _load_previews(folder: Path, pairs: list[dict], limit: int) -> list[dict]:
         for i in range(min(limit, len(pairs))):
             if f"{i}_eeg" not in z:
                 break
-            out.append({"eeg": z[f"{i}_eeg"], "first": int(z[f"{i}_first"]), "window": z[f"{i}_window"].tolist(),
-                        "frames": z[f"{i}_frames"], "times": z[f"{i}_times"], "pair": pairs[i]})
+            out.append(
+                {
+                    "eeg": z[f"{i}_eeg"],
+                    "first": int(z[f"{i}_first"]),
+                    "window": z[f"{i}_window"].tolist(),
+                    "frames": z[f"{i}_frames"],
+                    "times": z[f"{i}_times"],
+                    "pair": pairs[i],
+                }
+            )
         return out

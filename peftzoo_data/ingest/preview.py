@@ -59,8 +59,13 @@ def _panel(draw, p: dict, channels: list[str], sfreq: float, top: int, font, sma
 
     a, b = np.asarray(p["window"]) / sfreq
     pair = p["pair"]
-    draw.text((8, top), f"{pair['recording']}   stim {pair['stim']}   window {a:.2f}-{b:.2f} s "
-              f"(blue: window edges; orange: frame times)", fill=INK, font=font)
+    draw.text(
+        (8, top),
+        f"{pair['recording']}   stim {pair['stim']}   window {a:.2f}-{b:.2f} s "
+        f"(blue: window edges; orange: frame times)",
+        fill=INK,
+        font=font,
+    )
     top += 18
     height = n_ch * ROW
     bottom = top + height

@@ -42,7 +42,9 @@ def _format(template: str, fields: dict[str, str], key: str, base: Path) -> Path
     try:
         text = template.format(**fields)
     except KeyError as exc:
-        raise IngestError(f"{key}: {template!r} uses {{{exc.args[0]}}}, which is not known (known: {sorted(fields)})") from None
+        raise IngestError(
+            f"{key}: {template!r} uses {{{exc.args[0]}}}, which is not known (known: {sorted(fields)})"
+        ) from None
     path = Path(text).expanduser()
     return path if path.is_absolute() else base / path
 
@@ -125,9 +127,11 @@ def _prepare_signal(rec: Recording, spec: IngestSpec, base: Path, report: dict) 
 def _require_events(found: event_io.Events, events, where: str) -> None:
     """No event at all is a spec mistake; name the setting to fix (codes for triggers, the pattern otherwise)."""
     if len(found.onsets) == 0 and events.source == "trigger":
-        raise IngestError(f"{where}: no trigger event with a code in events.codes {sorted(events.codes or {})} "
-                          f"(codes found: {found.seen or 'none'}); "
-                          f"fix events.codes, events.stim_channel or events.mask")
+        raise IngestError(
+            f"{where}: no trigger event with a code in events.codes {sorted(events.codes or {})} "
+            f"(codes found: {found.seen or 'none'}); "
+            f"fix events.codes, events.stim_channel or events.mask"
+        )
     if len(found.onsets) == 0:
         raise IngestError(
             f"{where}: no event matches events.match {events.match!r} (source {events.source}; "
@@ -190,8 +194,9 @@ def _plan_video(planned, drops: list, rec: Recording, spec: IngestSpec, base: Pa
         path, t0 = _window_source(w, spec, fields, base, sig.sync)
         row = {"event": w.event, "stim": w.stim, "onset": round(w.onset, 6), "start": round(w.start, 6)}
         if not path.is_file():  # a movie (clips are checked by stimuli.clip_path): a missing file is named
-            raise IngestError(f"{where}: video.movie {str(path)!r} does not exist; copy the movie there or fix "
-                              f"video.movie")
+            raise IngestError(
+                f"{where}: video.movie {str(path)!r} does not exist; copy the movie there or fix video.movie"
+            )
         if path not in plan.infos:
             plan.infos[path] = video_io.probe(path)
         times = _window_times(w, path, t0, spec, sig, plan, where)
@@ -218,21 +223,33 @@ def _decode(plan: _VideoPlan, spec: IngestSpec, progress: bool, where: str):
         pixels, pts, _ = video_io.frames_at(path, times, spec.video.short_side, progress=progress, size=spec.video.size)
         sizes.add(pixels.shape[1:3])
         for j, i in enumerate(idx):
-            frames[i] = pixels[j * f:(j + 1) * f]
-            shown[i] = pts[j * f:(j + 1) * f]
+            frames[i] = pixels[j * f : (j + 1) * f]
+            shown[i] = pts[j * f : (j + 1) * f]
     if len(sizes) > 1:
-        raise IngestError(f"{where}: the videos have different shapes after resizing ({sorted(sizes)}); "
-                          f"set video.size: [height, width] to resize and centre-crop them to one shape")
+        raise IngestError(
+            f"{where}: the videos have different shapes after resizing ({sorted(sizes)}); "
+            f"set video.size: [height, width] to resize and centre-crop them to one shape"
+        )
     return frames, shown, by_file
 
 
 def _pairs(rec: Recording, plan: _VideoPlan, shown: list) -> list[dict]:
     """One provenance row per pair: where its EEG and its frames came from."""
-    return [{
-        "recording": rec.name, **rec.entities, "event": w.event, "repeat": w.repeat, "stim": w.stim,
-        "onset": round(w.onset, 6), "start": round(w.start, 6), "video": str(path),
-        "video_times": [round(float(t), 4) for t in times], "frame_pts": [round(float(t), 4) for t in pts],
-    } for w, (path, times), pts in zip(plan.kept, plan.per_window, shown)]
+    return [
+        {
+            "recording": rec.name,
+            **rec.entities,
+            "event": w.event,
+            "repeat": w.repeat,
+            "stim": w.stim,
+            "onset": round(w.onset, 6),
+            "start": round(w.start, 6),
+            "video": str(path),
+            "video_times": [round(float(t), 4) for t in times],
+            "frame_pts": [round(float(t), 4) for t in pts],
+        }
+        for w, (path, times), pts in zip(plan.kept, plan.per_window, shown)
+    ]
 
 
 def _previews(data: np.ndarray, sfreq: float, length: int, plan: _VideoPlan, video, pairs, count: int) -> list[dict]:
@@ -243,8 +260,16 @@ def _previews(data: np.ndarray, sfreq: float, length: int, plan: _VideoPlan, vid
         a = max(0, plan.kept[i].sample - context)
         b = min(data.shape[1], plan.kept[i].sample + length + context)
         start = plan.kept[i].sample
-        previews.append({"eeg": data[:, a:b].copy(), "first": a, "window": [start, start + length],
-                         "frames": video[i], "times": plan.per_window[i][1], "pair": pairs[i]})
+        previews.append(
+            {
+                "eeg": data[:, a:b].copy(),
+                "first": a,
+                "window": [start, start + length],
+                "frames": video[i],
+                "times": plan.per_window[i][1],
+                "pair": pairs[i],
+            }
+        )
     return previews
 
 
@@ -265,8 +290,14 @@ def ingest_recording(rec: Recording, spec: IngestSpec, base: Path, progress: boo
     report["windows_made"] = len(plan.kept)
     report["windows_dropped"] = drops
     if not plan.kept:
-        return Part(np.zeros((0, len(chans.names), length), np.float32),
-                    np.zeros((0, spec.video.frames, 0, 0, 3), np.uint8), chans.names, [], report, [])
+        return Part(
+            np.zeros((0, len(chans.names), length), np.float32),
+            np.zeros((0, spec.video.frames, 0, 0, 3), np.uint8),
+            chans.names,
+            [],
+            report,
+            [],
+        )
     frames, shown, by_file = _decode(plan, spec, progress, where)
     eeg = window_plan.cut(data, plan.kept, length)
     video = np.stack(frames)

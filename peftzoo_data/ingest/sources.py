@@ -16,7 +16,24 @@ logger = logging.getLogger("peftzoo_data.ingest")
 
 BIDS_EXTENSIONS = [".edf", ".bdf", ".vhdr", ".set", ".fif"]
 # Files a glob may catch that are not recordings themselves (companions, sidecars, stimuli).
-NOT_RECORDINGS = {".vmrk", ".fdt", ".json", ".tsv", ".csv", ".txt", ".md", ".mp4", ".avi", ".mov", ".mkv", ".webm", ".png", ".jpg", ".npy", ".npz"}
+NOT_RECORDINGS = {
+    ".vmrk",
+    ".fdt",
+    ".json",
+    ".tsv",
+    ".csv",
+    ".txt",
+    ".md",
+    ".mp4",
+    ".avi",
+    ".mov",
+    ".mkv",
+    ".webm",
+    ".png",
+    ".jpg",
+    ".npy",
+    ".npz",
+}
 # A companion that shares its header's stem: BrainVision's binary .eeg beside its .vhdr.
 COMPANION_OF = {".eeg": ".vhdr"}
 
@@ -76,8 +93,12 @@ def _deduplicate(recordings: list[Recording]) -> list[Recording]:
         kept.append(first)
         others = list(dict.fromkeys(r.name for r in same if r is not first))
         if len(same) > 1:
-            logger.warning("recording %s was matched %d more time(s) (%s): it is read once", first.name, len(same) - 1,
-                           ", ".join(others[:3]) + (" ..." if len(others) > 3 else ""))
+            logger.warning(
+                "recording %s was matched %d more time(s) (%s): it is read once",
+                first.name,
+                len(same) - 1,
+                ", ".join(others[:3]) + (" ..." if len(others) > 3 else ""),
+            )
     by_content: dict[str, Recording] = {}
     for r in kept:
         digest = sha256(r.data_file())
@@ -85,12 +106,15 @@ def _deduplicate(recordings: list[Recording]) -> list[Recording]:
         if other is None:
             by_content[digest] = r
         elif r.duplicates_allowed:
-            logger.warning("recording %s has the same data as %s; both are kept (duplicates: allow)",
-                           r.name, other.name)
+            logger.warning(
+                "recording %s has the same data as %s; both are kept (duplicates: allow)", r.name, other.name
+            )
         else:
-            raise IngestError(f"recordings: {r.name!r} holds the same data as {other.name!r} (a copy under another "
-                              f"name would count one session twice and can leak across the split); remove one, "
-                              f"or set duplicates: allow in its recording set")
+            raise IngestError(
+                f"recordings: {r.name!r} holds the same data as {other.name!r} (a copy under another "
+                f"name would count one session twice and can leak across the split); remove one, "
+                f"or set duplicates: allow in its recording set"
+            )
     return kept
 
 
@@ -118,8 +142,10 @@ def _globbed(spec: RecordingsSpec, base: Path) -> list[Recording]:
                 continue
             found[p] = found.get(p, 0) + 1
         if not any(p for p in matches if p in found):
-            raise IngestError(f"recordings.files: {pattern!r} matches only files that are not recordings "
-                              f"({[p.name for p in matches[:4]]}); point it at the EEG files")
+            raise IngestError(
+                f"recordings.files: {pattern!r} matches only files that are not recordings "
+                f"({[p.name for p in matches[:4]]}); point it at the EEG files"
+            )
     regex = re.compile(spec.entities) if spec.entities else None
     out = []
     for p in found:
@@ -127,7 +153,9 @@ def _globbed(spec: RecordingsSpec, base: Path) -> list[Recording]:
         if regex is not None:
             m = regex.search(p.name)
             if m is None:
-                raise IngestError(f"recordings.entities: {spec.entities!r} does not match file name {p.name!r}; fix the regex or the files")
+                raise IngestError(
+                    f"recordings.entities: {spec.entities!r} does not match file name {p.name!r}; fix the regex or the files"
+                )
             entities = {k: v for k, v in m.groupdict().items() if v is not None}
         name = str(p.relative_to(base)) if p.is_relative_to(base) else str(p)
         out += [Recording(name, p, entities)] * found[p]
@@ -142,15 +170,24 @@ def _bids(spec: RecordingsSpec, base: Path) -> list[Recording]:
     if not root.is_dir():
         raise IngestError(f"recordings.bids.root: {str(root)!r} is not a folder")
     paths = mne_bids.find_matching_paths(
-        root, subjects=spec.bids.subjects, sessions=spec.bids.sessions, tasks=spec.bids.task,
-        datatypes=spec.bids.datatype, suffixes=spec.bids.datatype, extensions=BIDS_EXTENSIONS,
+        root,
+        subjects=spec.bids.subjects,
+        sessions=spec.bids.sessions,
+        tasks=spec.bids.task,
+        datatypes=spec.bids.datatype,
+        suffixes=spec.bids.datatype,
+        extensions=BIDS_EXTENSIONS,
     )
     if not paths:
-        raise IngestError(f"recordings.bids: no {spec.bids.datatype} recording under {root} for task {spec.bids.task!r}; check root, task, subjects")
+        raise IngestError(
+            f"recordings.bids: no {spec.bids.datatype} recording under {root} for task {spec.bids.task!r}; check root, task, subjects"
+        )
     out = []
     for bp in sorted(paths, key=lambda b: str(b.fpath)):
         entities = {"subject": bp.subject, "session": bp.session, "block": bp.run, "task": bp.task}
-        out.append(Recording(bp.fpath.name, Path(bp.fpath), {k: str(v) for k, v in entities.items() if v is not None}, bp))
+        out.append(
+            Recording(bp.fpath.name, Path(bp.fpath), {k: str(v) for k, v in entities.items() if v is not None}, bp)
+        )
     return out
 
 

@@ -77,12 +77,13 @@ class EventsSpec(_Strict):
     @classmethod
     def _positive_mask(cls, value: Any) -> Any:
         if isinstance(value, int) and value < 1:
-            raise ValueError(f"mask {value} keeps no bit of the trigger value; give a positive bit mask (65535: 16 "
-                             f"bits) or null")
+            raise ValueError(
+                f"mask {value} keeps no bit of the trigger value; give a positive bit mask (65535: 16 bits) or null"
+            )
         return value
 
     @model_validator(mode="after")
-    def _needs(self) -> "EventsSpec":
+    def _needs(self) -> EventsSpec:
         if self.source == "csv" and not self.file:
             raise ValueError("source csv needs `file`, a template such as {dir}/{stem}_events.csv")
         return self
@@ -121,7 +122,7 @@ class RecordingsSpec(_Strict):
     _regex = field_validator("entities")(classmethod(lambda cls, v: _check_regex(v)))
 
     @model_validator(mode="after")
-    def _one_source(self) -> "RecordingsSpec":
+    def _one_source(self) -> RecordingsSpec:
         if (self.files is None) == (self.bids is None):
             raise ValueError("give exactly one of `files` (glob patterns) or `bids` (a BIDS root)")
         if self.files is not None and not self.files:
@@ -153,7 +154,9 @@ class EEGSpec(_Strict):
     """Keep only these channels (after renaming), in this order; None keeps every EEG channel."""
     rename: dict[str, str] = Field(default_factory=dict)
     """File channel name -> 10-20 name, applied before normalization (`{"sine 8 Hz": Fz}`)."""
-    exclude: list[str] = Field(default_factory=lambda: ["HEO", "VEO", "HEOG", "VEOG", "EOG", "ECG", "EKG", "EMG", "M1", "M2"])
+    exclude: list[str] = Field(
+        default_factory=lambda: ["HEO", "VEO", "HEOG", "VEOG", "EOG", "ECG", "EKG", "EMG", "M1", "M2"]
+    )
     """Names dropped even when typed EEG (BrainVision keeps no types); compared after normalization."""
     l_freq: float | None = Field(0.1, ge=0)
     h_freq: float | None = Field(75.0, gt=0)
@@ -191,7 +194,7 @@ class EEGSpec(_Strict):
         return [value] if isinstance(value, (int, float)) else value
 
     @model_validator(mode="after")
-    def _band(self) -> "EEGSpec":
+    def _band(self) -> EEGSpec:
         if self.l_freq is not None and self.h_freq is not None and self.l_freq >= self.h_freq:
             raise ValueError(f"l_freq {self.l_freq} must be below h_freq {self.h_freq}")
         if self.h_freq is not None and self.h_freq >= self.sfreq / 2:
@@ -202,7 +205,7 @@ class EEGSpec(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _channels_once(self) -> "EEGSpec":
+    def _channels_once(self) -> EEGSpec:
         """A channel listed twice would give two rows of one site (and a shape the encoder's channel
         embedding would count twice); a notch at 0 Hz or below is no line frequency."""
         for key, names in (("channels", self.channels or []), ("rename values", list(self.rename.values()))):
@@ -231,14 +234,16 @@ class WindowSpec(_Strict):
     """LaBraM reads 1-s patches: windows must be whole seconds. Turn off only for other encoders."""
 
     @model_validator(mode="after")
-    def _encoder_limits(self) -> "WindowSpec":
+    def _encoder_limits(self) -> WindowSpec:
         if self.whole_seconds and abs(self.seconds - round(self.seconds)) > 1e-9:
             raise ValueError(
                 f"seconds {self.seconds} is not a whole number; LaBraM reads 1-s patches, so use "
                 f"{max(1, round(self.seconds))} (or set whole_seconds: false for another encoder)"
             )
         if self.seconds > self.max_seconds:
-            raise ValueError(f"seconds {self.seconds} exceeds the encoder's limit of {self.max_seconds} s (LaBraM: 16); shorten the window")
+            raise ValueError(
+                f"seconds {self.seconds} exceeds the encoder's limit of {self.max_seconds} s (LaBraM: 16); shorten the window"
+            )
         return self
 
     @property
@@ -288,11 +293,15 @@ class VideoSpec(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _one_mode(self) -> "VideoSpec":
+    def _one_mode(self) -> VideoSpec:
         if (self.clips is None) == (self.movie is None):
-            raise ValueError("give exactly one of `clips` (a video per event, with {stim}) or `movie` (one per recording)")
+            raise ValueError(
+                "give exactly one of `clips` (a video per event, with {stim}) or `movie` (one per recording)"
+            )
         if isinstance(self.clips, str) and "{stim}" not in self.clips:
-            raise ValueError(f"clips {self.clips!r} has no {{stim}}; it must name each event's clip, e.g. stimuli/{{stim}}.mp4")
+            raise ValueError(
+                f"clips {self.clips!r} has no {{stim}}; it must name each event's clip, e.g. stimuli/{{stim}}.mp4"
+            )
         return self
 
 
@@ -328,7 +337,7 @@ class SplitSpec(_Strict):
     seed: int = 0
 
     @model_validator(mode="after")
-    def _consistent(self) -> "SplitSpec":
+    def _consistent(self) -> SplitSpec:
         if self.by == "fraction":
             if not isinstance(self.val, float | int) or not isinstance(self.test, float | int):
                 raise ValueError("split by fraction takes numbers for val and test (shares of the pairs)")
@@ -344,7 +353,9 @@ class SplitSpec(_Strict):
                     value = getattr(self, key)
                     if isinstance(value, float | int):
                         if value:
-                            raise ValueError(f"split by {self.by} takes a list of {self.by} ids for {key}, e.g. {key}: ['03']")
+                            raise ValueError(
+                                f"split by {self.by} takes a list of {self.by} ids for {key}, e.g. {key}: ['03']"
+                            )
                         setattr(self, key, [])
                     else:
                         setattr(self, key, [str(v) for v in value])
@@ -362,8 +373,10 @@ class IngestSections(_Strict):
     """The sections an ingest spec and a recipe's `recordings` data block share, defined once here
     (peftzoo_data/recordings.py derives its Config from this class), with the checks across them."""
 
-    recordings: Annotated[list[RecordingsSpec], BeforeValidator(
-        _as_sets, json_schema_input_type=Union[RecordingsSpec, list[RecordingsSpec]])]  # noqa: UP007 (runtime Union)
+    recordings: Annotated[
+        list[RecordingsSpec],
+        BeforeValidator(_as_sets, json_schema_input_type=Union[RecordingsSpec, list[RecordingsSpec]]),
+    ]  # noqa: UP007 (runtime Union)
     """One recording set (a mapping), or several (a list), each with its files and, where it differs,
     its own `events` (annotations for some files, a stim channel for others)."""
     events: EventsSpec = Field(default_factory=EventsSpec)
@@ -384,12 +397,16 @@ class IngestSections(_Strict):
         for i, (rs, events) in enumerate(self.sets()):
             if events.source == "bids" and rs.bids is None:
                 where = "events.source" if rs.events is None else f"recordings[{i}].events.source"
-                raise ValueError(f"{where}: bids reads each recording's events.tsv and needs recordings.bids (a BIDS "
-                                 f"root)")
+                raise ValueError(
+                    f"{where}: bids reads each recording's events.tsv and needs recordings.bids (a BIDS root)"
+                )
         if self.video.movie is None and self.video.sync is not None:
             raise ValueError("video.sync is only for `movie`")
-        if split.by in ("subject", "block") and self.groups.by == "recording" and any(
-                rs.entities is None and rs.bids is None for rs in self.recordings):
+        if (
+            split.by in ("subject", "block")
+            and self.groups.by == "recording"
+            and any(rs.entities is None and rs.bids is None for rs in self.recordings)
+        ):
             raise ValueError(
                 f"split by {split.by} needs {split.by} ids: give recordings.entities (a file-name regex "
                 f"with (?P<{split.by}>...)) or read a BIDS dataset"
@@ -402,7 +419,7 @@ class IngestSpec(IngestSections):
     split: SplitSpec = Field(default_factory=SplitSpec)
 
     @model_validator(mode="after")
-    def _cross(self) -> "IngestSpec":
+    def _cross(self) -> IngestSpec:
         self.check_across(self.split)
         return self
 
@@ -430,7 +447,9 @@ def _allowed_hint(err: dict) -> str:
         if field is None:
             return ""
         ann = field.annotation
-        model = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        model = next(
+            (a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), None
+        )
         if model is None:
             return ""
     if isinstance(model, type) and issubclass(model, BaseModel):
@@ -444,7 +463,9 @@ def _allowed_hint(err: dict) -> str:
 def validate(raw: Any, source: str = "ingest spec", prefix: str = "") -> IngestSpec:
     """An IngestSpec from parsed YAML, or one IngestError listing every located problem."""
     if not isinstance(raw, dict):
-        raise IngestError(f"{source} must be a mapping with recordings, events, window, eeg, video sections, not {type(raw).__name__}")
+        raise IngestError(
+            f"{source} must be a mapping with recordings, events, window, eeg, video sections, not {type(raw).__name__}"
+        )
     try:
         return IngestSpec.model_validate(raw)
     except ValidationError as exc:
@@ -476,8 +497,14 @@ def read(path: str | Path) -> tuple[IngestSpec, dict]:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
-        hint = "; quote templates holding {...} inside a {...} mapping: clips: 'stimuli/{stim}.mp4'" if re.search(r"\{\w+\}", line) else ""
-        raise IngestError(f"ingest spec {str(path)!r} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}{hint}") from None
+        hint = (
+            "; quote templates holding {...} inside a {...} mapping: clips: 'stimuli/{stim}.mp4'"
+            if re.search(r"\{\w+\}", line)
+            else ""
+        )
+        raise IngestError(
+            f"ingest spec {str(path)!r} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}{hint}"
+        ) from None
     return validate(raw, f"ingest spec {str(path)!r}"), raw
 
 

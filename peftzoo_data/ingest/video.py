@@ -67,7 +67,9 @@ def probe(path: Path) -> VideoInfo:
                 if packet.stream.index == stream.index:
                     pts.append(packet.pts)
         except av.error.FFmpegError as exc:
-            raise IngestError(f"{path}: reading the video failed ({exc}); the file is damaged or truncated, copy it again") from None
+            raise IngestError(
+                f"{path}: reading the video failed ({exc}); the file is damaged or truncated, copy it again"
+            ) from None
         pts.sort()
         if not pts:
             raise IngestError(f"{path}: the video stream has no frames; the file is empty, truncated or damaged")
@@ -75,11 +77,17 @@ def probe(path: Path) -> VideoInfo:
         if container.duration:
             declared = (container.start_time or 0) / 1e6 + container.duration / 1e6
             if data_end < declared - (1.5 * step * tb + 0.01):
-                raise IngestError(f"{path}: the header declares {declared:.3f} s but the data stop at {data_end:.3f} s; "
-                                  f"the file is truncated, copy it again")
+                raise IngestError(
+                    f"{path}: the header declares {declared:.3f} s but the data stop at {data_end:.3f} s; "
+                    f"the file is truncated, copy it again"
+                )
         return VideoInfo(
-            str(path), stream.codec_context.width, stream.codec_context.height,
-            pts[0] * tb, (pts[-1] + step) * tb, len(pts),
+            str(path),
+            stream.codec_context.width,
+            stream.codec_context.height,
+            pts[0] * tb,
+            (pts[-1] + step) * tb,
+            len(pts),
             float(stream.average_rate) if stream.average_rate else None,
         )
 
@@ -98,7 +106,9 @@ def _open(av, path: Path):
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as exc:
-        raise IngestError(f"{path}: could not be opened as a video ({exc}); the file is damaged, truncated or not a video") from None
+        raise IngestError(
+            f"{path}: could not be opened as a video ({exc}); the file is damaged, truncated or not a video"
+        ) from None
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams}) or ["no streams"]
         container.close()
@@ -112,7 +122,9 @@ def cover_size(width: int, height: int, size: tuple[int, int]) -> tuple[int, int
     return max(size[1], int(np.ceil(width * scale))), max(size[0], int(np.ceil(height * scale)))
 
 
-def frames_at(path: Path, times: np.ndarray, short_side: int, progress: bool = False, size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
+def frames_at(
+    path: Path, times: np.ndarray, short_side: int, progress: bool = False, size: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
     """uint8 (len(times), H, W, 3) RGB: the frame shown at each time; plus each frame's pts (seconds).
 
     Times past the last frame's end are an IngestError (the caller checks `probe` first and drops
@@ -142,7 +154,7 @@ def frames_at(path: Path, times: np.ndarray, short_side: int, progress: bool = F
             pixels = frame.reformat(width=g["w"], height=g["h"], format="rgb24").to_ndarray()
             if g["turns"]:
                 pixels = np.rot90(pixels, g["turns"])
-            return pixels[g["top"]:g["top"] + g["crop_h"], g["left"]:g["left"] + g["crop_w"]]
+            return pixels[g["top"] : g["top"] + g["crop_h"], g["left"] : g["left"] + g["crop_w"]]
 
         out = None
 
@@ -156,7 +168,13 @@ def frames_at(path: Path, times: np.ndarray, short_side: int, progress: bool = F
         k = 0  # next target (in sorted order)
         previous = None  # (time, frame) on screen before the current one
         horizon = float(times.max()) if len(times) else 0.0
-        bar = tqdm(total=round(horizon), desc=f"decode {path.name}", unit="s", disable=not progress or horizon < 60, leave=False)
+        bar = tqdm(
+            total=round(horizon),
+            desc=f"decode {path.name}",
+            unit="s",
+            disable=not progress or horizon < 60,
+            leave=False,
+        )
 
         def take(frame_time: float, frame) -> None:
             nonlocal k
@@ -188,7 +206,9 @@ def frames_at(path: Path, times: np.ndarray, short_side: int, progress: bool = F
                 if k == len(order):
                     break
         except av.error.FFmpegError as exc:
-            raise IngestError(f"{path}: decoding failed ({exc}); the file is damaged or truncated, copy it again") from None
+            raise IngestError(
+                f"{path}: decoding failed ({exc}); the file is damaged or truncated, copy it again"
+            ) from None
         finally:
             bar.close()
         if previous is None:
@@ -206,9 +226,16 @@ def warn_upscale(path: Path, width: int, height: int, geometry: dict) -> None:
     """A warning when frames are enlarged: upscaling adds pixels, not detail, and often means
     video.short_side (or video.size) was meant for other stimuli."""
     if geometry["w"] > width or geometry["h"] > height:
-        logger.warning("%s is %dx%d; video.short_side/video.size upscale it to %dx%d, which adds no detail; a "
-                       "short side of %d or less keeps the original pixels", path.name, width, height,
-                       geometry["w"], geometry["h"], min(width, height))
+        logger.warning(
+            "%s is %dx%d; video.short_side/video.size upscale it to %dx%d, which adds no detail; a "
+            "short side of %d or less keeps the original pixels",
+            path.name,
+            width,
+            height,
+            geometry["w"],
+            geometry["h"],
+            min(width, height),
+        )
 
 
 def _geometry(frame, short_side: int, size: tuple[int, int] | None, width: int = 0, height: int = 0) -> dict:
@@ -222,5 +249,12 @@ def _geometry(frame, short_side: int, size: tuple[int, int] | None, width: int =
     w, h = output_size(shown_w, shown_h, short_side) if size is None else cover_size(shown_w, shown_h, size)
     crop_h, crop_w = (h, w) if size is None else size
     decode_w, decode_h = (w, h) if turns % 2 == 0 else (h, w)
-    return {"w": decode_w, "h": decode_h, "turns": turns, "crop_h": crop_h, "crop_w": crop_w,
-            "top": (h - crop_h) // 2, "left": (w - crop_w) // 2}
+    return {
+        "w": decode_w,
+        "h": decode_h,
+        "turns": turns,
+        "crop_h": crop_h,
+        "crop_w": crop_w,
+        "top": (h - crop_h) // 2,
+        "left": (w - crop_w) // 2,
+    }

@@ -29,8 +29,14 @@ class Window:
     """First sample of the window at the target rate."""
 
 
-def plan(onsets: np.ndarray, stims: list[str], spec: WindowSpec, sfreq: float, n_times: int,
-         bad: list[tuple[float, float, str]]) -> tuple[list[Window], list[dict]]:
+def plan(
+    onsets: np.ndarray,
+    stims: list[str],
+    spec: WindowSpec,
+    sfreq: float,
+    n_times: int,
+    bad: list[tuple[float, float, str]],
+) -> tuple[list[Window], list[dict]]:
     """(windows to cut, drops as {event, stim, onset, start, reason})."""
     length = int(round(spec.seconds * sfreq))
     kept, drops = [], []
@@ -40,7 +46,12 @@ def plan(onsets: np.ndarray, stims: list[str], spec: WindowSpec, sfreq: float, n
             sample = int(round(start * sfreq))
             row = {"event": e, "stim": stim, "onset": round(float(onset), 6), "start": round(start, 6)}
             if sample < 0 or sample + length > n_times:
-                drops.append({**row, "reason": f"outside the recording ({start:.3f}-{start + spec.seconds:.3f} s; it lasts {n_times / sfreq:.3f} s)"})
+                drops.append(
+                    {
+                        **row,
+                        "reason": f"outside the recording ({start:.3f}-{start + spec.seconds:.3f} s; it lasts {n_times / sfreq:.3f} s)",
+                    }
+                )
                 continue
             stop = start + spec.seconds
             hit = next((d for (a, b, d) in bad if a < stop and b > start or (b == a and start <= a < stop)), None)
@@ -55,5 +66,5 @@ def cut(data: np.ndarray, windows: list[Window], length: int) -> np.ndarray:
     """(W, C, length) float32 slices of (C, T) `data`."""
     out = np.empty((len(windows), data.shape[0], length), dtype=np.float32)
     for i, w in enumerate(windows):
-        out[i] = data[:, w.sample:w.sample + length]
+        out[i] = data[:, w.sample : w.sample + length]
     return out

@@ -84,7 +84,12 @@ def describe(item: Listed) -> dict:
 def list_entries(directory: Path, as_json: bool, verify: bool = False) -> None:
     items = [describe(item) for item in scan(directory, verify=verify)]
     if as_json:
-        print(json.dumps({"cache_dir": str(directory), "size_bytes": sum(i["size_bytes"] for i in items), "entries": items}, indent=1))
+        print(
+            json.dumps(
+                {"cache_dir": str(directory), "size_bytes": sum(i["size_bytes"] for i in items), "entries": items},
+                indent=1,
+            )
+        )
         return
     total = sum(i["size_bytes"] for i in items)
     print(f"cache {directory}: {len(items)} entries, {human_size(total)}")
@@ -92,9 +97,20 @@ def list_entries(directory: Path, as_json: bool, verify: bool = False) -> None:
         return
     rows = [("ENTRY", "KIND", "SIDE", "ENCODER", "PAIRS", "SIZE", "AGE", "USED", "STATUS", "DATA")]
     for i in items:
-        rows.append((i["entry"][:22], i["kind"], i["side"], str(i["encoder"]), str(i["pairs"] if i["pairs"] is not None else "?"),
-                     human_size(i["size_bytes"]), human_age(i["age_days"] * 86400), human_age(i["last_used_days"] * 86400) + " ago",
-                     i["status"], str(i["data"])))
+        rows.append(
+            (
+                i["entry"][:22],
+                i["kind"],
+                i["side"],
+                str(i["encoder"]),
+                str(i["pairs"] if i["pairs"] is not None else "?"),
+                human_size(i["size_bytes"]),
+                human_age(i["age_days"] * 86400),
+                human_age(i["last_used_days"] * 86400) + " ago",
+                i["status"],
+                str(i["data"]),
+            )
+        )
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
@@ -126,7 +142,9 @@ def clear(directory: Path, names: list[str], everything: bool, older_than: float
         for name in names:
             found = [i for i in items if i.name.startswith(name)]
             if not found:
-                raise CacheCommandError(f"no entry {name!r} in {directory}; `python -m recipes.cache --cache-dir {directory} list` shows them")
+                raise CacheCommandError(
+                    f"no entry {name!r} in {directory}; `python -m recipes.cache --cache-dir {directory} list` shows them"
+                )
             if len(found) > 1:
                 raise CacheCommandError(f"{name!r} names {len(found)} entries in {directory}; give more of the name")
             chosen += found
@@ -161,16 +179,24 @@ def non_negative_days(text: str) -> float:
 @quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recipes.cache", description=__doc__.splitlines()[0].strip("`."))
-    parser.add_argument("--cache-dir", help=f"the cache directory (default: {DEFAULT_DIR}, the one runs with --output-dir runs use)")
+    parser.add_argument(
+        "--cache-dir", help=f"the cache directory (default: {DEFAULT_DIR}, the one runs with --output-dir runs use)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="entries with their side, encoder, data, size, age and status")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    listing.add_argument("--verify", action="store_true", help="also check every entry's bytes against its sha256 (reads them all)")
+    listing.add_argument(
+        "--verify", action="store_true", help="also check every entry's bytes against its sha256 (reads them all)"
+    )
     clearing = commands.add_parser("clear", help="remove all entries, those unused for DAYS days, or named ones")
-    clearing.add_argument("entries", nargs="*", metavar="ENTRY", help="entry names (or unique prefixes) as `list` shows them")
+    clearing.add_argument(
+        "entries", nargs="*", metavar="ENTRY", help="entry names (or unique prefixes) as `list` shows them"
+    )
     group = clearing.add_mutually_exclusive_group()
     group.add_argument("--all", action="store_true", help="remove every entry")
-    group.add_argument("--older-than", type=non_negative_days, metavar="DAYS", help="remove entries not used for DAYS days")
+    group.add_argument(
+        "--older-than", type=non_negative_days, metavar="DAYS", help="remove entries not used for DAYS days"
+    )
     args = parser.parse_args(argv)
     if args.command == "clear":
         if not args.entries and not args.all and args.older_than is None:
@@ -187,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except PermissionError as exc:
-        print(f"error: {exc.filename or args.cache_dir}: permission denied; run as a user who may change the cache", file=sys.stderr)
+        print(
+            f"error: {exc.filename or args.cache_dir}: permission denied; run as a user who may change the cache",
+            file=sys.stderr,
+        )
         return 2
     return 0

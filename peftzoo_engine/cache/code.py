@@ -28,7 +28,7 @@ def _distributions() -> dict[str, list[str]]:
     return importlib.metadata.packages_distributions()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _distribution_version(top_level: str) -> str | None:
     for dist in _distributions().get(top_level, []):
         try:
@@ -38,7 +38,7 @@ def _distribution_version(top_level: str) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
@@ -84,7 +84,9 @@ def imported_by(name: str) -> set[str]:
     for value in vars(sys.modules[name]).values():
         if isinstance(value, types.ModuleType):
             out.add(value.__name__)
-        elif callable(value) and isinstance(getattr(value, "__module__", None), str) and value.__module__ in sys.modules:
+        elif (
+            callable(value) and isinstance(getattr(value, "__module__", None), str) and value.__module__ in sys.modules
+        ):
             out.add(value.__module__)
     return out
 
@@ -115,6 +117,8 @@ def code_identity(objects: Iterable[object], modules: Iterable[str] = ()) -> dic
             out[name.split(".")[0] if "==" in identity else name] = identity
     out["python"] = sys.version.split()[0]
     out["numpy"] = np.__version__
-    out["torch"] = f"{torch.__version__} cuda {torch.version.cuda} cudnn {torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None}"
+    out["torch"] = (
+        f"{torch.__version__} cuda {torch.version.cuda} cudnn {torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None}"
+    )
     out["peftzoo"] = _distribution_version("recipes") or "unknown"
     return out

@@ -10,6 +10,7 @@ its own bytes on each call: it is in memory already, hashing runs at about 1 GB/
 generating config its content also follows edits of the generating code. Files are hashed in
 streaming chunks (peftzoo_engine/cache/hashing.py).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,10 +19,12 @@ import logging
 from pathlib import Path
 
 import numpy as np
+
 from peftzoo_engine.cache.hashing import CHUNK, file_digest, file_stat
 from peftzoo_engine.cache.store import locked_path, write_json_atomic
 
 logger = logging.getLogger(__name__)
+
 
 def remembered_digest(path: Path, cache_dir: Path) -> str:
     """The file's sha256, from the sidecar in `cache_dir/.hashes` when the file is unchanged, else hashed now."""
@@ -37,7 +40,9 @@ def remembered_digest(path: Path, cache_dir: Path) -> str:
         except (OSError, ValueError):
             pass  # absent or unreadable: hash again
         if stat["size"] > 1 << 30:
-            logger.info("hashing %s (%.1f GiB) once for the cache key; later runs reuse the hash", path, stat["size"] / 2**30)
+            logger.info(
+                "hashing %s (%.1f GiB) once for the cache key; later runs reuse the hash", path, stat["size"] / 2**30
+            )
         digest = file_digest(path)
         if file_stat(path) != stat:
             raise OSError(f"{path} changed while it was being hashed; run again when it is no longer being written")
@@ -63,7 +68,7 @@ def array_digest(array: np.ndarray) -> str:
     digest = hashlib.sha256()
     rows = max(1, CHUNK // max(1, array[0].nbytes)) if len(array) else 1
     for start in range(0, len(array), rows):
-        digest.update(np.ascontiguousarray(array[start:start + rows]).data)
+        digest.update(np.ascontiguousarray(array[start : start + rows]).data)
     return digest.hexdigest()
 
 

@@ -20,10 +20,17 @@ def file_digest(path: Path, progress: bool = True) -> str:
     digest = hashlib.sha256()
     buffer = bytearray(CHUNK)
     view = memoryview(buffer)
-    with open(path, "rb", buffering=0) as f, tqdm(
-        total=Path(path).stat().st_size, unit="B", unit_scale=True, desc=f"hashing {Path(path).name}", leave=False,
-        disable=None if progress else True,
-    ) as bar:
+    with (
+        open(path, "rb", buffering=0) as f,
+        tqdm(
+            total=Path(path).stat().st_size,
+            unit="B",
+            unit_scale=True,
+            desc=f"hashing {Path(path).name}",
+            leave=False,
+            disable=None if progress else True,
+        ) as bar,
+    ):
         while n := f.readinto(buffer):
             digest.update(view[:n])
             bar.update(n)
@@ -34,4 +41,10 @@ def file_stat(path: Path) -> dict[str, int]:
     """Size, mtime, ctime, inode and device: ctime cannot be set back by copying tools (cp -p, rsync -t),
     so a file rewritten in place with its old mtime still shows a change."""
     st = Path(path).stat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "inode": st.st_ino, "device": st.st_dev}
+    return {
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns,
+        "inode": st.st_ino,
+        "device": st.st_dev,
+    }

@@ -60,13 +60,21 @@ def ensure_directory(directory: Path) -> Path:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
-        raise CacheDirError(f"cache directory {str(directory)!r} is a file; point train.cache_dir at a directory") from None
+        raise CacheDirError(
+            f"cache directory {str(directory)!r} is a file; point train.cache_dir at a directory"
+        ) from None
     except OSError as exc:
-        raise CacheDirError(f"cache directory {str(directory)!r} cannot be created ({exc.strerror}); point train.cache_dir at a writable place") from None
+        raise CacheDirError(
+            f"cache directory {str(directory)!r} cannot be created ({exc.strerror}); point train.cache_dir at a writable place"
+        ) from None
     if not directory.is_dir():
-        raise CacheDirError(f"cache directory {str(directory)!r} is not a directory; point train.cache_dir at a directory")
+        raise CacheDirError(
+            f"cache directory {str(directory)!r} is not a directory; point train.cache_dir at a directory"
+        )
     if not os.access(directory, os.W_OK | os.X_OK):
-        raise CacheDirError(f"cache directory {str(directory)!r} is not writable; point train.cache_dir at a writable place")
+        raise CacheDirError(
+            f"cache directory {str(directory)!r} is not writable; point train.cache_dir at a writable place"
+        )
     return directory
 
 
@@ -142,13 +150,21 @@ class Entry:
             raise Damaged(f"its data file {self.data_path.name} is missing")
         size = self.data_path.stat().st_size
         if size != manifest.get("size"):
-            raise Damaged(f"{self.data_path.name} has {size} bytes but {manifest.get('size')} were written (truncated or overwritten)")
+            raise Damaged(
+                f"{self.data_path.name} has {size} bytes but {manifest.get('size')} were written (truncated or overwritten)"
+            )
         return manifest
 
     def publish(self, temporary: Path, manifest: dict) -> None:
         """Rename the complete data file into place, then write the manifest: the entry exists from then on."""
-        full = {"format": FORMAT, "name": self.name, "file": self.data_path.name, "created": now(),
-                "size": temporary.stat().st_size, **manifest}
+        full = {
+            "format": FORMAT,
+            "name": self.name,
+            "file": self.data_path.name,
+            "created": now(),
+            "size": temporary.stat().st_size,
+            **manifest,
+        }
         try:
             os.replace(temporary, self.data_path)
             full["stat"] = file_stat(self.data_path)  # after the rename, which may set ctime
@@ -255,7 +271,9 @@ def scan(directory: Path, verify: bool = False) -> list[Listed]:
     listed = []
     for name, files in groups.items():
         data = [p for p in files if p.suffix != ".json"]
-        entry = Entry(directory, name, data[0].suffix if data else (".npy" if name.startswith("video-clips-") else ".safetensors"))
+        entry = Entry(
+            directory, name, data[0].suffix if data else (".npy" if name.startswith("video-clips-") else ".safetensors")
+        )
         manifest, status = {}, "ok"
         try:
             manifest = entry.manifest() or {}
@@ -269,7 +287,9 @@ def scan(directory: Path, verify: bool = False) -> list[Listed]:
                 manifest = {}
         try:  # another process may remove or replace files while we look
             stats = [p.stat() for p in files]
-            last_used = entry.manifest_path.stat().st_mtime if entry.manifest_path.exists() else max(s.st_mtime for s in stats)
+            last_used = (
+                entry.manifest_path.stat().st_mtime if entry.manifest_path.exists() else max(s.st_mtime for s in stats)
+            )
         except FileNotFoundError:
             continue
         created = min(s.st_mtime for s in stats)

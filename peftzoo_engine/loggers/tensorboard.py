@@ -47,7 +47,9 @@ class TensorBoardLogger:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise RecipeError("train.loggers: tensorboard needs the tensorboard package: pip install 'peftzoo[tensorboard]'") from None
+            raise RecipeError(
+                "train.loggers: tensorboard needs the tensorboard package: pip install 'peftzoo[tensorboard]'"
+            ) from None
         # On resume, events an earlier attempt wrote after the checkpoint's step are purged, as metrics.jsonl's lines are.
         purge = resume_step + 1 if resume_step is not None else None
         self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge)
@@ -89,7 +91,7 @@ class TensorBoardCallback(Callback):
         model_config = ConfigDict(extra="forbid")
 
     @classmethod
-    def from_config(cls, config: BaseModel, **context: Any) -> "TensorBoardCallback":
+    def from_config(cls, config: BaseModel, **context: Any) -> TensorBoardCallback:
         return cls()
 
     def __init__(self) -> None:

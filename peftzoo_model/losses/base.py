@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import abc
 import math
-
 from typing import ClassVar
 
 import torch
@@ -31,7 +30,7 @@ class ContrastiveLoss(nn.Module, metaclass=abc.ABCMeta):
     """Whether the trainer must call `start_epoch` with every training pair's embeddings."""
 
     @classmethod
-    def from_config(cls, config: LossConfig, **context) -> "ContrastiveLoss":
+    def from_config(cls, config: LossConfig, **context) -> ContrastiveLoss:
         return cls(config)
 
     def after_optimizer_step(self) -> None:
@@ -49,7 +48,11 @@ class ContrastiveLoss(nn.Module, metaclass=abc.ABCMeta):
 
     @abc.abstractmethod
     def forward(
-        self, eeg: torch.Tensor, video: torch.Tensor, groups: torch.Tensor | None = None, index: torch.Tensor | None = None
+        self,
+        eeg: torch.Tensor,
+        video: torch.Tensor,
+        groups: torch.Tensor | None = None,
+        index: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Scalar loss of paired, L2-normalized embeddings; `groups` holds the pairs' negative ids (their
         stimulus, or the data set's groups where it gives no stimulus): pairs sharing one are not each

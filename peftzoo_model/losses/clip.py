@@ -63,8 +63,9 @@ class ClipLoss(LearnedScaleLoss):
         scale = self.logit_scale.detach()
         return {"logit_scale": float(scale.exp()), "log_logit_scale": float(scale), **super().log_values()}
 
-    def batched_forward(self, params: dict[str, torch.Tensor], eeg: torch.Tensor, video: torch.Tensor,
-                        groups: torch.Tensor | None) -> torch.Tensor:
+    def batched_forward(
+        self, params: dict[str, torch.Tensor], eeg: torch.Tensor, video: torch.Tensor, groups: torch.Tensor | None
+    ) -> torch.Tensor:
         """T trials' losses at once (peftzoo_model/losses/batched.py: it joins batched sweeps)."""
         return batched.stacked_clip_loss(params["logit_scale"].exp(), eeg, video, groups, self.cfg)
 
@@ -72,7 +73,11 @@ class ClipLoss(LearnedScaleLoss):
         batched.clamp_logit_scales(params["logit_scale"], active, members)
 
     def forward(
-        self, eeg: torch.Tensor, video: torch.Tensor, groups: torch.Tensor | None = None, index: torch.Tensor | None = None
+        self,
+        eeg: torch.Tensor,
+        video: torch.Tensor,
+        groups: torch.Tensor | None = None,
+        index: torch.Tensor | None = None,
     ) -> torch.Tensor:
         logits = self.scale() * eeg.float() @ video.float().t()
         n = logits.shape[0]

@@ -67,7 +67,9 @@ def kmeans_plus_plus(points: torch.Tensor, k: int, generator: torch.Generator) -
     return points[chosen].clone()
 
 
-def spherical_kmeans(points: torch.Tensor, k: int, iters: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def spherical_kmeans(
+    points: torch.Tensor, k: int, iters: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Unit-norm centroids (k, d) of unit-norm `points` and each point's cluster (by cosine similarity).
 
     Hand-written in torch rather than faiss or sklearn: it runs on the training device on the tensors
@@ -91,7 +93,9 @@ def spherical_kmeans(points: torch.Tensor, k: int, iters: int, generator: torch.
     return centroids, assignment
 
 
-def concentrations(points: torch.Tensor, assignment: torch.Tensor, k: int, alpha: float, mean: float) -> tuple[torch.Tensor, float]:
+def concentrations(
+    points: torch.Tensor, assignment: torch.Tensor, k: int, alpha: float, mean: float
+) -> tuple[torch.Tensor, float]:
     """PCL's per-cluster temperature φ and the mean φ before clipping and rescaling.
 
     As in PCL's main_pcl.py: φ = Σ‖v−c‖ / (Z·log(Z+α)) with c the mean of the Z members (faiss's
@@ -140,7 +144,12 @@ class ProtoNCELoss(ClipLoss):
             return
         rows = eeg.shape[0]
         if max(self.cfg.num_clusters) > rows and not self.warned_clamp:
-            logger.warning("protonce: num_clusters %s exceeds the %d training pairs; clamping k to %d", self.cfg.num_clusters, rows, rows)
+            logger.warning(
+                "protonce: num_clusters %s exceeds the %d training pairs; clamping k to %d",
+                self.cfg.num_clusters,
+                rows,
+                rows,
+            )
             self.warned_clamp = True
         self.position = torch.full((int(index.max()) + 1,), -1, dtype=torch.long, device=index.device)
         self.position[index] = torch.arange(rows, device=index.device)
@@ -151,14 +160,20 @@ class ProtoNCELoss(ClipLoss):
             for side, points in zip(SIDES, (eeg.float(), video.float())):
                 generator = kmeans_generator(self.cfg.seed, epoch, k, side)
                 prototypes, assignment = spherical_kmeans(points, k, self.cfg.kmeans_iters, generator)
-                phi, raw_mean = concentrations(points, assignment, k, self.cfg.concentration_alpha, self.cfg.proto_temperature)
+                phi, raw_mean = concentrations(
+                    points, assignment, k, self.cfg.concentration_alpha, self.cfg.proto_temperature
+                )
                 clustering[side] = {"prototypes": prototypes, "concentration": phi, "assignment": assignment}
                 raw.append(raw_mean)
             self.clusterings.append(clustering)
         self.raw_concentration = sum(raw) / len(raw)
 
     def forward(
-        self, eeg: torch.Tensor, video: torch.Tensor, groups: torch.Tensor | None = None, index: torch.Tensor | None = None
+        self,
+        eeg: torch.Tensor,
+        video: torch.Tensor,
+        groups: torch.Tensor | None = None,
+        index: torch.Tensor | None = None,
     ) -> torch.Tensor:
         info_nce = super().forward(eeg, video, groups)
         if index is None or self.position is None:
@@ -175,7 +190,9 @@ class ProtoNCELoss(ClipLoss):
         for clustering in self.clusterings:
             # EEG queries against video prototypes (target: the partner video's cluster), and vice versa.
             for query, partner in ((eeg, clustering["video"]), (video, clustering["eeg"])):
-                prototypes, phi, assignment = (partner[key].to(eeg.device) for key in ("prototypes", "concentration", "assignment"))
+                prototypes, phi, assignment = (
+                    partner[key].to(eeg.device) for key in ("prototypes", "concentration", "assignment")
+                )
                 logits = (query @ prototypes.t()) / phi
                 terms.append(F.cross_entropy(logits, assignment[rows]))
         proto_term = torch.stack(terms).mean()
@@ -192,7 +209,12 @@ class ProtoNCELoss(ClipLoss):
 
     def get_extra_state(self) -> dict[str, Any]:
         """Plain dicts of tensors (loadable with weights_only=True): the clustering the epoch started with."""
-        return {"epoch": self.epoch, "position": self.position, "clusterings": self.clusterings, "raw_concentration": self.raw_concentration}
+        return {
+            "epoch": self.epoch,
+            "position": self.position,
+            "clusterings": self.clusterings,
+            "raw_concentration": self.raw_concentration,
+        }
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         self.epoch = state["epoch"]

@@ -40,11 +40,18 @@ class SigLipLoss(LearnedScaleLoss):
         self.logit_bias = nn.Parameter(torch.tensor(float(config.init_logit_bias)), requires_grad=config.learnable)
 
     def log_values(self) -> dict[str, float]:
-        return {"logit_scale": float(self.logit_scale.detach().exp()), "logit_bias": float(self.logit_bias.detach()),
-                **super().log_values()}
+        return {
+            "logit_scale": float(self.logit_scale.detach().exp()),
+            "logit_bias": float(self.logit_bias.detach()),
+            **super().log_values(),
+        }
 
     def forward(
-        self, eeg: torch.Tensor, video: torch.Tensor, groups: torch.Tensor | None = None, index: torch.Tensor | None = None
+        self,
+        eeg: torch.Tensor,
+        video: torch.Tensor,
+        groups: torch.Tensor | None = None,
+        index: torch.Tensor | None = None,
     ) -> torch.Tensor:
         logits = self.logit_scale.exp() * eeg.float() @ video.float().t() + self.logit_bias
         n = logits.shape[0]

@@ -19,11 +19,20 @@ from registry.pipes import quiet_on_broken_pipe
 
 @quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m recipes.compare", description=__doc__.splitlines()[0],
-                                     epilog="\n".join(__doc__.splitlines()[2:]), formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="run directories, sweep directories, or folders of them")
-    parser.add_argument("--metrics", default=None,
-                        help=f"comma-separated metrics (default {','.join(table.DEFAULT_METRICS)}); the first sorts the table")
+    parser = argparse.ArgumentParser(
+        prog="python -m recipes.compare",
+        description=__doc__.splitlines()[0],
+        epilog="\n".join(__doc__.splitlines()[2:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "paths", nargs="+", metavar="PATH", help="run directories, sweep directories, or folders of them"
+    )
+    parser.add_argument(
+        "--metrics",
+        default=None,
+        help=f"comma-separated metrics (default {','.join(table.DEFAULT_METRICS)}); the first sorts the table",
+    )
     parser.add_argument("--html", metavar="OUT", help="write a static page OUT/index.html with PNG plots")
     args = parser.parse_args(argv)
     chosen = args.metrics is not None
@@ -40,10 +49,16 @@ def main(argv: list[str] | None = None) -> int:
         # before it) show "-" under the default ones rather than refusing the whole comparison.
         if unknown and chosen:
             per_step = {k for r in found for line in r.lines if line.get("type") != "eval" for k in line}
-            hint = (f"; {', '.join(m for m in unknown if m in per_step)} is logged per step or epoch of training, "
-                    "while compare ranks the evaluation's metrics" if any(m in per_step for m in unknown) else "")
-            raise UserError(f"--metrics: {', '.join(unknown)} not logged by any of these runs' evaluations{hint} "
-                            f"(logged: {', '.join(sorted(k for k in known if k not in ('type', 'epoch', 'step')))})")
+            hint = (
+                f"; {', '.join(m for m in unknown if m in per_step)} is logged per step or epoch of training, "
+                "while compare ranks the evaluation's metrics"
+                if any(m in per_step for m in unknown)
+                else ""
+            )
+            raise UserError(
+                f"--metrics: {', '.join(unknown)} not logged by any of these runs' evaluations{hint} "
+                f"(logged: {', '.join(sorted(k for k in known if k not in ('type', 'epoch', 'step')))})"
+            )
         header, body = table.rows(found, metrics)
         print(table.text(header, body))
         if args.html:

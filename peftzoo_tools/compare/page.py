@@ -12,11 +12,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from recipes import preflight
+from peftzoo_engine.rundir import atomic_write, now
 from peftzoo_tools.compare import plots, table
 from peftzoo_tools.compare.runs import Run, Sweep
+from recipes import preflight
 from recipes.errors import RecipeError
-from peftzoo_engine.rundir import atomic_write, now
 
 MARKER = "<!-- peftzoo compare page -->"
 STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;font-size:13px}
@@ -66,8 +66,11 @@ def write(out: Path, runs: list[Run], sweeps: list[Sweep], metrics: list[str]) -
     work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
         (work / "plots").mkdir()
-        parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>peftzoo runs</title><style>{STYLE}</style></head><body>",
-                 MARKER, f"<h1>{len(runs)} run(s)</h1><p>written {html.escape(now())}</p>"]
+        parts = [
+            f"<!doctype html><html><head><meta charset='utf-8'><title>peftzoo runs</title><style>{STYLE}</style></head><body>",
+            MARKER,
+            f"<h1>{len(runs)} run(s)</h1><p>written {html.escape(now())}</p>",
+        ]
         header, body = table.rows(runs, metrics)
         parts.append(_table_html(header, body, anchors={run.name: _anchor(i) for i, run in enumerate(runs)}))
         for index, sweep in enumerate(sweeps):
@@ -96,16 +99,22 @@ def _read(path: Path) -> str:
 def _sweep_section(folder: Path, index: int, sweep: Sweep) -> str:
     select = sweep.data.get("select") or {"metric": "val/eeg_to_video/R@1"}
     metric = select["metric"]
-    axes = [k for k, v in ((sweep.data.get("space") or {}).get("axes") or {}).items() if not isinstance(v, list) or len(v) > 1]
+    axes = [
+        k
+        for k, v in ((sweep.data.get("space") or {}).get("axes") or {}).items()
+        if not isinstance(v, list) or len(v) > 1
+    ]
     # seeds are repetitions, not a setting: their spread shows in every other plot's scatter
     pngs = {f"against-{i}": plots.against_value(sweep, key, metric) for i, key in enumerate(axes) if key != "seed"}
     pngs["curves"] = plots.curves(sweep, metric)
     from peftzoo_tools.sweep import summary
 
     lines = summary.table(sweep.data).splitlines()
-    return (f"<section><h2>sweep {html.escape(sweep.path.name)}</h2><p><code>{html.escape(str(sweep.path))}</code>, "
-            f"{len(sweep.data.get('trials', []))} trials, swept: {html.escape(', '.join(axes))}</p>"
-            f"<pre>{html.escape(chr(10).join(lines))}</pre>{_images(folder, f'sweep{index:03d}', pngs)}</section>")
+    return (
+        f"<section><h2>sweep {html.escape(sweep.path.name)}</h2><p><code>{html.escape(str(sweep.path))}</code>, "
+        f"{len(sweep.data.get('trials', []))} trials, swept: {html.escape(', '.join(axes))}</p>"
+        f"<pre>{html.escape(chr(10).join(lines))}</pre>{_images(folder, f'sweep{index:03d}', pngs)}</section>"
+    )
 
 
 def _run_section(folder: Path, index: int, run: Run, differing: list[str], metrics: list[str]) -> str:
@@ -123,7 +132,9 @@ def _run_section(folder: Path, index: int, run: Run, differing: list[str], metri
         "lr": plots.per_step(run, "lr", "learning rate"),
         "logit_scale": plots.per_step(run, "logit_scale", "logit scale"),
     }
-    return (f'<section id="{_anchor(index)}"><h2>{html.escape(run.name)}</h2>'
-            f"<p><code>{html.escape(str(run.path))}</code>, status {html.escape(str(run.info.get('status')))}</p>"
-            f"{_table_html(['key', 'value'], keys)}<br>{_table_html(['metric', 'final', 'best'], metric_rows)}"
-            f"{_images(folder, f'run{index:03d}', pngs)}</section>")
+    return (
+        f'<section id="{_anchor(index)}"><h2>{html.escape(run.name)}</h2>'
+        f"<p><code>{html.escape(str(run.path))}</code>, status {html.escape(str(run.info.get('status')))}</p>"
+        f"{_table_html(['key', 'value'], keys)}<br>{_table_html(['metric', 'final', 'best'], metric_rows)}"
+        f"{_images(folder, f'run{index:03d}', pngs)}</section>"
+    )

@@ -34,7 +34,9 @@ def _png(fig) -> bytes:
 
 
 def _series(lines: list[dict[str, Any]], kind: str, key: str, x: str) -> tuple[list, list]:
-    points = [(line[x], line[key]) for line in lines if line.get("type") == kind and isinstance(line.get(key), (int, float))]
+    points = [
+        (line[x], line[key]) for line in lines if line.get("type") == kind and isinstance(line.get(key), (int, float))
+    ]
     return [p[0] for p in points], [p[1] for p in points]
 
 
@@ -73,7 +75,13 @@ def losses(run: Run) -> bytes | None:
     fig, ax = plt.subplots(figsize=(4.2, 3))
     if per_epoch:
         epochs = sorted(per_epoch)
-        ax.plot(epochs, [sum(per_epoch[e]) / len(per_epoch[e]) for e in epochs], marker="o", ms=3, label="train (mean of logged steps)")
+        ax.plot(
+            epochs,
+            [sum(per_epoch[e]) / len(per_epoch[e]) for e in epochs],
+            marker="o",
+            ms=3,
+            label="train (mean of logged steps)",
+        )
     if val_x:
         ax.plot(val_x, val_y, marker="o", ms=3, label="validation")
     ax.set(xlabel="epoch", ylabel="loss", title="losses")

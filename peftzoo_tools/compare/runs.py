@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from peftzoo_engine import rundir
-from recipes.errors import RecipeError
 from peftzoo_tools.sweep import record as sweep_record
 from peftzoo_tools.sweep.trials import runs_in as trial_runs_in
+from recipes.errors import RecipeError
 
 
 @dataclass

@@ -26,8 +26,12 @@ def differing_keys(runs: list[Run]) -> list[str]:
     keys = list(dict.fromkeys(k for f in flat for k in f))
     if len(runs) < 2:
         return []
-    return [k for k in keys if k not in IGNORED_KEYS
-            and len({json.dumps(f.get(k, "<absent>"), sort_keys=True, default=str) for f in flat}) > 1]
+    return [
+        k
+        for k in keys
+        if k not in IGNORED_KEYS
+        and len({json.dumps(f.get(k, "<absent>"), sort_keys=True, default=str) for f in flat}) > 1
+    ]
 
 
 def lower_is_better(metric: str) -> bool:

@@ -37,7 +37,9 @@ def unchanged_sides(initial: dict[str, torch.Tensor], saved: dict[str, torch.Ten
     return {side for side in sides if all(n in still for n in compared if n.startswith(f"{side}."))}
 
 
-def check_frozen(initial: dict[str, torch.Tensor], saved: dict[str, torch.Tensor], steps: int, recipe: dict) -> list[Finding]:
+def check_frozen(
+    initial: dict[str, torch.Tensor], saved: dict[str, torch.Tensor], steps: int, recipe: dict
+) -> list[Finding]:
     compared = [n for n in saved if n in initial and tuple(saved[n].shape) == tuple(initial[n].shape)]
     if not compared or steps <= 0:
         return []
@@ -54,18 +56,23 @@ def check_frozen(initial: dict[str, torch.Tensor], saved: dict[str, torch.Tensor
     if zero_scale:
         fix = "; ".join(f"train.lr_scales.{k}: 1.0 (it is 0: those tensors get no update)" for k in zero_scale)
     else:
-        fix = ("the adapter receives no gradient: check that the encoder calls the wrapped layers "
-               "(an encoder that calls F.linear on a weight bypasses LoRA; target other modules with the strategy's targets), "
-               "and that train.lr and train.lr_scales are above 0")
+        fix = (
+            "the adapter receives no gradient: check that the encoder calls the wrapped layers "
+            "(an encoder that calls F.linear on a weight bypasses LoRA; target other modules with the strategy's targets), "
+            "and that train.lr and train.lr_scales are above 0"
+        )
     shown = ", ".join(still[:4]) + (f" and {len(still) - 4} more" if len(still) > 4 else "")
     zeros = f"; {len(zero)} of them are still all zero (LoRA B: the adapter is the identity)" if zero else ""
-    return [Finding(
-        "frozen_adapter", "error" if whole else "info",
-        f"{len(still)} of {len(compared)} trainable {'/'.join(sides)} encoder tensors are exactly as initialized after "
-        f"{steps} steps ({shown}){zeros}: the encoder's features are still the base encoder's",
-        fix,
-        {f"train.lr_scales.{k}": 1.0 for k in zero_scale},
-    )]
+    return [
+        Finding(
+            "frozen_adapter",
+            "error" if whole else "info",
+            f"{len(still)} of {len(compared)} trainable {'/'.join(sides)} encoder tensors are exactly as initialized after "
+            f"{steps} steps ({shown}){zeros}: the encoder's features are still the base encoder's",
+            fix,
+            {f"train.lr_scales.{k}": 1.0 for k in zero_scale},
+        )
+    ]
 
 
 def check_features(side: str, gap: float, n: int, moved: int, steps: int) -> list[Finding]:
@@ -74,12 +81,15 @@ def check_features(side: str, gap: float, n: int, moved: int, steps: int) -> lis
     if steps <= 0 or not gap <= FEATURE_RTOL:
         return []
     trained = f"{moved} of its trainable tensors moved" if moved else "it trains encoder tensors"
-    return [Finding(
-        "frozen_adapter", "error",
-        f"the trained {side} encoder's features equal the base encoder's on {n} validation inputs (relative distance "
-        f"{fmt(gap)}, tolerance {fmt(FEATURE_RTOL)}) after {steps} steps although {trained}: the adapter is not on the "
-        "inference path, so training changed nothing the model uses",
-        f"the {side} strategy's adapter must act in eval mode too: check that its forward (or hook) runs outside "
-        "training mode and that the encoder calls the wrapped modules (an encoder calling F.linear on a weight bypasses "
-        f"them); run the plugin conformance kit on it (python -m peftzoo_conformance), or use a built-in {side}.strategy: lora",
-    )]
+    return [
+        Finding(
+            "frozen_adapter",
+            "error",
+            f"the trained {side} encoder's features equal the base encoder's on {n} validation inputs (relative distance "
+            f"{fmt(gap)}, tolerance {fmt(FEATURE_RTOL)}) after {steps} steps although {trained}: the adapter is not on the "
+            "inference path, so training changed nothing the model uses",
+            f"the {side} strategy's adapter must act in eval mode too: check that its forward (or hook) runs outside "
+            "training mode and that the encoder calls the wrapped modules (an encoder calling F.linear on a weight bypasses "
+            f"them); run the plugin conformance kit on it (python -m peftzoo_conformance), or use a built-in {side}.strategy: lora",
+        )
+    ]

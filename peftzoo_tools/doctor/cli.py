@@ -28,8 +28,10 @@ def _override(key: str, value) -> str:
 def _text(report) -> str:
     run = report.run
     status = run.info.get("status", "unknown")
-    lines = [f"run {run.path.name} ({status}, {run.total_steps()} steps): "
-             f"{len(report.findings) or 'no'} finding{'s' if len(report.findings) != 1 else ''}"]
+    lines = [
+        f"run {run.path.name} ({status}, {run.total_steps()} steps): "
+        f"{len(report.findings) or 'no'} finding{'s' if len(report.findings) != 1 else ''}"
+    ]
     for f in report.findings:
         lines.append(f"\n{f.severity.upper():7s} {f.code}")
         lines += textwrap.wrap(f.evidence, 100, initial_indent="  evidence: ", subsequent_indent="            ")
@@ -46,16 +48,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recipes.doctor", description=__doc__.splitlines()[0])
     parser.add_argument("run", help="a run directory (the one `run:` printed)")
     parser.add_argument("--json", action="store_true", help="print the findings as a JSON list")
-    parser.add_argument("--no-model", action="store_true",
-                        help="read metrics and recipe only; do not rebuild the model or embed data")
+    parser.add_argument(
+        "--no-model", action="store_true", help="read metrics and recipe only; do not rebuild the model or embed data"
+    )
     parser.add_argument("--sample", type=int, default=256, help="validation pairs to embed (default 256)")
-    parser.add_argument("--device", default="cpu", help="device for embedding the sample: cpu (default), auto, cuda or cuda:N")
+    parser.add_argument(
+        "--device", default="cpu", help="device for embedding the sample: cpu (default), auto, cuda or cuda:N"
+    )
     args = parser.parse_args(argv)
     if args.sample < 4:
         parser.error(f"--sample {args.sample}: embed at least 4 validation pairs (default 256)")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from peftzoo_tools.doctor.diagnose import diagnose
     from peftzoo_engine.device import resolve_device
+    from peftzoo_tools.doctor.diagnose import diagnose
 
     try:
         device = resolve_device(args.device, key="--device")  # a CUDA device on a machine without one: one message

@@ -20,7 +20,7 @@ def after_warmup(run: RunRecord, key: str) -> list[tuple[int, float]]:
 
 def tail(values: list[float], share: float = 1 / 3) -> list[float]:
     """The last `share` of values (at least one)."""
-    return values[-max(1, math.ceil(len(values) * share)):] if values else []
+    return values[-max(1, math.ceil(len(values) * share)) :] if values else []
 
 
 def median(values: list[float]) -> float:

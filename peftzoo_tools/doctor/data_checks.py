@@ -48,17 +48,22 @@ def check_eeg_units(eeg: np.ndarray, where: str = "the data") -> list[Finding]:
             guess, factor = "volts", "1e6"
         else:
             guess, factor = "millivolts", "1e3"
-        fix = (f"convert the EEG to microvolts (multiply eeg.npy by {factor}; MNE's get_data() returns volts, use "
-               "get_data(units='uV')) and train again")
+        fix = (
+            f"convert the EEG to microvolts (multiply eeg.npy by {factor}; MNE's get_data() returns volts, use "
+            "get_data(units='uV')) and train again"
+        )
     else:
         guess, factor = "nanovolts or raw ADC counts", "the unit's factor"
         fix = "convert the EEG to microvolts (nanovolts: divide by 1e3; ADC counts: apply the amplifier's gain) and train again"
-    return [Finding(
-        "eeg_units", "error",
-        f"median per-channel EEG standard deviation in {where} is {fmt(level)} (scalp EEG: about 5-100 uV); "
-        f"the values look like {guess}, not microvolts",
-        fix,
-    )]
+    return [
+        Finding(
+            "eeg_units",
+            "error",
+            f"median per-channel EEG standard deviation in {where} is {fmt(level)} (scalp EEG: about 5-100 uV); "
+            f"the values look like {guess}, not microvolts",
+            fix,
+        )
+    ]
 
 
 def check_group_masking(groups: np.ndarray, train_idx: np.ndarray, recipe: dict) -> list[Finding]:
@@ -87,16 +92,21 @@ def check_group_masking(groups: np.ndarray, train_idx: np.ndarray, recipe: dict)
         fix = "train.sampler: group_disjoint (batches of distinct stimuli)"
     else:
         # Masking these ids would leave no negative (no_negatives): never advise it; the ids are too coarse.
-        fix = (f"masking these ids would leave {masked.mean:.2f} negatives per anchor, so give each pair its stimulus "
-               "id instead (stimulus.npy; ingest's negatives: {by: stimulus}) and mask those, or put more stimuli in "
-               "the train split")
-    return [Finding(
-        "same_group_negatives", "warning",
-        f"{len(counts)} stimulus ids over {n} training pairs and loss.mask_same_group: false with train.sampler: random: "
-        f"each pair meets on average {fmt(p * (batch - 1))} pairs of its own id as negatives per batch of {batch} "
-        f"({fmt(100 * p)}% of all negatives)",
-        fix,
-    )]
+        fix = (
+            f"masking these ids would leave {masked.mean:.2f} negatives per anchor, so give each pair its stimulus "
+            "id instead (stimulus.npy; ingest's negatives: {by: stimulus}) and mask those, or put more stimuli in "
+            "the train split"
+        )
+    return [
+        Finding(
+            "same_group_negatives",
+            "warning",
+            f"{len(counts)} stimulus ids over {n} training pairs and loss.mask_same_group: false with train.sampler: random: "
+            f"each pair meets on average {fmt(p * (batch - 1))} pairs of its own id as negatives per batch of {batch} "
+            f"({fmt(100 * p)}% of all negatives)",
+            fix,
+        )
+    ]
 
 
 def adjacent_alike(z: torch.Tensor, groups: np.ndarray, seed: int = 0) -> tuple[float, int]:
@@ -130,12 +140,18 @@ def check_adjacent(side_embeddings: dict[str, torch.Tensor], groups: np.ndarray,
     unique = len(np.unique(groups)) == len(groups)
     state = "every pair is its own stimulus (no stimulus.npy or groups.npy)" if unique else "their stimulus ids differ"
     mask = (recipe.get("loss") or {}).get("mask_same_group", True)
-    return [Finding(
-        "same_group_negatives", "warning",
-        f"consecutive windows look alike although {state}: {shown} neighbouring pairs are more similar than 95% of random "
-        "pairs (independent windows: about 5%), so windows of one recording or stimulus are each other's negatives",
-        "give every window its stimulus id in stimulus.npy (arrays; ingest's negatives: {by: stimulus}) or, where "
-        "windows of one recording are alike, its recording in groups.npy"
-        + ("; with groups, loss.mask_same_group: true keeps them apart" if not mask else
-           " (loss.mask_same_group: true, the default, then masks them)"),
-    )]
+    return [
+        Finding(
+            "same_group_negatives",
+            "warning",
+            f"consecutive windows look alike although {state}: {shown} neighbouring pairs are more similar than 95% of random "
+            "pairs (independent windows: about 5%), so windows of one recording or stimulus are each other's negatives",
+            "give every window its stimulus id in stimulus.npy (arrays; ingest's negatives: {by: stimulus}) or, where "
+            "windows of one recording are alike, its recording in groups.npy"
+            + (
+                "; with groups, loss.mask_same_group: true keeps them apart"
+                if not mask
+                else " (loss.mask_same_group: true, the default, then masks them)"
+            ),
+        )
+    ]

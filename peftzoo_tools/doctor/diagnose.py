@@ -9,8 +9,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from peftzoo_tools.doctor import (adapter_checks, data_checks, embedding_checks, loss_checks, negatives_checks, stability,
-                                  temperature, throughput)
+from peftzoo_tools.doctor import (
+    adapter_checks,
+    data_checks,
+    embedding_checks,
+    loss_checks,
+    negatives_checks,
+    stability,
+    temperature,
+    throughput,
+)
 from peftzoo_tools.doctor.findings import Finding, rank
 from peftzoo_tools.doctor.run_reader import RunRecord, read_run
 
@@ -30,8 +38,15 @@ METRIC_CHECKS = (
 )
 
 # A flat loss is what these causes look like from the loss curve: said once, as the cause.
-EXPLAINS_FLAT_LOSS = ("no_negatives", "eeg_units", "nonnegative_embeddings", "embedding_collapse", "temperature_collapsed",
-                      "nonfinite_steps", "divergence")
+EXPLAINS_FLAT_LOSS = (
+    "no_negatives",
+    "eeg_units",
+    "nonnegative_embeddings",
+    "embedding_collapse",
+    "temperature_collapsed",
+    "nonfinite_steps",
+    "divergence",
+)
 # A loss with no negatives is exactly 0: no gradient reaches the adapter, so its tensors stay as initialized.
 EXPLAINS_FROZEN = ("no_negatives",)
 # Collapsed embeddings are what these look like from the model (eeg_units: on the EEG side only).
@@ -94,7 +109,9 @@ def feature_findings(probe, indices: np.ndarray, steps: int) -> list[Finding]:
         if side in whole or not len(chosen):
             continue
         names = [n for n in probe.initial if n.startswith(f"{side}.")]
-        moved = sum(1 for n in names if n in probe.saved and not torch.equal(probe.saved[n].float(), probe.initial[n].float()))
+        moved = sum(
+            1 for n in names if n in probe.saved and not torch.equal(probe.saved[n].float(), probe.initial[n].float())
+        )
         gap = base_feature_gap(probe, side, chosen)
         out += adapter_checks.check_features(side, gap, len(chosen), moved, steps)
     return out
@@ -133,8 +150,12 @@ def _tie_frozen(findings: list[Finding]) -> list[Finding]:
     causes = [c for c in EXPLAINS_FROZEN if c in _active_codes(findings)]
     if not causes:
         return findings
-    return [f.demoted(f"explained by {', '.join(causes)}: no loss, no gradient; fix that first")
-            if f.code == "frozen_adapter" and f.severity != "info" else f for f in findings]
+    return [
+        f.demoted(f"explained by {', '.join(causes)}: no loss, no gradient; fix that first")
+        if f.code == "frozen_adapter" and f.severity != "info"
+        else f
+        for f in findings
+    ]
 
 
 def _causes(f: Finding, codes: set[str]) -> list[str]:
@@ -181,6 +202,12 @@ def seen_live(run: RunRecord, have: set[str]) -> list[Finding]:
         code = line.get("code")
         if code in MODEL_CODES and code not in seen and line.get("severity") in ("info", "warning", "error"):
             seen.add(code)
-            out.append(Finding(code, line["severity"], f"{line.get('evidence', '')} (seen live at step {line.get('step')})",
-                               str(line.get("fix", ""))))
+            out.append(
+                Finding(
+                    code,
+                    line["severity"],
+                    f"{line.get('evidence', '')} (seen live at step {line.get('step')})",
+                    str(line.get("fix", "")),
+                )
+            )
     return out

@@ -53,7 +53,21 @@ from peftzoo_tools.doctor.findings import Finding, fmt
 
 NEGATIVE_SHARE = 0.01
 MEAN_COSINE, MIN_ERANK, ERANK_MIN_INPUTS = 0.98, 2.0, 16
-_RELU_LIKE = ("ReLU", "ReLU6", "Softplus", "Sigmoid", "Softmax", "Hardsigmoid", "Threshold", "ELU", "CELU", "SELU", "GELU", "SiLU", "Mish")
+_RELU_LIKE = (
+    "ReLU",
+    "ReLU6",
+    "Softplus",
+    "Sigmoid",
+    "Softmax",
+    "Hardsigmoid",
+    "Threshold",
+    "ELU",
+    "CELU",
+    "SELU",
+    "GELU",
+    "SiLU",
+    "Mish",
+)
 
 
 def last_activation(module: torch.nn.Module | None) -> str | None:
@@ -100,25 +114,35 @@ def check_embeddings(side: str, z: torch.Tensor, head: torch.nn.Module | None = 
     off = cos[~torch.eye(len(z), dtype=torch.bool)]
     if negative < NEGATIVE_SHARE:
         act = last_activation(head)
-        cause = f"the {side} head ends in {act}" if act else f"the {side} head's or encoder's output passes a non-negative map last"
-        out.append(Finding(
-            "nonnegative_embeddings", "error",
-            f"{fmt(100 * negative, 2)}% of the nonzero {side} embedding coordinates are negative{where} (healthy: about half); "
-            f"the smallest of {len(off)} pairwise cosines is {fmt(float(off.min()))}: {cause}, so every cosine is >= 0 "
-            "and the similarity range is squeezed",
-            f"end the {side} head in a Linear (or LayerNorm) layer, as CLIP, LiT, ImageBind and NICE do: "
-            f"{side}.head: linear, or {side}.head: {{name: mlp, hidden: [512]}} (its activations are inside only)",
-            {f"{side}.head": "linear"},
-        ))
+        cause = (
+            f"the {side} head ends in {act}"
+            if act
+            else f"the {side} head's or encoder's output passes a non-negative map last"
+        )
+        out.append(
+            Finding(
+                "nonnegative_embeddings",
+                "error",
+                f"{fmt(100 * negative, 2)}% of the nonzero {side} embedding coordinates are negative{where} (healthy: about half); "
+                f"the smallest of {len(off)} pairwise cosines is {fmt(float(off.min()))}: {cause}, so every cosine is >= 0 "
+                "and the similarity range is squeezed",
+                f"end the {side} head in a Linear (or LayerNorm) layer, as CLIP, LiT, ImageBind and NICE do: "
+                f"{side}.head: linear, or {side}.head: {{name: mlp, hidden: [512]}} (its activations are inside only)",
+                {f"{side}.head": "linear"},
+            )
+        )
     ratio, mean_cos = spread(z)
     erank = effective_rank(z) if len(z) >= ERANK_MIN_INPUTS else None
     if mean_cos > MEAN_COSINE or (erank is not None and erank < MIN_ERANK):
         rank = f", effective rank {fmt(erank)} (healthy: tens)" if erank is not None else ""
-        out.append(Finding(
-            "embedding_collapse", "error",
-            f"{side} embeddings{where}: spread std_of_l2_normalized x sqrt(d) = {fmt(ratio)} (healthy ~1, collapsed 0) and "
-            f"mean off-diagonal cosine {fmt(mean_cos)}{rank} over {len(z)} inputs: different inputs map to nearly one vector",
-            f"check that the {side} input varies (constant or black frames, a flat-lined EEG channel set), then lower "
-            "train.lr and the heads' weight decay; a collapsed side gives the other nothing to align to",
-        ))
+        out.append(
+            Finding(
+                "embedding_collapse",
+                "error",
+                f"{side} embeddings{where}: spread std_of_l2_normalized x sqrt(d) = {fmt(ratio)} (healthy ~1, collapsed 0) and "
+                f"mean off-diagonal cosine {fmt(mean_cos)}{rank} over {len(z)} inputs: different inputs map to nearly one vector",
+                f"check that the {side} input varies (constant or black frames, a flat-lined EEG channel set), then lower "
+                "train.lr and the heads' weight decay; a collapsed side gives the other nothing to align to",
+            )
+        )
     return out

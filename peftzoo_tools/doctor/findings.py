@@ -53,7 +53,7 @@ class Finding:
     def to_json(self) -> dict[str, str]:
         return {"code": self.code, "severity": self.severity, "evidence": self.evidence, "fix": self.fix}
 
-    def demoted(self, why: str) -> "Finding":
+    def demoted(self, why: str) -> Finding:
         """This finding as `info`, with the reason: a symptom whose cause another finding names."""
         return dataclasses.replace(self, severity="info", evidence=f"{self.evidence} ({why})")
 

@@ -39,15 +39,16 @@ class LiveDoctor:
     """Accumulates a run's metrics lines and reports each finding the first time it appears."""
 
     def __init__(self, recipe: dict[str, Any], total_steps: int, splits: dict[str, int] | None = None):
-        self.record = RunRecord(path=Path("."), info={"steps": int(total_steps), "splits": dict(splits or {})},
-                                recipe=recipe, lines=[])
+        self.record = RunRecord(
+            path=Path("."), info={"steps": int(total_steps), "splits": dict(splits or {})}, recipe=recipe, lines=[]
+        )
         self.reported: set[str] = set()
         self.first_nonfinite: int | None = None
         self._fingerprints: dict[str, tuple[float, float]] = {}
         self._epoch = 0
 
     @classmethod
-    def for_recipe(cls, recipe, total_steps: int, splits: dict[str, int] | None = None) -> "LiveDoctor":
+    def for_recipe(cls, recipe, total_steps: int, splits: dict[str, int] | None = None) -> LiveDoctor:
         """From a validated recipe (pydantic), as the trainer holds it."""
         return cls(recipe.model_dump(mode="json"), total_steps, splits)
 
@@ -65,8 +66,9 @@ class LiveDoctor:
     def start(self, model: torch.nn.Module, eeg=None) -> list[dict[str, Any]]:
         """Before the first step: remember each trainable encoder tensor's (sum, sum of squares) to tell
         later whether it moved, and check the EEG's units on up to 256 windows of `eeg` (N, C, T)."""
-        self._fingerprints = {n: _fingerprint(p) for n, p in model.named_parameters()
-                              if p.requires_grad and ".encoder." in f".{n}"}
+        self._fingerprints = {
+            n: _fingerprint(p) for n, p in model.named_parameters() if p.requires_grad and ".encoder." in f".{n}"
+        }
         return self._report(data_checks.check_eeg_units(eeg), 0) if eeg is not None else []
 
     def after_step(self, step: int, finite: bool) -> list[dict[str, Any]]:
@@ -75,9 +77,18 @@ class LiveDoctor:
             return []
         self.first_nonfinite = step
         cause, fix = stability.likely_cause(self.record)
-        return self._report([Finding("nonfinite_steps", "warning",
-                                     f"step {step} had a NaN or inf loss or gradient and was skipped; likely cause: {cause}", fix)],
-                            step, first_step=step)
+        return self._report(
+            [
+                Finding(
+                    "nonfinite_steps",
+                    "warning",
+                    f"step {step} had a NaN or inf loss or gradient and was skipped; likely cause: {cause}",
+                    fix,
+                )
+            ],
+            step,
+            first_step=step,
+        )
 
     def observe(self, line: dict[str, Any]) -> list[dict[str, Any]]:
         """Each metrics line the loop logs; checks the curves after each epoch and evaluation line."""
@@ -99,9 +110,16 @@ class LiveDoctor:
             findings = [f for f in findings if f.code != "flat_loss"]
         return self._report([f for f in findings if f.severity != "info"], step)
 
-    def after_eval(self, epoch: int, step: int, model: torch.nn.Module | None = None,
-                   eeg: torch.Tensor | None = None, video: torch.Tensor | None = None,
-                   loader=None, device: torch.device | str = "cpu") -> list[dict[str, Any]]:
+    def after_eval(
+        self,
+        epoch: int,
+        step: int,
+        model: torch.nn.Module | None = None,
+        eeg: torch.Tensor | None = None,
+        video: torch.Tensor | None = None,
+        loader=None,
+        device: torch.device | str = "cpu",
+    ) -> list[dict[str, Any]]:
         """At each evaluation: embedding checks on validation embeddings (given, or of the first batch of
         `loader`: one batch more per evaluation); whether the encoder tensors moved since start()."""
         findings: list[Finding] = []
@@ -114,7 +132,9 @@ class LiveDoctor:
         for side, z in (("eeg", eeg), ("video", video)):
             if z is not None:
                 head = getattr(getattr(model, side, None), "head", None) if model is not None else None
-                found = embedding_checks.check_embeddings(side, z.detach().float().cpu(), head, f" (validation, epoch {epoch})")
+                found = embedding_checks.check_embeddings(
+                    side, z.detach().float().cpu(), head, f" (validation, epoch {epoch})"
+                )
                 # EEG in volts is a constant to the encoder; an lr far too high throws the heads onto one
                 # direction: the collapse is their symptom (diagnose.EXPLAINS_COLLAPSE), not a second alarm.
                 if "divergence" in self.reported or (side == "eeg" and "eeg_units" in self.reported):
@@ -127,11 +147,20 @@ class LiveDoctor:
             whole = [side for side in sides if all(n in still for n in self._fingerprints if n.startswith(f"{side}."))]
             if whole:  # only a side none of whose tensors moved (see adapter_checks)
                 scales = (self.record.recipe.get("train") or {}).get("lr_scales") or {}
-                fix = ("train.lr_scales.adapter: 1.0 (it is 0)" if scales.get("adapter") == 0 else
-                       "check that the adapter is called (an encoder calling F.linear bypasses LoRA) and its lr is above 0")
-                findings.append(Finding("frozen_adapter", "error",
-                                        f"{len(still)} of {len(self._fingerprints)} trainable encoder tensors have not moved "
-                                        f"after {step} steps ({', '.join(still[:3])}{' ...' if len(still) > 3 else ''})", fix))
+                fix = (
+                    "train.lr_scales.adapter: 1.0 (it is 0)"
+                    if scales.get("adapter") == 0
+                    else "check that the adapter is called (an encoder calling F.linear bypasses LoRA) and its lr is above 0"
+                )
+                findings.append(
+                    Finding(
+                        "frozen_adapter",
+                        "error",
+                        f"{len(still)} of {len(self._fingerprints)} trainable encoder tensors have not moved "
+                        f"after {step} steps ({', '.join(still[:3])}{' ...' if len(still) > 3 else ''})",
+                        fix,
+                    )
+                )
         return self._report(findings, step)
 
     # -- reporting ---------------------------------------------------------------------------------
@@ -175,8 +204,9 @@ class LiveDoctorCallback(Callback):
         if self.doctor is None:
             return
         with ctx.precision.autocast():  # one validation batch's embeddings
-            lines = self.doctor.after_eval(ctx.progress.epoch, ctx.progress.step, model=ctx.model,
-                                           loader=ctx.stage.val_loader, device=ctx.device)
+            lines = self.doctor.after_eval(
+                ctx.progress.epoch, ctx.progress.step, model=ctx.model, loader=ctx.stage.val_loader, device=ctx.device
+            )
         self._emit(ctx, lines)
 
     @staticmethod

@@ -60,11 +60,25 @@ def check_flat_loss(run: RunRecord) -> list[Finding]:
         chance_r1 = (best, chance, band, int(last.get("epoch", 0)))
     done, warm = run.steps_done(), run.warmup_steps()
     if done - warm < FLAT_MIN_STEPS:
-        where = (f"the run has not left warm-up (step {done} of {warm} warm-up steps)" if done <= warm
-                 else f"only {done - warm} optimizer step(s) after warm-up (it ends at step {warm}) were logged")
-        return [Finding("flat_loss", "info", f"{where}: too few to tell a loss that does not move from one that has not "
-                        f"had time to; R@1 is at chance so far", "train longer before judging (more train.epochs, or more "
-                        "data.n for a batch size close to the train split), or resume the run")] if chance_r1 else []
+        where = (
+            f"the run has not left warm-up (step {done} of {warm} warm-up steps)"
+            if done <= warm
+            else f"only {done - warm} optimizer step(s) after warm-up (it ends at step {warm}) were logged"
+        )
+        return (
+            [
+                Finding(
+                    "flat_loss",
+                    "info",
+                    f"{where}: too few to tell a loss that does not move from one that has not "
+                    f"had time to; R@1 is at chance so far",
+                    "train longer before judging (more train.epochs, or more "
+                    "data.n for a batch size close to the train split), or resume the run",
+                )
+            ]
+            if chance_r1
+            else []
+        )
     loss_name = str(run.get("loss.name", "clip"))
     lr = run.get("train.lr")
     fix = (
@@ -80,22 +94,41 @@ def check_flat_loss(run: RunRecord) -> list[Finding]:
             return []
         if chance_r1 is None:
             # No evaluation to confirm: a flat loss alone is worth saying, not alarming.
-            return [Finding("flat_loss", "info", f"training loss {fmt(level)} after warm-up vs ln(B={b}) = {fmt(ln_b)}; "
-                            "no evaluation ran to tell whether retrieval is at chance", fix)]
+            return [
+                Finding(
+                    "flat_loss",
+                    "info",
+                    f"training loss {fmt(level)} after warm-up vs ln(B={b}) = {fmt(ln_b)}; "
+                    "no evaluation ran to tell whether retrieval is at chance",
+                    fix,
+                )
+            ]
         r1, chance, band, epoch = chance_r1
-        return [Finding(
-            "flat_loss", "error",
-            f"training loss {fmt(level)} over the last third of steps after warm-up (step {losses[0][0]} on) is within "
-            f"{int(FLAT_BAND * 100)}% of ln(B={b}) = {fmt(ln_b)}, the loss of uniform logits; R@1 {fmt(r1)} at epoch {epoch} "
-            f"is at chance ({fmt(chance)}, chance band up to {fmt(band)})",
-            fix,
-        )]
+        return [
+            Finding(
+                "flat_loss",
+                "error",
+                f"training loss {fmt(level)} over the last third of steps after warm-up (step {losses[0][0]} on) is within "
+                f"{int(FLAT_BAND * 100)}% of ln(B={b}) = {fmt(ln_b)}, the loss of uniform logits; R@1 {fmt(r1)} at epoch {epoch} "
+                f"is at chance ({fmt(chance)}, chance band up to {fmt(band)})",
+                fix,
+            )
+        ]
     if chance_r1 is not None and len(evals) >= 2:
         # Losses without a closed-form chance level (siglip): judged on retrieval alone, at every evaluation.
-        if all((r_at_1(e) or 0.0) <= chance_band(float(e.get("val/chance_R@1", 0.0)), int(e.get("val/n") or 1)) for e in evals):
+        if all(
+            (r_at_1(e) or 0.0) <= chance_band(float(e.get("val/chance_R@1", 0.0)), int(e.get("val/n") or 1))
+            for e in evals
+        ):
             r1, chance, band, epoch = chance_r1
-            return [Finding("flat_loss", "error",
-                            f"R@1 stayed at chance in all {len(evals)} evaluations (last {fmt(r1)}, chance {fmt(chance)})", fix)]
+            return [
+                Finding(
+                    "flat_loss",
+                    "error",
+                    f"R@1 stayed at chance in all {len(evals)} evaluations (last {fmt(r1)}, chance {fmt(chance)})",
+                    fix,
+                )
+            ]
     return []
 
 
@@ -108,11 +141,16 @@ def check_divergence(run: RunRecord) -> list[Finding]:
     # is judged after warm-up only, where the loss is meant to have stopped falling fast.
     every = [(int(line["step"]), float(line["train/loss"])) for line in run.train]  # lines with a finite loss
     lr = run.get("train.lr")
-    staged = [(i, s["lr"]) for i, s in enumerate(run.get("train.stages") or [])
-              if isinstance(s, dict) and s.get("lr") is not None]
+    staged = [
+        (i, s["lr"])
+        for i, s in enumerate(run.get("train.stages") or [])
+        if isinstance(s, dict) and s.get("lr") is not None
+    ]
     stage_part = "".join(f" and train.stages[{i}].lr (now {v}; try {_tenth(v)})" for i, v in staged)
-    fix = (f"lower train.lr (now {lr}; try train.lr: {_tenth(lr)}){stage_part}, set train.grad_clip_norm: 1.0, "
-           "or lengthen the warm-up (train.warmup_fraction: 0.2)")
+    fix = (
+        f"lower train.lr (now {lr}; try train.lr: {_tenth(lr)}){stage_part}, set train.grad_clip_norm: 1.0, "
+        "or lengthen the warm-up (train.warmup_fraction: 0.2)"
+    )
     # Vectorized (numpy windows): the live doctor runs this at every epoch line over the whole history.
     spikes = _spikes(every)
     x = np.asarray([v for _, v in points], dtype=np.float64)
@@ -130,11 +168,15 @@ def check_divergence(run: RunRecord) -> list[Finding]:
     parts = []
     if spikes:
         step, value, ref, width_before = max(spikes, key=lambda s: s[1] - s[2])
-        parts.append(f"{len(spikes)} loss spike(s) more than {SPIKE_NATS:g} nat above the running median, the largest "
-                     f"{fmt(value)} at step {step} (median of the {width_before} line(s) before it {fmt(ref)}; first at step {spikes[0][0]})")
+        parts.append(
+            f"{len(spikes)} loss spike(s) more than {SPIKE_NATS:g} nat above the running median, the largest "
+            f"{fmt(value)} at step {step} (median of the {width_before} line(s) before it {fmt(ref)}; first at step {spikes[0][0]})"
+        )
     if rising:
-        parts.append(f"the loss rose after warm-up: it reached {fmt(lowest)} (median of {width} lines) and is {fmt(last)} "
-                     "over the last third of steps")
+        parts.append(
+            f"the loss rose after warm-up: it reached {fmt(lowest)} (median of {width} lines) and is {fmt(last)} "
+            "over the last third of steps"
+        )
     return [Finding("divergence", "warning", "; ".join(parts), fix, _lower_lr(run))]
 
 
@@ -151,7 +193,9 @@ def _spikes(points: list[tuple[int, float]]) -> list[tuple[int, float, float, in
         if x[i] - ref > max(SPIKE_NATS, SPIKE_SIGMAS * 1.4826 * float(np.median(np.abs(window - ref)))):
             spikes.append((points[i][0], values[i], ref, i))
     if len(x) > SPIKE_WINDOW:
-        windows = np.lib.stride_tricks.sliding_window_view(x[:-1], SPIKE_WINDOW)  # window j precedes x[j + SPIKE_WINDOW]
+        windows = np.lib.stride_tricks.sliding_window_view(
+            x[:-1], SPIKE_WINDOW
+        )  # window j precedes x[j + SPIKE_WINDOW]
         refs = np.median(windows, axis=1)
         sigmas = 1.4826 * np.median(np.abs(windows - refs[:, None]), axis=1)
         for j in np.flatnonzero(x[SPIKE_WINDOW:] - refs > np.maximum(SPIKE_NATS, SPIKE_SIGMAS * sigmas)):
@@ -167,7 +211,7 @@ def check_overfitting(run: RunRecord) -> list[Finding]:
         return []
     b = max(range(len(evals)), key=lambda i: evals[i][1])
     best_epoch, best, n = evals[b]
-    after = evals[b + 1:]
+    after = evals[b + 1 :]
     if len(after) < OVERFIT_EVALS:
         return []
     last_epoch, last, _ = after[-1]
@@ -185,18 +229,32 @@ def check_overfitting(run: RunRecord) -> list[Finding]:
     else:
         loss_part = " (the training loss was not logged often enough to compare; raise train.log_every's frequency)"
     selected = run.get("train.select")
-    evidence = (f"validation R@1 (mean of both directions) peaked at {fmt(best)} at epoch {best_epoch} and fell over the "
-                f"{len(after)} evaluations after it to {fmt(last)} at epoch {last_epoch}{loss_part}")
+    evidence = (
+        f"validation R@1 (mean of both directions) peaked at {fmt(best)} at epoch {best_epoch} and fell over the "
+        f"{len(after)} evaluations after it to {fmt(last)} at epoch {last_epoch}{loss_part}"
+    )
     if selected:
-        return [Finding("overfitting", "info", evidence + "; train.select kept the best epoch's weights (best.safetensors)",
-                        "stop earlier: train.early_stopping: {patience: 3, min_delta: 0.0}, or regularize (eeg.head.dropout: 0.5)")]
-    return [Finding(
-        "overfitting", "warning", evidence,
-        "keep the best epoch and stop when validation stops improving: train.select: {metric: val/eeg_to_video/R@1, mode: max} "
-        "and train.early_stopping: {patience: 3, min_delta: 0.0}; more data or dropout in the heads (eeg.head.dropout: 0.5) also help",
-        {"train.select": {"metric": "val/eeg_to_video/R@1", "mode": "max"},
-         "train.early_stopping": {"patience": 3, "min_delta": 0.0}},
-    )]
+        return [
+            Finding(
+                "overfitting",
+                "info",
+                evidence + "; train.select kept the best epoch's weights (best.safetensors)",
+                "stop earlier: train.early_stopping: {patience: 3, min_delta: 0.0}, or regularize (eeg.head.dropout: 0.5)",
+            )
+        ]
+    return [
+        Finding(
+            "overfitting",
+            "warning",
+            evidence,
+            "keep the best epoch and stop when validation stops improving: train.select: {metric: val/eeg_to_video/R@1, mode: max} "
+            "and train.early_stopping: {patience: 3, min_delta: 0.0}; more data or dropout in the heads (eeg.head.dropout: 0.5) also help",
+            {
+                "train.select": {"metric": "val/eeg_to_video/R@1", "mode": "max"},
+                "train.early_stopping": {"patience": 3, "min_delta": 0.0},
+            },
+        )
+    ]
 
 
 def _lower_lr(run: RunRecord) -> dict:
@@ -208,8 +266,10 @@ def _lower_lr(run: RunRecord) -> dict:
         pass
     stages = run.get("train.stages")
     if isinstance(stages, list) and any(isinstance(s, dict) and s.get("lr") is not None for s in stages):
-        out["train.stages"] = [{**s, "lr": float(_tenth(s["lr"]))} if isinstance(s, dict) and s.get("lr") is not None
-                               else s for s in stages]
+        out["train.stages"] = [
+            {**s, "lr": float(_tenth(s["lr"]))} if isinstance(s, dict) and s.get("lr") is not None else s
+            for s in stages
+        ]
     return out
 
 

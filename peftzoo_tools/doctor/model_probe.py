@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from adapters import peft_names
 from peftzoo_tools.doctor.run_reader import RunRecord
 from registry.errors import UserError
-from adapters import peft_names
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +64,8 @@ def rebuild(run: RunRecord, device: str | torch.device = "cpu") -> tuple[Probe |
     from safetensors.torch import load_file
 
     import registry
-    from recipes import schema
     from peftzoo_engine.weights import load_trainable
+    from recipes import schema
 
     weights = run.weights_path()
     if weights is None:
@@ -76,8 +76,11 @@ def rebuild(run: RunRecord, device: str | torch.device = "cpu") -> tuple[Probe |
         _seed(recipe.seed)
         data = reg.build("datasets", recipe.data, seed=recipe.seed)
         init_model = _build(recipe, data, reg)
-        initial = {n: p.detach().clone() for n, p in init_model.named_parameters()
-                   if p.requires_grad and ".encoder." in f".{n}"}
+        initial = {
+            n: p.detach().clone()
+            for n, p in init_model.named_parameters()
+            if p.requires_grad and ".encoder." in f".{n}"
+        }
         base, base_missing = {}, {}
         for side in sorted({n.split(".", 1)[0] for n in initial}):
             base[side], why = base_encoder(getattr(recipe, side).encoder, getattr(init_model, side).encoder, reg)
@@ -120,6 +123,7 @@ def base_encoder(spec, started: torch.nn.Module, reg) -> tuple[torch.nn.Module |
     encoder.load_state_dict(state)
     return encoder, ""
 
+
 @torch.no_grad()
 def base_feature_gap(probe: Probe, side: str, indices: np.ndarray, batch_size: int = 16) -> float:
     """Relative distance ||F_trained - F_base|| / ||F_base|| (Frobenius, over the sample) between the
@@ -128,7 +132,7 @@ def base_feature_gap(probe: Probe, side: str, indices: np.ndarray, batch_size: i
     trained.eval()
     diff = norm = 0.0
     for start in range(0, len(indices), batch_size):
-        idx = np.asarray(indices[start:start + batch_size])
+        idx = np.asarray(indices[start : start + batch_size])
         if side == "eeg":
             x = torch.from_numpy(np.array(probe.data.eeg[idx], dtype=np.float32)).to(probe.device)
             a, b = trained(x, channels=probe.model.channels), base(x, channels=probe.model.channels)
@@ -154,7 +158,7 @@ def embed(probe: Probe, indices: np.ndarray, batch_size: int = 32) -> tuple[torc
     model.cached = {}
     eeg_out, video_out = [], []
     for start in range(0, len(indices), batch_size):
-        idx = np.asarray(indices[start:start + batch_size])
+        idx = np.asarray(indices[start : start + batch_size])
         batch = {
             "eeg": torch.from_numpy(np.array(data.eeg[idx], dtype=np.float32)),
             "video": torch.from_numpy(np.array(data.video[idx])),

@@ -55,17 +55,20 @@ def check_masked_share(run: RunRecord) -> list[Finding]:
     shares = [float(line["train/masked_share"]) for line in lines]
     if not shares:
         return []
-    level = median(shares[len(shares) // 3:] or shares)
+    level = median(shares[len(shares) // 3 :] or shares)
     if level <= 1 - FLOOR_FRACTION:
         return []
     b = run.batch_pairs()
-    return [Finding(
-        "no_negatives", "error",
-        f"the loss masked {fmt(100 * level)}% of the off-diagonal logits (median of {len(shares)} {kind} lines, batches of "
-        f"{b}): {fmt((1 - level) * (b - 1))} of {b - 1} negatives per anchor remained; a loss without negatives is "
-        "flat and trains nothing",
-        FIX_WITHOUT_STIMULUS,
-    )]
+    return [
+        Finding(
+            "no_negatives",
+            "error",
+            f"the loss masked {fmt(100 * level)}% of the off-diagonal logits (median of {len(shares)} {kind} lines, batches of "
+            f"{b}): {fmt((1 - level) * (b - 1))} of {b - 1} negatives per anchor remained; a loss without negatives is "
+            "flat and trains nothing",
+            FIX_WITHOUT_STIMULUS,
+        )
+    ]
 
 
 def check_data(stimulus_ids: np.ndarray, train_idx: np.ndarray, recipe: dict, has_stimulus: bool) -> list[Finding]:
@@ -73,12 +76,20 @@ def check_data(stimulus_ids: np.ndarray, train_idx: np.ndarray, recipe: dict, ha
     found = sampling(recipe, np.asarray(stimulus_ids)[np.asarray(train_idx)])
     if not found.too_few:
         return []
-    fix = FIX_WITHOUT_STIMULUS if not has_stimulus else (
-        f"put pairs of more stimuli in the train split (it has {found.stimuli}), or give stimulus ids that tell them apart "
-        "(stimulus.npy; ingest's negatives: {by: stimulus})")
-    return [Finding(
-        "no_negatives", "error",
-        f"{found.describe()}: below the floor of {found.floor:.2f} ({int(100 * FLOOR_FRACTION)}% of the other pairs)"
-        + (", so the loss is exactly 0 and nothing trains" if found.mean <= 0 else ""),
-        fix,
-    )]
+    fix = (
+        FIX_WITHOUT_STIMULUS
+        if not has_stimulus
+        else (
+            f"put pairs of more stimuli in the train split (it has {found.stimuli}), or give stimulus ids that tell them apart "
+            "(stimulus.npy; ingest's negatives: {by: stimulus})"
+        )
+    )
+    return [
+        Finding(
+            "no_negatives",
+            "error",
+            f"{found.describe()}: below the floor of {found.floor:.2f} ({int(100 * FLOOR_FRACTION)}% of the other pairs)"
+            + (", so the loss is exactly 0 and nothing trains" if found.mean <= 0 else ""),
+            fix,
+        )
+    ]

@@ -61,12 +61,16 @@ class RunRecord:
     def steps_done(self) -> int:
         """Optimizer steps the metrics show were taken (the last logged step); for a run still
         training or stopped early this is below the planned total."""
-        return max((int(line.get("step", 0)) for line in self.lines if isinstance(line.get("step"), (int, float))), default=0)
+        return max(
+            (int(line.get("step", 0)) for line in self.lines if isinstance(line.get("step"), (int, float))), default=0
+        )
 
     def steps_per_epoch(self) -> int | None:
         """Optimizer steps in one epoch: the step of the first epoch line, else computed from the
         train split as recipes.compose.planned_steps does (full batches, whole accumulations)."""
-        first = next((line for line in self.epochs if line.get("epoch") == 1 and isinstance(line.get("step"), int)), None)
+        first = next(
+            (line for line in self.epochs if line.get("epoch") == 1 and isinstance(line.get("step"), int)), None
+        )
         if first is not None and first["step"] > 0:
             return int(first["step"])
         n_train = (self.info.get("splits") or {}).get("train")
@@ -124,8 +128,10 @@ def raise_for_other_directory(path: Path) -> None:
     or came from runs (a sweep, a bundle or export, an --output-dir with runs inside): the fix names the
     run directory to give."""
     if (path / "sweep.json").is_file():
-        raise NotARunError(f"{str(path)!r} is a sweep directory, not a run directory; give one of its "
-                           f"trials (the `run` of each trial in {path / 'sweep.json'})")
+        raise NotARunError(
+            f"{str(path)!r} is a sweep directory, not a run directory; give one of its "
+            f"trials (the `run` of each trial in {path / 'sweep.json'})"
+        )
     if (path / "manifest.json").is_file():
         source = None
         try:
@@ -133,8 +139,10 @@ def raise_for_other_directory(path: Path) -> None:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
             pass
         origin = f" ({source})" if source else ""
-        raise NotARunError(f"{str(path)!r} is an exported model (bundle or adapters), not a run; give the run directory "
-                           f"it was exported from{origin}")
+        raise NotARunError(
+            f"{str(path)!r} is an exported model (bundle or adapters), not a run; give the run directory "
+            f"it was exported from{origin}"
+        )
     from peftzoo_engine import rundir  # function-local while peftzoo_engine.trainer imports doctor.live (a cycle)
 
     try:
@@ -142,8 +150,12 @@ def raise_for_other_directory(path: Path) -> None:
     except OSError:
         runs = []
     if runs:
-        shown = ", ".join(repr(str(path / r)) for r in runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
-        raise NotARunError(f"{str(path)!r} is not a run directory but holds {len(runs)} run(s); give one of them: {shown}")
+        shown = ", ".join(repr(str(path / r)) for r in runs[:3]) + (
+            f" and {len(runs) - 3} more" if len(runs) > 3 else ""
+        )
+        raise NotARunError(
+            f"{str(path)!r} is not a run directory but holds {len(runs)} run(s); give one of them: {shown}"
+        )
 
 
 def read_run(path: str | Path) -> RunRecord:

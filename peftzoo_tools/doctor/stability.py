@@ -27,8 +27,11 @@ def _cause(run: RunRecord) -> tuple[str, str, dict]:
     precision = str(run.info.get("precision") or run.get("train.precision", ""))
     lr = run.get("train.lr")
     if "16" in precision and "bfloat" not in precision and "bf16" not in precision:
-        return ("fp16 autocast (its range ends at 65504; Adam on fp16 goes NaN, openai/CLIP #40)",
-                "train.precision: bf16 on a GPU that has it (else fp32), and train.grad_clip_norm: 1.0", {})
+        return (
+            "fp16 autocast (its range ends at 65504; Adam on fp16 goes NaN, openai/CLIP #40)",
+            "train.precision: bf16 on a GPU that has it (else fp32), and train.grad_clip_norm: 1.0",
+            {},
+        )
     try:
         high = float(lr) >= 1e-2
     except (TypeError, ValueError):
@@ -36,11 +39,16 @@ def _cause(run: RunRecord) -> tuple[str, str, dict]:
     if high:
         # a hundredth, but no higher than 1e-3: lr 1e30 / 100 is still out of range
         lower = float(f"{min(float(lr) / 100, 1e-3):.3g}")
-        return (f"a learning rate of {lr}, high enough to throw weights out of range",
-                f"lower train.lr (try train.lr: {lower:g}) and set train.grad_clip_norm: 1.0",
-                {"train.lr": lower, "train.grad_clip_norm": 1.0})
-    return ("not the precision or an extreme lr: look for NaN or inf in the data (np.isfinite on eeg.npy) or a loss spike before it",
-            "check the data for non-finite values; set train.grad_clip_norm: 1.0; lower train.lr", {})
+        return (
+            f"a learning rate of {lr}, high enough to throw weights out of range",
+            f"lower train.lr (try train.lr: {lower:g}) and set train.grad_clip_norm: 1.0",
+            {"train.lr": lower, "train.grad_clip_norm": 1.0},
+        )
+    return (
+        "not the precision or an extreme lr: look for NaN or inf in the data (np.isfinite on eeg.npy) or a loss spike before it",
+        "check the data for non-finite values; set train.grad_clip_norm: 1.0; lower train.lr",
+        {},
+    )
 
 
 def check_nonfinite(run: RunRecord) -> list[Finding]:
@@ -62,7 +70,9 @@ def check_nonfinite(run: RunRecord) -> list[Finding]:
     if stopped:
         where.append(f"the run stopped on them: {error}")
     counted = f"{skipped} of {steps} steps" if skipped else "steps"
-    evidence = f"{counted} had a NaN or inf loss or gradient and were skipped" + (f" ({'; '.join(where)})" if where else "")
+    evidence = f"{counted} had a NaN or inf loss or gradient and were skipped" + (
+        f" ({'; '.join(where)})" if where else ""
+    )
     evidence += f"; likely cause: {cause}"
     if stopped:
         severity = "error"

@@ -41,37 +41,49 @@ def check_temperature(run: RunRecord) -> list[Finding]:
         pinned = [s for s in scales if s >= CLAMP_CLOSE * float(maximum)]
         if len(pinned) >= CLAMP_SHARE * len(scales):
             if learnable:
-                fix = ("slow the temperature down: train.lr_scales.loss: 0.1; on small data a fixed scale works as well "
-                       "(loss.learnable_temperature: false, loss.temperature: 0.07, as ImageBind and NICE)")
+                fix = (
+                    "slow the temperature down: train.lr_scales.loss: 0.1; on small data a fixed scale works as well "
+                    "(loss.learnable_temperature: false, loss.temperature: 0.07, as ImageBind and NICE)"
+                )
                 overrides = {"train.lr_scales.loss": 0.1}
                 why = "the learned scale ran into the clamp and stays there: it is no longer learned"
             else:
                 fix = "loss.temperature: 0.07 (scale 14.3, CLIP's start) with loss.learnable_temperature: true, or a fixed 0.05-0.1"
                 overrides = {"loss.temperature": 0.07, "loss.learnable_temperature": True}
-                why = (f"the temperature is fixed (loss.learnable_temperature: false) at {run.get('loss.temperature')}, "
-                       "i.e. at the clamp, and cannot move")
-            out.append(Finding(
-                "temperature_at_clamp", "warning",
-                f"logit_scale >= {fmt(CLAMP_CLOSE * float(maximum))} (max {fmt(float(maximum))}) in {len(pinned)} of "
-                f"{len(scales)} logged steps after warm-up (steps {points[0][0]}-{points[-1][0]}); {why}",
-                fix,
-                overrides,
-            ))
+                why = (
+                    f"the temperature is fixed (loss.learnable_temperature: false) at {run.get('loss.temperature')}, "
+                    "i.e. at the clamp, and cannot move"
+                )
+            out.append(
+                Finding(
+                    "temperature_at_clamp",
+                    "warning",
+                    f"logit_scale >= {fmt(CLAMP_CLOSE * float(maximum))} (max {fmt(float(maximum))}) in {len(pinned)} of "
+                    f"{len(scales)} logged steps after warm-up (steps {points[0][0]}-{points[-1][0]}); {why}",
+                    fix,
+                    overrides,
+                )
+            )
     level = median(tail(scales))
     if level < COLLAPSED_BELOW:
         start = float(run.train[0]["logit_scale"]) if run.train and "logit_scale" in run.train[0] else scales[0]
         if learnable:
-            fix = (f"lower the lr of the temperature (train.lr_scales.loss: 0.1) or train.lr (now {run.get('train.lr')}); "
-                   "or fix it: loss.learnable_temperature: false with loss.temperature: 0.07")
+            fix = (
+                f"lower the lr of the temperature (train.lr_scales.loss: 0.1) or train.lr (now {run.get('train.lr')}); "
+                "or fix it: loss.learnable_temperature: false with loss.temperature: 0.07"
+            )
             overrides = {"train.lr_scales.loss": 0.1}
         else:
             fix = f"loss.temperature: 0.07 (it is fixed at {run.get('loss.temperature')}, a scale of {fmt(level)})"
             overrides = {"loss.temperature": 0.07}
-        out.append(Finding(
-            "temperature_collapsed", "warning",
-            f"logit_scale {fmt(level)} over the last third of steps (started at {fmt(start)}), below {fmt(COLLAPSED_BELOW)}: "
-            "logits of cosines stay within about +-2 and cannot separate the pairs",
-            fix,
-            overrides,
-        ))
+        out.append(
+            Finding(
+                "temperature_collapsed",
+                "warning",
+                f"logit_scale {fmt(level)} over the last third of steps (started at {fmt(start)}), below {fmt(COLLAPSED_BELOW)}: "
+                "logits of cosines stay within about +-2 and cannot separate the pairs",
+                fix,
+                overrides,
+            )
+        )
     return out

@@ -29,17 +29,22 @@ def check_data_bound(run: RunRecord) -> list[Finding]:
     overrides = {"train.num_workers": max(4, 2 * workers)}
     if not run.get("train.feature_cache", True):
         overrides = {"train.feature_cache": True}
-        fixes.append("train.feature_cache: true (a frozen encoder's features, or a training video encoder's resized clips, "
-                     "computed once instead of every step)")
+        fixes.append(
+            "train.feature_cache: true (a frozen encoder's features, or a training video encoder's resized clips, "
+            "computed once instead of every step)"
+        )
     fixes.append(f"train.num_workers: {max(4, 2 * workers)} (now {workers})")
     fixes.append("keep the data on local disk (arrays are memory-mapped: a network disk stalls every read)")
     rates = [float(e["samples_per_s"]) for e in judged if isinstance(e.get("samples_per_s"), (int, float))]
     rate = f", {fmt(median(rates))} samples/s" if rates else ""
     shown = ", ".join(f"{fmt(float(e['data_wait_frac']), 2)} (epoch {e.get('epoch')})" for e in epochs[:6])
-    return [Finding(
-        "data_bound", "warning",
-        f"median data_wait_frac {fmt(level, 2)} over {len(judged)} epoch(s){rate}: the step waited for data "
-        f"{fmt(100 * level, 2)}% of the time (per epoch: {shown}{' ...' if len(epochs) > 6 else ''})",
-        "; ".join(fixes),
-        overrides,
-    )]
+    return [
+        Finding(
+            "data_bound",
+            "warning",
+            f"median data_wait_frac {fmt(level, 2)} over {len(judged)} epoch(s){rate}: the step waited for data "
+            f"{fmt(100 * level, 2)}% of the time (per epoch: {shown}{' ...' if len(epochs) > 6 else ''})",
+            "; ".join(fixes),
+            overrides,
+        )
+    ]

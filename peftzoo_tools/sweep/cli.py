@@ -19,8 +19,6 @@ import sys
 from pathlib import Path
 
 import registry
-from recipes import preflight, schema
-from recipes.errors import RecipeError
 from peftzoo_engine.rundir import atomic_write
 from peftzoo_tools.sweep import plan as plans
 from peftzoo_tools.sweep import prepass, summary
@@ -28,6 +26,8 @@ from peftzoo_tools.sweep import space as spaces
 from peftzoo_tools.sweep import trials as trial_runs
 from peftzoo_tools.sweep.local import LocalBackend, available_cores
 from peftzoo_tools.sweep.record import SweepRecord
+from recipes import preflight, schema
+from recipes.errors import RecipeError
 from registry.errors import UserError
 from registry.pipes import quiet_on_broken_pipe
 
@@ -35,26 +35,47 @@ logger = logging.getLogger("peftzoo_tools.sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m recipes.sweep", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[2:]))
-    parser.add_argument("recipe", help=f"recipe or sweep file path, or a bundled recipe: {', '.join(schema.bundled_names())}")
-    parser.add_argument("space", nargs="*", help="key=[v1,v2] (an axis) or key=value (fixed), dotted as in peftzoo_tools.run")
+    parser = argparse.ArgumentParser(
+        prog="python -m recipes.sweep",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[2:]),
+    )
+    parser.add_argument(
+        "recipe", help=f"recipe or sweep file path, or a bundled recipe: {', '.join(schema.bundled_names())}"
+    )
+    parser.add_argument(
+        "space", nargs="*", help="key=[v1,v2] (an axis) or key=value (fixed), dotted as in peftzoo_tools.run"
+    )
     parser.add_argument("--random", type=int, metavar="N", help="draw N trials (seeded) instead of the full grid")
-    parser.add_argument("--max-trials", type=int, default=spaces.MAX_TRIALS, metavar="N",
-                        help=f"refuse a sweep of more trials before it starts (default {spaces.MAX_TRIALS:,})")
+    parser.add_argument(
+        "--max-trials",
+        type=int,
+        default=spaces.MAX_TRIALS,
+        metavar="N",
+        help=f"refuse a sweep of more trials before it starts (default {spaces.MAX_TRIALS:,})",
+    )
     parser.add_argument("--seed", type=int, default=None, help="seed of --random's draws (default 0)")
-    parser.add_argument("--workers", type=int, default=1, metavar="K", help="trials in parallel on this machine (default 1)")
+    parser.add_argument(
+        "--workers", type=int, default=1, metavar="K", help="trials in parallel on this machine (default 1)"
+    )
     parser.add_argument("--backend", choices=("local", "ray"), default="local")
     parser.add_argument("--trial-cpus", type=float, default=None, help="CPUs per trial (ray; default cores // workers)")
     parser.add_argument("--trial-gpus", type=float, default=0.0, help="GPUs per trial (ray; fractions share a GPU)")
     parser.add_argument("--output-dir", default="sweeps", help="where the sweep directory is made (default: sweeps)")
-    parser.add_argument("--metric", help="selection metric of the summary (default: the recipe's train.select, else val/eeg_to_video/R@1)")
+    parser.add_argument(
+        "--metric",
+        help="selection metric of the summary (default: the recipe's train.select, else val/eeg_to_video/R@1)",
+    )
     parser.add_argument("--mode", choices=("max", "min"), help="whether the selection metric is better high or low")
     parser.add_argument("--no-prepass", action="store_true", help="let each trial compute its frozen features itself")
-    parser.add_argument("--batched-heads", choices=("auto", "off"), default="auto",
-                        help="train trials that differ only in head, loss or optimizer numbers (frozen, cached encoders) "
-                             "in one process as one batched model (default auto; local backend)")
+    parser.add_argument(
+        "--batched-heads",
+        choices=("auto", "off"),
+        default="auto",
+        help="train trials that differ only in head, loss or optimizer numbers (frozen, cached encoders) "
+        "in one process as one batched model (default auto; local backend)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     return parser
 
@@ -64,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_intermixed_args(argv)
     args.command_line = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return _sweep(args)
     except UserError as exc:
@@ -85,7 +108,9 @@ def _check_arguments(args) -> None:
     if args.trial_gpus < 0:
         raise RecipeError(f"--trial-gpus {args.trial_gpus}: give 0 or more")
     if args.backend == "local" and (args.trial_gpus or args.trial_cpus):
-        raise RecipeError("--trial-cpus and --trial-gpus are for --backend ray; locally, --workers K gives each trial cores // K threads")
+        raise RecipeError(
+            "--trial-cpus and --trial-gpus are for --backend ray; locally, --workers K gives each trial cores // K threads"
+        )
 
 
 def _sweep(args) -> int:
@@ -102,13 +127,26 @@ def _sweep(args) -> int:
 
     record, base_yaml = _open_record(plan, directory, cache_dir)
     by_id = {t.id: t for t in plan.trials}
-    jobs = [job for t in record.data["trials"]
-            if (job := trial_runs.plan_job(record, t, base_yaml, by_id[t["id"]].args, extra_args)) is not None]
-    logger.info("sweep %s: %d trials (%d done already), %s", directory.name, len(plan.trials),
-                len(plan.trials) - len(jobs), backend.describe())
+    jobs = [
+        job
+        for t in record.data["trials"]
+        if (job := trial_runs.plan_job(record, t, base_yaml, by_id[t["id"]].args, extra_args)) is not None
+    ]
+    logger.info(
+        "sweep %s: %d trials (%d done already), %s",
+        directory.name,
+        len(plan.trials),
+        len(plan.trials) - len(jobs),
+        backend.describe(),
+    )
     if jobs and not args.no_prepass:
         counts = prepass.fill([by_id[j.trial_id].recipe for j in jobs if not j.resume], cache_dir, reg)
-        logger.info("feature pre-pass: %d group(s), %d frozen side(s) cached in %s", counts["groups"], counts["sides"], cache_dir)
+        logger.info(
+            "feature pre-pass: %d group(s), %d frozen side(s) cached in %s",
+            counts["groups"],
+            counts["sides"],
+            cache_dir,
+        )
 
     def on_done(job, exit_code) -> None:
         logger.info("%s: %s", job.trial_id, trial_runs.finish(record, job.trial_id, exit_code, plan.select))
@@ -140,8 +178,16 @@ def _open_record(plan, directory: Path, cache_dir: Path) -> tuple[SweepRecord, P
     directory.mkdir(parents=True, exist_ok=True)
     base_yaml = directory / "base.yaml"
     atomic_write(base_yaml, plans.base_yaml(plan))
-    header = {"name": plan.name, "source": plan.source, "select": plan.select, "space": plan.space.to_json(),
-              "random": plan.random, "seed": plan.seed, "base": "base.yaml", "cache_dir": str(cache_dir)}
+    header = {
+        "name": plan.name,
+        "source": plan.source,
+        "select": plan.select,
+        "space": plan.space.to_json(),
+        "random": plan.random,
+        "seed": plan.seed,
+        "base": "base.yaml",
+        "cache_dir": str(cache_dir),
+    }
     return SweepRecord.load_or_create(directory, header, [(t.id, t.values) for t in plan.trials]), base_yaml
 
 
@@ -170,8 +216,11 @@ def _report(args, record: SweepRecord, directory: Path, stopped: bool) -> int:
         return 130
     failed = [t["id"] for t in record.data["trials"] if t["status"] == "failed"]
     if failed:
-        print(f"{len(failed)} trial(s) failed ({', '.join(failed[:5])}); see their trial.log and sweep.json; "
-              "a rerun retries them", file=sys.stderr)
+        print(
+            f"{len(failed)} trial(s) failed ({', '.join(failed[:5])}); see their trial.log and sweep.json; "
+            "a rerun retries them",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

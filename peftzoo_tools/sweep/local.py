@@ -98,8 +98,10 @@ class LocalBackend:
 
     def _forward(self, signum, frame) -> None:
         if not self.stop.is_set():
-            logger.warning("%s: stopping the running trials (each writes a checkpoint); rerun the same command to resume",
-                           signal.Signals(signum).name)
+            logger.warning(
+                "%s: stopping the running trials (each writes a checkpoint); rerun the same command to resume",
+                signal.Signals(signum).name,
+            )
         self.stop.set()
         with self._lock:
             for child in self._children:

@@ -16,10 +16,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from peftzoo_tools.sweep import space as spaces
 from recipes import overrides as override_parser
 from recipes import schema
 from recipes.errors import RecipeError
-from peftzoo_tools.sweep import space as spaces
 from registry.core import Registry
 from registry.errors import did_you_mean
 
@@ -55,8 +55,12 @@ class Plan:
 
     def digest(self) -> str:
         # The seed only draws --random trials: a grid with another --seed is the same sweep (same directory).
-        spec = {"base": self.base, "space": self.space.to_json(), "random": self.random,
-                "seed": self.seed if self.random is not None else 0}
+        spec = {
+            "base": self.base,
+            "space": self.space.to_json(),
+            "random": self.random,
+            "seed": self.seed if self.random is not None else 0,
+        }
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
     def directory(self, output_dir: str | Path) -> Path:
@@ -68,8 +72,14 @@ def is_sweep_file(raw: dict[str, Any]) -> bool:
     return "space" in raw and "recipe" in raw
 
 
-def from_command(recipe_arg: str, items: list[str], random: int | None, seed: int, select: dict[str, str] | None,
-                 max_trials: int = spaces.MAX_TRIALS) -> Plan:
+def from_command(
+    recipe_arg: str,
+    items: list[str],
+    random: int | None,
+    seed: int,
+    select: dict[str, str] | None,
+    max_trials: int = spaces.MAX_TRIALS,
+) -> Plan:
     """A plan from `RECIPE key=[v1,v2] ...`, where RECIPE may also be a sweep file (base recipe + space);
     a sweep of more than `max_trials` trials is refused before any is listed."""
     path = schema.resolve(recipe_arg)
@@ -80,13 +90,26 @@ def from_command(recipe_arg: str, items: list[str], random: int | None, seed: in
     if not space.axes:
         raise RecipeError("nothing to sweep: give at least one key with a list of values, e.g. train.lr=[1e-3,3e-4]")
     base = _apply(raw, spaces.as_override_args(space.fixed), f"recipe {str(path)!r}")
-    plan = Plan(_name(base, path), base, space, random, 0 if seed is None else seed, _select(select, base),
-                f"recipe {str(path)!r}")
+    plan = Plan(
+        _name(base, path),
+        base,
+        space,
+        random,
+        0 if seed is None else seed,
+        _select(select, base),
+        f"recipe {str(path)!r}",
+    )
     return _finish(plan, max_trials)
 
 
-def _from_sweep_file(path: Path, raw: dict[str, Any], items: list[str], random: int | None, seed: int | None,
-                     select: dict[str, str] | None) -> Plan:
+def _from_sweep_file(
+    path: Path,
+    raw: dict[str, Any],
+    items: list[str],
+    random: int | None,
+    seed: int | None,
+    select: dict[str, str] | None,
+) -> Plan:
     source = f"sweep file {str(path)!r}"
     unknown = sorted(set(raw) - set(SWEEP_FILE_KEYS))
     if unknown:
@@ -95,7 +118,7 @@ def _from_sweep_file(path: Path, raw: dict[str, Any], items: list[str], random: 
     if isinstance(recipe_ref, dict):  # the base recipe inline
         base_raw, recipe_path = recipe_ref, path
     elif isinstance(recipe_ref, str):
-        candidate = (path.parent / recipe_ref)
+        candidate = path.parent / recipe_ref
         recipe_path = schema.resolve(str(candidate) if candidate.is_file() else recipe_ref)
         base_raw = schema.read_yaml(recipe_path)
     else:
@@ -116,16 +139,21 @@ def _from_sweep_file(path: Path, raw: dict[str, Any], items: list[str], random: 
         raise RecipeError(f"{source}: seed (of the --random draws) must be an integer, got {file_seed!r}")
     file_name = raw.get("name")
     if file_name is not None and not (isinstance(file_name, str) and NAME_PATTERN.fullmatch(file_name)):
-        raise RecipeError(f"{source}: name {file_name!r} names the sweep directory: use letters, digits, '_', '.', '-' "
-                          "(starting with a letter or digit), as a recipe's name")
+        raise RecipeError(
+            f"{source}: name {file_name!r} names the sweep directory: use letters, digits, '_', '.', '-' "
+            "(starting with a letter or digit), as a recipe's name"
+        )
     file_select = raw.get("select")
     if file_select is not None and not isinstance(file_select, dict):
         raise RecipeError(f"{source}: select must be {{metric: ..., mode: max|min}}, got {file_select!r}")
     return Plan(
-        raw.get("name") or _name(base, recipe_path), base, space,
+        raw.get("name") or _name(base, recipe_path),
+        base,
+        space,
         random if random is not None else file_random,
         seed if seed is not None else file_seed,
-        _select(select or file_select, base), source,
+        _select(select or file_select, base),
+        source,
     )
 
 
@@ -154,9 +182,11 @@ def _select(given: dict[str, str] | None, base: dict[str, Any]) -> dict[str, str
     if chosen["mode"] not in ("max", "min"):
         raise RecipeError(f"select mode {chosen['mode']!r}: use max or min")
     if chosen["metric"] not in schema.SELECTABLE_METRICS:  # a typo would rank every trial as "-"
-        raise RecipeError(f"select metric {chosen['metric']!r} is not a metric the evaluation logs"
-                          f"{did_you_mean(str(chosen['metric']), schema.SELECTABLE_METRICS)}; "
-                          f"use one of {', '.join(schema.SELECTABLE_METRICS)}")
+        raise RecipeError(
+            f"select metric {chosen['metric']!r} is not a metric the evaluation logs"
+            f"{did_you_mean(str(chosen['metric']), schema.SELECTABLE_METRICS)}; "
+            f"use one of {', '.join(schema.SELECTABLE_METRICS)}"
+        )
     return {"metric": str(chosen["metric"]), "mode": chosen["mode"]}
 
 
@@ -180,7 +210,7 @@ def validate(plan: Plan, reg: Registry, extra_args: list[str]) -> None:
             trial.recipe = schema.validate(raw, reg, source="trial")
         except RecipeError as exc:
             lines = str(exc).splitlines()
-            for line in (lines[1:] if len(lines) > 1 else lines):
+            for line in lines[1:] if len(lines) > 1 else lines:
                 problems.setdefault(line.strip(), []).append(label)
     if problems:
         shown = []

@@ -26,16 +26,23 @@ from pathlib import Path
 from pydantic import BaseModel
 
 import registry
-from peftzoo_engine import feature_cache
+from peftzoo_engine import feature_cache, resolve_device, resolve_precision, seed_everything
 from recipes.compose import compose, planned_steps, stage_plan, switch_stage
 from registry.core import Registry
 
-from peftzoo_engine import resolve_device, resolve_precision, seed_everything
-
 logger = logging.getLogger(__name__)
 
-FEATURE_KEYS = ("seed", "data", "eeg.encoder", "eeg.strategy", "video.encoder", "video.strategy",
-                "train.precision", "train.device", "train.cache_dir")
+FEATURE_KEYS = (
+    "seed",
+    "data",
+    "eeg.encoder",
+    "eeg.strategy",
+    "video.encoder",
+    "video.strategy",
+    "train.precision",
+    "train.device",
+    "train.cache_dir",
+)
 """What the first stage's frozen features depend on (with the first stage's strategy changes, if staged)."""
 
 
@@ -70,8 +77,14 @@ def fill(recipes: list[BaseModel], cache_dir: Path, reg: Registry | None = None)
         try:
             sides += _fill_group(recipe, cache_dir, reg, index, len(groups))
         except Exception as exc:  # noqa: BLE001 (one group's failure must not stop the sweep: its trials report it)
-            logger.warning("feature pre-pass %d/%d failed (%s: %s); its trials compute their features themselves and report "
-                           "the problem", index, len(groups), type(exc).__name__, exc)
+            logger.warning(
+                "feature pre-pass %d/%d failed (%s: %s); its trials compute their features themselves and report "
+                "the problem",
+                index,
+                len(groups),
+                type(exc).__name__,
+                exc,
+            )
     return {"groups": len(groups), "sides": sides}
 
 
@@ -90,6 +103,14 @@ def _fill_group(recipe: BaseModel, cache_dir: Path, reg: Registry, index: int, t
     frozen = [s for s in ("eeg", "video") if not getattr(model, s).report.trains_encoder]
     logger.info("feature pre-pass %d/%d: %s", index, total, ", ".join(frozen) or "nothing frozen")
     for side in frozen:
-        feature_cache.features(side, getattr(model, side), data, device, cache_dir,
-                               recipe.eval.batch_size or recipe.train.batch_size, recipe.train.num_workers, dtype)
+        feature_cache.features(
+            side,
+            getattr(model, side),
+            data,
+            device,
+            cache_dir,
+            recipe.eval.batch_size or recipe.train.batch_size,
+            recipe.train.num_workers,
+            dtype,
+        )
     return len(frozen)

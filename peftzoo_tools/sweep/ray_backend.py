@@ -15,8 +15,8 @@ import os
 import subprocess
 from collections.abc import Callable
 
-from recipes.errors import RecipeError
 from peftzoo_tools.sweep.trials import Job
+from recipes.errors import RecipeError
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +53,10 @@ class RayBackend:
                 ray.init(log_to_driver=False, include_dashboard=False)
         total = ray.cluster_resources()
         if total.get("CPU", 0) < self.cpus or total.get("GPU", 0) < self.gpus:
-            raise RecipeError(f"a trial asks for {self.cpus:g} CPUs and {self.gpus:g} GPUs, but the Ray cluster has "
-                              f"{total.get('CPU', 0):g} CPUs and {total.get('GPU', 0):g} GPUs; lower --trial-cpus / --trial-gpus")
+            raise RecipeError(
+                f"a trial asks for {self.cpus:g} CPUs and {self.gpus:g} GPUs, but the Ray cluster has "
+                f"{total.get('CPU', 0):g} CPUs and {total.get('GPU', 0):g} GPUs; lower --trial-cpus / --trial-gpus"
+            )
 
     def run(self, jobs: list[Job], on_start: Callable[[Job], None], on_done: Callable[[Job, int | None], None]) -> None:
         if not jobs:
@@ -70,7 +72,9 @@ class RayBackend:
                 on_done(job, 0)
                 continue
             on_start(job)  # submitted: Ray starts it as soon as the cluster has its resources
-            ref = remote.options(num_cpus=self.cpus, num_gpus=self.gpus).remote(job.command, env_changes, str(job.log_path))
+            ref = remote.options(num_cpus=self.cpus, num_gpus=self.gpus).remote(
+                job.command, env_changes, str(job.log_path)
+            )
             pending[ref] = job
         try:
             while pending:

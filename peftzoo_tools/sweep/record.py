@@ -19,9 +19,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from recipes.errors import RecipeError
 from peftzoo_engine import rundir
 from peftzoo_engine.rundir import atomic_write, now
+from recipes.errors import RecipeError
 from registry.errors import UserError
 
 FILENAME = "sweep.json"
@@ -57,30 +57,49 @@ class SweepRecord:
         return self.directory / FILENAME
 
     @classmethod
-    def load_or_create(cls, directory: Path, header: dict[str, Any], trial_values: list[tuple[str, dict[str, Any]]]) -> "SweepRecord":
+    def load_or_create(
+        cls, directory: Path, header: dict[str, Any], trial_values: list[tuple[str, dict[str, Any]]]
+    ) -> SweepRecord:
         path = directory / FILENAME
         if path.is_file():
             data = read(directory)
             known = {t["id"]: t for t in data["trials"]}
             for trial_id, values in trial_values:  # same directory means same definition: same trials
                 if trial_id not in known or known[trial_id]["overrides"] != values:
-                    raise RecipeError(f"{str(path)!r} does not match this sweep (trial {trial_id} differs); it was edited by hand: move it away to start the sweep afresh")
+                    raise RecipeError(
+                        f"{str(path)!r} does not match this sweep (trial {trial_id} differs); it was edited by hand: move it away to start the sweep afresh"
+                    )
             for trial in data["trials"]:  # a sweep moved or copied since (rsync from a cluster): its own runs
                 recorded = Path(trial["run"]) if trial.get("run") else None
                 if recorded is not None and (directory / trial["id"] / recorded.name).is_dir():
                     trial["run"] = str(directory / trial["id"] / recorded.name)
             select = header.get("select")
-            if select and data.get("select") != select:  # a rerun with another --metric/--mode: re-rank the finished trials
+            if (
+                select and data.get("select") != select
+            ):  # a rerun with another --metric/--mode: re-rank the finished trials
                 for trial in data["trials"]:
                     if trial.get("status") == "completed" and trial.get("run"):
                         trial["best_metrics"] = best_line(Path(trial["run"]), select["metric"], select["mode"])
             data.update({k: v for k, v in header.items() if k not in ("created",)})
         else:
-            data = {**header, "created": now(), "trials": [
-                {"id": tid, "overrides": values, "status": "pending", "run": None, "final_metrics": None,
-                 "best_metrics": None, "exit_code": None, "error": None, "attempts": []}
-                for tid, values in trial_values
-            ]}
+            data = {
+                **header,
+                "created": now(),
+                "trials": [
+                    {
+                        "id": tid,
+                        "overrides": values,
+                        "status": "pending",
+                        "run": None,
+                        "final_metrics": None,
+                        "best_metrics": None,
+                        "exit_code": None,
+                        "error": None,
+                        "attempts": [],
+                    }
+                    for tid, values in trial_values
+                ],
+            }
         record = cls(directory, data)
         record.save()
         return record
@@ -106,8 +125,7 @@ def read(directory: Path) -> dict[str, Any]:
     """sweep.json of a sweep directory, checked: an object whose `trials` is a list of objects, each with
     an `id`, its `overrides` and a known `status`. Anything else is one DamagedSweepFile."""
     path = Path(directory) / FILENAME
-    fix = ("move it away and run the sweep's command again: finished trials are found again from their run "
-           "directories")
+    fix = "move it away and run the sweep's command again: finished trials are found again from their run directories"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -115,11 +133,13 @@ def read(directory: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise DamagedSweepFile(f"{path} could not be read ({exc}); {fix}") from None
     except json.JSONDecodeError as exc:
-        raise DamagedSweepFile(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg}); "
-                               f"the file is damaged: {fix}") from None
+        raise DamagedSweepFile(
+            f"{path}, line {exc.lineno}: not valid JSON ({exc.msg}); the file is damaged: {fix}"
+        ) from None
     if not isinstance(data, dict):
-        raise DamagedSweepFile(f"{path}: a JSON {type(data).__name__}, not the sweep's object; "
-                               f"the file is damaged: {fix}")
+        raise DamagedSweepFile(
+            f"{path}: a JSON {type(data).__name__}, not the sweep's object; the file is damaged: {fix}"
+        )
     trials = data.get("trials")
     if not isinstance(trials, list):
         what = "has no trials" if trials is None else f"has trials that are a {type(trials).__name__}, not a list"

@@ -59,7 +59,9 @@ def from_arguments(items: list[str]) -> Space:
             raise RecipeError(f"sweep argument {item!r}: {key} is given twice; give each key once")
         if isinstance(value, list):
             if not value:
-                raise RecipeError(f"sweep argument {item!r}: the list of values is empty; give at least one, e.g. {key}=[1e-3,3e-4]")
+                raise RecipeError(
+                    f"sweep argument {item!r}: the list of values is empty; give at least one, e.g. {key}=[1e-3,3e-4]"
+                )
             _check_distinct(value, f"sweep argument {item!r}")
             space.axes[key] = value
         else:
@@ -75,8 +77,10 @@ def _parse(item: str) -> tuple[list[str], Any]:
     except RecipeError as exc:
         value = item.partition("=")[2].strip()
         if value[:1] in "[{" and value.count(value[0]) > value.count("]" if value[0] == "[" else "}"):
-            raise RecipeError(f"{exc}; a list or mapping with spaces must be one shell argument: quote it, e.g. "
-                              f"'train.lr=[1e-3, 3e-4]'") from None
+            raise RecipeError(
+                f"{exc}; a list or mapping with spaces must be one shell argument: quote it, e.g. "
+                f"'train.lr=[1e-3, 3e-4]'"
+            ) from None
         raise
 
 
@@ -90,14 +94,18 @@ def _check_distinct(values: list[Any], where: str) -> None:
             else:
                 same = value == earlier  # 1e-3 and 0.001 (and 1 and 1.0) are the same setting
             if same:
-                raise RecipeError(f"{where}: the value {earlier!r} is listed twice; give each value once "
-                                  "(to repeat a configuration, sweep seed=[0,1,...])")
+                raise RecipeError(
+                    f"{where}: the value {earlier!r} is listed twice; give each value once "
+                    "(to repeat a configuration, sweep seed=[0,1,...])"
+                )
 
 
 def from_mapping(space_map: Any, fixed: Any, source: str) -> Space:
     """A sweep file's `space:` and `overrides:` sections, checked (located by key)."""
     if not isinstance(space_map, dict) or not space_map:
-        raise RecipeError(f"{source}: `space` must be a mapping of dotted recipe keys to lists of values or distributions")
+        raise RecipeError(
+            f"{source}: `space` must be a mapping of dotted recipe keys to lists of values or distributions"
+        )
     if fixed is not None and not isinstance(fixed, dict):
         raise RecipeError(f"{source}: `overrides` must be a mapping of dotted recipe keys to values")
     space = Space(fixed=dict(fixed or {}))
@@ -125,7 +133,11 @@ def _check_distribution(kind: str, args: Any, where: str) -> None:
             raise RecipeError(f"{where}: choice needs a non-empty list of values")
         _check_distinct(args, f"{where}: choice")
         return
-    numeric = isinstance(args, list) and len(args) == 2 and all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
+    numeric = (
+        isinstance(args, list)
+        and len(args) == 2
+        and all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
+    )
     if not numeric or args[0] > args[1]:
         raise RecipeError(f"{where}: {kind} needs [low, high] numbers with low <= high, got {args!r}")
     if kind == "loguniform" and args[0] <= 0:
@@ -138,15 +150,19 @@ def check_size(space: Space, random: int | None, limit: int = MAX_TRIALS) -> int
     """The number of trials the sweep will run, computed before any is listed; RecipeError over `limit`."""
     if random is not None:
         if random > limit:
-            raise RecipeError(f"--random {random:,} trials is more than the limit of {limit:,} trials per sweep; "
-                              f"draw fewer, or raise the limit with --max-trials {random}")
+            raise RecipeError(
+                f"--random {random:,} trials is more than the limit of {limit:,} trials per sweep; "
+                f"draw fewer, or raise the limit with --max-trials {random}"
+            )
         return random
     size = space.grid_size()
     if size > limit:
         shape = " x ".join(f"{len(v)} ({k})" for k, v in space.axes.items())
-        raise RecipeError(f"the grid has {size:,} trials ({shape}), more than the limit of {limit:,} trials per sweep; "
-                          f"draw a sample of it with --random N (e.g. --random 100), list fewer values, "
-                          f"or raise the limit with --max-trials {size}")
+        raise RecipeError(
+            f"the grid has {size:,} trials ({shape}), more than the limit of {limit:,} trials per sweep; "
+            f"draw a sample of it with --random N (e.g. --random 100), list fewer values, "
+            f"or raise the limit with --max-trials {size}"
+        )
     return size
 
 
@@ -156,20 +172,30 @@ def trials(space: Space, random: int | None, seed: int, limit: int = MAX_TRIALS)
     if random is None:
         if not space.is_grid():
             dists = [k for k, v in space.axes.items() if not isinstance(v, list)]
-            raise RecipeError(f"space keys {', '.join(dists)} are distributions, which cannot be gridded; add --random N (or random: N)")
+            raise RecipeError(
+                f"space keys {', '.join(dists)} are distributions, which cannot be gridded; add --random N (or random: N)"
+            )
         check_size(space, random, limit)
         return [dict(zip(keys, combo)) for combo in itertools.product(*space.axes.values())]
     if random < 1:
         raise RecipeError(f"--random {random}: give the number of trials to draw, at least 1")
     check_size(space, random, limit)
     rng = np.random.default_rng(seed)
-    finite = {k: v if isinstance(v, list) else v["choice"] for k, v in space.axes.items()
-              if isinstance(v, list) or "choice" in v}
+    finite = {
+        k: v if isinstance(v, list) else v["choice"]
+        for k, v in space.axes.items()
+        if isinstance(v, list) or "choice" in v
+    }
     if len(finite) == len(keys):  # lists and choices only: distinct combinations, as a grid search would run
         sizes = [len(v) for v in finite.values()]
         total = math.prod(sizes)
         if random > total:
-            logger.warning("--random %d is more than the %d combinations of the grid: running all %d once each", random, total, total)
+            logger.warning(
+                "--random %d is more than the %d combinations of the grid: running all %d once each",
+                random,
+                total,
+                total,
+            )
         # numpy draws k of n without replacement in O(k) memory for k << n; a combination is decoded from
         # its index (mixed radix, last key fastest as in itertools.product) instead of listing the grid,
         # which for a large space (10 keys of 10 values: 1e10 combinations) would not fit in memory.

@@ -16,8 +16,10 @@ def configurations(data: dict[str, Any]) -> list[dict[str, Any]]:
     groups: dict[str, dict[str, Any]] = {}
     for trial in data["trials"]:
         config = {k: v for k, v in trial["overrides"].items() if k != SEED_KEY}
-        row = groups.setdefault(json.dumps(config, sort_keys=True), {"config": config, "trials": [], "seeds": [],
-                                                                   "statuses": [], "final": [], "best": []})
+        row = groups.setdefault(
+            json.dumps(config, sort_keys=True),
+            {"config": config, "trials": [], "seeds": [], "statuses": [], "final": [], "best": []},
+        )
         row["trials"].append(trial["id"])
         row["seeds"].append(trial["overrides"].get(SEED_KEY))
         row["statuses"].append(trial["status"])
@@ -66,10 +68,16 @@ def table(data: dict[str, Any]) -> str:
     for rank, row in enumerate(rows, 1):
         statuses = sorted(set(row["statuses"]))
         status = statuses[0] if len(statuses) == 1 else ",".join(f"{row['statuses'].count(s)} {s}" for s in statuses)
-        lines.append([str(rank), *(_fmt(row["config"].get(k, "")) for k in keys),
-                      *([str(len(row["trials"]))] if with_seeds else []),
-                      _stat(row["best_mean"], row["best_std"], row["best_n"]),
-                      _stat(row["final_mean"], row["final_std"], row["final_n"]), status])
+        lines.append(
+            [
+                str(rank),
+                *(_fmt(row["config"].get(k, "")) for k in keys),
+                *([str(len(row["trials"]))] if with_seeds else []),
+                _stat(row["best_mean"], row["best_std"], row["best_n"]),
+                _stat(row["final_mean"], row["final_std"], row["final_n"]),
+                status,
+            ]
+        )
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     out = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
     out += ["  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines]

@@ -60,7 +60,9 @@ def batched_checkpoint(run_dir: Path) -> Path | None:
     return path if path is not None and path.is_file() else None
 
 
-def plan_job(record: SweepRecord, trial: dict[str, Any], base_yaml: Path, args: list[str], extra_args: list[str]) -> Job | None:
+def plan_job(
+    record: SweepRecord, trial: dict[str, Any], base_yaml: Path, args: list[str], extra_args: list[str]
+) -> Job | None:
     """None when the trial has completed; a resume of its interrupted run when that has a checkpoint
     (its own, or its batched group's); else a fresh run (an earlier attempt without a checkpoint is
     moved to <trial>/.failed/)."""
@@ -104,8 +106,12 @@ def finish(record: SweepRecord, trial_id: str, exit_code: int | None, select: di
     changes: dict[str, Any] = {"exit_code": exit_code, "run": str(run_dir) if run_dir else None}
     if status == "completed":
         info = rundir.read_info(run_dir)
-        changes.update(status="completed", error=None, final_metrics=info.get("final_metrics"),
-                       best_metrics=best_line(run_dir, select["metric"], select["mode"]))
+        changes.update(
+            status="completed",
+            error=None,
+            final_metrics=info.get("final_metrics"),
+            best_metrics=best_line(run_dir, select["metric"], select["mode"]),
+        )
     elif status == "interrupted" or (exit_code is not None and exit_code > 128) or exit_code is None:
         changes.update(status="interrupted", error=_last_error(trial_dir / LOG_NAME))
     else:

@@ -79,7 +79,9 @@ class TrainModeOnlyAdapter(Strategy):
             qkv = getattr(module, "qkv", None)
             if not isinstance(qkv, nn.Linear):
                 continue
-            adapter = nn.Sequential(nn.Linear(qkv.in_features, 4, bias=False), nn.Linear(4, qkv.out_features, bias=False))
+            adapter = nn.Sequential(
+                nn.Linear(qkv.in_features, 4, bias=False), nn.Linear(4, qkv.out_features, bias=False)
+            )
             nn.init.zeros_(adapter[1].weight)  # the identity at the start, as LoRA
             module.qkv_train_only = adapter
             qkv.register_forward_hook(_add_in_training(adapter))

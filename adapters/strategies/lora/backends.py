@@ -13,9 +13,9 @@ import loralib
 import torch
 from torch import nn
 
+from adapters import peft_names
 from adapters.strategies.lora.config import LoRAConfig
 from adapters.strategies.targets import RoleTargets
-from adapters import peft_names
 
 
 def _set_module(root: nn.Module, name: str, module: nn.Module) -> None:
@@ -33,7 +33,9 @@ def inject_loralib(encoder: nn.Module, targets: RoleTargets, cfg: LoRAConfig) ->
     alpha = _loralib_alpha(cfg)
     for name, mask in [*targets.fused.items(), *((n, None) for n in targets.whole)]:
         old = encoder.get_submodule(name)
-        kwargs = dict(r=cfg.r, lora_alpha=alpha, lora_dropout=cfg.dropout, merge_weights=False, bias=old.bias is not None)
+        kwargs = dict(
+            r=cfg.r, lora_alpha=alpha, lora_dropout=cfg.dropout, merge_weights=False, bias=old.bias is not None
+        )
         if mask is None:
             new = loralib.Linear(old.in_features, old.out_features, **kwargs)
         else:
@@ -80,7 +82,7 @@ def is_lora_parameter(name: str) -> bool:
     return ".lora_" in name or name.startswith("lora_")
 
 
-def merge(encoder: nn.Module, only: "set[str] | None" = None) -> int:
+def merge(encoder: nn.Module, only: set[str] | None = None) -> int:
     """Fold every adapter update (LoRA of either backend, any peft tuner) into its base weight and put
     the plain layers back; `only`: just the layers of these names (one strategy's). Returns how many."""
     from peft.tuners.tuners_utils import BaseTunerLayer

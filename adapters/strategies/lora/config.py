@@ -30,12 +30,13 @@ class LoRAConfig(StrategyConfig):
     @classmethod
     def _layers_adapt_something(cls, layers: list[int] | None) -> list[int] | None:
         return check_layers_option(layers)
+
     backend: Literal["auto", "peft", "loralib"] = "auto"
     """peft adapts whole modules (and offers DoRA); loralib's MergedLinear adapts parts of a fused qkv.
     auto takes loralib when the targets split a fused qkv (q and v without k), else peft."""
 
     @model_validator(mode="after")
-    def _consistent(self) -> "LoRAConfig":
+    def _consistent(self) -> LoRAConfig:
         if len(set(self.targets)) != len(self.targets):
             raise ValueError(f"targets {self.targets} name a role twice")
         split = {"q", "k", "v"} & set(self.targets) not in (set(), {"q", "k", "v"})
@@ -45,5 +46,7 @@ class LoRAConfig(StrategyConfig):
                 "or target all of q, k, v"
             )
         if self.use_dora and (split or self.backend == "loralib"):
-            raise ValueError("use_dora needs the peft backend on whole modules: target all of q, k, v (or none of them)")
+            raise ValueError(
+                "use_dora needs the peft backend on whole modules: target all of q, k, v (or none of them)"
+            )
         return self

@@ -55,7 +55,12 @@ def lora_entries(encoder: nn.Module, only: Collection[str] | None = None) -> dic
             a, b = _fused_qv(m)
             out[name] = {"A": a, "B": b, "scaling": float(m.scaling), "magnitude": None}
         elif isinstance(m, loralib.Linear) and m.r > 0:
-            out[name] = {"A": m.lora_A.detach().clone(), "B": m.lora_B.detach().clone(), "scaling": float(m.scaling), "magnitude": None}
+            out[name] = {
+                "A": m.lora_A.detach().clone(),
+                "B": m.lora_B.detach().clone(),
+                "scaling": float(m.scaling),
+                "magnitude": None,
+            }
     return out
 
 
@@ -97,8 +102,11 @@ def write_peft_adapter(directory: Path, config: peft.PeftConfig, state: dict[str
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=directory, prefix=".peft-") as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, os.path.join(tmp, PEFT_FILES[1]),
-                  metadata={"format": "pt"})
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in state.items()},
+            os.path.join(tmp, PEFT_FILES[1]),
+            metadata={"format": "pt"},
+        )
         config.save_pretrained(tmp)
         for name in PEFT_FILES:
             os.replace(os.path.join(tmp, name), directory / name)

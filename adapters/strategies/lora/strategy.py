@@ -7,11 +7,11 @@ from pathlib import Path
 
 from torch import nn
 
+from adapters import peft_names
 from adapters.strategies.base import Strategy, StrategyError, StrategyReport, report_for
 from adapters.strategies.lora import backends
 from adapters.strategies.lora.config import LoRAConfig
 from adapters.strategies.targets import resolve
-from adapters import peft_names
 
 
 class LoRA(Strategy):
@@ -36,7 +36,8 @@ class LoRA(Strategy):
         else:
             backends.inject_peft(encoder, targets, self.cfg)
         names = [
-            n for n, p in encoder.named_parameters()
+            n
+            for n, p in encoder.named_parameters()
             if backends.is_lora_parameter(n) and peft_names.unwrapped(n) not in before
         ]
         for name in names:

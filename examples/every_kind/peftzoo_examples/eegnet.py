@@ -51,11 +51,15 @@ class EEGNetInputSpec:
 
     def check(self, *, sfreq: float, channels: list[str], n_samples: int, encoder: str) -> None:
         if abs(float(sfreq) - self.sfreq) > 1e-6:
-            raise EEGNetInputError(f"EEG is sampled at {sfreq:g} Hz but {encoder} is built for {self.sfreq:g} Hz; "
-                                   f"set the encoder's sfreq: {sfreq:g} or resample the data")
+            raise EEGNetInputError(
+                f"EEG is sampled at {sfreq:g} Hz but {encoder} is built for {self.sfreq:g} Hz; "
+                f"set the encoder's sfreq: {sfreq:g} or resample the data"
+            )
         if n_samples < self.min_samples:
-            raise EEGNetInputError(f"EEG windows of {n_samples} samples are shorter than {encoder}'s "
-                                   f"{self.min_samples}; cut longer windows")
+            raise EEGNetInputError(
+                f"EEG windows of {n_samples} samples are shorter than {encoder}'s "
+                f"{self.min_samples}; cut longer windows"
+            )
         try:
             positions(list(channels))
         except UserError as exc:
@@ -87,13 +91,16 @@ class EEGNet(nn.Module):
         self.separable = nn.Sequential(
             nn.Conv1d(f1 * d, f1 * d, 16, padding=8, groups=f1 * d, bias=False),
             nn.Conv1d(f1 * d, f2, 1, bias=False),
-            nn.BatchNorm1d(f2), nn.ELU(), nn.AvgPool1d(8), nn.Dropout(config.dropout),
+            nn.BatchNorm1d(f2),
+            nn.ELU(),
+            nn.AvgPool1d(8),
+            nn.Dropout(config.dropout),
         )
         self.blocks = nn.ModuleList([self.temporal, self.spatial, self.separable])
         self.depth_multiplier = d
 
     @classmethod
-    def from_config(cls, config: EEGNetConfig, *, name: str | None = None, **context) -> "EEGNet":
+    def from_config(cls, config: EEGNetConfig, *, name: str | None = None, **context) -> EEGNet:
         model = cls(config)
         model.name = name or model.name
         if config.checkpoint:
@@ -103,7 +110,9 @@ class EEGNet(nn.Module):
     def load_checkpoint(self, path: str) -> None:
         file = Path(path).expanduser()
         if not file.is_file():
-            raise EEGNetInputError(f"eegnet checkpoint {str(file)!r} does not exist; give the path of a saved state dict")
+            raise EEGNetInputError(
+                f"eegnet checkpoint {str(file)!r} does not exist; give the path of a saved state dict"
+            )
         if file.suffix == ".safetensors":
             from safetensors.torch import load_file
 
@@ -112,8 +121,10 @@ class EEGNet(nn.Module):
             state = torch.load(file, map_location="cpu", weights_only=True)
         missing, unexpected = self.load_state_dict(state, strict=False)
         if missing or unexpected:
-            raise EEGNetInputError(f"eegnet checkpoint {str(file)!r} does not fit this architecture: "
-                                   f"missing {missing[:5]}, unexpected {unexpected[:5]}; build with the options it was saved with")
+            raise EEGNetInputError(
+                f"eegnet checkpoint {str(file)!r} does not fit this architecture: "
+                f"missing {missing[:5]}, unexpected {unexpected[:5]}; build with the options it was saved with"
+            )
 
     @property
     def input_spec(self) -> EEGNetInputSpec:
@@ -127,8 +138,10 @@ class EEGNet(nn.Module):
 
     def forward(self, x: torch.Tensor, channels: list[str] | tuple[str, ...]) -> torch.Tensor:
         if x.ndim != 3 or x.shape[1] != len(channels):
-            raise EEGNetInputError(f"eegnet takes (batch, channels, samples) with one name per channel; "
-                                   f"got shape {tuple(x.shape)} and {len(channels)} names")
+            raise EEGNetInputError(
+                f"eegnet takes (batch, channels, samples) with one name per channel; "
+                f"got shape {tuple(x.shape)} and {len(channels)} names"
+            )
         sites = torch.tensor(positions(list(channels)), device=x.device)
         h = self.temporal((x / 100.0).unsqueeze(1))  # (B, F1, C, T'); 100 uV -> 1, as LaBraM
         h = h[..., : x.shape[-1]]

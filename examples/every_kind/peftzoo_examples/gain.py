@@ -1,8 +1,10 @@
 """`gain`: a learned per-output gain on chosen Linear layers; "write a strategy" (every hook) in
 docs/guides/writing-plugins.md."""
+
 import torch
 from safetensors.torch import save_file
 from torch import nn
+
 from adapters.strategies.base import Strategy, StrategyConfig, report_for
 
 
@@ -21,6 +23,7 @@ class Gained(nn.Module):
 
 class Gain(Strategy):
     """Learned per-output gain on chosen Linear layers (mergeable)."""
+
     description = "Learned per-output gain on chosen Linear layers (mergeable)"
     Config = GainConfig
 
@@ -32,13 +35,20 @@ class Gain(Strategy):
                 encoder.set_submodule(name, self.wrapped[name])
         return report_for(self.name, encoder, [f"{n}.gain" for n in self.wrapped])
 
-    def after_optimizer_step(self, step):  self.steps += 1            # per-step hook
-    def state_dict(self):                  return {"steps": self.steps}  # kept in checkpoints
-    def load_state_dict(self, state):      self.steps = state["steps"]
-    def wrapped_modules(self, encoder):    return sorted(self.wrapped)  # for clash detection
+    def after_optimizer_step(self, step):
+        self.steps += 1  # per-step hook
+
+    def state_dict(self):
+        return {"steps": self.steps}  # kept in checkpoints
+
+    def load_state_dict(self, state):
+        self.steps = state["steps"]
+
+    def wrapped_modules(self, encoder):
+        return sorted(self.wrapped)  # for clash detection
 
     @torch.no_grad()
-    def merge(self, encoder):              # fold the gain into W and b, put the plain Linear back
+    def merge(self, encoder):  # fold the gain into W and b, put the plain Linear back
         for name, w in self.wrapped.items():
             w.base.weight.mul_(w.gain[:, None])
             if w.base.bias is not None:

@@ -55,14 +55,18 @@ def write_example(folder: Path, n: int, channels=("Fp1", "Fp2", "Cz", "Oz"), sam
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "meta.json").write_text(json.dumps({"sfreq": 200, "channels": list(channels), "fps": 8}))
     for i in range(n):
-        np.savez(folder / f"pair_{i:05d}.npz", eeg=(rng.standard_normal((len(channels), samples)) * 20).astype(np.float32),
-                 video=rng.integers(0, 256, (2, 8, 8, 3), dtype=np.uint8), group=i // 2)
+        np.savez(
+            folder / f"pair_{i:05d}.npz",
+            eeg=(rng.standard_normal((len(channels), samples)) * 20).astype(np.float32),
+            video=rng.integers(0, 256, (2, 8, 8, 3), dtype=np.uint8),
+            group=i // 2,
+        )
 
 
 def _read_meta(root: Path) -> dict:
     path = root / "meta.json"
     if not path.is_file():
-        raise DataError(f"{path} is missing; write {{\"sfreq\": 200, \"channels\": [...], \"fps\": 8}} beside the .npz files")
+        raise DataError(f'{path} is missing; write {{"sfreq": 200, "channels": [...], "fps": 8}} beside the .npz files')
     try:
         meta = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
@@ -97,7 +101,9 @@ def _pack(files: list[Path], target: Path, n_channels: int) -> None:
     first = _read_pair(files[0])
     eeg_shape, video_shape = first["eeg"].shape, first["video"].shape
     if len(eeg_shape) != 2 or eeg_shape[0] != n_channels:
-        raise DataError(f"{files[0]}: eeg has shape {eeg_shape}; it must be ({n_channels} channels from meta.json, samples)")
+        raise DataError(
+            f"{files[0]}: eeg has shape {eeg_shape}; it must be ({n_channels} channels from meta.json, samples)"
+        )
     if len(video_shape) != 4 or video_shape[-1] != 3:
         raise DataError(f"{files[0]}: video has shape {video_shape}; it must be (frames, height, width, 3) RGB")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -111,8 +117,10 @@ def _pack(files: list[Path], target: Path, n_channels: int) -> None:
         for i, f in enumerate(files):
             pair = first if i == 0 else _read_pair(f)
             if pair["eeg"].shape != eeg_shape or pair["video"].shape != video_shape:
-                raise DataError(f"{f}: eeg {pair['eeg'].shape} / video {pair['video'].shape} differ from {files[0].name}'s "
-                                f"{eeg_shape} / {video_shape}; all pairs must have one shape")
+                raise DataError(
+                    f"{f}: eeg {pair['eeg'].shape} / video {pair['video'].shape} differ from {files[0].name}'s "
+                    f"{eeg_shape} / {video_shape}; all pairs must have one shape"
+                )
             if pair["video"].dtype != np.uint8:
                 raise DataError(f"{f}: video is {pair['video'].dtype}; save frames as uint8 RGB")
             eeg[i], video[i] = pair["eeg"].astype(np.float32), pair["video"]
@@ -125,7 +133,9 @@ def _pack(files: list[Path], target: Path, n_channels: int) -> None:
         np.save(tmp / "groups.npy", groups)
         if (splits != "").any():
             if (splits == "").any():
-                raise DataError(f"some .npz files in {files[0].parent} have a `split` and others do not; give all or none")
+                raise DataError(
+                    f"some .npz files in {files[0].parent} have a `split` and others do not; give all or none"
+                )
             np.save(tmp / "split.npy", splits)
         os.replace(tmp, target)
     except BaseException:
@@ -152,6 +162,12 @@ def load(root: Path, cache: Path, val_fraction: float, seed: int) -> PairedData:
     else:
         splits = group_split(groups, val_fraction, seed)
     return PairedData(
-        eeg=eeg, video=video, sfreq=float(meta["sfreq"]), channels=list(meta["channels"]), fps=float(meta.get("fps", 8.0)),
-        groups=groups, splits=splits, fingerprint=f"npz_folder:{key}",
+        eeg=eeg,
+        video=video,
+        sfreq=float(meta["sfreq"]),
+        channels=list(meta["channels"]),
+        fps=float(meta.get("fps", 8.0)),
+        groups=groups,
+        splits=splits,
+        fingerprint=f"npz_folder:{key}",
     )

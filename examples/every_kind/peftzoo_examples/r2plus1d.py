@@ -75,9 +75,11 @@ class R2Plus1D(nn.Module):
         w = config.widths
         self.stem = nn.Sequential(  # torchvision's R2Plus1dStem, widths as options
             nn.Conv3d(3, config.stem_width, kernel_size=(1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False),
-            nn.BatchNorm3d(config.stem_width), nn.ReLU(inplace=True),
+            nn.BatchNorm3d(config.stem_width),
+            nn.ReLU(inplace=True),
             nn.Conv3d(config.stem_width, w[0], kernel_size=(3, 1, 1), padding=(1, 0, 0), bias=False),
-            nn.BatchNorm3d(w[0]), nn.ReLU(inplace=True),
+            nn.BatchNorm3d(w[0]),
+            nn.ReLU(inplace=True),
         )
         inplanes = w[0]
         for i, (planes, blocks) in enumerate(zip(w, config.layers)):
@@ -99,7 +101,9 @@ class R2Plus1D(nn.Module):
         downsample = None
         if stride != 1 or inplanes != planes:
             downsample = nn.Sequential(
-                nn.Conv3d(inplanes, planes, kernel_size=1, stride=Conv2Plus1D.get_downsample_stride(stride), bias=False),
+                nn.Conv3d(
+                    inplanes, planes, kernel_size=1, stride=Conv2Plus1D.get_downsample_stride(stride), bias=False
+                ),
                 nn.BatchNorm3d(planes),
             )
         layers = [BasicBlock(inplanes, planes, Conv2Plus1D, stride, downsample)]
@@ -107,7 +111,7 @@ class R2Plus1D(nn.Module):
         return nn.Sequential(*layers)
 
     @classmethod
-    def from_config(cls, config: R2Plus1DConfig, *, name: str | None = None, **context) -> "R2Plus1D":
+    def from_config(cls, config: R2Plus1DConfig, *, name: str | None = None, **context) -> R2Plus1D:
         model = cls(config)
         model.name = name or model.name
         if config.checkpoint:
@@ -118,8 +122,10 @@ class R2Plus1D(nn.Module):
         """torchvision's file (or one of this model): every key must fit; the classifier is dropped."""
         file = Path(path).expanduser()
         if not file.is_file():
-            raise R2Plus1DError(f"r2plus1d checkpoint {str(file)!r} does not exist; give the path of a saved state dict "
-                                f"(torchvision's r2plus1d_18-91a641e6.pth, or one saved from this model)")
+            raise R2Plus1DError(
+                f"r2plus1d checkpoint {str(file)!r} does not exist; give the path of a saved state dict "
+                f"(torchvision's r2plus1d_18-91a641e6.pth, or one saved from this model)"
+            )
         if file.suffix == ".safetensors":
             from safetensors.torch import load_file
 
@@ -129,19 +135,25 @@ class R2Plus1D(nn.Module):
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
         own = self.state_dict()
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-        resized = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in sorted(set(own) & set(state))
-                   if state[k].shape != own[k].shape]
+        resized = [
+            f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+            for k in sorted(set(own) & set(state))
+            if state[k].shape != own[k].shape
+        ]
         if missing or unexpected or resized:
-            raise R2Plus1DError(f"r2plus1d checkpoint {str(file)!r} does not fit this architecture (widths "
-                                f"{self.cfg.widths}, layers {self.cfg.layers}): missing {missing[:5]}, unexpected "
-                                f"{unexpected[:5]}, other shapes {resized[:3]}; build with the options it was saved with")
+            raise R2Plus1DError(
+                f"r2plus1d checkpoint {str(file)!r} does not fit this architecture (widths "
+                f"{self.cfg.widths}, layers {self.cfg.layers}): missing {missing[:5]}, unexpected "
+                f"{unexpected[:5]}, other shapes {resized[:3]}; build with the options it was saved with"
+            )
         self.load_state_dict(state)
 
     # -- the encoder protocol ---------------------------------------------------------------------
     @property
     def input_spec(self) -> VideoInputSpec:
-        return VideoInputSpec(frames=self.cfg.frames, size=self.cfg.size, mean=KINETICS_MEAN, std=KINETICS_STD,
-                              resize=self.resize_to)
+        return VideoInputSpec(
+            frames=self.cfg.frames, size=self.cfg.size, mean=KINETICS_MEAN, std=KINETICS_STD, resize=self.resize_to
+        )
 
     @property
     def resize_to(self) -> int:
@@ -160,7 +172,9 @@ class R2Plus1D(nn.Module):
         if video.ndim == 4:
             video = video.unsqueeze(0)
         if video.ndim != 5 or video.shape[-1] != 3 or video.dtype != torch.uint8:
-            raise R2Plus1DError(f"r2plus1d takes uint8 RGB frames (B, T, H, W, 3), got {video.dtype} {tuple(video.shape)}")
+            raise R2Plus1DError(
+                f"r2plus1d takes uint8 RGB frames (B, T, H, W, 3), got {video.dtype} {tuple(video.shape)}"
+            )
         index = torch.linspace(0, video.shape[1] - 1, self.cfg.frames, device=video.device).round().long()
         x = video[:, index].permute(0, 1, 4, 2, 3)  # (B, T, 3, H, W): torchvision's layout for video tensors
         x = TF.resize(x, [self.resize_to], antialias=True)
@@ -168,7 +182,7 @@ class R2Plus1D(nn.Module):
         x = TF.normalize(TF.to_dtype(x, torch.float32, scale=True), mean=list(KINETICS_MEAN), std=list(KINETICS_STD))
         return x.permute(0, 2, 1, 3, 4).contiguous()  # (B, 3, T, size, size)
 
-    def train(self, mode: bool = True) -> "R2Plus1D":
+    def train(self, mode: bool = True) -> R2Plus1D:
         super().train(mode)
         if mode and self.cfg.norm_eval:
             for m in self.modules():
@@ -178,7 +192,9 @@ class R2Plus1D(nn.Module):
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         if clip.ndim != 5 or clip.shape[1] != 3:
-            raise R2Plus1DError(f"r2plus1d takes normalized clips (B, 3, T, H, W) from its preprocess, got {tuple(clip.shape)}")
+            raise R2Plus1DError(
+                f"r2plus1d takes normalized clips (B, 3, T, H, W) from its preprocess, got {tuple(clip.shape)}"
+            )
         x = self.stem(clip)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.pool(x).flatten(1)

@@ -1,5 +1,6 @@
 """`step_log`: a training callback that records every optimizer step in RUN/<file> (one JSON line each), and
 keeps its count of steps in checkpoints, so a resumed run counts on where it stopped (docs/plugins.md)."""
+
 import json
 
 from registry.component import ComponentConfig
@@ -12,6 +13,7 @@ class StepLogConfig(ComponentConfig):
 
 class StepLog:
     """Records each optimizer step (step, count, loss) in a file of the run directory."""
+
     description = "Records each optimizer step (step, loss) in a file of the run directory; resumes its count"
     Config = StepLogConfig
 
@@ -29,15 +31,24 @@ class StepLog:
     def on_step_end(self, ctx, loss, finite):
         self.count += 1
         if self.path is not None and self.count % self.cfg.every == 0:
-            self._write({"step": ctx.progress.step, "count": self.count, "finite": finite,
-                         "loss": float(loss.detach()) if finite else None})
+            self._write(
+                {
+                    "step": ctx.progress.step,
+                    "count": self.count,
+                    "finite": finite,
+                    "loss": float(loss.detach()) if finite else None,
+                }
+            )
 
     def on_run_end(self, ctx, status):
         if self.path is not None:
             self._write({"end": status, "count": self.count})
 
-    def state_dict(self):              return {"count": self.count}  # kept in checkpoints
-    def load_state_dict(self, state):  self.count = state["count"]
+    def state_dict(self):
+        return {"count": self.count}  # kept in checkpoints
+
+    def load_state_dict(self, state):
+        self.count = state["count"]
 
     def _write(self, line):
         with open(self.path, "a", encoding="utf-8") as f:

@@ -85,12 +85,15 @@ class VeRA(Strategy):
         if self.seed is None:
             self.seed = int(torch.randint(0, 2**31 - 1, ()).item())
         found = [
-            (n, m) for n, m in encoder.named_modules()
+            (n, m)
+            for n, m in encoder.named_modules()
             if type(m) is nn.Linear and any(n == t or n.endswith("." + t) for t in self.cfg.targets)
         ]
         if not found:
-            raise StrategyError(f"vera: no nn.Linear of {getattr(encoder, 'name', 'the encoder')} is named "
-                                f"{self.cfg.targets}; name Linear layers it has (targets: [qkv, proj, fc1, fc2])")
+            raise StrategyError(
+                f"vera: no nn.Linear of {getattr(encoder, 'name', 'the encoder')} is named "
+                f"{self.cfg.targets}; name Linear layers it has (targets: [qkv, proj, fc1, fc2])"
+            )
         names = []
         for module_name, linear in found:
             wrapper = VeRALinear(linear, self.cfg.r, self.cfg.d_init, self.seed)
@@ -102,7 +105,9 @@ class VeRA(Strategy):
     def check_composition(self, others: Sequence[Strategy]) -> None:
         for other in others:
             if isinstance(other, VeRA) and set(other.cfg.targets) & set(self.cfg.targets):
-                raise StrategyError(f"vera is listed twice for {sorted(set(other.cfg.targets) & set(self.cfg.targets))}; list it once")
+                raise StrategyError(
+                    f"vera is listed twice for {sorted(set(other.cfg.targets) & set(self.cfg.targets))}; list it once"
+                )
 
     # -- hooks ------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -137,8 +142,14 @@ class VeRA(Strategy):
         for module_name, w in self.wrapped.items():
             for key in ("lambda_d", "lambda_b", "vera_A", "vera_B"):
                 tensors[f"{module_name}.{key}"] = getattr(w, key).detach().cpu().contiguous()
-        config = {"method": "vera", "r": self.cfg.r, "seed": self.seed, "targets": self.cfg.targets,
-                  "modules": sorted(self.wrapped), "formula": "W x + lambda_b * (B (lambda_d * (A x)))"}
+        config = {
+            "method": "vera",
+            "r": self.cfg.r,
+            "seed": self.seed,
+            "targets": self.cfg.targets,
+            "modules": sorted(self.wrapped),
+            "formula": "W x + lambda_b * (B (lambda_d * (A x)))",
+        }
         out = [directory / "vera_adapter.safetensors", directory / "vera_config.json"]
         save_file(tensors, str(out[0]) + ".tmp", metadata={"format": "pt"})
         (directory / "vera_config.json.tmp").write_text(json.dumps(config, indent=2))

@@ -32,7 +32,10 @@ class StackedAdamW:
         for t, groups in enumerate(group_of):
             for name in params:
                 self.members[t].setdefault(groups[name], []).append(name)
-        self._views = {n: [p.detach().unbind(0), self.exp_avg[n].unbind(0), self.exp_avg_sq[n].unbind(0)] for n, p in params.items()}
+        self._views = {
+            n: [p.detach().unbind(0), self.exp_avg[n].unbind(0), self.exp_avg_sq[n].unbind(0)]
+            for n, p in params.items()
+        }
         self._steps = self.steps.unbind(0)
 
     @torch.no_grad()
@@ -51,14 +54,27 @@ class StackedAdamW:
                 beta1, beta2 = group["betas"]
                 views = [self._views[n] for n in names]
                 torch._fused_adamw_(
-                    [v[0][t] for v in views], [grads[n][t] for n in names], [v[1][t] for v in views],
-                    [v[2][t] for v in views], [], [self._steps[t]] * len(names),
-                    lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
-                    amsgrad=False, maximize=False)
+                    [v[0][t] for v in views],
+                    [grads[n][t] for n in names],
+                    [v[1][t] for v in views],
+                    [v[2][t] for v in views],
+                    [],
+                    [self._steps[t]] * len(names),
+                    lr=group["lr"],
+                    beta1=beta1,
+                    beta2=beta2,
+                    weight_decay=group["weight_decay"],
+                    eps=group["eps"],
+                    amsgrad=False,
+                    maximize=False,
+                )
 
     def state_dict(self) -> dict:
-        return {"steps": self.steps.cpu(), "exp_avg": {n: t.cpu() for n, t in self.exp_avg.items()},
-                "exp_avg_sq": {n: t.cpu() for n, t in self.exp_avg_sq.items()}}
+        return {
+            "steps": self.steps.cpu(),
+            "exp_avg": {n: t.cpu() for n, t in self.exp_avg.items()},
+            "exp_avg_sq": {n: t.cpu() for n, t in self.exp_avg_sq.items()},
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """In place: the views the updates write through stay valid."""

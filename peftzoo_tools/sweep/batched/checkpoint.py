@@ -21,10 +21,10 @@ from typing import Any
 
 import torch
 
+from peftzoo_engine import rundir
 from peftzoo_engine.checkpoint import CheckpointError
 from peftzoo_engine.progress import Progress
 from peftzoo_engine.rng import restore_rng, rng_state
-from peftzoo_engine import rundir
 from peftzoo_engine.rundir import atomic_write
 
 FORMAT = "batched-1"
@@ -57,8 +57,10 @@ def save(path: Path, heads, optimizer, trials, group: Progress) -> None:
         "position": {"step": group.step, "epoch": group.epoch, "batch_in_epoch": group.batch_in_epoch},
         "stacks": {name: p.detach().cpu().clone() for name, p in heads.params.items()},
         "adamw": optimizer.state_dict(),
-        "trials": [{"running": t.running, "progress": t.progress.state(), "scheduler": t.scheduler.state_dict()}
-                   for t in trials],
+        "trials": [
+            {"running": t.running, "progress": t.progress.state(), "scheduler": t.scheduler.state_dict()}
+            for t in trials
+        ],
         "rng": [rng_state()],
     }
     buffer = io.BytesIO()
@@ -70,16 +72,21 @@ def save(path: Path, heads, optimizer, trials, group: Progress) -> None:
 def read(path: Path) -> dict[str, Any]:
     """The group checkpoint at `path`, or CheckpointError naming what is wrong."""
     if not path.is_file():
-        raise CheckpointError(f"{str(path)!r} does not exist; the group wrote no checkpoint before it stopped, so its "
-                              f"trials start again")
+        raise CheckpointError(
+            f"{str(path)!r} does not exist; the group wrote no checkpoint before it stopped, so its trials start again"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
-        raise CheckpointError(f"{str(path)!r} cannot be read ({type(exc).__name__}); it is truncated, damaged or not a "
-                              f"checkpoint peftzoo wrote, so the group cannot resume from it") from None
+        raise CheckpointError(
+            f"{str(path)!r} cannot be read ({type(exc).__name__}); it is truncated, damaged or not a "
+            f"checkpoint peftzoo wrote, so the group cannot resume from it"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise CheckpointError(f"{str(path)!r} is not a batched-heads group checkpoint of format {FORMAT!r} (found {found!r})")
+        raise CheckpointError(
+            f"{str(path)!r} is not a batched-heads group checkpoint of format {FORMAT!r} (found {found!r})"
+        )
     return state
 
 
@@ -88,7 +95,9 @@ def run_dirs(path: Path, state: dict[str, Any]) -> list[Path]:
     dirs = [_root(path) / rel for rel in state["runs"]]
     missing = [str(d) for d, t in zip(dirs, state["trials"]) if t["running"] and not (d / rundir.RUN_JSON).is_file()]
     if missing:
-        raise CheckpointError(f"the group checkpoint {str(path)!r} belongs to run directories that are gone ({missing[:2]})")
+        raise CheckpointError(
+            f"the group checkpoint {str(path)!r} belongs to run directories that are gone ({missing[:2]})"
+        )
     return dirs
 
 

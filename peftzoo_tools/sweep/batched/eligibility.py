@@ -23,12 +23,24 @@ from registry.core import Registry
 
 PER_TRIAL_KEYS = (
     "name",
-    "train.lr", "train.weight_decay", "train.warmup_fraction", "train.warmup_steps", "train.min_lr",
-    "train.grad_clip_norm", "train.lr_scales", "train.loggers", "train.select", "train.early_stopping",
-    "train.log_every", "train.max_nonfinite_steps", "train.cache_dir",
-    "loss.temperature", "loss.max_logit_scale",
+    "train.lr",
+    "train.weight_decay",
+    "train.warmup_fraction",
+    "train.warmup_steps",
+    "train.min_lr",
+    "train.grad_clip_norm",
+    "train.lr_scales",
+    "train.loggers",
+    "train.select",
+    "train.early_stopping",
+    "train.log_every",
+    "train.max_nonfinite_steps",
+    "train.cache_dir",
+    "loss.temperature",
+    "loss.max_logit_scale",
 )
 """Dotted recipe keys that may differ between the trials of one batched model."""
+
 
 def unsupported_reason(recipe: BaseModel, reg: Registry | None = None) -> str | None:
     """None when the trial can train batched; else why not (it then runs as an ordinary run). Heads and

@@ -47,8 +47,10 @@ def missing_hook(component: object) -> str | None:
     if callable(getattr(component, "batched_forward", None)):
         return None
     name = component.__name__ if isinstance(component, type) else type(component).__name__
-    return (f"{name} declares no batched_forward, the hook by which the linear and mlp heads and the clip loss join "
-            "a batched model (adapters/heads/batched.py, peftzoo_model/losses/batched.py)")
+    return (
+        f"{name} declares no batched_forward, the hook by which the linear and mlp heads and the clip loss join "
+        "a batched model (adapters/heads/batched.py, peftzoo_model/losses/batched.py)"
+    )
 
 
 class StackedHeads:
@@ -66,8 +68,9 @@ class StackedHeads:
         for name, stack in self.params.items():
             for t, part in enumerate(self.parts):
                 part.get_parameter(name).data = stack.detach()[t]
-        self.own = {part: {n.split(".", 1)[1]: p for n, p in self.params.items() if n.startswith(f"{part}.")}
-                    for part in PARTS}
+        self.own = {
+            part: {n.split(".", 1)[1]: p for n, p in self.params.items() if n.startswith(f"{part}.")} for part in PARTS
+        }
         """Each part's stacks under the part's own parameter names (what the hooks take)."""
         self.training = True
 

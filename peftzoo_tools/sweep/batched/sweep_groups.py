@@ -71,8 +71,14 @@ def split_jobs(jobs: list[Job], recipes: dict[str, BaseModel], fresh: bool = Tru
     return groups, ordinary
 
 
-def run_groups(groups: list[Group], recipes: dict[str, BaseModel], directory, reg,
-               on_start: Callable[[Job], None], on_done: Callable[[Job, int | None], None]) -> Outcome:
+def run_groups(
+    groups: list[Group],
+    recipes: dict[str, BaseModel],
+    directory,
+    reg,
+    on_start: Callable[[Job], None],
+    on_done: Callable[[Job, int | None], None],
+) -> Outcome:
     """Train (or resume) each group batched, until one is stopped by a signal."""
     outcome = Outcome()
     previous = signal.signal(signal.SIGTERM, _interrupt)  # between groups, SIGTERM stops as Ctrl-C does
@@ -113,7 +119,9 @@ def _run_group(group: Group, recipes, directory, reg, on_start, on_done) -> list
             on_done(job, None)
         raise
     except Exception as exc:  # noqa: BLE001 (any failure of the batched path falls back to ordinary runs)
-        logger.warning("batched %s of %s failed (%s: %s); running them as ordinary trials", what, ids, type(exc).__name__, exc)
+        logger.warning(
+            "batched %s of %s failed (%s: %s); running them as ordinary trials", what, ids, type(exc).__name__, exc
+        )
         if group.checkpoint is not None and group.checkpoint.is_file():  # not resumed again: set aside
             shutil.move(str(group.checkpoint), str(group.checkpoint) + ".failed")
         return jobs

@@ -29,11 +29,9 @@ import yaml
 from pydantic import BaseModel
 
 import registry
-from recipes import schema
-from recipes.compose import compose, planned_steps, stage_plan, switch_stage
 from peftzoo_data.checks import check_eeg
-from peftzoo_engine.device import Precision, resolve_device
 from peftzoo_engine import loggers
+from peftzoo_engine.device import Precision, resolve_device
 from peftzoo_engine.epoch import count_nonfinite, log_epoch
 from peftzoo_engine.errors import NonFiniteError, TrainingInterrupted
 from peftzoo_engine.evaluation import record_evaluation
@@ -42,17 +40,19 @@ from peftzoo_engine.optim import make_optimizer, make_scheduler, scheduled_lr
 from peftzoo_engine.plan import check as check_plan
 from peftzoo_engine.progress import Progress
 from peftzoo_engine.rng import restore_rng, rng_state, seed_everything
+from peftzoo_engine.rundir import RunDir
 from peftzoo_engine.selection import after_evaluation
 from peftzoo_engine.signals import StopRequested, phase, stop_requests
 from peftzoo_engine.stages import cache_features, log_stage_start
 from peftzoo_engine.trainer import finish_run, start_run
-from recipes.errors import RecipeError
 from peftzoo_model.metrics import KS, loader_same_video, ranks
-from peftzoo_engine.rundir import RunDir
 from peftzoo_tools.sweep.batched import checkpoint as checkpoints
 from peftzoo_tools.sweep.batched.adamw import StackedAdamW
 from peftzoo_tools.sweep.batched.eligibility import batch_key, unsupported_reason
 from peftzoo_tools.sweep.batched.stacked import StackedHeads, model_name
+from recipes import schema
+from recipes.compose import compose, planned_steps, stage_plan, switch_stage
+from recipes.errors import RecipeError
 from registry.core import Registry
 
 logger = logging.getLogger(__name__)
@@ -71,8 +71,10 @@ def check_group(recipes: list[BaseModel], reg: Registry | None = None) -> None:
         if (reason := unsupported_reason(recipe, reg)) is not None:
             raise RecipeError(f"trial {i} cannot train batched: {reason}")
     if len({batch_key(r) for r in recipes}) > 1:
-        raise RecipeError("the trials differ in more than head, loss and optimizer numbers "
-                          "(peftzoo_tools.sweep.batched.eligibility.PER_TRIAL_KEYS); group them by batch_key()")
+        raise RecipeError(
+            "the trials differ in more than head, loss and optimizer numbers "
+            "(peftzoo_tools.sweep.batched.eligibility.PER_TRIAL_KEYS); group them by batch_key()"
+        )
 
 
 class _Trial:
@@ -87,7 +89,8 @@ class _Trial:
         # the schedule sets its lr; the stacked AdamW reads them (StackedAdamW).
         self.optimizer = make_optimizer(recipe, model, self.lr)
         if not isinstance(self.optimizer, torch.optim.AdamW) or any(
-                g.get("amsgrad") or g.get("maximize") for g in self.optimizer.param_groups):
+            g.get("amsgrad") or g.get("maximize") for g in self.optimizer.param_groups
+        ):
             raise RecipeError(f"train.optimizer {recipe.train.optimizer!r} did not make a plain torch AdamW")
         self.scheduler = make_scheduler(recipe, self.optimizer, stage_steps, self.lr)
         self.group_of = {n: i for i, g in enumerate(self.optimizer.param_groups) for n in g["names"]}
@@ -124,8 +127,12 @@ def _setting_up(group: Progress, runs: list[RunDir], when: str, checkpoint: Path
         raise TrainingInterrupted(getattr(exc, "signum", None) or group.stop_signal or 2, checkpoint) from None
 
 
-def train_batched(recipes: list[BaseModel], output_dirs: list[str | Path], reg: Registry | None = None,
-                  checkpoint_every_s: float = CHECKPOINT_EVERY_S) -> list[Path]:
+def train_batched(
+    recipes: list[BaseModel],
+    output_dirs: list[str | Path],
+    reg: Registry | None = None,
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S,
+) -> list[Path]:
     """Train every trial (recipe i into a new run directory under output_dirs[i]); returns the run
     directories. A trial that fails alone (too many non-finite steps) ends as failed in its run.json
     while the others go on. SIGTERM or SIGINT stops the group after the current step with a
@@ -147,14 +154,18 @@ def train_batched(recipes: list[BaseModel], output_dirs: list[str | Path], reg: 
                 runs.append(run)
                 start_run(recipe, model, data, run, device)
                 loggers.attach(run, recipe)
-                run.info["batched_heads"] = {"trials": len(recipes), "checkpoint": checkpoints.relative(ckpt_path, run.path)}
+                run.info["batched_heads"] = {
+                    "trials": len(recipes),
+                    "checkpoint": checkpoints.relative(ckpt_path, run.path),
+                }
                 run.write_info()
         seed_everything(recipes[0].seed)  # as the engine's seed_this_process (one process) before training
         return _guarded(recipes, models, runs, data, device, reg, group, ckpt_path, None, checkpoint_every_s)
 
 
-def resume_batched(checkpoint_path: str | Path, reg: Registry | None = None,
-                   checkpoint_every_s: float = CHECKPOINT_EVERY_S) -> list[Path]:
+def resume_batched(
+    checkpoint_path: str | Path, reg: Registry | None = None, checkpoint_every_s: float = CHECKPOINT_EVERY_S
+) -> list[Path]:
     """Continue the group whose checkpoint is `checkpoint_path` (its trials' run directories, where
     it recorded them, continue: metrics after the checkpoint's step are dropped, as for a resumed run);
     returns the run directories. Ends equal to the uninterrupted group."""
@@ -178,11 +189,14 @@ def resume_batched(checkpoint_path: str | Path, reg: Registry | None = None,
                 else:  # finished (or failed) before the interruption: its run directory is left as it is
                     run = RunDir(run_dir.parent, "", existing=run_dir, writes=False)
                 runs.append(run)
-        return _guarded(recipes, models, runs, data, device, reg, group, Path(checkpoint_path), state, checkpoint_every_s)
+        return _guarded(
+            recipes, models, runs, data, device, reg, group, Path(checkpoint_path), state, checkpoint_every_s
+        )
 
 
-def _guarded(recipes, models, runs, data, device, reg: Registry, group: Progress, ckpt_path: Path, state,
-             every_s: float) -> list[Path]:
+def _guarded(
+    recipes, models, runs, data, device, reg: Registry, group: Progress, ckpt_path: Path, state, every_s: float
+) -> list[Path]:
     """Train; whatever stops the group ends its unfinished runs as interrupted (resumable from the
     group's checkpoint) or failed, never as running."""
     precision = Precision(recipes[0].train.precision, device)
@@ -199,7 +213,9 @@ def _guarded(recipes, models, runs, data, device, reg: Registry, group: Progress
         saved = ckpt_path if ckpt_path.is_file() else None
         for trial in trials:
             if trial.running:
-                trial.run.finish("interrupted", error=f"{type(exc).__name__}: resume from {saved or 'the start (no checkpoint yet)'}")
+                trial.run.finish(
+                    "interrupted", error=f"{type(exc).__name__}: resume from {saved or 'the start (no checkpoint yet)'}"
+                )
         raise TrainingInterrupted(signum, saved) from None
     except BaseException as exc:
         for trial in trials:
@@ -214,8 +230,17 @@ class _Group:
     """What the trials of a group share while they train: loaders, the stacked heads and optimizer, the
     cached features, the per-trial clipping norms, and where and how often the group's checkpoint goes."""
 
-    def __init__(self, trials: list[_Trial], data, device, precision: Precision, stage, progress: Progress,
-                 ckpt_path: Path, every_s: float):
+    def __init__(
+        self,
+        trials: list[_Trial],
+        data,
+        device,
+        precision: Precision,
+        stage,
+        progress: Progress,
+        ckpt_path: Path,
+        every_s: float,
+    ):
         first, cfg0 = trials[0].recipe, trials[0].recipe.train
         out = trials[0].run.path.parent
         cache_dir = Path(cfg0.cache_dir).expanduser() if cfg0.cache_dir else out / ".cache" / "features"
@@ -248,13 +273,25 @@ class _Group:
 
     def save_if_due(self) -> None:
         """At most every `every_s` seconds, and not after the last epoch (the group ends then)."""
-        if (time.monotonic() - self.last_checkpoint >= self.every_s and any(t.running for t in self.trials)
-                and self.progress.epoch < self.stage.epochs):
+        if (
+            time.monotonic() - self.last_checkpoint >= self.every_s
+            and any(t.running for t in self.trials)
+            and self.progress.epoch < self.stage.epochs
+        ):
             self.save()
 
 
-def _train(trials: list[_Trial], data, device, precision: Precision, stage, group: Progress, ckpt_path: Path,
-           state: dict | None, every_s: float) -> None:
+def _train(
+    trials: list[_Trial],
+    data,
+    device,
+    precision: Precision,
+    stage,
+    group: Progress,
+    ckpt_path: Path,
+    state: dict | None,
+    every_s: float,
+) -> None:
     """The stage's epochs for every running trial; each trial ends through the engine's own run ending."""
     shared = _Group(trials, data, device, precision, stage, group, ckpt_path, every_s)
     shared.start(state)
@@ -300,11 +337,19 @@ def _end_epoch(shared: _Group, live: list[_Trial], wait: float, compute: float, 
     """Each trial's epoch line, and where due its evaluation (one stacked pass for all), recorded and acted on
     (selection, early stopping) by the engine's own functions."""
     epoch, trials = shared.progress.epoch, shared.trials
-    due = [t for t in live if t.running and shared.val_loader is not None
-           and (epoch % t.recipe.eval.every_epochs == 0 or epoch == t.recipe.train.epochs)]
+    due = [
+        t
+        for t in live
+        if t.running
+        and shared.val_loader is not None
+        and (epoch % t.recipe.eval.every_epochs == 0 or epoch == t.recipe.train.epochs)
+    ]
     with phase(shared.progress, "evaluation"):
-        evaluations = _evaluate_all(shared.heads, trials, shared.val_loader, shared.features, shared.device,
-                                    shared.precision) if due else {}
+        evaluations = (
+            _evaluate_all(shared.heads, trials, shared.val_loader, shared.features, shared.device, shared.precision)
+            if due
+            else {}
+        )
     for i, t in enumerate(trials):
         if t not in live or not t.running:
             continue
@@ -320,8 +365,11 @@ def _end_epoch(shared: _Group, live: list[_Trial], wait: float, compute: float, 
 def _stacked_optimizer(heads: StackedHeads, trials: list[_Trial]) -> StackedAdamW:
     """One AdamW over the stacks; each trial's slice steps with the lr (as its scheduler sets it),
     weight decay, betas and eps of its own optimizer's group for that parameter."""
-    return StackedAdamW(heads.params, [t.optimizer.param_groups for t in trials],
-                        [{n: t.group_of[model_name(n)] for n in heads.params} for t in trials])
+    return StackedAdamW(
+        heads.params,
+        [t.optimizer.param_groups for t in trials],
+        [{n: t.group_of[model_name(n)] for n in heads.params} for t in trials],
+    )
 
 
 def _step(shared: _Group, batch, skipped: list[int]) -> None:
@@ -355,16 +403,25 @@ def _step(shared: _Group, batch, skipped: list[int]) -> None:
         t.progress.step, t.progress.batch_in_epoch = group.step, group.batch_in_epoch
         if group.step % t.recipe.train.log_every == 0 and finite_list[i] and t.running:
             values = values or losses.detach().tolist()
-            t.run.log({"type": "train", "epoch": t.progress.epoch, "step": group.step, "train/loss": values[i],
-                       "lr": scheduled_lr(t.optimizer), **t.model.loss.log_values()})
+            t.run.log(
+                {
+                    "type": "train",
+                    "epoch": t.progress.epoch,
+                    "step": group.step,
+                    "train/loss": values[i],
+                    "lr": scheduled_lr(t.optimizer),
+                    **t.model.loss.log_values(),
+                }
+            )
 
 
 def _clipped_norms(heads: StackedHeads, max_norm: torch.Tensor | None) -> torch.Tensor:
     """Each trial's gradient norm, as torch.nn.utils.get_total_norm (the norm of the parameters' gradient
     norms); with `max_norm`, its gradients clipped as clip_grads_with_norm_ (times min(1, max / (norm + 1e-6)))."""
     grads = [p.grad for p in heads.params.values() if p.grad is not None]
-    norms = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.reshape(g.shape[0], -1), dim=1)
-                                                  for g in grads]), dim=0)
+    norms = torch.linalg.vector_norm(
+        torch.stack([torch.linalg.vector_norm(g.reshape(g.shape[0], -1), dim=1) for g in grads]), dim=0
+    )
     if max_norm is not None:
         clip = (max_norm / (norms + 1e-6)).clamp(max=1.0)
         for g in grads:
@@ -372,7 +429,9 @@ def _clipped_norms(heads: StackedHeads, max_norm: torch.Tensor | None) -> torch.
     return norms
 
 
-def _evaluate_all(heads: StackedHeads, trials: list[_Trial], val_loader, features, device, precision) -> dict[int, dict]:
+def _evaluate_all(
+    heads: StackedHeads, trials: list[_Trial], val_loader, features, device, precision
+) -> dict[int, dict]:
     """Every trial's validation metrics from one stacked pass, as peftzoo_tools.evaluate.evaluate computes
     them for one model (the split in the loader's order, the loss over it as one batch)."""
     batches = list(val_loader)
@@ -389,8 +448,11 @@ def _evaluate_all(heads: StackedHeads, trials: list[_Trial], val_loader, feature
         columns += [(r <= k).float().mean(-1) for k in KS] + [r.mean(-1), r.median(-1).values]
     columns.append(((~torch.isfinite(eeg)).any(-1).sum(-1) + (~torch.isfinite(video)).any(-1).sum(-1)).float())
     table = torch.stack(columns, 1).tolist()
-    names = [f"{prefix}/{stat}" for prefix in ("val/eeg_to_video", "val/video_to_eeg")
-             for stat in [*(f"R@{k}" for k in KS), "mean_rank", "median_rank"]]
+    names = [
+        f"{prefix}/{stat}"
+        for prefix in ("val/eeg_to_video", "val/video_to_eeg")
+        for stat in [*(f"R@{k}" for k in KS), "mean_rank", "median_rank"]
+    ]
     out = {}
     for i, t in enumerate(trials):
         if not t.running:
