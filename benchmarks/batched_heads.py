@@ -3,12 +3,12 @@
     python benchmarks/batched_heads.py [--recipe head_only_tiny] [--epochs 200] [--rounds 1] [--in-a-row]
 
 Both sides train on the same cached encoder features (the cache is filled first and not timed):
-"one" is a run of the recipe as it is (data, model and `peftzoo_engine.train`, as `peftzoo_tools.run` does); "batched" is `peftzoo_tools.sweep.batched.train_batched`
-on a 4 x 3 x 2 grid of train.lr x train.weight_decay x loss.temperature, 24 trials, each writing its
-own run directory with per-epoch evaluation, as a sweep's trials would. The rounds alternate in one
-process so machine noise hits both alike; the ratio batched / one is the figure of merit (issue 13
-asks for at most 3), next to 24 x one, what 24 ordinary runs in a row would cost; `--in-a-row` also
-measures that: the 24 configurations trained one after another as ordinary runs (once, after the rounds).
+"one" is a run of the recipe as it is (data, model and `peftzoo_engine.train`, as `peftzoo_tools.run` does);
+"batched" is `peftzoo_tools.sweep.batched.train_batched` on a 4 x 3 x 2 grid of train.lr x train.weight_decay x
+loss.temperature, 24 trials, each writing its own run directory with per-epoch evaluation, as a sweep's trials
+would. The rounds alternate in one process so machine noise hits both alike; the ratio batched / one is the figure
+of merit (issue 13 asks for at most 3), next to 24 x one, what 24 ordinary runs in a row would cost; `--in-a-row`
+also measures that: the 24 configurations trained one after another as ordinary runs (once, after the rounds).
 """
 
 from __future__ import annotations
@@ -94,7 +94,8 @@ def main() -> None:
     print(f"  {len(trials)} ordinary runs in a row (24 x one, estimate): {len(trials) * one:8.1f} s")
     if in_a_row is not None:
         print(
-            f"  {len(trials)} ordinary runs in a row (measured):        {in_a_row:8.1f} s   = {in_a_row / batched:.2f} x batched"
+            f"  {len(trials)} ordinary runs in a row (measured):        {in_a_row:8.1f} s"
+            f"   = {in_a_row / batched:.2f} x batched"
         )
 
 

@@ -57,7 +57,7 @@ def main() -> None:
         print("| step | time (s) | MiB/s |")
         print("|---|---|---|")
         for name in ("sha256", "blake2b"):
-            seconds, _ = timed(lambda: digest_with(path, name))
+            seconds, _ = timed(lambda name=name: digest_with(path, name))
             print(f"| {name} of the file | {seconds:.2f} | {size / seconds:.0f} |")
         mapped = np.load(path, mmap_mode="r")
         first, _ = timed(lambda: content.identity(mapped, "fp", Path(tmp) / "cache"))

@@ -83,20 +83,25 @@ def main() -> None:
         cached = run(recipe, Path(tmp) / "cached")
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
     print(
-        f"arrays, {args.pairs} pairs: EEG {len(TUAB)} ch x {SECONDS} s at {SFREQ} Hz, video {FRAMES} x {HEIGHT}x{WIDTH} uint8; "
-        f"labram_base head_only + swin3d_t last_k k=1 at {VIDEO_ENCODER['frames']} x {VIDEO_ENCODER['size']}^2; batch {defaults.batch_size}, "
+        f"arrays, {args.pairs} pairs: EEG {len(TUAB)} ch x {SECONDS} s at {SFREQ} Hz, "
+        f"video {FRAMES} x {HEIGHT}x{WIDTH} uint8; "
+        f"labram_base head_only + swin3d_t last_k k=1 at {VIDEO_ENCODER['frames']} x {VIDEO_ENCODER['size']}^2; "
+        f"batch {defaults.batch_size}, "
         f"num_workers {defaults.num_workers}, {device}"
     )
     print(
-        "| epoch | data_wait_frac, full frames | data_wait_frac, cached clips | samples/s, full frames | samples/s, cached clips |"
+        "| epoch | data_wait_frac, full frames | data_wait_frac, cached clips "
+        "| samples/s, full frames | samples/s, cached clips |"
     )
     print("|---|---|---|---|---|")
     for a, b in zip(full["epochs"], cached["epochs"]):
         print(
-            f"| {a['epoch']} | {a['data_wait_frac']:.3f} | {b['data_wait_frac']:.3f} | {a['samples_per_s']:.1f} | {b['samples_per_s']:.1f} |"
+            f"| {a['epoch']} | {a['data_wait_frac']:.3f} | {b['data_wait_frac']:.3f} "
+            f"| {a['samples_per_s']:.1f} | {b['samples_per_s']:.1f} |"
         )
     print(
-        f"whole run incl. evaluation (s): full frames {full['wall_s']:.1f}, cached clips {cached['wall_s']:.1f} (includes caching them once)"
+        f"whole run incl. evaluation (s): full frames {full['wall_s']:.1f}, "
+        f"cached clips {cached['wall_s']:.1f} (includes caching them once)"
     )
     if not cached["clips_cached"]:
         print("warning: the cached-clips run wrote no video clips: train.py does not call video_cache.prepare")

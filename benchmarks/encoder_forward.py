@@ -119,7 +119,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['model']} | {r['device']} | {r['input']} | {r['params']:,} | {r['median_ms']:.1f} | {r['min_ms']:.1f} | {r['peak_mb']:.0f} |"
+            f"| {r['model']} | {r['device']} | {r['input']} | {r['params']:,} "
+            f"| {r['median_ms']:.1f} | {r['min_ms']:.1f} | {r['peak_mb']:.0f} |"
         )
 
 

@@ -82,7 +82,8 @@ def main() -> None:
         make_eeg(eeg_path, eeg_min)
         n_frames = make_video(movie, video_min)
         print(
-            f"generated {eeg_min:g} min of 64-ch 1000 Hz EEG and {n_frames} frames of 720p video in {time.perf_counter() - t:.0f} s"
+            f"generated {eeg_min:g} min of 64-ch 1000 Hz EEG and {n_frames} frames of 720p video "
+            f"in {time.perf_counter() - t:.0f} s"
         )
 
         from peftzoo_data.ingest import eeg as eeg_io

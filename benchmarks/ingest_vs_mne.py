@@ -153,7 +153,8 @@ def main() -> None:
         (work / "mne_script.py").write_text(MNE_SCRIPT)
         write_spec(work / "one.yaml", "one/*.fif")
         print(
-            f"wrote {args.minutes:g} min of 62-channel {SFREQ:g} Hz EEG with {events} events in {time.perf_counter() - t:.0f} s",
+            f"wrote {args.minutes:g} min of 62-channel {SFREQ:g} Hz EEG with {events} events "
+            f"in {time.perf_counter() - t:.0f} s",
             file=sys.stderr,
         )
         env = one_thread_env()

@@ -191,7 +191,8 @@ def main() -> None:
     pairs = {"lora_qv": 256, "head_only_cached": 2048}[args.case]
     print(
         f"{args.case}{' (shallow encoders)' if args.shallow else ''}, {pairs} training pairs, batch 32, "
-        f"CPU ({torch.get_num_threads()} threads, {args.clock} clock), {args.rounds} alternating rounds of {epochs} epochs"
+        f"CPU ({torch.get_num_threads()} threads, {args.clock} clock), "
+        f"{args.rounds} alternating rounds of {epochs} epochs"
     )
     print("| loop | samples/s (median of rounds) | rounds |")
     print("|---|---|---|")

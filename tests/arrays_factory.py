@@ -26,7 +26,8 @@ def write_arrays(
     groups: np.ndarray | None = None,
     seed: int = 0,
 ) -> Path:
-    """eeg.npy (N, C, T) float32 of about `amplitude_uv` microvolts, video.npy (N, F, size, size, 3) uint8, meta.json."""
+    """eeg.npy (N, C, T) float32 of about `amplitude_uv` microvolts, video.npy (N, F, size, size, 3) uint8,
+    meta.json."""
     rng = np.random.default_rng(seed)
     channels = list(CHANNELS if channels is None else channels)
     root.mkdir(parents=True, exist_ok=True)

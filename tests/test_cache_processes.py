@@ -1,4 +1,5 @@
-"""Two processes or threads (parallel sweep trials) asking for one cache entry: one computes, the other waits and reads."""
+"""Two processes or threads (parallel sweep trials) asking for one cache entry: one computes, the other waits
+and reads."""
 
 from __future__ import annotations
 

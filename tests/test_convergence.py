@@ -81,7 +81,8 @@ def assert_learns(recipe_name: str, tmp_path, *extra: str) -> dict:
     )
     unchanged = sorted(n for n, p in model.eeg.encoder.named_parameters() if n in before and torch.equal(p, before[n]))
     assert not unchanged, (
-        f"{recipe_name}: the strategy's encoder parameters did not train: {unchanged[:3]} ({len(unchanged)} of {len(before)})"
+        f"{recipe_name}: the strategy's encoder parameters did not train: {unchanged[:3]} "
+        f"({len(unchanged)} of {len(before)})"
     )
     return metrics
 

@@ -54,5 +54,5 @@ def test_a_minimal_plugin_encoder_trains_and_its_metadata_is_written(tmp_path):
     assert not torch.equal(before, encoder.mixing.detach())
     with safe_open(str(run.weights_path), "pt") as f:
         meta = f.metadata()
-        assert "eeg.encoder.mixing" in f.keys()
+        assert "eeg.encoder.mixing" in f.keys()  # noqa: SIM118 - safetensors' safe_open has keys() but no __contains__/__iter__
     assert '"eeg": {"path": null, "sha256": null}' in meta["base_checkpoints"]

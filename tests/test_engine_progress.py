@@ -129,7 +129,7 @@ def test_on_a_terminal_each_epoch_has_a_bar_with_loss_rate_and_eta(monkeypatch):
     shown.on_epoch_start(ctx)
     bar = shown.bar
     assert bar.total == 32 and bar.n == 0 and bar.desc == "epoch 2/3"
-    for step in (1, 2):
+    for _step in (1, 2):
         shown.on_step_end(ctx, Loss(0.25), True)
     assert bar.n == 16 and bar.postfix == "loss 0.2500"
     bar.refresh()

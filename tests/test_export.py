@@ -170,7 +170,9 @@ def test_export_plan_names_every_strategy_it_refuses_and_numbers_repeated_names(
     from registry.errors import UserError
 
     def model(eeg, video=()):
-        built = lambda specs: {str(i): (registry.build("strategies", s), None) for i, s in enumerate(specs)}
+        def built(specs):
+            return {str(i): (registry.build("strategies", s), None) for i, s in enumerate(specs)}
+
         return SimpleNamespace(eeg=SimpleNamespace(applied=built(eeg)), video=SimpleNamespace(applied=built(video)))
 
     with pytest.raises(

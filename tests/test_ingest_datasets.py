@@ -106,7 +106,7 @@ def _seed_dv_copy(root: Path, subjects: int, concepts: int) -> np.ndarray:
         for t in starts.ravel():
             eeg[:, seed_dv.CHANNELS.index("CZ"), int(round((t + 0.5) * 200))] += 50
         np.save(root / "EEG" / f"sub{s + 1}.npy", eeg)
-    for b, name in enumerate(seed_dv.VIDEO_NAMES):
+    for name in seed_dv.VIDEO_NAMES:
         with av.open(str(root / "Video" / name), "w") as container:
             stream = container.add_stream("libx264", rate=24)
             stream.width, stream.height, stream.pix_fmt = 32, 18, "yuv420p"

@@ -70,7 +70,7 @@ def test_plugin_trains_in_a_recipe(plugin_site, tmp_path):
     from safetensors import safe_open
 
     with safe_open(str(run_dir / "trainable.safetensors"), "pt") as f:
-        encoder_keys = [k for k in f.keys() if k.startswith("eeg.encoder.")]
+        encoder_keys = [k for k in f.keys() if k.startswith("eeg.encoder.")]  # noqa: SIM118 - safetensors' safe_open has keys() but no __contains__/__iter__
     assert encoder_keys and all("norm" in k for k in encoder_keys)
 
 

@@ -206,7 +206,8 @@ EVALUATE_AND_EXPORT = textwrap.dedent("""
         with torch.no_grad():
             return float((recipes.load(path, device="cpu").embed_eeg(x) - trained.embed_eeg(x)).abs().max())
 
-    result = {"bundle_exit": export([run, "--bundle", work + "/bundle"]), "merged_exit": export([run, "--merged", work + "/merged"])}
+    result = {"bundle_exit": export([run, "--bundle", work + "/bundle"]),
+              "merged_exit": export([run, "--merged", work + "/merged"])}
     result["bundle_diff"] = diff(work + "/bundle") if result["bundle_exit"] == 0 else None
     result["merged_diff"] = diff(work + "/merged") if result["merged_exit"] == 0 else None
 
@@ -227,7 +228,8 @@ EVALUATE_AND_EXPORT = textwrap.dedent("""
 
         def vera_hook(name):
             t = {k: tensors[f"{name}.{k}"] for k in ("lambda_d", "lambda_b", "vera_A", "vera_B")}
-            return lambda module, args, out: out + t["lambda_b"] * ((args[0] @ t["vera_A"].T * t["lambda_d"]) @ t["vera_B"].T)
+            return lambda module, args, out: (
+                out + t["lambda_b"] * ((args[0] @ t["vera_A"].T * t["lambda_d"]) @ t["vera_B"].T))
 
         with torch.no_grad():
             base_out = plain(x, channels=list(trained.channels))
@@ -421,7 +423,8 @@ PLAIN_ENCODER = '''
     from registry.component import ComponentConfig
 
     PlainConfig = create_model("PlainConfig", __base__=ComponentConfig,
-                               **{n: (f.annotation, f) for n, f in EEGNetConfig.model_fields.items() if n != "checkpoint"})
+                               **{n: (f.annotation, f) for n, f in EEGNetConfig.model_fields.items()
+                                  if n != "checkpoint"})
 
     class PlainEEGNet(EEGNet):
         """EEGNet with no `checkpoint` option: always randomly initialized."""
@@ -463,7 +466,8 @@ VIDEO_EVALUATE_AND_EXPORT = textwrap.dedent("""
     assert evaluate([run, "--split", "val", "--no-plot", "--resamples", "20"]) == 0
     trained = recipes.load(run, device="cpu")
     g = torch.Generator().manual_seed(0)
-    frames, eeg = torch.randint(0, 256, (3, 6, 24, 30, 3), dtype=torch.uint8, generator=g), torch.randn(3, len(trained.channels), 200) * 20
+    frames = torch.randint(0, 256, (3, 6, 24, 30, 3), dtype=torch.uint8, generator=g)
+    eeg = torch.randn(3, len(trained.channels), 200) * 20
     result = {"base": read_metadata(run + "/trainable.safetensors")["base_checkpoints"]}
     for how in ("bundle", "merged", "native"):
         result[how + "_exit"] = export([run, "--" + how, work + "/" + how])

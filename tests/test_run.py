@@ -97,8 +97,8 @@ def test_full_strategy_on_arrays_data(tmp_path, capsys, reg):
     info = json.loads((run_dir / "run.json").read_text())
     assert info["splits"] == {"train": 160, "val": 40}
     with safe_open(str(run_dir / "trainable.safetensors"), "pt") as f:
-        assert any(k.startswith("eeg.encoder.") for k in f.keys())
-        assert not any(k.startswith("video.encoder.") for k in f.keys())
+        assert any(k.startswith("eeg.encoder.") for k in f.keys())  # noqa: SIM118 - safetensors' safe_open has keys() but no __contains__/__iter__
+        assert not any(k.startswith("video.encoder.") for k in f.keys())  # noqa: SIM118 - safetensors' safe_open has keys() but no __contains__/__iter__
 
 
 def test_cli_process_prints_the_run_line_last(tmp_path):
