@@ -150,7 +150,8 @@ class VideoInputSpec:
         factor = target / min(height, width)
         if factor > MAX_QUIET_UPSCALE:
             logger.warning(
-                "video frames of %dx%d pixels are upscaled x%.1f (short side to %d) for %s; export larger frames if you can",
+                "video frames of %dx%d pixels are upscaled x%.1f (short side to %d) for %s; export larger frames if "
+                "you can",
                 height,
                 width,
                 factor,
@@ -241,7 +242,8 @@ class Encoder(nn.Module, metaclass=abc.ABCMeta):
         if surprising and strict:
             file_keys = sorted(unwrap_container(obj)) if isinstance(unwrap_container(obj), dict) else []
             raise CheckpointError(
-                f"{what} leaves {len(surprising)} of the model's {len(self.state_dict())} weights at their random initialization "
+                f"{what} leaves {len(surprising)} of the model's {len(self.state_dict())} weights at their random "
+                f"initialization "
                 f"({fmt_keys(surprising)}); {likely_cause(report, len(own), file_keys)}. Give this encoder's own "
                 f"weights, or set `strict: false` on the encoder to accept a partial load"
             )

@@ -104,7 +104,8 @@ def read_file(path: str | Path, *, trust: bool = False) -> Any:
     if kind == "zip":
         if not zipfile.is_zipfile(path):
             raise CheckpointError(
-                f"checkpoint {str(path)!r} is a truncated or damaged torch archive ({size:,} bytes, no zip directory at its end); "
+                f"checkpoint {str(path)!r} is a truncated or damaged torch archive ({size:,} bytes, no zip directory "
+                f"at its end); "
                 f"the download or copy did not finish: fetch it again"
             )
         with zipfile.ZipFile(path) as archive:
@@ -114,9 +115,9 @@ def read_file(path: str | Path, *, trust: bool = False) -> Any:
                     f"save the weights with torch.save or safetensors"
                 )
     try:
-        with open(path, "rb") as f:  # a file object: torch.load would pick its reader by a .safetensors name
-            with torch.serialization.safe_globals(SAFE_GLOBALS):
-                return torch.load(f, map_location="cpu", weights_only=not trust)
+        # a file object: torch.load would pick its reader by a .safetensors name
+        with open(path, "rb") as f, torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(f, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as exc:
         if trust:
             raise CheckpointError(
@@ -142,7 +143,8 @@ def _read_safetensors(path: Path, size: int) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as exc:
         raise CheckpointError(
-            f"checkpoint {str(path)!r} is a truncated or damaged safetensors file ({size:,} bytes: {exc}); fetch or save it again"
+            f"checkpoint {str(path)!r} is a truncated or damaged safetensors file ({size:,} bytes: {exc}); fetch or "
+            f"save it again"
         ) from None
 
 
@@ -220,7 +222,10 @@ class LoadReport:
 
     def __str__(self) -> str:
         stripped = f"; stripped prefix {self.stripped_prefix!r}" if self.stripped_prefix else ""
-        return f"missing: {fmt_keys(self.missing)}; unexpected: {fmt_keys(self.unexpected)}; ignored: {len(self.ignored)} keys{stripped}"
+        return (
+            f"missing: {fmt_keys(self.missing)}; unexpected: {fmt_keys(self.unexpected)}; "
+            f"ignored: {len(self.ignored)} keys{stripped}"
+        )
 
 
 def fmt_keys(keys: list[str], limit: int = 8) -> str:

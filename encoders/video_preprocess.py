@@ -63,7 +63,8 @@ class VideoPreprocess:
         expected = (self.frames, self.size, self.size, 3)
         if clips.ndim != 5 or tuple(clips.shape[1:]) != expected:
             raise ValueError(
-                f"expected clips at the input size (B, {', '.join(map(str, expected))}), got shape {tuple(clips.shape)}; "
+                f"expected clips at the input size (B, {', '.join(map(str, expected))}), got shape "
+                f"{tuple(clips.shape)}; "
                 f"clips cached for another frames/size setting do not fit this encoder"
             )
         b = clips.shape[0]

@@ -74,7 +74,8 @@ def _load_npy(path: Path, what: str) -> np.ndarray:
     if not head.startswith(NPY_MAGIC):
         kind = "a text file" if _looks_like_text(head) else ("a pickle" if head[:1] == b"\x80" else "not a .npy file")
         raise DataError(
-            f"{path} is {kind} (it starts {head[:24]!r}), not a numpy .npy array; save the array with np.save (not np.savetxt, pickle or torch.save)"
+            f"{path} is {kind} (it starts {head[:24]!r}), not a numpy .npy array; save the array with np.save (not "
+            f"np.savetxt, pickle or torch.save)"
         )
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
@@ -128,7 +129,8 @@ def _read_meta(path: Path, n_channels: int) -> tuple[float, list[str], float, di
         )
     if len(channels) != n_channels:
         raise DataError(
-            f"{path}: channels names {len(channels)} channels but eeg.npy has {n_channels} rows per pair; give one name per row"
+            f"{path}: channels names {len(channels)} channels but eeg.npy has {n_channels} rows per pair; give one "
+            f"name per row"
         )
     fps = positive_number("fps") if "fps" in meta else 0.0
     return positive_number("sfreq"), list(channels), fps, meta

@@ -85,7 +85,8 @@ def check_eeg(data: PairedData, drop_nonfinite: bool = False, where: str = "data
         )
     if len(bad) and not drop_nonfinite:
         raise DataError(
-            f"{where}: the EEG of {len(bad)} of {len(data)} pairs holds NaN, inf or values beyond 1 V (pairs {_shown(bad)}); "
+            f"{where}: the EEG of {len(bad)} of {len(data)} pairs holds NaN, inf or values beyond 1 V (pairs "
+            f"{_shown(bad)}); "
             f"clean or remove them, or set data.drop_nonfinite: true to leave them out"
         )
     keep = np.setdiff1d(np.arange(len(data)), bad)

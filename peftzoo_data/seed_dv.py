@@ -12,8 +12,9 @@ Each block shows 40 concepts in a per-block shuffled order, each as a 3-s hint a
 200 Hz, 400 samples each; frames are sampled uniformly over the same 2 s of the block video.
 Groups: `block_concept` (default) makes the clips of one concept within one block a group (across
 subjects, who saw the same clips), so they are never each other's negatives and leave-one-block-out
-never cuts a group; `block` makes the whole block a group. Split: EEG2Video's 7-fold leave-one-block-out, block `fold` for test and the
-block before it for validation. Each pair's concept id (0-39) is kept in concepts.npy beside the arrays.
+never cuts a group; `block` makes the whole block a group. Split: EEG2Video's 7-fold
+leave-one-block-out, block `fold` for test and the block before it for validation. Each pair's
+concept id (0-39) is kept in concepts.npy beside the arrays.
 Without All_video_label.npy the order table of EEG_VP_train_test.py (the published one) is used.
 """
 
@@ -608,7 +609,8 @@ def build(out: Path, eeg_files: list[Path], videos: list[Path], labels: np.ndarr
             info = video_io.probe(path)
             if times[-1] >= info.end:
                 raise DataError(
-                    f"{path} ends at {info.end:.1f} s; SEED-DV blocks last {concepts * CONCEPT_S:.0f} s (the last clip needs {times[-1]:.2f} s)"
+                    f"{path} ends at {info.end:.1f} s; SEED-DV blocks last {concepts * CONCEPT_S:.0f} s (the last clip "
+                    f"needs {times[-1]:.2f} s)"
                 )
             frames, _, _ = video_io.frames_at(path, times, config.short_side, progress=True)
             frames = frames.reshape(per_block, config.frames, *frames.shape[1:])

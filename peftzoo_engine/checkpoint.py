@@ -70,7 +70,8 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
         raise CheckpointError(
-            f"{str(path)!r} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'empty'}); "
+            f"{str(path)!r} cannot be read ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'empty'}); "
             f"it is truncated or damaged, so this run cannot resume from it"
         ) from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:

@@ -153,7 +153,8 @@ def read(entry: store.Entry, shape: tuple[int, ...]) -> np.ndarray | None:
         or not clips.flags.c_contiguous
     ):
         raise store.Damaged(
-            f"it holds {getattr(clips, 'shape', '?')} {getattr(clips, 'dtype', '?')} where this key implies {shape} uint8"
+            f"it holds {getattr(clips, 'shape', '?')} {getattr(clips, 'dtype', '?')} where this key implies {shape} "
+            f"uint8"
         )
     if int(clips.offset) + clips.nbytes != entry.data_path.stat().st_size:
         raise store.Damaged(f"its size does not match its {shape} header")
@@ -184,7 +185,7 @@ def prepare(
     cache_dir: Path | None,
     batch_size: int,
     num_workers: int = 0,
-    device: torch.device = torch.device("cpu"),
+    device: torch.device = torch.device("cpu"),  # noqa: B008 - an immutable, intended default
 ) -> PairedData:
     """`data` with its video replaced by clips at `encoder`'s input size (`video_at_input_size`).
 

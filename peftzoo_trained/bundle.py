@@ -155,7 +155,8 @@ def write_bundle(trained, out: Path, *, require_merged: bool = False, final_path
             )
         if require_merged and not plain:
             raise UserError(
-                f"{side}: strategy {', '.join(s.name for s in others)} adds weights that cannot be merged into the encoder; "
+                f"{side}: strategy {', '.join(s.name for s in others)} adds weights that cannot be merged into the "
+                f"encoder; "
                 f"export with --bundle (self-contained, loads with recipes.load)"
             )
         strategy_states[side] = [] if plain else [_strategy_state(s) for s in others]

@@ -177,7 +177,7 @@ def read_manifest(path: Path) -> dict[str, dict]:
     absent = sorted(set(files) - set(present))
     if absent:
         raise BundleError(f"{path / absent[0]} is missing from the bundle; {AGAIN}")
-    for name, entry in present.items():
+    for entry in present.values():
         if entry.is_symlink() or not entry.is_file():
             raise BundleError(
                 f"{entry} is not a regular file (a link or a folder); a bundle holds only its own files; {AGAIN}"

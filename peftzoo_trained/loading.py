@@ -1,4 +1,5 @@
-"""`recipes.load(PATH)` (this module's `load`): a trained model from a run directory or an exported bundle, ready to embed.
+"""`recipes.load(PATH)` (this module's `load`): a trained model from a run directory or an exported bundle,
+ready to embed.
 
     model = recipes.load("runs/lora_qv-...")          # best.safetensors when the run kept it
     e = model.embed_eeg(eeg_uv)                       # (N, C, T) microvolts -> (N, D), L2-normalized

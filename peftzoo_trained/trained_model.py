@@ -115,7 +115,8 @@ class TrainedModel:
         frames = _as_batched(frames, 5, "video", "(N, frames, height, width, 3)")
         if frames.shape[-1] != 3 or frames.dtype not in (np.uint8, torch.uint8, np.dtype(np.uint8)):
             raise UserError(
-                f"video must be uint8 RGB frames (N, frames, height, width, 3), got {frames.dtype} {tuple(frames.shape)}"
+                f"video must be uint8 RGB frames (N, frames, height, width, 3), got {frames.dtype} "
+                f"{tuple(frames.shape)}"
             )
         encoder = self.model.video.encoder
         encoder.input_spec.check(frame_shape=tuple(frames.shape[1:]), encoder=name_of(encoder))

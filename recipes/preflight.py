@@ -40,7 +40,8 @@ def writable_dir(path: str | Path, what: str) -> Path:
         os.unlink(probe)
     except OSError as exc:
         raise RecipeError(
-            f"{what} {str(path)!r} is not writable ({exc.strerror or exc}: {str(existing)!r}); give a directory you can write to"
+            f"{what} {str(path)!r} is not writable ({exc.strerror or exc}: {str(existing)!r}); give a directory you "
+            f"can write to"
         ) from None
     return path
 
@@ -54,9 +55,15 @@ def check_splits(data: PairedData, world_size: int = 1) -> None:
     sizes = ", ".join(f"{name} {len(idx)}" for name, idx in sorted(data.splits.items())) or "none"
     total = len(data)
     if total < need:
-        fix = f"the data set holds {total} pair{'s' if total != 1 else ''}; contrastive training needs at least {need} (more in practice)"
+        fix = (
+            f"the data set holds {total} pair{'s' if total != 1 else ''}; contrastive training needs at least "
+            f"{need} (more in practice)"
+        )
     elif n_train == 0 and len(data.split("val")) + len(data.split("test")) == total:
-        fix = "every pair is held out (an all-val/test split.npy, or a val_fraction that takes all groups); label some pairs 'train'"
+        fix = (
+            "every pair is held out (an all-val/test split.npy, or a val_fraction that takes all groups); "
+            "label some pairs 'train'"
+        )
     else:
         fix = "put more pairs (groups) in the train split"
     per_process = " per process" if world_size > 1 else ""
@@ -87,7 +94,8 @@ def check_group_batches(recipe: BaseModel, data: PairedData, masks_groups: bool,
     if disjoint and distinct < batch:
         raise DataError(
             f"no batch of {batch} pairs of {batch} different stimuli can be formed: the train split has {distinct} "
-            f"distinct stimulus ids ({_ids_are(data)}); lower train.batch_size to at most {distinct}, or use a loss that "
+            f"distinct stimulus ids ({_ids_are(data)}); lower train.batch_size to at most {distinct}, or use a loss "
+            f"that "
             f"masks pairs of one stimulus (loss.mask_same_group: true)"
         )
 

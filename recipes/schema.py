@@ -66,7 +66,8 @@ class ComponentMarker:
     def word(self) -> str:
         base = WORDS[self.kind]
         return (
-            f"{'an' if self.modality == 'eeg' else 'a'} {self.modality.upper() if self.modality == 'eeg' else self.modality} {base}"
+            f"{'an' if self.modality == 'eeg' else 'a'} "
+            f"{self.modality.upper() if self.modality == 'eeg' else self.modality} {base}"
             if self.modality
             else f"a {base}"
         )
@@ -325,7 +326,7 @@ def _union(marker: ComponentMarker, components: dict[str, Any]) -> Any:
     variants = tuple(Annotated[_variant(marker.kind, n, c), Tag(n)] for n, c in sorted(components.items()))
     union = Annotated[Union[variants], Field(discriminator="name")]  # noqa: UP007 (runtime Union of a tuple)
     bare = Literal[tuple(sorted(components))]  # a bare name: one of the installed ones (an enum in the JSON Schema)
-    return Annotated[union, BeforeValidator(_bare_name, json_schema_input_type=Union[bare, union]), marker]
+    return Annotated[union, BeforeValidator(_bare_name, json_schema_input_type=bare | union), marker]
 
 
 def build_recipe_model(reg: Registry) -> type[BaseModel]:
@@ -338,9 +339,7 @@ def build_recipe_model(reg: Registry) -> type[BaseModel]:
     head = _union(ComponentMarker("heads"), reg.load_all("heads"))
     strategies = Annotated[
         list[strategy],
-        BeforeValidator(
-            _as_list, json_schema_input_type=Union[strategy, Annotated[list[strategy], Field(min_length=1)]]
-        ),
+        BeforeValidator(_as_list, json_schema_input_type=strategy | Annotated[list[strategy], Field(min_length=1)]),
         Field(min_length=1),
     ]
 
@@ -457,7 +456,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise RecipeError(f"recipe {str(path)!r} is empty; see the bundled recipes for the sections it needs")
     if not isinstance(raw, dict):
         raise RecipeError(
-            f"recipe {str(path)!r} must be a mapping of sections (name, data, eeg, video, ...), not a {type(raw).__name__}"
+            f"recipe {str(path)!r} must be a mapping of sections (name, data, eeg, video, ...), not a "
+            f"{type(raw).__name__}"
         )
     return raw
 
@@ -567,7 +567,10 @@ def component_message(reg: Registry, marker: ComponentMarker, name: Any) -> str:
             return str(err)
         other = getattr(reg.get(kind, name), "modality", None)
         if marker.modality and other != marker.modality:
-            return f"{name!r} is a {other} {WORDS[kind]}, this side needs {marker.word()} (installed: {', '.join(sorted(installed))})"
+            return (
+                f"{name!r} is a {other} {WORDS[kind]}, this side needs {marker.word()} "
+                f"(installed: {', '.join(sorted(installed))})"
+            )
     listing = ", ".join(sorted(installed)) or "none"
     return f"{name!r} is not {marker.word()}{did_you_mean(str(name), installed)} (installed: {listing})"
 
@@ -603,7 +606,8 @@ def _is_component_key(parent: type[BaseModel] | None, key: str) -> bool:
 
 
 def json_schema(reg: Registry) -> dict[str, Any]:
-    """The JSON Schema of recipes for the components installed in `reg` (validation side: what a recipe file may hold)."""
+    """The JSON Schema of recipes for the components installed in `reg` (validation side: what a recipe file
+    may hold)."""
     schema = recipe_model(reg).model_json_schema(mode="validation")
     schema["description"] = SCHEMA_DESCRIPTION
     return schema

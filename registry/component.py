@@ -11,6 +11,7 @@ The recipe schema adds the `name` field itself, so a component's `Config` never 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -38,10 +39,8 @@ NAME_ATTRIBUTE = "peftzoo_name"
 
 def remember_name(obj: Any, name: str) -> Any:
     """Record on a built part the registry name it was built by (a part without a `__dict__` keeps none)."""
-    try:
+    with contextlib.suppress(TypeError):
         vars(obj)[NAME_ATTRIBUTE] = name
-    except TypeError:
-        pass
     return obj
 
 

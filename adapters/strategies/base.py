@@ -93,14 +93,14 @@ class Strategy(abc.ABC):
     def apply(self, encoder: nn.Module) -> StrategyReport:
         """Make part of the (frozen) encoder trainable, or add trainable parts; report exactly which."""
 
-    def check_composition(self, others: Sequence[Strategy]) -> None:
+    def check_composition(self, others: Sequence[Strategy]) -> None:  # noqa: B027 - optional hook, default accepts all
         """Raise StrategyError when this strategy cannot be combined with `others` (the rest of the list)."""
 
     def regularization(self) -> torch.Tensor | None:
         """A term the trainer adds to the loss each step (AdaLoRA's orthogonality penalty), or None."""
         return None
 
-    def after_optimizer_step(self, step: int) -> None:
+    def after_optimizer_step(self, step: int) -> None:  # noqa: B027 - optional hook, default does nothing
         """Called after each optimizer step, before gradients are cleared (AdaLoRA's budget update)."""
 
     def state_dict(self) -> dict:
@@ -109,7 +109,7 @@ class Strategy(abc.ABC):
         loads with `torch.load(weights_only=True)`. Saved per side and strategy key; default none."""
         return {}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict) -> None:  # noqa: B027 - optional hook, default no-op
         """Take back what `state_dict()` returned, on resume (tensors arrive on the CPU); default no-op."""
 
     def wrapped_modules(self, encoder: nn.Module) -> list[str]:
@@ -174,7 +174,8 @@ def _refuse_idle(strategy: Strategy, report: StrategyReport) -> None:
         return
     raise StrategyError(
         f"{strategy.name} trains nothing in this encoder with these options "
-        f"({strategy.cfg.model_dump(mode='json', exclude={'name'})}); change its options, or use head_only to train the head alone"
+        f"({strategy.cfg.model_dump(mode='json', exclude={'name'})}); change its options, or use head_only to train "
+        f"the head alone"
     )
 
 

@@ -120,5 +120,6 @@ class PeftTuner(Strategy):
         clash = [o.name for o in others if isinstance(o, PeftTuner)]
         if clash:
             raise StrategyError(
-                f"{self.name} and {', '.join(clash)} are both peft tuners, which share peft's one adapter slot; use one of them per side"
+                f"{self.name} and {', '.join(clash)} are both peft tuners, which share peft's one adapter slot; use "
+                f"one of them per side"
             )

@@ -45,7 +45,8 @@ def choose_blocks(encoder: nn.Module, layers: list[int] | None, who: str) -> lis
     name = registry_name(encoder, "the encoder")
     if not layers:
         raise StrategyError(
-            f"{who}: layers is empty, so it would adapt nothing; name blocks (0..{n - 1}, or -1 for the last) or drop layers for all"
+            f"{who}: layers is empty, so it would adapt nothing; name blocks (0..{n - 1}, or -1 for the last) or drop "
+            f"layers for all"
         )
     bad = [i for i in layers if not -n <= i < n]
     if bad:

@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in report["recordings"]:
         state = "reused" if r.get("reused") else "ingested"
         print(
-            f"{r['recording']}: {r['events_found']} events, {r['pairs']} pairs, {r['windows_dropped_count']} windows dropped ({state})"
+            f"{r['recording']}: {r['events_found']} events, {r['pairs']} pairs, {r['windows_dropped_count']} windows "
+            f"dropped ({state})"
         )
     print(f"pairs: {report['pairs']} " + json.dumps(report["split_sizes"]))
     print(f"data: {Path(args.out).expanduser().resolve()}")

@@ -679,7 +679,8 @@ def _interpolate(raw, bads: list[str], where: str) -> None:
 
     if len(bads) == len(raw.ch_names):
         raise IngestError(
-            f"{where}: every kept channel is marked bad ({bads}); nothing to interpolate from; set eeg.bads: keep or drop"
+            f"{where}: every kept channel is marked bad ({bads}); nothing to interpolate from; set eeg.bads: keep or "
+            f"drop"
         )
     locs = np.array([ch["loc"][:3] for ch in raw.info["chs"]])
     if raw.get_montage() is None or not np.isfinite(locs).all() or not np.abs(locs).sum(axis=1).all():
@@ -747,7 +748,10 @@ def check_units(data: np.ndarray, units: dict, where: str) -> list[str]:
             None,
         )
         if named is not None:
-            fix = f"eeg.unit: {named} (the unit the file's numbers are really in; its header states {headers[0]}) or {fix}"
+            fix = (
+                f"eeg.unit: {named} (the unit the file's numbers are really in; its header states {headers[0]}) "
+                f"or {fix}"
+            )
     message = f"{where}: as read, {text}; set {fix} in the spec"
     if verdict == "error":
         raise IngestError(message)

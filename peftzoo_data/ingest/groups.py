@@ -98,7 +98,8 @@ def split_labels(pairs: list[dict], groups: np.ndarray, spec: SplitSpec, groups_
     for p in pairs:
         if p.get(key) is None:
             raise IngestError(
-                f"split.by: {key} is unknown for recording {p['recording']!r}; give recordings.entities with (?P<{key}>...) or read BIDS"
+                f"split.by: {key} is unknown for recording {p['recording']!r}; give recordings.entities with "
+                f"(?P<{key}>...) or read BIDS"
             )
         values.append(str(p[key]))
     values_arr = np.asarray(values)
@@ -106,7 +107,8 @@ def split_labels(pairs: list[dict], groups: np.ndarray, spec: SplitSpec, groups_
     if spec.fold is not None:
         if spec.fold >= len(present):
             raise IngestError(
-                f"split.fold: {spec.fold} is out of range; there are {len(present)} blocks ({present}), folds 0..{len(present) - 1}"
+                f"split.fold: {spec.fold} is out of range; there are {len(present)} blocks ({present}), folds "
+                f"0..{len(present) - 1}"
             )
         test, val = [present[spec.fold]], [present[spec.fold - 1]] if len(present) > 2 else []
     else:

@@ -270,20 +270,19 @@ def _run(
             continue
         stored = Stored(work / key)
         info = stored.load()  # None when absent, or damaged (then recomputed)
-        if info is not None:
-            if _valid_hashes(info["video_hashes"]):
-                entries.append(
-                    {
-                        **info["report"],
-                        "key": key,
-                        "channels": info["channels"],
-                        "pairs": info["pairs"],
-                        "video_hashes": info["video_hashes"],
-                        "reused": True,
-                    }
-                )
-                sources.append(("part", stored))
-                continue
+        if info is not None and _valid_hashes(info["video_hashes"]):
+            entries.append(
+                {
+                    **info["report"],
+                    "key": key,
+                    "channels": info["channels"],
+                    "pairs": info["pairs"],
+                    "video_hashes": info["video_hashes"],
+                    "reused": True,
+                }
+            )
+            sources.append(("part", stored))
+            continue
         todo.append((len(entries), rec, key))
         entries.append({})
         sources.append(("part", stored))

@@ -154,7 +154,8 @@ def _globbed(spec: RecordingsSpec, base: Path) -> list[Recording]:
             m = regex.search(p.name)
             if m is None:
                 raise IngestError(
-                    f"recordings.entities: {spec.entities!r} does not match file name {p.name!r}; fix the regex or the files"
+                    f"recordings.entities: {spec.entities!r} does not match file name {p.name!r}; fix the regex or the "
+                    f"files"
                 )
             entities = {k: v for k, v in m.groupdict().items() if v is not None}
         name = str(p.relative_to(base)) if p.is_relative_to(base) else str(p)
@@ -180,7 +181,8 @@ def _bids(spec: RecordingsSpec, base: Path) -> list[Recording]:
     )
     if not paths:
         raise IngestError(
-            f"recordings.bids: no {spec.bids.datatype} recording under {root} for task {spec.bids.task!r}; check root, task, subjects"
+            f"recordings.bids: no {spec.bids.datatype} recording under {root} for task {spec.bids.task!r}; check root, "
+            f"task, subjects"
         )
     out = []
     for bp in sorted(paths, key=lambda b: str(b.fpath)):

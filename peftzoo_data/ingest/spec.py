@@ -242,7 +242,8 @@ class WindowSpec(_Strict):
             )
         if self.seconds > self.max_seconds:
             raise ValueError(
-                f"seconds {self.seconds} exceeds the encoder's limit of {self.max_seconds} s (LaBraM: 16); shorten the window"
+                f"seconds {self.seconds} exceeds the encoder's limit of {self.max_seconds} s (LaBraM: 16); shorten the "
+                f"window"
             )
         return self
 
@@ -375,8 +376,8 @@ class IngestSections(_Strict):
 
     recordings: Annotated[
         list[RecordingsSpec],
-        BeforeValidator(_as_sets, json_schema_input_type=Union[RecordingsSpec, list[RecordingsSpec]]),
-    ]  # noqa: UP007 (runtime Union)
+        BeforeValidator(_as_sets, json_schema_input_type=Union[RecordingsSpec, list[RecordingsSpec]]),  # noqa: UP007 - runtime typing.Union
+    ]
     """One recording set (a mapping), or several (a list), each with its files and, where it differs,
     its own `events` (annotations for some files, a stim channel for others)."""
     events: EventsSpec = Field(default_factory=EventsSpec)

@@ -49,7 +49,10 @@ def plan(
                 drops.append(
                     {
                         **row,
-                        "reason": f"outside the recording ({start:.3f}-{start + spec.seconds:.3f} s; it lasts {n_times / sfreq:.3f} s)",
+                        "reason": (
+                            f"outside the recording ({start:.3f}-{start + spec.seconds:.3f} s; "
+                            f"it lasts {n_times / sfreq:.3f} s)"
+                        ),
                     }
                 )
                 continue

@@ -171,8 +171,10 @@ def read(path: Path, options: XdfStreams | None, where: str) -> Loaded:
         if len(onsets) and outside.all():
             raise IngestError(
                 f"{where}: all {len(onsets)} markers of stream {_text(markers['info'], 'name')!r} lie outside the EEG "
-                f"stream (markers from {onsets.min():.3f} s to {onsets.max():.3f} s of a {len(stamps) / sfreq:.3f}-s recording); "
-                f"the streams' clocks disagree: keep eeg.xdf.synchronize_clocks: true (it is {options.synchronize_clocks})"
+                f"stream (markers from {onsets.min():.3f} s to {onsets.max():.3f} s of a {len(stamps) / sfreq:.3f}-s "
+                f"recording); "
+                f"the streams' clocks disagree: keep eeg.xdf.synchronize_clocks: true (it is "
+                f"{options.synchronize_clocks})"
             )
         raw.set_annotations(
             mne.Annotations(

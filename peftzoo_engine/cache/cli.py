@@ -143,7 +143,8 @@ def clear(directory: Path, names: list[str], everything: bool, older_than: float
             found = [i for i in items if i.name.startswith(name)]
             if not found:
                 raise CacheCommandError(
-                    f"no entry {name!r} in {directory}; `python -m recipes.cache --cache-dir {directory} list` shows them"
+                    f"no entry {name!r} in {directory}; `python -m recipes.cache --cache-dir {directory} list` shows "
+                    f"them"
                 )
             if len(found) > 1:
                 raise CacheCommandError(f"{name!r} names {len(found)} entries in {directory}; give more of the name")

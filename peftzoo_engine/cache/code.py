@@ -118,7 +118,8 @@ def code_identity(objects: Iterable[object], modules: Iterable[str] = ()) -> dic
     out["python"] = sys.version.split()[0]
     out["numpy"] = np.__version__
     out["torch"] = (
-        f"{torch.__version__} cuda {torch.version.cuda} cudnn {torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None}"
+        f"{torch.__version__} cuda {torch.version.cuda} cudnn "
+        f"{torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None}"
     )
     out["peftzoo"] = _distribution_version("recipes") or "unknown"
     return out

@@ -65,7 +65,8 @@ def ensure_directory(directory: Path) -> Path:
         ) from None
     except OSError as exc:
         raise CacheDirError(
-            f"cache directory {str(directory)!r} cannot be created ({exc.strerror}); point train.cache_dir at a writable place"
+            f"cache directory {str(directory)!r} cannot be created ({exc.strerror}); point train.cache_dir at a "
+            f"writable place"
         ) from None
     if not directory.is_dir():
         raise CacheDirError(
@@ -151,7 +152,8 @@ class Entry:
         size = self.data_path.stat().st_size
         if size != manifest.get("size"):
             raise Damaged(
-                f"{self.data_path.name} has {size} bytes but {manifest.get('size')} were written (truncated or overwritten)"
+                f"{self.data_path.name} has {size} bytes but {manifest.get('size')} were written (truncated or "
+                f"overwritten)"
             )
         return manifest
 

@@ -50,7 +50,8 @@ class TensorBoardLogger:
             raise RecipeError(
                 "train.loggers: tensorboard needs the tensorboard package: pip install 'peftzoo[tensorboard]'"
             ) from None
-        # On resume, events an earlier attempt wrote after the checkpoint's step are purged, as metrics.jsonl's lines are.
+        # On resume, events an earlier attempt wrote after the checkpoint's step are purged, as metrics.jsonl's
+        # lines are.
         purge = resume_step + 1 if resume_step is not None else None
         self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge)
         self.last_step = resume_step or 0
