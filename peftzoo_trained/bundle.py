@@ -130,45 +130,60 @@ def write_bundle(trained, out: Path, *, require_merged: bool = False, final_path
     is written). `final_path` is where `out` will be moved, for paths written into recipe.yaml.
     Returns bundle.json's content.
     """
-    from recipes import schema
-
     model, recipe = trained.model, trained.recipe
     if require_merged:
-        for side in SIDES:
-            if not has_checkpoint_option(_spec(getattr(model, side).encoder.cfg)):
-                raise UserError(
-                    f"{side}: encoder {getattr(recipe, side).encoder.name} has no `checkpoint` option, so a recipe "
-                    f"cannot train on from merged weights; export with --bundle (loads with recipes.load)"
-                )
+        _require_checkpoint_options(model, recipe)
     sides, states, strategy_states = {}, {}, {}
     for side in SIDES:
-        tower = getattr(model, side)
-        encoder, folded, others = merged_encoder(tower)
-        config = without_checkpoint(_spec(encoder.cfg))
-        states[side] = _tensors(encoder.state_dict())
-        plain = loads_as_plain(config, states[side])
-        if not plain and not others:
-            extra = sorted(set(states[side]) - set(tower.encoder.state_dict()))
+        sides[side], states[side], strategy_states[side] = _side_entry(model, recipe, side, require_merged)
+    info = _bundle_info(trained, recipe)
+    _write_files(out, model, recipe, info, sides, states, strategy_states, require_merged, final_path)
+    return info
+
+
+def _require_checkpoint_options(model, recipe) -> None:
+    """A merged export is trained on from its recipe, which names the merged weights as a `checkpoint`."""
+    for side in SIDES:
+        if not has_checkpoint_option(_spec(getattr(model, side).encoder.cfg)):
             raise UserError(
-                f"{side}: merging left weights ({', '.join(extra[:3]) or 'changed structure'}) that no strategy "
-                f"of this side re-creates; export with --peft or use the run directory"
+                f"{side}: encoder {getattr(recipe, side).encoder.name} has no `checkpoint` option, so a recipe "
+                f"cannot train on from merged weights; export with --bundle (loads with recipes.load)"
             )
-        if require_merged and not plain:
-            raise UserError(
-                f"{side}: strategy {', '.join(s.name for s in others)} adds weights that cannot be merged into the "
-                f"encoder; "
-                f"export with --bundle (self-contained, loads with recipes.load)"
-            )
-        strategy_states[side] = [] if plain else [_strategy_state(s) for s in others]
-        sides[side] = {
-            "encoder": config,
-            "plain": plain,
-            "strategies": [] if plain else [_spec(s.cfg) for s in others],
-            "merged": [s.name for s in folded],
-            "head": _spec(getattr(recipe, side).head),
-            "preprocessing": _preprocessing(encoder),
-        }
-    info = {
+
+
+def _side_entry(model, recipe, side: str, require_merged: bool) -> tuple[dict, dict, list]:
+    """One side's bundle.json entry, its encoder's merged state and its unmerged strategies' states."""
+    tower = getattr(model, side)
+    encoder, folded, others = merged_encoder(tower)
+    config = without_checkpoint(_spec(encoder.cfg))
+    state = _tensors(encoder.state_dict())
+    plain = loads_as_plain(config, state)
+    if not plain and not others:
+        extra = sorted(set(state) - set(tower.encoder.state_dict()))
+        raise UserError(
+            f"{side}: merging left weights ({', '.join(extra[:3]) or 'changed structure'}) that no strategy "
+            f"of this side re-creates; export with --peft or use the run directory"
+        )
+    if require_merged and not plain:
+        raise UserError(
+            f"{side}: strategy {', '.join(s.name for s in others)} adds weights that cannot be merged into the "
+            f"encoder; "
+            f"export with --bundle (self-contained, loads with recipes.load)"
+        )
+    entry = {
+        "encoder": config,
+        "plain": plain,
+        "strategies": [] if plain else [_spec(s.cfg) for s in others],
+        "merged": [s.name for s in folded],
+        "head": _spec(getattr(recipe, side).head),
+        "preprocessing": _preprocessing(encoder),
+    }
+    return entry, state, [] if plain else [_strategy_state(s) for s in others]
+
+
+def _bundle_info(trained, recipe) -> dict:
+    """bundle.json's fields other than the sides'."""
+    return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "name": trained.name,
@@ -183,6 +198,22 @@ def write_bundle(trained, out: Path, *, require_merged: bool = False, final_path
         "data": {k: trained.data_info.get(k) for k in ("channels", "sfreq", "n_samples", "frame_shape")},
         "versions": versions(),
     }
+
+
+def _write_files(
+    out: Path,
+    model,
+    recipe,
+    info: dict,
+    sides: dict,
+    states: dict,
+    strategy_states: dict,
+    require_merged: bool,
+    final_path: Path | None,
+) -> None:
+    """The bundle's files, each written atomically, bundle.json then the manifest of them all last."""
+    from recipes import schema
+
     heads = {}
     for side in SIDES:
         atomic_write(out / f"{side}_encoder.safetensors", save(states[side]))
@@ -200,7 +231,6 @@ def write_bundle(trained, out: Path, *, require_merged: bool = False, final_path
     files = sorted(p for p in out.iterdir() if p.is_file() and p.name != "manifest.json")
     manifest = {"files": {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size} for p in files}}
     atomic_write(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
-    return info
 
 
 def _strategy_state(strategy) -> dict:

@@ -138,6 +138,18 @@ def validate_info(raw: dict, file: Path) -> BundleInfo:
 def read_manifest(path: Path) -> dict[str, dict]:
     """The manifest's files, checked to be exactly the bundle's files; raises BundleError otherwise."""
     file = path / "manifest.json"
+    files = _manifest_files(path, file)
+    for name, entry in files.items():
+        _check_entry(file, name, entry)
+    missing = sorted(REQUIRED_FILES - set(files))
+    if missing:
+        raise BundleError(f"{file} does not list {', '.join(missing)}; {AGAIN}")
+    _check_listed_exactly(path, files)
+    return files
+
+
+def _manifest_files(path: Path, file: Path) -> dict:
+    """manifest.json's `files` mapping, read without following a link; a non-empty mapping or BundleError."""
     if not file.is_file() or file.is_symlink():
         raise BundleError(f"{file} is missing; {path} is not a complete bundle: export it again")
     try:
@@ -147,24 +159,26 @@ def read_manifest(path: Path) -> dict[str, dict]:
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, dict) or not files:
         raise BundleError(f"{file} lists no files; {AGAIN}")
-    for name, entry in files.items():
-        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", "..", "manifest.json"):
-            raise BundleError(f"{file} lists {name!r}, which is not a file in the bundle's own folder; {AGAIN}")
-        if name not in REQUIRED_FILES | OPTIONAL_FILES:
-            raise BundleError(
-                f"{file} lists {name!r}, which is not a bundle file (a bundle holds "
-                f"{', '.join(sorted(REQUIRED_FILES | OPTIONAL_FILES))}); {AGAIN}"
-            )
-        if not (
-            isinstance(entry, dict)
-            and isinstance(entry.get("sha256"), str)
-            and isinstance(entry.get("bytes"), int)
-            and not isinstance(entry.get("bytes"), bool)
-        ):
-            raise BundleError(f"{file}: the entry of {name!r} needs `sha256` and `bytes`; {AGAIN}")
-    missing = sorted(REQUIRED_FILES - set(files))
-    if missing:
-        raise BundleError(f"{file} does not list {', '.join(missing)}; {AGAIN}")
+    return files
+
+
+def _check_entry(file: Path, name, entry) -> None:
+    """One listed file: a plain name in the bundle's own folder, of a known bundle file, with sha256 and size."""
+    if not isinstance(name, str) or Path(name).name != name or name in ("", ".", "..", "manifest.json"):
+        raise BundleError(f"{file} lists {name!r}, which is not a file in the bundle's own folder; {AGAIN}")
+    if name not in REQUIRED_FILES | OPTIONAL_FILES:
+        raise BundleError(
+            f"{file} lists {name!r}, which is not a bundle file (a bundle holds "
+            f"{', '.join(sorted(REQUIRED_FILES | OPTIONAL_FILES))}); {AGAIN}"
+        )
+    size = entry.get("bytes") if isinstance(entry, dict) else None
+    if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and type(size) is int):
+        raise BundleError(f"{file}: the entry of {name!r} needs `sha256` and `bytes`; {AGAIN}")
+
+
+def _check_listed_exactly(path: Path, files: dict) -> None:
+    """The folder holds exactly the listed files (beside the manifest and evaluate's output folder), each a
+    regular file: nothing unlisted is read, nothing listed is missing, no link leads out of the bundle."""
     present = {}
     for entry in path.iterdir():
         output = entry.name in OUTPUT_FOLDERS and entry.is_dir() and not entry.is_symlink()
@@ -182,4 +196,3 @@ def read_manifest(path: Path) -> dict[str, dict]:
             raise BundleError(
                 f"{entry} is not a regular file (a link or a folder); a bundle holds only its own files; {AGAIN}"
             )
-    return files
