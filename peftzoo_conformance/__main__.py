@@ -1,4 +1,5 @@
-"""`python -m peftzoo_conformance [pytest options]` (also `peftzoo-conformance`): run the kit over every installed component."""
+"""`python -m peftzoo_conformance [pytest options]` (also `peftzoo-conformance`): run the kit over every installed
+component."""
 
 from __future__ import annotations
 

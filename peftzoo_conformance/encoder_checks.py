@@ -53,7 +53,8 @@ def check_builds_with_defaults(name: str) -> None:
         "builds_with_defaults",
         KIND,
         name,
-        "`blocks` must be the ordered sequence of the encoder's blocks (modules), for strategies that train the last blocks",
+        "`blocks` must be the ordered sequence of the encoder's blocks (modules), "
+        "for strategies that train the last blocks",
     )
 
 

@@ -72,7 +72,8 @@ def check_finite_scalar(name: str) -> None:
                     "loss_finite_scalar",
                     KIND,
                     name,
-                    f"its gradient on the {side} embeddings is not finite on a batch of {n} normalized pairs (groups of 2)",
+                    f"its gradient on the {side} embeddings is not finite on a batch of {n} normalized pairs "
+                    "(groups of 2)",
                 )
         value_eval = loss(*pairs(n)[:2])  # evaluation calls it without groups and index
         require(

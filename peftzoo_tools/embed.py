@@ -36,7 +36,8 @@ def resolve_data(trained, data_path: Path | None):
         data_path = Path(data_path).expanduser()
         if not data_path.is_dir():
             raise UserError(
-                f"--data-path {str(data_path)!r} is not a directory; give an arrays directory (eeg.npy, video.npy, meta.json)"
+                f"--data-path {str(data_path)!r} is not a directory; "
+                "give an arrays directory (eeg.npy, video.npy, meta.json)"
             )
         data = reg.build("datasets", {"name": "arrays", "path": str(data_path)}, seed=seed)
         where = str(data_path)

@@ -287,7 +287,8 @@ def stimulus_report(
 def _print_stimulus_report(report: dict, split: str, shown: int = 10) -> None:
     perm = report[f"{split}/permutation"]
     print(
-        f"{split}: EEG windows against {report[f'{split}/gallery']['items']} distinct stimuli: R@1 {perm['observed']:.4f}"
+        f"{split}: EEG windows against {report[f'{split}/gallery']['items']} distinct stimuli: "
+        f"R@1 {perm['observed']:.4f}"
         f" (chance {perm['chance']:.4f}), permutation p = {perm['p_value']:.4g} ({perm['permutations']} relabellings)"
     )
     for title, key in (("stimulus", "per_stimulus"), ("unit", "per_unit")):

@@ -70,7 +70,8 @@ def query_embeddings(
     path = Path(path).expanduser()
     if not path.is_file():
         raise UserError(
-            f"--{modality} {str(path)!r} is not a file; give a .npy of {'EEG' if modality == 'eeg' else 'video'} or an .npz from peftzoo_tools.embed"
+            f"--{modality} {str(path)!r} is not a file; "
+            f"give a .npy of {'EEG' if modality == 'eeg' else 'video'} or an .npz from peftzoo_tools.embed"
         )
     if path.suffix == ".npz":
         values, _, _, names = _npz(path, modality)

@@ -1,9 +1,9 @@
 """`python -m recipes.run RECIPE [dotted.key=value ...] [--output-dir DIR]`: compose and train.
 
 RECIPE is a path or the name of a bundled recipe. `--resume RUN|latest` continues an interrupted run
-exactly (SIGTERM and SIGINT write a checkpoint at the current step and exit). A user's mistake (bad recipe, bad override,
-data that does not fit the encoders) exits with status 2 and one message, no traceback, and leaves
-no run directory behind. The last line printed is `run: <path of the run directory>`.
+exactly (SIGTERM and SIGINT write a checkpoint at the current step and exit). A user's mistake (bad
+recipe, bad override, data that does not fit the encoders) exits with status 2 and one message, no
+traceback, and leaves no run directory behind. The last line printed is `run: <path of the run directory>`.
 
 `torchrun --nproc_per_node=N -m recipes.run RECIPE ...` trains data-parallel over N processes
 (peftzoo_engine.distributed); the main process writes the one run directory and logs.
@@ -99,7 +99,8 @@ def _find_resume(args, parser) -> tuple[Path, Path]:
     checkpoint = rundir.checkpoint_path(run_dir)
     if not checkpoint.is_file() or not (run_dir / rundir.RECIPE).is_file():
         raise RecipeError(
-            f"{str(run_dir)!r} is not a run directory with a checkpoint (checkpoints/last.pt); give the one `run:` printed"
+            f"{str(run_dir)!r} is not a run directory with a checkpoint (checkpoints/last.pt); "
+            "give the one `run:` printed"
         )
     info = _run_info(run_dir)
     if info.get("status") == "completed":
@@ -214,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         run.finish("interrupted", checkpoint=str(stop.checkpoint))
         if world.is_main:
             print(
-                f"interrupted ({signal.Signals(stop.signum).name}); continue with: python -m recipes.run --resume {run.path}",
+                f"interrupted ({signal.Signals(stop.signum).name}); "
+                f"continue with: python -m recipes.run --resume {run.path}",
                 file=sys.stderr,
             )
             print(f"run: {run.path}")

@@ -19,9 +19,13 @@ from recipes import preflight
 from recipes.errors import RecipeError
 
 MARKER = "<!-- peftzoo compare page -->"
-STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;font-size:13px}
-td,th{border:1px solid #ccc;padding:3px 7px;text-align:left}th{background:#f3f3f3}section{margin:1.5em 0;padding-top:.5em;
-border-top:2px solid #ddd}img{margin:4px;border:1px solid #eee}code{background:#f6f6f6;padding:1px 3px}.plots{display:flex;flex-wrap:wrap}"""
+STYLE = (
+    "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;font-size:13px}\n"
+    "td,th{border:1px solid #ccc;padding:3px 7px;text-align:left}th{background:#f3f3f3}"
+    "section{margin:1.5em 0;padding-top:.5em;\n"
+    "border-top:2px solid #ddd}img{margin:4px;border:1px solid #eee}code{background:#f6f6f6;padding:1px 3px}"
+    ".plots{display:flex;flex-wrap:wrap}"
+)
 
 
 def _anchor(index: int) -> str:
@@ -67,7 +71,8 @@ def write(out: Path, runs: list[Run], sweeps: list[Sweep], metrics: list[str]) -
     try:
         (work / "plots").mkdir()
         parts = [
-            f"<!doctype html><html><head><meta charset='utf-8'><title>peftzoo runs</title><style>{STYLE}</style></head><body>",
+            "<!doctype html><html><head><meta charset='utf-8'><title>peftzoo runs</title>"
+            f"<style>{STYLE}</style></head><body>",
             MARKER,
             f"<h1>{len(runs)} run(s)</h1><p>written {html.escape(now())}</p>",
         ]

@@ -58,7 +58,8 @@ def check_frozen(
     else:
         fix = (
             "the adapter receives no gradient: check that the encoder calls the wrapped layers "
-            "(an encoder that calls F.linear on a weight bypasses LoRA; target other modules with the strategy's targets), "
+            "(an encoder that calls F.linear on a weight bypasses LoRA; "
+            "target other modules with the strategy's targets), "
             "and that train.lr and train.lr_scales are above 0"
         )
     shown = ", ".join(still[:4]) + (f" and {len(still) - 4} more" if len(still) > 4 else "")
@@ -67,7 +68,8 @@ def check_frozen(
         Finding(
             "frozen_adapter",
             "error" if whole else "info",
-            f"{len(still)} of {len(compared)} trainable {'/'.join(sides)} encoder tensors are exactly as initialized after "
+            f"{len(still)} of {len(compared)} trainable {'/'.join(sides)} encoder tensors "
+            "are exactly as initialized after "
             f"{steps} steps ({shown}){zeros}: the encoder's features are still the base encoder's",
             fix,
             {f"train.lr_scales.{k}": 1.0 for k in zero_scale},
@@ -85,11 +87,13 @@ def check_features(side: str, gap: float, n: int, moved: int, steps: int) -> lis
         Finding(
             "frozen_adapter",
             "error",
-            f"the trained {side} encoder's features equal the base encoder's on {n} validation inputs (relative distance "
-            f"{fmt(gap)}, tolerance {fmt(FEATURE_RTOL)}) after {steps} steps although {trained}: the adapter is not on the "
-            "inference path, so training changed nothing the model uses",
+            f"the trained {side} encoder's features equal the base encoder's on {n} validation inputs "
+            f"(relative distance {fmt(gap)}, tolerance {fmt(FEATURE_RTOL)}) after {steps} steps although {trained}: "
+            "the adapter is not on the inference path, so training changed nothing the model uses",
             f"the {side} strategy's adapter must act in eval mode too: check that its forward (or hook) runs outside "
-            "training mode and that the encoder calls the wrapped modules (an encoder calling F.linear on a weight bypasses "
-            f"them); run the plugin conformance kit on it (python -m peftzoo_conformance), or use a built-in {side}.strategy: lora",
+            "training mode and that the encoder calls the wrapped modules "
+            "(an encoder calling F.linear on a weight bypasses them); "
+            "run the plugin conformance kit on it (python -m peftzoo_conformance), "
+            f"or use a built-in {side}.strategy: lora",
         )
     ]

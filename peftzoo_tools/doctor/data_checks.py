@@ -54,7 +54,10 @@ def check_eeg_units(eeg: np.ndarray, where: str = "the data") -> list[Finding]:
         )
     else:
         guess, factor = "nanovolts or raw ADC counts", "the unit's factor"
-        fix = "convert the EEG to microvolts (nanovolts: divide by 1e3; ADC counts: apply the amplifier's gain) and train again"
+        fix = (
+            "convert the EEG to microvolts (nanovolts: divide by 1e3; ADC counts: apply the amplifier's gain) "
+            "and train again"
+        )
     return [
         Finding(
             "eeg_units",
@@ -101,7 +104,8 @@ def check_group_masking(groups: np.ndarray, train_idx: np.ndarray, recipe: dict)
         Finding(
             "same_group_negatives",
             "warning",
-            f"{len(counts)} stimulus ids over {n} training pairs and loss.mask_same_group: false with train.sampler: random: "
+            f"{len(counts)} stimulus ids over {n} training pairs and loss.mask_same_group: false "
+            "with train.sampler: random: "
             f"each pair meets on average {fmt(p * (batch - 1))} pairs of its own id as negatives per batch of {batch} "
             f"({fmt(100 * p)}% of all negatives)",
             fix,
@@ -144,7 +148,8 @@ def check_adjacent(side_embeddings: dict[str, torch.Tensor], groups: np.ndarray,
         Finding(
             "same_group_negatives",
             "warning",
-            f"consecutive windows look alike although {state}: {shown} neighbouring pairs are more similar than 95% of random "
+            f"consecutive windows look alike although {state}: {shown} neighbouring pairs "
+            "are more similar than 95% of random "
             "pairs (independent windows: about 5%), so windows of one recording or stimulus are each other's negatives",
             "give every window its stimulus id in stimulus.npy (arrays; ingest's negatives: {by: stimulus}) or, where "
             "windows of one recording are alike, its recording in groups.npy"

@@ -123,8 +123,10 @@ def check_embeddings(side: str, z: torch.Tensor, head: torch.nn.Module | None = 
             Finding(
                 "nonnegative_embeddings",
                 "error",
-                f"{fmt(100 * negative, 2)}% of the nonzero {side} embedding coordinates are negative{where} (healthy: about half); "
-                f"the smallest of {len(off)} pairwise cosines is {fmt(float(off.min()))}: {cause}, so every cosine is >= 0 "
+                f"{fmt(100 * negative, 2)}% of the nonzero {side} embedding coordinates are negative{where} "
+                "(healthy: about half); "
+                f"the smallest of {len(off)} pairwise cosines is {fmt(float(off.min()))}: {cause}, "
+                "so every cosine is >= 0 "
                 "and the similarity range is squeezed",
                 f"end the {side} head in a Linear (or LayerNorm) layer, as CLIP, LiT, ImageBind and NICE do: "
                 f"{side}.head: linear, or {side}.head: {{name: mlp, hidden: [512]}} (its activations are inside only)",
@@ -139,9 +141,12 @@ def check_embeddings(side: str, z: torch.Tensor, head: torch.nn.Module | None = 
             Finding(
                 "embedding_collapse",
                 "error",
-                f"{side} embeddings{where}: spread std_of_l2_normalized x sqrt(d) = {fmt(ratio)} (healthy ~1, collapsed 0) and "
-                f"mean off-diagonal cosine {fmt(mean_cos)}{rank} over {len(z)} inputs: different inputs map to nearly one vector",
-                f"check that the {side} input varies (constant or black frames, a flat-lined EEG channel set), then lower "
+                f"{side} embeddings{where}: spread std_of_l2_normalized x sqrt(d) = {fmt(ratio)} "
+                "(healthy ~1, collapsed 0) and "
+                f"mean off-diagonal cosine {fmt(mean_cos)}{rank} over {len(z)} inputs: "
+                "different inputs map to nearly one vector",
+                f"check that the {side} input varies (constant or black frames, a flat-lined EEG channel set), "
+                "then lower "
                 "train.lr and the heads' weight decay; a collapsed side gives the other nothing to align to",
             )
         )

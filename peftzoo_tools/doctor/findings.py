@@ -19,7 +19,9 @@ SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error")
 CODES: dict[str, str] = {
     "eeg_units": "EEG amplitude is far from the microvolt range the encoders expect",
     "no_negatives": "the loss masked (almost) every negative: pairs' stimulus ids leave nothing to contrast",
-    "nonnegative_embeddings": "embeddings pass a ReLU-like activation last: no coordinate is negative, every cosine >= 0",
+    "nonnegative_embeddings": (
+        "embeddings pass a ReLU-like activation last: no coordinate is negative, every cosine >= 0"
+    ),
     "frozen_adapter": "a trainable encoder tensor never moved: the adapter or unfrozen weights do nothing",
     "nonfinite_steps": "steps with a NaN or inf loss or gradient were skipped",
     "divergence": "the training loss spikes far above its running median or rises after warm-up",

@@ -150,7 +150,10 @@ class LiveDoctor:
                 fix = (
                     "train.lr_scales.adapter: 1.0 (it is 0)"
                     if scales.get("adapter") == 0
-                    else "check that the adapter is called (an encoder calling F.linear bypasses LoRA) and its lr is above 0"
+                    else (
+                        "check that the adapter is called (an encoder calling F.linear bypasses LoRA) "
+                        "and its lr is above 0"
+                    )
                 )
                 findings.append(
                     Finding(

@@ -11,15 +11,16 @@ Nth failure signal in docs/reference/doctor-codes.md):
   head_only_tiny is 20% below ln 64 after 7 of 105 steps), and the R@1 condition keeps a run that
   retrieves well but has a soft temperature (a flat loss for another reason) out.
 - divergence (fact 2/3, open_clip #815): a logged loss more than max(1 nat, 6 robust SDs) above the
-  median of the previous 20 lines (warm-up included; the first lines: all lines before them) is a spike (robust SD: 1.4826 x the window's median absolute
-  deviation, so a noisy small-batch curve needs a larger jump); the median of the last third of the
-  post-warm-up curve more than max(0.5 nat, 25%, 3 robust SDs of the step-to-step noise) above the
-  lowest level the curve reached (the least median over windows of a sixth of the curve) is a rise. Noise in a healthy curve is a few tenths of
-  a nat. No ratio to the median: a run that learned little sits near ln(B) ~ 3.5, where a 2x jump
-  would need a loss of 7, yet the planted lr jump (tests/test_doctor.py, `divergence`) spikes from
-  3.1 to 5.2 and then collapses the embeddings back to ln(B). Compared with the lowest level, not
-  with the first third: a loss that fell for a while and then climbed back (the usual shape of an lr
-  too high after warm-up) has a first third as high as its last.
+  median of the previous 20 lines (warm-up included; the first lines: all lines before them) is a
+  spike (robust SD: 1.4826 x the window's median absolute deviation, so a noisy small-batch curve
+  needs a larger jump); the median of the last third of the post-warm-up curve more than max(0.5
+  nat, 25%, 3 robust SDs of the step-to-step noise) above the lowest level the curve reached (the
+  least median over windows of a sixth of the curve) is a rise. Noise in a healthy curve is a few
+  tenths of a nat. No ratio to the median: a run that learned little sits near ln(B) ~ 3.5, where a
+  2x jump would need a loss of 7, yet the planted lr jump (tests/test_doctor.py, `divergence`)
+  spikes from 3.1 to 5.2 and then collapses the embeddings back to ln(B). Compared with the lowest
+  level, not with the first third: a loss that fell for a while and then climbed back (the usual
+  shape of an lr too high after warm-up) has a first third as high as its last.
 - overfitting (clip_anchors 4: LiT, NICE): validation R@1 (mean of both directions) at least three
   evaluations past its best and below the best by more than max(2 binomial SDs, 0.02), while the
   training loss kept falling. Small validation sets wobble by a binomial SD; two SDs and three
@@ -28,6 +29,7 @@ Nth failure signal in docs/reference/doctor-codes.md):
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -108,27 +110,31 @@ def check_flat_loss(run: RunRecord) -> list[Finding]:
             Finding(
                 "flat_loss",
                 "error",
-                f"training loss {fmt(level)} over the last third of steps after warm-up (step {losses[0][0]} on) is within "
-                f"{int(FLAT_BAND * 100)}% of ln(B={b}) = {fmt(ln_b)}, the loss of uniform logits; R@1 {fmt(r1)} at epoch {epoch} "
+                f"training loss {fmt(level)} over the last third of steps after warm-up (step {losses[0][0]} on) "
+                f"is within {int(FLAT_BAND * 100)}% of ln(B={b}) = {fmt(ln_b)}, the loss of uniform logits; "
+                f"R@1 {fmt(r1)} at epoch {epoch} "
                 f"is at chance ({fmt(chance)}, chance band up to {fmt(band)})",
                 fix,
             )
         ]
-    if chance_r1 is not None and len(evals) >= 2:
-        # Losses without a closed-form chance level (siglip): judged on retrieval alone, at every evaluation.
-        if all(
+    # Losses without a closed-form chance level (siglip): judged on retrieval alone, at every evaluation.
+    if (
+        chance_r1 is not None
+        and len(evals) >= 2
+        and all(
             (r_at_1(e) or 0.0) <= chance_band(float(e.get("val/chance_R@1", 0.0)), int(e.get("val/n") or 1))
             for e in evals
-        ):
-            r1, chance, band, epoch = chance_r1
-            return [
-                Finding(
-                    "flat_loss",
-                    "error",
-                    f"R@1 stayed at chance in all {len(evals)} evaluations (last {fmt(r1)}, chance {fmt(chance)})",
-                    fix,
-                )
-            ]
+        )
+    ):
+        r1, chance, band, epoch = chance_r1
+        return [
+            Finding(
+                "flat_loss",
+                "error",
+                f"R@1 stayed at chance in all {len(evals)} evaluations (last {fmt(r1)}, chance {fmt(chance)})",
+                fix,
+            )
+        ]
     return []
 
 
@@ -170,7 +176,8 @@ def check_divergence(run: RunRecord) -> list[Finding]:
         step, value, ref, width_before = max(spikes, key=lambda s: s[1] - s[2])
         parts.append(
             f"{len(spikes)} loss spike(s) more than {SPIKE_NATS:g} nat above the running median, the largest "
-            f"{fmt(value)} at step {step} (median of the {width_before} line(s) before it {fmt(ref)}; first at step {spikes[0][0]})"
+            f"{fmt(value)} at step {step} (median of the {width_before} line(s) before it {fmt(ref)}; "
+            f"first at step {spikes[0][0]})"
         )
     if rising:
         parts.append(
@@ -239,7 +246,8 @@ def check_overfitting(run: RunRecord) -> list[Finding]:
                 "overfitting",
                 "info",
                 evidence + "; train.select kept the best epoch's weights (best.safetensors)",
-                "stop earlier: train.early_stopping: {patience: 3, min_delta: 0.0}, or regularize (eeg.head.dropout: 0.5)",
+                "stop earlier: train.early_stopping: {patience: 3, min_delta: 0.0}, "
+                "or regularize (eeg.head.dropout: 0.5)",
             )
         ]
     return [
@@ -247,8 +255,10 @@ def check_overfitting(run: RunRecord) -> list[Finding]:
             "overfitting",
             "warning",
             evidence,
-            "keep the best epoch and stop when validation stops improving: train.select: {metric: val/eeg_to_video/R@1, mode: max} "
-            "and train.early_stopping: {patience: 3, min_delta: 0.0}; more data or dropout in the heads (eeg.head.dropout: 0.5) also help",
+            "keep the best epoch and stop when validation stops improving: "
+            "train.select: {metric: val/eeg_to_video/R@1, mode: max} "
+            "and train.early_stopping: {patience: 3, min_delta: 0.0}; "
+            "more data or dropout in the heads (eeg.head.dropout: 0.5) also help",
             {
                 "train.select": {"metric": "val/eeg_to_video/R@1", "mode": "max"},
                 "train.early_stopping": {"patience": 3, "min_delta": 0.0},
@@ -260,10 +270,8 @@ def check_overfitting(run: RunRecord) -> list[Finding]:
 def _lower_lr(run: RunRecord) -> dict:
     """train.lr at a tenth, and each training stage's own lr too (a stage's lr is what a spike in it ran at)."""
     out = {}
-    try:
+    with contextlib.suppress(ValueError):
         out["train.lr"] = float(_tenth(run.get("train.lr")))
-    except ValueError:
-        pass
     stages = run.get("train.stages")
     if isinstance(stages, list) and any(isinstance(s, dict) and s.get("lr") is not None for s in stages):
         out["train.stages"] = [

@@ -4,9 +4,9 @@ The doctor rebuilds twice from the same recipe: once as the run started (same se
 initial weights: what `frozen_adapter` compares the saved tensors with) and once with the saved
 weights loaded (what the embedding checks look at). For each side that trains encoder tensors it
 also keeps the base encoder (no strategy applied, the pretrained or seeded weights of the run's
-start), whose features `frozen_adapter` compares with the trained encoder's. A run whose components are not installed here,
-or whose weights do not fit, is not an error of the doctor: the model checks are skipped and the
-reason is reported as a note.
+start), whose features `frozen_adapter` compares with the trained encoder's. A run whose
+components are not installed here, or whose weights do not fit, is not an error of the doctor:
+the model checks are skipped and the reason is reported as a note.
 """
 
 from __future__ import annotations

@@ -63,8 +63,9 @@ def check_masked_share(run: RunRecord) -> list[Finding]:
         Finding(
             "no_negatives",
             "error",
-            f"the loss masked {fmt(100 * level)}% of the off-diagonal logits (median of {len(shares)} {kind} lines, batches of "
-            f"{b}): {fmt((1 - level) * (b - 1))} of {b - 1} negatives per anchor remained; a loss without negatives is "
+            f"the loss masked {fmt(100 * level)}% of the off-diagonal logits "
+            f"(median of {len(shares)} {kind} lines, batches of {b}): "
+            f"{fmt((1 - level) * (b - 1))} of {b - 1} negatives per anchor remained; a loss without negatives is "
             "flat and trains nothing",
             FIX_WITHOUT_STIMULUS,
         )
@@ -80,7 +81,8 @@ def check_data(stimulus_ids: np.ndarray, train_idx: np.ndarray, recipe: dict, ha
         FIX_WITHOUT_STIMULUS
         if not has_stimulus
         else (
-            f"put pairs of more stimuli in the train split (it has {found.stimuli}), or give stimulus ids that tell them apart "
+            f"put pairs of more stimuli in the train split (it has {found.stimuli}), "
+            "or give stimulus ids that tell them apart "
             "(stimulus.npy; ingest's negatives: {by: stimulus})"
         )
     )
@@ -88,7 +90,8 @@ def check_data(stimulus_ids: np.ndarray, train_idx: np.ndarray, recipe: dict, ha
         Finding(
             "no_negatives",
             "error",
-            f"{found.describe()}: below the floor of {found.floor:.2f} ({int(100 * FLOOR_FRACTION)}% of the other pairs)"
+            f"{found.describe()}: below the floor of {found.floor:.2f} "
+            f"({int(100 * FLOOR_FRACTION)}% of the other pairs)"
             + (", so the loss is exactly 0 and nothing trains" if found.mean <= 0 else ""),
             fix,
         )

@@ -8,6 +8,7 @@ DamagedRunFile); a path that is not a run is one NotARunError.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -134,10 +135,8 @@ def raise_for_other_directory(path: Path) -> None:
         )
     if (path / "manifest.json").is_file():
         source = None
-        try:
+        with contextlib.suppress(OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
             source = (json.loads((path / "manifest.json").read_text(encoding="utf-8")).get("source") or {}).get("run")
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-            pass
         origin = f" ({source})" if source else ""
         raise NotARunError(
             f"{str(path)!r} is an exported model (bundle or adapters), not a run; give the run directory "

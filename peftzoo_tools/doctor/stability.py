@@ -45,7 +45,8 @@ def _cause(run: RunRecord) -> tuple[str, str, dict]:
             {"train.lr": lower, "train.grad_clip_norm": 1.0},
         )
     return (
-        "not the precision or an extreme lr: look for NaN or inf in the data (np.isfinite on eeg.npy) or a loss spike before it",
+        "not the precision or an extreme lr: look for NaN or inf in the data (np.isfinite on eeg.npy) "
+        "or a loss spike before it",
         "check the data for non-finite values; set train.grad_clip_norm: 1.0; lower train.lr",
         {},
     )

@@ -48,7 +48,10 @@ def check_temperature(run: RunRecord) -> list[Finding]:
                 overrides = {"train.lr_scales.loss": 0.1}
                 why = "the learned scale ran into the clamp and stays there: it is no longer learned"
             else:
-                fix = "loss.temperature: 0.07 (scale 14.3, CLIP's start) with loss.learnable_temperature: true, or a fixed 0.05-0.1"
+                fix = (
+                    "loss.temperature: 0.07 (scale 14.3, CLIP's start) with loss.learnable_temperature: true, "
+                    "or a fixed 0.05-0.1"
+                )
                 overrides = {"loss.temperature": 0.07, "loss.learnable_temperature": True}
                 why = (
                     f"the temperature is fixed (loss.learnable_temperature: false) at {run.get('loss.temperature')}, "
@@ -58,8 +61,9 @@ def check_temperature(run: RunRecord) -> list[Finding]:
                 Finding(
                     "temperature_at_clamp",
                     "warning",
-                    f"logit_scale >= {fmt(CLAMP_CLOSE * float(maximum))} (max {fmt(float(maximum))}) in {len(pinned)} of "
-                    f"{len(scales)} logged steps after warm-up (steps {points[0][0]}-{points[-1][0]}); {why}",
+                    f"logit_scale >= {fmt(CLAMP_CLOSE * float(maximum))} (max {fmt(float(maximum))}) "
+                    f"in {len(pinned)} of {len(scales)} logged steps after warm-up "
+                    f"(steps {points[0][0]}-{points[-1][0]}); {why}",
                     fix,
                     overrides,
                 )
@@ -80,7 +84,8 @@ def check_temperature(run: RunRecord) -> list[Finding]:
             Finding(
                 "temperature_collapsed",
                 "warning",
-                f"logit_scale {fmt(level)} over the last third of steps (started at {fmt(start)}), below {fmt(COLLAPSED_BELOW)}: "
+                f"logit_scale {fmt(level)} over the last third of steps (started at {fmt(start)}), "
+                f"below {fmt(COLLAPSED_BELOW)}: "
                 "logits of cosines stay within about +-2 and cannot separate the pairs",
                 fix,
                 overrides,

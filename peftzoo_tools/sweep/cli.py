@@ -109,7 +109,8 @@ def _check_arguments(args) -> None:
         raise RecipeError(f"--trial-gpus {args.trial_gpus}: give 0 or more")
     if args.backend == "local" and (args.trial_gpus or args.trial_cpus):
         raise RecipeError(
-            "--trial-cpus and --trial-gpus are for --backend ray; locally, --workers K gives each trial cores // K threads"
+            "--trial-cpus and --trial-gpus are for --backend ray; "
+            "locally, --workers K gives each trial cores // K threads"
         )
 
 

@@ -67,7 +67,8 @@ class SweepRecord:
             for trial_id, values in trial_values:  # same directory means same definition: same trials
                 if trial_id not in known or known[trial_id]["overrides"] != values:
                     raise RecipeError(
-                        f"{str(path)!r} does not match this sweep (trial {trial_id} differs); it was edited by hand: move it away to start the sweep afresh"
+                        f"{str(path)!r} does not match this sweep (trial {trial_id} differs); "
+                        "it was edited by hand: move it away to start the sweep afresh"
                     )
             for trial in data["trials"]:  # a sweep moved or copied since (rsync from a cluster): its own runs
                 recorded = Path(trial["run"]) if trial.get("run") else None

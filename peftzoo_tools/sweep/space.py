@@ -122,7 +122,8 @@ def from_mapping(space_map: Any, fixed: Any, source: str) -> Space:
             space.axes[str(key)] = {kind: args}
         else:
             raise RecipeError(
-                f"{where}: expected a list of values or one of {{{', '.join(f'{d}: [...]' for d in DISTRIBUTIONS)}}}, got {axis!r}"
+                f"{where}: expected a list of values or one of "
+                f"{{{', '.join(f'{d}: [...]' for d in DISTRIBUTIONS)}}}, got {axis!r}"
             )
     return space
 
@@ -173,7 +174,8 @@ def trials(space: Space, random: int | None, seed: int, limit: int = MAX_TRIALS)
         if not space.is_grid():
             dists = [k for k, v in space.axes.items() if not isinstance(v, list)]
             raise RecipeError(
-                f"space keys {', '.join(dists)} are distributions, which cannot be gridded; add --random N (or random: N)"
+                f"space keys {', '.join(dists)} are distributions, which cannot be gridded; "
+                "add --random N (or random: N)"
             )
         check_size(space, random, limit)
         return [dict(zip(keys, combo)) for combo in itertools.product(*space.axes.values())]

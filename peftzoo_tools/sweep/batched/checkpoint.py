@@ -11,6 +11,7 @@ Tensors and plain values only, read with `torch.load(weights_only=True)`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -118,7 +119,5 @@ def restore(state: dict[str, Any], heads, optimizer, trials) -> None:
 
 def remove(path: Path) -> None:
     path.unlink(missing_ok=True)
-    try:
+    with contextlib.suppress(OSError):
         path.parent.rmdir()  # the .batched folder, once no group keeps a checkpoint there
-    except OSError:
-        pass
