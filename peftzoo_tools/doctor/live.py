@@ -122,49 +122,52 @@ class LiveDoctor:
     ) -> list[dict[str, Any]]:
         """At each evaluation: embedding checks on validation embeddings (given, or of the first batch of
         `loader`: one batch more per evaluation); whether the encoder tensors moved since start()."""
-        findings: list[Finding] = []
         if step < 0.5 * self.record.total_steps():
             # A fresh head on similar encoder features starts near-collapsed and spreads out as it
             # trains (seen at epoch 1 of tiny runs): judged in the second half of training only.
             eeg = video = loader = None
         if eeg is None and video is None and loader is not None and model is not None:
             eeg, video = _first_batch_embeddings(model, loader, device)
-        for side, z in (("eeg", eeg), ("video", video)):
-            if z is not None:
-                head = getattr(getattr(model, side, None), "head", None) if model is not None else None
-                found = embedding_checks.check_embeddings(
-                    side, z.detach().float().cpu(), head, f" (validation, epoch {epoch})"
-                )
-                # EEG in volts is a constant to the encoder; an lr far too high throws the heads onto one
-                # direction: the collapse is their symptom (diagnose.EXPLAINS_COLLAPSE), not a second alarm.
-                if "divergence" in self.reported or (side == "eeg" and "eeg_units" in self.reported):
-                    found = [f for f in found if f.code != "embedding_collapse"]
-                findings += found
+        findings = self._embedding_findings(epoch, model, eeg, video)
         if model is not None and self._fingerprints and step > 0:
-            params = dict(model.named_parameters())
-            still = [n for n, fp in self._fingerprints.items() if n in params and _fingerprint(params[n]) == fp]
-            sides = {n.split(".", 1)[0] for n in self._fingerprints}
-            whole = [side for side in sides if all(n in still for n in self._fingerprints if n.startswith(f"{side}."))]
-            if whole:  # only a side none of whose tensors moved (see adapter_checks)
-                scales = (self.record.recipe.get("train") or {}).get("lr_scales") or {}
-                fix = (
-                    "train.lr_scales.adapter: 1.0 (it is 0)"
-                    if scales.get("adapter") == 0
-                    else (
-                        "check that the adapter is called (an encoder calling F.linear bypasses LoRA) "
-                        "and its lr is above 0"
-                    )
-                )
-                findings.append(
-                    Finding(
-                        "frozen_adapter",
-                        "error",
-                        f"{len(still)} of {len(self._fingerprints)} trainable encoder tensors have not moved "
-                        f"after {step} steps ({', '.join(still[:3])}{' ...' if len(still) > 3 else ''})",
-                        fix,
-                    )
-                )
+            findings += self._frozen_findings(model, step)
         return self._report(findings, step)
+
+    def _embedding_findings(self, epoch: int, model, eeg, video) -> list[Finding]:
+        findings: list[Finding] = []
+        for side, z in (("eeg", eeg), ("video", video)):
+            if z is None:
+                continue
+            head = getattr(getattr(model, side, None), "head", None) if model is not None else None
+            found = embedding_checks.check_embeddings(
+                side, z.detach().float().cpu(), head, f" (validation, epoch {epoch})"
+            )
+            # EEG in volts is a constant to the encoder; an lr far too high throws the heads onto one
+            # direction: the collapse is their symptom (diagnose.EXPLAINS_COLLAPSE), not a second alarm.
+            if "divergence" in self.reported or (side == "eeg" and "eeg_units" in self.reported):
+                found = [f for f in found if f.code != "embedding_collapse"]
+            findings += found
+        return findings
+
+    def _frozen_findings(self, model, step: int) -> list[Finding]:
+        """frozen_adapter when a side none of whose trainable encoder tensors moved (see adapter_checks)."""
+        params = dict(model.named_parameters())
+        still = [n for n, fp in self._fingerprints.items() if n in params and _fingerprint(params[n]) == fp]
+        sides = {n.split(".", 1)[0] for n in self._fingerprints}
+        whole = [side for side in sides if all(n in still for n in self._fingerprints if n.startswith(f"{side}."))]
+        if not whole:
+            return []
+        scales = (self.record.recipe.get("train") or {}).get("lr_scales") or {}
+        fix = (
+            "train.lr_scales.adapter: 1.0 (it is 0)"
+            if scales.get("adapter") == 0
+            else ("check that the adapter is called (an encoder calling F.linear bypasses LoRA) and its lr is above 0")
+        )
+        evidence = (
+            f"{len(still)} of {len(self._fingerprints)} trainable encoder tensors have not moved "
+            f"after {step} steps ({', '.join(still[:3])}{' ...' if len(still) > 3 else ''})"
+        )
+        return [Finding("frozen_adapter", "error", evidence, fix)]
 
     # -- reporting ---------------------------------------------------------------------------------
     def _report(self, findings: list[Finding], step: int, **extra: Any) -> list[dict[str, Any]]:
