@@ -23,8 +23,9 @@ if __name__ == "__main__":
     ready = Path(os.environ["PEFTZOO_TEST_READY"])
     real_step = batched_trainer._step
 
-    def step_then_hold(trials, heads, optimizer, batch, features, device, precision, group, *rest):
-        real_step(trials, heads, optimizer, batch, features, device, precision, group, *rest)
+    def step_then_hold(shared, batch, skipped):
+        real_step(shared, batch, skipped)
+        group = shared.progress
         if group.epoch == 2 and not ready.exists():
             ready.touch()
             deadline = time.monotonic() + HOLD_S
