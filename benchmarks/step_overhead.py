@@ -6,7 +6,9 @@
 lora_qv: lora_qv's model (labram_base with LoRA on q and v, swin3d_t frozen, heads) at the bundled
 recipe's input sizes, with the feature cache off so both loops run the same encoders every step.
 The minimal loop is what one would write by hand: DataLoader, forward, CLIP loss, backward, AdamW
-step.
+step. It runs twice: with torch's default AdamW (on a CPU a Python loop over the tensors), and with
+AdamW's fused kernel, which train() uses where the optimizer has one (peftzoo_engine/optim.py). The first
+is what a user's own loop costs; the second is the trainer's own per-step cost, the same optimizer on both sides.
 
 head_only_cached: head_only_labram_swin's heads on cached encoder features, as in a sweep of
 head hyper-parameters; the minimal loop indexes the cached feature tensors with a shuffled
@@ -22,9 +24,11 @@ before the rounds is quicker (minutes on a busy CPU otherwise).
 which the trainer's epoch timing then reads too): on a machine shared with other work, wall time mostly
 measures the others; the default is wall time.
 
-Both loops call the model's loss the same way (with the pairs' groups, which it masks). Ours is
-`peftzoo_engine.train`. Both measure samples/s over their training epochs only (evaluation
-and feature caching excluded), alternating R rounds in one process so machine noise hits both alike.
+All loops call the model's loss the same way (with the pairs' groups, which it masks). Ours is
+`peftzoo_engine.train`, with its progress display on (the plain lines it writes off a terminal), and once
+more with the display off, which shows what the display costs. All
+measure samples/s over their training epochs only (evaluation and feature caching excluded),
+alternating R rounds in one process so machine noise hits them alike.
 """
 
 from __future__ import annotations
@@ -91,18 +95,23 @@ def build(case: str, epochs: int, cache_dir: Path):
     return recipe, data, compose(recipe, data, reg), reg
 
 
-def ours(case: str, epochs: int, root: Path) -> float:
+def ours(case: str, epochs: int, root: Path, display: bool = True) -> float:
     recipe, data, model, reg = build(case, epochs, root / "cache")
     run = RunDir(root, recipe.name)
-    train(recipe, model, data, run, torch.device("cpu"), reg)
+    train(recipe, model, data, run, torch.device("cpu"), reg, display=display)
     lines = [json.loads(x) for x in run.metrics_path.read_text().splitlines()]
     return statistics.mean(r["samples_per_s"] for r in lines if r["type"] == "epoch")
 
 
-def hand_loop(model, recipe, epochs: int, epoch_batches, loss_of) -> float:
-    """Mean samples/s of the loop one writes by hand: per batch the loss, backward and an AdamW step."""
+def hand_loop(model, recipe, epochs: int, epoch_batches, loss_of, fused: bool) -> float:
+    """Mean samples/s of the loop one writes by hand: per batch the loss, backward and an AdamW step
+    (torch's default AdamW, which loops over the tensors in Python on a CPU, or its fused kernel, which
+    train() uses where it can: peftzoo_engine/optim.py)."""
     optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=recipe.train.lr, weight_decay=0.05
+        [p for p in model.parameters() if p.requires_grad],
+        lr=recipe.train.lr,
+        weight_decay=0.05,
+        fused=fused or None,
     )
     rates = []
     for _ in range(epochs):
@@ -118,7 +127,7 @@ def hand_loop(model, recipe, epochs: int, epoch_batches, loss_of) -> float:
     return statistics.mean(rates)
 
 
-def minimal_cached(epochs: int, root: Path) -> float:
+def minimal_cached(epochs: int, root: Path, fused: bool) -> float:
     recipe, data, model, _ = build("head_only_cached", epochs, root / "cache")
     device = torch.device("cpu")
     feats = {
@@ -138,12 +147,12 @@ def minimal_cached(epochs: int, root: Path) -> float:
             model.eeg.from_features(feats["eeg"][idx]), model.video.from_features(feats["video"][idx]), groups
         ), len(idx)
 
-    return hand_loop(model, recipe, epochs, epoch_batches, loss_of)
+    return hand_loop(model, recipe, epochs, epoch_batches, loss_of, fused)
 
 
-def minimal(case: str, epochs: int, root: Path) -> float:
+def minimal(case: str, epochs: int, root: Path, fused: bool = False) -> float:
     if case == "head_only_cached":
-        return minimal_cached(epochs, root)
+        return minimal_cached(epochs, root, fused)
     recipe, data, model, _ = build(case, epochs, root / "cache")
     loader = DataLoader(
         PairTorchDataset(data, data.split("train")), batch_size=recipe.train.batch_size, shuffle=True, drop_last=True
@@ -154,7 +163,7 @@ def minimal(case: str, epochs: int, root: Path) -> float:
         v = model.encode_video(model.video.encoder.preprocess(batch["video"]))
         return model.loss(e, v, batch["group"]), len(e)
 
-    return hand_loop(model, recipe, epochs, lambda: loader, loss_of)
+    return hand_loop(model, recipe, epochs, lambda: loader, loss_of, fused)
 
 
 def main() -> None:
@@ -182,12 +191,18 @@ def main() -> None:
     if args.clock == "thread":
         CLOCK.perf_counter = time.thread_time
         peftzoo_engine.epoch.time = CLOCK  # the trainer's epoch lines (samples_per_s) read the same clock
-    results = {"minimal loop": [], "peftzoo train()": []}
+    loops = {
+        "minimal loop, torch's default AdamW": lambda root: minimal(args.case, epochs, root, fused=False),
+        "minimal loop, fused AdamW": lambda root: minimal(args.case, epochs, root, fused=True),
+        "peftzoo train()": lambda root: ours(args.case, epochs, root),
+        "peftzoo train(), progress display off": lambda root: ours(args.case, epochs, root, display=False),
+    }
+    results: dict[str, list[float]] = {name: [] for name in loops}
     with tempfile.TemporaryDirectory() as tmp:
         minimal(args.case, 1, Path(tmp))  # warm-up, not counted: lazy initialization, caches, allocator
         for _ in range(args.rounds):
-            results["minimal loop"].append(minimal(args.case, epochs, Path(tmp)))
-            results["peftzoo train()"].append(ours(args.case, epochs, Path(tmp)))
+            for name, loop in loops.items():
+                results[name].append(loop(Path(tmp)))
     pairs = {"lora_qv": 256, "head_only_cached": 2048}[args.case]
     print(
         f"{args.case}{' (shallow encoders)' if args.shallow else ''}, {pairs} training pairs, batch 32, "
@@ -198,8 +213,10 @@ def main() -> None:
     print("|---|---|---|")
     for name, values in results.items():
         print(f"| {name} | {statistics.median(values):.1f} | {', '.join(f'{v:.1f}' for v in values)} |")
-    base, ours_rate = statistics.median(results["minimal loop"]), statistics.median(results["peftzoo train()"])
-    print(f"overhead of train() against the minimal loop: {100 * (base / ours_rate - 1):+.1f}% time per sample")
+    ours_rate = statistics.median(results["peftzoo train()"])
+    for name in [*list(loops)[:2], "peftzoo train(), progress display off"]:
+        base = statistics.median(results[name])
+        print(f"time per sample of train() against the {name}: {100 * (base / ours_rate - 1):+.1f}%")
 
 
 if __name__ == "__main__":

@@ -95,8 +95,9 @@ class GroupDisjointBatches(_EpochBatches):
 
 class IndexBatches:
     """The loader of a stage in which both sides' features are cached: each batch is only the pairs'
-    indices, groups and stimulus ids, taken with one numpy lookup per batch. A DataLoader would call __getitem__
-    and collate per pair, which costs as much as a head's forward and backward at these sizes.
+    indices, groups and stimulus ids, taken with one numpy lookup per epoch (per batch where batches differ in
+    size). A DataLoader would call __getitem__ and collate per pair, which costs as much as a head's forward and
+    backward at these sizes.
     """
 
     def __init__(self, batch_sampler: Sampler[list[int]], indices: np.ndarray, groups: np.ndarray, data=None):
@@ -109,13 +110,22 @@ class IndexBatches:
         self.stimulus = self.groups if stimulus is None else np.asarray(stimulus)
 
     def __iter__(self):
-        for positions in self.batch_sampler:
-            index = self.indices[positions]
-            yield {
-                "index": torch.from_numpy(index),
-                "group": torch.from_numpy(self.groups[index]),
-                "stimulus": torch.from_numpy(self.stimulus[index]),
-            }
+        batches = list(self.batch_sampler)
+        if len({len(b) for b in batches}) != 1:  # evaluation's last batch may be short
+            for positions in batches:
+                yield self._batch(self.indices[positions])
+            return
+        # Training batches are all full: one lookup for the epoch, and each batch is a row of it.
+        epoch = self._batch(self.indices[np.asarray(batches)])
+        for i in range(len(batches)):
+            yield {key: rows[i] for key, rows in epoch.items()}
+
+    def _batch(self, index: np.ndarray) -> dict[str, torch.Tensor]:
+        return {
+            "index": torch.from_numpy(index),
+            "group": torch.from_numpy(self.groups[index]),
+            "stimulus": torch.from_numpy(self.stimulus[index]),
+        }
 
     def __len__(self) -> int:
         return len(self.batch_sampler)

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from adapters.strategies.base import Strategy
 from peftzoo_engine import distributed
 from peftzoo_engine.accumulation import accumulated_backward
 from peftzoo_engine.checkpoint import save_checkpoint
@@ -40,6 +42,9 @@ def train_epoch(ctx: TrainContext) -> None:
     first_step = progress.step - progress.batch_in_epoch // cfg.accum_freq + 1  # the epoch's, even after a resume
     loss, finite = None, False
     params = list(model.trainable_parameters().values())
+    several_processes = distributed.current().distributed
+    # Only strategies with an after-step hook of their own are called each step (AdaLoRA's budget).
+    stepped = [s for s in model.strategies() if type(s).after_optimizer_step is not Strategy.after_optimizer_step]
     t_fetch = time.perf_counter()
     micro_batches = iter(loader)
     while True:
@@ -53,7 +58,7 @@ def train_epoch(ctx: TrainContext) -> None:
             model, chunk, parts.optimizer, params, cfg, ctx.device, ctx.precision, parts.embed
         )
         if finite:
-            for strategy in model.strategies():
+            for strategy in stepped:
                 strategy.after_optimizer_step(progress.step - progress.stage_start)
             progress.skipped_in_a_row = 0
         else:
@@ -69,8 +74,9 @@ def train_epoch(ctx: TrainContext) -> None:
         if progress.step % cfg.log_every == 0 and finite:
             _log_train(ctx, loss)
         progress.batch_in_epoch += len(chunk)
-        # Under torchrun a signal may reach one process only: all stop after the same step.
-        stop = distributed.max_over_processes(progress.stop_signal or 0, ctx.device)
+        stop = progress.stop_signal or 0
+        if several_processes:  # under torchrun a signal may reach one process only: all stop after the same step
+            stop = distributed.max_over_processes(stop, ctx.device)
         t_fetch = time.perf_counter()
         compute += t_fetch - t_start
         if stop:
@@ -132,15 +138,15 @@ def _optimizer_step(
     loss = accumulated_backward(model, chunk, device, precision, embed)
     if scaler:
         scaler.unscale_(optimizer)
-    # The norm is needed for the non-finite check; clipping with an infinite max would still
-    # rescale every gradient by 1.0, a pass over all of them that costs a fifth of a head-only step.
     grads = [p.grad for p in params if p.grad is not None]
-    norm = torch.nn.utils.get_total_norm(grads)
-    if cfg.grad_clip_norm:
+    if scaler:  # it skips steps with inf gradients itself (that is how it finds its scale): only the loss counts
+        finite = bool(torch.isfinite(loss.detach()))
+    elif cfg.grad_clip_norm:  # the norm that clipping needs tells whether a gradient is NaN or inf too
+        norm = torch.nn.utils.get_total_norm(grads)
         torch.nn.utils.clip_grads_with_norm_(params, cfg.grad_clip_norm, norm)
-    # One host sync per step. With fp16 the scaler skips steps with inf gradients (that is how it
-    # finds its scale), so only the loss counts there.
-    finite = bool(torch.isfinite(loss.detach() if scaler else loss.detach() + norm))
+        finite = bool(torch.isfinite(loss.detach() + norm))
+    else:
+        finite = all_finite(loss, grads)
     if finite:
         if scaler:
             scaler.step(optimizer)
@@ -153,6 +159,26 @@ def _optimizer_step(
         if scaler:
             scaler.update()
     return loss, finite
+
+
+def all_finite(loss: torch.Tensor, grads: list[torch.Tensor]) -> bool:
+    """Whether the loss and every gradient are free of NaN and inf.
+
+    Hand-written because torch has no public "are these finite" over many tensors: the gradient
+    scaler's kernel checks a whole list in one call (it also multiplies by the scale, 1 here, which
+    changes no value), where a total norm takes a norm per tensor and then one of the norms, twice as
+    long on the cached head steps of benchmarks/step_overhead.py.
+    """
+    found = None
+    by_place: dict[tuple[torch.device, torch.dtype], list[torch.Tensor]] = {}
+    for g in grads:
+        by_place.setdefault((g.device, g.dtype), []).append(g)
+    for (device, _), tensors in by_place.items():
+        here = torch.zeros(1, device=device)
+        torch._amp_foreach_non_finite_check_and_unscale_(tensors, here, torch.ones(1, device=device))
+        found = here if found is None else found + here.to(found.device)
+    # The kernels were queued first: on a GPU the one wait for the gradients also covers the loss.
+    return (found is None or not found.item()) and math.isfinite(loss.detach().item())
 
 
 def count_nonfinite(progress: Progress, cfg, run: RunDir) -> None:
