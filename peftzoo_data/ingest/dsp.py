@@ -135,11 +135,11 @@ def zero_phase_filter(data: np.ndarray, taps: list[np.ndarray], out: np.ndarray 
     n = data.shape[1]
     edge = max(min(len(h), n) - 1, 0)  # never longer than the signal less one sample (MNE's reflect_limited)
     nfft = _fast_length(n + 2 * edge + len(h) - 1)
-    spectrum = np.fft.rfft(h, nfft)
+    spectrum = np.fft.rfft(h, nfft).astype(np.result_type(data.dtype, np.complex64))
     out = np.empty_like(data) if out is None else out
     shift = (len(h) - 1) // 2 + edge
     rows = 4  # channels per FFT: a buffer reused, small enough for the CPU's cache
-    buffer = np.zeros((rows, nfft))
+    buffer = np.zeros((rows, nfft), dtype=np.result_type(data.dtype, np.float32))
     for a in range(0, len(data), rows):
         x = data[a : a + rows]
         g = len(x)
@@ -162,7 +162,8 @@ def resample(data, up: int, down: int, n: int | None = None, step: int = 4096) -
 
     `data`: an array, or a function (start, stop) -> (C, stop - start) float64 samples, with `n`
     the number of samples, so that a recording can be read block by block (MNE's Raw.get_data)
-    and never held whole at its own rate."""
+    and never held whole at its own rate. The arithmetic is in the samples' dtype (float32 samples:
+    float32 products, twice as quick as float64)."""
     read = (lambda a, b: data[:, a:b]) if isinstance(data, np.ndarray) else data
     n = data.shape[1] if n is None else n
     half = 10 * max(up, down)
@@ -189,9 +190,11 @@ def resample(data, up: int, down: int, n: int | None = None, step: int = 4096) -
             wanted = np.abs(np.arange(lo, hi))
             wanted = np.where(wanted > n - 1, 2 * (n - 1) - wanted, wanted) - max(lo, 0)
             outside = (wanted < 0) | (wanted >= chunk.shape[1])  # a signal shorter than the filter: zeros
-            chunk = np.where(outside[None], 0.0, chunk[:, np.clip(wanted, 0, chunk.shape[1] - 1)])
+            chunk = np.where(outside[None], chunk.dtype.type(0), chunk[:, np.clip(wanted, 0, chunk.shape[1] - 1)])
         if out is None:
-            out = np.empty((len(chunk), n_out))
+            dtype = np.result_type(chunk.dtype, np.float32)
+            out = np.empty((len(chunk), n_out), dtype=dtype)
+            weights = [w.astype(dtype) for w in weights]
         for k in range(up):
             count = min(mb, per_phase[k]) - ma
             if count <= 0:

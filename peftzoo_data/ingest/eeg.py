@@ -532,7 +532,10 @@ def _preprocess_streamed(
             block[bad] = 0.0
         if spec.reference == "average":
             block -= block.mean(axis=0, keepdims=True)
-        return block
+        # float32 from here on: the output is float32, and float32's 24-bit mantissa resolves a sample to
+        # 1e-7 of the block's largest value (0.003 uV beside a 30 mV electrode offset), far below any
+        # filter's error, while resampling and filtering run twice as fast.
+        return block.astype(np.float32)
 
     data = dsp.resample(read, up, down, n)
     done["resample"] = {
@@ -559,8 +562,8 @@ def _preprocess_streamed(
     done["order"] = "resample, then filter"
     done["sfreq"] = spec.sfreq
     factor, done["units"] = unit_factors(reader, header, spec)
-    data *= factor[:, None]
-    return Prepared(data.astype(np.float32), spec.sfreq, events, done, spans)
+    data *= factor[:, None].astype(data.dtype)
+    return Prepared(data.astype(np.float32, copy=False), spec.sfreq, events, done, spans)
 
 
 def _skipped_spans(raw) -> list[tuple[float, float]]:
@@ -701,10 +704,17 @@ def _interpolate(raw, bads: list[str], where: str) -> None:
 FLAT_UV = 0.01  # a channel whose standard deviation is below this is flat (disconnected, or a copy of the reference)
 
 
-def flat_channels(data: np.ndarray, names: list[str], where: str) -> list[str]:
+def channel_sd(data: np.ndarray) -> np.ndarray:
+    """Each channel's standard deviation (C,), computed once for flat_channels and amplitude."""
+    return data.std(axis=1) if data.size else np.zeros(len(data))
+
+
+def flat_channels(data: np.ndarray, names: list[str], where: str, sd: np.ndarray | None = None) -> list[str]:
     """Channels whose signal is flat after preprocessing; warned about and listed in the report
-    (they carry no EEG: mark them bad in the file, or list eeg.exclude, to interpolate or drop them)."""
-    flat = [name for name, sd in zip(names, data.std(axis=1)) if not sd >= FLAT_UV]
+    (they carry no EEG: mark them bad in the file, or list eeg.exclude, to interpolate or drop them).
+    `sd`: channel_sd(data), where the caller has it."""
+    sd = channel_sd(data) if sd is None else sd
+    flat = [name for name, value in zip(names, sd) if not value >= FLAT_UV]
     if flat:
         logger.warning(
             "%s: channels %s are flat (standard deviation below %g uV); exclude them (eeg.exclude) "
@@ -716,9 +726,11 @@ def flat_channels(data: np.ndarray, names: list[str], where: str) -> list[str]:
     return flat
 
 
-def amplitude(data: np.ndarray, where: str) -> float:
-    """Median per-channel standard deviation in microvolts, for the report (check_units judges the unit)."""
-    value = float(np.median(data.std(axis=1))) if data.size else 0.0
+def amplitude(data: np.ndarray, where: str, sd: np.ndarray | None = None) -> float:
+    """Median per-channel standard deviation in microvolts, for the report (check_units judges the unit).
+    `sd`: channel_sd(data), where the caller has it."""
+    sd = channel_sd(data) if sd is None else sd
+    value = float(np.median(sd)) if data.size else 0.0
     return round(value, 3)
 
 

@@ -143,8 +143,9 @@ def _check_signal(report: dict, sig: _Signal, where: str) -> None:
     """Record the signal checks (units, amplitude, flat channels) in the report, which warn as they go."""
     data = sig.prepared.data
     report["warnings"] = eeg_io.check_units(data, sig.prepared.done["units"], where)
-    report["amplitude_uv"] = eeg_io.amplitude(data, where)
-    report["flat_channels"] = eeg_io.flat_channels(data, sig.chans.names, where)
+    sd = eeg_io.channel_sd(data)
+    report["amplitude_uv"] = eeg_io.amplitude(data, where, sd)
+    report["flat_channels"] = eeg_io.flat_channels(data, sig.chans.names, where, sd)
 
 
 @dataclasses.dataclass
