@@ -12,7 +12,8 @@ a 10 Hz sine and a one-sample pulse 0.5 s after each of ~60 annotated events (on
    getrusage of the children); prints both ratios, and how far the outputs lie apart
    (RMS in 0.5-70 Hz relative to the script's, and whether every pulse is on the same sample);
 2. `--recordings` copies of the file ingested with --workers 1 and with --workers N (N: the
-   cores), timed once each; prints the speed-up.
+   cores), timed once each; prints the speed-up, beside the machine's own ceiling for it: the
+   one-recording command alone against N copies of it started at once.
 Results are printed as JSON.
 """
 
@@ -133,6 +134,26 @@ def band(x: np.ndarray) -> np.ndarray:
     return np.fft.irfft(spectrum, n=x.shape[-1], axis=-1)
 
 
+def machine_ceiling(command: list[str], work: Path, copies: int, env: dict) -> tuple[float, float]:
+    """(seconds of the one-recording command alone, seconds of `copies` of it started at once, each into
+    its own folder): the most that `copies` workers can gain on this machine (shared memory bandwidth
+    and caches, or virtual cores, keep it below `copies`), to read the --workers speed-up against."""
+    out = command.index("--out") + 1
+
+    def started(i: int) -> subprocess.Popen:
+        shutil.rmtree(work / f"out_ceiling{i}", ignore_errors=True)
+        argv = [*command[:out], str(work / f"out_ceiling{i}"), *command[out + 1 :]]
+        return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    t = time.perf_counter()
+    started(0).wait()
+    alone = time.perf_counter() - t
+    t = time.perf_counter()
+    for process in [started(i) for i in range(copies)]:
+        process.wait()
+    return alone, time.perf_counter() - t
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
@@ -231,11 +252,17 @@ def main() -> None:
                     str(n),
                 ]
                 runs[n] = timed(command, {**os.environ, "PYTHONPATH": env["PYTHONPATH"]})[0]
+            alone, together = machine_ceiling(ours, work, workers, env)
             result["many_recordings"] = {
                 "recordings": args.recordings,
                 "workers": workers,
                 "seconds": {str(k): round(v, 2) for k, v in runs.items()},
                 "speedup": round(runs[1] / runs[workers], 2),
+                "machine_ceiling": {
+                    "one_command_alone_s": round(alone, 2),
+                    f"{workers}_commands_at_once_s": round(together, 2),
+                    "speedup": round(workers * alone / together, 2),
+                },
             }
         print(json.dumps(result, indent=1))
 

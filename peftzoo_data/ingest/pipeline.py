@@ -28,6 +28,7 @@ import numpy as np
 from peftzoo_data.ingest import groups as grouping
 from peftzoo_data.ingest import integrity
 from peftzoo_data.ingest import preview as preview_png
+from peftzoo_data.ingest.cores import default_workers
 from peftzoo_data.ingest.errors import IngestError
 from peftzoo_data.ingest.recording import Part, ingest_recording
 from peftzoo_data.ingest.sources import Recording, find, sha256
@@ -348,13 +349,6 @@ class _NoBar:
 
     def close(self) -> None:
         pass
-
-
-def default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def map_recordings(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import hashlib
@@ -99,6 +100,7 @@ def _deduplicate(recordings: list[Recording]) -> list[Recording]:
                 len(same) - 1,
                 ", ".join(others[:3]) + (" ..." if len(others) > 3 else ""),
             )
+    hash_ahead([f for r in kept for f in r.files()])
     by_content: dict[str, Recording] = {}
     for r in kept:
         digest = sha256(r.data_file())
@@ -194,6 +196,26 @@ def _bids(spec: RecordingsSpec, base: Path) -> list[Recording]:
 
 
 _HASHES: dict[tuple, str] = {}
+
+
+def hash_ahead(paths: list[Path]) -> None:
+    """Every file's sha256 computed now, one thread per core, and remembered for sha256(): hashlib
+    releases the GIL while it hashes, so the files of a study are hashed in parallel (a recording's
+    sha256 is needed before any is ingested: for the duplicate check and the reuse key). A file that
+    cannot be read is skipped here; sha256() then raises where it always did."""
+    todo = list(dict.fromkeys(paths))
+    if len(todo) < 2:
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    from peftzoo_data.ingest.cores import default_workers
+
+    def quietly(path: Path) -> None:
+        with contextlib.suppress(OSError):
+            sha256(path)
+
+    with ThreadPoolExecutor(min(len(todo), default_workers())) as pool:
+        list(pool.map(quietly, todo))
 
 
 def sha256(path: Path) -> str:
