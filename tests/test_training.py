@@ -124,3 +124,72 @@ def test_logged_lr_is_the_schedules_whatever_the_multipliers(tmp_path, capsys):
     assert code == 0, err
     first = next(json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if '"train"' in x)
     assert first["lr"] == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("clip", [None, 1.0])
+def test_a_non_finite_gradient_under_a_finite_loss_is_skipped(tmp_path, clip):
+    """A NaN in one parameter's gradient (the loss itself finite) skips the step, with or without clipping:
+    all_finite checks every gradient in one kernel, the clipping norm does it where it is computed anyway."""
+    reg = registry.default()
+    recipe = schema.validate(
+        tiny_recipe(**{"train.epochs": 2, "train.max_nonfinite_steps": 2, "train.grad_clip_norm": clip}), reg
+    )
+    data = reg.build("datasets", recipe.data, seed=0)
+    model = compose(recipe, data, reg)
+    name, target = next(iter(model.trainable_parameters().items()))
+    calls = {"n": 0}
+
+    def poison(grad):
+        calls["n"] += 1
+        if calls["n"] <= 3:  # epoch 1's 3 steps are clean
+            return grad
+        grad = grad.clone()
+        grad.view(-1)[0] = float("nan")
+        return grad
+
+    target.register_hook(poison)
+    rd = RunDir(tmp_path / "runs", recipe.name)
+    with pytest.raises(NonFiniteError, match="2 steps in a row had a NaN or inf loss or gradient"):
+        train(recipe, model, data, rd, torch.device("cpu"))
+    saved = torch.load(rd.checkpoint_path, weights_only=False)
+    assert saved["progress"]["epoch"] == 1
+    assert torch.equal(saved["trained"][name], target.detach())  # the poisoned steps changed nothing
+    assert torch.isfinite(target).all()
+
+
+def test_the_optimizer_runs_torchs_fused_kernel_where_there_is_one():
+    """adamw, adam and sgd take torch's fused kernel; a timm optimizer without one is built as before. The
+    fused AdamW's steps equal the per-tensor loop's to float rounding."""
+    from peftzoo_engine.optim import make_optimizer
+
+    reg = registry.default()
+    optimizers = {}
+    for name in ("adamw", "adam", "sgd", "lamb"):
+        recipe = schema.validate(tiny_recipe(**{"train.optimizer": name}), reg)
+        model = compose(recipe, reg.build("datasets", recipe.data, seed=0), reg)
+        optimizers[name] = make_optimizer(recipe, model, 1e-3)
+    assert {n: bool(o.defaults.get("fused")) for n, o in optimizers.items()} == {
+        "adamw": True,
+        "adam": True,
+        "sgd": True,
+        "lamb": False,
+    }
+
+    torch.manual_seed(0)
+    weights = [torch.randn(64, 32), torch.randn(64)]
+    grads = [[torch.randn_like(w) for w in weights] for _ in range(5)]
+    after = {}
+    for fused in (True, False):
+        params = [torch.nn.Parameter(w.clone()) for w in weights]
+        opt = torch.optim.AdamW(
+            [{"params": params[:1], "weight_decay": 0.05}, {"params": params[1:], "weight_decay": 0.0}],
+            lr=1e-2,
+            fused=fused or None,
+        )
+        for step in grads:
+            for p, g in zip(params, step):
+                p.grad = g.clone()
+            opt.step()
+        after[fused] = params
+    for a, b in zip(after[True], after[False]):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
