@@ -160,7 +160,7 @@ def resample(data, up: int, down: int, n: int | None = None, step: int = 4096) -
     share one set of taps and step `down` inputs apart, so each of the `up` sets is one strided FIR,
     computed as one matrix product per block of outputs.
 
-    `data`: an array, or a function (start, stop) -> (C, stop - start) float64 samples, with `n`
+    `data`: an array, or a function (start, stop) -> (C, stop - start) float samples, with `n`
     the number of samples, so that a recording can be read block by block (MNE's Raw.get_data)
     and never held whole at its own rate. The arithmetic is in the samples' dtype (float32 samples:
     float32 products, twice as quick as float64)."""
