@@ -11,6 +11,7 @@ sample late at 200 Hz (tests/test_ingest_eeg.py checks sample-exact alignment).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import re
@@ -81,6 +82,25 @@ _READERS = {
 }
 
 
+def reader_name(path: Path) -> str | None:
+    """The mne.io reader of a recording by its extension (None: mne.io.read_raw chooses)."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    return _READERS.get("".join(suffixes[-2:])) or _READERS.get("".join(suffixes[-1:]))
+
+
+def import_readers(paths: list[Path]) -> None:
+    """Import the MNE readers these recordings need now (MNE loads them lazily on first use): a quarter of a
+    second for FIF, which sources.hash_ahead spends while other threads hash the files. Nothing is read."""
+    names = {reader_name(p) for p in paths} - {None}
+    if not names:
+        return
+    import mne
+
+    for name in sorted(names):
+        with contextlib.suppress(Exception):  # a reader that fails to import fails where it is used, as before
+            getattr(mne.io, name)
+
+
 def read_raw(path: Path, bids_path=None, preload: bool = True):
     """The recording as an MNE Raw, or an IngestError naming the file. `preload=False` leaves the
     samples in the file (where the format allows), for `preprocess` to read block by block."""
@@ -94,9 +114,7 @@ def read_raw(path: Path, bids_path=None, preload: bool = True):
 
                 raw = mne_bids.read_raw_bids(bids_path, verbose="error")
             else:
-                suffixes = [s.lower() for s in Path(path).suffixes]
-                reader = _READERS.get("".join(suffixes[-2:])) or _READERS.get("".join(suffixes[-1:]))
-                raw = getattr(mne.io, reader or "read_raw")(path, preload=False, verbose="error")
+                raw = getattr(mne.io, reader_name(path) or "read_raw")(path, preload=False, verbose="error")
             if preload:
                 raw.load_data(verbose="error")
     except _READ_ERRORS as exc:

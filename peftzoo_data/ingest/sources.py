@@ -199,23 +199,28 @@ _HASHES: dict[tuple, str] = {}
 
 
 def hash_ahead(paths: list[Path]) -> None:
-    """Every file's sha256 computed now, one thread per core, and remembered for sha256(): hashlib
-    releases the GIL while it hashes, so the files of a study are hashed in parallel (a recording's
+    """Every file's sha256 computed now by one thread per core, and remembered for sha256(), while this
+    thread imports the EEG readers the files need (eeg.import_readers). hashlib and file reads release
+    the GIL, so hashing runs beside the imports and the files are hashed in parallel (a recording's
     sha256 is needed before any is ingested: for the duplicate check and the reuse key). A file that
     cannot be read is skipped here; sha256() then raises where it always did."""
     todo = list(dict.fromkeys(paths))
-    if len(todo) < 2:
+    if not todo:
         return
     from concurrent.futures import ThreadPoolExecutor
 
     from peftzoo_data.ingest.cores import default_workers
+    from peftzoo_data.ingest.eeg import import_readers
 
     def quietly(path: Path) -> None:
         with contextlib.suppress(OSError):
             sha256(path)
 
     with ThreadPoolExecutor(min(len(todo), default_workers())) as pool:
-        list(pool.map(quietly, todo))
+        hashed = [pool.submit(quietly, path) for path in todo]
+        import_readers(todo)
+        for done in hashed:
+            done.result()
 
 
 def sha256(path: Path) -> str:
